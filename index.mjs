@@ -1,0 +1,6 @@
+// The ES module entry point: the same classes as the CommonJS one, so that
+// `import` and `require` users share one event loop flush and one registry.
+import cjs from './index.js';
+
+export const { EventEndpoint, CloseEvent } = cjs;
+export default cjs;

@@ -1,0 +1,68 @@
+'use strict';
+
+// Checks of what the user passes in, so that bad input fails loudly with a
+// TypeError that names the argument, before any byte is written.
+
+const MAX_U32 = 0xffff_ffff;
+
+function describe(value) {
+  if (value === null) return 'null';
+  if (typeof value === 'object') return `an instance of ${value.constructor?.name ?? 'Object'}`;
+  if (typeof value === 'string') return `a string of length ${value.length}`;
+  if (typeof value === 'symbol') return 'a symbol';
+  return `${typeof value} ${String(value)}`;
+}
+
+function invalid(name, expected, value) {
+  return new TypeError(`The "${name}" argument must be ${expected}, received ${describe(value)}`);
+}
+
+/** A millisecond or byte count: a finite number from 0 to 2^32 - 1, floored. */
+function count(name, value, fallback) {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > MAX_U32) {
+    throw invalid(name, 'a non-negative finite number', value);
+  }
+  return Math.floor(value);
+}
+
+function headerMap(name, value) {
+  if (value === undefined) return undefined;
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw invalid(name, 'an object of header names to strings', value);
+  }
+  const entries = Object.entries(value);
+  for (const [key, item] of entries) {
+    if (typeof item !== 'string') {
+      throw invalid(`${name}.${key}`, 'a string', item);
+    }
+  }
+  return entries;
+}
+
+/**
+ * Validates EventEndpointOptions and returns them normalised.
+ * `undefined` and `null` mean "all defaults".
+ */
+function normalizeOptions(options) {
+  if (options === undefined || options === null) options = {};
+  if (typeof options !== 'object') throw invalid('options', 'an object', options);
+  return {
+    reconnectionTime: count('options.reconnectionTime', options.reconnectionTime, undefined),
+    headers: headerMap('options.headers', options.headers),
+  };
+}
+
+/** An optional string argument: undefined and null mean "none". */
+function optionalString(name, value) {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'string') throw invalid(name, 'a string', value);
+  return value;
+}
+
+function requiredString(name, value) {
+  if (typeof value !== 'string') throw invalid(name, 'a string', value);
+  return value;
+}
+
+module.exports = { normalizeOptions, optionalString, requiredString, invalid };
