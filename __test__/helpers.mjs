@@ -1,0 +1,145 @@
+// Real servers on 127.0.0.1 and real clients, shared by the suites.
+import http from 'node:http';
+import net from 'node:net';
+import { once } from 'node:events';
+
+/** Starts a node:http server on a free port of 127.0.0.1. */
+export async function serve(handler) {
+  const server = http.createServer(handler);
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address();
+  return {
+    server,
+    port,
+    url: `http://127.0.0.1:${port}/`,
+    async close() {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+/** Resolves once `predicate()` holds, polling; rejects after `ms`. */
+export async function until(predicate, ms = 5000, what = 'condition') {
+  const deadline = Date.now() + ms;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+export const tick = (ms = 0) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * An HTTP/1.1 client on a raw socket that keeps every byte: the head as
+ * sent, and the body with its chunked framing undone, chunk by chunk (one
+ * chunk per `res.write`).
+ */
+export class RawClient {
+  raw = Buffer.alloc(0);
+  closed = false;
+
+  static connect(port, { path = '/', headers = {} } = {}) {
+    const client = new RawClient();
+    const socket = net.connect(port, '127.0.0.1');
+    client.socket = socket;
+    const lines = [`GET ${path} HTTP/1.1`, `Host: 127.0.0.1:${port}`, 'Accept: text/event-stream'];
+    for (const [name, value] of Object.entries(headers)) lines.push(`${name}: ${value}`);
+    socket.write(lines.join('\r\n') + '\r\n\r\n');
+    socket.on('data', (data) => {
+      client.raw = Buffer.concat([client.raw, data]);
+    });
+    socket.on('close', () => {
+      client.closed = true;
+    });
+    socket.on('error', () => {});
+    return client;
+  }
+
+  get headEnd() {
+    return this.raw.indexOf('\r\n\r\n');
+  }
+
+  /** The status line and headers, or null before they arrived. */
+  get head() {
+    const end = this.headEnd;
+    if (end < 0) return null;
+    const [statusLine, ...lines] = this.raw.subarray(0, end).toString('latin1').split('\r\n');
+    const headers = {};
+    for (const line of lines) {
+      const at = line.indexOf(':');
+      headers[line.slice(0, at).trim().toLowerCase()] = line.slice(at + 1).trim();
+    }
+    return { status: Number(statusLine.split(' ')[1]), statusLine, headers };
+  }
+
+  /** The body's chunks as Buffers (complete chunks only). */
+  get chunks() {
+    const head = this.head;
+    if (head === null) return [];
+    const body = this.raw.subarray(this.headEnd + 4);
+    if (head.headers['transfer-encoding'] !== 'chunked') return body.length ? [body] : [];
+    const chunks = [];
+    let at = 0;
+    for (;;) {
+      const lineEnd = body.indexOf('\r\n', at);
+      if (lineEnd < 0) break;
+      const size = parseInt(body.subarray(at, lineEnd).toString('latin1'), 16);
+      if (size === 0 || body.length < lineEnd + 2 + size + 2) break;
+      chunks.push(body.subarray(lineEnd + 2, lineEnd + 2 + size));
+      at = lineEnd + 2 + size + 2;
+    }
+    return chunks;
+  }
+
+  /** The body decoded as UTF-8. */
+  get body() {
+    return Buffer.concat(this.chunks).toString('utf8');
+  }
+
+  /** Whether the chunked body has ended with its zero-length chunk. */
+  get ended() {
+    return this.raw.includes('\r\n0\r\n\r\n');
+  }
+
+  async waitFor(text, ms = 5000) {
+    await until(() => this.body.includes(text), ms, JSON.stringify(text));
+  }
+
+  destroy() {
+    this.socket.destroy();
+  }
+}
+
+/**
+ * The WHATWG event-stream algorithm, for checking bytes in JavaScript the way
+ * src/whatwg.rs checks them in Rust.
+ */
+export function parseEventStream(text) {
+  const events = [];
+  let data = '';
+  let type = '';
+  let lastEventId = '';
+  let retry = null;
+  const lines = text.replace(/^\uFEFF/, '').split(/\r\n|\r|\n/);
+  lines.pop(); // an unterminated last line is incomplete
+  for (const line of lines) {
+    if (line === '') {
+      if (data !== '') events.push({ type: type || 'message', data: data.slice(0, -1), lastEventId });
+      data = '';
+      type = '';
+      continue;
+    }
+    if (line.startsWith(':')) continue;
+    const at = line.indexOf(':');
+    const field = at < 0 ? line : line.slice(0, at);
+    let value = at < 0 ? '' : line.slice(at + 1);
+    if (value.startsWith(' ')) value = value.slice(1);
+    if (field === 'data') data += value + '\n';
+    else if (field === 'event') type = value;
+    else if (field === 'id' && !value.includes('\0')) lastEventId = value;
+    else if (field === 'retry' && /^\d+$/.test(value)) retry = Number(value);
+  }
+  return { events, retry };
+}

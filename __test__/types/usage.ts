@@ -1,0 +1,38 @@
+// Type-checked by `npm test` (tsc --noEmit): the README's usage must compile
+// against index.d.ts, and misuse must not.
+import * as http from 'node:http';
+import { EventEndpoint, type CloseEvent, type EventEndpointOptions } from 'native-sse';
+
+const options: EventEndpointOptions = { reconnectionTime: 3000, headers: { 'Access-Control-Allow-Origin': '*' } };
+
+http.createServer(async (req, res) => {
+  const events = new EventEndpoint(req, res, options);
+  events.addEventListener('close', (ev) => {
+    const clean: boolean = ev.wasClean;
+    const reason: string = ev.reason;
+    const code: number = ev.code;
+    console.log(clean, reason, code);
+  });
+  events.addEventListener('close', (ev: CloseEvent) => void ev, { once: true });
+  const dispatched: boolean = events.dispatchEvent(
+    new MessageEvent('my-event', { data: 'Hello, World!', lastEventId: '1' }),
+  );
+  await events.send('plain message', '2');
+  await events.sendEvent('tick', 'line one\nline two');
+  const id: string = events.lastEventId;
+  const closed: boolean = events.closed;
+  const buffered: number = events.bufferedAmount;
+  const response: null = events.response;
+  console.log(dispatched, id, closed, buffered, response);
+  events.close(true);
+
+  // @ts-expect-error data must be a string
+  void events.send(42);
+  // @ts-expect-error the event name comes first
+  void events.sendEvent('tick');
+  // @ts-expect-error reconnectionTime is a number
+  new EventEndpoint(req, res, { reconnectionTime: '3s' });
+});
+
+const target: EventTarget = new EventEndpoint(new http.IncomingMessage(null as never), new http.ServerResponse(null as never));
+void target;
