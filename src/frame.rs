@@ -274,7 +274,10 @@ mod tests {
         assert_eq!(encode(Frame::message("a\n")), "data: a\ndata\n\n");
         assert_eq!(encode(Frame::message("\r\n\r\n")), "data\ndata\ndata\n\n");
         // "\n\r" is two breaks, not one.
-        assert_eq!(encode(Frame::message("a\n\rb")), "data: a\ndata\ndata: b\n\n");
+        assert_eq!(
+            encode(Frame::message("a\n\rb")),
+            "data: a\ndata\ndata: b\n\n"
+        );
     }
 
     #[test]
@@ -285,13 +288,22 @@ mod tests {
             .id("7")
             .unwrap()
             .retry(3000);
-        assert_eq!(encode(frame), "id: 7\nevent: tick\nretry: 3000\ndata: x\n\n");
+        assert_eq!(
+            encode(frame),
+            "id: 7\nevent: tick\nretry: 3000\ndata: x\n\n"
+        );
     }
 
     #[test]
     fn message_and_empty_event_names_write_no_event_line() {
-        assert_eq!(encode(Frame::message("x").event("message").unwrap()), "data: x\n\n");
-        assert_eq!(encode(Frame::message("x").event("").unwrap()), "data: x\n\n");
+        assert_eq!(
+            encode(Frame::message("x").event("message").unwrap()),
+            "data: x\n\n"
+        );
+        assert_eq!(
+            encode(Frame::message("x").event("").unwrap()),
+            "data: x\n\n"
+        );
     }
 
     #[test]
@@ -302,10 +314,22 @@ mod tests {
 
     #[test]
     fn refuses_line_breaks_in_names_and_ids_and_nul_in_ids() {
-        assert_eq!(Frame::message("x").event("a\nb"), Err(FrameError::EventHasLineBreak));
-        assert_eq!(Frame::message("x").event("a\rb"), Err(FrameError::EventHasLineBreak));
-        assert_eq!(Frame::message("x").id("1\n"), Err(FrameError::IdHasLineBreak));
-        assert_eq!(Frame::message("x").id("\r1"), Err(FrameError::IdHasLineBreak));
+        assert_eq!(
+            Frame::message("x").event("a\nb"),
+            Err(FrameError::EventHasLineBreak)
+        );
+        assert_eq!(
+            Frame::message("x").event("a\rb"),
+            Err(FrameError::EventHasLineBreak)
+        );
+        assert_eq!(
+            Frame::message("x").id("1\n"),
+            Err(FrameError::IdHasLineBreak)
+        );
+        assert_eq!(
+            Frame::message("x").id("\r1"),
+            Err(FrameError::IdHasLineBreak)
+        );
         assert_eq!(Frame::message("x").id("1\0"), Err(FrameError::IdHasNul));
         // NUL is fine in a name and in data.
         assert!(Frame::message("a\0b").event("n\0m").is_ok());
@@ -313,8 +337,12 @@ mod tests {
 
     #[test]
     fn error_messages_name_the_argument() {
-        assert!(FrameError::EventHasLineBreak.to_string().contains("\"event\""));
-        assert!(FrameError::IdHasLineBreak.to_string().contains("\"eventId\""));
+        assert!(FrameError::EventHasLineBreak
+            .to_string()
+            .contains("\"event\""));
+        assert!(FrameError::IdHasLineBreak
+            .to_string()
+            .contains("\"eventId\""));
         assert!(FrameError::IdHasNul.to_string().contains("\"eventId\""));
     }
 

@@ -177,7 +177,7 @@ impl Hub {
 mod tests {
     use super::*;
 
-    fn share<'a>(batch: &'a Batch, slot: Slot) -> Vec<&'a [u8]> {
+    fn share(batch: &Batch, slot: Slot) -> Vec<&[u8]> {
         batch
             .layout
             .chunks(3)

@@ -8,6 +8,8 @@ pub mod frame;
 pub mod hub;
 pub mod stop;
 
+// Under `cargo test` napi-derive registers nothing, so the exports look unused.
+#[cfg_attr(test, allow(dead_code))]
 mod endpoint;
 
 #[cfg(test)]

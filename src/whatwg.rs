@@ -63,15 +63,11 @@ impl Parser {
                 self.data.push_str(value);
                 self.data.push('\n');
             }
-            "id" => {
-                if !value.contains('\0') {
-                    self.last_event_id = value.to_string();
-                }
-            }
-            "retry" => {
-                if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
-                    self.retry = value.parse().ok();
-                }
+            // An id with NUL is ignored whole.
+            "id" if !value.contains('\0') => self.last_event_id = value.to_string(),
+            // A retry that is not all digits is ignored.
+            "retry" if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => {
+                self.retry = value.parse().ok();
             }
             _ => {}
         }

@@ -51,7 +51,7 @@ function listen(port) {
     }
   });
   server.listen(port, '127.0.0.1', () => {
-    console.log(`native-sse demo: http://localhost:${server.address().port}/`);
+    console.log(`native-sse demo: http://127.0.0.1:${server.address().port}/`);
   });
 }
 
