@@ -12,7 +12,10 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 /** Bytes queued for a stream and not yet flushed. */
 export declare function bufferedAmount(slot: number): number
 
-/** Takes the bytes queued on every stream; `null` when nothing waits. */
+/**
+ * Takes the bytes queued on every unpaused stream; `null` when nothing
+ * waits.
+ */
 export declare function flush(): FlushBatch | null
 
 /** Everything queued on this thread, for one `write` per stream. */
@@ -26,23 +29,61 @@ export interface FlushBatch {
 /** Whether a `Last-Event-ID` is the token of a client told to stop. */
 export declare function isStopToken(lastEventId: string): boolean
 
+/** Whether the keep-alive timer runs; for tests of what outlives endpoints. */
+export declare function keepAliveTimerRunning(): boolean
+
 /** Opens a stream and queues its opening bytes; returns its slot. */
-export declare function openStream(reconnectionTime?: number | undefined | null): number
+export declare function openStream(reconnectionTime: number | undefined | null, maxBuffered: number, keepAliveMs: number): number
 
 /** Open streams on this thread; for tests and diagnostics. */
 export declare function openStreamCount(): number
 
+/**
+ * Leaves a stream out of flushes until [`resume_stream`]: its response
+ * reported backpressure.
+ */
+export declare function pauseStream(slot: number): void
+
+/** Queues a keep-alive comment on every idle stream; returns how many. */
+export declare function queueKeepAlives(): number
+
 /** Closes a stream's slot, dropping what is still queued. */
 export declare function releaseStream(slot: number): void
 
-/** Queues a `message` event; returns the bytes queued for the stream. */
+/** Takes a paused stream back; returns whether bytes wait for a flush. */
+export declare function resumeStream(slot: number): boolean
+
+/**
+ * Queues a `message` event. Returns the bytes queued for the stream, or
+ * -1 if the frame would pass its cap (nothing is queued then).
+ */
 export declare function send(slot: number, data: string, eventId?: string | undefined | null): number
 
-/** Queues a named event; returns the bytes queued for the stream. */
+/**
+ * Queues the frame that the last `send`/`sendEvent` encoded, without
+ * passing or encoding it again; returns as [`send`] does. The caller must
+ * know that this is the frame it means to send.
+ */
+export declare function sendAgain(slot: number): number
+
+/** Queues a named event; returns as [`send`] does. */
 export declare function sendEvent(slot: number, event: string, data: string, eventId?: string | undefined | null): number
 
-/** Queues the farewell frame of `close(true)` and returns its token. */
-export declare function sendStop(slot: number): string
+/**
+ * Queues the farewell frame of `close(true)` and returns its token, or
+ * `null` if the client is too far behind to receive it.
+ */
+export declare function sendStop(slot: number): string | null
+
+/**
+ * Starts (or restarts with a new period) the one keep-alive timer of this
+ * thread: a tokio task that calls `on_tick` every `period_ms`. The call
+ * goes through a weak thread-safe function, which never keeps Node alive.
+ */
+export declare function startKeepAliveTimer(onTick: () => void, periodMs: number): void
+
+/** Stops the keep-alive timer; its thread-safe function is released with it. */
+export declare function stopKeepAliveTimer(): void
 
 /** Takes one stream's queued bytes ahead of the next flush. */
 export declare function takeQueued(slot: number): Buffer | null

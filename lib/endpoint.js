@@ -27,16 +27,30 @@ function isNodeResponse(value) {
   );
 }
 
-/** The rejection of a send after close: marked as handled, so that a sender
- * that does not await cannot crash the process with an unhandled rejection,
- * while one that awaits still sees it. */
-function closedRejection() {
-  const err = new Error('Cannot send: the event stream is closed');
-  err.code = 'ERR_SSE_CLOSED';
-  const promise = Promise.reject(err);
+/** What `native.send` returns when a frame would pass the buffer's cap. */
+const OVERFLOW = -1;
+
+function closedError(reason) {
+  const err = new Error(`Cannot send: the event stream is closed (${reason})`);
+  err.code = reason === 'slow consumer' ? 'ERR_SSE_SLOW_CONSUMER' : 'ERR_SSE_CLOSED';
+  return err;
+}
+
+/** Marks a rejection as handled, so that a sender that does not await cannot
+ * crash the process with an unhandled rejection, while one that awaits
+ * still sees it. */
+function handled(promise) {
   promise.catch(noop);
   return promise;
 }
+
+// The last frame sent on this thread, by value. Looping one event over many
+// endpoints is the common way to fan out; when the next send is the same
+// event, the frame Rust encoded last is queued again instead of passing the
+// strings and encoding them once per endpoint. Any failed call forgets it.
+let lastData;
+let lastEvent;
+let lastId;
 
 /** The user's extra headers, which may override the defaults but never the
  * content type that makes this an event stream. */
@@ -64,7 +78,12 @@ class EventEndpoint extends EventTarget {
   #response = null;
   #slot = -1;
   #closed = false;
+  #closeReason = '';
   #lastEventId = '';
+  #highWaterMark = 0;
+  #keepAlive = 0;
+  /** Settlers of the send() calls waiting for the buffer to go down. */
+  #waiters = null;
 
   constructor(request, ...args) {
     super();
@@ -111,9 +130,14 @@ class EventEndpoint extends EventTarget {
     setExtraHeaders(response, options.headers);
     response.writeHead(200);
 
-    this.#slot = native.openStream(options.reconnectionTime);
+    this.#highWaterMark = options.highWaterMark;
+    this.#slot = native.openStream(options.reconnectionTime, options.maxBufferedBytes, options.keepAlive);
     outbox.attach(this.#slot, (chunk) => this.#write(chunk));
     outbox.schedule();
+    if (options.keepAlive > 0) {
+      this.#keepAlive = options.keepAlive;
+      outbox.retainKeepAlive(options.keepAlive);
+    }
 
     response.once('close', () => this.#end(true, 'client disconnected'));
     response.on('error', (err) => this.#end(false, err?.message || String(err)));
@@ -134,15 +158,23 @@ class EventEndpoint extends EventTarget {
     return null;
   }
 
-  /** Bytes accepted by `send()` and not yet handed to the response. */
+  /**
+   * Bytes accepted by `send()` and not yet handed to the socket: those
+   * queued in Rust plus those the response itself still holds.
+   */
   get bufferedAmount() {
-    return this.#closed ? 0 : native.bufferedAmount(this.#slot);
+    if (this.#closed) return 0;
+    return native.bufferedAmount(this.#slot) + (this.#response.writableLength ?? 0);
   }
 
-  /** Sends a `message` event. */
+  /**
+   * Sends a `message` event. Resolves at once while less than
+   * `highWaterMark` bytes are queued, otherwise once the client has taken
+   * enough of them.
+   */
   send(data, eventId = undefined) {
     try {
-      return this.#enqueue(undefined, data, eventId) ? RESOLVED : closedRejection();
+      return this.#enqueue(undefined, data, eventId);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -151,7 +183,7 @@ class EventEndpoint extends EventTarget {
   /** Sends an event that the client receives under the name `event`. */
   sendEvent(event, data, eventId = undefined) {
     try {
-      return this.#enqueue(requiredString('event', event), data, eventId) ? RESOLVED : closedRejection();
+      return this.#enqueue(requiredString('event', event), data, eventId);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -165,7 +197,8 @@ class EventEndpoint extends EventTarget {
   dispatchEvent(event) {
     if (typeof MessageEvent === 'function' && event instanceof MessageEvent) {
       const name = event.type === 'message' ? undefined : event.type;
-      this.#enqueue(name, event.data, event.lastEventId);
+      // Settled either way; dispatchEvent has no promise to hand back.
+      this.#enqueue(name, event.data, event.lastEventId).catch(noop);
       return !event.defaultPrevented;
     }
     return super.dispatchEvent(event);
@@ -179,6 +212,8 @@ class EventEndpoint extends EventTarget {
   close(noReconnect = false) {
     if (this.#closed) return;
     const slot = this.#slot;
+    // Past its cap a client cannot take the farewell frame; it is ended
+    // like any other then.
     if (noReconnect) native.sendStop(slot);
     const rest = native.takeQueued(slot);
     const response = this.#response;
@@ -189,35 +224,85 @@ class EventEndpoint extends EventTarget {
     }
   }
 
-  /** Validates and queues a frame. Returns false if the stream is closed. */
+  /**
+   * Validates and queues a frame; returns the promise send() hands back.
+   * Throws a TypeError for invalid input.
+   */
   #enqueue(event, data, eventId) {
     requiredString('data', data);
-    const id = optionalString('eventId', eventId);
-    if (this.#closed) return false;
-    try {
-      if (event === undefined) native.send(this.#slot, data, id);
-      else native.sendEvent(this.#slot, event, data, id);
-    } catch (err) {
-      // The core refuses names and ids that would corrupt the stream.
-      throw err?.code === 'InvalidArg' ? new TypeError(err.message) : err;
+    const id = optionalString('eventId', eventId) || undefined;
+    if (this.#closed) return handled(Promise.reject(closedError(this.#closeReason)));
+    let queued;
+    if (data === lastData && event === lastEvent && id === lastId) {
+      queued = native.sendAgain(this.#slot);
+    } else {
+      try {
+        queued =
+          event === undefined ? native.send(this.#slot, data, id) : native.sendEvent(this.#slot, event, data, id);
+      } catch (err) {
+        lastData = undefined;
+        // The core refuses names and ids that would corrupt the stream.
+        throw err?.code === 'InvalidArg' ? new TypeError(err.message) : err;
+      }
+      lastData = data;
+      lastEvent = event;
+      lastId = id;
     }
-    if (id) this.#lastEventId = id;
+    if (queued === OVERFLOW) {
+      // The client has fallen a whole cap behind. Cut it off rather than
+      // drop frames from the middle of its stream: it reconnects with its
+      // Last-Event-ID and can be resumed from there.
+      this.#abort('slow consumer');
+      return handled(Promise.reject(closedError('slow consumer')));
+    }
+    if (id !== undefined) this.#lastEventId = id;
     outbox.schedule();
-    return true;
+    if (queued < this.#highWaterMark) return RESOLVED;
+    return handled(new Promise((resolve, reject) => (this.#waiters ??= []).push({ resolve, reject })));
   }
 
+  /** Writes this stream's share of a flush. */
   #write(chunk) {
     const response = this.#response;
-    if (!response.destroyed && !response.writableEnded) response.write(chunk);
+    if (response.destroyed || response.writableEnded) return;
+    if (!response.write(chunk)) {
+      // The response is full: queue in Rust (up to the cap) until it drains.
+      native.pauseStream(this.#slot);
+      response.once('drain', () => this.#resume());
+    }
+    // The flush emptied this stream's queue in Rust: waiting sends may go.
+    const waiters = this.#waiters;
+    if (waiters !== null) {
+      this.#waiters = null;
+      for (const waiter of waiters) waiter.resolve();
+    }
+  }
+
+  #resume() {
+    if (!this.#closed && native.resumeStream(this.#slot)) outbox.schedule();
+  }
+
+  /** Ends the stream on a failure: nothing more is written. */
+  #abort(reason) {
+    const response = this.#response;
+    this.#end(false, reason);
+    response.destroy();
   }
 
   /** The one way a stream ends: frees the slot, then the `close` event. */
   #end(wasClean, reason) {
     if (this.#closed) return;
     this.#closed = true;
+    this.#closeReason = reason;
     native.releaseStream(this.#slot);
     outbox.detach(this.#slot);
     this.#slot = -1;
+    if (this.#keepAlive > 0) outbox.releaseKeepAlive(this.#keepAlive);
+    const waiters = this.#waiters;
+    if (waiters !== null) {
+      this.#waiters = null;
+      for (const waiter of waiters) waiter.reject(closedError(reason));
+    }
     queueMicrotask(() => this.#dispatchClose(wasClean, reason));
   }
 

@@ -4,6 +4,9 @@
 // TypeError that names the argument, before any byte is written.
 
 const MAX_U32 = 0xffff_ffff;
+const DEFAULT_KEEP_ALIVE = 15_000;
+const DEFAULT_HIGH_WATER_MARK = 64 * 1024;
+const DEFAULT_MAX_BUFFERED = 4 * 1024 * 1024;
 
 function describe(value) {
   if (value === null) return 'null';
@@ -47,8 +50,16 @@ function headerMap(name, value) {
 function normalizeOptions(options) {
   if (options === undefined || options === null) options = {};
   if (typeof options !== 'object') throw invalid('options', 'an object', options);
+  const maxBufferedBytes = count('options.maxBufferedBytes', options.maxBufferedBytes, DEFAULT_MAX_BUFFERED);
+  if (maxBufferedBytes === 0) throw invalid('options.maxBufferedBytes', 'at least 1', 0);
+  const highWaterMark = count('options.highWaterMark', options.highWaterMark, DEFAULT_HIGH_WATER_MARK);
   return {
     reconnectionTime: count('options.reconnectionTime', options.reconnectionTime, undefined),
+    keepAlive: count('options.keepAlive', options.keepAlive, DEFAULT_KEEP_ALIVE),
+    // A mark above the cap could never be reached: the client would be cut
+    // off before send() ever waited.
+    highWaterMark: Math.min(highWaterMark, maxBufferedBytes),
+    maxBufferedBytes,
     headers: headerMap('options.headers', options.headers),
   };
 }

@@ -1,6 +1,7 @@
 'use strict';
 
-// The one flush of this thread's event streams per turn of the event loop.
+// The flush of this thread's event streams, once per turn of the event loop,
+// and the one keep-alive timer they share.
 //
 // Frames are queued in Rust as they are sent. The first send of a turn
 // schedules a flush with setImmediate, which runs once the current turn's
@@ -42,4 +43,48 @@ function detach(slot) {
   writers[slot] = undefined;
 }
 
-module.exports = { schedule, attach, detach };
+// Keep-alive: one timer in Rust (a tokio task) for all streams, started with
+// the first stream that wants keep-alive and stopped with the last, so
+// nothing outlives the endpoints. Each tick queues a comment on the streams
+// idle for their keep-alive time, then flushes. The tick period is a fifth
+// of the shortest keep-alive in use, so a comment goes out between 1 and
+// 1.2 keep-alive periods after the last byte.
+
+/** keep-alive ms → number of open streams using it. */
+const keepAliveUsers = new Map();
+let tickPeriod = 0;
+
+function onKeepAliveTick() {
+  if (native.queueKeepAlives() > 0) schedule();
+}
+
+function retuneKeepAlive() {
+  if (keepAliveUsers.size === 0) {
+    tickPeriod = 0;
+    native.stopKeepAliveTimer();
+    return;
+  }
+  const period = Math.max(1, Math.floor(Math.min(...keepAliveUsers.keys()) / 5));
+  if (period !== tickPeriod) {
+    tickPeriod = period;
+    native.startKeepAliveTimer(onKeepAliveTick, period);
+  }
+}
+
+function retainKeepAlive(ms) {
+  const users = keepAliveUsers.get(ms) ?? 0;
+  keepAliveUsers.set(ms, users + 1);
+  if (users === 0) retuneKeepAlive();
+}
+
+function releaseKeepAlive(ms) {
+  const users = keepAliveUsers.get(ms) - 1;
+  if (users > 0) {
+    keepAliveUsers.set(ms, users);
+  } else {
+    keepAliveUsers.delete(ms);
+    retuneKeepAlive();
+  }
+}
+
+module.exports = { schedule, attach, detach, retainKeepAlive, releaseKeepAlive };

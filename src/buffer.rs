@@ -1,27 +1,65 @@
 //! The bytes queued for one client and not yet handed to its response.
 //!
 //! Frames are appended as they are sent and leave together, so that many
-//! frames produced in one turn of the event loop cost one `write`.
+//! frames produced in one turn of the event loop cost one `write`. The
+//! buffer has a hard cap: a client that cannot keep up is cut off rather
+//! than allowed to grow the server's memory without bound, and a frame that
+//! would cross the cap is refused whole, so the stream never ends mid-frame.
 
 use bytes::BytesMut;
 
 use crate::frame::{encode_comment, encode_retry, Frame};
 
+/// The default of `highWaterMark`: past it, `send()` waits for the client.
+pub const DEFAULT_HIGH_WATER_MARK: usize = 64 * 1024;
+/// The default of `maxBufferedBytes`: past it, the client is dropped.
+pub const DEFAULT_MAX_BUFFERED: usize = 4 * 1024 * 1024;
+
+/// A frame did not fit under the buffer's cap; nothing of it was queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Overflow;
+
 /// One client's queue of encoded bytes.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct OutboundBuffer {
     pending: BytesMut,
+    max: usize,
+}
+
+impl Default for OutboundBuffer {
+    fn default() -> Self {
+        OutboundBuffer::with_limit(DEFAULT_MAX_BUFFERED)
+    }
 }
 
 impl OutboundBuffer {
+    /// A buffer that refuses to hold more than `max` bytes.
+    pub fn with_limit(max: usize) -> Self {
+        OutboundBuffer {
+            pending: BytesMut::new(),
+            max,
+        }
+    }
+
     /// Appends an encoded frame and returns the bytes now queued.
-    pub fn push_frame(&mut self, frame: &Frame) -> usize {
+    pub fn push_frame(&mut self, frame: &Frame) -> Result<usize, Overflow> {
+        let before = self.pending.len();
         frame.encode_into(&mut self.pending);
-        self.pending.len()
+        self.within_limit(before)
+    }
+
+    /// Appends bytes that were encoded elsewhere (a frame encoded once for
+    /// many clients).
+    pub fn push_encoded(&mut self, bytes: &[u8]) -> Result<usize, Overflow> {
+        if self.pending.len() + bytes.len() > self.max {
+            return Err(Overflow);
+        }
+        self.pending.extend_from_slice(bytes);
+        Ok(self.pending.len())
     }
 
     /// Appends a comment block: the comment lines and the blank line after
-    /// them. Returns the bytes now queued.
+    /// them. Comments are small and never refused.
     pub fn push_comment(&mut self, text: &str) -> usize {
         encode_comment(text, &mut self.pending);
         self.pending.extend_from_slice(b"\n");
@@ -37,12 +75,6 @@ impl OutboundBuffer {
             encode_retry(ms, &mut self.pending);
         }
         self.pending.extend_from_slice(b"\n");
-        self.pending.len()
-    }
-
-    /// Appends bytes that were encoded elsewhere.
-    pub fn push_encoded(&mut self, bytes: &[u8]) -> usize {
-        self.pending.extend_from_slice(bytes);
         self.pending.len()
     }
 
@@ -64,6 +96,14 @@ impl OutboundBuffer {
     pub fn clear(&mut self) {
         self.pending = BytesMut::new();
     }
+
+    fn within_limit(&mut self, before: usize) -> Result<usize, Overflow> {
+        if self.pending.len() > self.max {
+            self.pending.truncate(before);
+            return Err(Overflow);
+        }
+        Ok(self.pending.len())
+    }
 }
 
 #[cfg(test)]
@@ -75,8 +115,10 @@ mod tests {
     fn frames_leave_together_and_in_order() {
         let mut buffer = OutboundBuffer::default();
         buffer.push_comment("ok");
-        buffer.push_frame(&Frame::message("one"));
-        let n = buffer.push_frame(&Frame::message("two").event("e").unwrap());
+        buffer.push_frame(&Frame::message("one")).unwrap();
+        let n = buffer
+            .push_frame(&Frame::message("two").event("e").unwrap())
+            .unwrap();
         assert_eq!(n, buffer.len());
         let bytes = buffer.take();
         assert!(buffer.is_empty());
@@ -103,8 +145,21 @@ mod tests {
     #[test]
     fn take_after_take_is_empty() {
         let mut buffer = OutboundBuffer::default();
-        buffer.push_encoded(b"data: x\n\n");
+        buffer.push_encoded(b"data: x\n\n").unwrap();
         assert_eq!(buffer.take().len(), 9);
         assert!(buffer.take().is_empty());
+    }
+
+    #[test]
+    fn a_frame_past_the_cap_is_refused_whole() {
+        let mut buffer = OutboundBuffer::with_limit(30);
+        assert_eq!(buffer.push_frame(&Frame::message("0123456789")), Ok(18));
+        assert_eq!(buffer.push_frame(&Frame::message("0123456789")), Err(Overflow));
+        assert_eq!(buffer.len(), 18, "nothing of the refused frame stays");
+        assert_eq!(buffer.push_encoded(&[b'x'; 13]), Err(Overflow));
+        assert_eq!(buffer.push_encoded(&[b'x'; 12]), Ok(30));
+        assert_eq!(parse(&buffer.take()).len(), 1);
+        // Taking makes room again.
+        assert!(buffer.push_frame(&Frame::message("0123456789")).is_ok());
     }
 }

@@ -1,4 +1,4 @@
-//! The JavaScript binding of an event stream: it converts values and calls
+//! The JavaScript binding of event streams: it converts values and calls
 //! the pure Rust core, nothing more.
 //!
 //! The JavaScript `EventEndpoint` owns a slot in this thread's [`Hub`] and
@@ -8,25 +8,34 @@
 
 use std::cell::RefCell;
 use std::sync::{LazyLock, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use napi::bindgen_prelude::{Buffer, Uint32Array};
+use bytes::BytesMut;
+use napi::bindgen_prelude::{Buffer, Function, Uint32Array};
+use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use napi::{Error, Result, Status};
 use napi_derive::napi;
 
 use crate::frame::{Frame, FrameError};
-use crate::hub::{Hub, Slot};
+use crate::hub::{Hub, PushError, Slot, StreamOptions};
 use crate::stop::{StopTokens, STOP_EVENT};
 
 thread_local! {
     // Every call comes from the JavaScript thread that owns the streams; a
     // worker thread gets a hub of its own.
     static HUB: RefCell<Hub> = RefCell::new(Hub::default());
+    // The last frame encoded by `send`/`sendEvent`, so that looping the same
+    // event over many endpoints encodes it once (see `send_again`).
+    static LAST_FRAME: RefCell<BytesMut> = RefCell::new(BytesMut::new());
+    static KEEP_ALIVE_TIMER: RefCell<Option<tokio::task::AbortHandle>> = const { RefCell::new(None) };
 }
 
 // Process-wide: a client told to stop may reconnect to any worker thread.
 static STOP_TOKENS: LazyLock<Mutex<StopTokens>> =
     LazyLock::new(|| Mutex::new(StopTokens::default()));
+
+/// What `send` returns when the frame would pass the stream's cap.
+const OVERFLOW: i64 = -1;
 
 fn with_hub<T>(f: impl FnOnce(&mut Hub) -> T) -> T {
     HUB.with(|hub| f(&mut hub.borrow_mut()))
@@ -36,49 +45,75 @@ fn invalid(err: FrameError) -> Error {
     Error::new(Status::InvalidArg, err.to_string())
 }
 
-fn closed() -> Error {
-    Error::new(Status::GenericFailure, "The event stream is closed")
+fn queued(result: std::result::Result<usize, PushError>) -> Result<i64> {
+    match result {
+        Ok(queued) => Ok(queued as i64),
+        Err(PushError::Overflow) => Ok(OVERFLOW),
+        Err(PushError::Closed) => Err(Error::new(
+            Status::GenericFailure,
+            "The event stream is closed",
+        )),
+    }
 }
 
-fn push(slot: Slot, frame: &Frame) -> Result<u32> {
-    with_hub(|hub| hub.push_frame(slot, frame))
-        .map(|queued| queued as u32)
-        .ok_or_else(closed)
+/// Encodes `frame` as the last frame and queues it on `slot`.
+fn push_new(slot: Slot, frame: &Frame) -> Result<i64> {
+    LAST_FRAME.with(|last| {
+        let mut last = last.borrow_mut();
+        last.clear();
+        frame.encode_into(&mut last);
+        queued(with_hub(|hub| hub.push_encoded(slot, &last)))
+    })
 }
 
 /// Opens a stream and queues its opening bytes; returns its slot.
 #[napi]
-pub fn open_stream(reconnection_time: Option<u32>) -> u32 {
+pub fn open_stream(reconnection_time: Option<u32>, max_buffered: u32, keep_alive_ms: u32) -> u32 {
+    let options = StreamOptions {
+        max_buffered: max_buffered as usize,
+        keep_alive: (keep_alive_ms > 0).then(|| Duration::from_millis(keep_alive_ms.into())),
+    };
     with_hub(|hub| {
-        let slot = hub.open();
-        hub.push_opening(slot, reconnection_time);
+        let slot = hub.open(options, Instant::now());
+        // A fresh stream is empty: the opening always fits.
+        let _ = hub.push_opening(slot, reconnection_time);
         slot
     })
 }
 
-/// Queues a `message` event; returns the bytes queued for the stream.
+/// Queues a `message` event. Returns the bytes queued for the stream, or
+/// -1 if the frame would pass its cap (nothing is queued then).
 #[napi]
-pub fn send(slot: u32, data: String, event_id: Option<String>) -> Result<u32> {
+pub fn send(slot: u32, data: String, event_id: Option<String>) -> Result<i64> {
     let mut frame = Frame::message(&data);
     if let Some(id) = event_id.as_deref().filter(|id| !id.is_empty()) {
         frame = frame.id(id).map_err(invalid)?;
     }
-    push(slot, &frame)
+    push_new(slot, &frame)
 }
 
-/// Queues a named event; returns the bytes queued for the stream.
+/// Queues a named event; returns as [`send`] does.
 #[napi]
-pub fn send_event(slot: u32, event: String, data: String, event_id: Option<String>) -> Result<u32> {
+pub fn send_event(slot: u32, event: String, data: String, event_id: Option<String>) -> Result<i64> {
     let mut frame = Frame::message(&data).event(&event).map_err(invalid)?;
     if let Some(id) = event_id.as_deref().filter(|id| !id.is_empty()) {
         frame = frame.id(id).map_err(invalid)?;
     }
-    push(slot, &frame)
+    push_new(slot, &frame)
 }
 
-/// Queues the farewell frame of `close(true)` and returns its token.
+/// Queues the frame that the last `send`/`sendEvent` encoded, without
+/// passing or encoding it again; returns as [`send`] does. The caller must
+/// know that this is the frame it means to send.
 #[napi]
-pub fn send_stop(slot: u32) -> Result<String> {
+pub fn send_again(slot: u32) -> Result<i64> {
+    LAST_FRAME.with(|last| queued(with_hub(|hub| hub.push_encoded(slot, &last.borrow()))))
+}
+
+/// Queues the farewell frame of `close(true)` and returns its token, or
+/// `null` if the client is too far behind to receive it.
+#[napi]
+pub fn send_stop(slot: u32) -> Result<Option<String>> {
     let token = STOP_TOKENS
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -87,8 +122,8 @@ pub fn send_stop(slot: u32) -> Result<String> {
         .event(STOP_EVENT)
         .and_then(|f| f.id(&token))
         .map_err(invalid)?;
-    push(slot, &frame)?;
-    Ok(token)
+    let result = with_hub(|hub| hub.push_frame(slot, &frame));
+    Ok((queued(result)? != OVERFLOW).then_some(token))
 }
 
 /// Whether a `Last-Event-ID` is the token of a client told to stop.
@@ -109,8 +144,21 @@ pub fn take_queued(slot: u32) -> Option<Buffer> {
 
 /// Bytes queued for a stream and not yet flushed.
 #[napi]
-pub fn buffered_amount(slot: u32) -> u32 {
-    with_hub(|hub| hub.buffered(slot) as u32)
+pub fn buffered_amount(slot: u32) -> f64 {
+    with_hub(|hub| hub.buffered(slot) as f64)
+}
+
+/// Leaves a stream out of flushes until [`resume_stream`]: its response
+/// reported backpressure.
+#[napi]
+pub fn pause_stream(slot: u32) {
+    with_hub(|hub| hub.pause(slot));
+}
+
+/// Takes a paused stream back; returns whether bytes wait for a flush.
+#[napi]
+pub fn resume_stream(slot: u32) -> bool {
+    with_hub(|hub| hub.resume(slot))
 }
 
 /// Closes a stream's slot, dropping what is still queued.
@@ -134,12 +182,61 @@ pub struct FlushBatch {
     pub layout: Uint32Array,
 }
 
-/// Takes the bytes queued on every stream; `null` when nothing waits.
+/// Takes the bytes queued on every unpaused stream; `null` when nothing
+/// waits.
 #[napi]
 pub fn flush() -> Option<FlushBatch> {
-    let batch = with_hub(|hub| hub.flush());
+    let batch = with_hub(|hub| hub.flush(Instant::now()));
     (!batch.is_empty()).then(|| FlushBatch {
         bytes: Buffer::from(batch.bytes),
         layout: Uint32Array::new(batch.layout),
     })
+}
+
+/// Queues a keep-alive comment on every idle stream; returns how many.
+#[napi]
+pub fn queue_keep_alives() -> u32 {
+    with_hub(|hub| hub.queue_keep_alives(Instant::now()) as u32)
+}
+
+/// Starts (or restarts with a new period) the one keep-alive timer of this
+/// thread: a tokio task that calls `on_tick` every `period_ms`. The call
+/// goes through a weak thread-safe function, which never keeps Node alive.
+#[napi]
+pub fn start_keep_alive_timer(on_tick: Function<(), ()>, period_ms: u32) -> Result<()> {
+    let tsfn = on_tick
+        .build_threadsafe_function::<()>()
+        .callee_handled::<false>()
+        .weak::<true>()
+        .build()?;
+    let period = Duration::from_millis(period_ms.max(1).into());
+    let task = napi::bindgen_prelude::spawn(async move {
+        let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            if tsfn.call((), ThreadsafeFunctionCallMode::NonBlocking) == Status::Closing {
+                break;
+            }
+        }
+    });
+    let previous = KEEP_ALIVE_TIMER.with(|timer| timer.borrow_mut().replace(task.abort_handle()));
+    if let Some(previous) = previous {
+        previous.abort();
+    }
+    Ok(())
+}
+
+/// Stops the keep-alive timer; its thread-safe function is released with it.
+#[napi]
+pub fn stop_keep_alive_timer() {
+    if let Some(timer) = KEEP_ALIVE_TIMER.with(|timer| timer.borrow_mut().take()) {
+        timer.abort();
+    }
+}
+
+/// Whether the keep-alive timer runs; for tests of what outlives endpoints.
+#[napi]
+pub fn keep_alive_timer_running() -> bool {
+    KEEP_ALIVE_TIMER.with(|timer| timer.borrow().as_ref().is_some_and(|t| !t.is_finished()))
 }

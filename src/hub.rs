@@ -5,21 +5,76 @@
 //! comes back, so the streams live here, addressed by a small integer, and a
 //! flush hands back the waiting bytes of *all* streams at once: one Buffer
 //! and one layout array per flush, however many frames and clients.
+//!
+//! A stream whose response reported backpressure is paused: it keeps
+//! queueing (up to its cap) but is left out of flushes until it resumes.
+
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 
-use crate::buffer::OutboundBuffer;
+use crate::buffer::{OutboundBuffer, Overflow, DEFAULT_MAX_BUFFERED};
 use crate::frame::Frame;
 
 /// A stream's slot number; stable while the stream is open, then reused.
 pub type Slot = u32;
 
-#[derive(Debug, Default)]
+/// Why bytes could not be queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushError {
+    /// No open stream has that slot.
+    Closed,
+    /// The stream's buffer would pass its cap: the client is too slow.
+    Overflow,
+}
+
+impl From<Overflow> for PushError {
+    fn from(_: Overflow) -> Self {
+        PushError::Overflow
+    }
+}
+
+/// Per-stream settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamOptions {
+    /// The cap of the stream's buffer, in bytes.
+    pub max_buffered: usize,
+    /// Idle time after which a keep-alive comment is queued; `None` is off.
+    pub keep_alive: Option<Duration>,
+}
+
+impl Default for StreamOptions {
+    fn default() -> Self {
+        StreamOptions {
+            max_buffered: DEFAULT_MAX_BUFFERED,
+            keep_alive: None,
+        }
+    }
+}
+
+#[derive(Debug)]
 struct Stream {
     buffer: OutboundBuffer,
     open: bool,
     /// Listed in `Hub::dirty`, so that a stream is listed at most once.
     dirty: bool,
+    paused: bool,
+    keep_alive: Option<Duration>,
+    /// When bytes last left for this stream (or it opened).
+    last_sent: Instant,
+}
+
+impl Stream {
+    fn new(options: StreamOptions, now: Instant) -> Self {
+        Stream {
+            buffer: OutboundBuffer::with_limit(options.max_buffered),
+            open: true,
+            dirty: false,
+            paused: false,
+            keep_alive: options.keep_alive,
+            last_sent: now,
+        }
+    }
 }
 
 /// What one flush produced: every waiting byte, stream after stream, and
@@ -46,17 +101,18 @@ pub struct Hub {
 
 impl Hub {
     /// Opens a stream and returns its slot.
-    pub fn open(&mut self) -> Slot {
-        let slot = match self.free.pop() {
-            Some(slot) => slot,
+    pub fn open(&mut self, options: StreamOptions, now: Instant) -> Slot {
+        let stream = Stream::new(options, now);
+        match self.free.pop() {
+            Some(slot) => {
+                self.streams[slot as usize] = stream;
+                slot
+            }
             None => {
-                self.streams.push(Stream::default());
+                self.streams.push(stream);
                 (self.streams.len() - 1) as Slot
             }
-        };
-        let stream = &mut self.streams[slot as usize];
-        stream.open = true;
-        slot
+        }
     }
 
     /// Closes a stream, dropping anything still queued, and frees its slot.
@@ -82,26 +138,28 @@ impl Hub {
         self.len() == 0
     }
 
-    /// Queues a frame; returns the bytes now queued for that stream, or
-    /// `None` if the slot is not open.
-    pub fn push_frame(&mut self, slot: Slot, frame: &Frame) -> Option<usize> {
-        let queued = self.stream_mut(slot)?.buffer.push_frame(frame);
+    /// Queues a frame; returns the bytes now queued for that stream.
+    pub fn push_frame(&mut self, slot: Slot, frame: &Frame) -> Result<usize, PushError> {
+        let stream = self.stream_mut(slot).ok_or(PushError::Closed)?;
+        let queued = stream.buffer.push_frame(frame)?;
         self.mark_dirty(slot);
-        Some(queued)
+        Ok(queued)
+    }
+
+    /// Queues bytes encoded once for many streams.
+    pub fn push_encoded(&mut self, slot: Slot, bytes: &[u8]) -> Result<usize, PushError> {
+        let stream = self.stream_mut(slot).ok_or(PushError::Closed)?;
+        let queued = stream.buffer.push_encoded(bytes)?;
+        self.mark_dirty(slot);
+        Ok(queued)
     }
 
     /// Queues the opening of a stream; see [`OutboundBuffer::push_opening`].
-    pub fn push_opening(&mut self, slot: Slot, retry: Option<u32>) -> Option<usize> {
-        let queued = self.stream_mut(slot)?.buffer.push_opening(retry);
+    pub fn push_opening(&mut self, slot: Slot, retry: Option<u32>) -> Result<usize, PushError> {
+        let stream = self.stream_mut(slot).ok_or(PushError::Closed)?;
+        let queued = stream.buffer.push_opening(retry);
         self.mark_dirty(slot);
-        Some(queued)
-    }
-
-    /// Queues a comment block; see [`OutboundBuffer::push_comment`].
-    pub fn push_comment(&mut self, slot: Slot, text: &str) -> Option<usize> {
-        let queued = self.stream_mut(slot)?.buffer.push_comment(text);
-        self.mark_dirty(slot);
-        Some(queued)
+        Ok(queued)
     }
 
     /// Bytes queued for a stream.
@@ -110,6 +168,27 @@ impl Hub {
             .get(slot as usize)
             .filter(|s| s.open)
             .map_or(0, |s| s.buffer.len())
+    }
+
+    /// Leaves a stream out of flushes: its response is full.
+    pub fn pause(&mut self, slot: Slot) {
+        if let Some(stream) = self.stream_mut(slot) {
+            stream.paused = true;
+        }
+    }
+
+    /// Takes a stream back into flushes; returns whether it has bytes
+    /// waiting, so that the caller schedules a flush.
+    pub fn resume(&mut self, slot: Slot) -> bool {
+        let Some(stream) = self.stream_mut(slot) else {
+            return false;
+        };
+        stream.paused = false;
+        if stream.buffer.is_empty() {
+            return false;
+        }
+        self.mark_dirty(slot);
+        true
     }
 
     /// Takes one stream's queued bytes now, ahead of the next flush (used
@@ -124,32 +203,56 @@ impl Hub {
         }
     }
 
-    /// Takes every stream's queued bytes, in one contiguous batch.
-    pub fn flush(&mut self) -> Batch {
+    /// Queues a keep-alive comment on every stream that has sent nothing
+    /// for its keep-alive time, so that proxies do not time the connection
+    /// out. Paused streams are skipped: they have bytes on the way. Returns
+    /// how many comments were queued.
+    pub fn queue_keep_alives(&mut self, now: Instant) -> usize {
+        let mut queued = 0;
+        for slot in 0..self.streams.len() {
+            let stream = &mut self.streams[slot];
+            let Some(idle_limit) = stream.keep_alive else {
+                continue;
+            };
+            if !stream.open
+                || stream.paused
+                || !stream.buffer.is_empty()
+                || now.saturating_duration_since(stream.last_sent) < idle_limit
+            {
+                continue;
+            }
+            stream.buffer.push_encoded(b":\n").ok();
+            self.mark_dirty(slot as Slot);
+            queued += 1;
+        }
+        queued
+    }
+
+    /// Takes every unpaused stream's queued bytes, in one contiguous batch.
+    pub fn flush(&mut self, now: Instant) -> Batch {
         let mut batch = Batch::default();
         let dirty = std::mem::take(&mut self.dirty);
         let total: usize = dirty
             .iter()
-            .filter_map(|&slot| self.streams.get(slot as usize))
-            .filter(|s| s.dirty)
+            .map(|&slot| &self.streams[slot as usize])
+            .filter(|s| s.dirty && !s.paused)
             .map(|s| s.buffer.len())
             .sum();
         batch.bytes.reserve_exact(total);
         for &slot in &dirty {
-            let Some(stream) = self.streams.get_mut(slot as usize) else {
-                continue;
-            };
+            let stream = &mut self.streams[slot as usize];
             // A stream can be listed yet clean: taken early, or released
             // and reopened in the same turn.
             if !stream.dirty {
                 continue;
             }
             stream.dirty = false;
-            if stream.buffer.is_empty() {
+            if stream.paused || stream.buffer.is_empty() {
                 continue;
             }
             let start = batch.bytes.len() as u32;
             batch.bytes.extend_from_slice(&stream.buffer.take());
+            stream.last_sent = now;
             batch
                 .layout
                 .extend_from_slice(&[slot, start, batch.bytes.len() as u32]);
@@ -166,7 +269,7 @@ impl Hub {
 
     fn mark_dirty(&mut self, slot: Slot) {
         let stream = &mut self.streams[slot as usize];
-        if !stream.dirty {
+        if !stream.dirty && !stream.paused {
             stream.dirty = true;
             self.dirty.push(slot);
         }
@@ -186,34 +289,41 @@ mod tests {
             .collect()
     }
 
+    fn open(hub: &mut Hub) -> Slot {
+        hub.open(StreamOptions::default(), Instant::now())
+    }
+
     #[test]
     fn one_flush_carries_every_stream_once() {
         let mut hub = Hub::default();
-        let a = hub.open();
-        let b = hub.open();
-        hub.push_frame(a, &Frame::message("a1"));
-        hub.push_frame(b, &Frame::message("b1"));
-        hub.push_frame(a, &Frame::message("a2"));
-        let batch = hub.flush();
+        let a = open(&mut hub);
+        let b = open(&mut hub);
+        hub.push_frame(a, &Frame::message("a1")).unwrap();
+        hub.push_frame(b, &Frame::message("b1")).unwrap();
+        hub.push_frame(a, &Frame::message("a2")).unwrap();
+        let batch = hub.flush(Instant::now());
         assert_eq!(batch.layout.len(), 6);
         assert_eq!(share(&batch, a), vec![&b"data: a1\n\ndata: a2\n\n"[..]]);
         assert_eq!(share(&batch, b), vec![&b"data: b1\n\n"[..]]);
-        assert!(hub.flush().is_empty());
+        assert!(hub.flush(Instant::now()).is_empty());
         assert_eq!(hub.buffered(a), 0);
     }
 
     #[test]
     fn released_slots_are_reused_without_leaking_old_bytes() {
         let mut hub = Hub::default();
-        let a = hub.open();
-        hub.push_frame(a, &Frame::message("old"));
+        let a = open(&mut hub);
+        hub.push_frame(a, &Frame::message("old")).unwrap();
         hub.release(a);
         assert!(!hub.is_open(a));
-        assert_eq!(hub.push_frame(a, &Frame::message("x")), None);
-        let again = hub.open();
+        assert_eq!(
+            hub.push_frame(a, &Frame::message("x")),
+            Err(PushError::Closed)
+        );
+        let again = open(&mut hub);
         assert_eq!(again, a);
-        hub.push_frame(again, &Frame::message("new"));
-        let batch = hub.flush();
+        hub.push_frame(again, &Frame::message("new")).unwrap();
+        let batch = hub.flush(Instant::now());
         assert_eq!(share(&batch, again), vec![&b"data: new\n\n"[..]]);
         assert_eq!(hub.len(), 1);
     }
@@ -221,9 +331,88 @@ mod tests {
     #[test]
     fn taken_streams_are_skipped_by_the_flush() {
         let mut hub = Hub::default();
-        let a = hub.open();
-        hub.push_comment(a, "ok");
+        let a = open(&mut hub);
+        hub.push_comment_for_test(a);
         assert_eq!(&hub.take(a)[..], b": ok\n\n");
-        assert!(hub.flush().is_empty());
+        assert!(hub.flush(Instant::now()).is_empty());
+    }
+
+    #[test]
+    fn paused_streams_keep_queueing_and_leave_on_resume() {
+        let mut hub = Hub::default();
+        let a = open(&mut hub);
+        let b = open(&mut hub);
+        hub.push_frame(a, &Frame::message("1")).unwrap();
+        hub.pause(a);
+        hub.push_frame(a, &Frame::message("2")).unwrap();
+        hub.push_frame(b, &Frame::message("b")).unwrap();
+        let batch = hub.flush(Instant::now());
+        assert!(share(&batch, a).is_empty(), "a paused stream is left out");
+        assert_eq!(share(&batch, b).len(), 1);
+        assert_eq!(hub.buffered(a), 2 * "data: 1\n\n".len());
+        assert!(hub.resume(a));
+        let batch = hub.flush(Instant::now());
+        assert_eq!(share(&batch, a), vec![&b"data: 1\n\ndata: 2\n\n"[..]]);
+        assert!(!hub.resume(a), "nothing waits after the flush");
+    }
+
+    #[test]
+    fn a_stream_over_its_cap_refuses_the_frame() {
+        let mut hub = Hub::default();
+        let a = hub.open(
+            StreamOptions {
+                max_buffered: 20,
+                keep_alive: None,
+            },
+            Instant::now(),
+        );
+        hub.pause(a);
+        assert!(hub.push_frame(a, &Frame::message("0123456789")).is_ok());
+        assert_eq!(
+            hub.push_frame(a, &Frame::message("0123456789")),
+            Err(PushError::Overflow)
+        );
+        assert_eq!(
+            hub.push_encoded(a, b"data: 0123456789\n\n"),
+            Err(PushError::Overflow)
+        );
+        assert_eq!(hub.buffered(a), 18);
+    }
+
+    #[test]
+    fn keep_alives_go_to_idle_streams_only() {
+        let mut hub = Hub::default();
+        let start = Instant::now();
+        let options = StreamOptions {
+            max_buffered: DEFAULT_MAX_BUFFERED,
+            keep_alive: Some(Duration::from_millis(200)),
+        };
+        let idle = hub.open(options, start);
+        let busy = hub.open(options, start);
+        let paused = hub.open(options, start);
+        let off = hub.open(StreamOptions::default(), start);
+        hub.pause(paused);
+        assert_eq!(hub.queue_keep_alives(start + Duration::from_millis(100)), 0);
+
+        hub.push_frame(busy, &Frame::message("x")).unwrap();
+        hub.flush(start + Duration::from_millis(150));
+        assert_eq!(hub.queue_keep_alives(start + Duration::from_millis(250)), 1);
+        let batch = hub.flush(start + Duration::from_millis(250));
+        assert_eq!(share(&batch, idle), vec![&b":\n"[..]]);
+        assert!(share(&batch, busy).is_empty());
+        assert!(share(&batch, paused).is_empty());
+        assert!(share(&batch, off).is_empty());
+
+        // The comment counts as traffic: the next one is due 200 ms later.
+        assert_eq!(hub.queue_keep_alives(start + Duration::from_millis(400)), 1);
+        let batch = hub.flush(start + Duration::from_millis(400));
+        assert_eq!(share(&batch, busy), vec![&b":\n"[..]]);
+        assert!(share(&batch, idle).is_empty());
+    }
+
+    impl Hub {
+        fn push_comment_for_test(&mut self, slot: Slot) {
+            self.push_opening(slot, None).unwrap();
+        }
     }
 }
