@@ -1,0 +1,65 @@
+// The implementations under test, behind one small interface:
+//   open(req, res) → a stream;  send(stream, data) → maybe a promise.
+
+const RESOLVED = Promise.resolve();
+
+/**
+ * The hand-written baseline: what a careful developer writes without a
+ * library. Each frame is formatted in JavaScript and written with its own
+ * `res.write`; `send` waits for `drain` when the response is full.
+ */
+class BaselineStream {
+  #drained = null;
+
+  constructor(req, res) {
+    this.res = res;
+    res.writeHead(200, {
+      'Content-Type': 'text/event-stream',
+      'Cache-Control': 'no-cache',
+      'X-Accel-Buffering': 'no',
+      ...(req.httpVersionMajor >= 2 ? {} : { Connection: 'keep-alive' }),
+    });
+    res.write(': ok\n\n');
+  }
+
+  send(data, id) {
+    let frame = id ? `id: ${id}\n` : '';
+    for (const line of data.split(/\r\n|\r|\n/)) frame += `data: ${line}\n`;
+    if (this.res.write(frame + '\n')) return this.#drained ?? RESOLVED;
+    this.#drained ??= new Promise((resolve) =>
+      this.res.once('drain', () => {
+        this.#drained = null;
+        resolve();
+      }),
+    );
+    return this.#drained;
+  }
+}
+
+export async function loadImplementation(name) {
+  switch (name) {
+    case 'native-sse': {
+      const { EventEndpoint } = await import('native-sse');
+      return {
+        open: (req, res) => new EventEndpoint(req, res),
+        send: (stream, data, id) => stream.send(data, id),
+      };
+    }
+    case 'jsext': {
+      const { EventEndpoint } = await import('@ayonli/jsext/sse');
+      return {
+        open: (req, res) => new EventEndpoint(req, res),
+        send: (stream, data, id) => stream.send(data, id),
+      };
+    }
+    case 'baseline':
+      return {
+        open: (req, res) => new BaselineStream(req, res),
+        send: (stream, data, id) => stream.send(data, id),
+      };
+    default:
+      throw new Error(`unknown implementation ${name}`);
+  }
+}
+
+export const IMPLEMENTATIONS = ['native-sse', 'jsext', 'baseline'];

@@ -1,0 +1,181 @@
+// npm run bench [-- --quick] [-- --only=burst,fanout]
+//
+// Runs every workload against every implementation, each in fresh
+// processes (the server under test in one, the load in another, all on
+// 127.0.0.1), three times, and prints the medians with the ratios of
+// native-sse to jsext and to the hand-written baseline, measured in this run.
+// The full results go to bench/results/latest.json.
+import { fork } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus } from 'node:os';
+import { IMPLEMENTATIONS } from './impls.mjs';
+
+const args = process.argv.slice(2);
+const quick = args.includes('--quick');
+const only = args.find((a) => a.startsWith('--only='))?.slice(7).split(',');
+const RUNS = 3;
+const MiB = 1024 * 1024;
+
+const WORKLOADS = {
+  burst: {
+    what: '1 client, ~40-byte messages, 1,000 per event-loop turn',
+    clients: 1,
+    params: { messages: quick ? 50_000 : 200_000, perTurn: 1000 },
+  },
+  fanout: {
+    what: 'clients × messages, each message sent by looping over the endpoints, one message per turn',
+    clients: quick ? 500 : 1000,
+    params: { messages: quick ? 50 : 100 },
+  },
+  idle: {
+    what: 'open idle connections; memory per connection after GC',
+    clients: quick ? 1000 : 5000,
+    params: {},
+  },
+  slow: {
+    what: '1 client that never reads; the producer awaits each send() of 1 KiB',
+    clients: 1,
+    params: { bytes: (quick ? 50 : 200) * MiB, seconds: quick ? 5 : 20 },
+  },
+};
+
+function nextMessage(child, types, ms) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`timed out waiting for ${types}`)), ms);
+    const onMessage = (message) => {
+      if (!types.includes(message.type)) return;
+      clearTimeout(timer);
+      child.off('message', onMessage);
+      if (message.type === 'error') reject(new Error(message.message));
+      else resolve(message);
+    };
+    child.on('message', onMessage);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`child exited (${code}) while waiting for ${types}`));
+    });
+  });
+}
+
+async function runOnce(implementation, name) {
+  const workload = WORKLOADS[name];
+  const timeoutMs = 120_000;
+  const server = fork(new URL('./server.mjs', import.meta.url), [JSON.stringify({ implementation, workload: name, params: workload.params })], {
+    execArgv: ['--expose-gc'],
+  });
+  let client;
+  try {
+    const { port } = await nextMessage(server, ['port'], 10_000);
+    if (name === 'idle') await nextMessage(server.send({ type: 'baseline-memory' }) && server, ['ok'], 10_000);
+    const frames = name === 'burst' || name === 'fanout' ? workload.params.messages : 0;
+    client = fork(new URL('./client.mjs', import.meta.url), [
+      JSON.stringify({ port, clients: workload.clients, frames, mode: name === 'slow' ? 'stall' : 'count', timeoutMs }),
+    ]);
+    await nextMessage(client, ['ready'], timeoutMs);
+
+    if (name === 'burst' || name === 'fanout') {
+      const done = nextMessage(client, ['done', 'error'], timeoutMs);
+      client.send({ type: 'go' });
+      server.send({ type: 'go' });
+      const { elapsedMs, frames: received } = await done;
+      server.send({ type: 'report' });
+      const report = await nextMessage(server, ['report'], 10_000);
+      const deliveries = workload.clients * workload.params.messages;
+      if (received < deliveries) throw new Error(`only ${received} of ${deliveries} frames arrived`);
+      return name === 'burst'
+        ? { messagesPerSecond: deliveries / (elapsedMs / 1000) }
+        : {
+            deliveriesPerSecond: deliveries / (elapsedMs / 1000),
+            cpuMicrosPerDelivery: report.cpuMicros / deliveries,
+            loopDelayP99Ms: report.loopDelayP99Ms,
+          };
+    }
+    if (name === 'idle') {
+      server.send({ type: 'report' });
+      const { idle, streams } = await nextMessage(server, ['report'], 30_000);
+      if (streams !== workload.clients) throw new Error(`${streams} of ${workload.clients} streams open`);
+      return { rssKiBPerConnection: idle.rssPerConnection / 1024, heapKiBPerConnection: idle.heapPerConnection / 1024 };
+    }
+    // slow
+    const produced = nextMessage(server, ['produced'], timeoutMs);
+    server.send({ type: 'go' });
+    const { sentBytes, blocked } = await produced;
+    server.send({ type: 'report' });
+    const report = await nextMessage(server, ['report'], 10_000);
+    return { peakRssGrowthMiB: report.peakRssGrowth / MiB, acceptedMiB: sentBytes / MiB, producerHeldBack: blocked };
+  } finally {
+    client?.kill();
+    server.kill();
+  }
+}
+
+const median = (values) => {
+  const sorted = values.filter((v) => typeof v === 'number').sort((a, b) => a - b);
+  return sorted.length ? sorted[Math.floor(sorted.length / 2)] : null;
+};
+
+const METRICS = [
+  ['burst', 'messagesPerSecond', 'burst: messages/s', 'higher'],
+  ['fanout', 'deliveriesPerSecond', 'fan-out: deliveries/s', 'higher'],
+  ['fanout', 'cpuMicrosPerDelivery', 'fan-out: server CPU µs/delivery', 'lower'],
+  ['fanout', 'loopDelayP99Ms', 'fan-out: event-loop delay p99 (ms)', 'lower'],
+  ['idle', 'rssKiBPerConnection', 'idle: RSS KiB/connection', 'lower'],
+  ['idle', 'heapKiBPerConnection', 'idle: heap KiB/connection', 'lower'],
+  ['slow', 'peakRssGrowthMiB', 'slow consumer: peak RSS growth (MiB)', 'lower'],
+  ['slow', 'acceptedMiB', 'slow consumer: MiB accepted by send()', 'info'],
+];
+
+const results = {};
+const started = Date.now();
+for (const name of Object.keys(WORKLOADS)) {
+  if (only && !only.includes(name)) continue;
+  results[name] = {};
+  for (const implementation of IMPLEMENTATIONS) {
+    const runs = [];
+    for (let run = 0; run < RUNS; run++) {
+      process.stderr.write(`${name} / ${implementation} / run ${run + 1}\r`);
+      runs.push(await runOnce(implementation, name));
+    }
+    const medians = {};
+    for (const key of Object.keys(runs[0])) medians[key] = typeof runs[0][key] === 'number' ? median(runs.map((r) => r[key])) : runs.map((r) => r[key]);
+    results[name][implementation] = { runs, median: medians };
+  }
+}
+process.stderr.write(' '.repeat(60) + '\r');
+
+function format(value) {
+  if (value === null || value === undefined) return '–';
+  if (value >= 10_000) return Math.round(value).toLocaleString('en-US');
+  if (value >= 100) return value.toFixed(0);
+  if (value >= 1) return value.toFixed(2);
+  return value.toFixed(3);
+}
+
+function ratio(direction, native, other) {
+  if (direction === 'info' || !native || !other) return '–';
+  return `${(direction === 'higher' ? native / other : other / native).toFixed(2)}×`;
+}
+
+const rows = [['metric (median of 3)', ...IMPLEMENTATIONS, 'native vs jsext', 'native vs baseline']];
+for (const [name, key, label, direction] of METRICS) {
+  if (!results[name]) continue;
+  const value = (impl) => results[name][impl].median[key];
+  rows.push([label, ...IMPLEMENTATIONS.map((impl) => format(value(impl))), ratio(direction, value('native-sse'), value('jsext')), ratio(direction, value('native-sse'), value('baseline'))]);
+}
+const widths = rows[0].map((_, col) => Math.max(...rows.map((row) => row[col].length)));
+const line = (row) => `| ${row.map((cell, col) => (col === 0 ? cell.padEnd(widths[col]) : cell.padStart(widths[col]))).join(' | ')} |`;
+console.log(line(rows[0]));
+console.log(`|${widths.map((w, col) => (col === 0 ? '-'.repeat(w + 2) : '-'.repeat(w + 1) + ':')).join('|')}|`);
+for (const row of rows.slice(1)) console.log(line(row));
+console.log(`\nRatios are native-sse's advantage (above 1× is better for native-sse). ${quick ? 'Quick sizes. ' : ''}` +
+  `${availableParallelism()} cores (${cpus()[0]?.model ?? 'unknown CPU'}), Node ${process.version}, ${((Date.now() - started) / 1000).toFixed(0)} s.`);
+if (results.slow) {
+  const held = IMPLEMENTATIONS.map((impl) => `${impl}: ${results.slow[impl].median.producerHeldBack.every(Boolean) ? 'held back' : 'not held back'}`);
+  console.log(`Slow consumer producer: ${held.join(', ')}.`);
+}
+
+const out = new URL('./results/', import.meta.url);
+mkdirSync(out, { recursive: true });
+const record = { date: new Date().toISOString(), node: process.version, quick, runs: RUNS, workloads: WORKLOADS, results };
+writeFileSync(new URL('latest.json', out), JSON.stringify(record, null, 2) + '\n');
+console.log(`Results: bench/results/latest.json`);

@@ -1,0 +1,126 @@
+// The server under test, in its own process. The orchestrator (run.mjs)
+// drives it over IPC: it reports its port, then runs one workload on "go"
+// and reports its own measurements on "report".
+import http from 'node:http';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { loadImplementation } from './impls.mjs';
+
+const { implementation, workload, params } = JSON.parse(process.argv[2]);
+const impl = await loadImplementation(implementation);
+const streams = [];
+
+const server = http.createServer((req, res) => {
+  streams.push(impl.open(req, res));
+});
+server.listen({ port: 0, host: '127.0.0.1', backlog: 4096 }, () => {
+  process.send({ type: 'port', port: server.address().port });
+});
+
+const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
+
+function gcMemory() {
+  for (let i = 0; i < 3; i++) global.gc();
+  const { rss, heapUsed } = process.memoryUsage();
+  return { rss, heapUsed };
+}
+
+let baselineMemory = null;
+let cpuAtGo = null;
+let delay = null;
+let peakRss = 0;
+let rssAtGo = 0;
+
+/** ~40-byte messages, distinct within a turn. */
+function messages(count) {
+  return Array.from({ length: count }, (_, i) => `tick ${String(i).padStart(6, '0')} of the burst workload`.slice(0, 40));
+}
+
+async function burst() {
+  const [stream] = streams;
+  const texts = messages(params.perTurn);
+  for (let turn = 0; turn < params.messages / params.perTurn; turn++) {
+    for (let i = 0; i < params.perTurn; i++) impl.send(stream, texts[i]);
+    await nextTurn();
+  }
+}
+
+async function fanout() {
+  const texts = messages(params.messages);
+  for (let m = 0; m < params.messages; m++) {
+    const text = texts[m];
+    for (const stream of streams) impl.send(stream, text);
+    await nextTurn();
+  }
+}
+
+async function slowConsumer() {
+  const [stream] = streams;
+  const frame = 'x'.repeat(1024 - 8);
+  const deadline = Date.now() + params.seconds * 1000;
+  const sample = () => (peakRss = Math.max(peakRss, process.memoryUsage().rss));
+  const sampler = setInterval(sample, 20);
+  let sent = 0;
+  let lastProgress = Date.now();
+  let blocked = false;
+  // Bounded by bytes and by time; a producer held back by backpressure for
+  // 2 s is taken as held for good (its client never reads).
+  while (sent * 1024 < params.bytes && Date.now() < deadline) {
+    const done = impl.send(stream, frame);
+    if (done && typeof done.then === 'function') {
+      const settled = await Promise.race([done.then(() => true), new Promise((r) => setTimeout(r, 2000, false))]);
+      if (!settled) {
+        blocked = true;
+        break;
+      }
+    }
+    sent++;
+    if (sent % 256 === 0) sample();
+    if (Date.now() - lastProgress > 100) {
+      lastProgress = Date.now();
+      await nextTurn();
+    }
+  }
+  sample();
+  clearInterval(sampler);
+  return { sentBytes: sent * 1024, blocked };
+}
+
+process.on('message', async (message) => {
+  switch (message.type) {
+    case 'baseline-memory':
+      baselineMemory = gcMemory();
+      process.send({ type: 'ok' });
+      break;
+    case 'go': {
+      delay = monitorEventLoopDelay({ resolution: 1 });
+      delay.enable();
+      rssAtGo = gcMemory().rss;
+      peakRss = rssAtGo;
+      cpuAtGo = process.cpuUsage();
+      process.send({ type: 'started', streams: streams.length });
+      const result =
+        workload === 'burst' ? await burst() : workload === 'fanout' ? await fanout() : workload === 'slow' ? await slowConsumer() : {};
+      process.send({ type: 'produced', ...result });
+      break;
+    }
+    case 'report': {
+      const cpu = process.cpuUsage(cpuAtGo ?? undefined);
+      delay?.disable();
+      const memory = workload === 'idle' ? gcMemory() : null;
+      process.send({
+        type: 'report',
+        streams: streams.length,
+        cpuMicros: cpu.user + cpu.system,
+        loopDelayP99Ms: delay ? delay.percentile(99) / 1e6 : null,
+        peakRssGrowth: peakRss - rssAtGo,
+        idle: memory && baselineMemory && {
+          rssPerConnection: (memory.rss - baselineMemory.rss) / streams.length,
+          heapPerConnection: (memory.heapUsed - baselineMemory.heapUsed) / streams.length,
+        },
+      });
+      break;
+    }
+    case 'exit':
+      process.exit(0);
+  }
+});
