@@ -76,6 +76,12 @@ export declare function sendEvent(slot: number, event: string, data: string, eve
 export declare function sendStop(slot: number): string | null
 
 /**
+ * Frames a stream's flushed bytes as HTTP/1.1 chunks, so that JavaScript
+ * can write them straight to the socket of a chunked response.
+ */
+export declare function setChunked(slot: number, chunked: boolean): void
+
+/**
  * Starts (or restarts with a new period) the one keep-alive timer of this
  * thread: a tokio task that calls `on_tick` every `period_ms`. The call
  * goes through a weak thread-safe function, which never keeps Node alive.

@@ -849,6 +849,7 @@ module.exports.send = nativeBinding.send
 module.exports.sendAgain = nativeBinding.sendAgain
 module.exports.sendEvent = nativeBinding.sendEvent
 module.exports.sendStop = nativeBinding.sendStop
+module.exports.setChunked = nativeBinding.setChunked
 module.exports.startKeepAliveTimer = nativeBinding.startKeepAliveTimer
 module.exports.stopKeepAliveTimer = nativeBinding.stopKeepAliveTimer
 module.exports.takeQueued = nativeBinding.takeQueued

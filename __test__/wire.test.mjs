@@ -168,3 +168,61 @@ test('extra headers are sent, and cannot change the content type', async (t) => 
   assert.equal(client.head.headers['content-type'], 'text/event-stream');
   assert.equal(client.head.headers['cache-control'], 'no-store');
 });
+
+test('chunks written straight to the socket keep HTTP/1.1 framing intact for the next request', async (t) => {
+  let served = 0;
+  const app = await serve((req, res) => {
+    served++;
+    const events = new EventEndpoint(req, res);
+    events.send(`response ${served}`);
+    setTimeout(() => {
+      events.send('later, through the socket');
+      setTimeout(() => events.close(), 10);
+    }, 10);
+  });
+  t.after(() => app.close());
+  const client = RawClient.connect(app.port);
+  t.after(() => client.destroy());
+  await until(() => client.ended);
+  assert.equal(client.body, ': ok\n\ndata: response 1\n\ndata: later, through the socket\n\n');
+  assert.ok(client.chunks.length >= 2);
+  // The same keep-alive connection serves a second stream after the first.
+  const first = client.raw.length;
+  client.socket.write(`GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
+  await until(() => client.raw.subarray(first).includes('data: response 2'));
+  assert.match(client.raw.subarray(first).toString(), /^HTTP\/1\.1 200 OK\r\n/);
+});
+
+test('a HEAD request gets the headers and no body', async (t) => {
+  let endpoint;
+  const app = await serve((req, res) => {
+    endpoint = new EventEndpoint(req, res);
+    endpoint.send('not for HEAD');
+    setTimeout(() => endpoint.send('nor this'), 10);
+  });
+  t.after(() => app.close());
+  const response = await fetch(app.url, { method: 'HEAD' });
+  assert.equal(response.status, 200);
+  assert.equal(response.headers.get('content-type'), 'text/event-stream');
+  assert.equal(await response.text(), '');
+  assert.equal(endpoint.closed, true, 'a HEAD request has no stream to keep open');
+});
+
+test('a response whose write was replaced (compression middleware) is written through it', async (t) => {
+  const seen = [];
+  const app = await serve((req, res) => {
+    const write = res.write;
+    res.write = function (chunk, ...rest) {
+      seen.push(Buffer.from(chunk).toString());
+      return write.call(this, chunk, ...rest);
+    };
+    const events = new EventEndpoint(req, res);
+    events.send('one');
+    setTimeout(() => events.send('two'), 10);
+  });
+  t.after(() => app.close());
+  const client = RawClient.connect(app.port);
+  t.after(() => client.destroy());
+  await client.waitFor('data: two');
+  assert.deepEqual(seen, [': ok\n\ndata: one\n\n', 'data: two\n\n']);
+});

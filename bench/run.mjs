@@ -8,12 +8,13 @@
 import { fork } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
-import { IMPLEMENTATIONS } from './impls.mjs';
+import { IMPLEMENTATIONS as ALL_IMPLEMENTATIONS } from './impls.mjs';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const only = args.find((a) => a.startsWith('--only='))?.slice(7).split(',');
-const RUNS = 3;
+const RUNS = Number(args.find((a) => a.startsWith('--runs='))?.slice(7) ?? 3);
+const IMPLEMENTATIONS = args.find((a) => a.startsWith('--impl='))?.slice(7).split(',') ?? ALL_IMPLEMENTATIONS;
 const MiB = 1024 * 1024;
 
 const WORKLOADS = {
@@ -23,9 +24,14 @@ const WORKLOADS = {
     params: { messages: quick ? 50_000 : 200_000, perTurn: 1000 },
   },
   fanout: {
-    what: 'clients × messages, each message sent by looping over the endpoints, one message per turn',
+    what: 'clients × messages, sent by looping over the endpoints for each message, all in one go',
     clients: quick ? 500 : 1000,
-    params: { messages: quick ? 50 : 100 },
+    params: { messages: quick ? 50 : 100, perTurn: quick ? 50 : 100 },
+  },
+  'fanout-ticker': {
+    what: 'the same, but one message per event-loop turn (a ticker)',
+    clients: quick ? 500 : 1000,
+    params: { messages: quick ? 50 : 100, perTurn: 1 },
   },
   idle: {
     what: 'open idle connections; memory per connection after GC',
@@ -61,19 +67,19 @@ async function runOnce(implementation, name) {
   const workload = WORKLOADS[name];
   const timeoutMs = 120_000;
   const server = fork(new URL('./server.mjs', import.meta.url), [JSON.stringify({ implementation, workload: name, params: workload.params })], {
-    execArgv: ['--expose-gc'],
+    execArgv: ['--expose-gc', ...(process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [])],
   });
   let client;
   try {
     const { port } = await nextMessage(server, ['port'], 10_000);
     if (name === 'idle') await nextMessage(server.send({ type: 'baseline-memory' }) && server, ['ok'], 10_000);
-    const frames = name === 'burst' || name === 'fanout' ? workload.params.messages : 0;
+    const frames = name === 'burst' || name.startsWith('fanout') ? workload.params.messages : 0;
     client = fork(new URL('./client.mjs', import.meta.url), [
       JSON.stringify({ port, clients: workload.clients, frames, mode: name === 'slow' ? 'stall' : 'count', timeoutMs }),
     ]);
     await nextMessage(client, ['ready'], timeoutMs);
 
-    if (name === 'burst' || name === 'fanout') {
+    if (name === 'burst' || name.startsWith('fanout')) {
       const done = nextMessage(client, ['done', 'error'], timeoutMs);
       client.send({ type: 'go' });
       server.send({ type: 'go' });
@@ -87,6 +93,7 @@ async function runOnce(implementation, name) {
         : {
             deliveriesPerSecond: deliveries / (elapsedMs / 1000),
             cpuMicrosPerDelivery: report.cpuMicros / deliveries,
+            userMicrosPerDelivery: report.cpuUserMicros / deliveries,
             loopDelayP99Ms: report.loopDelayP99Ms,
           };
     }
@@ -105,6 +112,9 @@ async function runOnce(implementation, name) {
     return { peakRssGrowthMiB: report.peakRssGrowth / MiB, acceptedMiB: sentBytes / MiB, producerHeldBack: blocked };
   } finally {
     client?.kill();
+    // A clean exit, so that a --cpu-prof profile gets written.
+    if (server.connected) server.send({ type: 'exit' });
+    await Promise.race([new Promise((resolve) => server.once('exit', resolve)), new Promise((resolve) => setTimeout(resolve, 5000))]);
     server.kill();
   }
 }
@@ -119,6 +129,9 @@ const METRICS = [
   ['fanout', 'deliveriesPerSecond', 'fan-out: deliveries/s', 'higher'],
   ['fanout', 'cpuMicrosPerDelivery', 'fan-out: server CPU µs/delivery', 'lower'],
   ['fanout', 'loopDelayP99Ms', 'fan-out: event-loop delay p99 (ms)', 'lower'],
+  ['fanout-ticker', 'deliveriesPerSecond', 'fan-out, 1 msg/turn: deliveries/s', 'higher'],
+  ['fanout-ticker', 'cpuMicrosPerDelivery', 'fan-out, 1 msg/turn: CPU µs/delivery', 'lower'],
+  ['fanout-ticker', 'loopDelayP99Ms', 'fan-out, 1 msg/turn: loop delay p99 (ms)', 'lower'],
   ['idle', 'rssKiBPerConnection', 'idle: RSS KiB/connection', 'lower'],
   ['idle', 'heapKiBPerConnection', 'idle: heap KiB/connection', 'lower'],
   ['slow', 'peakRssGrowthMiB', 'slow consumer: peak RSS growth (MiB)', 'lower'],
@@ -156,10 +169,10 @@ function ratio(direction, native, other) {
   return `${(direction === 'higher' ? native / other : other / native).toFixed(2)}×`;
 }
 
-const rows = [['metric (median of 3)', ...IMPLEMENTATIONS, 'native vs jsext', 'native vs baseline']];
+const rows = [[`metric (median of ${RUNS})`, ...IMPLEMENTATIONS, 'native vs jsext', 'native vs baseline']];
 for (const [name, key, label, direction] of METRICS) {
   if (!results[name]) continue;
-  const value = (impl) => results[name][impl].median[key];
+  const value = (impl) => results[name][impl]?.median[key];
   rows.push([label, ...IMPLEMENTATIONS.map((impl) => format(value(impl))), ratio(direction, value('native-sse'), value('jsext')), ratio(direction, value('native-sse'), value('baseline'))]);
 }
 const widths = rows[0].map((_, col) => Math.max(...rows.map((row) => row[col].length)));

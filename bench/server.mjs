@@ -44,12 +44,14 @@ async function burst() {
   }
 }
 
+/** Each message goes to every client by a loop over the streams;
+ * `perTurn` messages are sent before the event loop gets a turn. */
 async function fanout() {
   const texts = messages(params.messages);
   for (let m = 0; m < params.messages; m++) {
     const text = texts[m];
     for (const stream of streams) impl.send(stream, text);
-    await nextTurn();
+    if ((m + 1) % params.perTurn === 0) await nextTurn();
   }
 }
 
@@ -99,7 +101,7 @@ process.on('message', async (message) => {
       cpuAtGo = process.cpuUsage();
       process.send({ type: 'started', streams: streams.length });
       const result =
-        workload === 'burst' ? await burst() : workload === 'fanout' ? await fanout() : workload === 'slow' ? await slowConsumer() : {};
+        workload === 'burst' ? await burst() : workload.startsWith('fanout') ? await fanout() : workload === 'slow' ? await slowConsumer() : {};
       process.send({ type: 'produced', ...result });
       break;
     }
@@ -111,6 +113,7 @@ process.on('message', async (message) => {
         type: 'report',
         streams: streams.length,
         cpuMicros: cpu.user + cpu.system,
+        cpuUserMicros: cpu.user,
         loopDelayP99Ms: delay ? delay.percentile(99) / 1e6 : null,
         peakRssGrowth: peakRss - rssAtGo,
         idle: memory && baselineMemory && {

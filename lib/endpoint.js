@@ -1,5 +1,6 @@
 'use strict';
 
+const { ServerResponse } = require('node:http');
 const native = require('../binding.js');
 const outbox = require('./outbox.js');
 const { CloseEvent } = require('./close-event.js');
@@ -61,6 +62,27 @@ function setExtraHeaders(response, headers) {
   }
 }
 
+/**
+ * The socket of a chunked HTTP/1.1 response whose headers have gone out, if
+ * flushes may be written to it directly, as ready-framed chunks: one socket
+ * write per flush instead of the three that `res.write` makes, and none of
+ * its bookkeeping. Only for a plain `ServerResponse` that is the socket's
+ * current response and whose `write` nobody replaced (compression
+ * middleware does); anything else goes through `res.write`.
+ */
+function directSocket(response) {
+  const socket = response.socket;
+  return response instanceof ServerResponse &&
+    response.write === ServerResponse.prototype.write &&
+    response.chunkedEncoding === true &&
+    response.headersSent &&
+    socket != null &&
+    socket._httpMessage === response &&
+    socket.writable
+    ? socket
+    : null;
+}
+
 function lastEventIdOf(request) {
   const value = request.headers['last-event-id'];
   if (typeof value === 'string') return value;
@@ -81,6 +103,9 @@ class EventEndpoint extends EventTarget {
   #closeReason = '';
   #lastEventId = '';
   #highWaterMark = 0;
+  /** Where flushes go once known: the response's socket (direct chunks),
+   * or the response itself; `undefined` until the first flush. */
+  #sink = undefined;
   #keepAlive = 0;
   /** Settlers of the send() calls waiting for the buffer to go down. */
   #waiters = null;
@@ -113,6 +138,7 @@ class EventEndpoint extends EventTarget {
       // instead of reconnecting again. The extra headers still go out: a
       // cross-origin client needs its CORS headers to read even a 204.
       this.#closed = true;
+      this.#closeReason = 'client was told not to reconnect';
       setExtraHeaders(response, options.headers);
       response.writeHead(204);
       response.end();
@@ -129,6 +155,15 @@ class EventEndpoint extends EventTarget {
     }
     setExtraHeaders(response, options.headers);
     response.writeHead(200);
+
+    if (request.method === 'HEAD') {
+      // A HEAD response has headers only: there is no stream to keep open.
+      this.#closed = true;
+      this.#closeReason = 'HEAD request';
+      response.end();
+      queueMicrotask(() => this.#dispatchClose(true, 'HEAD request'));
+      return;
+    }
 
     this.#highWaterMark = options.highWaterMark;
     this.#slot = native.openStream(options.reconnectionTime, options.maxBufferedBytes, options.keepAlive);
@@ -265,10 +300,21 @@ class EventEndpoint extends EventTarget {
   #write(chunk) {
     const response = this.#response;
     if (response.destroyed || response.writableEnded) return;
-    if (!response.write(chunk)) {
-      // The response is full: queue in Rust (up to the cap) until it drains.
+    let sink = this.#sink;
+    let written;
+    if (sink === undefined) {
+      // The first flush (the opening) goes through the response, which sends
+      // the headers with it; then the way for the others is chosen.
+      written = response.write(chunk);
+      sink = this.#sink = directSocket(response) ?? response;
+      if (sink !== response) native.setChunked(this.#slot, true);
+    } else {
+      written = sink.write(chunk);
+    }
+    if (!written) {
+      // Full: queue in Rust (up to the cap) until it drains.
       native.pauseStream(this.#slot);
-      response.once('drain', () => this.#resume());
+      sink.once('drain', () => this.#resume());
     }
     // The flush emptied this stream's queue in Rust: waiting sends may go.
     const waiters = this.#waiters;

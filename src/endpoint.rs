@@ -155,6 +155,13 @@ pub fn pause_stream(slot: u32) {
     with_hub(|hub| hub.pause(slot));
 }
 
+/// Frames a stream's flushed bytes as HTTP/1.1 chunks, so that JavaScript
+/// can write them straight to the socket of a chunked response.
+#[napi]
+pub fn set_chunked(slot: u32, chunked: bool) {
+    with_hub(|hub| hub.set_chunked(slot, chunked));
+}
+
 /// Takes a paused stream back; returns whether bytes wait for a flush.
 #[napi]
 pub fn resume_stream(slot: u32) -> bool {

@@ -59,6 +59,9 @@ struct Stream {
     /// Listed in `Hub::dirty`, so that a stream is listed at most once.
     dirty: bool,
     paused: bool,
+    /// Flushed bytes are framed as HTTP/1.1 chunks, for writing straight to
+    /// the socket of a chunked response.
+    chunked: bool,
     keep_alive: Option<Duration>,
     /// When bytes last left for this stream (or it opened).
     last_sent: Instant,
@@ -71,6 +74,7 @@ impl Stream {
             open: true,
             dirty: false,
             paused: false,
+            chunked: false,
             keep_alive: options.keep_alive,
             last_sent: now,
         }
@@ -90,6 +94,18 @@ impl Batch {
     pub fn is_empty(&self) -> bool {
         self.layout.is_empty()
     }
+}
+
+/// The most a chunk's size line and trailing CRLF add: 16 hex digits + 4.
+const CHUNK_FRAMING_MAX: usize = 20;
+
+/// Appends `bytes` as one HTTP/1.1 chunk: size in hex, CRLF, data, CRLF.
+fn put_chunk(out: &mut Vec<u8>, bytes: &[u8]) {
+    use std::io::Write;
+    // Writing to a Vec cannot fail.
+    let _ = write!(out, "{:x}\r\n", bytes.len());
+    out.extend_from_slice(bytes);
+    out.extend_from_slice(b"\r\n");
 }
 
 #[derive(Debug, Default)]
@@ -191,6 +207,14 @@ impl Hub {
         true
     }
 
+    /// Frames this stream's flushed bytes as HTTP/1.1 chunks from now on
+    /// (or not). Bytes taken with [`Hub::take`] are never framed.
+    pub fn set_chunked(&mut self, slot: Slot, chunked: bool) {
+        if let Some(stream) = self.stream_mut(slot) {
+            stream.chunked = chunked;
+        }
+    }
+
     /// Takes one stream's queued bytes now, ahead of the next flush (used
     /// when a stream is about to end).
     pub fn take(&mut self, slot: Slot) -> BytesMut {
@@ -236,7 +260,7 @@ impl Hub {
             .iter()
             .map(|&slot| &self.streams[slot as usize])
             .filter(|s| s.dirty && !s.paused)
-            .map(|s| s.buffer.len())
+            .map(|s| s.buffer.len() + if s.chunked { CHUNK_FRAMING_MAX } else { 0 })
             .sum();
         batch.bytes.reserve_exact(total);
         for &slot in &dirty {
@@ -251,7 +275,12 @@ impl Hub {
                 continue;
             }
             let start = batch.bytes.len() as u32;
-            batch.bytes.extend_from_slice(&stream.buffer.take());
+            let bytes = stream.buffer.take();
+            if stream.chunked {
+                put_chunk(&mut batch.bytes, &bytes);
+            } else {
+                batch.bytes.extend_from_slice(&bytes);
+            }
             stream.last_sent = now;
             batch
                 .layout
@@ -408,6 +437,26 @@ mod tests {
         let batch = hub.flush(start + Duration::from_millis(400));
         assert_eq!(share(&batch, busy), vec![&b":\n"[..]]);
         assert!(share(&batch, idle).is_empty());
+    }
+
+    #[test]
+    fn chunked_streams_are_flushed_as_http_chunks() {
+        let mut hub = Hub::default();
+        let plain = open(&mut hub);
+        let chunked = open(&mut hub);
+        hub.set_chunked(chunked, true);
+        let data = "y".repeat(20);
+        let frame = Frame::message(&data);
+        hub.push_frame(plain, &frame).unwrap();
+        hub.push_frame(chunked, &frame).unwrap();
+        let batch = hub.flush(Instant::now());
+        let body = "data: yyyyyyyyyyyyyyyyyyyy\n\n";
+        assert_eq!(share(&batch, plain), vec![body.as_bytes()]);
+        let framed = format!("1c\r\n{body}\r\n");
+        assert_eq!(share(&batch, chunked), vec![framed.as_bytes()]);
+        // Taking (to end the stream through the response) is never framed.
+        hub.push_frame(chunked, &frame).unwrap();
+        assert_eq!(&hub.take(chunked)[..], body.as_bytes());
     }
 
     impl Hub {
