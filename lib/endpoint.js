@@ -1,20 +1,28 @@
 'use strict';
 
-const { ServerResponse } = require('node:http');
 const native = require('../binding.js');
 const outbox = require('./outbox.js');
 const { CloseEvent } = require('./close-event.js');
+const { NodeTransport } = require('./node-transport.js');
+const { WebTransport } = require('./web-transport.js');
 const { normalizeOptions, optionalString, requiredString, invalid } = require('./options.js');
 
 const RESOLVED = Promise.resolve();
 const noop = () => {};
 
+/** What `native.send` returns when a frame would pass the buffer's cap. */
+const OVERFLOW = -1;
+
 function isObject(value) {
   return value !== null && typeof value === 'object';
 }
 
+function isWebRequest(value) {
+  return typeof Request === 'function' && value instanceof Request;
+}
+
 function isNodeRequest(value) {
-  return isObject(value) && isObject(value.headers) && !(typeof Request === 'function' && value instanceof Request);
+  return isObject(value) && isObject(value.headers) && !isWebRequest(value);
 }
 
 function isNodeResponse(value) {
@@ -27,9 +35,6 @@ function isNodeResponse(value) {
     typeof value.on === 'function'
   );
 }
-
-/** What `native.send` returns when a frame would pass the buffer's cap. */
-const OVERFLOW = -1;
 
 function closedError(reason) {
   const err = new Error(`Cannot send: the event stream is closed (${reason})`);
@@ -53,37 +58,27 @@ let lastData;
 let lastEvent;
 let lastId;
 
-/** The user's extra headers, which may override the defaults but never the
- * content type that makes this an event stream. */
-function setExtraHeaders(response, headers) {
-  if (headers === undefined) return;
-  for (const [name, value] of headers) {
-    if (name.toLowerCase() !== 'content-type') response.setHeader(name, value);
-  }
+/** The headers of a stream, as [name, value] pairs. `Connection` is
+ * connection-specific: HTTP/2 forbids it, and a web Response leaves it to
+ * the server that sends it. */
+function streamHeaders(extra, { http1 }) {
+  const headers = [
+    ['Content-Type', 'text/event-stream'],
+    ['Cache-Control', 'no-cache'],
+    ['X-Accel-Buffering', 'no'], // or nginx buffers the stream
+  ];
+  if (http1) headers.push(['Connection', 'keep-alive']);
+  return [...headers, ...userHeaders(extra)];
 }
 
-/**
- * The socket of a chunked HTTP/1.1 response whose headers have gone out, if
- * flushes may be written to it directly, as ready-framed chunks: one socket
- * write per flush instead of the three that `res.write` makes, and none of
- * its bookkeeping. Only for a plain `ServerResponse` that is the socket's
- * current response and whose `write` nobody replaced (compression
- * middleware does); anything else goes through `res.write`.
- */
-function directSocket(response) {
-  const socket = response.socket;
-  return response instanceof ServerResponse &&
-    response.write === ServerResponse.prototype.write &&
-    response.chunkedEncoding === true &&
-    response.headersSent &&
-    socket != null &&
-    socket._httpMessage === response &&
-    socket.writable
-    ? socket
-    : null;
+/** The user's extra headers, which may override the defaults but never the
+ * content type that makes this an event stream. */
+function userHeaders(extra) {
+  return (extra ?? []).filter(([name]) => name.toLowerCase() !== 'content-type');
 }
 
 function lastEventIdOf(request) {
+  if (isWebRequest(request)) return request.headers.get('last-event-id') ?? '';
   const value = request.headers['last-event-id'];
   if (typeof value === 'string') return value;
   if (Array.isArray(value)) return value.join(', ');
@@ -94,88 +89,79 @@ function lastEventIdOf(request) {
  * A Server-Sent Events stream to one client, with the API of
  * `EventEndpoint` from `@ayonli/jsext/sse`. Frames are validated, encoded
  * and queued in Rust; this class only holds what JavaScript must hold: the
- * response object and the `EventTarget` it inherits from.
+ * transport to the client and the `EventTarget` it inherits from.
  */
 class EventEndpoint extends EventTarget {
-  #response = null;
+  #transport = null;
+  #webResponse = null;
   #slot = -1;
   #closed = false;
   #closeReason = '';
   #lastEventId = '';
   #highWaterMark = 0;
-  /** Where flushes go once known: the response's socket (direct chunks),
-   * or the response itself; `undefined` until the first flush. */
-  #sink = undefined;
   #keepAlive = 0;
   /** Settlers of the send() calls waiting for the buffer to go down. */
   #waiters = null;
 
   constructor(request, ...args) {
     super();
-    if (!isNodeRequest(request)) {
-      if (typeof Request === 'function' && request instanceof Request) {
-        throw new TypeError(
-          'The "request" argument is a fetch Request, which this version does not support yet: ' +
-            'pass the (req, res) of a node:http server',
-        );
+    let response = null;
+    let options;
+    if (isWebRequest(request)) {
+      options = normalizeOptions(args[0]);
+    } else if (isNodeRequest(request)) {
+      response = args[0];
+      if (!isNodeResponse(response)) {
+        throw invalid('response', 'an http.ServerResponse or http2.Http2ServerResponse', response);
       }
-      throw invalid('request', 'an http.IncomingMessage', request);
+      options = normalizeOptions(args[1]);
+      if (response.headersSent) {
+        throw new TypeError('The "response" argument has already sent its headers');
+      }
+    } else {
+      throw invalid('request', 'an http.IncomingMessage, http2.Http2ServerRequest or Request', request);
     }
-    const response = args[0];
-    if (!isNodeResponse(response)) {
-      throw invalid('response', 'an http.ServerResponse', response);
-    }
-    const options = normalizeOptions(args[1]);
-    if (response.headersSent) {
-      throw new TypeError('The "response" argument has already sent its headers');
-    }
-
-    this.#response = response;
     this.#lastEventId = lastEventIdOf(request);
 
-    if (this.#lastEventId !== '' && native.isStopToken(this.#lastEventId)) {
-      // This client was told to stop. 204 is what makes EventSource give up
-      // instead of reconnecting again. The extra headers still go out: a
-      // cross-origin client needs its CORS headers to read even a 204.
-      this.#closed = true;
-      this.#closeReason = 'client was told not to reconnect';
-      setExtraHeaders(response, options.headers);
-      response.writeHead(204);
-      response.end();
-      queueMicrotask(() => this.#dispatchClose(true, 'client was told not to reconnect'));
-      return;
-    }
+    // A client told to stop by close(true) is refused with 204, which makes
+    // EventSource give up instead of reconnecting again. The extra headers
+    // still go out: a cross-origin client needs its CORS headers to read
+    // even a 204.
+    const stopped = this.#lastEventId !== '' && native.isStopToken(this.#lastEventId);
+    // A HEAD response has headers only: there is no stream to keep open.
+    const headOnly = request.method === 'HEAD';
+    const status = stopped ? 204 : 200;
+    const headers = stopped ? userHeaders(options.headers) : streamHeaders(options.headers, { http1: response !== null && !(request.httpVersionMajor >= 2) });
 
-    response.setHeader('Content-Type', 'text/event-stream');
-    response.setHeader('Cache-Control', 'no-cache');
-    response.setHeader('X-Accel-Buffering', 'no'); // or nginx buffers the stream
-    if (!(request.httpVersionMajor >= 2)) {
-      // A connection-specific header: Node refuses it on HTTP/2.
-      response.setHeader('Connection', 'keep-alive');
+    if (response === null) {
+      if (stopped || headOnly) {
+        this.#webResponse = new Response(null, { status, headers });
+      } else {
+        this.#transport = new WebTransport(this.#transportEvents());
+        this.#webResponse = new Response(this.#transport.body, { status, headers });
+        request.signal?.addEventListener('abort', () => this.#end(true, 'client disconnected'), { once: true });
+      }
+    } else {
+      for (const [name, value] of headers) response.setHeader(name, value);
+      response.writeHead(status);
+      if (stopped || headOnly) response.end();
     }
-    setExtraHeaders(response, options.headers);
-    response.writeHead(200);
-
-    if (request.method === 'HEAD') {
-      // A HEAD response has headers only: there is no stream to keep open.
+    if (stopped || headOnly) {
       this.#closed = true;
-      this.#closeReason = 'HEAD request';
-      response.end();
-      queueMicrotask(() => this.#dispatchClose(true, 'HEAD request'));
+      this.#closeReason = stopped ? 'client was told not to reconnect' : 'HEAD request';
+      queueMicrotask(() => this.#dispatchClose(true, this.#closeReason));
       return;
     }
 
     this.#highWaterMark = options.highWaterMark;
-    this.#slot = native.openStream(options.reconnectionTime, options.maxBufferedBytes, options.keepAlive);
-    outbox.attach(this.#slot, (chunk) => this.#write(chunk));
+    const slot = (this.#slot = native.openStream(options.reconnectionTime, options.maxBufferedBytes, options.keepAlive));
+    if (response !== null) this.#transport = new NodeTransport(slot, response, this.#transportEvents());
+    outbox.attach(slot, (chunk) => this.#write(chunk));
     outbox.schedule();
     if (options.keepAlive > 0) {
       this.#keepAlive = options.keepAlive;
       outbox.retainKeepAlive(options.keepAlive);
     }
-
-    response.once('close', () => this.#end(true, 'client disconnected'));
-    response.on('error', (err) => this.#end(false, err?.message || String(err)));
   }
 
   /** The `Last-Event-ID` the client sent, then the id of the last event sent. */
@@ -188,18 +174,19 @@ class EventEndpoint extends EventTarget {
     return this.#closed;
   }
 
-  /** The web `Response` of the fetch-style form; `null` for node:http. */
+  /** The web `Response` to return from a fetch-style handler; `null` when
+   * the endpoint was made from a node:http or node:http2 request. */
   get response() {
-    return null;
+    return this.#webResponse;
   }
 
   /**
-   * Bytes accepted by `send()` and not yet handed to the socket: those
+   * Bytes accepted by `send()` and not yet handed to the client: those
    * queued in Rust plus those the response itself still holds.
    */
   get bufferedAmount() {
     if (this.#closed) return 0;
-    return native.bufferedAmount(this.#slot) + (this.#response.writableLength ?? 0);
+    return native.bufferedAmount(this.#slot) + this.#transport.buffered;
   }
 
   /**
@@ -251,12 +238,9 @@ class EventEndpoint extends EventTarget {
     // like any other then.
     if (noReconnect) native.sendStop(slot);
     const rest = native.takeQueued(slot);
-    const response = this.#response;
+    const transport = this.#transport;
     this.#end(true, noReconnect ? 'closed by the server, no reconnect' : 'closed by the server');
-    if (!response.destroyed && !response.writableEnded) {
-      if (rest !== null) response.write(rest);
-      response.end();
-    }
+    transport.end(rest);
   }
 
   /**
@@ -296,26 +280,19 @@ class EventEndpoint extends EventTarget {
     return handled(new Promise((resolve, reject) => (this.#waiters ??= []).push({ resolve, reject })));
   }
 
-  /** Writes this stream's share of a flush. */
+  #transportEvents() {
+    return {
+      onDrain: () => {
+        if (!this.#closed && native.resumeStream(this.#slot)) outbox.schedule();
+      },
+      onGone: (wasClean, reason) => this.#end(wasClean, reason),
+    };
+  }
+
+  /** Hands this stream's share of a flush to the transport. */
   #write(chunk) {
-    const response = this.#response;
-    if (response.destroyed || response.writableEnded) return;
-    let sink = this.#sink;
-    let written;
-    if (sink === undefined) {
-      // The first flush (the opening) goes through the response, which sends
-      // the headers with it; then the way for the others is chosen.
-      written = response.write(chunk);
-      sink = this.#sink = directSocket(response) ?? response;
-      if (sink !== response) native.setChunked(this.#slot, true);
-    } else {
-      written = sink.write(chunk);
-    }
-    if (!written) {
-      // Full: queue in Rust (up to the cap) until it drains.
-      native.pauseStream(this.#slot);
-      sink.once('drain', () => this.#resume());
-    }
+    // A full transport: queue in Rust (up to the cap) until it drains.
+    if (!this.#transport.write(chunk)) native.pauseStream(this.#slot);
     // The flush emptied this stream's queue in Rust: waiting sends may go.
     const waiters = this.#waiters;
     if (waiters !== null) {
@@ -324,18 +301,14 @@ class EventEndpoint extends EventTarget {
     }
   }
 
-  #resume() {
-    if (!this.#closed && native.resumeStream(this.#slot)) outbox.schedule();
-  }
-
   /** Ends the stream on a failure: nothing more is written. */
   #abort(reason) {
-    const response = this.#response;
+    const transport = this.#transport;
     this.#end(false, reason);
-    response.destroy();
+    transport.destroy(reason);
   }
 
-  /** The one way a stream ends: frees the slot, then the `close` event. */
+  /** The one way an open stream ends: frees the slot, then the `close` event. */
   #end(wasClean, reason) {
     if (this.#closed) return;
     this.#closed = true;
