@@ -34,6 +34,23 @@ export interface EventEndpointOptions {
    */
   reconnectionTime?: number;
   /**
+   * Milliseconds without a byte sent after which a comment line is written,
+   * so that proxies keep an idle connection open. `0` turns it off.
+   * Default: `15000`.
+   */
+  keepAlive?: number;
+  /**
+   * Bytes waiting for one client past which `send()` waits until the client
+   * has taken them. Default: `65536`. Capped at `maxBufferedBytes`.
+   */
+  highWaterMark?: number;
+  /**
+   * Hard cap on the bytes waiting for one client: a frame that would pass it
+   * is refused and the client is disconnected as a slow consumer.
+   * Default: `4194304` (4 MiB).
+   */
+  maxBufferedBytes?: number;
+  /**
    * Extra response headers, such as CORS headers. They may replace
    * `Cache-Control` and `X-Accel-Buffering`, never `Content-Type`. They are
    * also sent with the `204` that refuses a client told not to reconnect.
@@ -65,6 +82,10 @@ export declare const CloseEvent: {
  * **Events:** `close`, dispatched exactly once when the stream ends, whether
  * the server closed it, the client went away, or the connection failed.
  *
+ * Made from a node:http or node:http2 (compatibility API) request and
+ * response, or from a web `Request`, in which case `response` is the
+ * `Response` to return.
+ *
  * @example
  * ```ts
  * import * as http from "node:http";
@@ -87,9 +108,13 @@ export declare class EventEndpoint<
   get lastEventId(): string;
   /** Whether the stream has ended. */
   get closed(): boolean;
-  /** The web `Response` of the fetch-style form; `null` with node:http. */
+  /**
+   * The web `Response` to return from a fetch-style handler (an event
+   * stream, or a `204` for a client told not to reconnect); `null` when the
+   * endpoint was made from a node:http or node:http2 request and response.
+   */
   get response(): T extends Request ? Response : null;
-  /** Bytes accepted by `send()` and not yet handed to the response. */
+  /** Bytes accepted by `send()` and not yet handed to the client. */
   get bufferedAmount(): number;
 
   addEventListener(

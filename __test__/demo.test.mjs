@@ -31,3 +31,42 @@ test('the demo serves a page and a live event stream', async (t) => {
   assert.deepEqual(got.message.map(([id]) => id), ['1', '2']);
   assert.match(got.message[0][1], /^\d\d:\d\d:\d\d$/);
 });
+
+/** Starts an example with PORT=0 and returns the URL it prints. */
+async function startExample(t, file) {
+  const child = spawn(process.execPath, [file], {
+    cwd: new URL('..', import.meta.url),
+    env: { ...process.env, PORT: '0' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  t.after(() => child.kill());
+  const [line] = await once(child.stdout, 'data');
+  const url = /https?:\/\/127\.0\.0\.1:\d+\/\S*/.exec(String(line))?.[0];
+  assert.ok(url, `the example prints its URL: ${line}`);
+  return url;
+}
+
+test('examples/fetch-style streams to an EventSource', async (t) => {
+  const url = await startExample(t, 'examples/fetch-style/server.mjs');
+  const es = new EventSource(url);
+  t.after(() => es.close());
+  const got = [];
+  es.addEventListener('welcome', (e) => got.push(e.data));
+  es.onmessage = (e) => got.push(e.data);
+  await until(() => got.length >= 2, 5000, 'two events');
+  assert.equal(got[0], 'resuming after event 0');
+  assert.match(got[1], /^event number 1\nsent at /);
+});
+
+test('examples/http2 streams over HTTP/2 with TLS', async (t) => {
+  const http2 = await import('node:http2');
+  const url = new URL(await startExample(t, 'examples/http2/server.mjs'));
+  const client = http2.connect(url.origin, { rejectUnauthorized: false });
+  t.after(() => client.destroy());
+  const stream = client.request({ ':path': '/events' });
+  let text = '';
+  stream.setEncoding('utf8');
+  stream.on('data', (chunk) => (text += chunk));
+  await until(() => text.includes('id: 1\n'), 5000, 'the first tick');
+  assert.match(text, /event: welcome\ndata: HTTP\/2\.0 stream/);
+});

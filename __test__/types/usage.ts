@@ -1,6 +1,7 @@
 // Type-checked by `npm test` (tsc --noEmit): the README's usage must compile
 // against index.d.ts, and misuse must not.
 import * as http from 'node:http';
+import * as http2 from 'node:http2';
 import { EventEndpoint, type CloseEvent, type EventEndpointOptions } from 'native-sse';
 
 const options: EventEndpointOptions = { reconnectionTime: 3000, headers: { 'Access-Control-Allow-Origin': '*' } };
@@ -36,3 +37,19 @@ http.createServer(async (req, res) => {
 
 const target: EventTarget = new EventEndpoint(new http.IncomingMessage(null as never), new http.ServerResponse(null as never));
 void target;
+
+// The fetch-style form: `response` is a web Response.
+export function fetchHandler(request: Request): Response {
+  const events = new EventEndpoint(request, { keepAlive: 10_000 });
+  void events.send('hello');
+  const response: Response = events.response;
+  return response;
+}
+
+// node:http2, compatibility API.
+
+http2.createServer((req, res) => {
+  const events = new EventEndpoint(req, res, { highWaterMark: 16_384, maxBufferedBytes: 1 << 20 });
+  const response: null = events.response;
+  void response;
+});
