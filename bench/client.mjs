@@ -1,8 +1,9 @@
 // The load: raw sockets on 127.0.0.1 that count bytes and SSE frames, in a
 // process of their own. Driven by run.mjs over IPC.
 import net from 'node:net';
+import http2 from 'node:http2';
 
-const { port, clients, frames, mode, timeoutMs } = JSON.parse(process.argv[2]);
+const { port, clients, frames, mode, h2, timeoutMs } = JSON.parse(process.argv[2]);
 const LF = 10;
 
 class Counter {
@@ -29,7 +30,20 @@ class Counter {
 
 const counters = [];
 
+/** An HTTP/2 client: a session (a connection) of its own, one stream. */
+function connectH2() {
+  const session = http2.connect(`http://127.0.0.1:${port}`);
+  session.on('error', () => {});
+  const stream = session.request({ ':path': '/events', accept: 'text/event-stream' });
+  stream.on('error', () => {});
+  const counter = new Counter(session);
+  stream.on('data', (data) => counter.take(data));
+  counters.push(counter);
+  return counter;
+}
+
 function connect() {
+  if (h2) return connectH2();
   const socket = net.connect(port, '127.0.0.1');
   socket.setNoDelay(true);
   const counter = new Counter(socket);

@@ -33,6 +33,20 @@ const WORKLOADS = {
     clients: quick ? 500 : 1000,
     params: { messages: quick ? 50 : 100, perTurn: 1 },
   },
+  'fanout-h2': {
+    what: 'fan-out in one go over HTTP/2 (h2c, compatibility API), one connection per client',
+    clients: quick ? 500 : 1000,
+    params: { messages: quick ? 50 : 100, perTurn: quick ? 50 : 100, h2: true },
+    // jsext cannot serve HTTP/2: it sets Connection and Transfer-Encoding,
+    // which Node refuses there (ERR_HTTP2_INVALID_CONNECTION_HEADERS).
+    implementations: ['native-sse', 'baseline'],
+  },
+  'fanout-h2-ticker': {
+    what: 'the same, one message per event-loop turn',
+    clients: quick ? 500 : 1000,
+    params: { messages: quick ? 50 : 100, perTurn: 1, h2: true },
+    implementations: ['native-sse', 'baseline'],
+  },
   idle: {
     what: 'open idle connections; memory per connection after GC',
     clients: quick ? 1000 : 5000,
@@ -75,7 +89,7 @@ async function runOnce(implementation, name) {
     if (name === 'idle') await nextMessage(server.send({ type: 'baseline-memory' }) && server, ['ok'], 10_000);
     const frames = name === 'burst' || name.startsWith('fanout') ? workload.params.messages : 0;
     client = fork(new URL('./client.mjs', import.meta.url), [
-      JSON.stringify({ port, clients: workload.clients, frames, mode: name === 'slow' ? 'stall' : 'count', timeoutMs }),
+      JSON.stringify({ port, clients: workload.clients, frames, mode: name === 'slow' ? 'stall' : 'count', h2: Boolean(workload.params.h2), timeoutMs }),
     ]);
     await nextMessage(client, ['ready'], timeoutMs);
 
@@ -135,6 +149,11 @@ const METRICS = [
   ['fanout-ticker', 'deliveriesPerSecond', 'fan-out, 1 msg/turn: deliveries/s', 'higher'],
   ['fanout-ticker', 'cpuMicrosPerDelivery', 'fan-out, 1 msg/turn: CPU µs/delivery', 'lower'],
   ['fanout-ticker', 'loopDelayP99Ms', 'fan-out, 1 msg/turn: loop delay p99 (ms)', 'lower'],
+  ['fanout-h2', 'deliveriesPerSecond', 'HTTP/2 fan-out: deliveries/s', 'higher'],
+  ['fanout-h2', 'cpuMicrosPerDelivery', 'HTTP/2 fan-out: CPU µs/delivery', 'lower'],
+  ['fanout-h2-ticker', 'deliveriesPerSecond', 'HTTP/2 fan-out, 1 msg/turn: deliveries/s', 'higher'],
+  ['fanout-h2-ticker', 'cpuMicrosPerDelivery', 'HTTP/2 fan-out, 1 msg/turn: CPU µs/delivery', 'lower'],
+  ['fanout-h2-ticker', 'loopDelayP99Ms', 'HTTP/2 fan-out, 1 msg/turn: loop p99 (ms)', 'lower'],
   ['idle', 'rssKiBPerConnection', 'idle: RSS KiB/connection', 'lower'],
   ['idle', 'heapKiBPerConnection', 'idle: heap KiB/connection', 'lower'],
   ['slow', 'peakRssGrowthMiB', 'slow consumer: peak RSS growth (MiB)', 'lower'],
@@ -147,6 +166,7 @@ for (const name of Object.keys(WORKLOADS)) {
   if (only && !only.includes(name)) continue;
   results[name] = {};
   for (const implementation of IMPLEMENTATIONS) {
+    if (WORKLOADS[name].implementations && !WORKLOADS[name].implementations.includes(implementation)) continue;
     const runs = [];
     for (let run = 0; run < RUNS; run++) {
       process.stderr.write(`${name} / ${implementation} / run ${run + 1}\r`);
@@ -183,10 +203,13 @@ const line = (row) => `| ${row.map((cell, col) => (col === 0 ? cell.padEnd(width
 console.log(line(rows[0]));
 console.log(`|${widths.map((w, col) => (col === 0 ? '-'.repeat(w + 2) : '-'.repeat(w + 1) + ':')).join('|')}|`);
 for (const row of rows.slice(1)) console.log(line(row));
+if (results['fanout-h2']) console.log('\nHTTP/2 rows: jsext cannot serve HTTP/2 (it sets Connection and Transfer-Encoding, which Node refuses there).');
 console.log(`\nRatios are native-sse's advantage (above 1× is better for native-sse). ${quick ? 'Quick sizes. ' : ''}` +
   `${availableParallelism()} cores (${cpus()[0]?.model ?? 'unknown CPU'}), Node ${process.version}, ${((Date.now() - started) / 1000).toFixed(0)} s.`);
 if (results.slow) {
-  const held = IMPLEMENTATIONS.map((impl) => `${impl}: ${results.slow[impl].median.producerHeldBack.every(Boolean) ? 'held back' : 'not held back'}`);
+  const held = IMPLEMENTATIONS.filter((impl) => results.slow[impl]).map(
+    (impl) => `${impl}: ${results.slow[impl].median.producerHeldBack.every(Boolean) ? 'held back' : 'not held back'}`,
+  );
   console.log(`Slow consumer producer: ${held.join(', ')}.`);
 }
 

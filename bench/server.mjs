@@ -2,6 +2,7 @@
 // drives it over IPC: it reports its port, then runs one workload on "go"
 // and reports its own measurements on "report".
 import http from 'node:http';
+import http2 from 'node:http2';
 import { createHistogram, performance } from 'node:perf_hooks';
 import { loadImplementation } from './impls.mjs';
 
@@ -9,7 +10,9 @@ const { implementation, workload, params } = JSON.parse(process.argv[2]);
 const impl = await loadImplementation(implementation);
 const streams = [];
 
-const server = http.createServer((req, res) => {
+// HTTP/2 workloads are served in cleartext (h2c) through the compatibility
+// API, so that the load is the same sockets as with HTTP/1.1.
+const server = (params.h2 ? http2 : http).createServer((req, res) => {
   streams.push(impl.open(req, res));
 });
 server.listen({ port: 0, host: '127.0.0.1', backlog: 4096 }, () => {
