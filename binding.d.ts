@@ -9,6 +9,19 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+export declare class NativeChannel {
+  constructor(historySize: number)
+  /** Adds a stream and queues the history after `last_event_id` on it. */
+  subscribe(slot: number, lastEventId: string): ReplayResult
+  unsubscribe(slot: number): boolean
+  /**
+   * Validates and encodes the frame once and queues it on every
+   * subscriber. Returns the slots that it would have overflowed, or
+   * `null` when there are none (the usual case).
+   */
+  broadcast(data: string, event?: string | undefined | null, id?: string | undefined | null): Uint32Array | null
+}
+
 /** Bytes queued for a stream and not yet flushed. */
 export declare function bufferedAmount(slot: number): number
 
@@ -49,6 +62,14 @@ export declare function queueKeepAlives(): number
 
 /** Closes a stream's slot, dropping what is still queued. */
 export declare function releaseStream(slot: number): void
+
+/** What a subscription replayed; see [`crate::channel::Replay`]. */
+export interface ReplayResult {
+  frames: number
+  complete: boolean
+  lastId?: string
+  overflow: boolean
+}
 
 /** Takes a paused stream back; returns whether bytes wait for a flush. */
 export declare function resumeStream(slot: number): boolean

@@ -5,5 +5,6 @@
 // the public entry point.
 
 const { EventEndpoint, CloseEvent } = require('./lib/endpoint.js');
+const { Channel } = require('./lib/channel.js');
 
-module.exports = { EventEndpoint, CloseEvent };
+module.exports = { EventEndpoint, Channel, CloseEvent };

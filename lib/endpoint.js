@@ -6,6 +6,7 @@ const { CloseEvent } = require('./close-event.js');
 const { NodeTransport } = require('./node-transport.js');
 const { WebTransport } = require('./web-transport.js');
 const { normalizeOptions, optionalString, requiredString, invalid } = require('./options.js');
+const { kSlot, kJoin, kLeave, kAbort, kDrop, kLastId, nextSequence } = require('./internal.js');
 
 const RESOLVED = Promise.resolve();
 const noop = () => {};
@@ -98,6 +99,10 @@ class EventEndpoint extends EventTarget {
   #closed = false;
   #closeReason = '';
   #lastEventId = '';
+  /** When #lastEventId was set, to compare with the channels' last ids. */
+  #lastEventSequence = 0;
+  /** The channels this endpoint is subscribed to, or null. */
+  #channels = null;
   #highWaterMark = 0;
   #keepAlive = 0;
   /** Settlers of the send() calls waiting for the buffer to go down. */
@@ -164,9 +169,21 @@ class EventEndpoint extends EventTarget {
     }
   }
 
-  /** The `Last-Event-ID` the client sent, then the id of the last event sent. */
+  /** The `Last-Event-ID` the client sent, then the id of the last event
+   * sent, by this endpoint or by a channel it is subscribed to. */
   get lastEventId() {
-    return this.#lastEventId;
+    let id = this.#lastEventId;
+    if (this.#channels !== null) {
+      let latest = this.#lastEventSequence;
+      for (const channel of this.#channels) {
+        const [channelId, sequence] = channel[kLastId]();
+        if (sequence > latest) {
+          id = channelId;
+          latest = sequence;
+        }
+      }
+    }
+    return id;
   }
 
   /** Whether the stream has ended, for whatever reason. */
@@ -274,10 +291,36 @@ class EventEndpoint extends EventTarget {
       this.#abort('slow consumer');
       return handled(Promise.reject(closedError('slow consumer')));
     }
-    if (id !== undefined) this.#lastEventId = id;
+    if (id !== undefined) this.#setLastEventId(id);
     outbox.schedule();
     if (queued < this.#highWaterMark) return RESOLVED;
     return handled(new Promise((resolve, reject) => (this.#waiters ??= []).push({ resolve, reject })));
+  }
+
+  #setLastEventId(id) {
+    this.#lastEventId = id;
+    this.#lastEventSequence = nextSequence();
+  }
+
+  get [kSlot]() {
+    return this.#slot;
+  }
+
+  /** Joined `channel`; `replayedId` is the id of the last frame it replayed. */
+  [kJoin](channel, replayedId) {
+    // From now on, the channel's broadcasts count as this endpoint's ids.
+    this.#setLastEventId(replayedId ?? this.#lastEventId);
+    (this.#channels ??= new Set()).add(channel);
+  }
+
+  /** Left `channel`: keep the last id it sent here, if it is the latest. */
+  [kLeave](channel) {
+    this.#lastEventId = this.lastEventId;
+    this.#channels.delete(channel);
+  }
+
+  [kAbort](reason) {
+    this.#abort(reason);
   }
 
   #transportEvents() {
@@ -311,6 +354,12 @@ class EventEndpoint extends EventTarget {
   /** The one way an open stream ends: frees the slot, then the `close` event. */
   #end(wasClean, reason) {
     if (this.#closed) return;
+    // Leave the channels first: the slot is about to be reused.
+    if (this.#channels !== null) {
+      for (const channel of this.#channels) channel[kDrop](this);
+      this.#lastEventId = this.lastEventId;
+      this.#channels = null;
+    }
     this.#closed = true;
     this.#closeReason = reason;
     native.releaseStream(this.#slot);

@@ -1,12 +1,16 @@
 //! The bytes queued for one client and not yet handed to its response.
 //!
 //! Frames are appended as they are sent and leave together, so that many
-//! frames produced in one turn of the event loop cost one `write`. The
-//! buffer has a hard cap: a client that cannot keep up is cut off rather
+//! frames produced in one turn of the event loop cost one `write`. A frame
+//! encoded once for many clients (a broadcast) is queued as a shared
+//! [`Bytes`], so that a thousand slow subscribers hold one copy of it, not a
+//! thousand. The buffer has a hard cap: a client that cannot keep up is cut off rather
 //! than allowed to grow the server's memory without bound, and a frame that
 //! would cross the cap is refused whole, so the stream never ends mid-frame.
 
-use bytes::BytesMut;
+use std::collections::VecDeque;
+
+use bytes::{Bytes, BytesMut};
 
 use crate::frame::{encode_comment, encode_retry, Frame};
 
@@ -19,10 +23,13 @@ pub const DEFAULT_MAX_BUFFERED: usize = 4 * 1024 * 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Overflow;
 
-/// One client's queue of encoded bytes.
+/// One client's queue of encoded bytes: shared segments, then the bytes
+/// encoded for this client alone since the last of them.
 #[derive(Debug)]
 pub struct OutboundBuffer {
-    pending: BytesMut,
+    segments: VecDeque<Bytes>,
+    tail: BytesMut,
+    len: usize,
     max: usize,
 }
 
@@ -36,73 +43,108 @@ impl OutboundBuffer {
     /// A buffer that refuses to hold more than `max` bytes.
     pub fn with_limit(max: usize) -> Self {
         OutboundBuffer {
-            pending: BytesMut::new(),
+            segments: VecDeque::new(),
+            tail: BytesMut::new(),
+            len: 0,
             max,
         }
     }
 
     /// Appends an encoded frame and returns the bytes now queued.
     pub fn push_frame(&mut self, frame: &Frame) -> Result<usize, Overflow> {
-        let before = self.pending.len();
-        frame.encode_into(&mut self.pending);
-        self.within_limit(before)
+        let before = self.tail.len();
+        frame.encode_into(&mut self.tail);
+        let added = self.tail.len() - before;
+        if self.len + added > self.max {
+            self.tail.truncate(before);
+            return Err(Overflow);
+        }
+        self.len += added;
+        Ok(self.len)
+    }
+
+    /// Appends a frame encoded once for many clients, without copying it.
+    pub fn push_shared(&mut self, bytes: &Bytes) -> Result<usize, Overflow> {
+        if self.len + bytes.len() > self.max {
+            return Err(Overflow);
+        }
+        if !self.tail.is_empty() {
+            // Keep the order: what was encoded before goes first.
+            self.segments.push_back(self.tail.split().freeze());
+        }
+        self.segments.push_back(bytes.clone());
+        self.len += bytes.len();
+        Ok(self.len)
     }
 
     /// Appends bytes that were encoded elsewhere (a frame encoded once for
     /// many clients).
     pub fn push_encoded(&mut self, bytes: &[u8]) -> Result<usize, Overflow> {
-        if self.pending.len() + bytes.len() > self.max {
+        if self.len + bytes.len() > self.max {
             return Err(Overflow);
         }
-        self.pending.extend_from_slice(bytes);
-        Ok(self.pending.len())
+        self.tail.extend_from_slice(bytes);
+        self.len += bytes.len();
+        Ok(self.len)
     }
 
     /// Appends a comment block: the comment lines and the blank line after
     /// them. Comments are small and never refused.
     pub fn push_comment(&mut self, text: &str) -> usize {
-        encode_comment(text, &mut self.pending);
-        self.pending.extend_from_slice(b"\n");
-        self.pending.len()
+        let before = self.tail.len();
+        encode_comment(text, &mut self.tail);
+        self.tail.extend_from_slice(b"\n");
+        self.len += self.tail.len() - before;
+        self.len
     }
 
     /// Appends what opens a stream: a comment, so that the client sees bytes
     /// (and fires `open`) before the first event, and the reconnection time
     /// if one is set.
     pub fn push_opening(&mut self, retry: Option<u32>) -> usize {
-        encode_comment("ok", &mut self.pending);
+        let before = self.tail.len();
+        encode_comment("ok", &mut self.tail);
         if let Some(ms) = retry {
-            encode_retry(ms, &mut self.pending);
+            encode_retry(ms, &mut self.tail);
         }
-        self.pending.extend_from_slice(b"\n");
-        self.pending.len()
+        self.tail.extend_from_slice(b"\n");
+        self.len += self.tail.len() - before;
+        self.len
     }
 
     /// Bytes queued and not yet taken.
     pub fn len(&self) -> usize {
-        self.pending.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.pending.is_empty()
+        self.len == 0
+    }
+
+    /// Moves the queued bytes, in order, to the end of `out`, leaving the
+    /// buffer empty.
+    pub fn drain_into(&mut self, out: &mut Vec<u8>) {
+        out.reserve(self.len);
+        for segment in self.segments.drain(..) {
+            out.extend_from_slice(&segment);
+        }
+        out.extend_from_slice(&self.tail);
+        self.tail.clear();
+        self.len = 0;
     }
 
     /// The queued bytes, in order, leaving the buffer empty.
-    pub fn take(&mut self) -> BytesMut {
-        self.pending.split()
+    pub fn take(&mut self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.len);
+        self.drain_into(&mut out);
+        out
     }
 
     /// Forgets what is queued, for a client that is gone.
     pub fn clear(&mut self) {
-        self.pending = BytesMut::new();
-    }
-
-    fn within_limit(&mut self, before: usize) -> Result<usize, Overflow> {
-        if self.pending.len() > self.max {
-            self.pending.truncate(before);
-            return Err(Overflow);
-        }
-        Ok(self.pending.len())
+        self.segments = VecDeque::new();
+        self.tail = BytesMut::new();
+        self.len = 0;
     }
 }
 
@@ -154,12 +196,34 @@ mod tests {
     fn a_frame_past_the_cap_is_refused_whole() {
         let mut buffer = OutboundBuffer::with_limit(30);
         assert_eq!(buffer.push_frame(&Frame::message("0123456789")), Ok(18));
-        assert_eq!(buffer.push_frame(&Frame::message("0123456789")), Err(Overflow));
+        assert_eq!(
+            buffer.push_frame(&Frame::message("0123456789")),
+            Err(Overflow)
+        );
         assert_eq!(buffer.len(), 18, "nothing of the refused frame stays");
         assert_eq!(buffer.push_encoded(&[b'x'; 13]), Err(Overflow));
         assert_eq!(buffer.push_encoded(&[b'x'; 12]), Ok(30));
         assert_eq!(parse(&buffer.take()).len(), 1);
         // Taking makes room again.
         assert!(buffer.push_frame(&Frame::message("0123456789")).is_ok());
+    }
+
+    #[test]
+    fn shared_frames_keep_their_place_among_own_frames() {
+        let shared = Bytes::from_static(b"data: all\n\n");
+        let mut a = OutboundBuffer::default();
+        let mut b = OutboundBuffer::default();
+        a.push_frame(&Frame::message("a1")).unwrap();
+        a.push_shared(&shared).unwrap();
+        b.push_shared(&shared).unwrap();
+        a.push_frame(&Frame::message("a2")).unwrap();
+        assert_eq!(a.len(), 10 + 11 + 10);
+        assert_eq!(a.take(), b"data: a1\n\ndata: all\n\ndata: a2\n\n");
+        assert_eq!(b.take(), b"data: all\n\n");
+        assert!(a.is_empty() && b.is_empty());
+        let mut capped = OutboundBuffer::with_limit(15);
+        capped.push_shared(&shared).unwrap();
+        assert_eq!(capped.push_shared(&shared), Err(Overflow));
+        assert_eq!(capped.len(), 11);
     }
 }

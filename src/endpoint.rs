@@ -10,7 +10,7 @@ use std::cell::RefCell;
 use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use napi::bindgen_prelude::{Buffer, Function, Uint32Array};
 use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use napi::{Error, Result, Status};
@@ -26,7 +26,7 @@ thread_local! {
     static HUB: RefCell<Hub> = RefCell::new(Hub::default());
     // The last frame encoded by `send`/`sendEvent`, so that looping the same
     // event over many endpoints encodes it once (see `send_again`).
-    static LAST_FRAME: RefCell<BytesMut> = RefCell::new(BytesMut::new());
+    static LAST_FRAME: RefCell<LastFrame> = RefCell::new(LastFrame::Own(BytesMut::new()));
     static KEEP_ALIVE_TIMER: RefCell<Option<tokio::task::AbortHandle>> = const { RefCell::new(None) };
 }
 
@@ -34,14 +34,23 @@ thread_local! {
 static STOP_TOKENS: LazyLock<Mutex<StopTokens>> =
     LazyLock::new(|| Mutex::new(StopTokens::default()));
 
+/// The last frame `send`/`sendEvent` encoded. It is copied into the stream
+/// it was sent to and kept in a buffer that the next frame reuses; only if
+/// it is sent again (to another endpoint) is it frozen into shared bytes,
+/// which every further endpoint then queues without a copy.
+enum LastFrame {
+    Own(BytesMut),
+    Shared(Bytes),
+}
+
 /// What `send` returns when the frame would pass the stream's cap.
 const OVERFLOW: i64 = -1;
 
-fn with_hub<T>(f: impl FnOnce(&mut Hub) -> T) -> T {
+pub(crate) fn with_hub<T>(f: impl FnOnce(&mut Hub) -> T) -> T {
     HUB.with(|hub| f(&mut hub.borrow_mut()))
 }
 
-fn invalid(err: FrameError) -> Error {
+pub(crate) fn invalid(err: FrameError) -> Error {
     Error::new(Status::InvalidArg, err.to_string())
 }
 
@@ -60,9 +69,15 @@ fn queued(result: std::result::Result<usize, PushError>) -> Result<i64> {
 fn push_new(slot: Slot, frame: &Frame) -> Result<i64> {
     LAST_FRAME.with(|last| {
         let mut last = last.borrow_mut();
-        last.clear();
-        frame.encode_into(&mut last);
-        queued(with_hub(|hub| hub.push_encoded(slot, &last)))
+        if let LastFrame::Shared(_) = *last {
+            *last = LastFrame::Own(BytesMut::new());
+        }
+        let LastFrame::Own(buffer) = &mut *last else {
+            unreachable!()
+        };
+        buffer.clear();
+        frame.encode_into(buffer);
+        queued(with_hub(|hub| hub.push_encoded(slot, buffer)))
     })
 }
 
@@ -107,7 +122,17 @@ pub fn send_event(slot: u32, event: String, data: String, event_id: Option<Strin
 /// know that this is the frame it means to send.
 #[napi]
 pub fn send_again(slot: u32) -> Result<i64> {
-    LAST_FRAME.with(|last| queued(with_hub(|hub| hub.push_encoded(slot, &last.borrow()))))
+    LAST_FRAME.with(|last| {
+        let mut last = last.borrow_mut();
+        if let LastFrame::Own(buffer) = &mut *last {
+            let shared = buffer.split().freeze();
+            *last = LastFrame::Shared(shared);
+        }
+        let LastFrame::Shared(bytes) = &*last else {
+            unreachable!()
+        };
+        queued(with_hub(|hub| hub.push_shared(slot, bytes)))
+    })
 }
 
 /// Queues the farewell frame of `close(true)` and returns its token, or
@@ -139,7 +164,7 @@ pub fn is_stop_token(last_event_id: String) -> bool {
 #[napi]
 pub fn take_queued(slot: u32) -> Option<Buffer> {
     let bytes = with_hub(|hub| hub.take(slot));
-    (!bytes.is_empty()).then(|| Buffer::from(Vec::from(bytes)))
+    (!bytes.is_empty()).then(|| Buffer::from(bytes))
 }
 
 /// Bytes queued for a stream and not yet flushed.

@@ -11,7 +11,7 @@
 
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use bytes::Bytes;
 
 use crate::buffer::{OutboundBuffer, Overflow, DEFAULT_MAX_BUFFERED};
 use crate::frame::Frame;
@@ -99,12 +99,13 @@ impl Batch {
 /// The most a chunk's size line and trailing CRLF add: 16 hex digits + 4.
 const CHUNK_FRAMING_MAX: usize = 20;
 
-/// Appends `bytes` as one HTTP/1.1 chunk: size in hex, CRLF, data, CRLF.
-fn put_chunk(out: &mut Vec<u8>, bytes: &[u8]) {
+/// Moves a buffer's bytes to `out` as one HTTP/1.1 chunk: size in hex,
+/// CRLF, data, CRLF.
+fn put_chunk(out: &mut Vec<u8>, buffer: &mut OutboundBuffer) {
     use std::io::Write;
     // Writing to a Vec cannot fail.
-    let _ = write!(out, "{:x}\r\n", bytes.len());
-    out.extend_from_slice(bytes);
+    let _ = write!(out, "{:x}\r\n", buffer.len());
+    buffer.drain_into(out);
     out.extend_from_slice(b"\r\n");
 }
 
@@ -170,6 +171,14 @@ impl Hub {
         Ok(queued)
     }
 
+    /// Queues a frame encoded once for many streams, sharing its bytes.
+    pub fn push_shared(&mut self, slot: Slot, bytes: &Bytes) -> Result<usize, PushError> {
+        let stream = self.stream_mut(slot).ok_or(PushError::Closed)?;
+        let queued = stream.buffer.push_shared(bytes)?;
+        self.mark_dirty(slot);
+        Ok(queued)
+    }
+
     /// Queues the opening of a stream; see [`OutboundBuffer::push_opening`].
     pub fn push_opening(&mut self, slot: Slot, retry: Option<u32>) -> Result<usize, PushError> {
         let stream = self.stream_mut(slot).ok_or(PushError::Closed)?;
@@ -217,13 +226,13 @@ impl Hub {
 
     /// Takes one stream's queued bytes now, ahead of the next flush (used
     /// when a stream is about to end).
-    pub fn take(&mut self, slot: Slot) -> BytesMut {
+    pub fn take(&mut self, slot: Slot) -> Vec<u8> {
         match self.stream_mut(slot) {
             Some(stream) => {
                 stream.dirty = false;
                 stream.buffer.take()
             }
-            None => BytesMut::new(),
+            None => Vec::new(),
         }
     }
 
@@ -275,11 +284,10 @@ impl Hub {
                 continue;
             }
             let start = batch.bytes.len() as u32;
-            let bytes = stream.buffer.take();
             if stream.chunked {
-                put_chunk(&mut batch.bytes, &bytes);
+                put_chunk(&mut batch.bytes, &mut stream.buffer);
             } else {
-                batch.bytes.extend_from_slice(&bytes);
+                stream.buffer.drain_into(&mut batch.bytes);
             }
             stream.last_sent = now;
             batch

@@ -1,0 +1,188 @@
+// Channel: broadcast encoded once, history, resume by Last-Event-ID.
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { EventSource } from 'eventsource';
+import { EventEndpoint, Channel } from 'native-sse';
+import { serve, RawClient, until, tick, parseEventStream } from './helpers.mjs';
+
+const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
+
+test('1,000 subscribers each receive every broadcast, in order', async (t) => {
+  const channel = new Channel();
+  const app = await serve((req, res) => channel.subscribe(new EventEndpoint(req, res)));
+  t.after(() => app.close());
+  const clients = [];
+  for (let i = 0; i < 1000; i++) clients.push(RawClient.connect(app.port));
+  t.after(() => clients.forEach((c) => c.destroy()));
+  await until(() => channel.size === 1000, 10_000, '1,000 subscribers');
+  for (let i = 0; i < 20; i++) {
+    channel.broadcast(`event ${i}\nsecond line`, { id: String(i), event: i % 2 ? 'odd' : undefined });
+    if (i % 5 === 4) await nextTurn();
+  }
+  await until(() => clients.every((c) => c.body.includes('id: 19\n') && c.body.endsWith('\n\n')), 10_000, 'every delivery');
+  const expected = Array.from({ length: 20 }, (_, i) => [i % 2 ? 'odd' : 'message', `event ${i}\nsecond line`, String(i)]);
+  for (const client of clients) {
+    const got = parseEventStream(client.body).events.map((e) => [e.type, e.data, e.lastEventId]);
+    assert.deepEqual(got, expected);
+  }
+});
+
+test('a client dropped mid-stream resumes with every event exactly once, in order', async (t) => {
+  const channel = new Channel({ historySize: 500 });
+  const connections = [];
+  const app = await serve((req, res) => {
+    const endpoint = new EventEndpoint(req, res, { reconnectionTime: 5 });
+    connections.push({ req, endpoint, lastEventId: endpoint.lastEventId });
+    channel.subscribe(endpoint);
+  });
+  t.after(() => app.close());
+  const es = new EventSource(app.url);
+  t.after(() => es.close());
+  const got = [];
+  es.onmessage = (e) => got.push(Number(e.data));
+  await until(() => channel.size === 1);
+
+  for (let i = 0; i < 150; i++) {
+    channel.broadcast(String(i), { id: `e${i}` });
+    if (i === 40) connections.at(-1).endpoint.close(); // the server closes the stream
+    if (i === 90) connections.at(-1).req.socket.destroy(); // the connection breaks
+    if (i === 120) connections.at(-1).endpoint.close(); // and once more
+    await tick(2);
+  }
+  await until(() => got.at(-1) === 149, 10_000, 'the last event');
+  assert.deepEqual(got, Array.from({ length: 150 }, (_, i) => i));
+  assert.ok(connections.length >= 4, `${connections.length} connections`);
+  for (const { lastEventId } of connections.slice(1)) assert.match(lastEventId, /^e\d+$/, 'each reconnect named its last event');
+});
+
+test('a subscriber that never reads is dropped as a slow consumer; the others keep receiving', async (t) => {
+  const channel = new Channel({ historySize: 0 });
+  const endpoints = [];
+  const app = await serve((req, res) => {
+    const slow = req.headers['x-slow'] === '1';
+    const endpoint = new EventEndpoint(req, res, slow ? { maxBufferedBytes: 128 * 1024 } : {});
+    endpoints.push({ endpoint, slow });
+    channel.subscribe(endpoint);
+  });
+  t.after(() => app.close());
+  const slowClient = RawClient.connect(app.port, { headers: { 'X-Slow': '1' } });
+  const fast = [RawClient.connect(app.port), RawClient.connect(app.port), RawClient.connect(app.port)];
+  t.after(() => [slowClient, ...fast].forEach((c) => c.destroy()));
+  await until(() => channel.size === 4);
+  await slowClient.waitFor(': ok');
+  slowClient.socket.pause();
+  const slow = endpoints.find((e) => e.slow).endpoint;
+  const closes = [];
+  slow.addEventListener('close', (ev) => closes.push(ev));
+
+  const payload = 'p'.repeat(1000);
+  let sent = 0;
+  // Bounded: stop once the slow one is cut off and some more have gone out.
+  for (let round = 0; round < 2000 && (closes.length === 0 || sent < 1000 + round); round++) {
+    for (let i = 0; i < 20; i++) channel.broadcast(`${sent++} ${payload}`, { id: String(sent - 1) });
+    await nextTurn();
+    if (closes.length > 0 && sent > 3000) break;
+  }
+  await until(() => closes.length === 1);
+  assert.equal(closes[0].reason, 'slow consumer');
+  assert.equal(closes[0].wasClean, false);
+  assert.equal(channel.size, 3);
+  for (const client of fast) {
+    await client.waitFor(`id: ${sent - 1}\n`, 10_000);
+    const ids = parseEventStream(client.body).events.map((e) => Number(e.lastEventId));
+    assert.deepEqual(ids, Array.from({ length: sent }, (_, i) => i));
+  }
+});
+
+test('unsubscribed and closed endpoints receive nothing more and are released', async (t) => {
+  const channel = new Channel();
+  const endpoints = [];
+  const app = await serve((req, res) => {
+    const endpoint = new EventEndpoint(req, res);
+    endpoints.push(endpoint);
+    channel.subscribe(endpoint);
+  });
+  t.after(() => app.close());
+  const clients = [RawClient.connect(app.port), RawClient.connect(app.port), RawClient.connect(app.port)];
+  t.after(() => clients.forEach((c) => c.destroy()));
+  await until(() => channel.size === 3);
+  channel.broadcast('before', { id: '1' });
+  await Promise.all(clients.map((c) => c.waitFor('data: before')));
+  const [kept, unsubscribed, closed] = endpoints;
+  channel.unsubscribe(unsubscribed);
+  channel.unsubscribe(unsubscribed); // twice is harmless
+  closed.close();
+  assert.equal(channel.size, 1);
+  channel.broadcast('after', { id: '2' });
+  await clients[0].waitFor('data: after');
+  await tick(30);
+  assert.ok(!clients[1].body.includes('after'), 'unsubscribed');
+  assert.ok(!clients[2].body.includes('after'), 'closed');
+  assert.equal(kept.lastEventId, '2', 'broadcast ids count as the endpoint\'s last id');
+  assert.equal(unsubscribed.lastEventId, '1', 'it keeps the last id it was sent');
+  // The unsubscribed endpoint still works on its own.
+  await unsubscribed.send('own', 'x');
+  await clients[1].waitFor('data: own');
+  // A client that leaves drops out of the channel.
+  clients[0].destroy();
+  await until(() => channel.size === 0);
+});
+
+test('history: replay after an id, an unknown id, frames without ids', async (t) => {
+  const channel = new Channel({ historySize: 3 });
+  const app = await serve((req, res) => {
+    const endpoint = new EventEndpoint(req, res);
+    const replay = channel.subscribe(endpoint);
+    endpoint.sendEvent('replay', JSON.stringify(replay));
+  });
+  t.after(() => app.close());
+  for (let i = 1; i <= 5; i++) channel.broadcast(`e${i}`, { id: String(i) });
+  channel.broadcast('live only');
+
+  const cases = [
+    ['4', { replayed: 1, complete: true }, ['e5']],
+    ['1', { replayed: 3, complete: false }, ['e3', 'e4', 'e5']],
+    ['', { replayed: 0, complete: true }, []],
+  ];
+  for (const [lastEventId, summary, data] of cases) {
+    const client = RawClient.connect(app.port, { headers: lastEventId ? { 'Last-Event-ID': lastEventId } : {} });
+    t.after(() => client.destroy());
+    await client.waitFor('event: replay');
+    const events = parseEventStream(client.body).events;
+    assert.deepEqual(
+      events.filter((e) => e.type === 'message').map((e) => e.data),
+      data,
+    );
+    assert.deepEqual(JSON.parse(events.find((e) => e.type === 'replay').data), summary);
+  }
+});
+
+test('bad input to Channel is a TypeError naming the argument', async (t) => {
+  assert.throws(() => new Channel({ historySize: -1 }), /"options.historySize"/);
+  assert.throws(() => new Channel({ historySize: 1.5 }), /"options.historySize"/);
+  assert.throws(() => new Channel(5), /"options"/);
+  const channel = new Channel();
+  assert.throws(() => channel.subscribe({}), /"endpoint"/);
+  assert.throws(() => channel.unsubscribe(null), /"endpoint"/);
+  assert.throws(() => channel.broadcast(1), /"data"/);
+  assert.throws(() => channel.broadcast('x', 'id'), /"options"/);
+  assert.throws(() => channel.broadcast('x', { id: 'a\nb' }), (err) => err instanceof TypeError && /"options.id"/.test(err.message));
+  assert.throws(() => channel.broadcast('x', { id: 'a\0b' }), /"options.id"/);
+  assert.throws(() => channel.broadcast('x', { event: 'a\rb' }), (err) => err instanceof TypeError && /"options.event"/.test(err.message));
+  assert.throws(() => channel.broadcast('x', { event: 3 }), /"options.event"/);
+
+  // Nothing reaches a subscriber from a refused broadcast.
+  let endpoint;
+  const app = await serve((req, res) => {
+    endpoint = new EventEndpoint(req, res);
+    channel.subscribe(endpoint);
+  });
+  t.after(() => app.close());
+  const client = RawClient.connect(app.port);
+  t.after(() => client.destroy());
+  await until(() => channel.size === 1);
+  assert.throws(() => channel.broadcast('x', { id: 'bad\nid' }), TypeError);
+  channel.broadcast('fine', { id: 'ok' });
+  await client.waitFor('data: fine');
+  assert.equal(client.body, ': ok\n\nid: ok\ndata: fine\n\n');
+});

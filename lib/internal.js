@@ -1,0 +1,25 @@
+'use strict';
+
+// Names of the endpoint's internals that a Channel uses. Symbols kept
+// inside the package, so they are not part of the public API.
+
+module.exports = {
+  /** endpoint[kSlot]: its stream's slot in Rust, or -1 once closed. */
+  kSlot: Symbol('slot'),
+  /** endpoint[kJoin](channel, replayedLastId): the endpoint joined a channel. */
+  kJoin: Symbol('join'),
+  /** endpoint[kLeave](channel): the endpoint left a channel. */
+  kLeave: Symbol('leave'),
+  /** endpoint[kAbort](reason): cut the client off. */
+  kAbort: Symbol('abort'),
+  /** channel[kDrop](endpoint): a subscriber closed. */
+  kDrop: Symbol('drop'),
+  /** channel[kLastId](): [the last id broadcast, its sequence number]. */
+  kLastId: Symbol('lastId'),
+  /** Orders ids sent by endpoints and channels on this thread, so that an
+   * endpoint's lastEventId is the latest of either. */
+  nextSequence: (() => {
+    let sequence = 0;
+    return () => ++sequence;
+  })(),
+};
