@@ -45,6 +45,21 @@ export async function loadImplementation(name) {
         send: (stream, data, id) => stream.send(data, id),
       };
     }
+    case 'channel': {
+      // native-sse's Channel: one broadcast call per message, whatever the
+      // number of clients.
+      const { EventEndpoint, Channel } = await import('native-sse');
+      const channel = new Channel({ historySize: 0 });
+      return {
+        open: (req, res) => {
+          const endpoint = new EventEndpoint(req, res);
+          channel.subscribe(endpoint);
+          return endpoint;
+        },
+        send: (stream, data, id) => stream.send(data, id),
+        broadcast: (data) => channel.broadcast(data),
+      };
+    }
     case 'jsext': {
       const { EventEndpoint } = await import('@ayonli/jsext/sse');
       return {
@@ -62,4 +77,4 @@ export async function loadImplementation(name) {
   }
 }
 
-export const IMPLEMENTATIONS = ['native-sse', 'jsext', 'baseline'];
+export const IMPLEMENTATIONS = ['native-sse', 'channel', 'jsext', 'baseline'];

@@ -39,13 +39,13 @@ const WORKLOADS = {
     params: { messages: quick ? 50 : 100, perTurn: quick ? 50 : 100, h2: true },
     // jsext cannot serve HTTP/2: it sets Connection and Transfer-Encoding,
     // which Node refuses there (ERR_HTTP2_INVALID_CONNECTION_HEADERS).
-    implementations: ['native-sse', 'baseline'],
+    implementations: ['native-sse', 'channel', 'baseline'],
   },
   'fanout-h2-ticker': {
     what: 'the same, one message per event-loop turn',
     clients: quick ? 500 : 1000,
     params: { messages: quick ? 50 : 100, perTurn: 1, h2: true },
-    implementations: ['native-sse', 'baseline'],
+    implementations: ['native-sse', 'channel', 'baseline'],
   },
   idle: {
     what: 'open idle connections; memory per connection after GC',
@@ -166,7 +166,8 @@ for (const name of Object.keys(WORKLOADS)) {
   if (only && !only.includes(name)) continue;
   results[name] = {};
   for (const implementation of IMPLEMENTATIONS) {
-    if (WORKLOADS[name].implementations && !WORKLOADS[name].implementations.includes(implementation)) continue;
+    const runsHere = WORKLOADS[name].implementations ?? (name.startsWith('fanout') ? IMPLEMENTATIONS : IMPLEMENTATIONS.filter((i) => i !== 'channel'));
+    if (!runsHere.includes(implementation)) continue;
     const runs = [];
     for (let run = 0; run < RUNS; run++) {
       process.stderr.write(`${name} / ${implementation} / run ${run + 1}\r`);
@@ -192,11 +193,18 @@ function ratio(direction, native, other) {
   return `${(direction === 'higher' ? native / other : other / native).toFixed(2)}×`;
 }
 
-const rows = [[`metric (median of ${RUNS})`, ...IMPLEMENTATIONS, 'native vs jsext', 'native vs baseline']];
+const rows = [[`metric (median of ${RUNS})`, ...IMPLEMENTATIONS, 'native vs jsext', 'native vs baseline', 'channel vs native loop', 'channel vs jsext']];
 for (const [name, key, label, direction] of METRICS) {
   if (!results[name]) continue;
   const value = (impl) => results[name][impl]?.median[key];
-  rows.push([label, ...IMPLEMENTATIONS.map((impl) => format(value(impl))), ratio(direction, value('native-sse'), value('jsext')), ratio(direction, value('native-sse'), value('baseline'))]);
+  rows.push([
+    label,
+    ...IMPLEMENTATIONS.map((impl) => format(value(impl))),
+    ratio(direction, value('native-sse'), value('jsext')),
+    ratio(direction, value('native-sse'), value('baseline')),
+    ratio(direction, value('channel'), value('native-sse')),
+    ratio(direction, value('channel'), value('jsext')),
+  ]);
 }
 const widths = rows[0].map((_, col) => Math.max(...rows.map((row) => row[col].length)));
 const line = (row) => `| ${row.map((cell, col) => (col === 0 ? cell.padEnd(widths[col]) : cell.padStart(widths[col]))).join(' | ')} |`;
@@ -204,7 +212,10 @@ console.log(line(rows[0]));
 console.log(`|${widths.map((w, col) => (col === 0 ? '-'.repeat(w + 2) : '-'.repeat(w + 1) + ':')).join('|')}|`);
 for (const row of rows.slice(1)) console.log(line(row));
 if (results['fanout-h2']) console.log('\nHTTP/2 rows: jsext cannot serve HTTP/2 (it sets Connection and Transfer-Encoding, which Node refuses there).');
-console.log(`\nRatios are native-sse's advantage (above 1× is better for native-sse). ${quick ? 'Quick sizes. ' : ''}` +
+console.log(
+  '\nnative-sse: EventEndpoint.send() looped over the endpoints; channel: one Channel.broadcast() per message.',
+);
+console.log(`Ratios are the first one's advantage (above 1× is better for it). ${quick ? 'Quick sizes. ' : ''}` +
   `${availableParallelism()} cores (${cpus()[0]?.model ?? 'unknown CPU'}), Node ${process.version}, ${((Date.now() - started) / 1000).toFixed(0)} s.`);
 if (results.slow) {
   const held = IMPLEMENTATIONS.filter((impl) => results.slow[impl]).map(

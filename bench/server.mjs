@@ -65,7 +65,8 @@ async function fanout() {
   const texts = messages(params.messages);
   for (let m = 0; m < params.messages; m++) {
     const text = texts[m];
-    for (const stream of streams) impl.send(stream, text);
+    if (impl.broadcast) impl.broadcast(text);
+    else for (const stream of streams) impl.send(stream, text);
     if ((m + 1) % params.perTurn === 0) await nextTurn();
   }
 }
