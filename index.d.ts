@@ -167,3 +167,59 @@ export declare class EventEndpoint<
    */
   close(noReconnect?: boolean): void;
 }
+
+/** The options of the {@link Channel} constructor. */
+export interface ChannelOptions {
+  /**
+   * How many of the last events that carry an id are kept to replay to
+   * reconnecting clients. `0` keeps none. Default: `1000`.
+   */
+  historySize?: number;
+}
+
+/** What {@link Channel.subscribe} replayed. */
+export interface ChannelReplay {
+  /** Events sent from the history, in order. */
+  replayed: number;
+  /**
+   * `true` when that is exactly what the client missed; `false` when its
+   * `lastEventId` is no longer (or never was) in the history, in which case
+   * everything held was replayed and older events may be missing.
+   */
+  complete: boolean;
+}
+
+/**
+ * Broadcast to many endpoints. Each event is validated and encoded once, in
+ * Rust, and the same bytes are queued to every subscriber in one call. The
+ * last `historySize` events that carry an id are kept, so that a client that
+ * reconnects with `Last-Event-ID` is sent exactly what it missed.
+ *
+ * @example
+ * ```ts
+ * const prices = new Channel({ historySize: 500 });
+ * http.createServer((req, res) => prices.subscribe(new EventEndpoint(req, res))).listen(3000);
+ * setInterval(() => prices.broadcast(JSON.stringify(quote()), { event: "quote", id: String(++seq) }), 100);
+ * ```
+ */
+export declare class Channel {
+  constructor(options?: ChannelOptions);
+  /** Number of subscribed endpoints. */
+  get size(): number;
+  /**
+   * Subscribes an endpoint, first sending it the history after its
+   * `lastEventId`. A closed endpoint, or one already subscribed, is left as
+   * it is.
+   */
+  subscribe(endpoint: EventEndpoint): ChannelReplay;
+  /** Stops sending to an endpoint. Endpoints also leave when they close. */
+  unsubscribe(endpoint: EventEndpoint): void;
+  /**
+   * Sends an event to every subscriber: named `options.event` (default
+   * "message"), with `options.id` as its id (which also keeps it in the
+   * history). Throws a `TypeError` naming the argument for invalid input;
+   * nothing is sent then. Subscribers a whole `maxBufferedBytes` behind are
+   * cut off as slow consumers; the others are never held up by them.
+   */
+  broadcast(data: string, options?: { event?: string; id?: string }): void;
+}

@@ -70,3 +70,29 @@ test('examples/http2 streams over HTTP/2 with TLS', async (t) => {
   await until(() => text.includes('id: 1\n'), 5000, 'the first tick');
   assert.match(text, /event: welcome\ndata: HTTP\/2\.0 stream/);
 });
+
+test('examples/chat broadcasts to every page and resumes a reconnecting one', async (t) => {
+  const url = await startExample(t, 'examples/chat/server.mjs');
+  const say = (text) =>
+    fetch(new URL('/send', url), { method: 'POST', body: JSON.stringify({ name: 'ann', text }) });
+  const a = new EventSource(new URL('/events', url));
+  const b = new EventSource(new URL('/events', url));
+  t.after(() => (a.close(), b.close()));
+  const got = { a: [], b: [] };
+  a.addEventListener('chat', (e) => got.a.push(JSON.parse(e.data).text));
+  b.addEventListener('chat', (e) => got.b.push(JSON.parse(e.data).text));
+  await until(() => a.readyState === EventSource.OPEN && b.readyState === EventSource.OPEN);
+  await say('hello');
+  await say('world');
+  await until(() => got.a.length === 2 && got.b.length === 2);
+  assert.deepEqual(got.a, ['hello', 'world']);
+  // A page that comes back with its last id gets what it missed.
+  const late = new EventSource(new URL('/events', url), {
+    fetch: (input, init) => fetch(input, { ...init, headers: { ...init.headers, 'Last-Event-ID': '1' } }),
+  });
+  t.after(() => late.close());
+  const missed = [];
+  late.addEventListener('chat', (e) => missed.push(JSON.parse(e.data).text));
+  await until(() => missed.length === 1);
+  assert.deepEqual(missed, ['world']);
+});

@@ -53,3 +53,17 @@ http2.createServer((req, res) => {
   const response: null = events.response;
   void response;
 });
+
+// Channel.
+import { Channel, type ChannelReplay } from 'native-sse';
+const channel = new Channel({ historySize: 100 });
+http.createServer((req, res) => {
+  const replay: ChannelReplay = channel.subscribe(new EventEndpoint(req, res));
+  const complete: boolean = replay.complete;
+  void complete;
+});
+channel.broadcast('price', { event: 'quote', id: '1' });
+const size: number = channel.size;
+void size;
+// @ts-expect-error the id goes in the options
+channel.broadcast('price', '1');
