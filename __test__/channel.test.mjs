@@ -186,3 +186,42 @@ test('bad input to Channel is a TypeError naming the argument', async (t) => {
   await client.waitFor('data: fine');
   assert.equal(client.body, ': ok\n\nid: ok\ndata: fine\n\n');
 });
+
+test('closed subscribers are garbage-collected: the channel keeps no reference', async () => {
+  const { execFileSync } = await import('node:child_process');
+  const script = `
+    const http = require('node:http');
+    const net = require('node:net');
+    const { EventEndpoint, Channel } = require('native-sse');
+    const channel = new Channel();
+    const refs = [];
+    const server = http.createServer((req, res) => {
+      const endpoint = new EventEndpoint(req, res, { keepAlive: 0 });
+      channel.subscribe(endpoint);
+      refs.push(new WeakRef(endpoint));
+      if (refs.length === 20) setTimeout(finish, 50);
+    }).listen(0, '127.0.0.1', () => {
+      for (let i = 0; i < 20; i++) {
+        const socket = net.connect(server.address().port, '127.0.0.1');
+        socket.on('error', () => {});
+        socket.write('GET / HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n');
+        socket.once('data', () => setTimeout(() => socket.destroy(), 10));
+      }
+    });
+    async function finish() {
+      channel.broadcast('to nobody', { id: '1' });
+      server.close();
+      for (let i = 0; i < 10; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        global.gc();
+      }
+      console.log(JSON.stringify({ size: channel.size, alive: refs.filter((r) => r.deref()).length }));
+    }
+  `;
+  const out = execFileSync(process.execPath, ['--expose-gc', '-e', script], {
+    cwd: new URL('..', import.meta.url),
+    encoding: 'utf8',
+    timeout: 10_000,
+  });
+  assert.deepEqual(JSON.parse(out), { size: 0, alive: 0 });
+});
