@@ -17,4 +17,6 @@ mod channel_binding;
 mod endpoint;
 
 #[cfg(test)]
+mod model_tests;
+#[cfg(test)]
 mod whatwg;
