@@ -59,6 +59,33 @@ let lastData;
 let lastEvent;
 let lastId;
 
+/**
+ * Reports an error thrown by a listener without letting it escape: on an
+ * `EventTarget` in Node, a throwing listener would otherwise end the process
+ * (browsers report it and go on, which is what happens here), and a stream
+ * must close cleanly whatever its listeners do.
+ */
+function reportListenerError(err) {
+  process.emitWarning(err instanceof Error ? err.message : String(err), {
+    type: 'EventEndpointListenerError',
+    detail: `An EventEndpoint listener threw; the event went on to the other listeners.\n${err?.stack ?? ''}`,
+  });
+}
+
+/** A listener that reports what the original throws (or rejects with). */
+function guarded(listener) {
+  return function (event) {
+    try {
+      const result = typeof listener === 'function' ? listener.call(this, event) : listener.handleEvent(event);
+      // Node reports a rejected promise from a listener as uncaught; the
+      // promise is dealt with here and not handed back.
+      if (result !== null && typeof result?.then === 'function') result.then(undefined, reportListenerError);
+    } catch (err) {
+      reportListenerError(err);
+    }
+  };
+}
+
 /** The headers of a stream, as [name, value] pairs. `Connection` is
  * connection-specific: HTTP/2 forbids it, and a web Response leaves it to
  * the server that sends it. */
@@ -107,6 +134,9 @@ class EventEndpoint extends EventTarget {
   #keepAlive = 0;
   /** Settlers of the send() calls waiting for the buffer to go down. */
   #waiters = null;
+  /** listener → (type and capture → its guarded wrapper), so that adding
+   * the same listener twice is still one listener, and removing it works. */
+  #guards = new WeakMap();
 
   constructor(request, ...args) {
     super();
@@ -226,6 +256,29 @@ class EventEndpoint extends EventTarget {
     } catch (err) {
       return Promise.reject(err);
     }
+  }
+
+  addEventListener(type, listener, options = undefined) {
+    const guard = this.#guardOf(type, listener, options, true);
+    super.addEventListener(type, guard ?? listener, options);
+  }
+
+  removeEventListener(type, listener, options = undefined) {
+    const guard = this.#guardOf(type, listener, options, false);
+    super.removeEventListener(type, guard ?? listener, options);
+  }
+
+  #guardOf(type, listener, options, create) {
+    if (listener === null || (typeof listener !== 'function' && typeof listener !== 'object')) return undefined;
+    const key = `${type}\0${typeof options === 'boolean' ? options : Boolean(options?.capture)}`;
+    let byKey = this.#guards.get(listener);
+    if (byKey === undefined) {
+      if (!create) return undefined;
+      this.#guards.set(listener, (byKey = new Map()));
+    }
+    let guard = byKey.get(key);
+    if (guard === undefined && create) byKey.set(key, (guard = guarded(listener)));
+    return guard;
   }
 
   /**

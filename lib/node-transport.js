@@ -44,8 +44,14 @@ class NodeTransport {
     this.#slot = slot;
     this.#response = response;
     this.#onDrain = onDrain;
-    response.once('close', () => onGone(true, 'client disconnected'));
+    // An error, if any, comes first; `close` follows in every case. A response
+    // destroyed with an error may report it only as `errored`.
     response.on('error', (err) => onGone(false, err?.message || String(err)));
+    response.once('close', () => {
+      const err = response.errored;
+      if (err) onGone(false, err.message || String(err));
+      else onGone(true, 'client disconnected');
+    });
   }
 
   /** Writes a share of a flush; false when the response is full (then
