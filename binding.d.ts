@@ -75,8 +75,9 @@ export interface ReplayResult {
 export declare function resumeStream(slot: number): boolean
 
 /**
- * Queues a `message` event. Returns the bytes queued for the stream, or
- * -1 if the frame would pass its cap (nothing is queued then).
+ * Queues a `message` event. Returns the bytes queued for the stream, -1
+ * if the frame would pass its cap, or -2 if the frame alone is larger than
+ * the cap (nothing is queued in either case).
  */
 export declare function send(slot: number, data: string, eventId?: string | undefined | null): number
 

@@ -13,6 +13,8 @@ const noop = () => {};
 
 /** What `native.send` returns when a frame would pass the buffer's cap. */
 const OVERFLOW = -1;
+/** …and when the frame alone is larger than the cap. */
+const TOO_LARGE = -2;
 
 function isObject(value) {
   return value !== null && typeof value === 'object';
@@ -131,6 +133,7 @@ class EventEndpoint extends EventTarget {
   /** The channels this endpoint is subscribed to, or null. */
   #channels = null;
   #highWaterMark = 0;
+  #maxBufferedBytes = 0;
   #keepAlive = 0;
   /** Settlers of the send() calls waiting for the buffer to go down. */
   #waiters = null;
@@ -189,6 +192,7 @@ class EventEndpoint extends EventTarget {
     }
 
     this.#highWaterMark = options.highWaterMark;
+    this.#maxBufferedBytes = options.maxBufferedBytes;
     const slot = (this.#slot = native.openStream(options.reconnectionTime, options.maxBufferedBytes, options.keepAlive));
     if (response !== null) this.#transport = new NodeTransport(slot, response, this.#transportEvents());
     outbox.attach(slot, (chunk) => this.#write(chunk));
@@ -336,6 +340,12 @@ class EventEndpoint extends EventTarget {
       lastData = data;
       lastEvent = event;
       lastId = id;
+    }
+    if (queued === TOO_LARGE) {
+      // No client could ever take it; the stream itself is fine.
+      throw new TypeError(
+        `The "data" argument is too large: the event takes more than maxBufferedBytes (${this.#maxBufferedBytes} bytes)`,
+      );
     }
     if (queued === OVERFLOW) {
       // The client has fallen a whole cap behind. Cut it off rather than

@@ -5,6 +5,9 @@
 
 const MAX_U32 = 0xffff_ffff;
 const DEFAULT_KEEP_ALIVE = 15_000;
+// RFC 9110 token and field-value characters.
+const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 const DEFAULT_HIGH_WATER_MARK = 64 * 1024;
 const DEFAULT_MAX_BUFFERED = 4 * 1024 * 1024;
 
@@ -36,8 +39,13 @@ function headerMap(name, value) {
   }
   const entries = Object.entries(value);
   for (const [key, item] of entries) {
-    if (typeof item !== 'string') {
-      throw invalid(`${name}.${key}`, 'a string', item);
+    // Checked here, so that a bad header fails before any byte is written,
+    // naming itself; a CR or LF in a value would be header injection.
+    if (!HEADER_NAME.test(key)) {
+      throw new TypeError(`The "${name}" argument has an invalid header name: ${JSON.stringify(key)}`);
+    }
+    if (typeof item !== 'string' || !HEADER_VALUE.test(item)) {
+      throw invalid(`${name}.${key}`, 'a header value (a string without CR, LF, NUL or characters past U+00FF)', item);
     }
   }
   return entries;

@@ -21,7 +21,12 @@ pub const DEFAULT_MAX_BUFFERED: usize = 4 * 1024 * 1024;
 
 /// A frame did not fit under the buffer's cap; nothing of it was queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Overflow;
+pub enum Overflow {
+    /// The client is too far behind: the queue is full.
+    Full,
+    /// The frame alone is larger than the cap: no client could ever take it.
+    FrameTooLarge,
+}
 
 /// One client's queue of encoded bytes: shared segments, then the bytes
 /// encoded for this client alone since the last of them.
@@ -55,9 +60,9 @@ impl OutboundBuffer {
         let before = self.tail.len();
         frame.encode_into(&mut self.tail);
         let added = self.tail.len() - before;
-        if self.len + added > self.max {
+        if let Err(overflow) = self.check(added) {
             self.tail.truncate(before);
-            return Err(Overflow);
+            return Err(overflow);
         }
         self.len += added;
         Ok(self.len)
@@ -65,9 +70,7 @@ impl OutboundBuffer {
 
     /// Appends a frame encoded once for many clients, without copying it.
     pub fn push_shared(&mut self, bytes: &Bytes) -> Result<usize, Overflow> {
-        if self.len + bytes.len() > self.max {
-            return Err(Overflow);
-        }
+        self.check(bytes.len())?;
         if !self.tail.is_empty() {
             // Keep the order: what was encoded before goes first.
             self.segments.push_back(self.tail.split().freeze());
@@ -80,9 +83,7 @@ impl OutboundBuffer {
     /// Appends bytes that were encoded elsewhere (a frame encoded once for
     /// many clients).
     pub fn push_encoded(&mut self, bytes: &[u8]) -> Result<usize, Overflow> {
-        if self.len + bytes.len() > self.max {
-            return Err(Overflow);
-        }
+        self.check(bytes.len())?;
         self.tail.extend_from_slice(bytes);
         self.len += bytes.len();
         Ok(self.len)
@@ -110,6 +111,22 @@ impl OutboundBuffer {
         self.tail.extend_from_slice(b"\n");
         self.len += self.tail.len() - before;
         self.len
+    }
+
+    /// The cap, in bytes.
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
+    /// Whether `added` more bytes fit.
+    fn check(&self, added: usize) -> Result<(), Overflow> {
+        if added > self.max {
+            Err(Overflow::FrameTooLarge)
+        } else if self.len + added > self.max {
+            Err(Overflow::Full)
+        } else {
+            Ok(())
+        }
     }
 
     /// Bytes queued and not yet taken.
@@ -198,10 +215,14 @@ mod tests {
         assert_eq!(buffer.push_frame(&Frame::message("0123456789")), Ok(18));
         assert_eq!(
             buffer.push_frame(&Frame::message("0123456789")),
-            Err(Overflow)
+            Err(Overflow::Full)
         );
         assert_eq!(buffer.len(), 18, "nothing of the refused frame stays");
-        assert_eq!(buffer.push_encoded(&[b'x'; 13]), Err(Overflow));
+        assert_eq!(buffer.push_encoded(&[b'x'; 13]), Err(Overflow::Full));
+        assert_eq!(
+            buffer.push_encoded(&[b'x'; 31]),
+            Err(Overflow::FrameTooLarge)
+        );
         assert_eq!(buffer.push_encoded(&[b'x'; 12]), Ok(30));
         assert_eq!(parse(&buffer.take()).len(), 1);
         // Taking makes room again.
@@ -223,7 +244,7 @@ mod tests {
         assert!(a.is_empty() && b.is_empty());
         let mut capped = OutboundBuffer::with_limit(15);
         capped.push_shared(&shared).unwrap();
-        assert_eq!(capped.push_shared(&shared), Err(Overflow));
+        assert_eq!(capped.push_shared(&shared), Err(Overflow::Full));
         assert_eq!(capped.len(), 11);
     }
 }

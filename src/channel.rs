@@ -32,6 +32,13 @@ pub struct Replay {
     pub overflow: bool,
 }
 
+/// A broadcast frame larger than a subscriber's `maxBufferedBytes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameTooLarge {
+    pub len: usize,
+    pub max: usize,
+}
+
 #[derive(Debug)]
 struct Entry {
     id: String,
@@ -98,7 +105,7 @@ impl Channel {
                     replay.frames += 1;
                     replay.last_id = Some(entry.id.clone());
                 }
-                Err(PushError::Overflow) => {
+                Err(PushError::Full | PushError::FrameTooLarge) => {
                     replay.overflow = true;
                     break;
                 }
@@ -123,8 +130,27 @@ impl Channel {
     /// Encodes `frame` once, keeps it in the history if it has an id, and
     /// queues it on every subscriber. Returns the subscribers whose buffer
     /// it would have overflowed (they did not get it, and are to be cut off
-    /// as slow consumers).
-    pub fn broadcast(&mut self, hub: &mut Hub, frame: &Frame, id: Option<&str>) -> Vec<Slot> {
+    /// as slow consumers). A frame larger than some subscriber's cap is
+    /// refused whole, before anything is queued or kept: that subscriber
+    /// could never take it, and cutting it off would only make it come back
+    /// for the same frame.
+    pub fn broadcast(
+        &mut self,
+        hub: &mut Hub,
+        frame: &Frame,
+        id: Option<&str>,
+    ) -> Result<Vec<Slot>, FrameTooLarge> {
+        let len = frame.encoded_len();
+        if let Some(&slot) = self
+            .subscribers
+            .iter()
+            .find(|&&s| hub.max_buffered(s) < len)
+        {
+            return Err(FrameTooLarge {
+                len,
+                max: hub.max_buffered(slot),
+            });
+        }
         let bytes = frame.to_bytes().freeze();
         if let Some(id) = id.filter(|id| !id.is_empty()) {
             if self.history_size > 0 {
@@ -139,11 +165,11 @@ impl Channel {
         }
         let mut overflowed = Vec::new();
         for &slot in &self.subscribers {
-            if let Err(PushError::Overflow) = hub.push_shared(slot, &bytes) {
+            if let Err(PushError::Full) = hub.push_shared(slot, &bytes) {
                 overflowed.push(slot);
             }
         }
-        overflowed
+        Ok(overflowed)
     }
 }
 
@@ -167,7 +193,7 @@ mod tests {
 
     fn send(channel: &mut Channel, hub: &mut Hub, id: &str, data: &str) -> Vec<Slot> {
         let frame = Frame::message(data).id(id).unwrap();
-        channel.broadcast(hub, &frame, Some(id))
+        channel.broadcast(hub, &frame, Some(id)).unwrap()
     }
 
     #[test]
@@ -232,7 +258,9 @@ mod tests {
         let mut hub = Hub::default();
         let mut channel = Channel::new(10);
         send(&mut channel, &mut hub, "1", "kept");
-        channel.broadcast(&mut hub, &Frame::message("live only"), None);
+        channel
+            .broadcast(&mut hub, &Frame::message("live only"), None)
+            .unwrap();
         let slot = open(&mut hub);
         channel.subscribe(&mut hub, slot, "0-unknown");
         let got: Vec<_> = events(&mut hub, slot).into_iter().map(|e| e.1).collect();
@@ -276,5 +304,11 @@ mod tests {
         assert!(send(&mut channel, &mut hub, "1", "0123456789").is_empty());
         assert_eq!(send(&mut channel, &mut hub, "2", "0123456789"), vec![slow]);
         assert_eq!(events(&mut hub, fast).len(), 2);
+        // A frame no subscriber's cap could hold is refused for all.
+        let big = "x".repeat(40);
+        assert_eq!(
+            channel.broadcast(&mut hub, &Frame::message(&big), None),
+            Err(FrameTooLarge { len: 48, max: 30 })
+        );
     }
 }

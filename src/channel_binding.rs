@@ -2,7 +2,7 @@
 //! A broadcast is one call, whatever the number of subscribers.
 
 use napi::bindgen_prelude::Uint32Array;
-use napi::Result;
+use napi::{Error, Result, Status};
 use napi_derive::napi;
 
 use crate::channel::Channel;
@@ -67,7 +67,15 @@ impl NativeChannel {
         if let Some(id) = id {
             frame = frame.id(id).map_err(invalid)?;
         }
-        let overflowed = with_hub(|hub| self.channel.broadcast(hub, &frame, id));
+        let overflowed = with_hub(|hub| self.channel.broadcast(hub, &frame, id)).map_err(|big| {
+            Error::new(
+                Status::InvalidArg,
+                format!(
+                    "The \"data\" argument is too large: the event takes {} bytes, more than a subscriber's maxBufferedBytes ({})",
+                    big.len, big.max
+                ),
+            )
+        })?;
         Ok((!overflowed.is_empty()).then(|| Uint32Array::new(overflowed)))
     }
 }

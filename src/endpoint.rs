@@ -45,6 +45,8 @@ enum LastFrame {
 
 /// What `send` returns when the frame would pass the stream's cap.
 const OVERFLOW: i64 = -1;
+/// What `send` returns when the frame alone is larger than the cap.
+const TOO_LARGE: i64 = -2;
 
 pub(crate) fn with_hub<T>(f: impl FnOnce(&mut Hub) -> T) -> T {
     HUB.with(|hub| f(&mut hub.borrow_mut()))
@@ -57,7 +59,8 @@ pub(crate) fn invalid(err: FrameError) -> Error {
 fn queued(result: std::result::Result<usize, PushError>) -> Result<i64> {
     match result {
         Ok(queued) => Ok(queued as i64),
-        Err(PushError::Overflow) => Ok(OVERFLOW),
+        Err(PushError::Full) => Ok(OVERFLOW),
+        Err(PushError::FrameTooLarge) => Ok(TOO_LARGE),
         Err(PushError::Closed) => Err(Error::new(
             Status::GenericFailure,
             "The event stream is closed",
@@ -96,8 +99,9 @@ pub fn open_stream(reconnection_time: Option<u32>, max_buffered: u32, keep_alive
     })
 }
 
-/// Queues a `message` event. Returns the bytes queued for the stream, or
-/// -1 if the frame would pass its cap (nothing is queued then).
+/// Queues a `message` event. Returns the bytes queued for the stream, -1
+/// if the frame would pass its cap, or -2 if the frame alone is larger than
+/// the cap (nothing is queued in either case).
 #[napi]
 pub fn send(slot: u32, data: String, event_id: Option<String>) -> Result<i64> {
     let mut frame = Frame::message(&data);
@@ -148,7 +152,7 @@ pub fn send_stop(slot: u32) -> Result<Option<String>> {
         .and_then(|f| f.id(&token))
         .map_err(invalid)?;
     let result = with_hub(|hub| hub.push_frame(slot, &frame));
-    Ok((queued(result)? != OVERFLOW).then_some(token))
+    Ok((queued(result)? >= 0).then_some(token))
 }
 
 /// Whether a `Last-Event-ID` is the token of a client told to stop.

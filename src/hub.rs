@@ -25,12 +25,17 @@ pub enum PushError {
     /// No open stream has that slot.
     Closed,
     /// The stream's buffer would pass its cap: the client is too slow.
-    Overflow,
+    Full,
+    /// The frame alone is larger than the stream's cap.
+    FrameTooLarge,
 }
 
 impl From<Overflow> for PushError {
-    fn from(_: Overflow) -> Self {
-        PushError::Overflow
+    fn from(overflow: Overflow) -> Self {
+        match overflow {
+            Overflow::Full => PushError::Full,
+            Overflow::FrameTooLarge => PushError::FrameTooLarge,
+        }
     }
 }
 
@@ -193,6 +198,14 @@ impl Hub {
             .get(slot as usize)
             .filter(|s| s.open)
             .map_or(0, |s| s.buffer.len())
+    }
+
+    /// A stream's cap, in bytes (0 if it is not open).
+    pub fn max_buffered(&self, slot: Slot) -> usize {
+        self.streams
+            .get(slot as usize)
+            .filter(|s| s.open)
+            .map_or(0, |s| s.buffer.max())
     }
 
     /// Leaves a stream out of flushes: its response is full.
@@ -407,11 +420,11 @@ mod tests {
         assert!(hub.push_frame(a, &Frame::message("0123456789")).is_ok());
         assert_eq!(
             hub.push_frame(a, &Frame::message("0123456789")),
-            Err(PushError::Overflow)
+            Err(PushError::Full)
         );
         assert_eq!(
             hub.push_encoded(a, b"data: 0123456789\n\n"),
-            Err(PushError::Overflow)
+            Err(PushError::Full)
         );
         assert_eq!(hub.buffered(a), 18);
     }

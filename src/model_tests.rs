@@ -179,7 +179,7 @@ fn run(ops: Vec<Op>, caps: Vec<usize>) {
                     }
                     Some(frame) => match hub.push_frame(s.slot, &frame) {
                         Ok(_) => s.accept(event.as_deref(), id.as_deref(), &data),
-                        Err(PushError::Overflow) => {
+                        Err(PushError::Full | PushError::FrameTooLarge) => {
                             assert_eq!(
                                 hub.buffered(s.slot),
                                 before,
@@ -196,7 +196,9 @@ fn run(ops: Vec<Op>, caps: Vec<usize>) {
                 let Some(frame) = build(event.as_deref(), id.as_deref(), &data) else {
                     continue;
                 };
-                let overflowed = channel.broadcast(&mut hub, &frame, id.as_deref());
+                let Ok(overflowed) = channel.broadcast(&mut hub, &frame, id.as_deref()) else {
+                    continue; // refused whole: nothing queued anywhere
+                };
                 for s in streams.iter_mut().filter(|s| s.open && s.subscribed) {
                     if overflowed.contains(&s.slot) {
                         close(&mut hub, &mut channel, s);
