@@ -223,3 +223,14 @@ export declare class Channel {
    */
   broadcast(data: string, options?: { event?: string; id?: string }): void;
 }
+
+/**
+ * What native-sse holds on this thread right now, for tests and health
+ * checks. Both are zero/false once every endpoint has closed.
+ */
+export declare function diagnostics(): {
+  /** Open streams: one per open endpoint. */
+  openStreams: number;
+  /** Whether the shared keep-alive timer (and its thread-safe function) runs. */
+  keepAliveTimer: boolean;
+};

@@ -6,5 +6,6 @@
 
 const { EventEndpoint, CloseEvent } = require('./lib/endpoint.js');
 const { Channel } = require('./lib/channel.js');
+const { diagnostics } = require('./lib/diagnostics.js');
 
-module.exports = { EventEndpoint, Channel, CloseEvent };
+module.exports = { EventEndpoint, Channel, CloseEvent, diagnostics };

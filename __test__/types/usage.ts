@@ -67,3 +67,11 @@ const size: number = channel.size;
 void size;
 // @ts-expect-error the id goes in the options
 channel.broadcast('price', '1');
+
+// Diagnostics.
+import { diagnostics } from 'native-sse';
+const { openStreams, keepAliveTimer } = diagnostics();
+const streamsOpen: number = openStreams;
+const timer: boolean = keepAliveTimer;
+void streamsOpen;
+void timer;
