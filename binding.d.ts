@@ -22,8 +22,33 @@ export declare class NativeChannel {
   broadcast(data: string, event?: string | undefined | null, id?: string | undefined | null): Uint32Array | null
 }
 
+export declare class RedisLink {
+  /**
+   * Validates the event and appends it to the stream; resolves to its id.
+   * Rejects (with Redis's error) when Redis cannot take it.
+   */
+  publish(data: string, event?: string | undefined | null): Promise<string>
+  /**
+   * The entries after `id`, for a client resuming with it as its
+   * `Last-Event-ID`. An id that is not a stream id, or that the stream was
+   * trimmed past, gives `complete: false` (and, for the latter, everything
+   * the stream holds).
+   */
+  rangeAfter(id: string): Promise<StreamRange>
+  /**
+   * Starts following the stream after its current end, handing batches
+   * of new entries to `on_batch`.
+   */
+  startReading(onBatch: (arg: Array<StreamEntry>) => void): void
+  /** Stops the reader; the connection closes when the link is dropped. */
+  stopReading(): void
+}
+
 /** Bytes queued for a stream and not yet flushed. */
 export declare function bufferedAmount(slot: number): number
+
+/** Connects to Redis; rejects with a clear error when it cannot be reached. */
+export declare function connectRedis(url: string, stream: string, maxLen: number): Promise<RedisLink>
 
 /**
  * Takes the bytes queued on every unpaused stream; `null` when nothing
@@ -112,6 +137,21 @@ export declare function startKeepAliveTimer(onTick: () => void, periodMs: number
 
 /** Stops the keep-alive timer; its thread-safe function is released with it. */
 export declare function stopKeepAliveTimer(): void
+
+/** One event of the stream. */
+export interface StreamEntry {
+  id: string
+  event?: string
+  data: string
+}
+
+/** What `rangeAfter` read. */
+export interface StreamRange {
+  /** The entries after the id, in order. */
+  entries: Array<StreamEntry>
+  /** Whether the id is still covered by the stream (not trimmed away). */
+  complete: boolean
+}
 
 /** Takes one stream's queued bytes ahead of the next flush. */
 export declare function takeQueued(slot: number): Buffer | null

@@ -836,7 +836,9 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.NativeChannel = nativeBinding.NativeChannel
+module.exports.RedisLink = nativeBinding.RedisLink
 module.exports.bufferedAmount = nativeBinding.bufferedAmount
+module.exports.connectRedis = nativeBinding.connectRedis
 module.exports.flush = nativeBinding.flush
 module.exports.isStopToken = nativeBinding.isStopToken
 module.exports.keepAliveTimerRunning = nativeBinding.keepAliveTimerRunning

@@ -15,6 +15,8 @@ pub mod stop;
 mod channel_binding;
 #[cfg_attr(test, allow(dead_code))]
 mod endpoint;
+#[cfg_attr(test, allow(dead_code))]
+mod redis_link;
 
 #[cfg(test)]
 mod model_tests;
