@@ -134,13 +134,20 @@ class Channel {
    * never held up by them.
    */
   broadcast(data, options = undefined) {
+    if (this.#redis !== null) {
+      // Asynchronous all through: any failure is a rejection.
+      try {
+        return this.#publish(data, options);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    }
     requiredString('data', data);
     if (options !== undefined && options !== null && typeof options !== 'object') {
       throw invalid('options', 'an object', options);
     }
     const event = optionalString('options.event', options?.event);
     const id = optionalString('options.id', options?.id) || undefined;
-    if (this.#redis !== null) return this.#publish(data, event, id);
     let overflowed;
     try {
       overflowed = this.#native.broadcast(data, event, id);
@@ -165,8 +172,13 @@ class Channel {
     this.#link = null;
   }
 
-  #publish(data, event, id) {
-    if (id !== undefined) {
+  #publish(data, options) {
+    requiredString('data', data);
+    if (options !== undefined && options !== null && typeof options !== 'object') {
+      throw invalid('options', 'an object', options);
+    }
+    const event = optionalString('options.event', options?.event);
+    if (options?.id !== undefined && options?.id !== null) {
       throw new TypeError('The "options.id" argument cannot be given: the ids of a Redis-backed channel are its stream ids');
     }
     const published = this.ready.then(() => {

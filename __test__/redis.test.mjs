@@ -1,0 +1,216 @@
+// A Channel across processes through a Redis Stream, against a real
+// redis-server started here on 127.0.0.1. Without redis-server on the PATH
+// these tests cannot run: a notice says so, and under CI that is a failure.
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { EventSource } from 'eventsource';
+import { Channel } from 'native-sse';
+import { until, tick } from './helpers.mjs';
+
+const hasRedis = spawnSync('redis-server', ['--version']).status === 0;
+
+
+async function freePort() {
+  const server = net.createServer().listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** A redis-server of our own, with an append-only file so that a kill -9
+ * and restart keeps the stream. */
+class Redis {
+  static async start() {
+    const redis = new Redis();
+    redis.port = await freePort();
+    redis.dir = mkdtempSync(join(tmpdir(), 'native-sse-redis-'));
+    await redis.run();
+    return redis;
+  }
+
+  get url() {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  async run() {
+    this.process = spawn(
+      'redis-server',
+      ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--dir', this.dir],
+      { stdio: 'ignore' },
+    );
+    await until(() => this.pingable, 10_000, 'redis-server to start').catch(async () => {
+      throw new Error('redis-server did not start');
+    });
+  }
+
+  get pingable() {
+    if (this.#probe === undefined) {
+      this.#probe = new Promise((resolve) => {
+        const socket = net.connect(this.port, '127.0.0.1');
+        socket.on('error', () => resolve(false));
+        socket.on('data', (data) => resolve(data.toString().startsWith('+PONG')));
+        socket.write('PING\r\n');
+        setTimeout(() => resolve(false), 200);
+      }).then((ok) => {
+        this.#probe = undefined;
+        this.#up = ok;
+      });
+    }
+    return this.#up === true;
+  }
+
+  #probe;
+  #up = false;
+
+  async kill() {
+    this.#up = false;
+    this.process.kill('SIGKILL');
+    await once(this.process, 'exit');
+  }
+
+  async stop() {
+    if (this.process.exitCode === null && this.process.signalCode === null) {
+      this.process.kill('SIGTERM');
+      await once(this.process, 'exit');
+    }
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** A server process with a Redis-backed channel. */
+async function startApp(t, redis, stream) {
+  const child = spawn(process.execPath, ['__test__/fixtures/redis-app.mjs'], {
+    cwd: new URL('..', import.meta.url),
+    env: { ...process.env, REDIS_URL: redis.url, STREAM: stream },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  t.after(() => child.kill('SIGTERM'));
+  const [line] = await once(child.stdout, 'data');
+  const url = String(line).trim();
+  return {
+    url,
+    async publish(text) {
+      const response = await fetch(`${url}/publish?text=${encodeURIComponent(text)}`);
+      return { ok: response.status === 200, body: await response.text() };
+    },
+  };
+}
+
+function listen(t, url, headers = {}) {
+  const es = new EventSource(`${url}/events`, {
+    fetch: (input, init) => fetch(input, { ...init, headers: { ...init.headers, ...headers } }),
+  });
+  t.after(() => es.close());
+  const got = [];
+  es.onmessage = (e) => got.push({ id: e.lastEventId, data: e.data });
+  return { es, got };
+}
+
+function registerTests() {
+  let redis;
+  let streamNumber = 0;
+  const nextStream = () => `native-sse-test-${process.pid}-${++streamNumber}`;
+
+  test.before(async () => {
+    redis = await Redis.start();
+  });
+  test.after(() => redis?.stop());
+
+  test('broadcasts from either of two processes reach the clients of both, in one order', async (t) => {
+    const stream = nextStream();
+    const a = await startApp(t, redis, stream);
+    const b = await startApp(t, redis, stream);
+    const clients = [listen(t, a.url), listen(t, a.url), listen(t, b.url), listen(t, b.url)];
+    await until(() => clients.every((c) => c.es.readyState === EventSource.OPEN));
+    await tick(100); // the subscriptions are live
+    const published = [];
+    for (let i = 0; i < 20; i++) {
+      const { ok, body } = await (i % 2 ? b : a).publish(`message ${i}`);
+      assert.ok(ok, body);
+      published.push({ id: body, data: `message ${i}` });
+    }
+    for (const client of clients) {
+      await until(() => client.got.length >= 20, 10_000, '20 events');
+      assert.deepEqual(client.got, published);
+    }
+  });
+
+  test('a client moved from one process to the other resumes exactly', async (t) => {
+    const stream = nextStream();
+    const a = await startApp(t, redis, stream);
+    const b = await startApp(t, redis, stream);
+    const first = listen(t, a.url);
+    await until(() => first.es.readyState === EventSource.OPEN);
+    await tick(100);
+    const published = [];
+    for (let i = 0; i < 5; i++) published.push({ id: (await a.publish(`m${i}`)).body, data: `m${i}` });
+    await until(() => first.got.length === 5);
+    first.es.close();
+    const lastSeen = first.got.at(-1).id;
+    for (let i = 5; i < 10; i++) published.push({ id: (await b.publish(`m${i}`)).body, data: `m${i}` });
+    // The client comes back, to the other process, with its Last-Event-ID.
+    const moved = listen(t, b.url, { 'Last-Event-ID': lastSeen });
+    await until(() => moved.got.length >= 5, 10_000, 'the missed events');
+    const live = await a.publish('m10');
+    published.push({ id: live.body, data: 'm10' });
+    await until(() => moved.got.length >= 6, 10_000, 'the live event');
+    assert.deepEqual([...first.got, ...moved.got], published);
+  });
+
+  test('Redis killed and restarted mid-stream: nothing lost, nothing twice', async (t) => {
+    const stream = nextStream();
+    const a = await startApp(t, redis, stream);
+    const b = await startApp(t, redis, stream);
+    const clients = [listen(t, a.url), listen(t, b.url)];
+    await until(() => clients.every((c) => c.es.readyState === EventSource.OPEN));
+    await tick(100);
+    const accepted = [];
+    const publishFrom = async (app, text) => {
+      const { ok, body } = await app.publish(text);
+      if (ok) accepted.push({ id: body, data: text });
+      return { ok, body };
+    };
+    for (let i = 0; i < 5; i++) await publishFrom(i % 2 ? a : b, `before ${i}`);
+    await redis.kill();
+    const down = await publishFrom(a, 'while down');
+    assert.equal(down.ok, false, 'a broadcast while Redis is down is rejected');
+    assert.match(down.body, /Redis/);
+    await redis.run();
+    // The publishers reconnect by themselves; keep trying for a while.
+    for (let i = 0; i < 5; i++) {
+      const deadline = Date.now() + 10_000;
+      while (!(await publishFrom(i % 2 ? a : b, `after ${i}`)).ok) {
+        if (Date.now() > deadline) throw new Error('no publish got through after the restart');
+        await tick(100);
+      }
+    }
+    for (const client of clients) {
+      await until(() => client.got.length >= accepted.length, 15_000, `${accepted.length} events`);
+      await tick(50);
+      assert.deepEqual(client.got, accepted);
+    }
+  });
+
+  test('Redis unreachable at start: ready rejects with a clear error', async () => {
+    const port = await freePort();
+    const channel = new Channel({ redis: { url: `redis://127.0.0.1:${port}`, stream: 'x' } });
+    await assert.rejects(channel.ready, /Cannot connect to Redis at redis:\/\/127\.0\.0\.1/);
+    await assert.rejects(channel.broadcast('x'), /Cannot connect to Redis/);
+    await assert.rejects(channel.broadcast('x', { id: '1' }), TypeError);
+  });
+}
+
+if (!hasRedis) {
+  const notice = 'redis-server is not on the PATH: the Redis-backed Channel tests did NOT run (apt-get install redis-server)';
+  console.error(`\n${'!'.repeat(notice.length)}\n${notice}\n${'!'.repeat(notice.length)}\n`);
+  if (process.env.CI) test('redis-server is installed (required under CI)', () => assert.fail(notice));
+} else {
+  registerTests();
+}
