@@ -172,9 +172,20 @@ export declare class EventEndpoint<
 export interface ChannelOptions {
   /**
    * How many of the last events that carry an id are kept to replay to
-   * reconnecting clients. `0` keeps none. Default: `1000`.
+   * reconnecting clients. `0` keeps none. Default: `1000`. (A Redis-backed
+   * channel replays from its stream instead.)
    */
   historySize?: number;
+}
+
+/** Where a Redis-backed channel keeps its events. */
+export interface RedisStreamOptions {
+  /** For example `redis://127.0.0.1:6379`. */
+  url: string;
+  /** The key of the Redis Stream; every process of the channel names the same. */
+  stream: string;
+  /** The stream is trimmed to about this many entries (XADD MAXLEN ~). Default: `10000`. */
+  maxLen?: number;
 }
 
 /** What {@link Channel.subscribe} replayed. */
@@ -202,10 +213,11 @@ export interface ChannelReplay {
  * setInterval(() => prices.broadcast(JSON.stringify(quote()), { event: "quote", id: String(++seq) }), 100);
  * ```
  */
-export declare class Channel {
-  constructor(options?: ChannelOptions);
+export interface Channel {
+  /** Resolves at once for a local channel. */
+  readonly ready: Promise<void>;
   /** Number of subscribed endpoints. */
-  get size(): number;
+  readonly size: number;
   /**
    * Subscribes an endpoint, first sending it the history after its
    * `lastEventId`. A closed endpoint, or one already subscribed, is left as
@@ -222,7 +234,40 @@ export declare class Channel {
    * cut off as slow consumers; the others are never held up by them.
    */
   broadcast(data: string, options?: { event?: string; id?: string }): void;
+  /** Does nothing for a local channel. */
+  close(): void;
 }
+
+/**
+ * A channel that spans processes and hosts through a Redis Stream. Every
+ * process reads the stream and delivers to its own subscribers; event ids
+ * are the stream ids.
+ */
+export interface RedisChannel {
+  /** Resolves once connected; rejects with a clear error if Redis cannot be reached. */
+  readonly ready: Promise<void>;
+  readonly size: number;
+  /**
+   * Subscribes an endpoint after sending it the stream's events after its
+   * `lastEventId` — whichever process the client was on before.
+   */
+  subscribe(endpoint: EventEndpoint): Promise<ChannelReplay>;
+  unsubscribe(endpoint: EventEndpoint): void;
+  /**
+   * Appends the event to the stream; resolves to its id once Redis has it.
+   * Rejects with a `TypeError` for invalid input (an `id` option included:
+   * the ids are the stream's), and with Redis's error while Redis is down.
+   */
+  broadcast(data: string, options?: { event?: string }): Promise<string>;
+  /** Stops reading the stream. */
+  close(): void;
+}
+
+export declare const Channel: {
+  new (options: ChannelOptions & { redis: RedisStreamOptions }): RedisChannel;
+  new (options?: ChannelOptions): Channel;
+  readonly prototype: Channel;
+};
 
 /**
  * What native-sse holds on this thread right now, for tests and health

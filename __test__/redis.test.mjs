@@ -198,6 +198,36 @@ function registerTests() {
     }
   });
 
+  test('examples/cluster: two workers share the channel', async (t) => {
+    const child = spawn(process.execPath, ['examples/cluster/server.mjs'], {
+      cwd: new URL('..', import.meta.url),
+      env: { ...process.env, REDIS_URL: redis.url, PORT: '0' },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    t.after(() => child.kill('SIGTERM'));
+    const [line] = await once(child.stdout, 'data');
+    const url = new URL(/http:\/\/127\.0\.0\.1:\d+\/events/.exec(String(line))[0]);
+    const clients = [0, 1, 2, 3].map(() => {
+      const es = new EventSource(url);
+      t.after(() => es.close());
+      const got = { workers: [], messages: [] };
+      es.addEventListener('hello', (e) => got.workers.push(e.data));
+      es.onmessage = (e) => got.messages.push(e.data);
+      return { es, got };
+    });
+    await until(() => clients.every((c) => c.got.workers.length === 1), 10_000, 'the hellos');
+    await tick(100);
+    for (const text of ['one', 'two']) {
+      const response = await fetch(new URL(`/say?text=${text}`, url), { method: 'POST' });
+      assert.equal(response.status, 200);
+    }
+    for (const { got } of clients) {
+      await until(() => got.messages.length === 2, 10_000, 'both messages');
+      assert.match(got.messages[0], /^one \(from worker \d+\)$/);
+      assert.match(got.messages[1], /^two \(from worker \d+\)$/);
+    }
+  });
+
   test('Redis unreachable at start: ready rejects with a clear error', async () => {
     const port = await freePort();
     const channel = new Channel({ redis: { url: `redis://127.0.0.1:${port}`, stream: 'x' } });

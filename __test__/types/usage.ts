@@ -75,3 +75,14 @@ const streamsOpen: number = openStreams;
 const timer: boolean = keepAliveTimer;
 void streamsOpen;
 void timer;
+
+// A Redis-backed Channel.
+export async function shared(endpoint: EventEndpoint): Promise<string> {
+  const news = new Channel({ redis: { url: 'redis://127.0.0.1:6379', stream: 'news', maxLen: 1000 } });
+  await news.ready;
+  const replay: ChannelReplay = await news.subscribe(endpoint);
+  void replay;
+  // @ts-expect-error the ids of a Redis-backed channel are the stream's
+  await news.broadcast('x', { id: '1' });
+  return news.broadcast('headline', { event: 'news' });
+}
