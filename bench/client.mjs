@@ -3,8 +3,11 @@
 import net from 'node:net';
 import http2 from 'node:http2';
 
-const { port, clients, frames, mode, h2, timeoutMs } = JSON.parse(process.argv[2]);
+const { port, clients, frames, mode, h2, latency, timeoutMs } = JSON.parse(process.argv[2]);
 const LF = 10;
+
+/** Publish-to-delivery latencies (ms), from the timestamp each frame carries. */
+const latencies = [];
 
 class Counter {
   frames = -1; // the opening comment block is not an event
@@ -18,6 +21,7 @@ class Counter {
 
   /** Counts frame ends ("\n\n"), also across packet boundaries. */
   take(data) {
+    if (latency) this.stamp(data);
     this.bytes += data.length;
     let prev = this.lastByte;
     for (let at = data.indexOf(LF); at !== -1; at = data.indexOf(LF, at + 1)) {
@@ -25,6 +29,18 @@ class Counter {
     }
     this.lastByte = data[data.length - 1];
     if (!this.opened && this.frames >= 0) this.opened = true;
+  }
+
+  text = '';
+
+  stamp(data) {
+    const now = performance.timeOrigin + performance.now();
+    const frames = (this.text + data.toString('latin1')).split('\n\n');
+    this.text = frames.pop();
+    for (const frame of frames) {
+      const at = frame.indexOf('data: ');
+      if (at >= 0) latencies.push(now - parseFloat(frame.slice(at + 6)));
+    }
   }
 }
 
@@ -85,7 +101,7 @@ process.on('message', async (message) => {
       await waitFor(() => counters.every((c) => c.frames >= frames), `${frames} frames on each of ${clients} clients`);
       const elapsedMs = Number(process.hrtime.bigint() - start) / 1e6;
       const total = counters.reduce((sum, c) => sum + c.frames, 0);
-      process.send({ type: 'done', elapsedMs, frames: total });
+      process.send({ type: 'done', elapsedMs, frames: total, latencies: latency ? latencies : undefined });
     } catch (err) {
       process.send({ type: 'error', message: err.message });
     }

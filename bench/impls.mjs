@@ -36,8 +36,23 @@ class BaselineStream {
   }
 }
 
-export async function loadImplementation(name) {
+export async function loadImplementation(name, params = {}) {
   switch (name) {
+    case 'redis-channel': {
+      // A Channel backed by a Redis Stream, shared by several processes.
+      const { EventEndpoint, Channel } = await import('native-sse');
+      const channel = new Channel({ redis: { url: params.redis, stream: params.stream, maxLen: 100_000 } });
+      await channel.ready;
+      return {
+        open: (req, res) => {
+          const endpoint = new EventEndpoint(req, res);
+          channel.subscribe(endpoint);
+          return endpoint;
+        },
+        send: (stream, data, id) => stream.send(data, id),
+        broadcast: (data) => channel.broadcast(data),
+      };
+    }
     case 'native-sse': {
       const { EventEndpoint } = await import('native-sse');
       return {

@@ -5,7 +5,9 @@
 // 127.0.0.1), three times, and prints the medians with the ratios of
 // native-sse to jsext and to the hand-written baseline, measured in this run.
 // The full results go to bench/results/latest.json.
-import { fork } from 'node:child_process';
+import { fork, spawn, spawnSync } from 'node:child_process';
+import net from 'node:net';
+import { once } from 'node:events';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
 import { IMPLEMENTATIONS as ALL_IMPLEMENTATIONS } from './impls.mjs';
@@ -134,6 +136,73 @@ async function runOnce(implementation, name) {
   }
 }
 
+// Scale-out: one channel over two processes through Redis, against the
+// in-process Channel serving the same number of clients from one process.
+
+async function freePort() {
+  const server = net.createServer().listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+async function startRedis() {
+  if (spawnSync('redis-server', ['--version']).status !== 0) return null;
+  const port = await freePort();
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const up = await new Promise((resolve) => {
+      const socket = net.connect(port, '127.0.0.1');
+      socket.on('error', () => resolve(false));
+      socket.on('data', () => (socket.destroy(), resolve(true)));
+      socket.write('PING\r\n');
+    });
+    if (up) break;
+    if (Date.now() > deadline) throw new Error('redis-server did not start');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return { url: `redis://127.0.0.1:${port}`, stop: () => child.kill() };
+}
+
+const percentile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+
+async function runScaleout(kind, redisUrl, run) {
+  const perProcess = quick ? 250 : 500;
+  const messages = quick ? 50 : 100;
+  const processes = kind === 'redis' ? 2 : 1;
+  const clientsEach = (2 * perProcess) / processes;
+  const params = { redis: redisUrl, stream: `bench-${process.pid}-${kind}-${run}`, messages, perTurn: 1 };
+  const implementation = kind === 'redis' ? 'redis-channel' : 'channel';
+  const servers = [];
+  const clients = [];
+  try {
+    for (let i = 0; i < processes; i++) {
+      servers.push(fork(new URL('./server.mjs', import.meta.url), [JSON.stringify({ implementation, workload: 'scaleout', params })], { execArgv: ['--expose-gc'] }));
+    }
+    const ports = await Promise.all(servers.map((server) => nextMessage(server, ['port'], 20_000).then((m) => m.port)));
+    for (const port of ports) {
+      clients.push(fork(new URL('./client.mjs', import.meta.url), [JSON.stringify({ port, clients: clientsEach, frames: messages, mode: 'count', latency: true, timeoutMs: 120_000 })]));
+    }
+    await Promise.all(clients.map((client) => nextMessage(client, ['ready'], 120_000)));
+    await new Promise((resolve) => setTimeout(resolve, 200)); // subscriptions are live
+    const done = clients.map((client) => nextMessage(client, ['done', 'error'], 120_000));
+    for (const client of clients) client.send({ type: 'go' });
+    servers[0].send({ type: 'go' }); // one process publishes; all deliver
+    const results = await Promise.all(done);
+    const latencies = results.flatMap((r) => r.latencies).sort((a, b) => a - b);
+    const elapsedMs = Math.max(...results.map((r) => r.elapsedMs));
+    return {
+      deliveriesPerSecond: (2 * perProcess * messages) / (elapsedMs / 1000),
+      latencyP50Ms: percentile(latencies, 50),
+      latencyP99Ms: percentile(latencies, 99),
+    };
+  } finally {
+    for (const child of [...clients, ...servers]) child.kill();
+  }
+}
+
 const median = (values) => {
   const sorted = values.filter((v) => typeof v === 'number').sort((a, b) => a - b);
   return sorted.length ? sorted[Math.floor(sorted.length / 2)] : null;
@@ -176,6 +245,29 @@ for (const name of Object.keys(WORKLOADS)) {
     const medians = {};
     for (const key of Object.keys(runs[0])) medians[key] = typeof runs[0][key] === 'number' ? median(runs.map((r) => r[key])) : runs.map((r) => r[key]);
     results[name][implementation] = { runs, median: medians };
+  }
+}
+let scaleout = null;
+if (!only || only.includes('scaleout')) {
+  const redis = await startRedis();
+  if (redis === null) {
+    console.log('Scale-out rows skipped: redis-server is not on the PATH (apt-get install redis-server).');
+  } else {
+    try {
+      scaleout = {};
+      for (const kind of ['redis', 'local']) {
+        const runs = [];
+        for (let run = 0; run < RUNS; run++) {
+          process.stderr.write(`scaleout / ${kind} / run ${run + 1}\r`);
+          runs.push(await runScaleout(kind, redis.url, run));
+        }
+        const medians = {};
+        for (const key of Object.keys(runs[0])) medians[key] = median(runs.map((r) => r[key]));
+        scaleout[kind] = { runs, median: medians };
+      }
+    } finally {
+      redis.stop();
+    }
   }
 }
 process.stderr.write(' '.repeat(60) + '\r');
@@ -222,6 +314,18 @@ if (results.slow) {
     (impl) => `${impl}: ${results.slow[impl].median.producerHeldBack.every(Boolean) ? 'held back' : 'not held back'}`,
   );
   console.log(`Slow consumer producer: ${held.join(', ')}.`);
+}
+
+if (scaleout) {
+  const perProcess = quick ? 250 : 500;
+  const r = scaleout.redis.median;
+  const l = scaleout.local.median;
+  console.log(`\nScale-out, ${2 * perProcess} clients, 1 message per turn (median of ${RUNS}):`);
+  console.log('| setup | deliveries/s | publish→delivery p50 (ms) | p99 (ms) |');
+  console.log('|---|--:|--:|--:|');
+  console.log(`| Redis-backed Channel, 2 processes × ${perProcess} clients | ${format(r.deliveriesPerSecond)} | ${format(r.latencyP50Ms)} | ${format(r.latencyP99Ms)} |`);
+  console.log(`| in-process Channel, 1 process × ${2 * perProcess} clients | ${format(l.deliveriesPerSecond)} | ${format(l.latencyP50Ms)} | ${format(l.latencyP99Ms)} |`);
+  results.scaleout = scaleout;
 }
 
 const out = new URL('./results/', import.meta.url);

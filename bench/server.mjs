@@ -7,7 +7,7 @@ import { createHistogram, performance } from 'node:perf_hooks';
 import { loadImplementation } from './impls.mjs';
 
 const { implementation, workload, params } = JSON.parse(process.argv[2]);
-const impl = await loadImplementation(implementation);
+const impl = await loadImplementation(implementation, params);
 const streams = [];
 
 // HTTP/2 workloads are served in cleartext (h2c) through the compatibility
@@ -71,6 +71,17 @@ async function fanout() {
   }
 }
 
+/** Scale-out: messages stamped with the time they are published, one per
+ * turn; a Redis-backed channel's publish is awaited (it resolves once Redis
+ * has the entry), the in-process channel's is immediate. */
+async function scaleout() {
+  for (let m = 0; m < params.messages; m++) {
+    const text = `${(performance.timeOrigin + performance.now()).toFixed(3)} ${'s'.repeat(24)}`;
+    await impl.broadcast(text);
+    await nextTurn();
+  }
+}
+
 async function slowConsumer() {
   const [stream] = streams;
   const frame = 'x'.repeat(1024 - 8);
@@ -116,7 +127,7 @@ process.on('message', async (message) => {
       cpuAtGo = process.cpuUsage();
       process.send({ type: 'started', streams: streams.length });
       const result =
-        workload === 'burst' ? await burst() : workload.startsWith('fanout') ? await fanout() : workload === 'slow' ? await slowConsumer() : {};
+        workload === 'burst' ? await burst() : workload.startsWith('fanout') ? await fanout() : workload === 'scaleout' ? await scaleout() : workload === 'slow' ? await slowConsumer() : {};
       process.send({ type: 'produced', ...result });
       break;
     }
