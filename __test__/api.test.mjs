@@ -2,20 +2,9 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { EventEndpoint } from 'native-sse';
-import { serve, RawClient, until, tick, parseEventStream } from './helpers.mjs';
+import { openEndpoint, until, tick, parseEventStream } from './helpers.mjs';
 
-/** Serves one endpoint and connects one raw client to it. */
-async function open(t, options, headers = {}) {
-  let endpoint;
-  const app = await serve((req, res) => {
-    endpoint = new EventEndpoint(req, res, options);
-  });
-  t.after(() => app.close());
-  const client = RawClient.connect(app.port, { headers });
-  t.after(() => client.destroy());
-  await until(() => endpoint !== undefined);
-  return { endpoint, client, app };
-}
+const open = (t, options, headers = {}) => openEndpoint(t, options, { headers });
 
 const unhandled = [];
 process.on('unhandledRejection', (reason) => unhandled.push(reason));

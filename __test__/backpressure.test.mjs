@@ -4,23 +4,12 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { EventEndpoint } from 'native-sse';
-import { serve, RawClient, until, tick, parseEventStream } from './helpers.mjs';
+import { serve, RawClient, openEndpoint, until, tick, parseEventStream } from './helpers.mjs';
 
 const KIB = 1024;
 const frame = 'x'.repeat(KIB - 10);
 
-async function endpointWithRawClient(t, options) {
-  let endpoint;
-  const app = await serve((req, res) => {
-    endpoint = new EventEndpoint(req, res, options);
-  });
-  t.after(() => app.close());
-  const client = RawClient.connect(app.port);
-  t.after(() => client.destroy());
-  await until(() => endpoint !== undefined);
-  await client.waitFor(': ok');
-  return { endpoint, client };
-}
+const endpointWithRawClient = openEndpoint;
 
 test('an awaiting producer waits for a client that does not read; memory stays bounded', async (t) => {
   const highWaterMark = 16 * KIB;

@@ -5,7 +5,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { EventEndpoint, Channel } from 'native-sse';
-import { serve, RawClient, until, parseEventStream } from './helpers.mjs';
+import { openEndpoint, parseEventStream } from './helpers.mjs';
 
 const MiB = 1024 * 1024;
 const HUGE = 'h'.repeat(16 * MiB);
@@ -82,17 +82,7 @@ function decoded(type, data, id, state) {
   return { type: kind, data: data.toWellFormed().replace(/\r\n|\r/g, '\n'), lastEventId: state.lastId };
 }
 
-async function openStream(t, options) {
-  let endpoint;
-  const app = await serve((req, res) => {
-    endpoint = new EventEndpoint(req, res, options);
-  });
-  t.after(() => app.close());
-  const client = RawClient.connect(app.port);
-  t.after(() => client.destroy());
-  await until(() => endpoint !== undefined);
-  return { endpoint, client };
-}
+const openStream = openEndpoint;
 
 async function expectStream(client, expected) {
   await client.waitFor('data: end-of-matrix\n\n', 20_000);

@@ -2,20 +2,9 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { EventEndpoint } from 'native-sse';
-import { serve, RawClient, until, tick } from './helpers.mjs';
+import { serve, RawClient, openEndpoint, tick } from './helpers.mjs';
 
-async function open(t) {
-  let endpoint;
-  const app = await serve((req, res) => {
-    endpoint = new EventEndpoint(req, res);
-  });
-  t.after(() => app.close());
-  const client = RawClient.connect(app.port);
-  t.after(() => client.destroy());
-  await until(() => endpoint !== undefined);
-  await client.waitFor(': ok\n\n');
-  return { endpoint, client };
-}
+const open = (t) => openEndpoint(t);
 
 test('names and ids that would corrupt the stream are refused, nothing written', async (t) => {
   const { endpoint, client } = await open(t);

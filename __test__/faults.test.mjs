@@ -8,7 +8,7 @@ import tls from 'node:tls';
 import { once } from 'node:events';
 import selfsigned from 'selfsigned';
 import { EventEndpoint, Channel } from 'native-sse';
-import { serve, RawClient, until, tick } from './helpers.mjs';
+import { serve, RawClient, openEndpoint, until, tick } from './helpers.mjs';
 
 const problems = [];
 process.on('unhandledRejection', (reason) => problems.push(['unhandledRejection', reason]));
@@ -18,17 +18,7 @@ process.on('warning', (warning) => warnings.push(warning));
 
 /** Serves one endpoint to one raw client and records its close events. */
 async function streamOpen(t, options) {
-  let endpoint;
-  let response;
-  const app = await serve((req, res) => {
-    response = res;
-    endpoint = new EventEndpoint(req, res, options);
-  });
-  t.after(() => app.close());
-  const client = RawClient.connect(app.port);
-  t.after(() => client.destroy());
-  await until(() => endpoint !== undefined);
-  await client.waitFor(': ok');
+  const { endpoint, response, client, app } = await openEndpoint(t, options);
   const closes = [];
   endpoint.addEventListener('close', (ev) => closes.push({ wasClean: ev.wasClean, reason: ev.reason }));
   return { endpoint, response, client, closes, app };

@@ -2,6 +2,7 @@
 import http from 'node:http';
 import net from 'node:net';
 import { once } from 'node:events';
+import { EventEndpoint } from 'native-sse';
 
 /** Starts a node:http server on a free port of 127.0.0.1. */
 export async function serve(handler) {
@@ -142,4 +143,23 @@ export function parseEventStream(text) {
     else if (field === 'retry' && /^\d+$/.test(value)) retry = Number(value);
   }
   return { events, retry };
+}
+
+/**
+ * Serves one EventEndpoint (made with `options`) to one raw client, and
+ * resolves once the stream has opened. Everything closes after the test.
+ */
+export async function openEndpoint(t, options = undefined, { headers = {} } = {}) {
+  let endpoint;
+  let response;
+  const app = await serve((req, res) => {
+    response = res;
+    endpoint = new EventEndpoint(req, res, options);
+  });
+  t.after(() => app.close());
+  const client = RawClient.connect(app.port, { headers });
+  t.after(() => client.destroy());
+  await until(() => endpoint !== undefined);
+  await client.waitFor(': ok');
+  return { endpoint, response, client, app };
 }
