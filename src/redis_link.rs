@@ -46,7 +46,8 @@ pub struct StreamRange {
     pub complete: bool,
 }
 
-type BatchCallback = ThreadsafeFunction<Vec<StreamEntry>, (), Vec<StreamEntry>, Status, false, true>;
+type BatchCallback =
+    ThreadsafeFunction<Vec<StreamEntry>, (), Vec<StreamEntry>, Status, false, true>;
 
 #[napi]
 pub struct RedisLink {
@@ -174,7 +175,11 @@ impl RedisLink {
             .callee_handled::<false>()
             .weak::<true>()
             .build()?;
-        let task = napi::bindgen_prelude::spawn(follow(self.client.clone(), self.stream.clone(), callback));
+        let task = napi::bindgen_prelude::spawn(follow(
+            self.client.clone(),
+            self.stream.clone(),
+            callback,
+        ));
         if let Some(previous) = self.reader.replace(task.abort_handle()) {
             previous.abort();
         }
@@ -204,7 +209,10 @@ async fn follow(client: redis::Client, stream: String, callback: BatchCallback) 
     let mut last_id: Option<String> = None;
     let mut backoff = BACKOFF_START;
     loop {
-        let mut connection = match client.get_multiplexed_async_connection_with_config(&config).await {
+        let mut connection = match client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+        {
             Ok(connection) => connection,
             Err(_) => {
                 tokio::time::sleep(backoff).await;
@@ -225,9 +233,18 @@ async fn follow(client: redis::Client, stream: String, callback: BatchCallback) 
                 .await;
             match newest {
                 Ok(reply) => {
-                    last_id = Some(reply.ids.first().map_or_else(|| "0-0".to_string(), |e| e.id.clone()))
+                    last_id = Some(
+                        reply
+                            .ids
+                            .first()
+                            .map_or_else(|| "0-0".to_string(), |e| e.id.clone()),
+                    )
                 }
-                Err(_) => continue,
+                Err(_) => {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                    continue;
+                }
             }
         }
         backoff = BACKOFF_START;
@@ -254,7 +271,9 @@ async fn follow(client: redis::Client, stream: String, callback: BatchCallback) 
                 .collect();
             if let Some(last) = entries.last() {
                 last_id = Some(last.id.clone());
-                if callback.call(entries, ThreadsafeFunctionCallMode::NonBlocking) == Status::Closing {
+                if callback.call(entries, ThreadsafeFunctionCallMode::NonBlocking)
+                    == Status::Closing
+                {
                     return;
                 }
             }
