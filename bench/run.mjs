@@ -5,9 +5,8 @@
 // 127.0.0.1), three times, and prints the medians with the ratios of
 // native-sse to jsext and to the hand-written baseline, measured in this run.
 // The full results go to bench/results/latest.json.
-import { fork, spawn, spawnSync } from 'node:child_process';
-import net from 'node:net';
-import { once } from 'node:events';
+import { fork, spawnSync } from 'node:child_process';
+import { Redis } from '../__test__/redis-server.mjs';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
 import { IMPLEMENTATIONS as ALL_IMPLEMENTATIONS } from './impls.mjs';
@@ -139,31 +138,10 @@ async function runOnce(implementation, name) {
 // Scale-out: one channel over two processes through Redis, against the
 // in-process Channel serving the same number of clients from one process.
 
-async function freePort() {
-  const server = net.createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
 async function startRedis() {
   if (spawnSync('redis-server', ['--version']).status !== 0) return null;
-  const port = await freePort();
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const up = await new Promise((resolve) => {
-      const socket = net.connect(port, '127.0.0.1');
-      socket.on('error', () => resolve(false));
-      socket.on('data', () => (socket.destroy(), resolve(true)));
-      socket.write('PING\r\n');
-    });
-    if (up) break;
-    if (Date.now() > deadline) throw new Error('redis-server did not start');
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  return { url: `redis://127.0.0.1:${port}`, stop: () => child.kill() };
+  const redis = await Redis.start();
+  return { url: redis.url, stop: () => redis.stop() };
 }
 
 const percentile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
