@@ -36,22 +36,28 @@ class BaselineStream {
   }
 }
 
+/** Endpoints subscribed to `channel`, which broadcasts. */
+async function channelImplementation(channel) {
+  const { EventEndpoint } = await import('native-sse');
+  return {
+    open: (req, res) => {
+      const endpoint = new EventEndpoint(req, res);
+      channel.subscribe(endpoint);
+      return endpoint;
+    },
+    send: (stream, data, id) => stream.send(data, id),
+    broadcast: (data) => channel.broadcast(data),
+  };
+}
+
 export async function loadImplementation(name, params = {}) {
   switch (name) {
     case 'redis-channel': {
       // A Channel backed by a Redis Stream, shared by several processes.
-      const { EventEndpoint, Channel } = await import('native-sse');
+      const { Channel } = await import('native-sse');
       const channel = new Channel({ redis: { url: params.redis, stream: params.stream, maxLen: 100_000 } });
       await channel.ready;
-      return {
-        open: (req, res) => {
-          const endpoint = new EventEndpoint(req, res);
-          channel.subscribe(endpoint);
-          return endpoint;
-        },
-        send: (stream, data, id) => stream.send(data, id),
-        broadcast: (data) => channel.broadcast(data),
-      };
+      return channelImplementation(channel);
     }
     case 'native-sse': {
       const { EventEndpoint } = await import('native-sse');
@@ -63,17 +69,8 @@ export async function loadImplementation(name, params = {}) {
     case 'channel': {
       // native-sse's Channel: one broadcast call per message, whatever the
       // number of clients.
-      const { EventEndpoint, Channel } = await import('native-sse');
-      const channel = new Channel({ historySize: 0 });
-      return {
-        open: (req, res) => {
-          const endpoint = new EventEndpoint(req, res);
-          channel.subscribe(endpoint);
-          return endpoint;
-        },
-        send: (stream, data, id) => stream.send(data, id),
-        broadcast: (data) => channel.broadcast(data),
-      };
+      const { Channel } = await import('native-sse');
+      return channelImplementation(new Channel({ historySize: 0 }));
     }
     case 'jsext': {
       const { EventEndpoint } = await import('@ayonli/jsext/sse');

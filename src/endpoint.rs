@@ -26,7 +26,7 @@ thread_local! {
     static HUB: RefCell<Hub> = RefCell::new(Hub::default());
     // The last frame encoded by `send`/`sendEvent`, so that looping the same
     // event over many endpoints encodes it once (see `send_again`).
-    static LAST_FRAME: RefCell<LastFrame> = RefCell::new(LastFrame::Own(BytesMut::new()));
+    static LAST_FRAME: RefCell<LastFrame> = RefCell::new(LastFrame::default());
     static KEEP_ALIVE_TIMER: RefCell<Option<tokio::task::AbortHandle>> = const { RefCell::new(None) };
 }
 
@@ -38,9 +38,24 @@ static STOP_TOKENS: LazyLock<Mutex<StopTokens>> =
 /// it was sent to and kept in a buffer that the next frame reuses; only if
 /// it is sent again (to another endpoint) is it frozen into shared bytes,
 /// which every further endpoint then queues without a copy.
-enum LastFrame {
-    Own(BytesMut),
-    Shared(Bytes),
+#[derive(Default)]
+struct LastFrame {
+    own: BytesMut,
+    shared: Option<Bytes>,
+}
+
+impl LastFrame {
+    fn encode(&mut self, frame: &Frame) -> &[u8] {
+        self.shared = None;
+        self.own.clear();
+        frame.encode_into(&mut self.own);
+        &self.own
+    }
+
+    fn share(&mut self) -> &Bytes {
+        let own = &mut self.own;
+        self.shared.get_or_insert_with(|| own.split().freeze())
+    }
 }
 
 /// What `send` returns when the frame would pass the stream's cap.
@@ -72,15 +87,8 @@ fn queued(result: std::result::Result<usize, PushError>) -> Result<i64> {
 fn push_new(slot: Slot, frame: &Frame) -> Result<i64> {
     LAST_FRAME.with(|last| {
         let mut last = last.borrow_mut();
-        if let LastFrame::Shared(_) = *last {
-            *last = LastFrame::Own(BytesMut::new());
-        }
-        let LastFrame::Own(buffer) = &mut *last else {
-            unreachable!()
-        };
-        buffer.clear();
-        frame.encode_into(buffer);
-        queued(with_hub(|hub| hub.push_encoded(slot, buffer)))
+        let bytes = last.encode(frame);
+        queued(with_hub(|hub| hub.push_encoded(slot, bytes)))
     })
 }
 
@@ -128,13 +136,7 @@ pub fn send_event(slot: u32, event: String, data: String, event_id: Option<Strin
 pub fn send_again(slot: u32) -> Result<i64> {
     LAST_FRAME.with(|last| {
         let mut last = last.borrow_mut();
-        if let LastFrame::Own(buffer) = &mut *last {
-            let shared = buffer.split().freeze();
-            *last = LastFrame::Shared(shared);
-        }
-        let LastFrame::Shared(bytes) = &*last else {
-            unreachable!()
-        };
+        let bytes = last.share();
         queued(with_hub(|hub| hub.push_shared(slot, bytes)))
     })
 }
