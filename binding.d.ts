@@ -20,35 +20,88 @@ export declare class NativeChannel {
    * `null` when there are none (the usual case).
    */
   broadcast(data: string, event?: string | undefined | null, id?: string | undefined | null): Uint32Array | null
+  /**
+   * Checks an event bound for the stream as `broadcast` would check it
+   * here: a name that would break a frame, or a frame larger than a
+   * local subscriber's cap, is refused before it reaches Redis.
+   */
+  checkPublish(data: string, event?: string | undefined | null): void
+  /** Subscribes a stream that already has the entries up to `floor`. */
+  subscribeAfter(slot: number, floor?: string | undefined | null): void
+  /** Queues live entries of the stream on every subscriber. */
+  deliver(page: StreamPage): DeliveryResult
+  /** Queues entries read back from the stream on one resuming stream. */
+  replay(slot: number, page: StreamPage): PageReplay
 }
 
 export declare class RedisLink {
   /**
-   * Validates the event and appends it to the stream; resolves to its id.
-   * Rejects (with Redis's error) when Redis cannot take it.
+   * Makes the link and starts its publisher; nothing is connected yet
+   * (see [`RedisLink::ready`]). Fails (`InvalidArg`) only for a URL or TLS
+   * material that cannot be used.
    */
-  publish(data: string, event?: string | undefined | null): Promise<string>
+  constructor(url: string, stream: string, maxLen: number, tls?: RedisTls | undefined | null)
+  /** The server, named without userinfo. */
+  get server(): string
   /**
-   * The entries after `id`, for a client resuming with it as its
-   * `Last-Event-ID`. An id that is not a stream id, or that the stream was
-   * trimmed past, gives `complete: false` (and, for the latter, everything
-   * the stream holds).
+   * Resolves to `null` once the publisher is connected, or to why it
+   * could not connect.
    */
-  rangeAfter(id: string): Promise<StreamRange>
+  ready(): Promise<string | undefined | null>
   /**
-   * Starts following the stream after its current end, handing batches
-   * of new entries to `on_batch`.
+   * Queues an event for the stream, behind every earlier one; resolves to
+   * its outcome. Throws (`InvalidArg`) at once for an event name that
+   * could never be sent.
    */
-  startReading(onBatch: (arg: Array<StreamEntry>) => void): void
-  /** Stops the reader; the connection closes when the link is dropped. */
-  stopReading(): void
+  publish(data: string, event?: string | undefined | null): Promise<PublishOutcome>
+  /**
+   * Reads up to `count` entries after `after` (a stream id), checking
+   * whether the stream was trimmed past it. Rejects with the reason when
+   * Redis cannot be read.
+   */
+  readPage(after: string, count: number): Promise<StreamPage>
+  /**
+   * Starts following the stream from its current end. `on_page` first
+   * gets an empty page whose `last` is that end, then every batch.
+   */
+  startReading(onPage: (arg: StreamPage) => void): void
+  /** Stops the reader and the publisher (once what is queued has gone). */
+  close(): void
+}
+
+/**
+ * Entries read from the stream, checked and encoded; see [`Page`]. Handed
+ * to JavaScript whole, and from there to the channel, without crossing
+ * entry by entry.
+ */
+export declare class StreamPage {
+  /** The id reading goes on after, or `null` if none was read. */
+  get last(): string | null
+  /** The id of the last entry that can be delivered, or `null`. */
+  get lastEntry(): string | null
+  /** How many entries were read, good or skipped. */
+  get read(): number
+  get trimmed(): boolean
+  /** The entries skipped, `[id, reason, id, reason, …]`. */
+  skipped(): Array<string>
 }
 
 /** Bytes queued for a stream and not yet flushed. */
 export declare function bufferedAmount(slot: number): number
 
-/** Connects to Redis; rejects with a clear error when it cannot be reached. */
-export declare function connectRedis(url: string, stream: string, maxLen: number): Promise<RedisLink>
+/**
+ * Sets the key that signs stop tokens (checked by JavaScript to be at least
+ * [`MIN_STOP_KEY_BYTES`] long) and how long tokens are honoured.
+ */
+export declare function configureStopTokens(key?: Buffer | undefined | null, maxAgeMs?: number | undefined | null): void
+
+/** What delivering a page of live entries did. */
+export interface DeliveryResult {
+  /** Subscribers to cut off as slow consumers, or `null`. */
+  overflowed?: Uint32Array
+  /** Ids of entries too large for some subscriber, or `null`. */
+  tooLarge?: Array<string>
+}
 
 /**
  * Takes the bytes queued on every unpaused stream; `null` when nothing
@@ -64,11 +117,23 @@ export interface FlushBatch {
   layout: Uint32Array
 }
 
-/** Whether a `Last-Event-ID` is the token of a client told to stop. */
+/**
+ * Whether a `Last-Event-ID` is the token of a client told to stop, made
+ * by any process that shares a key with this one.
+ */
 export declare function isStopToken(lastEventId: string): boolean
 
 /** Whether the keep-alive timer runs; for tests of what outlives endpoints. */
 export declare function keepAliveTimerRunning(): boolean
+
+/**
+ * Bytes of broadcasts waiting for the publisher at most; past it,
+ * `broadcast` is refused at once (not appended).
+ */
+export declare const MAX_PENDING_PUBLISH_BYTES: number
+
+/** The shortest key `configureStopTokens` takes, in bytes. */
+export declare const MIN_STOP_KEY_BYTES: number
 
 /** Opens a stream and queues its opening bytes; returns its slot. */
 export declare function openStream(reconnectionTime: number | undefined | null, maxBuffered: number, keepAliveMs: number): number
@@ -76,14 +141,39 @@ export declare function openStream(reconnectionTime: number | undefined | null, 
 /** Open streams on this thread; for tests and diagnostics. */
 export declare function openStreamCount(): number
 
+/** What replaying a page to one subscriber did; see [`crate::channel::Replayed`]. */
+export interface PageReplay {
+  frames: number
+  tooLarge?: Array<string>
+  last?: string
+  full: boolean
+}
+
 /**
  * Leaves a stream out of flushes until [`resume_stream`]: its response
  * reported backpressure.
  */
 export declare function pauseStream(slot: number): void
 
+/**
+ * What a broadcast came to: `id` once appended; otherwise `code` (one of
+ * the two above) and `reason`.
+ */
+export interface PublishOutcome {
+  id?: string
+  code?: string
+  reason?: string
+}
+
 /** Queues a keep-alive comment on every idle stream; returns how many. */
 export declare function queueKeepAlives(): number
+
+/** TLS material for `rediss://`, in PEM, as Node's `tls.connect` takes it. */
+export interface RedisTls {
+  ca?: Buffer
+  cert?: Buffer
+  key?: Buffer
+}
 
 /** Closes a stream's slot, dropping what is still queued. */
 export declare function releaseStream(slot: number): void
@@ -95,6 +185,9 @@ export interface ReplayResult {
   lastId?: string
   overflow: boolean
 }
+
+/** Entries a resuming subscriber reads from the stream per page. */
+export declare const RESUME_PAGE_SIZE: number
 
 /** Takes a paused stream back; returns whether bytes wait for a flush. */
 export declare function resumeStream(slot: number): boolean
@@ -137,21 +230,6 @@ export declare function startKeepAliveTimer(onTick: () => void, periodMs: number
 
 /** Stops the keep-alive timer; its thread-safe function is released with it. */
 export declare function stopKeepAliveTimer(): void
-
-/** One event of the stream. */
-export interface StreamEntry {
-  id: string
-  event?: string
-  data: string
-}
-
-/** What `rangeAfter` read. */
-export interface StreamRange {
-  /** The entries after the id, in order. */
-  entries: Array<StreamEntry>
-  /** Whether the id is still covered by the stream (not trimmed away). */
-  complete: boolean
-}
 
 /** Takes one stream's queued bytes ahead of the next flush. */
 export declare function takeQueued(slot: number): Buffer | null

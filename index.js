@@ -7,5 +7,6 @@
 const { EventEndpoint, CloseEvent } = require('./lib/endpoint.js');
 const { Channel } = require('./lib/channel.js');
 const { diagnostics } = require('./lib/diagnostics.js');
+const { configureStopTokens } = require('./lib/stop-tokens.js');
 
-module.exports = { EventEndpoint, Channel, CloseEvent, diagnostics };
+module.exports = { EventEndpoint, Channel, CloseEvent, diagnostics, configureStopTokens };

@@ -4,10 +4,15 @@ const native = require('../binding.js');
 const outbox = require('./outbox.js');
 const { EventEndpoint } = require('./endpoint.js');
 const { invalid, optionalString, requiredString } = require('./options.js');
-const { kSlot, kJoin, kLeave, kAbort, kDrop, kLastId, nextSequence } = require('./internal.js');
+const reports = require('./reports.js');
+const { kSlot, kJoin, kLeave, kAbort, kDrop, kLastId, kWhenWritable, nextSequence } = require('./internal.js');
 
 const DEFAULT_HISTORY_SIZE = 1000;
 const DEFAULT_MAX_LEN = 10_000;
+/** How long a resuming client waits for the stream reader's first position
+ * before its stream is ended (it comes back later). */
+const RESUME_WAIT_MS = 10_000;
+const REDIS_PROTOCOLS = new Set(['redis:', 'rediss:', 'redis+unix:', 'unix:']);
 const noop = () => {};
 
 function historySizeOf(options) {
@@ -19,26 +24,90 @@ function historySizeOf(options) {
   return size;
 }
 
+/** PEM material, as a string or bytes; passed on as a Buffer. */
+function pemOf(name, value) {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value === 'string') return Buffer.from(value, 'utf8');
+  if (value instanceof Uint8Array) return Buffer.from(value);
+  throw invalid(name, 'a PEM string or Buffer', value);
+}
+
+function tlsOptionsOf(tls, url) {
+  if (tls === undefined || tls === null) return undefined;
+  if (typeof tls !== 'object') throw invalid('options.redis.tls', 'an object', tls);
+  if (!url.startsWith('rediss:')) {
+    throw new TypeError('The "options.redis.tls" argument needs a rediss:// URL in "options.redis.url"');
+  }
+  const result = {
+    ca: pemOf('options.redis.tls.ca', tls.ca),
+    cert: pemOf('options.redis.tls.cert', tls.cert),
+    key: pemOf('options.redis.tls.key', tls.key),
+  };
+  if ((result.cert === undefined) !== (result.key === undefined)) {
+    throw new TypeError('The "options.redis.tls" argument must give "cert" and "key" together, or neither');
+  }
+  return result;
+}
+
 function redisOptionsOf(redis) {
   if (redis === undefined) return null;
   if (redis === null || typeof redis !== 'object') throw invalid('options.redis', 'an object', redis);
   const url = requiredString('options.redis.url', redis.url);
+  let protocol;
+  try {
+    protocol = new URL(url).protocol;
+  } catch {
+    protocol = '';
+  }
+  if (!REDIS_PROTOCOLS.has(protocol)) {
+    // The URL itself is not echoed: it may hold a password.
+    throw new TypeError('The "options.redis.url" argument must be a redis:// or rediss:// URL');
+  }
   const stream = requiredString('options.redis.stream', redis.stream);
   if (stream === '') throw invalid('options.redis.stream', 'a non-empty string', stream);
   const maxLen = redis.maxLen ?? DEFAULT_MAX_LEN;
   if (!Number.isInteger(maxLen) || maxLen < 0 || maxLen > 0xffff_ffff) {
     throw invalid('options.redis.maxLen', 'a non-negative integer', maxLen);
   }
-  return { url, stream, maxLen };
+  return { url, stream, maxLen, tls: tlsOptionsOf(redis.tls, url) };
 }
 
 const STREAM_ID = /^\d+-\d+$/;
 
-/** Orders Redis stream ids ("<ms>-<seq>"). */
+/** Orders Redis stream ids ("<ms>-<seq>"); exact beyond 2^53. */
 function compareStreamIds(a, b) {
-  const [am, as] = a.split('-').map(Number);
-  const [bm, bs] = b.split('-').map(Number);
-  return am - bm || as - bs;
+  const [am, as] = a.split('-').map(BigInt);
+  const [bm, bs] = b.split('-').map(BigInt);
+  if (am !== bm) return am < bm ? -1 : 1;
+  return as === bs ? 0 : as < bs ? -1 : 1;
+}
+
+/** Marks a rejection as handled (see endpoint.js): a broadcast that is not
+ * awaited cannot end the process, one that is awaited still sees it. */
+function handled(promise) {
+  promise.catch(noop);
+  return promise;
+}
+
+function withCode(err, code) {
+  err.code = code;
+  return err;
+}
+
+/** The error of a broadcast Redis did not take; its code says whether it
+ * may have been appended anyway. */
+function publishError(outcome) {
+  const fate =
+    outcome.code === 'ERR_SSE_REDIS_OUTCOME_UNKNOWN'
+      ? 'the broadcast may or may not have been appended (do not simply retry it)'
+      : 'the broadcast was not appended';
+  return withCode(new Error(`${outcome.reason}: ${fate}`), outcome.code);
+}
+
+/** The core refuses names and frames that could never be sent. */
+function asTypeError(err) {
+  if (err?.code !== 'InvalidArg') return err;
+  return new TypeError(err.message.replace('"eventId"', '"options.id"').replace('"event"', '"options.event"'));
 }
 
 function endpointArgument(endpoint) {
@@ -51,6 +120,11 @@ function endpointArgument(endpoint) {
  * Rust, and the same bytes are queued to every subscriber in one call. The
  * last `historySize` events that carry an id are kept, so that a client
  * reconnecting with `Last-Event-ID` is sent exactly what it missed.
+ *
+ * With `options.redis`, the channel is a Redis Stream shared by every
+ * process that names it (see src/redis_link.rs): broadcasts are appended in
+ * call order, every process delivers what it reads to its own subscribers,
+ * and a resuming client is replayed the stream, a page at a time.
  */
 class Channel {
   #native;
@@ -58,16 +132,19 @@ class Channel {
   #subscribers = new Map();
   #lastId = '';
   #lastSequence = 0;
-  /** Redis-backed channels: the link once connected, and the endpoints
-   * catching up from the stream (endpoint → live entries held meanwhile). */
-  #redis = null;
+  /** Redis-backed channels: the link (null once closed), how the stream is
+   * named in reports, the id the live reader has read up to (null until it
+   * starts), and the endpoints still being replayed the stream. */
   #link = null;
-  #catchingUp = null;
+  #where = '';
+  #position = null;
+  #positionKnown = null;
+  #resuming = null;
 
   /**
    * Resolves once the channel can broadcast: at once for a local channel;
    * once connected for a Redis-backed one, and rejects with a clear error
-   * if Redis cannot be reached.
+   * if Redis cannot be reached at first (the channel keeps trying).
    */
   ready;
 
@@ -82,14 +159,36 @@ class Channel {
       this.ready = Promise.resolve();
       return;
     }
-    this.#redis = redis;
-    this.#catchingUp = new Map();
-    this.ready = native.connectRedis(redis.url, redis.stream, redis.maxLen).then((link) => {
-      this.#link = link;
-      link.startReading((entries) => this.#deliver(entries));
+    let link;
+    try {
+      link = new native.RedisLink(redis.url, redis.stream, redis.maxLen, redis.tls);
+    } catch (err) {
+      if (err?.code !== 'InvalidArg') throw err;
+      throw new TypeError(`The "options.redis" argument cannot be used: ${err.message}`);
+    }
+    this.#link = link;
+    this.#where = `Redis stream ${JSON.stringify(redis.stream)} at ${link.server}`;
+    this.#resuming = new Set();
+    this.#positionKnown = new Promise((resolve) => {
+      link.startReading((page) => {
+        // A thread-safe callback: nothing may escape it.
+        try {
+          this.#onPage(page);
+        } catch (err) {
+          process.emitWarning(`Could not deliver entries of ${this.#where}: ${err?.message ?? err}`, {
+            type: 'NativeSseWarning',
+            code: 'ERR_SSE_REDIS_DELIVERY',
+          });
+        }
+        resolve();
+      });
     });
-    // Reported through `ready` and through each broadcast; never unhandled.
-    this.ready.catch(noop);
+    this.ready = handled(
+      link.ready().then((reason) => {
+        if (this.#link === null) throw withCode(new Error('The channel was closed before it was ready'), 'ERR_SSE_CHANNEL_CLOSED');
+        if (reason != null) throw withCode(new Error(reason), 'ERR_SSE_REDIS_UNAVAILABLE');
+      }),
+    );
   }
 
   /** Number of subscribed endpoints. */
@@ -107,7 +206,7 @@ class Channel {
    */
   subscribe(endpoint) {
     endpointArgument(endpoint);
-    if (this.#redis !== null) return this.#subscribeFromStream(endpoint);
+    if (this.#resuming !== null) return this.#subscribeFromStream(endpoint);
     const slot = endpoint[kSlot];
     if (slot < 0 || this.#subscribers.get(slot) === endpoint) return { replayed: 0, complete: true };
     const replay = this.#native.subscribe(slot, endpoint.lastEventId);
@@ -134,12 +233,12 @@ class Channel {
    * never held up by them.
    */
   broadcast(data, options = undefined) {
-    if (this.#redis !== null) {
+    if (this.#resuming !== null) {
       // Asynchronous all through: any failure is a rejection.
       try {
         return this.#publish(data, options);
       } catch (err) {
-        return Promise.reject(err);
+        return handled(Promise.reject(err));
       }
     }
     requiredString('data', data);
@@ -152,12 +251,9 @@ class Channel {
     try {
       overflowed = this.#native.broadcast(data, event, id);
     } catch (err) {
-      if (err?.code !== 'InvalidArg') throw err;
-      throw new TypeError(err.message.replace('"eventId"', '"options.id"').replace('"event"', '"options.event"'));
+      throw asTypeError(err);
     }
-    if (overflowed !== null) {
-      for (const slot of overflowed) this.#subscribers.get(slot)?.[kAbort]('slow consumer');
-    }
+    if (overflowed !== null) this.#cutOff(overflowed);
     if (id !== undefined) {
       this.#lastId = id;
       this.#lastSequence = nextSequence();
@@ -165,10 +261,13 @@ class Channel {
     if (this.#subscribers.size > 0) outbox.schedule();
   }
 
-  /** Stops a Redis-backed channel's reader and lets its connection go;
-   * subscribers stay, but receive nothing more from the stream. */
+  /** Stops a Redis-backed channel: its reader stops, broadcasts not yet
+   * sent to Redis still go, later ones are refused (not appended), and a
+   * later subscribe() ends the endpoint's stream at once (the client comes
+   * back, to this process or another). Subscribers stay open, but receive
+   * nothing more from the stream. */
   close() {
-    this.#link?.stopReading();
+    this.#link?.close();
     this.#link = null;
   }
 
@@ -181,70 +280,145 @@ class Channel {
     if (options?.id !== undefined && options?.id !== null) {
       throw new TypeError('The "options.id" argument cannot be given: the ids of a Redis-backed channel are its stream ids');
     }
-    const published = this.ready.then(() => {
-      if (this.#link === null) throw new Error('The channel is closed');
-      return this.#link.publish(data, event);
-    });
-    return published.catch((err) => {
-      throw err?.code === 'InvalidArg' ? new TypeError(err.message.replace('"event"', '"options.event"')) : err;
-    });
+    try {
+      this.#native.checkPublish(data, event);
+    } catch (err) {
+      throw asTypeError(err);
+    }
+    if (this.#link === null) {
+      throw withCode(new Error('The channel is closed: the broadcast was not appended'), 'ERR_SSE_REDIS_NOT_APPENDED');
+    }
+    // Queued now, in call order, behind every earlier broadcast.
+    const outcome = this.#link.publish(data, event);
+    return handled(
+      outcome.then((result) => {
+        if (result.id != null) return result.id;
+        throw publishError(result);
+      }),
+    );
   }
 
-  /** Entries read from the stream: to live subscribers at once (encoded
-   * once), and held for those still catching up. */
-  #deliver(entries) {
-    for (const entry of entries) {
-      const overflowed = this.#native.broadcast(entry.data, entry.event ?? undefined, entry.id);
-      if (overflowed !== null) {
-        for (const slot of overflowed) this.#subscribers.get(slot)?.[kAbort]('slow consumer');
-      }
-      this.#lastId = entry.id;
+  #cutOff(slots) {
+    for (const slot of slots) this.#subscribers.get(slot)?.[kAbort]('slow consumer');
+  }
+
+  #reportSkipped(page) {
+    if (page.read === 0) return;
+    const skipped = page.skipped();
+    for (let i = 0; i < skipped.length; i += 2) reports.skippedEntry(this.#where, skipped[i], skipped[i + 1]);
+  }
+
+  /** A batch read live from the stream (the first one empty, naming where
+   * the reader starts): to the live subscribers, each entry encoded once. */
+  #onPage(page) {
+    if (this.#link === null) return;
+    this.#reportSkipped(page);
+    if (page.read > 0 && this.#subscribers.size > 0) {
+      const delivery = this.#native.deliver(page);
+      if (delivery.overflowed != null) this.#cutOff(delivery.overflowed);
+      if (delivery.tooLarge != null) for (const id of delivery.tooLarge) reports.oversizedEntry(this.#where, id);
+      outbox.schedule();
+    }
+    const lastEntry = page.lastEntry;
+    if (lastEntry != null) {
+      this.#lastId = lastEntry;
       this.#lastSequence = nextSequence();
     }
-    for (const held of this.#catchingUp.values()) held.push(...entries);
-    if (this.#subscribers.size > 0) outbox.schedule();
+    if (page.last != null) this.#position = page.last;
   }
 
   /**
-   * Sends a resuming endpoint the stream's entries after its lastEventId,
-   * then the entries that arrived live meanwhile (without those it already
-   * got), then makes it a live subscriber — all in one turn, so that there
-   * is no gap and nothing twice.
+   * Sends a resuming endpoint the stream's entries after its lastEventId, a
+   * page at a time as it takes them, until it has caught up with what the
+   * live reader delivered; then makes it a live subscriber that skips what
+   * it already has. Never rejects for a Redis fault: the stream is ended
+   * instead, and the client comes back later.
    */
   async #subscribeFromStream(endpoint) {
-    const lastEventId = endpoint.lastEventId;
-    if (endpoint.closed || this.#subscribers.get(endpoint[kSlot]) === endpoint || this.#catchingUp.has(endpoint)) {
-      return { replayed: 0, complete: true };
+    const result = { replayed: 0, complete: true };
+    if (endpoint.closed || this.#subscribers.get(endpoint[kSlot]) === endpoint || this.#resuming.has(endpoint)) {
+      return result;
     }
-    const held = [];
-    let range = { entries: [], complete: true };
-    if (lastEventId !== '') {
-      this.#catchingUp.set(endpoint, held);
+    if (this.#link === null) {
+      endpoint.close();
+      result.complete = false;
+      return result;
+    }
+    const lastEventId = endpoint.lastEventId;
+    if (lastEventId === '' || !STREAM_ID.test(lastEventId)) {
+      // A first connection, or an id that is not of this stream: live only.
+      result.complete = lastEventId === '';
+      this.#join(endpoint, null, undefined);
+      return result;
+    }
+    this.#resuming.add(endpoint);
+    try {
+      await this.#caughtUp(endpoint, lastEventId, result);
+    } catch (err) {
+      // Redis could not be read: end this stream; the client resumes later.
+      result.complete = false;
+      endpoint[kAbort](`cannot resume from Redis: ${err?.message ?? err}`);
+    } finally {
+      this.#resuming.delete(endpoint);
+    }
+    return result;
+  }
+
+  async #caughtUp(endpoint, lastEventId, result) {
+    if (this.#position === null) {
+      let timer;
+      const late = new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error('the stream reader has not started')), RESUME_WAIT_MS);
+      });
       try {
-        await this.ready;
-        range = await this.#link.rangeAfter(lastEventId);
+        await Promise.race([this.#positionKnown, late]);
       } finally {
-        this.#catchingUp.delete(endpoint);
+        clearTimeout(timer);
       }
     }
-    if (endpoint.closed) return { replayed: 0, complete: range.complete };
-    let last = STREAM_ID.test(lastEventId) ? lastEventId : '';
-    const send = (entry) => {
-      endpoint.sendEvent(entry.event ?? 'message', entry.data, entry.id).catch(noop);
-      last = entry.id;
-    };
-    for (const entry of range.entries) send(entry);
-    for (const entry of held) {
-      if (last === '' || compareStreamIds(entry.id, last) > 0) send(entry);
+    let cursor = lastEventId;
+    let replayedTo;
+    for (let first = true; ; first = false) {
+      const link = this.#link;
+      if (endpoint.closed) return;
+      if (link === null) throw new Error('the channel is closed');
+      const page = await link.readPage(cursor, native.RESUME_PAGE_SIZE);
+      if (endpoint.closed) return;
+      if (first && page.trimmed) result.complete = false;
+      this.#reportSkipped(page);
+      const replay = this.#native.replay(endpoint[kSlot], page);
+      result.replayed += replay.frames;
+      if (replay.frames > 0) {
+        outbox.schedule();
+        replayedTo = replay.last;
+      }
+      if (replay.tooLarge != null) {
+        result.complete = false;
+        for (const id of replay.tooLarge) reports.oversizedEntry(this.#where, id);
+      }
+      // Where the endpoint is served up to: what the replay dealt with, or
+      // the whole page (skipped entries count as dealt with).
+      const servedTo = replay.full ? replay.last : page.last;
+      if (servedTo != null) cursor = servedTo;
+      const atEnd = !replay.full && page.read < native.RESUME_PAGE_SIZE;
+      if (atEnd && (page.read === 0 || compareStreamIds(cursor, this.#position) >= 0)) break;
+      // The client takes what it was given before the next page is read.
+      await endpoint[kWhenWritable]();
     }
+    if (compareStreamIds(cursor, this.#position) < 0) {
+      // What lay between was delivered live before this endpoint joined and
+      // is gone from the stream (Redis lost its data).
+      result.complete = false;
+    }
+    this.#join(endpoint, cursor, replayedTo);
+  }
+
+  #join(endpoint, floor, replayedId) {
     const slot = endpoint[kSlot];
-    if (slot >= 0) {
-      this.#native.subscribe(slot, '');
-      this.#subscribers.set(slot, endpoint);
-      endpoint[kJoin](this, undefined);
-      if (range.entries.length > 0) outbox.schedule();
-    }
-    return { replayed: range.entries.length, complete: range.complete };
+    if (slot < 0) return;
+    this.#native.subscribeAfter(slot, floor);
+    this.#subscribers.set(slot, endpoint);
+    endpoint[kJoin](this, replayedId ?? undefined);
   }
 
   [kDrop](endpoint) {

@@ -1,17 +1,22 @@
 'use strict';
 
 const native = require('../binding.js');
+const reports = require('./reports.js');
 
 /**
  * What native-sse holds on this thread right now, for tests and health
  * checks: open streams (one per open endpoint) and whether the shared
  * keep-alive timer (a tokio task and its thread-safe function) is running.
- * Both are zero once every endpoint has closed.
+ * Both are zero once every endpoint has closed. Also counts the entries of
+ * Redis streams that could not be delivered as they are (each is reported
+ * once as a warning, too).
  */
 function diagnostics() {
   return {
     openStreams: native.openStreamCount(),
     keepAliveTimer: native.keepAliveTimerRunning(),
+    skippedStreamEntries: reports.counts.skippedStreamEntries,
+    oversizedStreamEntries: reports.counts.oversizedStreamEntries,
   };
 }
 

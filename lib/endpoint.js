@@ -6,7 +6,7 @@ const { CloseEvent } = require('./close-event.js');
 const { NodeTransport } = require('./node-transport.js');
 const { WebTransport } = require('./web-transport.js');
 const { normalizeOptions, optionalString, requiredString, invalid } = require('./options.js');
-const { kSlot, kJoin, kLeave, kAbort, kDrop, kLastId, nextSequence } = require('./internal.js');
+const { kSlot, kJoin, kLeave, kAbort, kDrop, kLastId, kWhenWritable, nextSequence } = require('./internal.js');
 
 const RESOLVED = Promise.resolve();
 const noop = () => {};
@@ -386,10 +386,19 @@ class EventEndpoint extends EventTarget {
     this.#abort(reason);
   }
 
+  [kWhenWritable]() {
+    if (this.#closed || this.bufferedAmount < this.#highWaterMark) return RESOLVED;
+    // Settled by the next flush that hands this stream's bytes over, or by
+    // the end of the stream (both settle it, neither rejects it here).
+    return new Promise((resolve) => (this.#waiters ??= []).push({ resolve, reject: resolve }));
+  }
+
   #transportEvents() {
     return {
       onDrain: () => {
-        if (!this.#closed && native.resumeStream(this.#slot)) outbox.schedule();
+        if (this.#closed) return;
+        if (native.resumeStream(this.#slot)) outbox.schedule();
+        else this.#releaseWaiters(); // nothing left in Rust: the client took it all
       },
       onGone: (wasClean, reason) => this.#end(wasClean, reason),
     };
@@ -400,6 +409,10 @@ class EventEndpoint extends EventTarget {
     // A full transport: queue in Rust (up to the cap) until it drains.
     if (!this.#transport.write(chunk)) native.pauseStream(this.#slot);
     // The flush emptied this stream's queue in Rust: waiting sends may go.
+    this.#releaseWaiters();
+  }
+
+  #releaseWaiters() {
     const waiters = this.#waiters;
     if (waiters !== null) {
       this.#waiters = null;

@@ -12,6 +12,9 @@ module.exports = {
   kLeave: Symbol('leave'),
   /** endpoint[kAbort](reason): cut the client off. */
   kAbort: Symbol('abort'),
+  /** endpoint[kWhenWritable](): resolves once it is under its highWaterMark
+   * (or closed). */
+  kWhenWritable: Symbol('whenWritable'),
   /** channel[kDrop](endpoint): a subscriber closed. */
   kDrop: Symbol('drop'),
   /** channel[kLastId](): [the last id broadcast, its sequence number]. */

@@ -16,6 +16,7 @@ use bytes::Bytes;
 
 use crate::frame::Frame;
 use crate::hub::{Hub, PushError, Slot};
+use crate::stream_entry::{ReadyEntry, StreamId};
 
 /// What a subscription replayed from the history.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +46,32 @@ struct Entry {
     frame: Bytes,
 }
 
+/// What delivering entries of a stream did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// Subscribers to cut off as slow consumers: full, or unable ever to
+    /// take an entry. They were given nothing from the entry on.
+    pub overflowed: Vec<Slot>,
+    /// Entries larger than some subscriber's cap.
+    pub too_large: Vec<StreamId>,
+}
+
+/// What replaying entries of a stream to one subscriber did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Replayed {
+    /// Frames queued.
+    pub frames: usize,
+    /// Entries larger than the subscriber's cap, left out (it could never
+    /// take them; cutting it off would only bring it back for them).
+    pub too_large: Vec<StreamId>,
+    /// The id of the last entry dealt with (queued or left out): the
+    /// subscriber has everything up to it.
+    pub last: Option<StreamId>,
+    /// The subscriber's buffer filled up before the end: the rest is to be
+    /// read again once it has taken some, from `last`.
+    pub full: bool,
+}
+
 #[derive(Debug, Default)]
 pub struct Channel {
     /// Subscribers, in no order, with each one's index for O(1) removal.
@@ -52,6 +79,9 @@ pub struct Channel {
     index: HashMap<Slot, usize>,
     history: VecDeque<Entry>,
     history_size: usize,
+    /// Subscribers of a stream-backed channel that already have the entries
+    /// up to an id (they replayed them): live delivery skips those.
+    floors: HashMap<Slot, StreamId>,
 }
 
 impl Channel {
@@ -115,8 +145,22 @@ impl Channel {
         replay
     }
 
+    /// Adds a stream that already has the stream's entries up to `floor`
+    /// (it replayed them): [`Channel::deliver`] gives it only later ones.
+    pub fn subscribe_after(&mut self, slot: Slot, floor: Option<StreamId>) {
+        if self.contains(slot) {
+            return;
+        }
+        self.index.insert(slot, self.subscribers.len());
+        self.subscribers.push(slot);
+        if let Some(floor) = floor {
+            self.floors.insert(slot, floor);
+        }
+    }
+
     /// Removes a stream; returns whether it was subscribed.
     pub fn unsubscribe(&mut self, slot: Slot) -> bool {
+        self.floors.remove(&slot);
         let Some(at) = self.index.remove(&slot) else {
             return false;
         };
@@ -140,17 +184,7 @@ impl Channel {
         frame: &Frame,
         id: Option<&str>,
     ) -> Result<Vec<Slot>, FrameTooLarge> {
-        let len = frame.encoded_len();
-        if let Some(&slot) = self
-            .subscribers
-            .iter()
-            .find(|&&s| hub.max_buffered(s) < len)
-        {
-            return Err(FrameTooLarge {
-                len,
-                max: hub.max_buffered(slot),
-            });
-        }
+        self.check_size(hub, frame.encoded_len())?;
         let bytes = frame.to_bytes().freeze();
         if let Some(id) = id.filter(|id| !id.is_empty()) {
             if self.history_size > 0 {
@@ -170,6 +204,85 @@ impl Channel {
             }
         }
         Ok(overflowed)
+    }
+
+    /// Refuses a frame of `len` bytes that some subscriber could never take.
+    pub fn check_size(&self, hub: &Hub, len: usize) -> Result<(), FrameTooLarge> {
+        match self
+            .subscribers
+            .iter()
+            .find(|&&s| hub.max_buffered(s) < len)
+        {
+            Some(&slot) => Err(FrameTooLarge {
+                len,
+                max: hub.max_buffered(slot),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Queues entries read live from a stream on every subscriber, in order,
+    /// each encoded once already. Unlike [`Channel::broadcast`], an entry is
+    /// never refused whole (it is in the stream already, and the other
+    /// processes deliver it): a subscriber that cannot take it is cut off,
+    /// and gets nothing more from this call, so that its stream has no gap.
+    pub fn deliver(&mut self, hub: &mut Hub, entries: &[ReadyEntry]) -> Delivery {
+        let mut delivery = Delivery::default();
+        for entry in entries {
+            let len = entry.frame.len();
+            let mut too_large = false;
+            for &slot in &self.subscribers {
+                if !self.floors.is_empty() && self.floors.get(&slot).is_some_and(|&f| entry.id <= f)
+                {
+                    continue;
+                }
+                if delivery.overflowed.contains(&slot) {
+                    continue;
+                }
+                if hub.max_buffered(slot) < len {
+                    too_large = true;
+                    delivery.overflowed.push(slot);
+                } else if let Err(PushError::Full | PushError::FrameTooLarge) =
+                    hub.push_shared(slot, &entry.frame)
+                {
+                    delivery.overflowed.push(slot);
+                }
+            }
+            if !self.floors.is_empty() {
+                self.floors.retain(|_, floor| *floor > entry.id);
+            }
+            if too_large {
+                delivery.too_large.push(entry.id);
+            }
+        }
+        delivery
+    }
+
+    /// Queues entries read back from a stream on one resuming subscriber,
+    /// as many as its buffer takes: a replay waits for the subscriber
+    /// rather than cutting it off (see [`Replayed::full`]).
+    pub fn replay(hub: &mut Hub, slot: Slot, entries: &[ReadyEntry]) -> Replayed {
+        let mut replayed = Replayed::default();
+        if !hub.is_open(slot) {
+            return replayed;
+        }
+        let max = hub.max_buffered(slot);
+        for entry in entries {
+            if entry.frame.len() > max {
+                replayed.too_large.push(entry.id);
+            } else {
+                match hub.push_shared(slot, &entry.frame) {
+                    Ok(_) => replayed.frames += 1,
+                    Err(PushError::Full | PushError::FrameTooLarge) => {
+                        replayed.full = true;
+                        break;
+                    }
+                    Err(PushError::Closed) => break,
+                }
+            }
+            replayed.last = Some(entry.id);
+        }
+        replayed
     }
 }
 
@@ -310,5 +423,80 @@ mod tests {
             channel.broadcast(&mut hub, &Frame::message(&big), None),
             Err(FrameTooLarge { len: 48, max: 30 })
         );
+    }
+
+    fn ready(id: &str, data: &str) -> ReadyEntry {
+        crate::stream_entry::check(id, &[(b"d".to_vec(), data.as_bytes().to_vec())]).unwrap()
+    }
+
+    fn ids(hub: &mut Hub, slot: Slot) -> Vec<String> {
+        events(hub, slot).into_iter().map(|e| e.0).collect()
+    }
+
+    #[test]
+    fn stream_entries_skip_what_a_resumed_subscriber_already_has() {
+        let mut hub = Hub::default();
+        let mut channel = Channel::new(0);
+        let live = open(&mut hub);
+        let resumed = open(&mut hub);
+        channel.subscribe_after(live, None);
+        // It replayed up to 1-3 while the live reader was still at 1-1.
+        channel.subscribe_after(resumed, StreamId::parse("1-3"));
+        let entries: Vec<_> = (2..=5).map(|i| ready(&format!("1-{i}"), "x")).collect();
+        assert_eq!(channel.deliver(&mut hub, &entries[..2]), Delivery::default());
+        assert_eq!(channel.deliver(&mut hub, &entries[2..]), Delivery::default());
+        assert_eq!(ids(&mut hub, live), ["1-2", "1-3", "1-4", "1-5"]);
+        assert_eq!(ids(&mut hub, resumed), ["1-4", "1-5"]);
+        assert!(channel.floors.is_empty(), "a floor passed is forgotten");
+    }
+
+    #[test]
+    fn an_entry_too_large_for_one_subscriber_reaches_the_others_and_cuts_it_off() {
+        let mut hub = Hub::default();
+        let mut channel = Channel::new(0);
+        let small = hub.open(
+            StreamOptions {
+                max_buffered: 40,
+                keep_alive: None,
+            },
+            Instant::now(),
+        );
+        let big = open(&mut hub);
+        channel.subscribe_after(small, None);
+        channel.subscribe_after(big, None);
+        let entries = [ready("1-1", &"x".repeat(100)), ready("1-2", "after")];
+        let delivery = channel.deliver(&mut hub, &entries);
+        assert_eq!(delivery.overflowed, vec![small]);
+        assert_eq!(delivery.too_large, StreamId::parse("1-1").into_iter().collect::<Vec<_>>());
+        assert_eq!(ids(&mut hub, big), ["1-1", "1-2"]);
+        // Nothing after the entry it missed: no gap in its stream.
+        assert!(ids(&mut hub, small).is_empty());
+    }
+
+    #[test]
+    fn a_replay_leaves_out_what_the_subscriber_can_never_take_and_waits_when_full() {
+        let mut hub = Hub::default();
+        let slot = hub.open(
+            StreamOptions {
+                max_buffered: 60,
+                keep_alive: None,
+            },
+            Instant::now(),
+        );
+        let entries = [ready("1-1", "a"), ready("1-2", &"x".repeat(100)), ready("1-3", "b")];
+        let replayed = Channel::replay(&mut hub, slot, &entries);
+        assert_eq!(replayed.frames, 2);
+        assert_eq!(replayed.too_large.len(), 1);
+        assert!(!replayed.full);
+        assert_eq!(replayed.last, StreamId::parse("1-3"));
+        assert_eq!(ids(&mut hub, slot), ["1-1", "1-3"]);
+        hub.pause(slot);
+        let many: Vec<_> = (1..10).map(|i| ready(&format!("2-{i}"), "0123456789")).collect();
+        let first = Channel::replay(&mut hub, slot, &many);
+        assert!(first.full);
+        assert_eq!(first.frames, 2);
+        assert_eq!(first.last, StreamId::parse("2-2"), "the rest is read again from here");
+        hub.release(slot);
+        assert_eq!(Channel::replay(&mut hub, slot, &many), Replayed::default());
     }
 }

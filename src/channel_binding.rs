@@ -5,9 +5,51 @@ use napi::bindgen_prelude::Uint32Array;
 use napi::{Error, Result, Status};
 use napi_derive::napi;
 
-use crate::channel::Channel;
+use crate::channel::{Channel, FrameTooLarge};
 use crate::endpoint::{invalid, with_hub};
 use crate::frame::Frame;
+use crate::redis_link::StreamPage;
+use crate::stream_entry::StreamId;
+
+/// The longest id a stream entry can have (`<u64>-<u64>`), for checking the
+/// size of a broadcast before Redis gives it its id.
+const LONGEST_STREAM_ID: &str = "18446744073709551615-18446744073709551615";
+
+fn too_large(big: FrameTooLarge) -> Error {
+    Error::new(
+        Status::InvalidArg,
+        format!(
+            "The \"data\" argument is too large: the event takes {} bytes, more than a subscriber's maxBufferedBytes ({})",
+            big.len, big.max
+        ),
+    )
+}
+
+/// What delivering a page of live entries did.
+#[napi(object)]
+pub struct DeliveryResult {
+    /// Subscribers to cut off as slow consumers, or `null`.
+    pub overflowed: Option<Uint32Array>,
+    /// Ids of entries too large for some subscriber, or `null`.
+    pub too_large: Option<Vec<String>>,
+}
+
+/// What replaying a page to one subscriber did; see [`crate::channel::Replayed`].
+#[napi(object)]
+pub struct PageReplay {
+    pub frames: u32,
+    pub too_large: Option<Vec<String>>,
+    pub last: Option<String>,
+    pub full: bool,
+}
+
+/// Entries a resuming subscriber reads from the stream per page.
+#[napi]
+pub const RESUME_PAGE_SIZE: u32 = 1_000;
+
+fn ids(ids: Vec<StreamId>) -> Option<Vec<String>> {
+    (!ids.is_empty()).then(|| ids.iter().map(StreamId::to_string).collect())
+}
 
 #[napi]
 pub struct NativeChannel {
@@ -67,15 +109,50 @@ impl NativeChannel {
         if let Some(id) = id {
             frame = frame.id(id).map_err(invalid)?;
         }
-        let overflowed = with_hub(|hub| self.channel.broadcast(hub, &frame, id)).map_err(|big| {
-            Error::new(
-                Status::InvalidArg,
-                format!(
-                    "The \"data\" argument is too large: the event takes {} bytes, more than a subscriber's maxBufferedBytes ({})",
-                    big.len, big.max
-                ),
-            )
-        })?;
+        let overflowed =
+            with_hub(|hub| self.channel.broadcast(hub, &frame, id)).map_err(too_large)?;
         Ok((!overflowed.is_empty()).then(|| Uint32Array::new(overflowed)))
+    }
+
+    /// Checks an event bound for the stream as `broadcast` would check it
+    /// here: a name that would break a frame, or a frame larger than a
+    /// local subscriber's cap, is refused before it reaches Redis.
+    #[napi]
+    pub fn check_publish(&self, data: String, event: Option<String>) -> Result<()> {
+        let mut frame = Frame::message(&data).id(LONGEST_STREAM_ID).map_err(invalid)?;
+        if let Some(event) = event.as_deref() {
+            frame = frame.event(event).map_err(invalid)?;
+        }
+        with_hub(|hub| self.channel.check_size(hub, frame.encoded_len())).map_err(too_large)
+    }
+
+    /// Subscribes a stream that already has the entries up to `floor`.
+    #[napi]
+    pub fn subscribe_after(&mut self, slot: u32, floor: Option<String>) {
+        let floor = floor.as_deref().and_then(StreamId::parse);
+        self.channel.subscribe_after(slot, floor);
+    }
+
+    /// Queues live entries of the stream on every subscriber.
+    #[napi]
+    pub fn deliver(&mut self, page: &StreamPage) -> DeliveryResult {
+        let delivery = with_hub(|hub| self.channel.deliver(hub, &page.page.entries));
+        DeliveryResult {
+            overflowed: (!delivery.overflowed.is_empty())
+                .then(|| Uint32Array::new(delivery.overflowed)),
+            too_large: ids(delivery.too_large),
+        }
+    }
+
+    /// Queues entries read back from the stream on one resuming stream.
+    #[napi]
+    pub fn replay(&self, slot: u32, page: &StreamPage) -> PageReplay {
+        let replayed = with_hub(|hub| Channel::replay(hub, slot, &page.page.entries));
+        PageReplay {
+            frames: replayed.frames as u32,
+            too_large: ids(replayed.too_large),
+            last: replayed.last.map(|id| id.to_string()),
+            full: replayed.full,
+        }
     }
 }

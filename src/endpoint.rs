@@ -7,8 +7,8 @@
 //! frame.
 
 use std::cell::RefCell;
-use std::sync::{LazyLock, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::{LazyLock, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
 use napi::bindgen_prelude::{Buffer, Function, Uint32Array};
@@ -18,7 +18,7 @@ use napi_derive::napi;
 
 use crate::frame::{Frame, FrameError};
 use crate::hub::{Hub, PushError, Slot, StreamOptions};
-use crate::stop::{StopTokens, STOP_EVENT};
+use crate::stop::{StopKeys, STOP_EVENT};
 
 thread_local! {
     // Every call comes from the JavaScript thread that owns the streams; a
@@ -31,8 +31,13 @@ thread_local! {
 }
 
 // Process-wide: a client told to stop may reconnect to any worker thread.
-static STOP_TOKENS: LazyLock<Mutex<StopTokens>> =
-    LazyLock::new(|| Mutex::new(StopTokens::default()));
+static STOP_KEYS: LazyLock<Mutex<StopKeys>> = LazyLock::new(|| Mutex::new(StopKeys::default()));
+
+pub(crate) fn stop_keys() -> MutexGuard<'static, StopKeys> {
+    STOP_KEYS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 /// The last frame `send`/`sendEvent` encoded. It is copied into the stream
 /// it was sent to and kept in a buffer that the next frame reuses; only if
@@ -145,10 +150,7 @@ pub fn send_again(slot: u32) -> Result<i64> {
 /// `null` if the client is too far behind to receive it.
 #[napi]
 pub fn send_stop(slot: u32) -> Result<Option<String>> {
-    let token = STOP_TOKENS
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .issue(Instant::now());
+    let token = stop_keys().issue(SystemTime::now());
     let frame = Frame::message("")
         .event(STOP_EVENT)
         .and_then(|f| f.id(&token))
@@ -157,13 +159,28 @@ pub fn send_stop(slot: u32) -> Result<Option<String>> {
     Ok((queued(result)? >= 0).then_some(token))
 }
 
-/// Whether a `Last-Event-ID` is the token of a client told to stop.
+/// Whether a `Last-Event-ID` is the token of a client told to stop, made
+/// by any process that shares a key with this one.
 #[napi]
 pub fn is_stop_token(last_event_id: String) -> bool {
-    STOP_TOKENS
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .contains(&last_event_id, Instant::now())
+    stop_keys().verify(&last_event_id, SystemTime::now())
+}
+
+/// The shortest key `configureStopTokens` takes, in bytes.
+#[napi]
+pub const MIN_STOP_KEY_BYTES: u32 = crate::stop::MIN_KEY_LEN as u32;
+
+/// Sets the key that signs stop tokens (checked by JavaScript to be at least
+/// [`MIN_STOP_KEY_BYTES`] long) and how long tokens are honoured.
+#[napi]
+pub fn configure_stop_tokens(key: Option<Buffer>, max_age_ms: Option<f64>) {
+    let mut keys = stop_keys();
+    if let Some(key) = key {
+        keys.set_key(&key);
+    }
+    if let Some(ms) = max_age_ms {
+        keys.set_max_age(Duration::from_millis(ms as u64));
+    }
 }
 
 /// Takes one stream's queued bytes ahead of the next flush.

@@ -1,182 +1,396 @@
 //! A channel's link to a Redis Stream, so that one channel spans processes
-//! and hosts: `publish` appends an event with XADD (trimmed with an
-//! approximate MAXLEN), a reader task on tokio follows the stream with
-//! XREAD and hands what it reads to JavaScript in batches, through a weak
-//! thread-safe function, and `range_after` reads what a resuming client
-//! missed. Event ids are the stream ids, unique across processes.
+//! and hosts. Three connections, each with one job, so that none waits
+//! behind another's work:
 //!
-//! The reader survives Redis restarts: on any error it reconnects with
-//! backoff and goes on from the last id it saw, so local subscribers lose
-//! nothing and see nothing twice.
+//! - **The publisher**: one task takes broadcasts from a queue, in call
+//!   order, and sends each run of them as one pipeline of `XADD`s on its own
+//!   connection. Redis runs a connection's commands in order, so stream
+//!   order is call order, in every process. Each broadcast learns its fate
+//!   truthfully: appended (with its id), not appended (Redis refused it, or
+//!   could not be reached: retrying is safe), or unknown (the pipeline was
+//!   sent and the reply lost: retrying may duplicate).
+//! - **The reader**: a task follows the stream with `XREAD BLOCK` from the
+//!   last id it saw, reconnecting with backoff; each batch is checked and
+//!   encoded here, off the JavaScript thread ([`crate::stream_entry`]), and
+//!   handed over through a weak thread-safe function.
+//! - **Pages**: a resuming client's backlog is read with `XRANGE … COUNT`,
+//!   one page at a time, as the client takes them.
+//!
+//! Everything said about the server names it without the userinfo of its
+//! URL: passwords never reach a message.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-use napi::bindgen_prelude::Function;
+use napi::bindgen_prelude::{Buffer, Function, PromiseRaw};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
-use napi::{Error, Result, Status};
+use napi::{Env, Error, Result, Status};
 use napi_derive::napi;
-use redis::aio::ConnectionManager;
-use redis::streams::{StreamId, StreamRangeReply, StreamReadReply};
-use redis::AsyncConnectionConfig;
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, Value};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
-use crate::endpoint::invalid;
+use crate::endpoint::{invalid, stop_keys};
 use crate::frame::Frame;
+use crate::stream_entry::{Page, StreamId};
 
 /// How long one XREAD waits for new entries before asking again.
 const BLOCK_MS: u64 = 2_000;
-/// Entries handed to JavaScript at most per batch.
-const BATCH: usize = 1_000;
+/// Entries the reader takes at most per XREAD.
+const READ_COUNT: usize = 1_000;
+/// How long a connection may take to open.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a pipeline of XADDs or a page read may wait for its reply.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 const BACKOFF_START: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
-
-/// One event of the stream.
-#[napi(object)]
-pub struct StreamEntry {
-    pub id: String,
-    pub event: Option<String>,
-    pub data: String,
-}
-
-/// What `rangeAfter` read.
-#[napi(object)]
-pub struct StreamRange {
-    /// The entries after the id, in order.
-    pub entries: Vec<StreamEntry>,
-    /// Whether the id is still covered by the stream (not trimmed away).
-    pub complete: bool,
-}
-
-type BatchCallback =
-    ThreadsafeFunction<Vec<StreamEntry>, (), Vec<StreamEntry>, Status, false, true>;
-
+/// Broadcasts sent in one pipeline at most, and their bytes.
+const PIPELINE_MAX: usize = 1_000;
+const PIPELINE_BYTES: usize = 1 << 20;
+/// Bytes of broadcasts waiting for the publisher at most; past it,
+/// `broadcast` is refused at once (not appended).
 #[napi]
-pub struct RedisLink {
-    client: redis::Client,
-    /// Reconnects by itself after Redis restarts; a publish while Redis is
-    /// down fails (and its promise rejects) rather than waiting.
-    publisher: ConnectionManager,
-    stream: String,
-    max_len: u32,
-    reader: Option<tokio::task::AbortHandle>,
+pub const MAX_PENDING_PUBLISH_BYTES: u32 = 64 << 20;
+/// The key through which processes on one Redis share the stop-token key.
+const STOP_KEY_NAME: &str = "native-sse:stop-key";
+
+/// The codes of a broadcast's fate, as JavaScript's `err.code`.
+const NOT_APPENDED: &str = "ERR_SSE_REDIS_NOT_APPENDED";
+const OUTCOME_UNKNOWN: &str = "ERR_SSE_REDIS_OUTCOME_UNKNOWN";
+
+/// TLS material for `rediss://`, in PEM, as Node's `tls.connect` takes it.
+#[napi(object)]
+pub struct RedisTls {
+    pub ca: Option<Buffer>,
+    pub cert: Option<Buffer>,
+    pub key: Option<Buffer>,
 }
 
-fn redis_error(context: &str, err: redis::RedisError) -> Error {
-    Error::new(Status::GenericFailure, format!("{context}: {err}"))
+/// What a broadcast came to: `id` once appended; otherwise `code` (one of
+/// the two above) and `reason`.
+#[napi(object)]
+pub struct PublishOutcome {
+    pub id: Option<String>,
+    pub code: Option<String>,
+    pub reason: Option<String>,
 }
 
-fn entry(id: StreamId) -> StreamEntry {
-    let field = |name: &str| {
-        id.map
-            .get(name)
-            .and_then(|value| redis::from_redis_value_ref::<String>(value).ok())
-    };
-    StreamEntry {
-        event: field("e"),
-        data: field("d").unwrap_or_default(),
-        id: id.id,
+impl PublishOutcome {
+    fn appended(id: String) -> Self {
+        PublishOutcome {
+            id: Some(id),
+            code: None,
+            reason: None,
+        }
+    }
+
+    fn failed(code: &str, reason: String) -> Self {
+        PublishOutcome {
+            id: None,
+            code: Some(code.to_string()),
+            reason: Some(reason),
+        }
     }
 }
 
-/// Stream ids are `<ms>-<seq>`; a client's `Last-Event-ID` is checked to be
-/// one before it reaches Redis.
-fn parse_id(id: &str) -> Option<(u64, u64)> {
-    let (ms, seq) = id.split_once('-')?;
-    Some((ms.parse().ok()?, seq.parse().ok()?))
+/// Entries read from the stream, checked and encoded; see [`Page`]. Handed
+/// to JavaScript whole, and from there to the channel, without crossing
+/// entry by entry.
+#[napi]
+pub struct StreamPage {
+    pub(crate) page: Page,
+    /// The oldest id the stream holds is past the id read after: entries
+    /// were trimmed away before this read.
+    trimmed: bool,
 }
 
-/// Connects to Redis; rejects with a clear error when it cannot be reached.
 #[napi]
-pub async fn connect_redis(url: String, stream: String, max_len: u32) -> Result<RedisLink> {
-    let client = redis::Client::open(url.as_str())
-        .map_err(|err| redis_error(&format!("Invalid Redis URL {url}"), err))?;
-    let publisher = ConnectionManager::new(client.clone())
-        .await
-        .map_err(|err| redis_error(&format!("Cannot connect to Redis at {url}"), err))?;
-    Ok(RedisLink {
-        client,
-        publisher,
-        stream,
-        max_len,
-        reader: None,
-    })
+impl StreamPage {
+    /// The id reading goes on after, or `null` if none was read.
+    #[napi(getter)]
+    pub fn last(&self) -> Option<String> {
+        self.page.last.map(|id| id.to_string())
+    }
+
+    /// The id of the last entry that can be delivered, or `null`.
+    #[napi(getter)]
+    pub fn last_entry(&self) -> Option<String> {
+        self.page.entries.last().map(|entry| entry.id.to_string())
+    }
+
+    /// How many entries were read, good or skipped.
+    #[napi(getter)]
+    pub fn read(&self) -> u32 {
+        self.page.read as u32
+    }
+
+    #[napi(getter)]
+    pub fn trimmed(&self) -> bool {
+        self.trimmed
+    }
+
+    /// The entries skipped, `[id, reason, id, reason, …]`.
+    #[napi]
+    pub fn skipped(&self) -> Vec<String> {
+        self.page
+            .skipped
+            .iter()
+            .flat_map(|(id, reason)| [id.clone(), reason.to_string()])
+            .collect()
+    }
+}
+
+type PageCallback = ThreadsafeFunction<StreamPage, (), StreamPage, Status, false, true>;
+
+enum Request {
+    Publish {
+        data: String,
+        event: Option<String>,
+        reply: oneshot::Sender<PublishOutcome>,
+    },
+    /// Resolves once the publisher is connected, or with why it is not.
+    Ready(oneshot::Sender<std::result::Result<(), String>>),
+}
+
+impl Request {
+    fn size(&self) -> usize {
+        match self {
+            Request::Publish { data, event, .. } => {
+                data.len() + event.as_ref().map_or(0, String::len)
+            }
+            Request::Ready(_) => 0,
+        }
+    }
+}
+
+/// The URL without its userinfo, query or fragment: how the server is named
+/// in every message.
+fn server_name(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            let _ = parsed.set_username("");
+            let _ = parsed.set_password(None);
+            parsed.set_query(None);
+            parsed.set_fragment(None);
+            parsed.to_string()
+        }
+        Err(_) => "(an unparsable URL)".to_string(),
+    }
+}
+
+/// Opens connections to one server.
+#[derive(Clone)]
+struct Connector {
+    client: redis::Client,
+}
+
+impl Connector {
+    async fn connect(&self, reply_timeout: Duration) -> redis::RedisResult<MultiplexedConnection> {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(reply_timeout));
+        self.client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+    }
+}
+
+#[napi]
+pub struct RedisLink {
+    connector: Connector,
+    stream: String,
+    server: String,
+    /// The publisher's queue; `None` once closed.
+    requests: Option<mpsc::UnboundedSender<Request>>,
+    pending: Arc<AtomicUsize>,
+    reader: Option<tokio::task::AbortHandle>,
+    /// The connection for pages, opened on first use and again after a
+    /// failure.
+    pages: Arc<tokio::sync::Mutex<Option<MultiplexedConnection>>>,
 }
 
 #[napi]
 impl RedisLink {
-    /// Validates the event and appends it to the stream; resolves to its id.
-    /// Rejects (with Redis's error) when Redis cannot take it.
-    #[napi]
-    pub async fn publish(&self, data: String, event: Option<String>) -> Result<String> {
-        if let Some(event) = event.as_deref() {
-            Frame::message(&data).event(event).map_err(invalid)?;
+    /// Makes the link and starts its publisher; nothing is connected yet
+    /// (see [`RedisLink::ready`]). Fails (`InvalidArg`) only for a URL or TLS
+    /// material that cannot be used.
+    #[napi(constructor)]
+    pub fn new(url: String, stream: String, max_len: u32, tls: Option<RedisTls>) -> Result<Self> {
+        // rustls needs a process-wide crypto provider; another addon may have
+        // installed one already, which is as good.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let server = server_name(&url);
+        let client = match tls {
+            None => redis::Client::open(url.as_str()),
+            Some(tls) => {
+                let client_tls = match (tls.cert, tls.key) {
+                    (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {
+                        client_cert: cert.to_vec(),
+                        client_key: key.to_vec(),
+                    }),
+                    _ => None,
+                };
+                redis::Client::build_with_tls(
+                    url.as_str(),
+                    redis::TlsCertificates {
+                        client_tls,
+                        root_cert: tls.ca.map(|ca| ca.to_vec()),
+                    },
+                )
+            }
         }
-        let mut command = redis::cmd("XADD");
-        command.arg(&self.stream);
-        if self.max_len > 0 {
-            command.arg("MAXLEN").arg("~").arg(self.max_len);
-        }
-        command.arg("*").arg("d").arg(&data);
-        if let Some(event) = event.as_deref() {
-            command.arg("e").arg(event);
-        }
-        let mut connection = self.publisher.clone();
-        command
-            .query_async::<String>(&mut connection)
-            .await
-            .map_err(|err| redis_error("Cannot publish to Redis", err))
+        .map_err(|err| Error::new(Status::InvalidArg, format!("{} ({server})", err.category())))?;
+        let connector = Connector { client };
+        let (requests, queue) = mpsc::unbounded_channel();
+        let pending = Arc::new(AtomicUsize::new(0));
+        napi::bindgen_prelude::spawn(publish_loop(
+            connector.clone(),
+            stream.clone(),
+            max_len,
+            server.clone(),
+            queue,
+            pending.clone(),
+        ));
+        Ok(RedisLink {
+            connector,
+            stream,
+            server,
+            requests: Some(requests),
+            pending,
+            reader: None,
+            pages: Arc::default(),
+        })
     }
 
-    /// The entries after `id`, for a client resuming with it as its
-    /// `Last-Event-ID`. An id that is not a stream id, or that the stream was
-    /// trimmed past, gives `complete: false` (and, for the latter, everything
-    /// the stream holds).
+    /// The server, named without userinfo.
+    #[napi(getter)]
+    pub fn server(&self) -> String {
+        self.server.clone()
+    }
+
+    /// Resolves to `null` once the publisher is connected, or to why it
+    /// could not connect.
     #[napi]
-    pub async fn range_after(&self, id: String) -> Result<StreamRange> {
-        let Some((ms, seq)) = parse_id(&id) else {
-            return Ok(StreamRange {
-                entries: Vec::new(),
-                complete: false,
-            });
+    pub fn ready<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, Option<String>>> {
+        let (reply, outcome) = oneshot::channel();
+        let closed = self.send(Request::Ready(reply)).is_err();
+        env.spawn_future(async move {
+            if closed {
+                return Ok(Some("The channel is closed".to_string()));
+            }
+            Ok(match outcome.await {
+                Ok(Ok(())) => None,
+                Ok(Err(reason)) => Some(reason),
+                Err(_) => Some("The channel is closed".to_string()),
+            })
+        })
+    }
+
+    /// Queues an event for the stream, behind every earlier one; resolves to
+    /// its outcome. Throws (`InvalidArg`) at once for an event name that
+    /// could never be sent.
+    #[napi]
+    pub fn publish<'env>(
+        &self,
+        env: &'env Env,
+        data: String,
+        event: Option<String>,
+    ) -> Result<PromiseRaw<'env, PublishOutcome>> {
+        if let Some(event) = event.as_deref() {
+            Frame::message("").event(event).map_err(invalid)?;
+        }
+        let (reply, outcome) = oneshot::channel();
+        let request = Request::Publish { data, event, reply };
+        let size = request.size();
+        let refusal = if self.pending.load(Ordering::Relaxed) + size
+            > MAX_PENDING_PUBLISH_BYTES as usize
+        {
+            Some(format!(
+                "More than {} MiB of broadcasts are waiting for Redis",
+                MAX_PENDING_PUBLISH_BYTES >> 20
+            ))
+        } else {
+            self.pending.fetch_add(size, Ordering::Relaxed);
+            self.send(request)
+                .err()
+                .map(|_| "The channel is closed".to_string())
         };
-        let mut connection = self.publisher.clone();
-        let first: StreamRangeReply = redis::cmd("XRANGE")
+        env.spawn_future(async move {
+            if let Some(reason) = refusal {
+                return Ok(PublishOutcome::failed(NOT_APPENDED, reason));
+            }
+            Ok(outcome.await.unwrap_or_else(|_| {
+                PublishOutcome::failed(NOT_APPENDED, "The channel is closed".to_string())
+            }))
+        })
+    }
+
+    /// Reads up to `count` entries after `after` (a stream id), checking
+    /// whether the stream was trimmed past it. Rejects with the reason when
+    /// Redis cannot be read.
+    #[napi]
+    pub async fn read_page(&self, after: String, count: u32) -> Result<StreamPage> {
+        let Some(after) = StreamId::parse(&after) else {
+            return Err(Error::new(Status::InvalidArg, "not a stream id"));
+        };
+        let failure = |err: redis::RedisError| {
+            Error::new(
+                Status::GenericFailure,
+                format!("Cannot read from Redis at {}: {err}", self.server),
+            )
+        };
+        let mut guard = self.pages.lock().await;
+        if guard.is_none() {
+            *guard = Some(self.connector.connect(REPLY_TIMEOUT).await.map_err(failure)?);
+        }
+        let connection = guard.as_mut().expect("connected above");
+        let mut pipe = redis::pipe();
+        pipe.cmd("XRANGE")
             .arg(&self.stream)
             .arg("-")
             .arg("+")
             .arg("COUNT")
             .arg(1)
-            .query_async(&mut connection)
-            .await
-            .map_err(|err| redis_error("Cannot read from Redis", err))?;
-        let trimmed = first
-            .ids
-            .first()
-            .and_then(|e| parse_id(&e.id))
-            .is_some_and(|oldest| oldest > (ms, seq));
-        let after: StreamRangeReply = redis::cmd("XRANGE")
+            .cmd("XRANGE")
             .arg(&self.stream)
-            .arg(format!("({ms}-{seq}"))
+            .arg(format!("({after}"))
             .arg("+")
-            .query_async(&mut connection)
-            .await
-            .map_err(|err| redis_error("Cannot read from Redis", err))?;
-        Ok(StreamRange {
-            entries: after.ids.into_iter().map(entry).collect(),
-            complete: !trimmed,
+            .arg("COUNT")
+            .arg(count.max(1));
+        let reply: (Value, Value) = match pipe.query_async(connection).await {
+            Ok(reply) => reply,
+            Err(err) => {
+                *guard = None;
+                return Err(failure(err));
+            }
+        };
+        drop(guard);
+        let oldest = entries_of(reply.0)
+            .first()
+            .and_then(|(id, _)| StreamId::parse(id));
+        let mut page = Page::default();
+        for (id, fields) in entries_of(reply.1) {
+            page.add(&id, &fields);
+        }
+        Ok(StreamPage {
+            page,
+            trimmed: oldest.is_some_and(|oldest| oldest > after),
         })
     }
 
-    /// Starts following the stream after its current end, handing batches
-    /// of new entries to `on_batch`.
+    /// Starts following the stream from its current end. `on_page` first
+    /// gets an empty page whose `last` is that end, then every batch.
     #[napi]
-    pub fn start_reading(&mut self, on_batch: Function<Vec<StreamEntry>, ()>) -> Result<()> {
-        let callback: BatchCallback = on_batch
-            .build_threadsafe_function::<Vec<StreamEntry>>()
+    pub fn start_reading(&mut self, on_page: Function<StreamPage, ()>) -> Result<()> {
+        let callback: PageCallback = on_page
+            .build_threadsafe_function::<StreamPage>()
             .callee_handled::<false>()
             .weak::<true>()
             .build()?;
         let task = napi::bindgen_prelude::spawn(follow(
-            self.client.clone(),
+            self.connector.clone(),
             self.stream.clone(),
             callback,
         ));
@@ -186,31 +400,265 @@ impl RedisLink {
         Ok(())
     }
 
-    /// Stops the reader; the connection closes when the link is dropped.
+    /// Stops the reader and the publisher (once what is queued has gone).
     #[napi]
-    pub fn stop_reading(&mut self) {
+    pub fn close(&mut self) {
         if let Some(reader) = self.reader.take() {
             reader.abort();
+        }
+        self.requests = None;
+    }
+
+    fn send(&self, request: Request) -> std::result::Result<(), ()> {
+        match &self.requests {
+            Some(requests) => requests.send(request).map_err(|_| ()),
+            None => Err(()),
         }
     }
 }
 
 impl Drop for RedisLink {
     fn drop(&mut self) {
-        self.stop_reading();
+        self.close();
+    }
+}
+
+/// The entries of an XRANGE or XREAD reply, RESP2 or RESP3: `(id, fields)`.
+fn entries_of(value: Value) -> Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)> {
+    let Value::Array(items) = value else {
+        return Vec::new();
+    };
+    items
+        .into_iter()
+        .filter_map(|item| {
+            let Value::Array(mut pair) = item else {
+                return None;
+            };
+            if pair.len() != 2 {
+                return None;
+            }
+            let fields = pair.pop()?;
+            let id = match pair.pop()? {
+                Value::BulkString(id) => String::from_utf8_lossy(&id).into_owned(),
+                Value::SimpleString(id) => id,
+                _ => return None,
+            };
+            let fields = match fields {
+                Value::Array(flat) => {
+                    let mut pairs = Vec::with_capacity(flat.len() / 2);
+                    let mut flat = flat.into_iter();
+                    while let (Some(name), Some(value)) = (flat.next(), flat.next()) {
+                        pairs.push((bytes_of(name), bytes_of(value)));
+                    }
+                    pairs
+                }
+                Value::Map(map) => map
+                    .into_iter()
+                    .map(|(n, v)| (bytes_of(n), bytes_of(v)))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            Some((id, fields))
+        })
+        .collect()
+}
+
+fn bytes_of(value: Value) -> Vec<u8> {
+    match value {
+        Value::BulkString(bytes) => bytes,
+        Value::SimpleString(text) => text.into_bytes(),
+        Value::Int(n) => n.to_string().into_bytes(),
+        // Anything else is no field a producer could have written as text:
+        // it fails the UTF-8 check and the entry is skipped.
+        _ => vec![0xff],
+    }
+}
+
+/// The entries of an XREAD reply (one stream asked for).
+fn xread_entries(value: Value) -> Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)> {
+    match value {
+        Value::Array(streams) => streams
+            .into_iter()
+            .filter_map(|stream| match stream {
+                Value::Array(mut pair) if pair.len() == 2 => pair.pop(),
+                _ => None,
+            })
+            .flat_map(entries_of)
+            .collect(),
+        Value::Map(streams) => streams
+            .into_iter()
+            .flat_map(|(_, entries)| entries_of(entries))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Shares the stop-token key through Redis: the first process to get here
+/// sets it, every process adds it. A Redis that refuses (an ACL) leaves
+/// tokens verifiable by their own process only.
+async fn share_stop_key(connection: &mut MultiplexedConnection) {
+    let mut mine = [0u8; 32];
+    crate::stop::random_bytes(&mut mine);
+    let mine: String = mine.iter().map(|b| format!("{b:02x}")).collect();
+    let shared: redis::RedisResult<(Value, Option<Vec<u8>>)> = redis::pipe()
+        .cmd("SET")
+        .arg(STOP_KEY_NAME)
+        .arg(&mine)
+        .arg("NX")
+        .cmd("GET")
+        .arg(STOP_KEY_NAME)
+        .query_async(connection)
+        .await;
+    if let Ok((_, Some(key))) = shared {
+        if key.len() >= crate::stop::MIN_KEY_LEN {
+            stop_keys().add_shared(&key);
+        }
+    }
+}
+
+/// The publisher: one task, one connection, broadcasts in call order.
+async fn publish_loop(
+    connector: Connector,
+    stream: String,
+    max_len: u32,
+    server: String,
+    mut queue: mpsc::UnboundedReceiver<Request>,
+    pending: Arc<AtomicUsize>,
+) {
+    let mut connection: Option<MultiplexedConnection> = None;
+    // After a failed connect, requests are refused at once until this
+    // instant, rather than each trying again.
+    let mut down: Option<(Instant, String)> = None;
+    let mut backoff = BACKOFF_START;
+    while let Some(first) = queue.recv().await {
+        let mut bytes = first.size();
+        let mut batch = vec![first];
+        while batch.len() < PIPELINE_MAX && bytes < PIPELINE_BYTES {
+            match queue.try_recv() {
+                Ok(request) => {
+                    bytes += request.size();
+                    batch.push(request);
+                }
+                Err(_) => break,
+            }
+        }
+        pending.fetch_sub(bytes, Ordering::Relaxed);
+        if connection.is_none() {
+            let refused = match &down {
+                Some((until, reason)) if Instant::now() < *until => Some(reason.clone()),
+                _ => match connector.connect(REPLY_TIMEOUT).await {
+                    Ok(mut fresh) => {
+                        share_stop_key(&mut fresh).await;
+                        connection = Some(fresh);
+                        down = None;
+                        backoff = BACKOFF_START;
+                        None
+                    }
+                    Err(err) => {
+                        let reason = format!("Cannot connect to Redis at {server}: {err}");
+                        down = Some((Instant::now() + backoff, reason.clone()));
+                        backoff = (backoff * 2).min(BACKOFF_MAX);
+                        Some(reason)
+                    }
+                },
+            };
+            if let Some(reason) = refused {
+                for request in batch {
+                    match request {
+                        Request::Publish { reply, .. } => {
+                            let _ = reply.send(PublishOutcome::failed(NOT_APPENDED, reason.clone()));
+                        }
+                        Request::Ready(reply) => {
+                            let _ = reply.send(Err(reason.clone()));
+                        }
+                    }
+                }
+                continue;
+            }
+        }
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        for request in &batch {
+            match request {
+                Request::Publish { data, event, .. } => {
+                    let command = pipe.cmd("XADD").arg(&stream);
+                    if max_len > 0 {
+                        command.arg("MAXLEN").arg("~").arg(max_len);
+                    }
+                    command.arg("*").arg(crate::stream_entry::DATA_FIELD).arg(data);
+                    if let Some(event) = event {
+                        command.arg(crate::stream_entry::EVENT_FIELD).arg(event);
+                    }
+                }
+                Request::Ready(_) => {
+                    pipe.cmd("PING");
+                }
+            }
+        }
+        let sent = pipe
+            .query_async::<Vec<Value>>(connection.as_mut().expect("connected above"))
+            .await;
+        let replies = match sent {
+            Ok(replies) if replies.len() == batch.len() => Ok(replies),
+            Ok(_) => Err("Redis answered a pipeline with the wrong number of replies".to_string()),
+            Err(err) => Err(err.to_string()),
+        };
+        match replies {
+            Ok(replies) => {
+                for (request, reply) in batch.into_iter().zip(replies) {
+                    match request {
+                        Request::Publish { reply: to, .. } => {
+                            let _ = to.send(match reply {
+                                Value::BulkString(id) => PublishOutcome::appended(
+                                    String::from_utf8_lossy(&id).into_owned(),
+                                ),
+                                Value::SimpleString(id) => PublishOutcome::appended(id),
+                                // Redis refused this command (out of memory, a
+                                // wrong type, an ACL): it was not appended.
+                                Value::ServerError(err) => PublishOutcome::failed(
+                                    NOT_APPENDED,
+                                    format!("Redis at {server} refused it: {err}"),
+                                ),
+                                other => PublishOutcome::failed(
+                                    OUTCOME_UNKNOWN,
+                                    format!("Redis at {server} answered XADD with {other:?}"),
+                                ),
+                            });
+                        }
+                        Request::Ready(to) => {
+                            let _ = to.send(Ok(()));
+                        }
+                    }
+                }
+            }
+            Err(reason) => {
+                // The pipeline went out (in part, at least) and no reply came
+                // back: Redis may have appended any of it.
+                connection = None;
+                let reason = format!("Lost the reply of Redis at {server}: {reason}");
+                for request in batch {
+                    match request {
+                        Request::Publish { reply, .. } => {
+                            let _ = reply.send(PublishOutcome::failed(OUTCOME_UNKNOWN, reason.clone()));
+                        }
+                        Request::Ready(reply) => {
+                            let _ = reply.send(Err(reason.clone()));
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 
 /// The reader: XREAD in a loop from the last id seen, reconnecting with
 /// backoff whenever Redis fails.
-async fn follow(client: redis::Client, stream: String, callback: BatchCallback) {
-    let config = AsyncConnectionConfig::new()
-        .set_response_timeout(Some(Duration::from_millis(BLOCK_MS + 3_000)));
-    let mut last_id: Option<String> = None;
+async fn follow(connector: Connector, stream: String, callback: PageCallback) {
+    let mut last: Option<StreamId> = None;
     let mut backoff = BACKOFF_START;
     loop {
-        let mut connection = match client
-            .get_multiplexed_async_connection_with_config(&config)
+        let mut connection = match connector
+            .connect(Duration::from_millis(BLOCK_MS) + REPLY_TIMEOUT)
             .await
         {
             Ok(connection) => connection,
@@ -220,10 +668,10 @@ async fn follow(client: redis::Client, stream: String, callback: BatchCallback) 
                 continue;
             }
         };
-        if last_id.is_none() {
+        if last.is_none() {
             // Start at the current end, named by id, so that a restart of
             // Redis before the first entry loses nothing.
-            let newest: redis::RedisResult<StreamRangeReply> = redis::cmd("XREVRANGE")
+            let newest: redis::RedisResult<Value> = redis::cmd("XREVRANGE")
                 .arg(&stream)
                 .arg("+")
                 .arg("-")
@@ -231,28 +679,33 @@ async fn follow(client: redis::Client, stream: String, callback: BatchCallback) 
                 .arg(1)
                 .query_async(&mut connection)
                 .await;
-            match newest {
-                Ok(reply) => {
-                    last_id = Some(
-                        reply
-                            .ids
-                            .first()
-                            .map_or_else(|| "0-0".to_string(), |e| e.id.clone()),
-                    )
-                }
-                Err(_) => {
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(BACKOFF_MAX);
-                    continue;
-                }
+            let Ok(newest) = newest else {
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+                continue;
+            };
+            let end = entries_of(newest)
+                .first()
+                .and_then(|(id, _)| StreamId::parse(id))
+                .unwrap_or_default();
+            last = Some(end);
+            let start = StreamPage {
+                page: Page {
+                    last: Some(end),
+                    ..Page::default()
+                },
+                trimmed: false,
+            };
+            if callback.call(start, ThreadsafeFunctionCallMode::NonBlocking) == Status::Closing {
+                return;
             }
         }
         backoff = BACKOFF_START;
         loop {
-            let from = last_id.clone().unwrap_or_else(|| "0-0".to_string());
-            let reply: redis::RedisResult<Option<StreamReadReply>> = redis::cmd("XREAD")
+            let from = last.unwrap_or_default().to_string();
+            let reply: redis::RedisResult<Value> = redis::cmd("XREAD")
                 .arg("COUNT")
-                .arg(BATCH)
+                .arg(READ_COUNT)
                 .arg("BLOCK")
                 .arg(BLOCK_MS)
                 .arg("STREAMS")
@@ -263,22 +716,74 @@ async fn follow(client: redis::Client, stream: String, callback: BatchCallback) 
             let Ok(reply) = reply else {
                 break; // reconnect
             };
-            let entries: Vec<StreamEntry> = reply
-                .into_iter()
-                .flat_map(|r| r.keys)
-                .flat_map(|k| k.ids)
-                .map(entry)
-                .collect();
-            if let Some(last) = entries.last() {
-                last_id = Some(last.id.clone());
-                if callback.call(entries, ThreadsafeFunctionCallMode::NonBlocking)
-                    == Status::Closing
-                {
-                    return;
-                }
+            let mut page = Page::default();
+            for (id, fields) in xread_entries(reply) {
+                page.add(&id, &fields);
+            }
+            if page.read == 0 {
+                continue;
+            }
+            match page.last {
+                Some(read_to) => last = Some(read_to),
+                // Entries whose ids do not parse: a broken server. Back off
+                // rather than spin on them.
+                None => break,
+            }
+            let batch = StreamPage {
+                page,
+                trimmed: false,
+            };
+            if callback.call(batch, ThreadsafeFunctionCallMode::NonBlocking) == Status::Closing {
+                return;
             }
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn servers_are_named_without_secrets() {
+        assert_eq!(
+            server_name("redis://user:s3cret-pass@127.0.0.1:6379/0"),
+            "redis://127.0.0.1:6379/0"
+        );
+        assert_eq!(
+            server_name("rediss://:pw@cache.example:6380/?protocol=resp3#x"),
+            "rediss://cache.example:6380/"
+        );
+        assert!(!server_name("not a url with pw").contains("pw"));
+    }
+
+    #[test]
+    fn replies_of_both_protocols_give_entries_in_order() {
+        let entry = |id: &str, fields: &[&str]| {
+            Value::Array(vec![
+                Value::BulkString(id.as_bytes().to_vec()),
+                Value::Array(
+                    fields
+                        .iter()
+                        .map(|f| Value::BulkString(f.as_bytes().to_vec()))
+                        .collect(),
+                ),
+            ])
+        };
+        let entries = Value::Array(vec![entry("1-1", &["d", "a"]), entry("1-2", &["d", "b", "e", "x"])]);
+        let got = entries_of(entries.clone());
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[1].0, "1-2");
+        assert_eq!(got[1].1[1], (b"e".to_vec(), b"x".to_vec()));
+        let resp2 = Value::Array(vec![Value::Array(vec![
+            Value::BulkString(b"s".to_vec()),
+            entries.clone(),
+        ])]);
+        let resp3 = Value::Map(vec![(Value::BulkString(b"s".to_vec()), entries)]);
+        assert_eq!(xread_entries(resp2), got);
+        assert_eq!(xread_entries(resp3), got);
+        assert!(xread_entries(Value::Nil).is_empty());
     }
 }

@@ -1,103 +1,176 @@
-//! The memory of clients told to stop reconnecting.
+//! Tokens of clients told to stop reconnecting.
 //!
-//! `close(true)` ends a stream with a last frame whose id is a fresh random
-//! token. The client stores it as its last event id and sends it back as
+//! `close(true)` ends a stream with a last frame whose id is a fresh token.
+//! The client stores it as its last event id and sends it back as
 //! `Last-Event-ID` if it reconnects anyway; that request is answered `204 No
 //! Content`, which makes a WHATWG `EventSource` give up for good. A token of
 //! our own, rather than the application's last id, stops exactly one client:
-//! other clients that saw the same broadcast id keep going, and nobody can
-//! forge a stop for someone else.
+//! other clients that saw the same broadcast id keep going.
 //!
-//! Tokens are kept for a bounded time and in bounded number: a client that
-//! comes back later than that is simply served a new stream.
+//! Tokens are stateless, so that any process of a deployment can verify a
+//! token another process issued, and so that nothing is remembered per
+//! stopped client: a token is 128 random bits, its expiry, and an HMAC-SHA256
+//! of both under a key, as 80 hex digits. Nobody without the key can forge
+//! one. The key is, in order of preference: one set by the application, one
+//! shared through Redis by the processes of a Redis-backed Channel, or one
+//! made at random for this process. Tokens under any key this process knows
+//! are honoured, so a token issued before a shared key arrived still stops
+//! its client here.
 
-use std::collections::{HashMap, VecDeque};
-use std::time::{Duration, Instant};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// How many tokens are remembered at most; the oldest go first.
-pub const DEFAULT_CAPACITY: usize = 65_536;
-/// How long a token is honoured.
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+/// How long a token is honoured unless the application says otherwise.
 pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// The event name of the farewell frame. Clients only see it if they listen
 /// for this very name; `onmessage` handlers never do.
 pub const STOP_EVENT: &str = "native-sse:stop";
 
+/// The shortest key the application may set.
+pub const MIN_KEY_LEN: usize = 32;
+
+/// Keys shared through Redis that are kept at most (one per Redis server in
+/// use, in practice).
+const MAX_SHARED_KEYS: usize = 8;
+
+const RANDOM_LEN: usize = 16;
+const EXPIRY_LEN: usize = 8;
+const MAC_LEN: usize = 16;
+const TOKEN_BYTES: usize = RANDOM_LEN + EXPIRY_LEN + MAC_LEN;
+/// Domain separation: a MAC made for anything else never verifies here.
+const CONTEXT: &[u8] = b"native-sse stop token v1";
+
+/// Fills `out` from the operating system's random source.
+pub fn random_bytes(out: &mut [u8]) {
+    getrandom::fill(out).expect("the operating system's random source failed");
+}
+
+fn millis(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis().min(u64::MAX as u128) as u64)
+}
+
+fn mac(key: &[u8], body: &[u8]) -> Hmac<Sha256> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes a key of any length");
+    mac.update(CONTEXT);
+    mac.update(body);
+    mac
+}
+
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        out.push(DIGITS[(b >> 4) as usize] as char);
+        out.push(DIGITS[(b & 15) as usize] as char);
+    }
+    out
+}
+
+fn unhex(text: &str, out: &mut [u8]) -> Option<()> {
+    let text = text.as_bytes();
+    if text.len() != out.len() * 2 {
+        return None;
+    }
+    let digit = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    for (i, pair) in text.chunks_exact(2).enumerate() {
+        out[i] = (digit(pair[0])? << 4) | digit(pair[1])?;
+    }
+    Some(())
+}
+
+/// The keys this process signs and verifies stop tokens with.
 #[derive(Debug)]
-pub struct StopTokens {
-    capacity: usize,
+pub struct StopKeys {
+    local: Vec<u8>,
+    shared: Vec<Vec<u8>>,
+    explicit: Option<Vec<u8>>,
     max_age: Duration,
-    issued: HashMap<String, Instant>,
-    order: VecDeque<(String, Instant)>,
 }
 
-impl Default for StopTokens {
+impl Default for StopKeys {
     fn default() -> Self {
-        StopTokens::new(DEFAULT_CAPACITY, DEFAULT_MAX_AGE)
+        let mut local = vec![0u8; 32];
+        random_bytes(&mut local);
+        StopKeys {
+            local,
+            shared: Vec::new(),
+            explicit: None,
+            max_age: DEFAULT_MAX_AGE,
+        }
     }
 }
 
-impl StopTokens {
-    pub fn new(capacity: usize, max_age: Duration) -> Self {
-        StopTokens {
-            capacity: capacity.max(1),
-            max_age,
-            issued: HashMap::new(),
-            order: VecDeque::new(),
+impl StopKeys {
+    /// Sets the key of the application: it signs every token from now on.
+    /// The caller checks it is at least [`MIN_KEY_LEN`] bytes.
+    pub fn set_key(&mut self, key: &[u8]) {
+        self.explicit = Some(key.to_vec());
+    }
+
+    /// Adds a key shared by the processes of a deployment (through Redis),
+    /// or brings it forward if known. The latest one read signs, unless the
+    /// application set its own: after a Redis that lost its data comes back
+    /// with a new key, every process signs with that one.
+    pub fn add_shared(&mut self, key: &[u8]) {
+        self.shared.retain(|k| k != key);
+        self.shared.insert(0, key.to_vec());
+        self.shared.truncate(MAX_SHARED_KEYS);
+    }
+
+    pub fn set_max_age(&mut self, max_age: Duration) {
+        self.max_age = max_age;
+    }
+
+    pub fn max_age(&self) -> Duration {
+        self.max_age
+    }
+
+    fn signing_key(&self) -> &[u8] {
+        self.explicit
+            .as_deref()
+            .or(self.shared.first().map(Vec::as_slice))
+            .unwrap_or(&self.local)
+    }
+
+    /// A new token, honoured until `now + max_age`.
+    pub fn issue(&self, now: SystemTime) -> String {
+        let mut token = [0u8; TOKEN_BYTES];
+        random_bytes(&mut token[..RANDOM_LEN]);
+        let expiry = millis(now).saturating_add(self.max_age.as_millis() as u64);
+        token[RANDOM_LEN..RANDOM_LEN + EXPIRY_LEN].copy_from_slice(&expiry.to_be_bytes());
+        let (body, tag) = token.split_at_mut(RANDOM_LEN + EXPIRY_LEN);
+        tag.copy_from_slice(&mac(self.signing_key(), body).finalize().into_bytes()[..MAC_LEN]);
+        hex(&token)
+    }
+
+    /// Whether `id` is a token made under one of this process's keys that
+    /// has not expired.
+    pub fn verify(&self, id: &str, now: SystemTime) -> bool {
+        let mut token = [0u8; TOKEN_BYTES];
+        if unhex(id, &mut token).is_none() {
+            return false;
         }
-    }
-
-    /// Makes and remembers a new token: 128 random bits from the operating
-    /// system, as 32 hex digits.
-    pub fn issue(&mut self, now: Instant) -> String {
-        let mut raw = [0u8; 16];
-        getrandom::fill(&mut raw).expect("the operating system's random source failed");
-        let token: String = raw.iter().map(|b| format!("{b:02x}")).collect();
-        self.remember(token.clone(), now);
-        token
-    }
-
-    /// Remembers a token made elsewhere.
-    pub fn remember(&mut self, token: String, now: Instant) {
-        self.expire(now);
-        while self.order.len() >= self.capacity {
-            self.forget_oldest();
+        let (body, tag) = token.split_at(RANDOM_LEN + EXPIRY_LEN);
+        let expiry = u64::from_be_bytes(body[RANDOM_LEN..].try_into().expect("8 bytes"));
+        if expiry <= millis(now) {
+            return false;
         }
-        self.issued.insert(token.clone(), now);
-        self.order.push_back((token, now));
-    }
-
-    /// Whether `id` is a token issued within the last `max_age`.
-    pub fn contains(&mut self, id: &str, now: Instant) -> bool {
-        self.expire(now);
-        self.issued.contains_key(id)
-    }
-
-    pub fn len(&self) -> usize {
-        self.issued.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.issued.is_empty()
-    }
-
-    fn expire(&mut self, now: Instant) {
-        while let Some((_, at)) = self.order.front() {
-            if now.saturating_duration_since(*at) < self.max_age {
-                break;
-            }
-            self.forget_oldest();
-        }
-    }
-
-    fn forget_oldest(&mut self) {
-        if let Some((token, at)) = self.order.pop_front() {
-            // The map entry may be newer if the same token was remembered
-            // twice; only drop it if it is this one.
-            if self.issued.get(&token) == Some(&at) {
-                self.issued.remove(&token);
-            }
-        }
+        let keys = self
+            .explicit
+            .iter()
+            .chain(&self.shared)
+            .chain(std::iter::once(&self.local));
+        // Constant-time comparison of the tag, under each key.
+        keys.into_iter()
+            .any(|key| mac(key, body).verify_truncated_left(tag).is_ok())
     }
 }
 
@@ -106,37 +179,74 @@ mod tests {
     use super::*;
 
     #[test]
-    fn issued_tokens_are_recognised_and_unique() {
-        let mut tokens = StopTokens::default();
-        let now = Instant::now();
-        let a = tokens.issue(now);
-        let b = tokens.issue(now);
+    fn issued_tokens_verify_and_are_unique() {
+        let keys = StopKeys::default();
+        let now = SystemTime::now();
+        let a = keys.issue(now);
+        let b = keys.issue(now);
         assert_ne!(a, b);
-        assert_eq!(a.len(), 32);
-        assert!(tokens.contains(&a, now));
-        assert!(tokens.contains(&b, now));
-        assert!(!tokens.contains("1", now));
+        assert_eq!(a.len(), 80);
+        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
+        assert!(keys.verify(&a, now));
+        assert!(keys.verify(&b, now));
+        for bad in ["", "1", "1700000000000-0", &a[..79], &a.to_uppercase()] {
+            assert!(!keys.verify(bad, now), "{bad:?}");
+        }
     }
 
     #[test]
-    fn capacity_is_a_bound() {
-        let mut tokens = StopTokens::new(3, DEFAULT_MAX_AGE);
-        let now = Instant::now();
-        let issued: Vec<_> = (0..10).map(|_| tokens.issue(now)).collect();
-        assert_eq!(tokens.len(), 3);
-        assert!(!tokens.contains(&issued[6], now));
-        assert!(tokens.contains(&issued[9], now));
+    fn a_changed_token_does_not_verify() {
+        let keys = StopKeys::default();
+        let now = SystemTime::now();
+        let token = keys.issue(now);
+        for at in [0, 31, 33, 47, 48, 79] {
+            let mut forged = token.clone().into_bytes();
+            forged[at] = if forged[at] == b'0' { b'1' } else { b'0' };
+            assert!(!keys.verify(std::str::from_utf8(&forged).unwrap(), now), "{at}");
+        }
     }
 
     #[test]
     fn tokens_expire() {
-        let mut tokens = StopTokens::new(10, Duration::from_secs(60));
-        let start = Instant::now();
-        let old = tokens.issue(start);
-        let fresh = tokens.issue(start + Duration::from_secs(50));
-        assert!(tokens.contains(&old, start + Duration::from_secs(59)));
-        assert!(!tokens.contains(&old, start + Duration::from_secs(61)));
-        assert!(tokens.contains(&fresh, start + Duration::from_secs(61)));
-        assert_eq!(tokens.len(), 1);
+        let mut keys = StopKeys::default();
+        keys.set_max_age(Duration::from_secs(60));
+        let start = SystemTime::now();
+        let token = keys.issue(start);
+        assert!(keys.verify(&token, start + Duration::from_secs(59)));
+        assert!(!keys.verify(&token, start + Duration::from_secs(61)));
+    }
+
+    #[test]
+    fn processes_sharing_a_key_verify_each_others_tokens() {
+        let now = SystemTime::now();
+        let shared = [7u8; 32];
+        let mut a = StopKeys::default();
+        let mut b = StopKeys::default();
+        let before = a.issue(now);
+        assert!(!b.verify(&before, now), "different random keys");
+        a.add_shared(&shared);
+        b.add_shared(&shared);
+        let token = a.issue(now);
+        assert!(b.verify(&token, now));
+        // A token made before the shared key arrived still stops its client
+        // on the process that issued it.
+        assert!(a.verify(&before, now));
+        // The application's own key signs from then on; the shared one
+        // still verifies.
+        b.set_key(&[9u8; 32]);
+        let own = b.issue(now);
+        assert!(!a.verify(&own, now));
+        assert!(b.verify(&token, now));
+        a.set_key(&[9u8; 32]);
+        assert!(a.verify(&own, now));
+    }
+
+    #[test]
+    fn shared_keys_are_bounded() {
+        let mut keys = StopKeys::default();
+        for i in 0..100u8 {
+            keys.add_shared(&[i; 32]);
+        }
+        assert_eq!(keys.shared.len(), MAX_SHARED_KEYS);
     }
 }

@@ -1,0 +1,32 @@
+'use strict';
+
+// Settings of the tokens that close(true) gives a client (see src/stop.rs).
+
+const native = require('../binding.js');
+const { invalid } = require('./options.js');
+
+/**
+ * Sets the key that signs stop tokens, so that every process of a deployment
+ * without a Redis-backed Channel honours the tokens of the others, and how
+ * long a token is honoured. Processes that share a Redis-backed Channel share
+ * a key through Redis by themselves.
+ */
+function configureStopTokens(options) {
+  if (options === null || typeof options !== 'object') throw invalid('options', 'an object', options);
+  let key;
+  if (options.key !== undefined) {
+    if (typeof options.key === 'string') key = Buffer.from(options.key, 'utf8');
+    else if (options.key instanceof Uint8Array) key = Buffer.from(options.key);
+    else throw invalid('options.key', 'a string or a Uint8Array', options.key);
+    if (key.length < native.MIN_STOP_KEY_BYTES) {
+      throw new TypeError(`The "options.key" argument must be at least ${native.MIN_STOP_KEY_BYTES} bytes long, received ${key.length}`);
+    }
+  }
+  const maxAge = options.maxAge;
+  if (maxAge !== undefined && (typeof maxAge !== 'number' || !Number.isFinite(maxAge) || maxAge < 1 || maxAge > Number.MAX_SAFE_INTEGER)) {
+    throw invalid('options.maxAge', 'a positive number of milliseconds', maxAge);
+  }
+  native.configureStopTokens(key, maxAge === undefined ? undefined : Math.floor(maxAge));
+}
+
+module.exports = { configureStopTokens };
