@@ -28,9 +28,16 @@ export declare class NativeChannel {
   checkPublish(data: string, event?: string | undefined | null): void
   /** Subscribes a stream that already has the entries up to `floor`. */
   subscribeAfter(slot: number, floor?: string | undefined | null): void
-  /** Queues live entries of the stream on every subscriber. */
+  /**
+   * Queues live entries of the stream on every subscriber. The page's
+   * entries are taken: their memory goes with the queued bytes, not
+   * whenever the garbage collector gets to the page.
+   */
   deliver(page: StreamPage): DeliveryResult
-  /** Queues entries read back from the stream on one resuming stream. */
+  /**
+   * Queues entries read back from the stream on one resuming stream;
+   * takes the page's entries, as [`NativeChannel::deliver`] does.
+   */
   replay(slot: number, page: StreamPage): PageReplay
 }
 

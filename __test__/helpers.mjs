@@ -163,3 +163,74 @@ export async function openEndpoint(t, options = undefined, { headers = {} } = {}
   await client.waitFor(': ok');
   return { endpoint, response, client, app };
 }
+
+/** Orders stream ids "<ms>-<seq>" (both exact as Numbers at any real time). */
+export function compareStreamIds(a, b) {
+  const [am, as] = a.split('-').map(Number);
+  const [bm, bs] = b.split('-').map(Number);
+  return am - bm || as - bs;
+}
+
+/**
+ * An event-stream client over node:http that parses as bytes arrive and keeps
+ * a tally rather than every byte, for streams of hundreds of thousands of
+ * events: how many `message` events came, whether their stream ids only ever
+ * increased (so none came twice or out of order), the first `keep` of them,
+ * and the named events.
+ */
+export function tallyEvents(url, { headers = {}, keep = 1000 } = {}) {
+  const tally = {
+    status: 0,
+    headers: null,
+    count: 0,
+    firstId: '',
+    lastId: '',
+    outOfOrder: 0,
+    events: [],
+    named: [],
+    ended: false,
+    bytes: 0,
+    close: () => request.destroy(),
+  };
+  const onEvent = (id, type, data) => {
+    if (type !== 'message') {
+      tally.named.push({ type, data, id });
+      return;
+    }
+    if (tally.lastId !== '' && compareStreamIds(id, tally.lastId) <= 0) tally.outOfOrder++;
+    if (tally.count === 0) tally.firstId = id;
+    tally.lastId = id;
+    tally.count++;
+    if (tally.events.length < keep) tally.events.push({ id, data });
+  };
+  const request = http.get(url, { headers: { accept: 'text/event-stream', ...headers } }, (response) => {
+    tally.status = response.statusCode;
+    tally.headers = response.headers;
+    response.setEncoding('utf8');
+    let pending = '';
+    let id = '';
+    response.on('data', (text) => {
+      tally.bytes += Buffer.byteLength(text);
+      pending += text;
+      let at = 0;
+      for (;;) {
+        const end = pending.indexOf('\n\n', at);
+        if (end < 0) break;
+        let type = 'message';
+        let data = null;
+        for (const line of pending.slice(at, end).split('\n')) {
+          if (line.startsWith('id: ')) id = line.slice(4);
+          else if (line.startsWith('event: ')) type = line.slice(7);
+          else if (line === 'data' || line.startsWith('data: ')) data = data === null ? line.slice(6) : `${data}\n${line.slice(6)}`;
+        }
+        if (data !== null) onEvent(id, type, data);
+        at = end + 2;
+      }
+      pending = pending.slice(at);
+    });
+    response.on('end', () => (tally.ended = true));
+    response.on('error', () => (tally.ended = true));
+  });
+  request.on('error', () => (tally.ended = true));
+  return tally;
+}

@@ -1,7 +1,9 @@
 // A redis-server of our own on a free port of 127.0.0.1, for the Redis
 // tests and the scale-out benchmark.
 import net from 'node:net';
-import { spawn } from 'node:child_process';
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,6 +16,83 @@ export async function freePort() {
   const { port } = server.address();
   await new Promise((resolve) => server.close(resolve));
   return port;
+}
+
+/** One RESP command as bytes; arguments may be strings or Buffers. */
+function encodeCommand(args) {
+  const parts = [Buffer.from(`*${args.length}\r\n`)];
+  for (const arg of args) {
+    const bytes = Buffer.isBuffer(arg) ? arg : Buffer.from(String(arg));
+    parts.push(Buffer.from(`$${bytes.length}\r\n`), bytes, Buffer.from('\r\n'));
+  }
+  return Buffer.concat(parts);
+}
+
+/** Parses one RESP2 reply at `at`; returns [value, next] or null if
+ * incomplete. Bulk strings come back as Buffers, errors as Error objects. */
+function parseReply(buffer, at) {
+  const lineEnd = buffer.indexOf('\r\n', at);
+  if (lineEnd < 0) return null;
+  const type = String.fromCharCode(buffer[at]);
+  const line = buffer.toString('latin1', at + 1, lineEnd);
+  const next = lineEnd + 2;
+  if (type === '+') return [line, next];
+  if (type === '-') return [new Error(line), next];
+  if (type === ':') return [Number(line), next];
+  if (type === '$') {
+    const length = Number(line);
+    if (length < 0) return [null, next];
+    if (buffer.length < next + length + 2) return null;
+    return [buffer.subarray(next, next + length), next + length + 2];
+  }
+  if (type === '*') {
+    const count = Number(line);
+    if (count < 0) return [null, next];
+    const items = [];
+    let cursor = next;
+    for (let i = 0; i < count; i++) {
+      const item = parseReply(buffer, cursor);
+      if (item === null) return null;
+      items.push(item[0]);
+      cursor = item[1];
+    }
+    return [items, cursor];
+  }
+  throw new Error(`unexpected RESP type ${type}`);
+}
+
+/**
+ * Sends commands to a Redis server in one pipeline on a fresh connection and
+ * resolves to their replies: a test's own producer, with no client library
+ * in between (entries written "by hand").
+ */
+export async function redisCommands(port, commands) {
+  const socket = net.connect(port, '127.0.0.1');
+  let pending = Buffer.alloc(0);
+  const replies = [];
+  const done = new Promise((resolve, reject) => {
+    socket.on('error', reject);
+    socket.on('data', (data) => {
+      pending = pending.length === 0 ? data : Buffer.concat([pending, data]);
+      let at = 0;
+      for (;;) {
+        const reply = parseReply(pending, at);
+        if (reply === null) break;
+        replies.push(reply[0]);
+        at = reply[1];
+      }
+      pending = pending.subarray(at);
+      if (replies.length === commands.length) resolve(replies);
+    });
+  });
+  for (let i = 0; i < commands.length; i += 1000) {
+    if (!socket.write(Buffer.concat(commands.slice(i, i + 1000).map(encodeCommand)))) await once(socket, 'drain');
+  }
+  try {
+    return await done;
+  } finally {
+    socket.destroy();
+  }
 }
 
 /** A redis-server of our own, with an append-only file so that a kill -9
@@ -29,6 +108,11 @@ export class Redis {
 
   get url() {
     return `redis://127.0.0.1:${this.port}`;
+  }
+
+  /** Runs commands on this server in one pipeline; see redisCommands. */
+  commands(commands) {
+    return redisCommands(this.port, commands);
   }
 
   async run() {
@@ -76,3 +160,60 @@ export class Redis {
   }
 }
 
+
+/** Whether redis-server is on the PATH. */
+export const hasRedis = spawnSync('redis-server', ['--version']).status === 0;
+
+/**
+ * Registers a file's Redis tests, or, without redis-server on the PATH, says
+ * loudly that they did not run (and fails under CI).
+ */
+export function redisSuite(register) {
+  if (hasRedis) {
+    register();
+    return;
+  }
+  const notice = 'redis-server is not on the PATH: the Redis-backed Channel tests did NOT run (apt-get install redis-server)';
+  console.error(`\n${'!'.repeat(notice.length)}\n${notice}\n${'!'.repeat(notice.length)}\n`);
+  if (process.env.CI) test('redis-server is installed (required under CI)', () => assert.fail(notice));
+}
+
+/**
+ * A server process with a Redis-backed channel (__test__/fixtures/redis-app.mjs),
+ * ended after the test. `env` adds settings (MAX_LEN, STOP_MAX_AGE).
+ */
+export async function startApp(t, redis, stream, env = {}) {
+  // Warnings are read through /stats; --no-warnings keeps them off stderr.
+  const child = spawn(process.execPath, ['--no-warnings', '__test__/fixtures/redis-app.mjs'], {
+    cwd: new URL('..', import.meta.url),
+    env: { ...process.env, REDIS_URL: redis.url, STREAM: stream, ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  t.after(() => child.kill('SIGTERM'));
+  const [line] = await once(child.stdout, 'data');
+  const url = String(line).trim();
+  const get = async (path) => {
+    const response = await fetch(`${url}${path}`);
+    return { status: response.status, body: await response.text() };
+  };
+  return {
+    url,
+    child,
+    async publish(text, { event } = {}) {
+      const query = new URLSearchParams({ text });
+      if (event !== undefined) query.set('event', event);
+      const { status, body } = await get(`/publish?${query}`);
+      return { ok: status === 200, status, body };
+    },
+    /** `n` broadcasts issued without awaiting; resolves to their outcomes. */
+    async burst(n, prefix, size = 0) {
+      return JSON.parse((await get(`/burst?n=${n}&prefix=${prefix}&size=${size}`)).body);
+    },
+    async stats(reset = false) {
+      return JSON.parse((await get(`/stats${reset ? '?reset' : ''}`)).body);
+    },
+    async stopAll() {
+      await get('/stop');
+    },
+  };
+}

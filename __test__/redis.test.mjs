@@ -3,34 +3,12 @@
 // these tests cannot run: a notice says so, and under CI that is a failure.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { EventSource } from 'eventsource';
-import { Redis, freePort } from './redis-server.mjs';
+import { Redis, freePort, startApp, redisSuite } from './redis-server.mjs';
 import { Channel } from 'native-sse';
 import { until, tick } from './helpers.mjs';
-
-const hasRedis = spawnSync('redis-server', ['--version']).status === 0;
-
-
-/** A server process with a Redis-backed channel. */
-async function startApp(t, redis, stream) {
-  const child = spawn(process.execPath, ['__test__/fixtures/redis-app.mjs'], {
-    cwd: new URL('..', import.meta.url),
-    env: { ...process.env, REDIS_URL: redis.url, STREAM: stream },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  t.after(() => child.kill('SIGTERM'));
-  const [line] = await once(child.stdout, 'data');
-  const url = String(line).trim();
-  return {
-    url,
-    async publish(text) {
-      const response = await fetch(`${url}/publish?text=${encodeURIComponent(text)}`);
-      return { ok: response.status === 200, body: await response.text() };
-    },
-  };
-}
 
 function listen(t, url, headers = {}) {
   const es = new EventSource(`${url}/events`, {
@@ -166,10 +144,4 @@ function registerTests() {
   });
 }
 
-if (!hasRedis) {
-  const notice = 'redis-server is not on the PATH: the Redis-backed Channel tests did NOT run (apt-get install redis-server)';
-  console.error(`\n${'!'.repeat(notice.length)}\n${notice}\n${'!'.repeat(notice.length)}\n`);
-  if (process.env.CI) test('redis-server is installed (required under CI)', () => assert.fail(notice));
-} else {
-  registerTests();
-}
+redisSuite(registerTests);

@@ -313,13 +313,13 @@ class Channel {
   #onPage(page) {
     if (this.#link === null) return;
     this.#reportSkipped(page);
+    const lastEntry = page.lastEntry; // before deliver() takes the entries
     if (page.read > 0 && this.#subscribers.size > 0) {
       const delivery = this.#native.deliver(page);
       if (delivery.overflowed != null) this.#cutOff(delivery.overflowed);
       if (delivery.tooLarge != null) for (const id of delivery.tooLarge) reports.oversizedEntry(this.#where, id);
       outbox.schedule();
     }
-    const lastEntry = page.lastEntry;
     if (lastEntry != null) {
       this.#lastId = lastEntry;
       this.#lastSequence = nextSequence();
@@ -364,18 +364,21 @@ class Channel {
     return result;
   }
 
-  async #caughtUp(endpoint, lastEventId, result) {
-    if (this.#position === null) {
-      let timer;
-      const late = new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error('the stream reader has not started')), RESUME_WAIT_MS);
-      });
-      try {
-        await Promise.race([this.#positionKnown, late]);
-      } finally {
-        clearTimeout(timer);
-      }
+  /** Resolves once the live reader has said where it starts. */
+  async #readerStarted() {
+    if (this.#position !== null) return;
+    let timer;
+    const late = new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error('the stream reader has not started')), RESUME_WAIT_MS);
+    });
+    try {
+      await Promise.race([this.#positionKnown, late]);
+    } finally {
+      clearTimeout(timer);
     }
+  }
+
+  async #caughtUp(endpoint, lastEventId, result) {
     let cursor = lastEventId;
     let replayedTo;
     for (let first = true; ; first = false) {
@@ -401,7 +404,11 @@ class Channel {
       const servedTo = replay.full ? replay.last : page.last;
       if (servedTo != null) cursor = servedTo;
       const atEnd = !replay.full && page.read < native.RESUME_PAGE_SIZE;
-      if (atEnd && (page.read === 0 || compareStreamIds(cursor, this.#position) >= 0)) break;
+      if (atEnd) {
+        await this.#readerStarted();
+        if (endpoint.closed) return;
+        if (page.read === 0 || compareStreamIds(cursor, this.#position) >= 0) break;
+      }
       // The client takes what it was given before the next page is read.
       await endpoint[kWhenWritable]();
     }

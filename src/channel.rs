@@ -443,8 +443,14 @@ mod tests {
         // It replayed up to 1-3 while the live reader was still at 1-1.
         channel.subscribe_after(resumed, StreamId::parse("1-3"));
         let entries: Vec<_> = (2..=5).map(|i| ready(&format!("1-{i}"), "x")).collect();
-        assert_eq!(channel.deliver(&mut hub, &entries[..2]), Delivery::default());
-        assert_eq!(channel.deliver(&mut hub, &entries[2..]), Delivery::default());
+        assert_eq!(
+            channel.deliver(&mut hub, &entries[..2]),
+            Delivery::default()
+        );
+        assert_eq!(
+            channel.deliver(&mut hub, &entries[2..]),
+            Delivery::default()
+        );
         assert_eq!(ids(&mut hub, live), ["1-2", "1-3", "1-4", "1-5"]);
         assert_eq!(ids(&mut hub, resumed), ["1-4", "1-5"]);
         assert!(channel.floors.is_empty(), "a floor passed is forgotten");
@@ -467,7 +473,10 @@ mod tests {
         let entries = [ready("1-1", &"x".repeat(100)), ready("1-2", "after")];
         let delivery = channel.deliver(&mut hub, &entries);
         assert_eq!(delivery.overflowed, vec![small]);
-        assert_eq!(delivery.too_large, StreamId::parse("1-1").into_iter().collect::<Vec<_>>());
+        assert_eq!(
+            delivery.too_large,
+            StreamId::parse("1-1").into_iter().collect::<Vec<_>>()
+        );
         assert_eq!(ids(&mut hub, big), ["1-1", "1-2"]);
         // Nothing after the entry it missed: no gap in its stream.
         assert!(ids(&mut hub, small).is_empty());
@@ -483,7 +492,11 @@ mod tests {
             },
             Instant::now(),
         );
-        let entries = [ready("1-1", "a"), ready("1-2", &"x".repeat(100)), ready("1-3", "b")];
+        let entries = [
+            ready("1-1", "a"),
+            ready("1-2", &"x".repeat(100)),
+            ready("1-3", "b"),
+        ];
         let replayed = Channel::replay(&mut hub, slot, &entries);
         assert_eq!(replayed.frames, 2);
         assert_eq!(replayed.too_large.len(), 1);
@@ -491,11 +504,17 @@ mod tests {
         assert_eq!(replayed.last, StreamId::parse("1-3"));
         assert_eq!(ids(&mut hub, slot), ["1-1", "1-3"]);
         hub.pause(slot);
-        let many: Vec<_> = (1..10).map(|i| ready(&format!("2-{i}"), "0123456789")).collect();
+        let many: Vec<_> = (1..10)
+            .map(|i| ready(&format!("2-{i}"), "0123456789"))
+            .collect();
         let first = Channel::replay(&mut hub, slot, &many);
         assert!(first.full);
         assert_eq!(first.frames, 2);
-        assert_eq!(first.last, StreamId::parse("2-2"), "the rest is read again from here");
+        assert_eq!(
+            first.last,
+            StreamId::parse("2-2"),
+            "the rest is read again from here"
+        );
         hub.release(slot);
         assert_eq!(Channel::replay(&mut hub, slot, &many), Replayed::default());
     }

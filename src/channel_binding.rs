@@ -119,7 +119,9 @@ impl NativeChannel {
     /// local subscriber's cap, is refused before it reaches Redis.
     #[napi]
     pub fn check_publish(&self, data: String, event: Option<String>) -> Result<()> {
-        let mut frame = Frame::message(&data).id(LONGEST_STREAM_ID).map_err(invalid)?;
+        let mut frame = Frame::message(&data)
+            .id(LONGEST_STREAM_ID)
+            .map_err(invalid)?;
         if let Some(event) = event.as_deref() {
             frame = frame.event(event).map_err(invalid)?;
         }
@@ -133,10 +135,13 @@ impl NativeChannel {
         self.channel.subscribe_after(slot, floor);
     }
 
-    /// Queues live entries of the stream on every subscriber.
+    /// Queues live entries of the stream on every subscriber. The page's
+    /// entries are taken: their memory goes with the queued bytes, not
+    /// whenever the garbage collector gets to the page.
     #[napi]
-    pub fn deliver(&mut self, page: &StreamPage) -> DeliveryResult {
-        let delivery = with_hub(|hub| self.channel.deliver(hub, &page.page.entries));
+    pub fn deliver(&mut self, page: &mut StreamPage) -> DeliveryResult {
+        let entries = std::mem::take(&mut page.page.entries);
+        let delivery = with_hub(|hub| self.channel.deliver(hub, &entries));
         DeliveryResult {
             overflowed: (!delivery.overflowed.is_empty())
                 .then(|| Uint32Array::new(delivery.overflowed)),
@@ -144,10 +149,12 @@ impl NativeChannel {
         }
     }
 
-    /// Queues entries read back from the stream on one resuming stream.
+    /// Queues entries read back from the stream on one resuming stream;
+    /// takes the page's entries, as [`NativeChannel::deliver`] does.
     #[napi]
-    pub fn replay(&self, slot: u32, page: &StreamPage) -> PageReplay {
-        let replayed = with_hub(|hub| Channel::replay(hub, slot, &page.page.entries));
+    pub fn replay(&self, slot: u32, page: &mut StreamPage) -> PageReplay {
+        let entries = std::mem::take(&mut page.page.entries);
+        let replayed = with_hub(|hub| Channel::replay(hub, slot, &entries));
         PageReplay {
             frames: replayed.frames as u32,
             too_large: ids(replayed.too_large),

@@ -304,19 +304,18 @@ impl RedisLink {
         let (reply, outcome) = oneshot::channel();
         let request = Request::Publish { data, event, reply };
         let size = request.size();
-        let refusal = if self.pending.load(Ordering::Relaxed) + size
-            > MAX_PENDING_PUBLISH_BYTES as usize
-        {
-            Some(format!(
-                "More than {} MiB of broadcasts are waiting for Redis",
-                MAX_PENDING_PUBLISH_BYTES >> 20
-            ))
-        } else {
-            self.pending.fetch_add(size, Ordering::Relaxed);
-            self.send(request)
-                .err()
-                .map(|_| "The channel is closed".to_string())
-        };
+        let refusal =
+            if self.pending.load(Ordering::Relaxed) + size > MAX_PENDING_PUBLISH_BYTES as usize {
+                Some(format!(
+                    "More than {} MiB of broadcasts are waiting for Redis",
+                    MAX_PENDING_PUBLISH_BYTES >> 20
+                ))
+            } else {
+                self.pending.fetch_add(size, Ordering::Relaxed);
+                self.send(request)
+                    .err()
+                    .map(|_| "The channel is closed".to_string())
+            };
         env.spawn_future(async move {
             if let Some(reason) = refusal {
                 return Ok(PublishOutcome::failed(NOT_APPENDED, reason));
@@ -343,7 +342,12 @@ impl RedisLink {
         };
         let mut guard = self.pages.lock().await;
         if guard.is_none() {
-            *guard = Some(self.connector.connect(REPLY_TIMEOUT).await.map_err(failure)?);
+            *guard = Some(
+                self.connector
+                    .connect(REPLY_TIMEOUT)
+                    .await
+                    .map_err(failure)?,
+            );
         }
         let connection = guard.as_mut().expect("connected above");
         let mut pipe = redis::pipe();
@@ -566,7 +570,8 @@ async fn publish_loop(
                 for request in batch {
                     match request {
                         Request::Publish { reply, .. } => {
-                            let _ = reply.send(PublishOutcome::failed(NOT_APPENDED, reason.clone()));
+                            let _ =
+                                reply.send(PublishOutcome::failed(NOT_APPENDED, reason.clone()));
                         }
                         Request::Ready(reply) => {
                             let _ = reply.send(Err(reason.clone()));
@@ -585,7 +590,10 @@ async fn publish_loop(
                     if max_len > 0 {
                         command.arg("MAXLEN").arg("~").arg(max_len);
                     }
-                    command.arg("*").arg(crate::stream_entry::DATA_FIELD).arg(data);
+                    command
+                        .arg("*")
+                        .arg(crate::stream_entry::DATA_FIELD)
+                        .arg(data);
                     if let Some(event) = event {
                         command.arg(crate::stream_entry::EVENT_FIELD).arg(event);
                     }
@@ -639,7 +647,8 @@ async fn publish_loop(
                 for request in batch {
                     match request {
                         Request::Publish { reply, .. } => {
-                            let _ = reply.send(PublishOutcome::failed(OUTCOME_UNKNOWN, reason.clone()));
+                            let _ =
+                                reply.send(PublishOutcome::failed(OUTCOME_UNKNOWN, reason.clone()));
                         }
                         Request::Ready(reply) => {
                             let _ = reply.send(Err(reason.clone()));
@@ -772,7 +781,10 @@ mod tests {
                 ),
             ])
         };
-        let entries = Value::Array(vec![entry("1-1", &["d", "a"]), entry("1-2", &["d", "b", "e", "x"])]);
+        let entries = Value::Array(vec![
+            entry("1-1", &["d", "a"]),
+            entry("1-2", &["d", "b", "e", "x"]),
+        ]);
         let got = entries_of(entries.clone());
         assert_eq!(got.len(), 2);
         assert_eq!(got[1].0, "1-2");

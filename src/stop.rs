@@ -202,7 +202,10 @@ mod tests {
         for at in [0, 31, 33, 47, 48, 79] {
             let mut forged = token.clone().into_bytes();
             forged[at] = if forged[at] == b'0' { b'1' } else { b'0' };
-            assert!(!keys.verify(std::str::from_utf8(&forged).unwrap(), now), "{at}");
+            assert!(
+                !keys.verify(std::str::from_utf8(&forged).unwrap(), now),
+                "{at}"
+            );
         }
     }
 

@@ -107,8 +107,11 @@ pub fn check(id: &str, fields: &[(Vec<u8>, Vec<u8>)]) -> Result<ReadyEntry, (Str
     let mut data = None;
     let mut event = None;
     for (name, value) in fields {
-        let name = std::str::from_utf8(name)
-            .map_err(|_| bad(BadEntry::NotUtf8(String::from_utf8_lossy(name).into_owned())))?;
+        let name = std::str::from_utf8(name).map_err(|_| {
+            bad(BadEntry::NotUtf8(
+                String::from_utf8_lossy(name).into_owned(),
+            ))
+        })?;
         let slot = match name {
             DATA_FIELD => &mut data,
             EVENT_FIELD => &mut event,
@@ -186,7 +189,17 @@ mod tests {
         let b = StreamId::parse("1700000000000-10").unwrap();
         assert!(a < b);
         assert_eq!(a.to_string(), "1700000000000-2");
-        for bad in ["", "5", "1-", "-1", "a-1", "1-2-3", "+1-2", " 1-2", "99999999999999999999-1"] {
+        for bad in [
+            "",
+            "5",
+            "1-",
+            "-1",
+            "a-1",
+            "1-2-3",
+            "+1-2",
+            " 1-2",
+            "99999999999999999999-1",
+        ] {
             assert_eq!(StreamId::parse(bad), None, "{bad:?}");
         }
         assert_eq!(compare("1-2", "1-10"), Ordering::Less);
