@@ -21,10 +21,11 @@ export async function serve(handler) {
   };
 }
 
-/** Resolves once `predicate()` holds, polling; rejects after `ms`. */
+/** Resolves once `predicate()` holds (or resolves to true), polling;
+ * rejects after `ms`. */
 export async function until(predicate, ms = 5000, what = 'condition') {
   const deadline = Date.now() + ms;
-  while (!predicate()) {
+  while (!(await predicate())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 5));
   }

@@ -5,7 +5,7 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { until } from './helpers.mjs';
@@ -98,13 +98,30 @@ export async function redisCommands(port, commands) {
 /** A redis-server of our own, with an append-only file so that a kill -9
  * and restart keeps the stream. */
 export class Redis {
-  static async start() {
+  /**
+   * Starts a server. `tls` ({ cert, key, ca } file paths) adds a TLS port,
+   * which then takes clients with a certificate of that CA only; `port`
+   * picks the plain port (a free one by default).
+   */
+  static async start({ tls, port } = {}) {
     const redis = new Redis();
-    redis.port = await freePort();
+    redis.port = port ?? (await freePort());
     redis.dir = mkdtempSync(join(tmpdir(), 'native-sse-redis-'));
+    if (tls) {
+      redis.tlsPort = await freePort();
+      redis.extra = [
+        '--tls-port', String(redis.tlsPort),
+        '--tls-cert-file', tls.cert,
+        '--tls-key-file', tls.key,
+        '--tls-ca-cert-file', tls.ca,
+        '--tls-auth-clients', 'yes',
+      ];
+    }
     await redis.run();
     return redis;
   }
+
+  extra = [];
 
   get url() {
     return `redis://127.0.0.1:${this.port}`;
@@ -118,7 +135,7 @@ export class Redis {
   async run() {
     this.process = spawn(
       'redis-server',
-      ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--dir', this.dir],
+      ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--dir', this.dir, '--enable-debug-command', 'local', ...this.extra],
       { stdio: 'ignore' },
     );
     await until(() => this.pingable, 10_000, 'redis-server to start').catch(async () => {
@@ -215,5 +232,41 @@ export async function startApp(t, redis, stream, env = {}) {
     async stopAll() {
       await get('/stop');
     },
+  };
+}
+
+/**
+ * A CA, and a server and a client certificate it signed (the server's for
+ * IP 127.0.0.1), made with the openssl command in a fresh folder; returns
+ * the file paths and their PEM text.
+ */
+export function makeCertificates() {
+  const dir = mkdtempSync(join(tmpdir(), 'native-sse-tls-'));
+  const path = (name) => join(dir, name);
+  const openssl = (...args) => {
+    const run = spawnSync('openssl', args, { cwd: dir, encoding: 'utf8' });
+    if (run.status !== 0) throw new Error(`openssl ${args[0]} failed: ${run.stderr}`);
+  };
+  const key = (name) => openssl('ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', name);
+  key('ca.key');
+  openssl('req', '-x509', '-new', '-key', 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', '/CN=native-sse test CA',
+    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign');
+  for (const [name, usage, san] of [['server', 'serverAuth', 'subjectAltName=IP:127.0.0.1'], ['client', 'clientAuth', 'subjectAltName=DNS:client']]) {
+    key(`${name}.key`);
+    openssl('req', '-new', '-key', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`);
+    writeFileSync(path(`${name}.ext`), `basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=${usage}\n${san}\n`);
+    openssl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial',
+      '-out', `${name}.crt`, '-days', '2', '-extfile', `${name}.ext`);
+  }
+  // PKCS#8, the form every TLS stack reads.
+  for (const name of ['server', 'client']) openssl('pkcs8', '-topk8', '-nocrypt', '-in', `${name}.key`, '-out', `${name}.pem`);
+  const read = (name) => readFileSync(path(name), 'utf8');
+  return {
+    dir,
+    files: { ca: path('ca.crt'), cert: path('server.crt'), key: path('server.pem') },
+    ca: read('ca.crt'),
+    clientCert: read('client.crt'),
+    clientKey: read('client.pem'),
+    remove: () => rmSync(dir, { recursive: true, force: true }),
   };
 }

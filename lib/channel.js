@@ -24,12 +24,19 @@ function historySizeOf(options) {
   return size;
 }
 
-/** PEM material, as a string or bytes; passed on as a Buffer. */
-function pemOf(name, value) {
+/** PEM material, as a string or bytes, holding a block of `label` (a
+ * certificate, or a private key of any kind); passed on as a Buffer. */
+function pemOf(name, value, label) {
   if (value === undefined || value === null) return undefined;
-  if (typeof value === 'string') return Buffer.from(value, 'utf8');
-  if (value instanceof Uint8Array) return Buffer.from(value);
-  throw invalid(name, 'a PEM string or Buffer', value);
+  let pem;
+  if (typeof value === 'string') pem = Buffer.from(value, 'utf8');
+  else if (value instanceof Uint8Array) pem = Buffer.from(value);
+  else throw invalid(name, 'a PEM string or Buffer', value);
+  const text = pem.toString('latin1');
+  if (!text.includes('-----BEGIN ') || !text.includes(`${label}-----`)) {
+    throw new TypeError(`The "${name}" argument must hold a PEM block of a ${label.toLowerCase()}`);
+  }
+  return pem;
 }
 
 function tlsOptionsOf(tls, url) {
@@ -39,9 +46,9 @@ function tlsOptionsOf(tls, url) {
     throw new TypeError('The "options.redis.tls" argument needs a rediss:// URL in "options.redis.url"');
   }
   const result = {
-    ca: pemOf('options.redis.tls.ca', tls.ca),
-    cert: pemOf('options.redis.tls.cert', tls.cert),
-    key: pemOf('options.redis.tls.key', tls.key),
+    ca: pemOf('options.redis.tls.ca', tls.ca, 'CERTIFICATE'),
+    cert: pemOf('options.redis.tls.cert', tls.cert, 'CERTIFICATE'),
+    key: pemOf('options.redis.tls.key', tls.key, 'PRIVATE KEY'),
   };
   if ((result.cert === undefined) !== (result.key === undefined)) {
     throw new TypeError('The "options.redis.tls" argument must give "cert" and "key" together, or neither');

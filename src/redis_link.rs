@@ -186,6 +186,25 @@ struct Connector {
     client: redis::Client,
 }
 
+/// What the publisher tells the reader before the reader has started: the
+/// first id this link appended. The reader starts at the stream's end when
+/// it first connects; had it started after this process's first broadcasts
+/// were appended, its own subscribers would miss them, so it starts before
+/// the first of them instead.
+#[derive(Default)]
+struct StartLine {
+    reader_started: bool,
+    first_published: Option<StreamId>,
+}
+
+type SharedStart = Arc<std::sync::Mutex<StartLine>>;
+
+fn lock(start: &SharedStart) -> std::sync::MutexGuard<'_, StartLine> {
+    start
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 impl Connector {
     async fn connect(&self, reply_timeout: Duration) -> redis::RedisResult<MultiplexedConnection> {
         let config = AsyncConnectionConfig::new()
@@ -205,6 +224,7 @@ pub struct RedisLink {
     /// The publisher's queue; `None` once closed.
     requests: Option<mpsc::UnboundedSender<Request>>,
     pending: Arc<AtomicUsize>,
+    start: SharedStart,
     reader: Option<tokio::task::AbortHandle>,
     /// The connection for pages, opened on first use and again after a
     /// failure.
@@ -245,11 +265,15 @@ impl RedisLink {
         let connector = Connector { client };
         let (requests, queue) = mpsc::unbounded_channel();
         let pending = Arc::new(AtomicUsize::new(0));
+        let start = SharedStart::default();
         napi::bindgen_prelude::spawn(publish_loop(
-            connector.clone(),
-            stream.clone(),
-            max_len,
-            server.clone(),
+            Publisher {
+                connector: connector.clone(),
+                stream: stream.clone(),
+                max_len,
+                server: server.clone(),
+                start: start.clone(),
+            },
             queue,
             pending.clone(),
         ));
@@ -259,6 +283,7 @@ impl RedisLink {
             server,
             requests: Some(requests),
             pending,
+            start,
             reader: None,
             pages: Arc::default(),
         })
@@ -396,6 +421,7 @@ impl RedisLink {
         let task = napi::bindgen_prelude::spawn(follow(
             self.connector.clone(),
             self.stream.clone(),
+            self.start.clone(),
             callback,
         ));
         if let Some(previous) = self.reader.replace(task.abort_handle()) {
@@ -520,15 +546,28 @@ async fn share_stop_key(connection: &mut MultiplexedConnection) {
     }
 }
 
-/// The publisher: one task, one connection, broadcasts in call order.
-async fn publish_loop(
+/// What the publisher works with.
+struct Publisher {
     connector: Connector,
     stream: String,
     max_len: u32,
     server: String,
+    start: SharedStart,
+}
+
+/// The publisher: one task, one connection, broadcasts in call order.
+async fn publish_loop(
+    publisher: Publisher,
     mut queue: mpsc::UnboundedReceiver<Request>,
     pending: Arc<AtomicUsize>,
 ) {
+    let Publisher {
+        connector,
+        stream,
+        max_len,
+        server,
+        start,
+    } = publisher;
     let mut connection: Option<MultiplexedConnection> = None;
     // After a failed connect, requests are refused at once until this
     // instant, rather than each trying again.
@@ -613,6 +652,16 @@ async fn publish_loop(
         };
         match replies {
             Ok(replies) => {
+                let first = replies.iter().find_map(|reply| match reply {
+                    Value::BulkString(id) => std::str::from_utf8(id).ok().and_then(StreamId::parse),
+                    _ => None,
+                });
+                if let Some(first) = first {
+                    let mut start = lock(&start);
+                    if !start.reader_started && start.first_published.is_none() {
+                        start.first_published = Some(first);
+                    }
+                }
                 for (request, reply) in batch.into_iter().zip(replies) {
                     match request {
                         Request::Publish { reply: to, .. } => {
@@ -662,7 +711,7 @@ async fn publish_loop(
 
 /// The reader: XREAD in a loop from the last id seen, reconnecting with
 /// backoff whenever Redis fails.
-async fn follow(connector: Connector, stream: String, callback: PageCallback) {
+async fn follow(connector: Connector, stream: String, start: SharedStart, callback: PageCallback) {
     let mut last: Option<StreamId> = None;
     let mut backoff = BACKOFF_START;
     loop {
@@ -697,6 +746,14 @@ async fn follow(connector: Connector, stream: String, callback: PageCallback) {
                 .first()
                 .and_then(|(id, _)| StreamId::parse(id))
                 .unwrap_or_default();
+            let end = {
+                let mut start = lock(&start);
+                start.reader_started = true;
+                match start.first_published {
+                    Some(first) if first <= end => first.before(),
+                    _ => end,
+                }
+            };
             last = Some(end);
             let start = StreamPage {
                 page: Page {

@@ -50,6 +50,20 @@ impl StreamId {
     }
 }
 
+impl StreamId {
+    /// The greatest id before this one: reading after it starts at this one.
+    pub fn before(self) -> StreamId {
+        match (self.ms, self.seq) {
+            (ms, seq) if seq > 0 => StreamId { ms, seq: seq - 1 },
+            (ms, _) if ms > 0 => StreamId {
+                ms: ms - 1,
+                seq: u64::MAX,
+            },
+            _ => self,
+        }
+    }
+}
+
 impl fmt::Display for StreamId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}-{}", self.ms, self.seq)
@@ -203,6 +217,21 @@ mod tests {
             assert_eq!(StreamId::parse(bad), None, "{bad:?}");
         }
         assert_eq!(compare("1-2", "1-10"), Ordering::Less);
+        assert_eq!(
+            b.before(),
+            StreamId {
+                ms: 1700000000000,
+                seq: 9
+            }
+        );
+        assert_eq!(
+            StreamId { ms: 5, seq: 0 }.before(),
+            StreamId {
+                ms: 4,
+                seq: u64::MAX
+            }
+        );
+        assert!(StreamId { ms: 5, seq: 0 }.before() < StreamId { ms: 5, seq: 0 });
         assert_eq!(compare("x", "0-0"), Ordering::Less);
     }
 

@@ -1,0 +1,188 @@
+// The Redis-backed Channel against Redis as production runs it: TLS with a
+// private CA and client certificates, ACL users, a server that is down at
+// start or refuses a command, a reply that never comes; and the channel's
+// own lifecycle. No fault may reach an unhandled rejection, and no message
+// may carry a password.
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { EventEndpoint, Channel } from 'native-sse';
+import { Redis, freePort, makeCertificates, redisSuite } from './redis-server.mjs';
+import { serve, until, tick, tallyEvents } from './helpers.mjs';
+
+const unhandled = [];
+process.on('unhandledRejection', (reason) => unhandled.push(reason));
+
+/** A node:http server whose /events subscribes to `channel`; the endpoints
+ * and what subscribe() resolved to are kept for the test. */
+async function serveChannel(t, channel) {
+  const endpoints = [];
+  const app = await serve((req, res) => {
+    const endpoint = new EventEndpoint(req, res, { reconnectionTime: 20 });
+    const entry = { endpoint, result: undefined };
+    endpoints.push(entry);
+    channel.subscribe(endpoint).then((result) => (entry.result = result));
+  });
+  t.after(() => app.close());
+  return {
+    endpoints,
+    open(headers = {}) {
+      const tally = tallyEvents(`http://127.0.0.1:${app.port}/events`, { headers });
+      t.after(() => tally.close());
+      return tally;
+    },
+  };
+}
+
+function registerTests() {
+  test.afterEach(() => assert.deepEqual(unhandled, [], 'no unhandled rejection'));
+
+  test('rediss:// with a private CA and a client certificate; refused without them', async (t) => {
+    const certs = makeCertificates();
+    t.after(() => certs.remove());
+    const redis = await Redis.start({ tls: certs.files });
+    t.after(() => redis.stop());
+    const url = `rediss://127.0.0.1:${redis.tlsPort}`;
+    // PEM as strings and as Buffers, as tls.connect takes them.
+    const channel = new Channel({
+      redis: { url, stream: 'tls', tls: { ca: certs.ca, cert: Buffer.from(certs.clientCert), key: certs.clientKey } },
+    });
+    t.after(() => channel.close());
+    await channel.ready;
+    const app = await serveChannel(t, channel);
+    const client = app.open();
+    await until(() => app.endpoints[0]?.result !== undefined, 5000, 'the subscription');
+    await tick(50);
+    const id = await channel.broadcast('over TLS');
+    await until(() => client.count === 1, 5000, 'the event');
+    assert.deepEqual(client.events, [{ id, data: 'over TLS' }]);
+
+    const noClientCert = new Channel({ redis: { url, stream: 'tls', tls: { ca: certs.ca } } });
+    t.after(() => noClientCert.close());
+    await assert.rejects(noClientCert.ready, { code: 'ERR_SSE_REDIS_UNAVAILABLE' });
+    const otherCa = makeCertificates();
+    t.after(() => otherCa.remove());
+    const untrusted = new Channel({
+      redis: { url, stream: 'tls', tls: { ca: otherCa.ca, cert: certs.clientCert, key: certs.clientKey } },
+    });
+    t.after(() => untrusted.close());
+    await assert.rejects(untrusted.ready, (err) => err.code === 'ERR_SSE_REDIS_UNAVAILABLE' && /certificate|Unknown/i.test(err.message));
+  });
+
+  test('TLS options are checked up front, naming the argument', () => {
+    const url = 'rediss://127.0.0.1:1';
+    assert.throws(() => new Channel({ redis: { url: 'redis://127.0.0.1:1', stream: 's', tls: {} } }), /"options.redis.tls" argument needs a rediss:\/\/ URL/);
+    assert.throws(() => new Channel({ redis: { url, stream: 's', tls: { ca: 5 } } }), /"options.redis.tls.ca" argument must be a PEM string or Buffer/);
+    assert.throws(() => new Channel({ redis: { url, stream: 's', tls: { cert: '-----BEGIN CERTIFICATE-----' } } }), /"cert" and "key" together/);
+    assert.throws(() => new Channel({ redis: { url, stream: 's', tls: { ca: 'not a certificate' } } }), /"options.redis.tls.ca" argument must hold a PEM block of a certificate/);
+    assert.throws(() => new Channel({ redis: { url, stream: 's', tls: { cert: '-----BEGIN CERTIFICATE-----', key: '-----BEGIN CERTIFICATE-----' } } }), /"options.redis.tls.key" argument must hold a PEM block of a private key/);
+    assert.throws(() => new Channel({ redis: { url: 'http://u:secret@h', stream: 's' } }), (err) => err instanceof TypeError && !err.message.includes('secret'));
+  });
+
+  test('ACL users; a wrong password is reported without it, or any password, in the message', async (t) => {
+    const redis = await Redis.start();
+    t.after(() => redis.stop());
+    await redis.commands([['ACL', 'SETUSER', 'alice', 'on', '>s3cret-pass', '~*', '&*', '+@all']]);
+    const good = new Channel({ redis: { url: `redis://alice:s3cret-pass@127.0.0.1:${redis.port}/0`, stream: 'acl' } });
+    t.after(() => good.close());
+    await good.ready;
+    assert.match(await good.broadcast('hello'), /^\d+-\d+$/);
+
+    const bad = new Channel({ redis: { url: `redis://alice:wrong-pass@127.0.0.1:${redis.port}/0`, stream: 'acl' } });
+    t.after(() => bad.close());
+    const failures = [];
+    await bad.ready.catch((err) => failures.push(err));
+    await bad.broadcast('x').catch((err) => failures.push(err));
+    assert.equal(failures.length, 2);
+    for (const err of failures) {
+      assert.ok(err.message.includes(`redis://127.0.0.1:${redis.port}/0`), err.message);
+      assert.ok(!/wrong-pass|s3cret|alice:/.test(err.message), err.message);
+    }
+    assert.equal(failures[1].code, 'ERR_SSE_REDIS_NOT_APPENDED');
+  });
+
+  test('Redis down at start: ready and broadcasts reject at once, a resume ends its stream, then the channel recovers by itself', async (t) => {
+    const port = await freePort();
+    const channel = new Channel({ redis: { url: `redis://127.0.0.1:${port}`, stream: 'later' } });
+    t.after(() => channel.close());
+    let started = Date.now();
+    await assert.rejects(channel.ready, (err) => err.code === 'ERR_SSE_REDIS_UNAVAILABLE' && /^Cannot connect to Redis at redis:\/\/127\.0\.0\.1:\d+/.test(err.message));
+    started = Date.now();
+    await assert.rejects(channel.broadcast('x'), { code: 'ERR_SSE_REDIS_NOT_APPENDED' });
+    assert.ok(Date.now() - started < 1000, `rejected after ${Date.now() - started} ms`);
+    await assert.rejects(channel.broadcast('x', { id: '1' }), TypeError);
+
+    const app = await serveChannel(t, channel);
+    const resuming = app.open({ 'Last-Event-ID': '1-1' });
+    await until(() => app.endpoints[0]?.result !== undefined, 5000, 'subscribe() to settle');
+    assert.deepEqual(app.endpoints[0].result, { replayed: 0, complete: false });
+    assert.equal(app.endpoints[0].endpoint.closed, true, 'its stream was ended; the client comes back later');
+    await until(() => resuming.ended, 5000, 'the client to see the end');
+    const fresh = app.open();
+    await until(() => app.endpoints[1]?.result !== undefined, 5000, 'the live subscription');
+
+    const redis = await Redis.start({ port });
+    t.after(() => redis.stop());
+    let id;
+    await until(async () => {
+      id = await channel.broadcast('back').catch(() => undefined);
+      return id !== undefined;
+    }, 10_000, 'a broadcast to get through');
+    await until(() => fresh.count >= 1, 10_000, 'the live event');
+    assert.deepEqual(fresh.events, [{ id, data: 'back' }]);
+  });
+
+  test('a broadcast Redis refuses was not appended; a lost reply says the outcome is unknown', async (t) => {
+    const redis = await Redis.start();
+    t.after(() => redis.stop());
+    await redis.commands([['SET', 'not-a-stream', 'x']]);
+    const wrong = new Channel({ redis: { url: redis.url, stream: 'not-a-stream' } });
+    t.after(() => wrong.close());
+    await wrong.ready;
+    await assert.rejects(wrong.broadcast('x'), (err) => err.code === 'ERR_SSE_REDIS_NOT_APPENDED' && /WRONGTYPE/.test(err.message));
+
+    const channel = new Channel({ redis: { url: redis.url, stream: 'paused' } });
+    t.after(() => channel.close());
+    await channel.ready;
+    assert.match(await channel.broadcast('first'), /^\d+-\d+$/);
+    // Redis stalls for longer than the publisher waits for a reply, then
+    // runs what it was sent: the broadcast was appended after all, which is
+    // why its failure must not read as "not appended".
+    const sleeping = redis.commands([['DEBUG', 'SLEEP', '6']]);
+    await tick(100);
+    const outcome = await channel.broadcast('held').then(() => 'appended', (err) => err);
+    assert.equal(outcome.code, 'ERR_SSE_REDIS_OUTCOME_UNKNOWN', String(outcome));
+    assert.match(outcome.message, /may or may not have been appended/);
+    await sleeping;
+    // The publisher goes on, on a new connection, in order.
+    assert.match(await channel.broadcast('after'), /^\d+-\d+$/);
+    const [entries] = await redis.commands([['XRANGE', 'paused', '-', '+']]);
+    assert.deepEqual(entries.map(([, fields]) => String(fields[1])), ['first', 'held', 'after']);
+  });
+
+  test('lifecycle: close() before ready, broadcast and subscribe after close()', async (t) => {
+    const redis = await Redis.start();
+    t.after(() => redis.stop());
+    const early = new Channel({ redis: { url: redis.url, stream: 'life' } });
+    early.close();
+    await assert.rejects(early.ready, { code: 'ERR_SSE_CHANNEL_CLOSED' });
+    await assert.rejects(early.broadcast('x'), { code: 'ERR_SSE_REDIS_NOT_APPENDED' });
+
+    const channel = new Channel({ redis: { url: redis.url, stream: 'life' } });
+    await channel.ready;
+    const app = await serveChannel(t, channel);
+    const live = app.open();
+    await until(() => app.endpoints[0]?.result !== undefined, 5000, 'the subscription');
+    channel.close();
+    await assert.rejects(channel.broadcast('x'), { code: 'ERR_SSE_REDIS_NOT_APPENDED' });
+    const late = app.open({ 'Last-Event-ID': '1-1' });
+    await until(() => app.endpoints[1]?.result !== undefined, 5000, 'subscribe() to settle');
+    assert.deepEqual(app.endpoints[1].result, { replayed: 0, complete: false });
+    assert.equal(app.endpoints[1].endpoint.closed, true, 'no silent stream');
+    await until(() => late.ended, 5000, 'the client to see the end');
+    assert.equal(live.ended, false, 'subscribers stay open');
+    const [length] = await redis.commands([['XLEN', 'life']]);
+    assert.equal(length, 0);
+  });
+}
+
+redisSuite(registerTests);
