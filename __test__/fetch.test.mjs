@@ -161,7 +161,7 @@ test('close(true), then a Request carrying the token gets 204 with no body', asy
   first.send('bye', '9');
   first.close(true);
   const text = await new Response(first.response.body).text();
-  const token = /id: ([0-9a-f]{32})\nevent: native-sse:stop\n/.exec(text)?.[1];
+  const token = /id: ([0-9a-f]{80})\nevent: native-sse:stop\n/.exec(text)?.[1];
   assert.ok(token, text);
 
   const again = new EventEndpoint(new Request('http://localhost/', { headers: { 'Last-Event-ID': token } }), {

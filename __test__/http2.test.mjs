@@ -88,7 +88,7 @@ for (const tls of [false, true]) {
     );
     const first = get(client);
     await until(() => first.ended);
-    const token = /id: ([0-9a-f]{32})\nevent: native-sse:stop\ndata\n\n$/.exec(first.text)?.[1];
+    const token = /id: ([0-9a-f]{80})\nevent: native-sse:stop\ndata\n\n$/.exec(first.text)?.[1];
     assert.ok(token, first.text);
     const second = get(client, { 'last-event-id': token });
     await until(() => second.ended);
