@@ -22,10 +22,12 @@ export declare class NativeChannel {
   broadcast(data: string, event?: string | undefined | null, id?: string | undefined | null): Uint32Array | null
   /**
    * Checks an event bound for the stream as `broadcast` would check it
-   * here: a name that would break a frame, or a frame larger than a
-   * local subscriber's cap, is refused before it reaches Redis.
+   * here (a name that would break a frame, or a frame larger than a
+   * local subscriber's cap, is refused before it reaches Redis), then
+   * queues it on `link`'s publisher. Returns why it was refused at once
+   * (not appended), or `null` once queued.
    */
-  checkPublish(data: string, event?: string | undefined | null): void
+  publish(link: RedisLink, data: string, event?: string | undefined | null): string | null
   /** Subscribes a stream that already has the entries up to `floor`. */
   subscribeAfter(slot: number, floor?: string | undefined | null): void
   /**
@@ -46,8 +48,11 @@ export declare class RedisLink {
    * Makes the link and starts its publisher; nothing is connected yet
    * (see [`RedisLink::ready`]). Fails (`InvalidArg`) only for a URL or TLS
    * material that cannot be used.
+   * `on_outcomes` is called with every pipeline's [`PublishBatch`],
+   * through a weak thread-safe function: JavaScript keeps the process
+   * alive while broadcasts are pending.
    */
-  constructor(url: string, stream: string, maxLen: number, tls?: RedisTls | undefined | null)
+  constructor(url: string, stream: string, maxLen: number, tls: RedisTls | undefined | null, onOutcomes: (arg: PublishBatch) => void)
   /** The server, named without userinfo. */
   get server(): string
   /**
@@ -55,12 +60,6 @@ export declare class RedisLink {
    * could not connect.
    */
   ready(): Promise<string | undefined | null>
-  /**
-   * Queues an event for the stream, behind every earlier one; resolves to
-   * its outcome. Throws (`InvalidArg`) at once for an event name that
-   * could never be sent.
-   */
-  publish(data: string, event?: string | undefined | null): Promise<PublishOutcome>
   /**
    * Reads up to `count` entries after `after` (a stream id), checking
    * whether the stream was trimmed past it. Rejects with the reason when
@@ -163,13 +162,22 @@ export interface PageReplay {
 export declare function pauseStream(slot: number): void
 
 /**
- * What a broadcast came to: `id` once appended; otherwise `code` (one of
- * the two above) and `reason`.
+ * The fate of a run of broadcasts, in the order they were queued: one
+ * call back into JavaScript per pipeline, not one per broadcast.
  */
-export interface PublishOutcome {
-  id?: string
-  code?: string
-  reason?: string
+export interface PublishBatch {
+  /** Each broadcast's stream id; `""` where it failed. */
+  ids: Array<string>
+  failures?: Array<PublishFailure>
+}
+
+/** A broadcast that was not appended, or whose fate is unknown. */
+export interface PublishFailure {
+  /** Its place in the batch's `ids`. */
+  index: number
+  /** One of the two codes above. */
+  code: string
+  reason: string
 }
 
 /** Queues a keep-alive comment on every idle stream; returns how many. */

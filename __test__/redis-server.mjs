@@ -101,10 +101,12 @@ export class Redis {
   /**
    * Starts a server. `tls` ({ cert, key, ca } file paths) adds a TLS port,
    * which then takes clients with a certificate of that CA only; `port`
-   * picks the plain port (a free one by default).
+   * picks the plain port (a free one by default). `durable: false` (for
+   * benchmarks) drops the fsync of every write.
    */
-  static async start({ tls, port } = {}) {
+  static async start({ tls, port, durable = true } = {}) {
     const redis = new Redis();
+    if (!durable) redis.persistence = ['--appendonly', 'no'];
     redis.port = port ?? (await freePort());
     redis.dir = mkdtempSync(join(tmpdir(), 'native-sse-redis-'));
     if (tls) {
@@ -122,6 +124,7 @@ export class Redis {
   }
 
   extra = [];
+  persistence = ['--appendonly', 'yes', '--appendfsync', 'always'];
 
   get url() {
     return `redis://127.0.0.1:${this.port}`;
@@ -135,7 +138,7 @@ export class Redis {
   async run() {
     this.process = spawn(
       'redis-server',
-      ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--dir', this.dir, '--enable-debug-command', 'local', ...this.extra],
+      ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', ...this.persistence, '--dir', this.dir, '--enable-debug-command', 'local', ...this.extra],
       { stdio: 'ignore' },
     );
     await until(() => this.pingable, 10_000, 'redis-server to start').catch(async () => {

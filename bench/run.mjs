@@ -140,8 +140,33 @@ async function runOnce(implementation, name) {
 
 async function startRedis() {
   if (spawnSync('redis-server', ['--version']).status !== 0) return null;
-  const redis = await Redis.start();
+  const redis = await Redis.start({ durable: false });
   return { url: redis.url, stop: () => redis.stop() };
+}
+
+/** Publish throughput, one fresh process per measurement. */
+function runPublish(impl, mode, redisUrl, run) {
+  const n = mode === 'unawaited' ? (quick ? 20_000 : 100_000) : quick ? 2_000 : 10_000;
+  const params = { impl, mode, n, url: redisUrl, stream: `bench-publish-${process.pid}-${impl}-${mode}-${run}` };
+  const child = spawnSync(process.execPath, [new URL('./publish.mjs', import.meta.url).pathname, JSON.stringify(params)], {
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
+  if (child.status !== 0) throw new Error(`publish bench ${impl}/${mode} failed: ${child.stderr}`);
+  return JSON.parse(child.stdout.trim().split('\n').at(-1));
+}
+
+/** The floor: Redis's own benchmark client appending the same entries,
+ * pipelined 100 deep, as fast as the server takes them. */
+function redisFloor(redisUrl) {
+  const port = new URL(redisUrl).port;
+  const run = spawnSync(
+    'redis-benchmark',
+    ['-p', port, '-n', quick ? '50000' : '200000', '-P', '100', '-q', 'XADD', `bench-floor-${process.pid}`, 'MAXLEN', '~', '100000', '*', 'd', `event 0 ${'p'.repeat(30)}`],
+    { encoding: 'utf8', timeout: 120_000 },
+  );
+  const match = /([\d.]+) requests per second/.exec(run.stdout ?? '');
+  return match ? Number(match[1]) : null;
 }
 
 const percentile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
@@ -233,6 +258,21 @@ if (!only || only.includes('scaleout')) {
   } else {
     try {
       scaleout = {};
+      const publish = {};
+      for (const impl of ['redis-channel', 'ioredis', 'local-channel']) {
+        for (const mode of ['unawaited', 'awaited']) {
+          const runs = [];
+          for (let run = 0; run < RUNS; run++) {
+            process.stderr.write(`publish / ${impl} / ${mode} / run ${run + 1}\r`);
+            runs.push(runPublish(impl, mode, redis.url, run).eventsPerSecond);
+          }
+          publish[`${impl} ${mode}`] = { runs, median: median(runs) };
+        }
+      }
+      const floors = [];
+      for (let run = 0; run < RUNS; run++) floors.push(redisFloor(redis.url));
+      publish.floor = { runs: floors, median: median(floors) };
+      scaleout.publish = publish;
       for (const kind of ['redis', 'local']) {
         const runs = [];
         for (let run = 0; run < RUNS; run++) {
@@ -303,6 +343,16 @@ if (scaleout) {
   console.log('|---|--:|--:|--:|');
   console.log(`| Redis-backed Channel, 2 processes × ${perProcess} clients | ${format(r.deliveriesPerSecond)} | ${format(r.latencyP50Ms)} | ${format(r.latencyP99Ms)} |`);
   console.log(`| in-process Channel, 1 process × ${2 * perProcess} clients | ${format(l.deliveriesPerSecond)} | ${format(l.latencyP50Ms)} | ${format(l.latencyP99Ms)} |`);
+  const p = (key) => scaleout.publish[key].median;
+  const floor = scaleout.publish.floor.median;
+  console.log(`\nPublish throughput from one process, ~40-byte events (median of ${RUNS}; events/s):`);
+  console.log('| publisher | not awaited | awaited one by one | not awaited vs ioredis | vs redis-benchmark -P 100 (floor) |');
+  console.log('|---|--:|--:|--:|--:|');
+  const ratioTo = (a, b) => (a && b ? `${(a / b).toFixed(2)}×` : '–');
+  console.log(`| Redis-backed Channel.broadcast() | ${format(p('redis-channel unawaited'))} | ${format(p('redis-channel awaited'))} | ${ratioTo(p('redis-channel unawaited'), p('ioredis unawaited'))} | ${ratioTo(p('redis-channel unawaited'), floor)} |`);
+  console.log(`| ioredis XADD, auto-pipelined (baseline) | ${format(p('ioredis unawaited'))} | ${format(p('ioredis awaited'))} | 1.00× | ${ratioTo(p('ioredis unawaited'), floor)} |`);
+  console.log(`| in-process Channel.broadcast() (no Redis) | ${format(p('local-channel unawaited'))} | ${format(p('local-channel awaited'))} | – | – |`);
+  console.log(`| redis-benchmark XADD, pipelined 100 deep (floor) | ${format(floor)} | – | – | 1.00× |`);
   results.scaleout = scaleout;
 }
 

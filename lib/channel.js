@@ -147,6 +147,12 @@ class Channel {
   #position = null;
   #positionKnown = null;
   #resuming = null;
+  /** Settlers of the broadcasts sent to Redis and not yet answered, in
+   * queue order, as [resolve, reject, resolve, reject, …] from #head on;
+   * and the handle that keeps the process alive meanwhile. */
+  #pending = [];
+  #head = 0;
+  #keepAlive = null;
 
   /**
    * Resolves once the channel can broadcast: at once for a local channel;
@@ -168,7 +174,7 @@ class Channel {
     }
     let link;
     try {
-      link = new native.RedisLink(redis.url, redis.stream, redis.maxLen, redis.tls);
+      link = new native.RedisLink(redis.url, redis.stream, redis.maxLen, redis.tls, (batch) => this.#settle(batch));
     } catch (err) {
       if (err?.code !== 'InvalidArg') throw err;
       throw new TypeError(`The "options.redis" argument cannot be used: ${err.message}`);
@@ -287,22 +293,51 @@ class Channel {
     if (options?.id !== undefined && options?.id !== null) {
       throw new TypeError('The "options.id" argument cannot be given: the ids of a Redis-backed channel are its stream ids');
     }
-    try {
-      this.#native.checkPublish(data, event);
-    } catch (err) {
-      throw asTypeError(err);
-    }
     if (this.#link === null) {
       throw withCode(new Error('The channel is closed: the broadcast was not appended'), 'ERR_SSE_REDIS_NOT_APPENDED');
     }
-    // Queued now, in call order, behind every earlier broadcast.
-    const outcome = this.#link.publish(data, event);
-    return handled(
-      outcome.then((result) => {
-        if (result.id != null) return result.id;
-        throw publishError(result);
-      }),
-    );
+    // Checked, then queued now, in call order, behind every earlier one.
+    let refusal;
+    try {
+      refusal = this.#native.publish(this.#link, data, event);
+    } catch (err) {
+      throw asTypeError(err);
+    }
+    if (refusal != null) throw withCode(new Error(`${refusal}: the broadcast was not appended`), 'ERR_SSE_REDIS_NOT_APPENDED');
+    const outcome = new Promise((resolve, reject) => this.#pending.push(resolve, reject));
+    // A weak thread-safe function brings the outcomes: this keeps the
+    // process alive until they are in.
+    this.#keepAlive ??= setInterval(noop, 1 << 30);
+    return handled(outcome);
+  }
+
+  /** The fates of a pipeline of broadcasts, in queue order. Called from a
+   * thread-safe function: nothing may escape it. */
+  #settle({ ids, failures }) {
+    const pending = this.#pending;
+    let failure = 0;
+    for (let i = 0; i < ids.length; i++) {
+      const at = this.#head;
+      const resolve = pending[at];
+      const reject = pending[at + 1];
+      pending[at] = pending[at + 1] = undefined;
+      this.#head = at + 2;
+      if (ids[i] !== '') {
+        resolve?.(ids[i]);
+      } else {
+        while (failures[failure].index < i) failure++;
+        reject?.(publishError(failures[failure]));
+      }
+    }
+    if (this.#head === pending.length) {
+      pending.length = 0;
+      this.#head = 0;
+      clearInterval(this.#keepAlive);
+      this.#keepAlive = null;
+    } else if (this.#head > 8192 && this.#head * 2 > pending.length) {
+      pending.splice(0, this.#head);
+      this.#head = 0;
+    }
   }
 
   #cutOff(slots) {

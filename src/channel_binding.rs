@@ -8,7 +8,7 @@ use napi_derive::napi;
 use crate::channel::{Channel, FrameTooLarge};
 use crate::endpoint::{invalid, with_hub};
 use crate::frame::Frame;
-use crate::redis_link::StreamPage;
+use crate::redis_link::{RedisLink, StreamPage};
 use crate::stream_entry::StreamId;
 
 /// The longest id a stream entry can have (`<u64>-<u64>`), for checking the
@@ -115,17 +115,25 @@ impl NativeChannel {
     }
 
     /// Checks an event bound for the stream as `broadcast` would check it
-    /// here: a name that would break a frame, or a frame larger than a
-    /// local subscriber's cap, is refused before it reaches Redis.
+    /// here (a name that would break a frame, or a frame larger than a
+    /// local subscriber's cap, is refused before it reaches Redis), then
+    /// queues it on `link`'s publisher. Returns why it was refused at once
+    /// (not appended), or `null` once queued.
     #[napi]
-    pub fn check_publish(&self, data: String, event: Option<String>) -> Result<()> {
+    pub fn publish(
+        &self,
+        link: &RedisLink,
+        data: String,
+        event: Option<String>,
+    ) -> Result<Option<String>> {
         let mut frame = Frame::message(&data)
             .id(LONGEST_STREAM_ID)
             .map_err(invalid)?;
         if let Some(event) = event.as_deref() {
             frame = frame.event(event).map_err(invalid)?;
         }
-        with_hub(|hub| self.channel.check_size(hub, frame.encoded_len())).map_err(too_large)
+        with_hub(|hub| self.channel.check_size(hub, frame.encoded_len())).map_err(too_large)?;
+        Ok(link.enqueue(data, event))
     }
 
     /// Subscribes a stream that already has the entries up to `floor`.

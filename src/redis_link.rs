@@ -32,8 +32,7 @@ use redis::{AsyncConnectionConfig, Value};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::endpoint::{invalid, stop_keys};
-use crate::frame::Frame;
+use crate::endpoint::stop_keys;
 use crate::stream_entry::{Page, StreamId};
 
 /// How long one XREAD waits for new entries before asking again.
@@ -68,30 +67,46 @@ pub struct RedisTls {
     pub key: Option<Buffer>,
 }
 
-/// What a broadcast came to: `id` once appended; otherwise `code` (one of
-/// the two above) and `reason`.
+/// A broadcast that was not appended, or whose fate is unknown.
 #[napi(object)]
-pub struct PublishOutcome {
-    pub id: Option<String>,
-    pub code: Option<String>,
-    pub reason: Option<String>,
+pub struct PublishFailure {
+    /// Its place in the batch's `ids`.
+    pub index: u32,
+    /// One of the two codes above.
+    pub code: String,
+    pub reason: String,
 }
 
-impl PublishOutcome {
-    fn appended(id: String) -> Self {
-        PublishOutcome {
-            id: Some(id),
-            code: None,
-            reason: None,
+/// The fate of a run of broadcasts, in the order they were queued: one
+/// call back into JavaScript per pipeline, not one per broadcast.
+#[napi(object)]
+pub struct PublishBatch {
+    /// Each broadcast's stream id; `""` where it failed.
+    pub ids: Vec<String>,
+    pub failures: Option<Vec<PublishFailure>>,
+}
+
+impl PublishBatch {
+    fn new(len: usize) -> Self {
+        PublishBatch {
+            ids: Vec::with_capacity(len),
+            failures: None,
         }
     }
 
-    fn failed(code: &str, reason: String) -> Self {
-        PublishOutcome {
-            id: None,
-            code: Some(code.to_string()),
-            reason: Some(reason),
-        }
+    fn appended(&mut self, id: String) {
+        self.ids.push(id);
+    }
+
+    fn failed(&mut self, code: &str, reason: String) {
+        self.failures
+            .get_or_insert_with(Vec::new)
+            .push(PublishFailure {
+                index: self.ids.len() as u32,
+                code: code.to_string(),
+                reason,
+            });
+        self.ids.push(String::new());
     }
 }
 
@@ -143,12 +158,12 @@ impl StreamPage {
 }
 
 type PageCallback = ThreadsafeFunction<StreamPage, (), StreamPage, Status, false, true>;
+type OutcomeCallback = ThreadsafeFunction<PublishBatch, (), PublishBatch, Status, false, true>;
 
 enum Request {
     Publish {
         data: String,
         event: Option<String>,
-        reply: oneshot::Sender<PublishOutcome>,
     },
     /// Resolves once the publisher is connected, or with why it is not.
     Ready(oneshot::Sender<std::result::Result<(), String>>),
@@ -186,15 +201,32 @@ struct Connector {
     client: redis::Client,
 }
 
-/// What the publisher tells the reader before the reader has started: the
-/// first id this link appended. The reader starts at the stream's end when
-/// it first connects; had it started after this process's first broadcasts
-/// were appended, its own subscribers would miss them, so it starts before
-/// the first of them instead.
+/// What the publisher tells the reader before the reader has started. The
+/// reader starts at the stream's end when it first connects; had it started
+/// after this process's first broadcasts were appended, its own subscribers
+/// would miss them, so it starts before the first of them instead, and
+/// waits for the reply of a pipeline in flight to learn that id.
 #[derive(Default)]
 struct StartLine {
     reader_started: bool,
+    /// A pipeline was sent before the reader started and has no reply yet.
+    in_flight: bool,
     first_published: Option<StreamId>,
+}
+
+impl StartLine {
+    /// Where the reader starts, given the stream's end as it read it; `None`
+    /// while a pipeline is in flight (ask again shortly).
+    fn reader_start(&mut self, end: StreamId) -> Option<StreamId> {
+        if self.in_flight {
+            return None;
+        }
+        self.reader_started = true;
+        Some(match self.first_published {
+            Some(first) => end.min(first.before()),
+            None => end,
+        })
+    }
 }
 
 type SharedStart = Arc<std::sync::Mutex<StartLine>>;
@@ -236,8 +268,17 @@ impl RedisLink {
     /// Makes the link and starts its publisher; nothing is connected yet
     /// (see [`RedisLink::ready`]). Fails (`InvalidArg`) only for a URL or TLS
     /// material that cannot be used.
+    /// `on_outcomes` is called with every pipeline's [`PublishBatch`],
+    /// through a weak thread-safe function: JavaScript keeps the process
+    /// alive while broadcasts are pending.
     #[napi(constructor)]
-    pub fn new(url: String, stream: String, max_len: u32, tls: Option<RedisTls>) -> Result<Self> {
+    pub fn new(
+        url: String,
+        stream: String,
+        max_len: u32,
+        tls: Option<RedisTls>,
+        on_outcomes: Function<PublishBatch, ()>,
+    ) -> Result<Self> {
         // rustls needs a process-wide crypto provider; another addon may have
         // installed one already, which is as good.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -263,6 +304,11 @@ impl RedisLink {
         }
         .map_err(|err| Error::new(Status::InvalidArg, format!("{} ({server})", err.category())))?;
         let connector = Connector { client };
+        let outcomes: OutcomeCallback = on_outcomes
+            .build_threadsafe_function::<PublishBatch>()
+            .callee_handled::<false>()
+            .weak::<true>()
+            .build()?;
         let (requests, queue) = mpsc::unbounded_channel();
         let pending = Arc::new(AtomicUsize::new(0));
         let start = SharedStart::default();
@@ -273,6 +319,7 @@ impl RedisLink {
                 max_len,
                 server: server.clone(),
                 start: start.clone(),
+                outcomes,
             },
             queue,
             pending.clone(),
@@ -313,42 +360,27 @@ impl RedisLink {
         })
     }
 
-    /// Queues an event for the stream, behind every earlier one; resolves to
-    /// its outcome. Throws (`InvalidArg`) at once for an event name that
-    /// could never be sent.
-    #[napi]
-    pub fn publish<'env>(
-        &self,
-        env: &'env Env,
-        data: String,
-        event: Option<String>,
-    ) -> Result<PromiseRaw<'env, PublishOutcome>> {
-        if let Some(event) = event.as_deref() {
-            Frame::message("").event(event).map_err(invalid)?;
-        }
-        let (reply, outcome) = oneshot::channel();
-        let request = Request::Publish { data, event, reply };
+    /// Queues an event for the stream, behind every earlier one; its fate
+    /// comes back in a [`PublishBatch`], in queue order. Returns why it was
+    /// refused at once (not appended), or `None` once queued. The caller has
+    /// checked the event.
+    pub(crate) fn enqueue(&self, data: String, event: Option<String>) -> Option<String> {
+        let request = Request::Publish { data, event };
         let size = request.size();
-        let refusal =
-            if self.pending.load(Ordering::Relaxed) + size > MAX_PENDING_PUBLISH_BYTES as usize {
-                Some(format!(
-                    "More than {} MiB of broadcasts are waiting for Redis",
-                    MAX_PENDING_PUBLISH_BYTES >> 20
-                ))
-            } else {
-                self.pending.fetch_add(size, Ordering::Relaxed);
-                self.send(request)
-                    .err()
-                    .map(|_| "The channel is closed".to_string())
-            };
-        env.spawn_future(async move {
-            if let Some(reason) = refusal {
-                return Ok(PublishOutcome::failed(NOT_APPENDED, reason));
+        if self.pending.load(Ordering::Relaxed) + size > MAX_PENDING_PUBLISH_BYTES as usize {
+            return Some(format!(
+                "More than {} MiB of broadcasts are waiting for Redis",
+                MAX_PENDING_PUBLISH_BYTES >> 20
+            ));
+        }
+        self.pending.fetch_add(size, Ordering::Relaxed);
+        match self.send(request) {
+            Ok(()) => None,
+            Err(()) => {
+                self.pending.fetch_sub(size, Ordering::Relaxed);
+                Some("The channel is closed".to_string())
             }
-            Ok(outcome.await.unwrap_or_else(|_| {
-                PublishOutcome::failed(NOT_APPENDED, "The channel is closed".to_string())
-            }))
-        })
+        }
     }
 
     /// Reads up to `count` entries after `after` (a stream id), checking
@@ -553,6 +585,7 @@ struct Publisher {
     max_len: u32,
     server: String,
     start: SharedStart,
+    outcomes: OutcomeCallback,
 }
 
 /// The publisher: one task, one connection, broadcasts in call order.
@@ -567,6 +600,7 @@ async fn publish_loop(
         max_len,
         server,
         start,
+        outcomes,
     } = publisher;
     let mut connection: Option<MultiplexedConnection> = None;
     // After a failed connect, requests are refused at once until this
@@ -606,17 +640,16 @@ async fn publish_loop(
                 },
             };
             if let Some(reason) = refused {
+                let mut fates = PublishBatch::new(batch.len());
                 for request in batch {
                     match request {
-                        Request::Publish { reply, .. } => {
-                            let _ =
-                                reply.send(PublishOutcome::failed(NOT_APPENDED, reason.clone()));
-                        }
+                        Request::Publish { .. } => fates.failed(NOT_APPENDED, reason.clone()),
                         Request::Ready(reply) => {
                             let _ = reply.send(Err(reason.clone()));
                         }
                     }
                 }
+                report(&outcomes, fates);
                 continue;
             }
         }
@@ -642,14 +675,20 @@ async fn publish_loop(
                 }
             }
         }
+        {
+            let mut start = lock(&start);
+            start.in_flight = !start.reader_started;
+        }
         let sent = pipe
             .query_async::<Vec<Value>>(connection.as_mut().expect("connected above"))
             .await;
+        lock(&start).in_flight = false;
         let replies = match sent {
             Ok(replies) if replies.len() == batch.len() => Ok(replies),
             Ok(_) => Err("Redis answered a pipeline with the wrong number of replies".to_string()),
             Err(err) => Err(err.to_string()),
         };
+        let mut fates = PublishBatch::new(batch.len());
         match replies {
             Ok(replies) => {
                 let first = replies.iter().find_map(|reply| match reply {
@@ -664,24 +703,22 @@ async fn publish_loop(
                 }
                 for (request, reply) in batch.into_iter().zip(replies) {
                     match request {
-                        Request::Publish { reply: to, .. } => {
-                            let _ = to.send(match reply {
-                                Value::BulkString(id) => PublishOutcome::appended(
-                                    String::from_utf8_lossy(&id).into_owned(),
-                                ),
-                                Value::SimpleString(id) => PublishOutcome::appended(id),
-                                // Redis refused this command (out of memory, a
-                                // wrong type, an ACL): it was not appended.
-                                Value::ServerError(err) => PublishOutcome::failed(
-                                    NOT_APPENDED,
-                                    format!("Redis at {server} refused it: {err}"),
-                                ),
-                                other => PublishOutcome::failed(
-                                    OUTCOME_UNKNOWN,
-                                    format!("Redis at {server} answered XADD with {other:?}"),
-                                ),
-                            });
-                        }
+                        Request::Publish { .. } => match reply {
+                            Value::BulkString(id) => {
+                                fates.appended(String::from_utf8_lossy(&id).into_owned())
+                            }
+                            Value::SimpleString(id) => fates.appended(id),
+                            // Redis refused this command (out of memory, a
+                            // wrong type, an ACL): it was not appended.
+                            Value::ServerError(err) => fates.failed(
+                                NOT_APPENDED,
+                                format!("Redis at {server} refused it: {err}"),
+                            ),
+                            other => fates.failed(
+                                OUTCOME_UNKNOWN,
+                                format!("Redis at {server} answered XADD with {other:?}"),
+                            ),
+                        },
                         Request::Ready(to) => {
                             let _ = to.send(Ok(()));
                         }
@@ -695,10 +732,7 @@ async fn publish_loop(
                 let reason = format!("Lost the reply of Redis at {server}: {reason}");
                 for request in batch {
                     match request {
-                        Request::Publish { reply, .. } => {
-                            let _ =
-                                reply.send(PublishOutcome::failed(OUTCOME_UNKNOWN, reason.clone()));
-                        }
+                        Request::Publish { .. } => fates.failed(OUTCOME_UNKNOWN, reason.clone()),
                         Request::Ready(reply) => {
                             let _ = reply.send(Err(reason.clone()));
                         }
@@ -706,6 +740,14 @@ async fn publish_loop(
                 }
             }
         }
+        report(&outcomes, fates);
+    }
+}
+
+/// Hands the fates of a pipeline's broadcasts to JavaScript (if it had any).
+fn report(outcomes: &OutcomeCallback, fates: PublishBatch) {
+    if !fates.ids.is_empty() {
+        outcomes.call(fates, ThreadsafeFunctionCallMode::NonBlocking);
     }
 }
 
@@ -746,13 +788,11 @@ async fn follow(connector: Connector, stream: String, start: SharedStart, callba
                 .first()
                 .and_then(|(id, _)| StreamId::parse(id))
                 .unwrap_or_default();
-            let end = {
-                let mut start = lock(&start);
-                start.reader_started = true;
-                match start.first_published {
-                    Some(first) if first <= end => first.before(),
-                    _ => end,
+            let end = loop {
+                if let Some(at) = lock(&start).reader_start(end) {
+                    break at;
                 }
+                tokio::time::sleep(Duration::from_millis(2)).await;
             };
             last = Some(end);
             let start = StreamPage {
@@ -811,6 +851,32 @@ async fn follow(connector: Connector, stream: String, start: SharedStart, callba
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_reader_starts_before_this_process_first_broadcast() {
+        let end = StreamId { ms: 10, seq: 0 };
+        assert_eq!(StartLine::default().reader_start(end), Some(end));
+        let mut published = StartLine {
+            first_published: Some(StreamId { ms: 7, seq: 3 }),
+            ..StartLine::default()
+        };
+        assert_eq!(
+            published.reader_start(end),
+            Some(StreamId { ms: 7, seq: 2 })
+        );
+        assert!(published.reader_started);
+        let mut later = StartLine {
+            first_published: Some(StreamId { ms: 12, seq: 0 }),
+            ..StartLine::default()
+        };
+        assert_eq!(later.reader_start(end), Some(end));
+        let mut waiting = StartLine {
+            in_flight: true,
+            ..StartLine::default()
+        };
+        assert_eq!(waiting.reader_start(end), None);
+        assert!(!waiting.reader_started);
+    }
 
     #[test]
     fn servers_are_named_without_secrets() {
