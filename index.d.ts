@@ -180,12 +180,43 @@ export interface ChannelOptions {
 
 /** Where a Redis-backed channel keeps its events. */
 export interface RedisStreamOptions {
-  /** For example `redis://127.0.0.1:6379`. */
+  /**
+   * For example `redis://127.0.0.1:6379`, `redis://user:password@host:6379/0`
+   * (an ACL user), or `rediss://host:6380` (TLS). A single Redis server:
+   * Cluster and Sentinel are not supported. Messages name the server
+   * without the URL's userinfo.
+   */
   url: string;
   /** The key of the Redis Stream; every process of the channel names the same. */
   stream: string;
-  /** The stream is trimmed to about this many entries (XADD MAXLEN ~). Default: `10000`. */
+  /** The stream is trimmed to about this many entries (XADD MAXLEN ~). `0`: never. Default: `10000`. */
   maxLen?: number;
+  /** TLS material for a `rediss://` URL, as `tls.connect` takes it (PEM). */
+  tls?: RedisTlsOptions;
+}
+
+/** TLS material for a `rediss://` URL: PEM strings or Buffers. */
+export interface RedisTlsOptions {
+  /** The CA that signed the server's certificate, instead of the system's. */
+  ca?: string | Uint8Array;
+  /** A client certificate, for servers that ask for one (with `key`). */
+  cert?: string | Uint8Array;
+  /** The client certificate's private key (with `cert`). */
+  key?: string | Uint8Array;
+}
+
+/**
+ * The error a Redis-backed channel's `broadcast()` rejects with when Redis
+ * did not take the event. Its `code` tells whether retrying is safe:
+ *
+ * - `ERR_SSE_REDIS_NOT_APPENDED`: the event is not in the stream (Redis was
+ *   unreachable or refused it, the channel is closed, or too many broadcasts
+ *   wait): retrying cannot duplicate it.
+ * - `ERR_SSE_REDIS_OUTCOME_UNKNOWN`: the command reached Redis and its reply
+ *   was lost: the event may be in the stream. Retrying may duplicate it.
+ */
+export interface RedisPublishError extends Error {
+  code: "ERR_SSE_REDIS_NOT_APPENDED" | "ERR_SSE_REDIS_OUTCOME_UNKNOWN";
 }
 
 /** What {@link Channel.subscribe} replayed. */
@@ -244,22 +275,35 @@ export interface Channel {
  * are the stream ids.
  */
 export interface RedisChannel {
-  /** Resolves once connected; rejects with a clear error if Redis cannot be reached. */
+  /**
+   * Resolves once connected. Rejects (code `ERR_SSE_REDIS_UNAVAILABLE`) if
+   * the first attempt fails, and the channel keeps trying by itself; or
+   * (code `ERR_SSE_CHANNEL_CLOSED`) if `close()` came first.
+   */
   readonly ready: Promise<void>;
   readonly size: number;
   /**
    * Subscribes an endpoint after sending it the stream's events after its
-   * `lastEventId` — whichever process the client was on before.
+   * `lastEventId` — whichever process the client was on before — a page at
+   * a time as the client takes them. Never rejects for a Redis fault: if
+   * the stream cannot be read, or the channel is closed, the endpoint is
+   * ended (its client comes back later) and `complete` is `false`.
    */
   subscribe(endpoint: EventEndpoint): Promise<ChannelReplay>;
   unsubscribe(endpoint: EventEndpoint): void;
   /**
-   * Appends the event to the stream; resolves to its id once Redis has it.
-   * Rejects with a `TypeError` for invalid input (an `id` option included:
-   * the ids are the stream's), and with Redis's error while Redis is down.
+   * Appends the event to the stream, behind every earlier call of this
+   * process; resolves to its id once Redis has it. Rejects with a
+   * `TypeError` for invalid input (an `id` option included: the ids are the
+   * stream's; an event larger than a local subscriber's `maxBufferedBytes`),
+   * and with a {@link RedisPublishError} when Redis did not take it. A
+   * rejection that is not awaited is not reported as unhandled.
    */
   broadcast(data: string, options?: { event?: string }): Promise<string>;
-  /** Stops reading the stream. */
+  /**
+   * Stops reading the stream; broadcasts already made still go to Redis,
+   * later ones are refused, and a later `subscribe()` ends the endpoint.
+   */
   close(): void;
 }
 
@@ -278,4 +322,24 @@ export declare function diagnostics(): {
   openStreams: number;
   /** Whether the shared keep-alive timer (and its thread-safe function) runs. */
   keepAliveTimer: boolean;
+  /** Entries of Redis streams skipped: not in the form native-sse writes. */
+  skippedStreamEntries: number;
+  /** Entries of Redis streams larger than some client's `maxBufferedBytes`. */
+  oversizedStreamEntries: number;
 };
+
+/** The options of {@link configureStopTokens}. */
+export interface StopTokenOptions {
+  /**
+   * The key that signs the tokens of `close(true)`, at least 32 bytes. Give
+   * every process of a deployment the same key so that each honours the
+   * tokens of the others. Processes that share a Redis-backed Channel share
+   * a key through Redis without this.
+   */
+  key?: string | Uint8Array;
+  /** How long a token is honoured, in milliseconds. Default: 24 hours. */
+  maxAge?: number;
+}
+
+/** Sets how stop tokens are signed and how long they are honoured. */
+export declare function configureStopTokens(options: StopTokenOptions): void;

@@ -33,7 +33,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::endpoint::stop_keys;
-use crate::stream_entry::{Page, StreamId};
+use crate::stream_entry::{Page, RawFields, StreamId};
 
 /// How long one XREAD waits for new entries before asking again.
 const BLOCK_MS: u64 = 2_000;
@@ -486,7 +486,7 @@ impl Drop for RedisLink {
 }
 
 /// The entries of an XRANGE or XREAD reply, RESP2 or RESP3: `(id, fields)`.
-fn entries_of(value: Value) -> Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)> {
+fn entries_of(value: Value) -> Vec<(String, RawFields)> {
     let Value::Array(items) = value else {
         return Vec::new();
     };
@@ -537,7 +537,7 @@ fn bytes_of(value: Value) -> Vec<u8> {
 }
 
 /// The entries of an XREAD reply (one stream asked for).
-fn xread_entries(value: Value) -> Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)> {
+fn xread_entries(value: Value) -> Vec<(String, RawFields)> {
     match value {
         Value::Array(streams) => streams
             .into_iter()

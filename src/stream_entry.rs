@@ -110,12 +110,14 @@ pub struct ReadyEntry {
     pub frame: Bytes,
 }
 
-/// An entry as read: its id and its field/value pairs, as raw bytes.
-pub type RawFields = Vec<(Vec<u8>, Vec<u8>)>;
+/// One field of an entry as read: its name and value, as raw bytes.
+pub type RawField = (Vec<u8>, Vec<u8>);
+/// The fields of an entry, in the order Redis gave them.
+pub type RawFields = Vec<RawField>;
 
 /// Checks an entry and encodes it as a frame whose id is the stream id.
 /// `Err` carries the entry's id as text (for the report) and the reason.
-pub fn check(id: &str, fields: &[(Vec<u8>, Vec<u8>)]) -> Result<ReadyEntry, (String, BadEntry)> {
+pub fn check(id: &str, fields: &[RawField]) -> Result<ReadyEntry, (String, BadEntry)> {
     let bad = |reason| (id.to_string(), reason);
     let stream_id = StreamId::parse(id).ok_or_else(|| bad(BadEntry::Id))?;
     let mut data = None;
@@ -168,7 +170,7 @@ pub struct Page {
 
 impl Page {
     /// Checks and adds one entry read from the stream.
-    pub fn add(&mut self, id: &str, fields: &[(Vec<u8>, Vec<u8>)]) {
+    pub fn add(&mut self, id: &str, fields: &[RawField]) {
         self.read += 1;
         if let Some(parsed) = StreamId::parse(id) {
             self.last = Some(self.last.map_or(parsed, |last| last.max(parsed)));
