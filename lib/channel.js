@@ -174,7 +174,7 @@ class Channel {
     }
     let link;
     try {
-      link = new native.RedisLink(redis.url, redis.stream, redis.maxLen, redis.tls, (batch) => this.#settle(batch));
+      link = new native.RedisLink(redis.url, redis.stream, redis.maxLen, redis.tls, (batch) => this.#guard(() => this.#settle(batch)));
     } catch (err) {
       if (err?.code !== 'InvalidArg') throw err;
       throw new TypeError(`The "options.redis" argument cannot be used: ${err.message}`);
@@ -184,15 +184,7 @@ class Channel {
     this.#resuming = new Set();
     this.#positionKnown = new Promise((resolve) => {
       link.startReading((page) => {
-        // A thread-safe callback: nothing may escape it.
-        try {
-          this.#onPage(page);
-        } catch (err) {
-          process.emitWarning(`Could not deliver entries of ${this.#where}: ${err?.message ?? err}`, {
-            type: 'NativeSseWarning',
-            code: 'ERR_SSE_REDIS_DELIVERY',
-          });
-        }
+        this.#guard(() => this.#onPage(page));
         resolve();
       });
     });
@@ -312,7 +304,7 @@ class Channel {
   }
 
   /** The fates of a pipeline of broadcasts, in queue order. Called from a
-   * thread-safe function: nothing may escape it. */
+   * thread-safe function (see #guard). */
   #settle({ ids, failures }) {
     const pending = this.#pending;
     let failure = 0;
@@ -337,6 +329,20 @@ class Channel {
     } else if (this.#head > 8192 && this.#head * 2 > pending.length) {
       pending.splice(0, this.#head);
       this.#head = 0;
+    }
+  }
+
+  /** Runs the work of a thread-safe callback from Rust: nothing may escape
+   * it to uncaughtException; a fault of ours is reported instead. */
+  #guard(work) {
+    try {
+      work();
+    } catch (err) {
+      process.emitWarning(`Internal error on ${this.#where}: ${err?.message ?? err}`, {
+        type: 'NativeSseWarning',
+        code: 'ERR_SSE_INTERNAL',
+        detail: err?.stack,
+      });
     }
   }
 
