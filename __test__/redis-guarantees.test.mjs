@@ -5,18 +5,12 @@
 // it got, on the client side.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { Redis, startApp, redisSuite } from './redis-server.mjs';
+import { redisForFile, startApp, redisSuite } from './redis-server.mjs';
 import { until, tick, tallyEvents, compareStreamIds } from './helpers.mjs';
 
 function registerTests() {
-  let redis;
-  let streamNumber = 0;
-  const nextStream = () => `native-sse-guarantees-${process.pid}-${++streamNumber}`;
-
-  test.before(async () => {
-    redis = await Redis.start();
-  });
-  test.after(() => redis?.stop());
+  const file = redisForFile('native-sse-guarantees');
+  const nextStream = file.nextStream;
 
   /** Opens a tallying client on an app; closed after the test. */
   function client(t, app, { headers, query = '' } = {}) {
@@ -35,8 +29,8 @@ function registerTests() {
 
   test('1,000 broadcasts issued without awaiting are appended and delivered in call order, on both processes', async (t) => {
     const stream = nextStream();
-    const a = await startApp(t, redis, stream);
-    const b = await startApp(t, redis, stream);
+    const a = await startApp(t, file.redis, stream);
+    const b = await startApp(t, file.redis, stream);
     const clients = [client(t, a), client(t, a), client(t, b), client(t, b)];
     await subscribed(...clients);
     // Both processes at once: each one's own calls keep their order.
@@ -64,8 +58,8 @@ function registerTests() {
 
   test('entries written by hand that no client could be sent are skipped, reported once, and crash nothing', async (t) => {
     const stream = nextStream();
-    const a = await startApp(t, redis, stream);
-    const b = await startApp(t, redis, stream);
+    const a = await startApp(t, file.redis, stream);
+    const b = await startApp(t, file.redis, stream);
     const clients = [client(t, a), client(t, b)];
     // A client that can hold 2 KiB at most, on A.
     const small = client(t, a, { query: '?maxBufferedBytes=2048' });
@@ -81,10 +75,10 @@ function registerTests() {
       ['d', 'y', 'e', Buffer.from([0xc3])], // a name that is not UTF-8
       ['d', 'one', 'd', 'two'], // a field twice
     ];
-    const replies = await redis.commands(bad.map((fields) => ['XADD', stream, '*', ...fields]));
+    const replies = await file.redis.commands(bad.map((fields) => ['XADD', stream, '*', ...fields]));
     const badIds = replies.map(String);
     // Larger than the small client's cap; the others can take it.
-    const [bigId] = (await redis.commands([['XADD', stream, '*', 'd', 'B'.repeat(5000)]])).map(String);
+    const [bigId] = (await file.redis.commands([['XADD', stream, '*', 'd', 'B'.repeat(5000)]])).map(String);
     const after = (await a.publish('after')).body;
 
     for (const tally of clients) {
@@ -134,7 +128,7 @@ function registerTests() {
 
   test('broadcast refuses, before Redis, what no local rule allows', async (t) => {
     const stream = nextStream();
-    const a = await startApp(t, redis, stream);
+    const a = await startApp(t, file.redis, stream);
     const small = client(t, a, { query: '?maxBufferedBytes=2048' });
     await subscribed(small);
     const crlf = await a.publish('x', { event: 'a\r\nb' });
@@ -143,15 +137,15 @@ function registerTests() {
     const big = await a.publish('x'.repeat(5000));
     assert.equal(big.status, 400, big.body);
     assert.match(big.body, /too large/);
-    const [length] = await redis.commands([['XLEN', stream]]);
+    const [length] = await file.redis.commands([['XLEN', stream]]);
     assert.equal(length, 0, 'nothing was appended');
     assert.equal(small.ended, false);
   });
 
   test('a client stopped by one process is refused (204) by the other; a forged or expired token is not', async (t) => {
     const stream = nextStream();
-    const a = await startApp(t, redis, stream);
-    const b = await startApp(t, redis, stream);
+    const a = await startApp(t, file.redis, stream);
+    const b = await startApp(t, file.redis, stream);
     const stopped = client(t, a);
     await subscribed(stopped);
     await a.stopAll();
@@ -170,7 +164,7 @@ function registerTests() {
     assert.equal(notStopped.status, 200);
 
     // A process whose tokens are honoured for 300 ms.
-    const brief = await startApp(t, redis, stream, { STOP_MAX_AGE: '300' });
+    const brief = await startApp(t, file.redis, stream, { STOP_MAX_AGE: '300' });
     const shortLived = client(t, brief);
     await subscribed(shortLived);
     await brief.stopAll();
@@ -190,9 +184,9 @@ function registerTests() {
     const backlog = 200_000;
     const commands = [];
     for (let i = 0; i < backlog; i++) commands.push(['XADD', stream, '*', 'd', `backlog ${i}`]);
-    const ids = (await redis.commands(commands)).map(String);
-    const a = await startApp(t, redis, stream, { MAX_LEN: '0' });
-    const b = await startApp(t, redis, stream, { MAX_LEN: '0' });
+    const ids = (await file.redis.commands(commands)).map(String);
+    const a = await startApp(t, file.redis, stream, { MAX_LEN: '0' });
+    const b = await startApp(t, file.redis, stream, { MAX_LEN: '0' });
     const baseline = await Promise.all([a.stats(true), b.stats(true)]);
     const from = ids[0];
     const clients = [a, a, a, b, b].map((app) => client(t, app, { headers: { 'Last-Event-ID': from } }));

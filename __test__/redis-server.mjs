@@ -185,6 +185,20 @@ export class Redis {
 export const hasRedis = spawnSync('redis-server', ['--version']).status === 0;
 
 /**
+ * One redis-server for a test file: started before its tests, stopped after
+ * them (`file.redis`); and stream names no other test uses (`nextStream()`).
+ */
+export function redisForFile(prefix) {
+  let streams = 0;
+  const file = { redis: null, nextStream: () => `${prefix}-${process.pid}-${++streams}` };
+  test.before(async () => {
+    file.redis = await Redis.start();
+  });
+  test.after(() => file.redis?.stop());
+  return file;
+}
+
+/**
  * Registers a file's Redis tests, or, without redis-server on the PATH, says
  * loudly that they did not run (and fails under CI).
  */

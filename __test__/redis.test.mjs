@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { EventSource } from 'eventsource';
-import { Redis, freePort, startApp, redisSuite } from './redis-server.mjs';
+import { redisForFile, freePort, startApp, redisSuite } from './redis-server.mjs';
 import { Channel } from 'native-sse';
 import { until, tick } from './helpers.mjs';
 
@@ -21,19 +21,13 @@ function listen(t, url, headers = {}) {
 }
 
 function registerTests() {
-  let redis;
-  let streamNumber = 0;
-  const nextStream = () => `native-sse-test-${process.pid}-${++streamNumber}`;
-
-  test.before(async () => {
-    redis = await Redis.start();
-  });
-  test.after(() => redis?.stop());
+  const file = redisForFile('native-sse-test');
+  const nextStream = file.nextStream;
 
   test('broadcasts from either of two processes reach the clients of both, in one order', async (t) => {
     const stream = nextStream();
-    const a = await startApp(t, redis, stream);
-    const b = await startApp(t, redis, stream);
+    const a = await startApp(t, file.redis, stream);
+    const b = await startApp(t, file.redis, stream);
     const clients = [listen(t, a.url), listen(t, a.url), listen(t, b.url), listen(t, b.url)];
     await until(() => clients.every((c) => c.es.readyState === EventSource.OPEN));
     await tick(100); // the subscriptions are live
@@ -51,8 +45,8 @@ function registerTests() {
 
   test('a client moved from one process to the other resumes exactly', async (t) => {
     const stream = nextStream();
-    const a = await startApp(t, redis, stream);
-    const b = await startApp(t, redis, stream);
+    const a = await startApp(t, file.redis, stream);
+    const b = await startApp(t, file.redis, stream);
     const first = listen(t, a.url);
     await until(() => first.es.readyState === EventSource.OPEN);
     await tick(100);
@@ -73,8 +67,8 @@ function registerTests() {
 
   test('Redis killed and restarted mid-stream: nothing lost, nothing twice', async (t) => {
     const stream = nextStream();
-    const a = await startApp(t, redis, stream);
-    const b = await startApp(t, redis, stream);
+    const a = await startApp(t, file.redis, stream);
+    const b = await startApp(t, file.redis, stream);
     const clients = [listen(t, a.url), listen(t, b.url)];
     await until(() => clients.every((c) => c.es.readyState === EventSource.OPEN));
     await tick(100);
@@ -85,7 +79,7 @@ function registerTests() {
       return { ok, body };
     };
     for (let i = 0; i < 5; i++) await publishFrom(i % 2 ? a : b, `before ${i}`);
-    await redis.kill();
+    await file.redis.kill();
     // The first broadcast meets the broken connection (its fate is unknown
     // to the publisher); the next ones cannot connect: not appended. Each is
     // told at once.
@@ -96,7 +90,7 @@ function registerTests() {
       assert.match(down.body, code);
       assert.ok(Date.now() - started < 1500, `rejected after ${Date.now() - started} ms`);
     }
-    await redis.run();
+    await file.redis.run();
     // The publishers reconnect by themselves; keep trying for a while.
     for (let i = 0; i < 5; i++) {
       const deadline = Date.now() + 10_000;
@@ -115,7 +109,7 @@ function registerTests() {
   test('examples/cluster: two workers share the channel', async (t) => {
     const child = spawn(process.execPath, ['examples/cluster/server.mjs'], {
       cwd: new URL('..', import.meta.url),
-      env: { ...process.env, REDIS_URL: redis.url, PORT: '0' },
+      env: { ...process.env, REDIS_URL: file.redis.url, PORT: '0' },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     t.after(() => child.kill('SIGTERM'));

@@ -297,6 +297,15 @@ mod tests {
         hub.open(StreamOptions::default(), Instant::now())
     }
 
+    /// A stream whose buffer holds `max_buffered` bytes at most.
+    fn open_capped(hub: &mut Hub, max_buffered: usize) -> Slot {
+        let options = StreamOptions {
+            max_buffered,
+            keep_alive: None,
+        };
+        hub.open(options, Instant::now())
+    }
+
     fn events(hub: &mut Hub, slot: Slot) -> Vec<(String, String)> {
         parse(&hub.take(slot))
             .into_iter()
@@ -403,13 +412,7 @@ mod tests {
     fn a_full_subscriber_is_reported_and_does_not_hold_up_the_others() {
         let mut hub = Hub::default();
         let mut channel = Channel::new(0);
-        let slow = hub.open(
-            StreamOptions {
-                max_buffered: 30,
-                keep_alive: None,
-            },
-            Instant::now(),
-        );
+        let slow = open_capped(&mut hub, 30);
         let fast = open(&mut hub);
         channel.subscribe(&mut hub, slow, "");
         channel.subscribe(&mut hub, fast, "");
@@ -460,13 +463,7 @@ mod tests {
     fn an_entry_too_large_for_one_subscriber_reaches_the_others_and_cuts_it_off() {
         let mut hub = Hub::default();
         let mut channel = Channel::new(0);
-        let small = hub.open(
-            StreamOptions {
-                max_buffered: 40,
-                keep_alive: None,
-            },
-            Instant::now(),
-        );
+        let small = open_capped(&mut hub, 40);
         let big = open(&mut hub);
         channel.subscribe_after(small, None);
         channel.subscribe_after(big, None);
@@ -485,13 +482,7 @@ mod tests {
     #[test]
     fn a_replay_leaves_out_what_the_subscriber_can_never_take_and_waits_when_full() {
         let mut hub = Hub::default();
-        let slot = hub.open(
-            StreamOptions {
-                max_buffered: 60,
-                keep_alive: None,
-            },
-            Instant::now(),
-        );
+        let slot = open_capped(&mut hub, 60);
         let entries = [
             ready("1-1", "a"),
             ready("1-2", &"x".repeat(100)),

@@ -641,14 +641,7 @@ async fn publish_loop(
             };
             if let Some(reason) = refused {
                 let mut fates = PublishBatch::new(batch.len());
-                for request in batch {
-                    match request {
-                        Request::Publish { .. } => fates.failed(NOT_APPENDED, reason.clone()),
-                        Request::Ready(reply) => {
-                            let _ = reply.send(Err(reason.clone()));
-                        }
-                    }
-                }
+                fail_all(batch, NOT_APPENDED, &reason, &mut fates);
                 report(&outcomes, fates);
                 continue;
             }
@@ -730,17 +723,23 @@ async fn publish_loop(
                 // back: Redis may have appended any of it.
                 connection = None;
                 let reason = format!("Lost the reply of Redis at {server}: {reason}");
-                for request in batch {
-                    match request {
-                        Request::Publish { .. } => fates.failed(OUTCOME_UNKNOWN, reason.clone()),
-                        Request::Ready(reply) => {
-                            let _ = reply.send(Err(reason.clone()));
-                        }
-                    }
-                }
+                fail_all(batch, OUTCOME_UNKNOWN, &reason, &mut fates);
             }
         }
         report(&outcomes, fates);
+    }
+}
+
+/// Every request of a run fails alike: its broadcasts with `code`, its
+/// readiness checks with the reason.
+fn fail_all(batch: Vec<Request>, code: &str, reason: &str, fates: &mut PublishBatch) {
+    for request in batch {
+        match request {
+            Request::Publish { .. } => fates.failed(code, reason.to_string()),
+            Request::Ready(reply) => {
+                let _ = reply.send(Err(reason.to_string()));
+            }
+        }
     }
 }
 
