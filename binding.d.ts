@@ -62,8 +62,8 @@ export declare class RedisLink {
   ready(): Promise<string | undefined | null>
   /**
    * Reads up to `count` entries after `after` (a stream id), checking
-   * whether the stream was trimmed past it. Rejects with the reason when
-   * Redis cannot be read.
+   * whether the stream was trimmed past it. When Redis cannot be read,
+   * the page is empty and says why in `failure`.
    */
   readPage(after: string, count: number): Promise<StreamPage>
   /**
@@ -88,6 +88,8 @@ export declare class StreamPage {
   /** How many entries were read, good or skipped. */
   get read(): number
   get trimmed(): boolean
+  /** Why the stream could not be read, or `null`. */
+  get failure(): string | null
   /** The entries skipped, `[id, reason, id, reason, …]`. */
   skipped(): Array<string>
 }
@@ -101,6 +103,33 @@ export declare function bufferedAmount(slot: number): number
  */
 export declare function configureStopTokens(key?: Buffer | undefined | null, maxAgeMs?: number | undefined | null): void
 
+/**
+ * Bytes behind at which `send()` starts to wait, unless an endpoint says
+ * otherwise.
+ */
+export declare const DEFAULT_HIGH_WATER_MARK: number
+
+/**
+ * Events with an id that a local channel keeps for resuming clients,
+ * unless it says otherwise.
+ */
+export declare const DEFAULT_HISTORY_SIZE: number
+
+/**
+ * Idle time after which a keep-alive comment is sent, unless an endpoint
+ * says otherwise (ms).
+ */
+export declare const DEFAULT_KEEP_ALIVE_MS: number
+
+/**
+ * Bytes a client may fall behind before it is cut off as a slow consumer,
+ * unless an endpoint says otherwise.
+ */
+export declare const DEFAULT_MAX_BUFFERED_BYTES: number
+
+/** Entries a stream is trimmed to (about), unless the channel says otherwise. */
+export declare const DEFAULT_STREAM_MAX_LEN: number
+
 /** What delivering a page of live entries did. */
 export interface DeliveryResult {
   /** Subscribers to cut off as slow consumers, or `null`. */
@@ -110,17 +139,19 @@ export interface DeliveryResult {
 }
 
 /**
- * Takes the bytes queued on every unpaused stream; `null` when nothing
- * waits.
+ * Takes the bytes queued on every unpaused stream of `owner`; `null` when
+ * nothing waits.
  */
-export declare function flush(): FlushBatch | null
+export declare function flush(owner: number): FlushBatch | null
 
-/** Everything queued on this thread, for one `write` per stream. */
+/** Everything one owner has queued, for one `write` per stream. */
 export interface FlushBatch {
   /** The bytes of all streams, one after another. */
   bytes: Buffer
   /** `[slot, start, end, …]`: each stream's share of `bytes`. */
   layout: Uint32Array
+  /** More bytes wait than one batch can hold: flush again. */
+  more: boolean
 }
 
 /**
@@ -129,7 +160,10 @@ export interface FlushBatch {
  */
 export declare function isStopToken(lastEventId: string): boolean
 
-/** Whether the keep-alive timer runs; for tests of what outlives endpoints. */
+/**
+ * Whether a keep-alive timer runs on this thread; for tests of what
+ * outlives endpoints.
+ */
 export declare function keepAliveTimerRunning(): boolean
 
 /**
@@ -141,10 +175,13 @@ export declare const MAX_PENDING_PUBLISH_BYTES: number
 /** The shortest key `configureStopTokens` takes, in bytes. */
 export declare const MIN_STOP_KEY_BYTES: number
 
-/** Opens a stream and queues its opening bytes; returns its slot. */
-export declare function openStream(reconnectionTime: number | undefined | null, maxBuffered: number, keepAliveMs: number): number
+/** A new owner: one per copy of the JavaScript layer on this thread. */
+export declare function newOwner(): number
 
-/** Open streams on this thread; for tests and diagnostics. */
+/** Opens a stream and queues its opening bytes; returns its slot. */
+export declare function openStream(settings: StreamSettings): number
+
+/** Open streams on this thread, of every owner; for diagnostics. */
 export declare function openStreamCount(): number
 
 /** What replaying a page to one subscriber did; see [`crate::channel::Replayed`]. */
@@ -156,7 +193,7 @@ export interface PageReplay {
 }
 
 /**
- * Leaves a stream out of flushes until [`resume_stream`]: its response
+ * Leaves a stream out of flushes until [`resume_stream`]: its transport
  * reported backpressure.
  */
 export declare function pauseStream(slot: number): void
@@ -180,8 +217,11 @@ export interface PublishFailure {
   reason: string
 }
 
-/** Queues a keep-alive comment on every idle stream; returns how many. */
-export declare function queueKeepAlives(): number
+/**
+ * Queues a keep-alive comment on every idle stream of `owner`; returns how
+ * many.
+ */
+export declare function queueKeepAlives(owner: number): number
 
 /** TLS material for `rediss://`, in PEM, as Node's `tls.connect` takes it. */
 export interface RedisTls {
@@ -204,25 +244,38 @@ export interface ReplayResult {
 /** Entries a resuming subscriber reads from the stream per page. */
 export declare const RESUME_PAGE_SIZE: number
 
+/**
+ * How long a resuming client waits for the stream reader to start before
+ * its stream is ended (it comes back later), in ms.
+ */
+export declare const RESUME_WAIT_MS: number
+
 /** Takes a paused stream back; returns whether bytes wait for a flush. */
 export declare function resumeStream(slot: number): boolean
 
 /**
- * Queues a `message` event. Returns the bytes queued for the stream, -1
- * if the frame would pass its cap, or -2 if the frame alone is larger than
- * the cap (nothing is queued in either case).
+ * Queues an event (a `message` when `event` is absent). Returns the bytes
+ * queued for the stream, [`SEND_OVERFLOW`] if the frame would pass its
+ * cap, or [`SEND_TOO_LARGE`] if the frame alone is larger than the cap
+ * (nothing is queued in either case).
  */
-export declare function send(slot: number, data: string, eventId?: string | undefined | null): number
+export declare function send(slot: number, data: string, event?: string | undefined | null, eventId?: string | undefined | null): number
+
+/** What `send` returns when the frame would pass the stream's cap. */
+export declare const SEND_OVERFLOW: number
+
+/** What `sendAgain` returns when the last frame is not the caller's. */
+export declare const SEND_STALE: number
+
+/** What `send` returns when the frame alone is larger than the cap. */
+export declare const SEND_TOO_LARGE: number
 
 /**
- * Queues the frame that the last `send`/`sendEvent` encoded, without
- * passing or encoding it again; returns as [`send`] does. The caller must
- * know that this is the frame it means to send.
+ * Queues the frame that the last `send` of this slot's owner encoded,
+ * without passing or encoding it again; returns as [`send`] does, or
+ * [`SEND_STALE`] when another owner encoded a frame since (send in full).
  */
 export declare function sendAgain(slot: number): number
-
-/** Queues a named event; returns as [`send`] does. */
-export declare function sendEvent(slot: number, event: string, data: string, eventId?: string | undefined | null): number
 
 /**
  * Queues the farewell frame of `close(true)` and returns its token, or
@@ -230,21 +283,34 @@ export declare function sendEvent(slot: number, event: string, data: string, eve
  */
 export declare function sendStop(slot: number): string | null
 
-/**
- * Frames a stream's flushed bytes as HTTP/1.1 chunks, so that JavaScript
- * can write them straight to the socket of a chunked response.
- */
-export declare function setChunked(slot: number, chunked: boolean): void
+export declare function setFraming(slot: number, framing: StreamFraming): void
 
 /**
- * Starts (or restarts with a new period) the one keep-alive timer of this
- * thread: a tokio task that calls `on_tick` every `period_ms`. The call
- * goes through a weak thread-safe function, which never keeps Node alive.
+ * Starts (or restarts with a new period) `owner`'s keep-alive timer, which
+ * calls `on_tick` every `period_ms`.
  */
-export declare function startKeepAliveTimer(onTick: () => void, periodMs: number): void
+export declare function startKeepAliveTimer(owner: number, onTick: () => void, periodMs: number): void
 
-/** Stops the keep-alive timer; its thread-safe function is released with it. */
-export declare function stopKeepAliveTimer(): void
+/** Stops `owner`'s keep-alive timer; its thread-safe function goes with it. */
+export declare function stopKeepAliveTimer(owner: number): void
+
+/** How a stream's flushed bytes are framed for its transport. */
+export declare const enum StreamFraming {
+  /** As they are. */
+  Plain = 0,
+  /** As one HTTP/1.1 chunk per flush, for the socket of a chunked response. */
+  Chunked = 1,
+}
+
+/** A stream's settings, as the endpoint validated them. */
+export interface StreamSettings {
+  owner: number
+  /** The reconnection time sent at the start, if any (ms). */
+  retry?: number
+  maxBufferedBytes: number
+  /** Idle time before a keep-alive comment; `0` is off (ms). */
+  keepAlive: number
+}
 
 /** Takes one stream's queued bytes ahead of the next flush. */
 export declare function takeQueued(slot: number): Buffer | null

@@ -3,21 +3,18 @@
 const native = require('../binding.js');
 const outbox = require('./outbox.js');
 const { EventEndpoint } = require('./endpoint.js');
-const { invalid, optionalString, requiredString } = require('./options.js');
+const { optionalString, requiredString } = require('./options.js');
+const { invalid, invalidValue, withCode, fromNative, publishError } = require('./errors.js');
 const reports = require('./reports.js');
 const { kSlot, kJoin, kLeave, kAbort, kDrop, kLastId, kWhenWritable, nextSequence } = require('./internal.js');
 
-const DEFAULT_HISTORY_SIZE = 1000;
-const DEFAULT_MAX_LEN = 10_000;
-/** How long a resuming client waits for the stream reader's first position
- * before its stream is ended (it comes back later). */
-const RESUME_WAIT_MS = 10_000;
+const BROADCAST_NAMES = { data: 'data', event: 'options.event', id: 'options.id' };
 const REDIS_PROTOCOLS = new Set(['redis:', 'rediss:', 'redis+unix:', 'unix:']);
 const noop = () => {};
 
 function historySizeOf(options) {
   const size = options.historySize;
-  if (size === undefined) return DEFAULT_HISTORY_SIZE;
+  if (size === undefined) return native.DEFAULT_HISTORY_SIZE;
   if (!Number.isInteger(size) || size < 0 || size > 0xffff_ffff) {
     throw invalid('options.historySize', 'a non-negative integer', size);
   }
@@ -34,7 +31,7 @@ function pemOf(name, value, label) {
   else throw invalid(name, 'a PEM string or Buffer', value);
   const text = pem.toString('latin1');
   if (!text.includes('-----BEGIN ') || !text.includes(`${label}-----`)) {
-    throw new TypeError(`The "${name}" argument must hold a PEM block of a ${label.toLowerCase()}`);
+    throw invalidValue(name, `must hold a PEM block of a ${label.toLowerCase()}`);
   }
   return pem;
 }
@@ -43,7 +40,7 @@ function tlsOptionsOf(tls, url) {
   if (tls === undefined || tls === null) return undefined;
   if (typeof tls !== 'object') throw invalid('options.redis.tls', 'an object', tls);
   if (!url.startsWith('rediss:')) {
-    throw new TypeError('The "options.redis.tls" argument needs a rediss:// URL in "options.redis.url"');
+    throw invalidValue('options.redis.tls', 'needs a rediss:// URL in "options.redis.url"');
   }
   const result = {
     ca: pemOf('options.redis.tls.ca', tls.ca, 'CERTIFICATE'),
@@ -51,7 +48,7 @@ function tlsOptionsOf(tls, url) {
     key: pemOf('options.redis.tls.key', tls.key, 'PRIVATE KEY'),
   };
   if ((result.cert === undefined) !== (result.key === undefined)) {
-    throw new TypeError('The "options.redis.tls" argument must give "cert" and "key" together, or neither');
+    throw invalidValue('options.redis.tls', 'must give "cert" and "key" together, or neither');
   }
   return result;
 }
@@ -68,11 +65,11 @@ function redisOptionsOf(redis) {
   }
   if (!REDIS_PROTOCOLS.has(protocol)) {
     // The URL itself is not echoed: it may hold a password.
-    throw new TypeError('The "options.redis.url" argument must be a redis:// or rediss:// URL');
+    throw invalidValue('options.redis.url', 'must be a redis:// or rediss:// URL');
   }
   const stream = requiredString('options.redis.stream', redis.stream);
   if (stream === '') throw invalid('options.redis.stream', 'a non-empty string', stream);
-  const maxLen = redis.maxLen ?? DEFAULT_MAX_LEN;
+  const maxLen = redis.maxLen ?? native.DEFAULT_STREAM_MAX_LEN;
   if (!Number.isInteger(maxLen) || maxLen < 0 || maxLen > 0xffff_ffff) {
     throw invalid('options.redis.maxLen', 'a non-negative integer', maxLen);
   }
@@ -94,27 +91,6 @@ function compareStreamIds(a, b) {
 function handled(promise) {
   promise.catch(noop);
   return promise;
-}
-
-function withCode(err, code) {
-  err.code = code;
-  return err;
-}
-
-/** The error of a broadcast Redis did not take; its code says whether it
- * may have been appended anyway. */
-function publishError(outcome) {
-  const fate =
-    outcome.code === 'ERR_SSE_REDIS_OUTCOME_UNKNOWN'
-      ? 'the broadcast may or may not have been appended (do not simply retry it)'
-      : 'the broadcast was not appended';
-  return withCode(new Error(`${outcome.reason}: ${fate}`), outcome.code);
-}
-
-/** The core refuses names and frames that could never be sent. */
-function asTypeError(err) {
-  if (err?.code !== 'InvalidArg') return err;
-  return new TypeError(err.message.replace('"eventId"', '"options.id"').replace('"event"', '"options.event"'));
 }
 
 function endpointArgument(endpoint) {
@@ -176,8 +152,8 @@ class Channel {
     try {
       link = new native.RedisLink(redis.url, redis.stream, redis.maxLen, redis.tls, (batch) => this.#guard(() => this.#settle(batch)));
     } catch (err) {
-      if (err?.code !== 'InvalidArg') throw err;
-      throw new TypeError(`The "options.redis" argument cannot be used: ${err.message}`);
+      if (err?.code !== 'ERR_SSE_REDIS_CONFIG') throw err;
+      throw withCode(invalidValue('options.redis', `cannot be used: ${err.message}`), err.code);
     }
     this.#link = link;
     this.#where = `Redis stream ${JSON.stringify(redis.stream)} at ${link.server}`;
@@ -256,7 +232,7 @@ class Channel {
     try {
       overflowed = this.#native.broadcast(data, event, id);
     } catch (err) {
-      throw asTypeError(err);
+      throw fromNative(err, BROADCAST_NAMES);
     }
     if (overflowed !== null) this.#cutOff(overflowed);
     if (id !== undefined) {
@@ -283,7 +259,7 @@ class Channel {
     }
     const event = optionalString('options.event', options?.event);
     if (options?.id !== undefined && options?.id !== null) {
-      throw new TypeError('The "options.id" argument cannot be given: the ids of a Redis-backed channel are its stream ids');
+      throw invalidValue('options.id', 'cannot be given: the ids of a Redis-backed channel are its stream ids');
     }
     if (this.#link === null) {
       throw withCode(new Error('The channel is closed: the broadcast was not appended'), 'ERR_SSE_REDIS_NOT_APPENDED');
@@ -293,7 +269,7 @@ class Channel {
     try {
       refusal = this.#native.publish(this.#link, data, event);
     } catch (err) {
-      throw asTypeError(err);
+      throw fromNative(err, BROADCAST_NAMES);
     }
     if (refusal != null) throw withCode(new Error(`${refusal}: the broadcast was not appended`), 'ERR_SSE_REDIS_NOT_APPENDED');
     const outcome = new Promise((resolve, reject) => this.#pending.push(resolve, reject));
@@ -417,7 +393,7 @@ class Channel {
     if (this.#position !== null) return;
     let timer;
     const late = new Promise((_, reject) => {
-      timer = setTimeout(() => reject(new Error('the stream reader has not started')), RESUME_WAIT_MS);
+      timer = setTimeout(() => reject(new Error('the stream reader has not started')), native.RESUME_WAIT_MS);
     });
     try {
       await Promise.race([this.#positionKnown, late]);
@@ -435,6 +411,7 @@ class Channel {
       if (link === null) throw new Error('the channel is closed');
       const page = await link.readPage(cursor, native.RESUME_PAGE_SIZE);
       if (endpoint.closed) return;
+      if (page.failure != null) throw new Error(page.failure);
       if (first && page.trimmed) result.complete = false;
       this.#reportSkipped(page);
       const replay = this.#native.replay(endpoint[kSlot], page);

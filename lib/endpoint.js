@@ -5,45 +5,15 @@ const outbox = require('./outbox.js');
 const { CloseEvent } = require('./close-event.js');
 const { NodeTransport } = require('./node-transport.js');
 const { WebTransport } = require('./web-transport.js');
-const { normalizeOptions, optionalString, requiredString, invalid } = require('./options.js');
+const { ListenerGuards } = require('./listeners.js');
+const { normalizeOptions, optionalString, requiredString } = require('./options.js');
+const { invalid, invalidValue, fromNative, tooLarge, closedError } = require('./errors.js');
+const { isWebRequest, isNodeRequest, isNodeResponse, streamHeaders, userHeaders, lastEventIdOf } = require('./request.js');
 const { kSlot, kJoin, kLeave, kAbort, kDrop, kLastId, kWhenWritable, nextSequence } = require('./internal.js');
 
 const RESOLVED = Promise.resolve();
 const noop = () => {};
-
-/** What `native.send` returns when a frame would pass the buffer's cap. */
-const OVERFLOW = -1;
-/** …and when the frame alone is larger than the cap. */
-const TOO_LARGE = -2;
-
-function isObject(value) {
-  return value !== null && typeof value === 'object';
-}
-
-function isWebRequest(value) {
-  return typeof Request === 'function' && value instanceof Request;
-}
-
-function isNodeRequest(value) {
-  return isObject(value) && isObject(value.headers) && !isWebRequest(value);
-}
-
-function isNodeResponse(value) {
-  return (
-    isObject(value) &&
-    typeof value.writeHead === 'function' &&
-    typeof value.setHeader === 'function' &&
-    typeof value.write === 'function' &&
-    typeof value.end === 'function' &&
-    typeof value.on === 'function'
-  );
-}
-
-function closedError(reason) {
-  const err = new Error(`Cannot send: the event stream is closed (${reason})`);
-  err.code = reason === 'slow consumer' ? 'ERR_SSE_SLOW_CONSUMER' : 'ERR_SSE_CLOSED';
-  return err;
-}
+const SEND_NAMES = { data: 'data', event: 'event', id: 'eventId' };
 
 /** Marks a rejection as handled, so that a sender that does not await cannot
  * crash the process with an unhandled rejection, while one that awaits
@@ -53,67 +23,15 @@ function handled(promise) {
   return promise;
 }
 
-// The last frame sent on this thread, by value. Looping one event over many
-// endpoints is the common way to fan out; when the next send is the same
-// event, the frame Rust encoded last is queued again instead of passing the
-// strings and encoding them once per endpoint. Any failed call forgets it.
+// The last frame this copy of the module sent, by value. Looping one event
+// over many endpoints is the common way to fan out; when the next send is
+// the same event, the frame Rust encoded last is queued again instead of
+// passing the strings and encoding them once per endpoint. Rust checks that
+// the frame it holds is this copy's (see src/last_frame.rs); any failed call
+// forgets it here.
 let lastData;
 let lastEvent;
 let lastId;
-
-/**
- * Reports an error thrown by a listener without letting it escape: on an
- * `EventTarget` in Node, a throwing listener would otherwise end the process
- * (browsers report it and go on, which is what happens here), and a stream
- * must close cleanly whatever its listeners do.
- */
-function reportListenerError(err) {
-  process.emitWarning(err instanceof Error ? err.message : String(err), {
-    type: 'EventEndpointListenerError',
-    detail: `An EventEndpoint listener threw; the event went on to the other listeners.\n${err?.stack ?? ''}`,
-  });
-}
-
-/** A listener that reports what the original throws (or rejects with). */
-function guarded(listener) {
-  return function (event) {
-    try {
-      const result = typeof listener === 'function' ? listener.call(this, event) : listener.handleEvent(event);
-      // Node reports a rejected promise from a listener as uncaught; the
-      // promise is dealt with here and not handed back.
-      if (result !== null && typeof result?.then === 'function') result.then(undefined, reportListenerError);
-    } catch (err) {
-      reportListenerError(err);
-    }
-  };
-}
-
-/** The headers of a stream, as [name, value] pairs. `Connection` is
- * connection-specific: HTTP/2 forbids it, and a web Response leaves it to
- * the server that sends it. */
-function streamHeaders(extra, { http1 }) {
-  const headers = [
-    ['Content-Type', 'text/event-stream'],
-    ['Cache-Control', 'no-cache'],
-    ['X-Accel-Buffering', 'no'], // or nginx buffers the stream
-  ];
-  if (http1) headers.push(['Connection', 'keep-alive']);
-  return [...headers, ...userHeaders(extra)];
-}
-
-/** The user's extra headers, which may override the defaults but never the
- * content type that makes this an event stream. */
-function userHeaders(extra) {
-  return (extra ?? []).filter(([name]) => name.toLowerCase() !== 'content-type');
-}
-
-function lastEventIdOf(request) {
-  if (isWebRequest(request)) return request.headers.get('last-event-id') ?? '';
-  const value = request.headers['last-event-id'];
-  if (typeof value === 'string') return value;
-  if (Array.isArray(value)) return value.join(', ');
-  return '';
-}
 
 /**
  * A Server-Sent Events stream to one client, with the API of
@@ -137,9 +55,7 @@ class EventEndpoint extends EventTarget {
   #keepAlive = 0;
   /** Settlers of the send() calls waiting for the buffer to go down. */
   #waiters = null;
-  /** listener → (type and capture → its guarded wrapper), so that adding
-   * the same listener twice is still one listener, and removing it works. */
-  #guards = new WeakMap();
+  #guards = new ListenerGuards();
 
   constructor(request, ...args) {
     super();
@@ -153,9 +69,7 @@ class EventEndpoint extends EventTarget {
         throw invalid('response', 'an http.ServerResponse or http2.Http2ServerResponse', response);
       }
       options = normalizeOptions(args[1]);
-      if (response.headersSent) {
-        throw new TypeError('The "response" argument has already sent its headers');
-      }
+      if (response.headersSent) throw invalidValue('response', 'has already sent its headers');
     } else {
       throw invalid('request', 'an http.IncomingMessage, http2.Http2ServerRequest or Request', request);
     }
@@ -193,7 +107,12 @@ class EventEndpoint extends EventTarget {
 
     this.#highWaterMark = options.highWaterMark;
     this.#maxBufferedBytes = options.maxBufferedBytes;
-    const slot = (this.#slot = native.openStream(options.reconnectionTime, options.maxBufferedBytes, options.keepAlive));
+    const slot = (this.#slot = native.openStream({
+      owner: outbox.owner,
+      retry: options.reconnectionTime,
+      maxBufferedBytes: options.maxBufferedBytes,
+      keepAlive: options.keepAlive,
+    }));
     if (response !== null) this.#transport = new NodeTransport(slot, response, this.#transportEvents());
     outbox.attach(slot, (chunk) => this.#write(chunk));
     outbox.schedule();
@@ -263,26 +182,13 @@ class EventEndpoint extends EventTarget {
   }
 
   addEventListener(type, listener, options = undefined) {
-    const guard = this.#guardOf(type, listener, options, true);
+    const guard = this.#guards.of(type, listener, options, true);
     super.addEventListener(type, guard ?? listener, options);
   }
 
   removeEventListener(type, listener, options = undefined) {
-    const guard = this.#guardOf(type, listener, options, false);
+    const guard = this.#guards.of(type, listener, options, false);
     super.removeEventListener(type, guard ?? listener, options);
-  }
-
-  #guardOf(type, listener, options, create) {
-    if (listener === null || (typeof listener !== 'function' && typeof listener !== 'object')) return undefined;
-    const key = `${type}\0${typeof options === 'boolean' ? options : Boolean(options?.capture)}`;
-    let byKey = this.#guards.get(listener);
-    if (byKey === undefined) {
-      if (!create) return undefined;
-      this.#guards.set(listener, (byKey = new Map()));
-    }
-    let guard = byKey.get(key);
-    if (guard === undefined && create) byKey.set(key, (guard = guarded(listener)));
-    return guard;
   }
 
   /**
@@ -325,29 +231,24 @@ class EventEndpoint extends EventTarget {
     requiredString('data', data);
     const id = optionalString('eventId', eventId) || undefined;
     if (this.#closed) return handled(Promise.reject(closedError(this.#closeReason)));
-    let queued;
-    if (data === lastData && event === lastEvent && id === lastId) {
-      queued = native.sendAgain(this.#slot);
-    } else {
+    let queued = native.SEND_STALE;
+    if (data === lastData && event === lastEvent && id === lastId) queued = native.sendAgain(this.#slot);
+    if (queued === native.SEND_STALE) {
       try {
-        queued =
-          event === undefined ? native.send(this.#slot, data, id) : native.sendEvent(this.#slot, event, data, id);
+        queued = native.send(this.#slot, data, event, id);
       } catch (err) {
         lastData = undefined;
-        // The core refuses names and ids that would corrupt the stream.
-        throw err?.code === 'InvalidArg' ? new TypeError(err.message) : err;
+        throw fromNative(err, SEND_NAMES);
       }
       lastData = data;
       lastEvent = event;
       lastId = id;
     }
-    if (queued === TOO_LARGE) {
+    if (queued === native.SEND_TOO_LARGE) {
       // No client could ever take it; the stream itself is fine.
-      throw new TypeError(
-        `The "data" argument is too large: the event takes more than maxBufferedBytes (${this.#maxBufferedBytes} bytes)`,
-      );
+      throw tooLarge('data', this.#maxBufferedBytes);
     }
-    if (queued === OVERFLOW) {
+    if (queued === native.SEND_OVERFLOW) {
       // The client has fallen a whole cap behind. Cut it off rather than
       // drop frames from the middle of its stream: it reconnects with its
       // Last-Event-ID and can be resumed from there.

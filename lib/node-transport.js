@@ -27,6 +27,7 @@ function directSocket(response) {
     : null;
 }
 
+/** A transport (see transport.js) over a node:http or node:http2 response. */
 class NodeTransport {
   #slot;
   #response;
@@ -38,7 +39,7 @@ class NodeTransport {
   /**
    * @param {number} slot the stream's slot in Rust
    * @param response an http.ServerResponse or http2.Http2ServerResponse
-   * @param {{ onDrain(): void, onGone(wasClean: boolean, reason: string): void }} events
+   * @param {import('./transport.js').TransportEvents} events
    */
   constructor(slot, response, { onDrain, onGone }) {
     this.#slot = slot;
@@ -66,7 +67,7 @@ class NodeTransport {
       // the headers with it; then the way for the others is chosen.
       written = response.write(chunk);
       sink = this.#sink = directSocket(response) ?? response;
-      if (sink !== response) native.setChunked(this.#slot, true);
+      if (sink !== response) native.setFraming(this.#slot, native.StreamFraming.Chunked);
     } else {
       written = sink.write(chunk);
     }

@@ -3,25 +3,13 @@
 // Checks of what the user passes in, so that bad input fails loudly with a
 // TypeError that names the argument, before any byte is written.
 
+const native = require('../binding.js');
+const { invalid, invalidValue } = require('./errors.js');
+
 const MAX_U32 = 0xffff_ffff;
-const DEFAULT_KEEP_ALIVE = 15_000;
 // RFC 9110 token and field-value characters.
 const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
-const DEFAULT_HIGH_WATER_MARK = 64 * 1024;
-const DEFAULT_MAX_BUFFERED = 4 * 1024 * 1024;
-
-function describe(value) {
-  if (value === null) return 'null';
-  if (typeof value === 'object') return `an instance of ${value.constructor?.name ?? 'Object'}`;
-  if (typeof value === 'string') return `a string of length ${value.length}`;
-  if (typeof value === 'symbol') return 'a symbol';
-  return `${typeof value} ${String(value)}`;
-}
-
-function invalid(name, expected, value) {
-  return new TypeError(`The "${name}" argument must be ${expected}, received ${describe(value)}`);
-}
 
 /** A millisecond or byte count: a finite number from 0 to 2^32 - 1, floored. */
 function count(name, value, fallback) {
@@ -42,7 +30,7 @@ function headerMap(name, value) {
     // Checked here, so that a bad header fails before any byte is written,
     // naming itself; a CR or LF in a value would be header injection.
     if (!HEADER_NAME.test(key)) {
-      throw new TypeError(`The "${name}" argument has an invalid header name: ${JSON.stringify(key)}`);
+      throw invalidValue(name, `has an invalid header name: ${JSON.stringify(key)}`);
     }
     if (typeof item !== 'string' || !HEADER_VALUE.test(item)) {
       throw invalid(`${name}.${key}`, 'a header value (a string without CR, LF, NUL or characters past U+00FF)', item);
@@ -58,12 +46,12 @@ function headerMap(name, value) {
 function normalizeOptions(options) {
   if (options === undefined || options === null) options = {};
   if (typeof options !== 'object') throw invalid('options', 'an object', options);
-  const maxBufferedBytes = count('options.maxBufferedBytes', options.maxBufferedBytes, DEFAULT_MAX_BUFFERED);
+  const maxBufferedBytes = count('options.maxBufferedBytes', options.maxBufferedBytes, native.DEFAULT_MAX_BUFFERED_BYTES);
   if (maxBufferedBytes === 0) throw invalid('options.maxBufferedBytes', 'at least 1', 0);
-  const highWaterMark = count('options.highWaterMark', options.highWaterMark, DEFAULT_HIGH_WATER_MARK);
+  const highWaterMark = count('options.highWaterMark', options.highWaterMark, native.DEFAULT_HIGH_WATER_MARK);
   return {
     reconnectionTime: count('options.reconnectionTime', options.reconnectionTime, undefined),
-    keepAlive: count('options.keepAlive', options.keepAlive, DEFAULT_KEEP_ALIVE),
+    keepAlive: count('options.keepAlive', options.keepAlive, native.DEFAULT_KEEP_ALIVE_MS),
     // A mark above the cap could never be reached: the client would be cut
     // off before send() ever waited.
     highWaterMark: Math.min(highWaterMark, maxBufferedBytes),
@@ -84,4 +72,4 @@ function requiredString(name, value) {
   return value;
 }
 
-module.exports = { normalizeOptions, optionalString, requiredString, invalid };
+module.exports = { normalizeOptions, optionalString, requiredString };

@@ -11,19 +11,27 @@
 
 const native = require('../binding.js');
 
+// This copy of the module's identity in Rust. A module registry reset (test
+// runners, dev servers) loads a second copy on the same thread, sharing the
+// addon and its hub; each copy flushes, and keeps alive, its own streams
+// only, so that neither takes bytes meant for the other's writers.
+const owner = native.newOwner();
+
 /** slot → the function that writes that stream's share of a batch. */
 const writers = [];
 let scheduled = false;
 
 function flush() {
   scheduled = false;
-  const batch = native.flush();
+  const batch = native.flush(owner);
   if (batch === null) return;
   const { bytes, layout } = batch;
   for (let i = 0; i < layout.length; i += 3) {
     const write = writers[layout[i]];
     if (write !== undefined) write(bytes.subarray(layout[i + 1], layout[i + 2]));
   }
+  // More than one batch can address waited: the rest goes next turn.
+  if (batch.more) schedule();
 }
 
 /** Makes sure a flush runs at the end of this turn. */
@@ -55,19 +63,19 @@ const keepAliveUsers = new Map();
 let tickPeriod = 0;
 
 function onKeepAliveTick() {
-  if (native.queueKeepAlives() > 0) schedule();
+  if (native.queueKeepAlives(owner) > 0) schedule();
 }
 
 function retuneKeepAlive() {
   if (keepAliveUsers.size === 0) {
     tickPeriod = 0;
-    native.stopKeepAliveTimer();
+    native.stopKeepAliveTimer(owner);
     return;
   }
   const period = Math.max(1, Math.floor(Math.min(...keepAliveUsers.keys()) / 5));
   if (period !== tickPeriod) {
     tickPeriod = period;
-    native.startKeepAliveTimer(onKeepAliveTick, period);
+    native.startKeepAliveTimer(owner, onKeepAliveTick, period);
   }
 }
 
@@ -87,4 +95,4 @@ function releaseKeepAlive(ms) {
   }
 }
 
-module.exports = { schedule, attach, detach, retainKeepAlive, releaseKeepAlive };
+module.exports = { owner, schedule, attach, detach, retainKeepAlive, releaseKeepAlive };

@@ -3,7 +3,7 @@
 // Settings of the tokens that close(true) gives a client (see src/stop.rs).
 
 const native = require('../binding.js');
-const { invalid } = require('./options.js');
+const { invalid, invalidValue } = require('./errors.js');
 
 /**
  * Sets the key that signs stop tokens, so that every process of a deployment
@@ -19,7 +19,7 @@ function configureStopTokens(options) {
     else if (options.key instanceof Uint8Array) key = Buffer.from(options.key);
     else throw invalid('options.key', 'a string or a Uint8Array', options.key);
     if (key.length < native.MIN_STOP_KEY_BYTES) {
-      throw new TypeError(`The "options.key" argument must be at least ${native.MIN_STOP_KEY_BYTES} bytes long, received ${key.length}`);
+      throw invalidValue('options.key', `must be at least ${native.MIN_STOP_KEY_BYTES} bytes long, received ${key.length}`);
     }
   }
   const maxAge = options.maxAge;

@@ -8,6 +8,7 @@
 // wait in Rust, where `highWaterMark` holds producers back and
 // `maxBufferedBytes` caps them, just as with a full socket.
 
+/** A transport (see transport.js) over the body of a web `Response`. */
 class WebTransport {
   #controller = null;
   /** Settles the pending `pull`, once bytes have been handed over. */
@@ -15,7 +16,7 @@ class WebTransport {
   #gone = false;
 
   /**
-   * @param {{ onDrain(): void, onGone(wasClean: boolean, reason: string): void }} events
+   * @param {import('./transport.js').TransportEvents} events
    */
   constructor({ onDrain, onGone }) {
     this.body = new ReadableStream(

@@ -91,6 +91,7 @@ impl OutboundBuffer {
 
     /// Appends a comment block: the comment lines and the blank line after
     /// them. Comments are small and never refused.
+    #[cfg(test)]
     pub fn push_comment(&mut self, text: &str) -> usize {
         let before = self.tail.len();
         encode_comment(text, &mut self.tail);

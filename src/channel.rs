@@ -92,12 +92,9 @@ impl Channel {
         }
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.subscribers.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.subscribers.is_empty()
     }
 
     pub fn contains(&self, slot: Slot) -> bool {
@@ -301,7 +298,7 @@ mod tests {
     fn open_capped(hub: &mut Hub, max_buffered: usize) -> Slot {
         let options = StreamOptions {
             max_buffered,
-            keep_alive: None,
+            ..StreamOptions::default()
         };
         hub.open(options, Instant::now())
     }

@@ -2,28 +2,23 @@
 //! A broadcast is one call, whatever the number of subscribers.
 
 use napi::bindgen_prelude::Uint32Array;
-use napi::{Error, Result, Status};
 use napi_derive::napi;
 
-use crate::channel::{Channel, FrameTooLarge};
-use crate::endpoint::{invalid, with_hub};
+use crate::channel::Channel;
+use crate::error::{frame_error, too_large, Result};
 use crate::frame::Frame;
 use crate::redis_link::{RedisLink, StreamPage};
+use crate::stream_binding::with_hub;
 use crate::stream_entry::StreamId;
 
 /// The longest id a stream entry can have (`<u64>-<u64>`), for checking the
 /// size of a broadcast before Redis gives it its id.
 const LONGEST_STREAM_ID: &str = "18446744073709551615-18446744073709551615";
 
-fn too_large(big: FrameTooLarge) -> Error {
-    Error::new(
-        Status::InvalidArg,
-        format!(
-            "The \"data\" argument is too large: the event takes {} bytes, more than a subscriber's maxBufferedBytes ({})",
-            big.len, big.max
-        ),
-    )
-}
+/// Events with an id that a local channel keeps for resuming clients,
+/// unless it says otherwise.
+#[napi]
+pub const DEFAULT_HISTORY_SIZE: u32 = 1_000;
 
 /// What delivering a page of live entries did.
 #[napi(object)]
@@ -67,7 +62,7 @@ pub struct ReplayResult {
 
 #[napi]
 impl NativeChannel {
-    #[napi(constructor)]
+    #[napi(constructor, catch_unwind)]
     pub fn new(history_size: u32) -> Self {
         NativeChannel {
             channel: Channel::new(history_size as usize),
@@ -75,7 +70,7 @@ impl NativeChannel {
     }
 
     /// Adds a stream and queues the history after `last_event_id` on it.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn subscribe(&mut self, slot: u32, last_event_id: String) -> ReplayResult {
         let replay = with_hub(|hub| self.channel.subscribe(hub, slot, &last_event_id));
         ReplayResult {
@@ -86,7 +81,7 @@ impl NativeChannel {
         }
     }
 
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn unsubscribe(&mut self, slot: u32) -> bool {
         self.channel.unsubscribe(slot)
     }
@@ -94,21 +89,15 @@ impl NativeChannel {
     /// Validates and encodes the frame once and queues it on every
     /// subscriber. Returns the slots that it would have overflowed, or
     /// `null` when there are none (the usual case).
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn broadcast(
         &mut self,
         data: String,
         event: Option<String>,
         id: Option<String>,
     ) -> Result<Option<Uint32Array>> {
-        let mut frame = Frame::message(&data);
-        if let Some(event) = event.as_deref() {
-            frame = frame.event(event).map_err(invalid)?;
-        }
+        let frame = Frame::new(&data, event.as_deref(), id.as_deref()).map_err(frame_error)?;
         let id = id.as_deref().filter(|id| !id.is_empty());
-        if let Some(id) = id {
-            frame = frame.id(id).map_err(invalid)?;
-        }
         let overflowed =
             with_hub(|hub| self.channel.broadcast(hub, &frame, id)).map_err(too_large)?;
         Ok((!overflowed.is_empty()).then(|| Uint32Array::new(overflowed)))
@@ -119,25 +108,21 @@ impl NativeChannel {
     /// local subscriber's cap, is refused before it reaches Redis), then
     /// queues it on `link`'s publisher. Returns why it was refused at once
     /// (not appended), or `null` once queued.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn publish(
         &self,
         link: &RedisLink,
         data: String,
         event: Option<String>,
     ) -> Result<Option<String>> {
-        let mut frame = Frame::message(&data)
-            .id(LONGEST_STREAM_ID)
-            .map_err(invalid)?;
-        if let Some(event) = event.as_deref() {
-            frame = frame.event(event).map_err(invalid)?;
-        }
+        let frame =
+            Frame::new(&data, event.as_deref(), Some(LONGEST_STREAM_ID)).map_err(frame_error)?;
         with_hub(|hub| self.channel.check_size(hub, frame.encoded_len())).map_err(too_large)?;
         Ok(link.enqueue(data, event))
     }
 
     /// Subscribes a stream that already has the entries up to `floor`.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn subscribe_after(&mut self, slot: u32, floor: Option<String>) {
         let floor = floor.as_deref().and_then(StreamId::parse);
         self.channel.subscribe_after(slot, floor);
@@ -146,7 +131,7 @@ impl NativeChannel {
     /// Queues live entries of the stream on every subscriber. The page's
     /// entries are taken: their memory goes with the queued bytes, not
     /// whenever the garbage collector gets to the page.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn deliver(&mut self, page: &mut StreamPage) -> DeliveryResult {
         let entries = std::mem::take(&mut page.page.entries);
         let delivery = with_hub(|hub| self.channel.deliver(hub, &entries));
@@ -159,7 +144,7 @@ impl NativeChannel {
 
     /// Queues entries read back from the stream on one resuming stream;
     /// takes the page's entries, as [`NativeChannel::deliver`] does.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn replay(&self, slot: u32, page: &mut StreamPage) -> PageReplay {
         let entries = std::mem::take(&mut page.page.entries);
         let replayed = with_hub(|hub| Channel::replay(hub, slot, &entries));

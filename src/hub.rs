@@ -19,6 +19,23 @@ use crate::frame::Frame;
 /// A stream's slot number; stable while the stream is open, then reused.
 pub type Slot = u32;
 
+/// Who opened a stream: each copy of the JavaScript layer on a thread (a
+/// module registry reset makes a second one) owns its streams, and flushes
+/// and keep-alives only ever touch the streams of one owner.
+pub type Owner = u32;
+
+/// How a stream's flushed bytes are framed for its transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Framing {
+    /// As they are: the transport frames them itself (`res.write`, HTTP/2,
+    /// a web `Response` body).
+    #[default]
+    Plain,
+    /// As one HTTP/1.1 chunk per flush, for writing straight to the socket
+    /// of a chunked response.
+    Chunked,
+}
+
 /// Why bytes could not be queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PushError {
@@ -42,6 +59,7 @@ impl From<Overflow> for PushError {
 /// Per-stream settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StreamOptions {
+    pub owner: Owner,
     /// The cap of the stream's buffer, in bytes.
     pub max_buffered: usize,
     /// Idle time after which a keep-alive comment is queued; `None` is off.
@@ -51,6 +69,7 @@ pub struct StreamOptions {
 impl Default for StreamOptions {
     fn default() -> Self {
         StreamOptions {
+            owner: 0,
             max_buffered: DEFAULT_MAX_BUFFERED,
             keep_alive: None,
         }
@@ -59,14 +78,13 @@ impl Default for StreamOptions {
 
 #[derive(Debug)]
 struct Stream {
+    owner: Owner,
     buffer: OutboundBuffer,
     open: bool,
     /// Listed in `Hub::dirty`, so that a stream is listed at most once.
     dirty: bool,
     paused: bool,
-    /// Flushed bytes are framed as HTTP/1.1 chunks, for writing straight to
-    /// the socket of a chunked response.
-    chunked: bool,
+    framing: Framing,
     keep_alive: Option<Duration>,
     /// When bytes last left for this stream (or it opened).
     last_sent: Instant,
@@ -75,11 +93,12 @@ struct Stream {
 impl Stream {
     fn new(options: StreamOptions, now: Instant) -> Self {
         Stream {
+            owner: options.owner,
             buffer: OutboundBuffer::with_limit(options.max_buffered),
             open: true,
             dirty: false,
             paused: false,
-            chunked: false,
+            framing: Framing::Plain,
             keep_alive: options.keep_alive,
             last_sent: now,
         }
@@ -93,7 +112,13 @@ pub struct Batch {
     pub bytes: Vec<u8>,
     /// `[slot, start, end, slot, start, end, …]` into `bytes`.
     pub layout: Vec<u32>,
+    /// Streams were left for another flush: the batch reached
+    /// [`MAX_BATCH_BYTES`], the most its `u32` offsets can address.
+    pub more: bool,
 }
+
+/// The most one batch holds, so that every offset fits its `u32`.
+pub const MAX_BATCH_BYTES: usize = u32::MAX as usize;
 
 impl Batch {
     pub fn is_empty(&self) -> bool {
@@ -147,6 +172,14 @@ impl Hub {
         }
     }
 
+    /// The owner of an open stream.
+    pub fn owner(&self, slot: Slot) -> Option<Owner> {
+        self.streams
+            .get(slot as usize)
+            .filter(|s| s.open)
+            .map(|s| s.owner)
+    }
+
     pub fn is_open(&self, slot: Slot) -> bool {
         self.streams.get(slot as usize).is_some_and(|s| s.open)
     }
@@ -154,10 +187,6 @@ impl Hub {
     /// Number of open streams.
     pub fn len(&self) -> usize {
         self.streams.len() - self.free.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Queues a frame; returns the bytes now queued for that stream.
@@ -229,11 +258,11 @@ impl Hub {
         true
     }
 
-    /// Frames this stream's flushed bytes as HTTP/1.1 chunks from now on
-    /// (or not). Bytes taken with [`Hub::take`] are never framed.
-    pub fn set_chunked(&mut self, slot: Slot, chunked: bool) {
+    /// How this stream's flushed bytes are framed from now on. Bytes taken
+    /// with [`Hub::take`] are never framed.
+    pub fn set_framing(&mut self, slot: Slot, framing: Framing) {
         if let Some(stream) = self.stream_mut(slot) {
-            stream.chunked = chunked;
+            stream.framing = framing;
         }
     }
 
@@ -249,11 +278,11 @@ impl Hub {
         }
     }
 
-    /// Queues a keep-alive comment on every stream that has sent nothing
-    /// for its keep-alive time, so that proxies do not time the connection
-    /// out. Paused streams are skipped: they have bytes on the way. Returns
-    /// how many comments were queued.
-    pub fn queue_keep_alives(&mut self, now: Instant) -> usize {
+    /// Queues a keep-alive comment on every stream of `owner` that has sent
+    /// nothing for its keep-alive time, so that proxies do not time the
+    /// connection out. Paused streams are skipped: they have bytes on the
+    /// way. Returns how many comments were queued.
+    pub fn queue_keep_alives(&mut self, owner: Owner, now: Instant) -> usize {
         let mut queued = 0;
         for slot in 0..self.streams.len() {
             let stream = &mut self.streams[slot];
@@ -261,30 +290,47 @@ impl Hub {
                 continue;
             };
             if !stream.open
+                || stream.owner != owner
                 || stream.paused
                 || !stream.buffer.is_empty()
                 || now.saturating_duration_since(stream.last_sent) < idle_limit
             {
                 continue;
             }
-            stream.buffer.push_encoded(b":\n").ok();
-            self.mark_dirty(slot as Slot);
-            queued += 1;
+            // A cap smaller than a comment refuses it: nothing is queued.
+            if stream.buffer.push_encoded(b":\n").is_ok() {
+                self.mark_dirty(slot as Slot);
+                queued += 1;
+            }
         }
         queued
     }
 
-    /// Takes every unpaused stream's queued bytes, in one contiguous batch.
-    pub fn flush(&mut self, now: Instant) -> Batch {
+    /// Takes the queued bytes of every unpaused stream of `owner`, in one
+    /// contiguous batch. Other owners' streams stay queued for their own
+    /// flush.
+    pub fn flush(&mut self, owner: Owner, now: Instant) -> Batch {
+        self.flush_within(owner, now, MAX_BATCH_BYTES)
+    }
+
+    fn flush_within(&mut self, owner: Owner, now: Instant, max_bytes: usize) -> Batch {
         let mut batch = Batch::default();
         let dirty = std::mem::take(&mut self.dirty);
+        let framed_len = |s: &Stream| {
+            s.buffer.len()
+                + match s.framing {
+                    Framing::Plain => 0,
+                    Framing::Chunked => CHUNK_FRAMING_MAX,
+                }
+        };
         let total: usize = dirty
             .iter()
             .map(|&slot| &self.streams[slot as usize])
-            .filter(|s| s.dirty && !s.paused)
-            .map(|s| s.buffer.len() + if s.chunked { CHUNK_FRAMING_MAX } else { 0 })
+            .filter(|s| s.dirty && !s.paused && s.owner == owner)
+            .map(framed_len)
             .sum();
-        batch.bytes.reserve_exact(total);
+        batch.bytes.reserve_exact(total.min(max_bytes));
+        let mut others = Vec::new();
         for &slot in &dirty {
             let stream = &mut self.streams[slot as usize];
             // A stream can be listed yet clean: taken early, or released
@@ -292,15 +338,19 @@ impl Hub {
             if !stream.dirty {
                 continue;
             }
+            if stream.owner != owner || batch.bytes.len() + framed_len(stream) > max_bytes {
+                batch.more |= stream.owner == owner;
+                others.push(slot);
+                continue;
+            }
             stream.dirty = false;
             if stream.paused || stream.buffer.is_empty() {
                 continue;
             }
             let start = batch.bytes.len() as u32;
-            if stream.chunked {
-                put_chunk(&mut batch.bytes, &mut stream.buffer);
-            } else {
-                stream.buffer.drain_into(&mut batch.bytes);
+            match stream.framing {
+                Framing::Plain => stream.buffer.drain_into(&mut batch.bytes),
+                Framing::Chunked => put_chunk(&mut batch.bytes, &mut stream.buffer),
             }
             stream.last_sent = now;
             batch
@@ -310,6 +360,7 @@ impl Hub {
         // Keep the list's allocation for the next turn.
         self.dirty = dirty;
         self.dirty.clear();
+        self.dirty.extend_from_slice(&others);
         batch
     }
 
@@ -351,11 +402,11 @@ mod tests {
         hub.push_frame(a, &Frame::message("a1")).unwrap();
         hub.push_frame(b, &Frame::message("b1")).unwrap();
         hub.push_frame(a, &Frame::message("a2")).unwrap();
-        let batch = hub.flush(Instant::now());
+        let batch = hub.flush(0, Instant::now());
         assert_eq!(batch.layout.len(), 6);
         assert_eq!(share(&batch, a), vec![&b"data: a1\n\ndata: a2\n\n"[..]]);
         assert_eq!(share(&batch, b), vec![&b"data: b1\n\n"[..]]);
-        assert!(hub.flush(Instant::now()).is_empty());
+        assert!(hub.flush(0, Instant::now()).is_empty());
         assert_eq!(hub.buffered(a), 0);
     }
 
@@ -373,7 +424,7 @@ mod tests {
         let again = open(&mut hub);
         assert_eq!(again, a);
         hub.push_frame(again, &Frame::message("new")).unwrap();
-        let batch = hub.flush(Instant::now());
+        let batch = hub.flush(0, Instant::now());
         assert_eq!(share(&batch, again), vec![&b"data: new\n\n"[..]]);
         assert_eq!(hub.len(), 1);
     }
@@ -384,7 +435,7 @@ mod tests {
         let a = open(&mut hub);
         hub.push_comment_for_test(a);
         assert_eq!(&hub.take(a)[..], b": ok\n\n");
-        assert!(hub.flush(Instant::now()).is_empty());
+        assert!(hub.flush(0, Instant::now()).is_empty());
     }
 
     #[test]
@@ -396,12 +447,12 @@ mod tests {
         hub.pause(a);
         hub.push_frame(a, &Frame::message("2")).unwrap();
         hub.push_frame(b, &Frame::message("b")).unwrap();
-        let batch = hub.flush(Instant::now());
+        let batch = hub.flush(0, Instant::now());
         assert!(share(&batch, a).is_empty(), "a paused stream is left out");
         assert_eq!(share(&batch, b).len(), 1);
         assert_eq!(hub.buffered(a), 2 * "data: 1\n\n".len());
         assert!(hub.resume(a));
-        let batch = hub.flush(Instant::now());
+        let batch = hub.flush(0, Instant::now());
         assert_eq!(share(&batch, a), vec![&b"data: 1\n\ndata: 2\n\n"[..]]);
         assert!(!hub.resume(a), "nothing waits after the flush");
     }
@@ -411,6 +462,7 @@ mod tests {
         let mut hub = Hub::default();
         let a = hub.open(
             StreamOptions {
+                owner: 0,
                 max_buffered: 20,
                 keep_alive: None,
             },
@@ -434,6 +486,7 @@ mod tests {
         let mut hub = Hub::default();
         let start = Instant::now();
         let options = StreamOptions {
+            owner: 0,
             max_buffered: DEFAULT_MAX_BUFFERED,
             keep_alive: Some(Duration::from_millis(200)),
         };
@@ -442,20 +495,29 @@ mod tests {
         let paused = hub.open(options, start);
         let off = hub.open(StreamOptions::default(), start);
         hub.pause(paused);
-        assert_eq!(hub.queue_keep_alives(start + Duration::from_millis(100)), 0);
+        assert_eq!(
+            hub.queue_keep_alives(0, start + Duration::from_millis(100)),
+            0
+        );
 
         hub.push_frame(busy, &Frame::message("x")).unwrap();
-        hub.flush(start + Duration::from_millis(150));
-        assert_eq!(hub.queue_keep_alives(start + Duration::from_millis(250)), 1);
-        let batch = hub.flush(start + Duration::from_millis(250));
+        hub.flush(0, start + Duration::from_millis(150));
+        assert_eq!(
+            hub.queue_keep_alives(0, start + Duration::from_millis(250)),
+            1
+        );
+        let batch = hub.flush(0, start + Duration::from_millis(250));
         assert_eq!(share(&batch, idle), vec![&b":\n"[..]]);
         assert!(share(&batch, busy).is_empty());
         assert!(share(&batch, paused).is_empty());
         assert!(share(&batch, off).is_empty());
 
         // The comment counts as traffic: the next one is due 200 ms later.
-        assert_eq!(hub.queue_keep_alives(start + Duration::from_millis(400)), 1);
-        let batch = hub.flush(start + Duration::from_millis(400));
+        assert_eq!(
+            hub.queue_keep_alives(0, start + Duration::from_millis(400)),
+            1
+        );
+        let batch = hub.flush(0, start + Duration::from_millis(400));
         assert_eq!(share(&batch, busy), vec![&b":\n"[..]]);
         assert!(share(&batch, idle).is_empty());
     }
@@ -465,12 +527,12 @@ mod tests {
         let mut hub = Hub::default();
         let plain = open(&mut hub);
         let chunked = open(&mut hub);
-        hub.set_chunked(chunked, true);
+        hub.set_framing(chunked, Framing::Chunked);
         let data = "y".repeat(20);
         let frame = Frame::message(&data);
         hub.push_frame(plain, &frame).unwrap();
         hub.push_frame(chunked, &frame).unwrap();
-        let batch = hub.flush(Instant::now());
+        let batch = hub.flush(0, Instant::now());
         let body = "data: yyyyyyyyyyyyyyyyyyyy\n\n";
         assert_eq!(share(&batch, plain), vec![body.as_bytes()]);
         let framed = format!("1c\r\n{body}\r\n");
@@ -484,5 +546,71 @@ mod tests {
         fn push_comment_for_test(&mut self, slot: Slot) {
             self.push_opening(slot, None).unwrap();
         }
+    }
+
+    #[test]
+    fn each_owner_flushes_its_own_streams_only() {
+        let mut hub = Hub::default();
+        let owned = |owner| StreamOptions {
+            owner,
+            ..StreamOptions::default()
+        };
+        let a = hub.open(owned(1), Instant::now());
+        let b = hub.open(owned(2), Instant::now());
+        hub.push_frame(a, &Frame::message("for a")).unwrap();
+        hub.push_frame(b, &Frame::message("for b")).unwrap();
+        let first = hub.flush(1, Instant::now());
+        assert_eq!(first.layout[0], a);
+        assert_eq!(first.layout.len(), 3);
+        assert!(!first.more);
+        // Owner 2's bytes waited for owner 2's flush.
+        let second = hub.flush(2, Instant::now());
+        assert_eq!(second.layout[0], b);
+        assert_eq!(&second.bytes[..], b"data: for b\n\n");
+        assert!(hub.flush(1, Instant::now()).is_empty());
+        // Keep-alives too are queued for one owner's streams.
+        let idle = Instant::now() + Duration::from_secs(60);
+        let keep = |owner| StreamOptions {
+            owner,
+            keep_alive: Some(Duration::from_secs(1)),
+            ..StreamOptions::default()
+        };
+        let c = hub.open(keep(1), Instant::now());
+        let d = hub.open(keep(2), Instant::now());
+        assert_eq!(hub.queue_keep_alives(1, idle), 1);
+        assert_eq!(hub.buffered(c), 2);
+        assert_eq!(hub.buffered(d), 0);
+    }
+
+    #[test]
+    fn a_refused_keep_alive_is_not_counted() {
+        let mut hub = Hub::default();
+        let options = StreamOptions {
+            max_buffered: 1,
+            keep_alive: Some(Duration::from_secs(1)),
+            ..StreamOptions::default()
+        };
+        let tiny = hub.open(options, Instant::now());
+        assert_eq!(
+            hub.queue_keep_alives(0, Instant::now() + Duration::from_secs(5)),
+            0
+        );
+        assert_eq!(hub.buffered(tiny), 0);
+        assert!(hub.flush(0, Instant::now()).is_empty());
+    }
+
+    #[test]
+    fn a_batch_stops_at_its_size_and_leaves_the_rest_for_the_next() {
+        let mut hub = Hub::default();
+        let a = open(&mut hub);
+        let b = open(&mut hub);
+        hub.push_frame(a, &Frame::message("0123456789")).unwrap();
+        hub.push_frame(b, &Frame::message("0123456789")).unwrap();
+        let first = hub.flush_within(0, Instant::now(), 20);
+        assert_eq!(first.layout, vec![a, 0, 18]);
+        assert!(first.more);
+        let second = hub.flush_within(0, Instant::now(), 20);
+        assert_eq!(second.layout, vec![b, 0, 18]);
+        assert!(!second.more);
     }
 }

@@ -1,23 +1,34 @@
 //! native-sse: Server-Sent Events for Node.js with the byte path in Rust.
 //!
-//! `frame`, `buffer`, `hub`, `channel`, `stop` and `stream_entry` are plain Rust and know
-//! nothing of JavaScript; `endpoint` and `channel_binding` are the napi
-//! bindings over them.
+//! The core is plain Rust and knows nothing of JavaScript: `frame`
+//! (encoding and validation), `buffer` (one client's queue), `hub` (the
+//! streams of a thread), `channel` (broadcast and history), `stop` (stop
+//! tokens) and `stream_entry` (entries read from Redis). The bindings only
+//! translate: `stream_binding`, `last_frame`, `keep_alive`, `stop_binding`,
+//! `channel_binding` and `redis_link`, with `error` as the one conversion of
+//! the core's errors into JavaScript errors.
 
-pub mod buffer;
-pub mod channel;
-pub mod frame;
-pub mod hub;
-pub mod stop;
-pub mod stream_entry;
+mod buffer;
+mod channel;
+mod frame;
+mod hub;
+mod stop;
+mod stream_entry;
+
+mod error;
+mod last_frame;
 
 // Under `cargo test` napi-derive registers nothing, so the exports look unused.
 #[cfg_attr(test, allow(dead_code))]
 mod channel_binding;
 #[cfg_attr(test, allow(dead_code))]
-mod endpoint;
+mod keep_alive;
 #[cfg_attr(test, allow(dead_code))]
 mod redis_link;
+#[cfg_attr(test, allow(dead_code))]
+mod stop_binding;
+#[cfg_attr(test, allow(dead_code))]
+mod stream_binding;
 
 #[cfg(test)]
 mod model_tests;

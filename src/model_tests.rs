@@ -122,6 +122,7 @@ fn run(ops: Vec<Op>, caps: Vec<usize>) {
         .iter()
         .map(|&max| {
             let options = StreamOptions {
+                owner: 0,
                 max_buffered: max,
                 keep_alive: Some(Duration::from_millis(100)),
             };
@@ -140,7 +141,7 @@ fn run(ops: Vec<Op>, caps: Vec<usize>) {
         .collect();
 
     let deliver = |hub: &mut Hub, streams: &mut Vec<ModelStream>, now: Instant| {
-        let batch = hub.flush(now);
+        let batch = hub.flush(0, now);
         for part in batch.layout.chunks(3) {
             let stream = streams
                 .iter_mut()
@@ -233,7 +234,7 @@ fn run(ops: Vec<Op>, caps: Vec<usize>) {
             }
             Op::KeepAlive { ms } => {
                 now += Duration::from_millis(ms);
-                hub.queue_keep_alives(now);
+                hub.queue_keep_alives(0, now);
             }
         }
         for s in streams.iter().filter(|s| s.open) {

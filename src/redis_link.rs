@@ -25,14 +25,15 @@ use std::time::Duration;
 
 use napi::bindgen_prelude::{Buffer, Function, PromiseRaw};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
-use napi::{Env, Error, Result, Status};
+use napi::{Env, Status};
 use napi_derive::napi;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Value};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::endpoint::stop_keys;
+use crate::error::{error, internal, Code, Result};
+use crate::stop_binding::stop_keys;
 use crate::stream_entry::{Page, RawFields, StreamId};
 
 /// How long one XREAD waits for new entries before asking again.
@@ -52,6 +53,13 @@ const PIPELINE_BYTES: usize = 1 << 20;
 /// `broadcast` is refused at once (not appended).
 #[napi]
 pub const MAX_PENDING_PUBLISH_BYTES: u32 = 64 << 20;
+/// Entries a stream is trimmed to (about), unless the channel says otherwise.
+#[napi]
+pub const DEFAULT_STREAM_MAX_LEN: u32 = 10_000;
+/// How long a resuming client waits for the stream reader to start before
+/// its stream is ended (it comes back later), in ms.
+#[napi]
+pub const RESUME_WAIT_MS: u32 = 10_000;
 /// The key through which processes on one Redis share the stop-token key.
 const STOP_KEY_NAME: &str = "native-sse:stop-key";
 
@@ -116,6 +124,8 @@ impl PublishBatch {
 #[napi]
 pub struct StreamPage {
     pub(crate) page: Page,
+    /// Why the stream could not be read (then the page is empty).
+    failure: Option<String>,
     /// The oldest id the stream holds is past the id read after: entries
     /// were trimmed away before this read.
     trimmed: bool,
@@ -144,6 +154,12 @@ impl StreamPage {
     #[napi(getter)]
     pub fn trimmed(&self) -> bool {
         self.trimmed
+    }
+
+    /// Why the stream could not be read, or `null`.
+    #[napi(getter)]
+    pub fn failure(&self) -> Option<String> {
+        self.failure.clone()
     }
 
     /// The entries skipped, `[id, reason, id, reason, …]`.
@@ -271,7 +287,7 @@ impl RedisLink {
     /// `on_outcomes` is called with every pipeline's [`PublishBatch`],
     /// through a weak thread-safe function: JavaScript keeps the process
     /// alive while broadcasts are pending.
-    #[napi(constructor)]
+    #[napi(constructor, catch_unwind)]
     pub fn new(
         url: String,
         stream: String,
@@ -302,13 +318,14 @@ impl RedisLink {
                 )
             }
         }
-        .map_err(|err| Error::new(Status::InvalidArg, format!("{} ({server})", err.category())))?;
+        .map_err(|err| error(Code::RedisConfig, format!("{} ({server})", err.category())))?;
         let connector = Connector { client };
         let outcomes: OutcomeCallback = on_outcomes
             .build_threadsafe_function::<PublishBatch>()
             .callee_handled::<false>()
             .weak::<true>()
-            .build()?;
+            .build()
+            .map_err(internal)?;
         let (requests, queue) = mpsc::unbounded_channel();
         let pending = Arc::new(AtomicUsize::new(0));
         let start = SharedStart::default();
@@ -344,8 +361,8 @@ impl RedisLink {
 
     /// Resolves to `null` once the publisher is connected, or to why it
     /// could not connect.
-    #[napi]
-    pub fn ready<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, Option<String>>> {
+    #[napi(catch_unwind)]
+    pub fn ready<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, Option<String>>> {
         let (reply, outcome) = oneshot::channel();
         let closed = self.send(Request::Ready(reply)).is_err();
         env.spawn_future(async move {
@@ -384,27 +401,76 @@ impl RedisLink {
     }
 
     /// Reads up to `count` entries after `after` (a stream id), checking
-    /// whether the stream was trimmed past it. Rejects with the reason when
-    /// Redis cannot be read.
+    /// whether the stream was trimmed past it. When Redis cannot be read,
+    /// the page is empty and says why in `failure`.
     #[napi]
-    pub async fn read_page(&self, after: String, count: u32) -> Result<StreamPage> {
+    pub async fn read_page(&self, after: String, count: u32) -> napi::Result<StreamPage> {
+        let mut page = StreamPage {
+            page: Page::default(),
+            failure: None,
+            trimmed: false,
+        };
+        // JavaScript reads after stream ids only; anything else reads nothing.
         let Some(after) = StreamId::parse(&after) else {
-            return Err(Error::new(Status::InvalidArg, "not a stream id"));
+            return Ok(page);
         };
-        let failure = |err: redis::RedisError| {
-            Error::new(
-                Status::GenericFailure,
-                format!("Cannot read from Redis at {}: {err}", self.server),
-            )
-        };
+        match self.read_after(after, count).await {
+            Ok((read, trimmed)) => {
+                page.page = read;
+                page.trimmed = trimmed;
+            }
+            Err(err) => {
+                page.failure = Some(format!("Cannot read from Redis at {}: {err}", self.server))
+            }
+        }
+        Ok(page)
+    }
+
+    /// Starts following the stream from its current end. `on_page` first
+    /// gets an empty page whose `last` is that end, then every batch.
+    #[napi(catch_unwind)]
+    pub fn start_reading(&mut self, on_page: Function<StreamPage, ()>) -> Result<()> {
+        let callback: PageCallback = on_page
+            .build_threadsafe_function::<StreamPage>()
+            .callee_handled::<false>()
+            .weak::<true>()
+            .build()
+            .map_err(internal)?;
+        let task = napi::bindgen_prelude::spawn(follow(
+            self.connector.clone(),
+            self.stream.clone(),
+            self.start.clone(),
+            callback,
+        ));
+        if let Some(previous) = self.reader.replace(task.abort_handle()) {
+            previous.abort();
+        }
+        Ok(())
+    }
+
+    /// Stops the reader and the publisher (once what is queued has gone).
+    #[napi(catch_unwind)]
+    pub fn close(&mut self) {
+        if let Some(reader) = self.reader.take() {
+            reader.abort();
+        }
+        self.requests = None;
+    }
+
+    fn send(&self, request: Request) -> std::result::Result<(), ()> {
+        match &self.requests {
+            Some(requests) => requests.send(request).map_err(|_| ()),
+            None => Err(()),
+        }
+    }
+}
+
+impl RedisLink {
+    /// One page after `after`, and whether the stream was trimmed past it.
+    async fn read_after(&self, after: StreamId, count: u32) -> redis::RedisResult<(Page, bool)> {
         let mut guard = self.pages.lock().await;
         if guard.is_none() {
-            *guard = Some(
-                self.connector
-                    .connect(REPLY_TIMEOUT)
-                    .await
-                    .map_err(failure)?,
-            );
+            *guard = Some(self.connector.connect(REPLY_TIMEOUT).await?);
         }
         let connection = guard.as_mut().expect("connected above");
         let mut pipe = redis::pipe();
@@ -424,7 +490,7 @@ impl RedisLink {
             Ok(reply) => reply,
             Err(err) => {
                 *guard = None;
-                return Err(failure(err));
+                return Err(err);
             }
         };
         drop(guard);
@@ -435,47 +501,7 @@ impl RedisLink {
         for (id, fields) in entries_of(reply.1) {
             page.add(&id, &fields);
         }
-        Ok(StreamPage {
-            page,
-            trimmed: oldest.is_some_and(|oldest| oldest > after),
-        })
-    }
-
-    /// Starts following the stream from its current end. `on_page` first
-    /// gets an empty page whose `last` is that end, then every batch.
-    #[napi]
-    pub fn start_reading(&mut self, on_page: Function<StreamPage, ()>) -> Result<()> {
-        let callback: PageCallback = on_page
-            .build_threadsafe_function::<StreamPage>()
-            .callee_handled::<false>()
-            .weak::<true>()
-            .build()?;
-        let task = napi::bindgen_prelude::spawn(follow(
-            self.connector.clone(),
-            self.stream.clone(),
-            self.start.clone(),
-            callback,
-        ));
-        if let Some(previous) = self.reader.replace(task.abort_handle()) {
-            previous.abort();
-        }
-        Ok(())
-    }
-
-    /// Stops the reader and the publisher (once what is queued has gone).
-    #[napi]
-    pub fn close(&mut self) {
-        if let Some(reader) = self.reader.take() {
-            reader.abort();
-        }
-        self.requests = None;
-    }
-
-    fn send(&self, request: Request) -> std::result::Result<(), ()> {
-        match &self.requests {
-            Some(requests) => requests.send(request).map_err(|_| ()),
-            None => Err(()),
-        }
+        Ok((page, oldest.is_some_and(|oldest| oldest > after)))
     }
 }
 
@@ -799,6 +825,7 @@ async fn follow(connector: Connector, stream: String, start: SharedStart, callba
                     last: Some(end),
                     ..Page::default()
                 },
+                failure: None,
                 trimmed: false,
             };
             if callback.call(start, ThreadsafeFunctionCallMode::NonBlocking) == Status::Closing {
@@ -836,6 +863,7 @@ async fn follow(connector: Connector, stream: String, start: SharedStart, callba
             }
             let batch = StreamPage {
                 page,
+                failure: None,
                 trimmed: false,
             };
             if callback.call(batch, ThreadsafeFunctionCallMode::NonBlocking) == Status::Closing {

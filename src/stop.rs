@@ -129,10 +129,6 @@ impl StopKeys {
         self.max_age = max_age;
     }
 
-    pub fn max_age(&self) -> Duration {
-        self.max_age
-    }
-
     fn signing_key(&self) -> &[u8] {
         self.explicit
             .as_deref()

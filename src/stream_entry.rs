@@ -15,7 +15,6 @@
 //! This module knows nothing of Redis clients or JavaScript; it is covered by
 //! `cargo test`.
 
-use std::cmp::Ordering;
 use std::fmt;
 
 use bytes::Bytes;
@@ -182,11 +181,6 @@ impl Page {
     }
 }
 
-/// Orders two stream ids given as text; ids that do not parse sort first.
-pub fn compare(a: &str, b: &str) -> Ordering {
-    StreamId::parse(a).cmp(&StreamId::parse(b))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,7 +212,6 @@ mod tests {
         ] {
             assert_eq!(StreamId::parse(bad), None, "{bad:?}");
         }
-        assert_eq!(compare("1-2", "1-10"), Ordering::Less);
         assert_eq!(
             b.before(),
             StreamId {
@@ -234,7 +227,6 @@ mod tests {
             }
         );
         assert!(StreamId { ms: 5, seq: 0 }.before() < StreamId { ms: 5, seq: 0 });
-        assert_eq!(compare("x", "0-0"), Ordering::Less);
     }
 
     #[test]

@@ -1,0 +1,75 @@
+'use strict';
+
+// Every error native-sse gives a user: its class, its `code` (listed in the
+// README, for matching), and its message, which names the argument the user
+// passed. Errors from Rust arrive with a code per kind and a short detail
+// (src/error.rs); the message is written here, where the argument's name is
+// known. No message text is parsed or patched.
+
+function describe(value) {
+  if (value === null) return 'null';
+  if (typeof value === 'object') return `an instance of ${value.constructor?.name ?? 'Object'}`;
+  if (typeof value === 'string') return `a string of length ${value.length}`;
+  if (typeof value === 'symbol') return 'a symbol';
+  return `${typeof value} ${String(value)}`;
+}
+
+function withCode(err, code) {
+  err.code = code;
+  return err;
+}
+
+/** An argument of the wrong type or out of range. */
+function invalid(name, expected, value) {
+  return withCode(new TypeError(`The "${name}" argument must be ${expected}, received ${describe(value)}`), 'ERR_INVALID_ARG_TYPE');
+}
+
+/** An argument whose type is right and whose value is not. */
+function invalidValue(name, why) {
+  return withCode(new TypeError(`The "${name}" argument ${why}`), 'ERR_INVALID_ARG_VALUE');
+}
+
+/**
+ * The error a user sees for an error from Rust. `names` says which argument
+ * each part of a frame came from: `{ data, event, id }`.
+ */
+function fromNative(err, names) {
+  switch (err?.code) {
+    case 'ERR_SSE_INVALID_EVENT':
+      return withCode(new TypeError(`The "${names.event}" argument must not contain a line break (CR or LF): ${err.message}`), err.code);
+    case 'ERR_SSE_INVALID_ID':
+      return withCode(new TypeError(`The "${names.id}" argument must not contain CR, LF or NUL: ${err.message}`), err.code);
+    case 'ERR_SSE_EVENT_TOO_LARGE':
+      return withCode(new TypeError(`The "${names.data}" argument is too large: ${err.message}`), err.code);
+    default:
+      return err;
+  }
+}
+
+/** An event larger than an endpoint's own cap. */
+function tooLarge(name, maxBufferedBytes) {
+  return withCode(
+    new TypeError(`The "${name}" argument is too large: the event takes more than maxBufferedBytes (${maxBufferedBytes} bytes)`),
+    'ERR_SSE_EVENT_TOO_LARGE',
+  );
+}
+
+/** What `send()` rejects with once the stream has closed. */
+function closedError(reason) {
+  return withCode(
+    new Error(`Cannot send: the event stream is closed (${reason})`),
+    reason === 'slow consumer' ? 'ERR_SSE_SLOW_CONSUMER' : 'ERR_SSE_CLOSED',
+  );
+}
+
+/** A broadcast Redis did not take; `outcome.code` says whether it may have
+ * been appended anyway. */
+function publishError({ code, reason }) {
+  const fate =
+    code === 'ERR_SSE_REDIS_OUTCOME_UNKNOWN'
+      ? 'the broadcast may or may not have been appended (do not simply retry it)'
+      : 'the broadcast was not appended';
+  return withCode(new Error(`${reason}: ${fate}`), code);
+}
+
+module.exports = { describe, withCode, invalid, invalidValue, fromNative, tooLarge, closedError, publishError };

@@ -1,0 +1,53 @@
+'use strict';
+
+// Listeners of an endpoint that throw (or reject) are reported, not allowed
+// to end the process: on an `EventTarget` in Node a throwing listener would
+// otherwise do so (browsers report it and go on, which is what happens
+// here), and a stream must close cleanly whatever its listeners do.
+
+function reportListenerError(err) {
+  process.emitWarning(err instanceof Error ? err.message : String(err), {
+    type: 'EventEndpointListenerError',
+    detail: `An EventEndpoint listener threw; the event went on to the other listeners.\n${err?.stack ?? ''}`,
+  });
+}
+
+/** A listener that reports what the original throws (or rejects with). */
+function guarded(listener) {
+  return function (event) {
+    try {
+      const result = typeof listener === 'function' ? listener.call(this, event) : listener.handleEvent(event);
+      // Node reports a rejected promise from a listener as uncaught; the
+      // promise is dealt with here and not handed back.
+      if (result !== null && typeof result?.then === 'function') result.then(undefined, reportListenerError);
+    } catch (err) {
+      reportListenerError(err);
+    }
+  };
+}
+
+/**
+ * The guarded wrappers of one target's listeners: listener → (type and
+ * capture → its wrapper), so that adding the same listener twice is still
+ * one listener, and removing it works.
+ */
+class ListenerGuards {
+  #guards = new WeakMap();
+
+  /** The wrapper to add (`create`) or remove in place of `listener`, or
+   * undefined for a value that is no listener (EventTarget ignores it). */
+  of(type, listener, options, create) {
+    if (listener === null || (typeof listener !== 'function' && typeof listener !== 'object')) return undefined;
+    const key = `${type}\0${typeof options === 'boolean' ? options : Boolean(options?.capture)}`;
+    let byKey = this.#guards.get(listener);
+    if (byKey === undefined) {
+      if (!create) return undefined;
+      this.#guards.set(listener, (byKey = new Map()));
+    }
+    let guard = byKey.get(key);
+    if (guard === undefined && create) byKey.set(key, (guard = guarded(listener)));
+    return guard;
+  }
+}
+
+module.exports = { ListenerGuards };

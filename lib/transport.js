@@ -1,0 +1,43 @@
+'use strict';
+
+/**
+ * The contract between an endpoint and the thing that carries its bytes to
+ * the client: a node:http or node:http2 response (`NodeTransport`), or the
+ * body of a web `Response` (`WebTransport`). An endpoint knows its transport
+ * only through these members and events.
+ *
+ * Members:
+ *
+ * - `write(chunk: Buffer): boolean` — hands over one stream's share of a
+ *   flush. The transport owns the chunk from then on (it may keep it until
+ *   the client takes it). Returns `false` when the transport is full: the
+ *   endpoint then pauses its stream in Rust, and the transport calls
+ *   `onDrain` once it has room. A transport that has ended or been destroyed
+ *   accepts and drops the chunk (returns `true`).
+ * - `buffered: number` — bytes handed over that the client has not taken
+ *   yet; added to what waits in Rust for `bufferedAmount`.
+ * - `end(rest: Buffer | null): void` — writes `rest` (what was still queued
+ *   in Rust), then ends the stream cleanly. Idempotent.
+ * - `destroy(reason: string): void` — drops the connection: nothing more is
+ *   written. Idempotent.
+ *
+ * Framing: Rust hands a stream's bytes over as they are
+ * (`StreamFraming.Plain`). A transport that writes them straight to the
+ * socket of a chunked HTTP/1.1 response sets `StreamFraming.Chunked` on its
+ * stream (`native.setFraming`) before its first such write; only the
+ * transport knows where the bytes go.
+ *
+ * Events, given to the constructor as `{ onDrain, onGone }`:
+ *
+ * - `onDrain()` — the transport has room again (or, for a pull-based body,
+ *   the consumer asks for more).
+ * - `onGone(wasClean: boolean, reason: string)` — the client or the
+ *   connection went away, or the response was ended or destroyed by someone
+ *   else. Called at most once per cause; the endpoint ignores all but the
+ *   first.
+ *
+ * @typedef {{ onDrain(): void, onGone(wasClean: boolean, reason: string): void }} TransportEvents
+ * @typedef {{ write(chunk: Buffer): boolean, readonly buffered: number, end(rest: Buffer | null): void, destroy(reason: string): void }} Transport
+ */
+
+module.exports = {};

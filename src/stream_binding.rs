@@ -1,0 +1,211 @@
+//! The binding of event streams: it converts values and calls the pure Rust
+//! core, nothing more.
+//!
+//! A JavaScript `EventEndpoint` owns a slot in this thread's [`Hub`] and
+//! hands strings in (cheap); encoded bytes come back once per event-loop
+//! turn for all the streams of one owner through [`flush`], never one Buffer
+//! per frame. Each copy of the JavaScript layer on the thread is an owner of
+//! its own ([`new_owner`]), so that no copy flushes another's streams.
+
+use std::cell::{Cell, RefCell};
+use std::time::{Duration, Instant};
+
+use napi::bindgen_prelude::{Buffer, Uint32Array};
+use napi_derive::napi;
+
+use crate::error::{closed, frame_error, Result};
+use crate::frame::Frame;
+use crate::hub::{Framing, Hub, Owner, PushError, StreamOptions};
+use crate::last_frame::LastFrame;
+
+thread_local! {
+    // Every call comes from the JavaScript thread that owns the streams; a
+    // worker thread gets a hub of its own.
+    static HUB: RefCell<Hub> = RefCell::new(Hub::default());
+    static LAST_FRAME: RefCell<LastFrame> = RefCell::new(LastFrame::default());
+    static OWNERS: Cell<Owner> = const { Cell::new(0) };
+}
+
+pub(crate) fn with_hub<T>(f: impl FnOnce(&mut Hub) -> T) -> T {
+    HUB.with(|hub| f(&mut hub.borrow_mut()))
+}
+
+/// Bytes a client may fall behind before it is cut off as a slow consumer,
+/// unless an endpoint says otherwise.
+#[napi]
+pub const DEFAULT_MAX_BUFFERED_BYTES: u32 = crate::buffer::DEFAULT_MAX_BUFFERED as u32;
+/// Bytes behind at which `send()` starts to wait, unless an endpoint says
+/// otherwise.
+#[napi]
+pub const DEFAULT_HIGH_WATER_MARK: u32 = crate::buffer::DEFAULT_HIGH_WATER_MARK as u32;
+/// What `send` returns when the frame would pass the stream's cap.
+#[napi]
+pub const SEND_OVERFLOW: i32 = -1;
+/// What `send` returns when the frame alone is larger than the cap.
+#[napi]
+pub const SEND_TOO_LARGE: i32 = -2;
+/// What `sendAgain` returns when the last frame is not the caller's.
+#[napi]
+pub const SEND_STALE: i32 = -3;
+
+/// A stream's settings, as the endpoint validated them.
+#[napi(object)]
+pub struct StreamSettings {
+    pub owner: u32,
+    /// The reconnection time sent at the start, if any (ms).
+    pub retry: Option<u32>,
+    pub max_buffered_bytes: u32,
+    /// Idle time before a keep-alive comment; `0` is off (ms).
+    pub keep_alive: u32,
+}
+
+/// A new owner: one per copy of the JavaScript layer on this thread.
+#[napi(catch_unwind)]
+pub fn new_owner() -> u32 {
+    OWNERS.with(|owners| {
+        let next = owners.get() + 1;
+        owners.set(next);
+        next
+    })
+}
+
+fn queued(result: std::result::Result<usize, PushError>) -> Result<i64> {
+    match result {
+        Ok(queued) => Ok(queued as i64),
+        Err(PushError::Full) => Ok(SEND_OVERFLOW.into()),
+        Err(PushError::FrameTooLarge) => Ok(SEND_TOO_LARGE.into()),
+        Err(err @ PushError::Closed) => Err(closed(err)),
+    }
+}
+
+/// Opens a stream and queues its opening bytes; returns its slot.
+#[napi(catch_unwind)]
+pub fn open_stream(settings: StreamSettings) -> u32 {
+    let options = StreamOptions {
+        owner: settings.owner,
+        max_buffered: settings.max_buffered_bytes as usize,
+        keep_alive: (settings.keep_alive > 0)
+            .then(|| Duration::from_millis(settings.keep_alive.into())),
+    };
+    with_hub(|hub| {
+        let slot = hub.open(options, Instant::now());
+        // A fresh stream is empty: the opening always fits.
+        let _ = hub.push_opening(slot, settings.retry);
+        slot
+    })
+}
+
+/// Queues an event (a `message` when `event` is absent). Returns the bytes
+/// queued for the stream, [`SEND_OVERFLOW`] if the frame would pass its
+/// cap, or [`SEND_TOO_LARGE`] if the frame alone is larger than the cap
+/// (nothing is queued in either case).
+#[napi(catch_unwind)]
+pub fn send(
+    slot: u32,
+    data: String,
+    event: Option<String>,
+    event_id: Option<String>,
+) -> Result<i64> {
+    let frame = Frame::new(&data, event.as_deref(), event_id.as_deref()).map_err(frame_error)?;
+    with_hub(|hub| {
+        let owner = hub.owner(slot).ok_or_else(|| closed(PushError::Closed))?;
+        LAST_FRAME.with(|last| {
+            let mut last = last.borrow_mut();
+            let bytes = last.encode(owner, &frame);
+            queued(hub.push_encoded(slot, bytes))
+        })
+    })
+}
+
+/// Queues the frame that the last `send` of this slot's owner encoded,
+/// without passing or encoding it again; returns as [`send`] does, or
+/// [`SEND_STALE`] when another owner encoded a frame since (send in full).
+#[napi(catch_unwind)]
+pub fn send_again(slot: u32) -> Result<i64> {
+    with_hub(|hub| {
+        let owner = hub.owner(slot).ok_or_else(|| closed(PushError::Closed))?;
+        LAST_FRAME.with(|last| match last.borrow_mut().share(owner) {
+            Some(bytes) => queued(hub.push_shared(slot, bytes)),
+            None => Ok(SEND_STALE.into()),
+        })
+    })
+}
+
+/// Takes one stream's queued bytes ahead of the next flush.
+#[napi(catch_unwind)]
+pub fn take_queued(slot: u32) -> Option<Buffer> {
+    let bytes = with_hub(|hub| hub.take(slot));
+    (!bytes.is_empty()).then(|| Buffer::from(bytes))
+}
+
+/// Bytes queued for a stream and not yet flushed.
+#[napi(catch_unwind)]
+pub fn buffered_amount(slot: u32) -> f64 {
+    with_hub(|hub| hub.buffered(slot) as f64)
+}
+
+/// Leaves a stream out of flushes until [`resume_stream`]: its transport
+/// reported backpressure.
+#[napi(catch_unwind)]
+pub fn pause_stream(slot: u32) {
+    with_hub(|hub| hub.pause(slot));
+}
+
+/// Takes a paused stream back; returns whether bytes wait for a flush.
+#[napi(catch_unwind)]
+pub fn resume_stream(slot: u32) -> bool {
+    with_hub(|hub| hub.resume(slot))
+}
+
+/// How a stream's flushed bytes are framed for its transport.
+#[napi]
+pub enum StreamFraming {
+    /// As they are.
+    Plain,
+    /// As one HTTP/1.1 chunk per flush, for the socket of a chunked response.
+    Chunked,
+}
+
+#[napi(catch_unwind)]
+pub fn set_framing(slot: u32, framing: StreamFraming) {
+    let framing = match framing {
+        StreamFraming::Plain => Framing::Plain,
+        StreamFraming::Chunked => Framing::Chunked,
+    };
+    with_hub(|hub| hub.set_framing(slot, framing));
+}
+
+/// Closes a stream's slot, dropping what is still queued.
+#[napi(catch_unwind)]
+pub fn release_stream(slot: u32) {
+    with_hub(|hub| hub.release(slot));
+}
+
+/// Open streams on this thread, of every owner; for diagnostics.
+#[napi(catch_unwind)]
+pub fn open_stream_count() -> u32 {
+    with_hub(|hub| hub.len() as u32)
+}
+
+/// Everything one owner has queued, for one `write` per stream.
+#[napi(object)]
+pub struct FlushBatch {
+    /// The bytes of all streams, one after another.
+    pub bytes: Buffer,
+    /// `[slot, start, end, …]`: each stream's share of `bytes`.
+    pub layout: Uint32Array,
+    /// More bytes wait than one batch can hold: flush again.
+    pub more: bool,
+}
+
+/// Takes the bytes queued on every unpaused stream of `owner`; `null` when
+/// nothing waits.
+#[napi(catch_unwind)]
+pub fn flush(owner: u32) -> Option<FlushBatch> {
+    let batch = with_hub(|hub| hub.flush(owner, Instant::now()));
+    (!batch.is_empty()).then(|| FlushBatch {
+        bytes: Buffer::from(batch.bytes),
+        layout: Uint32Array::new(batch.layout),
+        more: batch.more,
+    })
+}
