@@ -72,6 +72,8 @@ async function check(label, expected, attempt) {
   }
   assert.ok(outcome instanceof TypeError, `${label}: expected a TypeError, got ${outcome}`);
   assert.match(outcome.message, expected, label);
+  // Every error has a code to match on (README, Errors).
+  assert.match(outcome.code ?? '', /^ERR_(INVALID_ARG_(TYPE|VALUE)|SSE_[A-Z_]+)$/, `${label}: code`);
   return false;
 }
 

@@ -4,7 +4,7 @@ const native = require('../binding.js');
 const outbox = require('./outbox.js');
 const { EventEndpoint } = require('./endpoint.js');
 const { optionalString, requiredString } = require('./options.js');
-const { invalid, invalidValue, withCode, fromNative, publishError } = require('./errors.js');
+const { handled, invalid, invalidValue, withCode, fromNative, publishError } = require('./errors.js');
 const reports = require('./reports.js');
 const { kSlot, kJoin, kLeave, kAbort, kDrop, kLastId, kWhenWritable, nextSequence } = require('./internal.js');
 
@@ -84,13 +84,6 @@ function compareStreamIds(a, b) {
   const [bm, bs] = b.split('-').map(BigInt);
   if (am !== bm) return am < bm ? -1 : 1;
   return as === bs ? 0 : as < bs ? -1 : 1;
-}
-
-/** Marks a rejection as handled (see endpoint.js): a broadcast that is not
- * awaited cannot end the process, one that is awaited still sees it. */
-function handled(promise) {
-  promise.catch(noop);
-  return promise;
 }
 
 function endpointArgument(endpoint) {

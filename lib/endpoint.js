@@ -7,21 +7,13 @@ const { NodeTransport } = require('./node-transport.js');
 const { WebTransport } = require('./web-transport.js');
 const { ListenerGuards } = require('./listeners.js');
 const { normalizeOptions, optionalString, requiredString } = require('./options.js');
-const { invalid, invalidValue, fromNative, tooLarge, closedError } = require('./errors.js');
+const { handled, invalid, invalidValue, fromNative, tooLarge, closedError } = require('./errors.js');
 const { isWebRequest, isNodeRequest, isNodeResponse, streamHeaders, userHeaders, lastEventIdOf } = require('./request.js');
 const { kSlot, kJoin, kLeave, kAbort, kDrop, kLastId, kWhenWritable, nextSequence } = require('./internal.js');
 
 const RESOLVED = Promise.resolve();
 const noop = () => {};
 const SEND_NAMES = { data: 'data', event: 'event', id: 'eventId' };
-
-/** Marks a rejection as handled, so that a sender that does not await cannot
- * crash the process with an unhandled rejection, while one that awaits
- * still sees it. */
-function handled(promise) {
-  promise.catch(noop);
-  return promise;
-}
 
 // The last frame this copy of the module sent, by value. Looping one event
 // over many endpoints is the common way to fan out; when the next send is

@@ -72,4 +72,12 @@ function publishError({ code, reason }) {
   return withCode(new Error(`${reason}: ${fate}`), code);
 }
 
-module.exports = { describe, withCode, invalid, invalidValue, fromNative, tooLarge, closedError, publishError };
+/** Marks a promise's rejection as handled, so that a caller that does not
+ * await it (an un-awaited `send()` or `broadcast()`) cannot end the process
+ * with an unhandled rejection, while one that awaits it still sees it. */
+function handled(promise) {
+  promise.catch(() => {});
+  return promise;
+}
+
+module.exports = { handled, describe, withCode, invalid, invalidValue, fromNative, tooLarge, closedError, publishError };
