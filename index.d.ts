@@ -343,3 +343,21 @@ export interface StopTokenOptions {
 
 /** Sets how stop tokens are signed and how long they are honoured. */
 export declare function configureStopTokens(options: StopTokenOptions): void;
+
+/**
+ * The `code` of every error native-sse throws or rejects with (see the
+ * README's Errors section). Messages may change; codes do not.
+ */
+export type SseErrorCode =
+  | "ERR_INVALID_ARG_TYPE"
+  | "ERR_INVALID_ARG_VALUE"
+  | "ERR_SSE_INVALID_EVENT"
+  | "ERR_SSE_INVALID_ID"
+  | "ERR_SSE_EVENT_TOO_LARGE"
+  | "ERR_SSE_CLOSED"
+  | "ERR_SSE_SLOW_CONSUMER"
+  | "ERR_SSE_REDIS_NOT_APPENDED"
+  | "ERR_SSE_REDIS_OUTCOME_UNKNOWN"
+  | "ERR_SSE_REDIS_UNAVAILABLE"
+  | "ERR_SSE_CHANNEL_CLOSED"
+  | "ERR_SSE_INTERNAL";

@@ -12,6 +12,8 @@ const { isWebRequest, isNodeRequest, isNodeResponse, streamHeaders, userHeaders,
 const { kSlot, kJoin, kLeave, kAbort, kDrop, kLastId, kWhenWritable, nextSequence } = require('./internal.js');
 
 const RESOLVED = Promise.resolve();
+// What native.send and native.sendAgain return besides a byte count.
+const { SEND_OVERFLOW, SEND_TOO_LARGE, SEND_STALE } = native;
 const noop = () => {};
 const SEND_NAMES = { data: 'data', event: 'event', id: 'eventId' };
 
@@ -223,9 +225,9 @@ class EventEndpoint extends EventTarget {
     requiredString('data', data);
     const id = optionalString('eventId', eventId) || undefined;
     if (this.#closed) return handled(Promise.reject(closedError(this.#closeReason)));
-    let queued = native.SEND_STALE;
+    let queued = SEND_STALE;
     if (data === lastData && event === lastEvent && id === lastId) queued = native.sendAgain(this.#slot);
-    if (queued === native.SEND_STALE) {
+    if (queued === SEND_STALE) {
       try {
         queued = native.send(this.#slot, data, event, id);
       } catch (err) {
@@ -236,11 +238,11 @@ class EventEndpoint extends EventTarget {
       lastEvent = event;
       lastId = id;
     }
-    if (queued === native.SEND_TOO_LARGE) {
+    if (queued === SEND_TOO_LARGE) {
       // No client could ever take it; the stream itself is fine.
       throw tooLarge('data', this.#maxBufferedBytes);
     }
-    if (queued === native.SEND_OVERFLOW) {
+    if (queued === SEND_OVERFLOW) {
       // The client has fallen a whole cap behind. Cut it off rather than
       // drop frames from the middle of its stream: it reconnects with its
       // Last-Event-ID and can be resumed from there.

@@ -104,3 +104,10 @@ new Channel({ redis: { url: 'rediss://h', stream: 's', tls: { ca: 42 } } });
 // Stop tokens shared by a deployment without Redis.
 import { configureStopTokens, type RedisPublishError } from 'native-sse';
 configureStopTokens({ key: 'a secret of at least thirty-two bytes!', maxAge: 60 * 60 * 1000 });
+
+// Error codes to match on.
+import type { SseErrorCode } from 'native-sse';
+export function retriable(err: { code?: string }): boolean {
+  const code = err.code as SseErrorCode;
+  return code === 'ERR_SSE_REDIS_NOT_APPENDED';
+}
