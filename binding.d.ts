@@ -94,6 +94,14 @@ export declare class StreamPage {
   skipped(): Array<string>
 }
 
+/**
+ * Takes over writing a stream's bytes to its socket (see
+ * [`crate::direct`]): `fd` is the socket's descriptor, whose headers have
+ * gone out and of which Node holds no unwritten byte. Returns false where
+ * that cannot be done (then nothing changed).
+ */
+export declare function attachSocket(slot: number, fd: number): boolean
+
 /** Bytes queued for a stream and not yet flushed. */
 export declare function bufferedAmount(slot: number): number
 
@@ -139,6 +147,16 @@ export interface DeliveryResult {
 }
 
 /**
+ * Gives a stream's socket back to Node (the stream is ending): returns the
+ * bytes that were framed for it and not yet written, to be written to the
+ * socket as they are, first; `null` if none.
+ */
+export declare function detachSocket(slot: number): Buffer | null
+
+/** Sockets that Rust writes to itself on this thread; for diagnostics. */
+export declare function directSocketCount(): number
+
+/**
  * Takes the bytes queued on every unpaused stream of `owner`; `null` when
  * nothing waits.
  */
@@ -152,6 +170,13 @@ export interface FlushBatch {
   layout: Uint32Array
   /** More bytes wait than one batch can hold: flush again. */
   more: boolean
+  /**
+   * Streams written directly whose waiting `send()`s may go (their
+   * bytes have all left), or `null`.
+   */
+  drained?: Uint32Array
+  /** Streams written directly whose socket failed, or `null`. */
+  failed?: Uint32Array
 }
 
 /**
@@ -230,7 +255,10 @@ export interface RedisTls {
   key?: Buffer
 }
 
-/** Closes a stream's slot, dropping what is still queued. */
+/**
+ * Closes a stream's slot, dropping what is still queued (and our
+ * descriptor of its socket, if we held one).
+ */
 export declare function releaseStream(slot: number): void
 
 /** What a subscription replayed; see [`crate::channel::Replay`]. */
@@ -249,6 +277,13 @@ export declare const RESUME_PAGE_SIZE: number
  * its stream is ended (it comes back later), in ms.
  */
 export declare const RESUME_WAIT_MS: number
+
+/**
+ * After a wakeup: writes what a direct socket had pending. Returns whether
+ * the stream takes bytes again; what it drained or failed is reported by
+ * the next flush.
+ */
+export declare function resumeDirect(slot: number): boolean
 
 /** Takes a paused stream back; returns whether bytes wait for a flush. */
 export declare function resumeStream(slot: number): boolean
@@ -283,6 +318,12 @@ export declare function sendAgain(slot: number): number
  */
 export declare function sendStop(slot: number): string | null
 
+/**
+ * Sets the function that `owner`'s direct sockets call (with the slot)
+ * when they can be written again.
+ */
+export declare function setDirectWakeup(owner: number, onWritable: (arg: number) => void): void
+
 export declare function setFraming(slot: number, framing: StreamFraming): void
 
 /**
@@ -314,3 +355,9 @@ export interface StreamSettings {
 
 /** Takes one stream's queued bytes ahead of the next flush. */
 export declare function takeQueued(slot: number): Buffer | null
+
+/**
+ * Asks the next flush to report (in `drained`) when this stream's bytes
+ * have all been written to its socket; for `send()`s waiting on it.
+ */
+export declare function watchDrain(slot: number): void

@@ -15,6 +15,7 @@ function diagnostics() {
   return {
     openStreams: native.openStreamCount(),
     keepAliveTimer: native.keepAliveTimerRunning(),
+    directSockets: native.directSocketCount(),
     skippedStreamEntries: reports.counts.skippedStreamEntries,
     oversizedStreamEntries: reports.counts.oversizedStreamEntries,
   };

@@ -108,7 +108,11 @@ class EventEndpoint extends EventTarget {
       keepAlive: options.keepAlive,
     }));
     if (response !== null) this.#transport = new NodeTransport(slot, response, this.#transportEvents());
-    outbox.attach(slot, (chunk) => this.#write(chunk));
+    outbox.attach(slot, {
+      write: (chunk) => this.#write(chunk),
+      drained: () => this.#releaseWaiters(),
+      failed: () => this.#abort('client disconnected (its socket failed)'),
+    });
     outbox.schedule();
     if (options.keepAlive > 0) {
       this.#keepAlive = options.keepAlive;
@@ -213,6 +217,8 @@ class EventEndpoint extends EventTarget {
     if (noReconnect) native.sendStop(slot);
     const rest = native.takeQueued(slot);
     const transport = this.#transport;
+    // Before the slot goes: Rust may hold bytes it is writing to the socket.
+    transport.reclaim();
     this.#end(true, noReconnect ? 'closed by the server, no reconnect' : 'closed by the server');
     transport.end(rest);
   }
@@ -252,7 +258,7 @@ class EventEndpoint extends EventTarget {
     if (id !== undefined) this.#setLastEventId(id);
     outbox.schedule();
     if (queued < this.#highWaterMark) return RESOLVED;
-    return handled(new Promise((resolve, reject) => (this.#waiters ??= []).push({ resolve, reject })));
+    return handled(new Promise((resolve, reject) => this.#wait({ resolve, reject })));
   }
 
   #setLastEventId(id) {
@@ -285,7 +291,7 @@ class EventEndpoint extends EventTarget {
     if (this.#closed || this.bufferedAmount < this.#highWaterMark) return RESOLVED;
     // Settled by the next flush that hands this stream's bytes over, or by
     // the end of the stream (both settle it, neither rejects it here).
-    return new Promise((resolve) => (this.#waiters ??= []).push({ resolve, reject: resolve }));
+    return new Promise((resolve) => this.#wait({ resolve, reject: resolve }));
   }
 
   #transportEvents() {
@@ -305,6 +311,14 @@ class EventEndpoint extends EventTarget {
     if (!this.#transport.write(chunk)) native.pauseStream(this.#slot);
     // The flush emptied this stream's queue in Rust: waiting sends may go.
     this.#releaseWaiters();
+  }
+
+  /** Waits for the client to take what is queued: settled by the next
+   * flush that hands this stream's bytes over (or, when Rust writes them
+   * to the socket itself, once they have all been written). */
+  #wait(waiter) {
+    (this.#waiters ??= []).push(waiter);
+    native.watchDrain(this.#slot);
   }
 
   #releaseWaiters() {

@@ -27,13 +27,39 @@ function directSocket(response) {
     : null;
 }
 
+/**
+ * The descriptor of a plain TCP socket (not TLS) that Rust may write to
+ * directly, or -1. Read from its handle while the socket is open: Rust
+ * duplicates it at once (see src/direct.rs).
+ */
+function descriptorOf(socket) {
+  if (socket.encrypted || process.platform === 'win32') return -1;
+  const fd = socket._handle?.fd;
+  return typeof fd === 'number' && fd >= 0 ? fd : -1;
+}
+
+/**
+ * A share of a flush as the transport may keep it. A share that a socket or
+ * stream keeps (it did not take it at once) must not be a view of the whole
+ * flush's Buffer, or one stuck client would pin every other client's bytes
+ * of that turn: such a share is copied, so a client holds its own bytes only.
+ */
+function ownShare(chunk, sink) {
+  const small = chunk.byteLength * 2 < chunk.buffer.byteLength;
+  return small && (sink.writableLength > 0 || sink.writableNeedDrain) ? Buffer.from(chunk) : chunk;
+}
+
+/** Where a stream's bytes go once Rust writes them to its socket itself. */
+const RUST = Symbol('written by Rust');
+
 /** A transport (see transport.js) over a node:http or node:http2 response. */
 class NodeTransport {
   #slot;
   #response;
   #onDrain;
-  /** Where flushes go once known: the response's socket (direct chunks),
-   * or the response itself; `undefined` until the first flush. */
+  /** Where flushes go once known: `RUST` (Rust writes to the socket), the
+   * response's socket (ready-framed chunks written from JavaScript), or the
+   * response itself; `undefined` until the first flush. */
   #sink = undefined;
 
   /**
@@ -55,6 +81,11 @@ class NodeTransport {
     });
   }
 
+  /** Whether Rust writes this stream's bytes to its socket. */
+  get direct() {
+    return this.#sink === RUST;
+  }
+
   /** Writes a share of a flush; false when the response is full (then
    * `onDrain` follows once it has room). */
   write(chunk) {
@@ -64,14 +95,21 @@ class NodeTransport {
     let written;
     if (sink === undefined) {
       // The first flush (the opening) goes through the response, which sends
-      // the headers with it; then the way for the others is chosen.
+      // the headers with it; then the way for the others is chosen: the
+      // socket (ready-framed chunks), or else the response.
       written = response.write(chunk);
       sink = this.#sink = directSocket(response) ?? response;
       if (sink !== response) native.setFraming(this.#slot, native.StreamFraming.Chunked);
     } else {
-      written = sink.write(chunk);
+      written = sink.write(ownShare(chunk, sink));
     }
-    if (!written) sink.once('drain', this.#onDrain);
+    if (!written) {
+      sink.once('drain', this.#onDrain);
+    } else if (sink !== response && sink.writableLength === 0 && native.attachSocket(this.#slot, descriptorOf(sink))) {
+      // Node holds none of the socket's bytes (the write went out at once,
+      // uncorked): from the next flush on, Rust writes to it itself.
+      this.#sink = RUST;
+    }
     return written;
   }
 
@@ -80,9 +118,20 @@ class NodeTransport {
     return this.#response.writableLength ?? 0;
   }
 
+  /** Takes the socket back from Rust, if Rust writes to it: what Rust
+   * framed and could not write yet goes to the socket first, as it is. */
+  reclaim() {
+    if (this.#sink !== RUST) return;
+    const response = this.#response;
+    this.#sink = response;
+    const pending = native.detachSocket(this.#slot);
+    if (pending !== null && !response.destroyed) response.socket?.write(pending);
+  }
+
   /** Writes the last bytes and ends the response. */
   end(rest) {
     const response = this.#response;
+    this.reclaim();
     if (response.destroyed || response.writableEnded) return;
     if (rest !== null) response.write(rest);
     response.end();

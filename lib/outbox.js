@@ -17,22 +17,32 @@ const native = require('../binding.js');
 // only, so that neither takes bytes meant for the other's writers.
 const owner = native.newOwner();
 
-/** slot → the function that writes that stream's share of a batch. */
-const writers = [];
+/** slot → the stream's sink: `write(chunk)` its share of a batch,
+ * `drained()` when Rust wrote all its bytes to its socket, `failed()` when
+ * that socket failed. */
+const sinks = [];
 let scheduled = false;
 
 function flush() {
   scheduled = false;
   const batch = native.flush(owner);
   if (batch === null) return;
-  const { bytes, layout } = batch;
+  const { bytes, layout, drained, failed } = batch;
   for (let i = 0; i < layout.length; i += 3) {
-    const write = writers[layout[i]];
-    if (write !== undefined) write(bytes.subarray(layout[i + 1], layout[i + 2]));
+    sinks[layout[i]]?.write(bytes.subarray(layout[i + 1], layout[i + 2]));
   }
+  if (drained != null) for (const slot of drained) sinks[slot]?.drained();
+  if (failed != null) for (const slot of failed) sinks[slot]?.failed();
   // More than one batch can address waited: the rest goes next turn.
   if (batch.more) schedule();
 }
+
+// A socket that Rust writes to and that was full is writable again: Rust
+// writes what it kept, and the next flush goes on (and reports drains).
+native.setDirectWakeup(owner, (slot) => {
+  native.resumeDirect(slot);
+  schedule();
+});
 
 /** Makes sure a flush runs at the end of this turn. */
 function schedule() {
@@ -42,13 +52,13 @@ function schedule() {
   }
 }
 
-/** Routes a slot's bytes to `write` until `detach(slot)`. */
-function attach(slot, write) {
-  writers[slot] = write;
+/** Routes a slot's bytes and reports to `sink` until `detach(slot)`. */
+function attach(slot, sink) {
+  sinks[slot] = sink;
 }
 
 function detach(slot) {
-  writers[slot] = undefined;
+  sinks[slot] = undefined;
 }
 
 // Keep-alive: one timer in Rust (a tokio task) for all streams, started with

@@ -16,6 +16,10 @@
  *   accepts and drops the chunk (returns `true`).
  * - `buffered: number` — bytes handed over that the client has not taken
  *   yet; added to what waits in Rust for `bufferedAmount`.
+ * - `reclaim(): void` — called on a clean end before the stream's slot in
+ *   Rust is released: a transport whose bytes Rust writes to the socket
+ *   itself (see src/direct.rs) takes the socket back, writing first what
+ *   Rust framed and could not write yet. Idempotent; others do nothing.
  * - `end(rest: Buffer | null): void` — writes `rest` (what was still queued
  *   in Rust), then ends the stream cleanly. Idempotent.
  * - `destroy(reason: string): void` — drops the connection: nothing more is
@@ -24,8 +28,16 @@
  * Framing: Rust hands a stream's bytes over as they are
  * (`StreamFraming.Plain`). A transport that writes them straight to the
  * socket of a chunked HTTP/1.1 response sets `StreamFraming.Chunked` on its
- * stream (`native.setFraming`) before its first such write; only the
- * transport knows where the bytes go.
+ * stream (`native.setFraming`) before its first such write; one that hands
+ * the socket to Rust (`native.attachSocket`, which frames them as
+ * `StreamFraming.Direct`) gets no more `write` calls: Rust writes to the
+ * socket itself until `reclaim()`. Only the transport knows where the bytes
+ * go.
+ *
+ * Memory: a chunk is a view of one Buffer that holds every stream's bytes of
+ * a flush. A transport that keeps a chunk beyond the `write` call (a socket
+ * that did not take it at once, a body not read yet) keeps a copy of a
+ * small chunk instead, so that a client holds its own bytes only.
  *
  * Events, given to the constructor as `{ onDrain, onGone }`:
  *
@@ -37,7 +49,7 @@
  *   first.
  *
  * @typedef {{ onDrain(): void, onGone(wasClean: boolean, reason: string): void }} TransportEvents
- * @typedef {{ write(chunk: Buffer): boolean, readonly buffered: number, end(rest: Buffer | null): void, destroy(reason: string): void }} Transport
+ * @typedef {{ write(chunk: Buffer): boolean, readonly buffered: number, reclaim(): void, end(rest: Buffer | null): void, destroy(reason: string): void }} Transport
  */
 
 module.exports = {};

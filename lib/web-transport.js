@@ -43,7 +43,9 @@ class WebTransport {
    * waits for the next read (`onDrain`) before it takes more. */
   write(chunk) {
     if (this.#gone) return true;
-    this.#controller.enqueue(chunk);
+    // Kept until read: a small share of a flush is copied, so that this
+    // client holds its own bytes, not every client's (see node-transport.js).
+    this.#controller.enqueue(chunk.byteLength * 2 < chunk.buffer.byteLength ? Buffer.from(chunk) : chunk);
     const pulled = this.#pulled;
     this.#pulled = null;
     pulled?.();
@@ -54,6 +56,9 @@ class WebTransport {
   get buffered() {
     return Math.max(0, -(this.#controller.desiredSize ?? 0));
   }
+
+  /** Nothing to take back: Rust never writes a body itself. */
+  reclaim() {}
 
   end(rest) {
     if (this.#gone) return;

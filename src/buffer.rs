@@ -35,6 +35,9 @@ pub struct OutboundBuffer {
     segments: VecDeque<Bytes>,
     tail: BytesMut,
     len: usize,
+    /// This client's bytes held elsewhere (taken from here, not yet written
+    /// to its socket): they count against the cap too.
+    held: usize,
     max: usize,
 }
 
@@ -51,6 +54,7 @@ impl OutboundBuffer {
             segments: VecDeque::new(),
             tail: BytesMut::new(),
             len: 0,
+            held: 0,
             max,
         }
     }
@@ -123,7 +127,7 @@ impl OutboundBuffer {
     fn check(&self, added: usize) -> Result<(), Overflow> {
         if added > self.max {
             Err(Overflow::FrameTooLarge)
-        } else if self.len + added > self.max {
+        } else if self.len + self.held + added > self.max {
             Err(Overflow::Full)
         } else {
             Ok(())
@@ -133,6 +137,16 @@ impl OutboundBuffer {
     /// Bytes queued and not yet taken.
     pub fn len(&self) -> usize {
         self.len
+    }
+
+    /// Says how many of this client's bytes are held elsewhere.
+    pub fn set_held(&mut self, held: usize) {
+        self.held = held;
+    }
+
+    /// Bytes held elsewhere; see [`OutboundBuffer::set_held`].
+    pub fn held(&self) -> usize {
+        self.held
     }
 
     pub fn is_empty(&self) -> bool {
@@ -163,6 +177,7 @@ impl OutboundBuffer {
         self.segments = VecDeque::new();
         self.tail = BytesMut::new();
         self.len = 0;
+        self.held = 0;
     }
 }
 
@@ -247,5 +262,14 @@ mod tests {
         capped.push_shared(&shared).unwrap();
         assert_eq!(capped.push_shared(&shared), Err(Overflow::Full));
         assert_eq!(capped.len(), 11);
+    }
+
+    #[test]
+    fn bytes_held_elsewhere_count_against_the_cap() {
+        let mut buffer = OutboundBuffer::with_limit(30);
+        buffer.set_held(20);
+        assert_eq!(buffer.push_encoded(b"0123456789ab"), Err(Overflow::Full));
+        buffer.set_held(0);
+        assert!(buffer.push_encoded(b"0123456789ab").is_ok());
     }
 }

@@ -34,6 +34,10 @@ pub enum Framing {
     /// As one HTTP/1.1 chunk per flush, for writing straight to the socket
     /// of a chunked response.
     Chunked,
+    /// As HTTP/1.1 chunks that the binding writes to the socket itself: a
+    /// flush lists the stream in [`Batch::direct`] instead of adding its
+    /// bytes to the batch (see [`Hub::take_chunk`]).
+    Direct,
 }
 
 /// Why bytes could not be queued.
@@ -85,6 +89,9 @@ struct Stream {
     dirty: bool,
     paused: bool,
     framing: Framing,
+    /// Someone waits for this stream's queue to empty (a `send()` over
+    /// `highWaterMark`): the binding reports when a direct write empties it.
+    wants_drain: bool,
     keep_alive: Option<Duration>,
     /// When bytes last left for this stream (or it opened).
     last_sent: Instant,
@@ -99,6 +106,7 @@ impl Stream {
             dirty: false,
             paused: false,
             framing: Framing::Plain,
+            wants_drain: false,
             keep_alive: options.keep_alive,
             last_sent: now,
         }
@@ -115,14 +123,17 @@ pub struct Batch {
     /// Streams were left for another flush: the batch reached
     /// [`MAX_BATCH_BYTES`], the most its `u32` offsets can address.
     pub more: bool,
+    /// Streams with [`Framing::Direct`] and bytes to write.
+    pub direct: Vec<Slot>,
 }
 
 /// The most one batch holds, so that every offset fits its `u32`.
 pub const MAX_BATCH_BYTES: usize = u32::MAX as usize;
 
 impl Batch {
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
-        self.layout.is_empty()
+        self.layout.is_empty() && self.direct.is_empty()
     }
 }
 
@@ -221,12 +232,56 @@ impl Hub {
         Ok(queued)
     }
 
-    /// Bytes queued for a stream.
+    /// Bytes queued for a stream, and those of its bytes held elsewhere
+    /// (see [`Hub::set_held`]).
     pub fn buffered(&self, slot: Slot) -> usize {
         self.streams
             .get(slot as usize)
             .filter(|s| s.open)
-            .map_or(0, |s| s.buffer.len())
+            .map_or(0, |s| s.buffer.len() + s.buffer.held())
+    }
+
+    /// Says how many of a stream's bytes, taken from its queue, wait
+    /// elsewhere (unwritten to its socket): they count against its cap.
+    pub fn set_held(&mut self, slot: Slot, held: usize) {
+        if let Some(stream) = self.stream_mut(slot) {
+            stream.buffer.set_held(held);
+        }
+    }
+
+    /// Moves a stream's queued bytes to `out` as one HTTP/1.1 chunk, for
+    /// the binding to write to its socket; returns whether there were any.
+    pub fn take_chunk(&mut self, slot: Slot, now: Instant, out: &mut Vec<u8>) -> bool {
+        let Some(stream) = self.stream_mut(slot) else {
+            return false;
+        };
+        if stream.buffer.is_empty() {
+            return false;
+        }
+        put_chunk(out, &mut stream.buffer);
+        stream.dirty = false;
+        stream.last_sent = now;
+        true
+    }
+
+    /// Asks to be told (by [`Hub::drained`]) once the stream's bytes have
+    /// all left.
+    pub fn watch_drain(&mut self, slot: Slot) {
+        if let Some(stream) = self.stream_mut(slot) {
+            stream.wants_drain = true;
+        }
+    }
+
+    /// Whether someone waited for this stream to empty and it now has:
+    /// nothing queued, nothing held. Clears the wish.
+    pub fn drained(&mut self, slot: Slot) -> bool {
+        match self.stream_mut(slot) {
+            Some(s) if s.wants_drain && s.buffer.is_empty() && s.buffer.held() == 0 => {
+                s.wants_drain = false;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// A stream's cap, in bytes (0 if it is not open).
@@ -316,12 +371,10 @@ impl Hub {
     fn flush_within(&mut self, owner: Owner, now: Instant, max_bytes: usize) -> Batch {
         let mut batch = Batch::default();
         let dirty = std::mem::take(&mut self.dirty);
-        let framed_len = |s: &Stream| {
-            s.buffer.len()
-                + match s.framing {
-                    Framing::Plain => 0,
-                    Framing::Chunked => CHUNK_FRAMING_MAX,
-                }
+        let framed_len = |s: &Stream| match s.framing {
+            Framing::Plain => s.buffer.len(),
+            Framing::Chunked => s.buffer.len() + CHUNK_FRAMING_MAX,
+            Framing::Direct => 0,
         };
         let total: usize = dirty
             .iter()
@@ -351,6 +404,10 @@ impl Hub {
             match stream.framing {
                 Framing::Plain => stream.buffer.drain_into(&mut batch.bytes),
                 Framing::Chunked => put_chunk(&mut batch.bytes, &mut stream.buffer),
+                Framing::Direct => {
+                    batch.direct.push(slot);
+                    continue;
+                }
             }
             stream.last_sent = now;
             batch

@@ -15,6 +15,12 @@ mod hub;
 mod stop;
 mod stream_entry;
 
+#[cfg(unix)]
+#[cfg_attr(test, allow(dead_code))]
+mod direct;
+#[cfg(not(unix))]
+#[path = "direct_fallback.rs"]
+mod direct;
 mod error;
 mod last_frame;
 

@@ -10,10 +10,11 @@
 use std::cell::{Cell, RefCell};
 use std::time::{Duration, Instant};
 
-use napi::bindgen_prelude::{Buffer, Uint32Array};
+use napi::bindgen_prelude::{Buffer, Function, Uint32Array};
 use napi_derive::napi;
 
-use crate::error::{closed, frame_error, Result};
+use crate::direct;
+use crate::error::{closed, frame_error, internal, Result};
 use crate::frame::Frame;
 use crate::hub::{Framing, Hub, Owner, PushError, StreamOptions};
 use crate::last_frame::LastFrame;
@@ -24,6 +25,9 @@ thread_local! {
     static HUB: RefCell<Hub> = RefCell::new(Hub::default());
     static LAST_FRAME: RefCell<LastFrame> = RefCell::new(LastFrame::default());
     static OWNERS: Cell<Owner> = const { Cell::new(0) };
+    // Drains and failures found while resuming direct sockets, reported by
+    // the next flush.
+    static AFTER_WAKEUPS: RefCell<direct::Written> = RefCell::new(direct::Written::default());
 }
 
 pub(crate) fn with_hub<T>(f: impl FnOnce(&mut Hub) -> T) -> T {
@@ -157,6 +161,50 @@ pub fn resume_stream(slot: u32) -> bool {
     with_hub(|hub| hub.resume(slot))
 }
 
+/// Asks the next flush to report (in `drained`) when this stream's bytes
+/// have all been written to its socket; for `send()`s waiting on it.
+#[napi(catch_unwind)]
+pub fn watch_drain(slot: u32) {
+    with_hub(|hub| hub.watch_drain(slot));
+}
+
+/// Takes over writing a stream's bytes to its socket (see
+/// [`crate::direct`]): `fd` is the socket's descriptor, whose headers have
+/// gone out and of which Node holds no unwritten byte. Returns false where
+/// that cannot be done (then nothing changed).
+#[napi(catch_unwind)]
+pub fn attach_socket(slot: u32, fd: i32) -> bool {
+    with_hub(|hub| direct::attach(hub, slot, fd))
+}
+
+/// Gives a stream's socket back to Node (the stream is ending): returns the
+/// bytes that were framed for it and not yet written, to be written to the
+/// socket as they are, first; `null` if none.
+#[napi(catch_unwind)]
+pub fn detach_socket(slot: u32) -> Option<Buffer> {
+    let pending = direct::detach(slot);
+    with_hub(|hub| {
+        hub.set_held(slot, 0);
+        hub.set_framing(slot, Framing::Plain);
+    });
+    (!pending.is_empty()).then(|| Buffer::from(pending))
+}
+
+/// Sets the function that `owner`'s direct sockets call (with the slot)
+/// when they can be written again.
+#[napi(catch_unwind)]
+pub fn set_direct_wakeup(owner: u32, on_writable: Function<u32, ()>) -> Result<()> {
+    direct::set_wakeup(owner, on_writable).map_err(internal)
+}
+
+/// After a wakeup: writes what a direct socket had pending. Returns whether
+/// the stream takes bytes again; what it drained or failed is reported by
+/// the next flush.
+#[napi(catch_unwind)]
+pub fn resume_direct(slot: u32) -> bool {
+    with_hub(|hub| AFTER_WAKEUPS.with(|after| direct::resume(hub, slot, &mut after.borrow_mut())))
+}
+
 /// How a stream's flushed bytes are framed for its transport.
 #[napi]
 pub enum StreamFraming {
@@ -175,10 +223,18 @@ pub fn set_framing(slot: u32, framing: StreamFraming) {
     with_hub(|hub| hub.set_framing(slot, framing));
 }
 
-/// Closes a stream's slot, dropping what is still queued.
+/// Closes a stream's slot, dropping what is still queued (and our
+/// descriptor of its socket, if we held one).
 #[napi(catch_unwind)]
 pub fn release_stream(slot: u32) {
+    direct::release(slot);
     with_hub(|hub| hub.release(slot));
+}
+
+/// Sockets that Rust writes to itself on this thread; for diagnostics.
+#[napi(catch_unwind)]
+pub fn direct_socket_count() -> u32 {
+    direct::count() as u32
 }
 
 /// Open streams on this thread, of every owner; for diagnostics.
@@ -196,16 +252,36 @@ pub struct FlushBatch {
     pub layout: Uint32Array,
     /// More bytes wait than one batch can hold: flush again.
     pub more: bool,
+    /// Streams written directly whose waiting `send()`s may go (their
+    /// bytes have all left), or `null`.
+    pub drained: Option<Uint32Array>,
+    /// Streams written directly whose socket failed, or `null`.
+    pub failed: Option<Uint32Array>,
 }
 
 /// Takes the bytes queued on every unpaused stream of `owner`; `null` when
 /// nothing waits.
 #[napi(catch_unwind)]
 pub fn flush(owner: u32) -> Option<FlushBatch> {
-    let batch = with_hub(|hub| hub.flush(owner, Instant::now()));
-    (!batch.is_empty()).then(|| FlushBatch {
+    let now = Instant::now();
+    let (batch, written) = with_hub(|hub| {
+        let batch = hub.flush(owner, now);
+        let mut written = direct::write_all(hub, &batch.direct, now);
+        AFTER_WAKEUPS.with(|after| {
+            let mut after = after.borrow_mut();
+            written.drained.append(&mut after.drained);
+            written.failed.append(&mut after.failed);
+        });
+        (batch, written)
+    });
+    let list = |slots: Vec<u32>| (!slots.is_empty()).then(|| Uint32Array::new(slots));
+    let nothing =
+        batch.layout.is_empty() && written.drained.is_empty() && written.failed.is_empty();
+    (!nothing).then(|| FlushBatch {
         bytes: Buffer::from(batch.bytes),
         layout: Uint32Array::new(batch.layout),
         more: batch.more,
+        drained: list(written.drained),
+        failed: list(written.failed),
     })
 }

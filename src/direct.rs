@@ -1,0 +1,296 @@
+//! Writing streams' bytes straight to their sockets, from Rust.
+//!
+//! For a plain HTTP/1.1 response on a TCP socket, JavaScript hands over the
+//! socket's descriptor once its headers have gone out and Node holds no
+//! unwritten byte of it ([`attach_socket`]). From then on every flush writes
+//! that stream's bytes, framed as one HTTP/1.1 chunk, to the socket here,
+//! non-blocking, in the same pass as every other stream: JavaScript is not
+//! involved per client. Node writes nothing more to the socket until the
+//! stream ends, when [`detach_socket`] hands back whatever is still unwritten
+//! (ahead of the response's last chunk), so bytes are never reordered.
+//!
+//! Safety of the descriptor: we hold our own duplicate of it, made while the
+//! socket was open, and close it with the stream. Node may close its own
+//! descriptor at any time, and the number may be reused by a new connection
+//! in the same loop iteration, but ours still names this connection's socket
+//! until we close it.
+//!
+//! A short write or `EAGAIN` keeps the rest (this client's own bytes, no one
+//! else's) and pauses the stream; a tokio task waits for the socket to be
+//! writable and wakes JavaScript, which resumes the stream
+//! ([`resume_direct`]). Any other error marks the stream failed: JavaScript
+//! ends it.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::Arc;
+use std::time::Instant;
+
+use napi::bindgen_prelude::Function;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::Status;
+
+use crate::hub::{Framing, Hub, Owner, Slot};
+
+type Wakeup = Arc<ThreadsafeFunction<u32, (), u32, Status, false, true>>;
+
+/// One stream's own reference to its socket.
+struct DirectSocket {
+    fd: Arc<OwnedFd>,
+    owner: Owner,
+    /// Framed bytes a write did not take, to go first next time.
+    pending: Vec<u8>,
+    /// The task waiting for the socket to be writable, if any.
+    waiting: Option<tokio::task::AbortHandle>,
+}
+
+impl Drop for DirectSocket {
+    fn drop(&mut self) {
+        if let Some(task) = self.waiting.take() {
+            task.abort();
+        }
+    }
+}
+
+#[derive(Default)]
+struct Direct {
+    sockets: HashMap<Slot, DirectSocket>,
+    wakeups: HashMap<Owner, Wakeup>,
+    scratch: Vec<u8>,
+}
+
+thread_local! {
+    static DIRECT: RefCell<Direct> = RefCell::new(Direct::default());
+}
+
+/// What writing a flush's direct streams did.
+#[derive(Default)]
+pub struct Written {
+    /// Streams someone waited on that have now sent everything.
+    pub drained: Vec<Slot>,
+    /// Streams whose socket failed; JavaScript ends them.
+    pub failed: Vec<Slot>,
+}
+
+enum Outcome {
+    All,
+    Partial,
+    Failed,
+}
+
+/// Writes `bytes` to `fd` without blocking and without SIGPIPE; returns how
+/// many were taken (0 for `EAGAIN`).
+fn send(fd: &OwnedFd, bytes: &[u8]) -> std::io::Result<usize> {
+    let mut sent = 0;
+    while sent < bytes.len() {
+        let rest = &bytes[sent..];
+        // SAFETY: `fd` is an open descriptor we own; the buffer is valid for
+        // `rest.len()` bytes.
+        let n = unsafe {
+            libc::send(
+                fd.as_raw_fd(),
+                rest.as_ptr().cast(),
+                rest.len(),
+                libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
+            )
+        };
+        if n >= 0 {
+            sent += n as usize;
+            continue;
+        }
+        let err = std::io::Error::last_os_error();
+        match err.kind() {
+            std::io::ErrorKind::WouldBlock => break,
+            std::io::ErrorKind::Interrupted => continue,
+            _ => return Err(err),
+        }
+    }
+    Ok(sent)
+}
+
+impl Direct {
+    /// Writes what a socket has pending, then (if it took it all) the
+    /// stream's queued bytes as one chunk.
+    fn write(&mut self, hub: &mut Hub, slot: Slot, now: Instant) -> Outcome {
+        let Direct {
+            sockets,
+            wakeups,
+            scratch,
+        } = self;
+        let Some(socket) = sockets.get_mut(&slot) else {
+            return Outcome::Failed;
+        };
+        let bytes = scratch;
+        bytes.clear();
+        bytes.append(&mut socket.pending);
+        hub.take_chunk(slot, now, bytes);
+        if bytes.is_empty() {
+            hub.set_held(slot, 0);
+            return Outcome::All;
+        }
+        match send(&socket.fd, bytes) {
+            Ok(n) if n == bytes.len() => {
+                hub.set_held(slot, 0);
+                Outcome::All
+            }
+            Ok(n) => {
+                socket.pending.extend_from_slice(&bytes[n..]);
+                hub.set_held(slot, socket.pending.len());
+                hub.pause(slot);
+                let wakeup = wakeups.get(&socket.owner).cloned();
+                socket.waiting =
+                    wakeup.map(|wakeup| wait_writable(socket.fd.clone(), slot, wakeup));
+                Outcome::Partial
+            }
+            Err(_) => {
+                hub.set_held(slot, 0);
+                hub.pause(slot);
+                Outcome::Failed
+            }
+        }
+    }
+}
+
+/// A task that wakes JavaScript with `slot` once the socket is writable.
+fn wait_writable(fd: Arc<OwnedFd>, slot: Slot, wakeup: Wakeup) -> tokio::task::AbortHandle {
+    napi::bindgen_prelude::spawn(async move {
+        // A socket that cannot be watched is woken at once: the write is
+        // simply tried again.
+        // SAFETY: the descriptor is our own duplicate, kept open by the
+        // `Arc` that the watch holds for as long as it lives.
+        let watch = unsafe {
+            tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::WRITABLE)
+        };
+        if let Ok(watch) = watch {
+            let _ = watch.writable().await;
+        }
+        wakeup.call(slot, ThreadsafeFunctionCallMode::NonBlocking);
+    })
+    .abort_handle()
+}
+
+/// Writes the bytes of a flush's direct streams.
+pub fn write_all(hub: &mut Hub, slots: &[Slot], now: Instant) -> Written {
+    DIRECT.with(|direct| {
+        let mut direct = direct.borrow_mut();
+        let mut written = Written::default();
+        for &slot in slots {
+            match direct.write(hub, slot, now) {
+                Outcome::All => {
+                    if hub.drained(slot) {
+                        written.drained.push(slot);
+                    }
+                }
+                Outcome::Partial => {}
+                Outcome::Failed => written.failed.push(slot),
+            }
+        }
+        written
+    })
+}
+
+/// Sets the function that wakes `owner`'s JavaScript when a socket it
+/// waited on is writable again.
+pub fn set_wakeup(owner: Owner, on_writable: Function<u32, ()>) -> napi::Result<()> {
+    let wakeup: Wakeup = Arc::new(
+        on_writable
+            .build_threadsafe_function::<u32>()
+            .callee_handled::<false>()
+            .weak::<true>()
+            .build()?,
+    );
+    DIRECT.with(|direct| direct.borrow_mut().wakeups.insert(owner, wakeup));
+    Ok(())
+}
+
+/// Takes a stream's socket into Rust: duplicates `fd` and frames the
+/// stream's bytes for direct writes. Returns false (and changes nothing)
+/// where that cannot be done.
+pub fn attach(hub: &mut Hub, slot: Slot, fd: i32) -> bool {
+    let Some(owner) = hub.owner(slot) else {
+        return false;
+    };
+    if fd < 0 {
+        return false;
+    }
+    // SAFETY: `fd` is the descriptor of an open socket, read from its
+    // handle by the caller in this same call; F_DUPFD_CLOEXEC makes a new
+    // descriptor of our own for the same socket.
+    let own = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    if own < 0 {
+        return false;
+    }
+    // SAFETY: `own` was just made, and nothing else owns it.
+    let fd = Arc::new(unsafe { OwnedFd::from_raw_fd(own) });
+    DIRECT.with(|direct| {
+        direct.borrow_mut().sockets.insert(
+            slot,
+            DirectSocket {
+                fd,
+                owner,
+                pending: Vec::new(),
+                waiting: None,
+            },
+        )
+    });
+    hub.set_framing(slot, Framing::Direct);
+    true
+}
+
+/// After a wakeup: writes what was pending. Returns whether the stream is
+/// writable again (then it is resumed; its queued bytes go with the next
+/// flush). Reports a drain or failure through `written`.
+pub fn resume(hub: &mut Hub, slot: Slot, written: &mut Written) -> bool {
+    DIRECT.with(|direct| {
+        let mut direct = direct.borrow_mut();
+        let direct = &mut *direct;
+        let Some(socket) = direct.sockets.get_mut(&slot) else {
+            return false;
+        };
+        socket.waiting = None;
+        let pending = std::mem::take(&mut socket.pending);
+        match send(&socket.fd, &pending) {
+            Ok(n) if n == pending.len() => {
+                hub.set_held(slot, 0);
+                hub.resume(slot);
+                if hub.drained(slot) {
+                    written.drained.push(slot);
+                }
+                true
+            }
+            Ok(n) => {
+                socket.pending = pending[n..].to_vec();
+                hub.set_held(slot, socket.pending.len());
+                let wakeup = direct.wakeups.get(&socket.owner).cloned();
+                socket.waiting = wakeup.map(|w| wait_writable(socket.fd.clone(), slot, w));
+                false
+            }
+            Err(_) => {
+                hub.set_held(slot, 0);
+                written.failed.push(slot);
+                false
+            }
+        }
+    })
+}
+
+/// Gives a stream's socket back to Node: returns the framed bytes still
+/// unwritten (to go to the socket first, as they are) and closes our
+/// descriptor.
+pub fn detach(slot: Slot) -> Vec<u8> {
+    DIRECT
+        .with(|direct| direct.borrow_mut().sockets.remove(&slot))
+        .map(|mut socket| std::mem::take(&mut socket.pending))
+        .unwrap_or_default()
+}
+
+/// Forgets a stream's socket (the stream is released).
+pub fn release(slot: Slot) {
+    DIRECT.with(|direct| direct.borrow_mut().sockets.remove(&slot));
+}
+
+/// How many sockets Rust writes to on this thread.
+pub fn count() -> usize {
+    DIRECT.with(|direct| direct.borrow().sockets.len())
+}
