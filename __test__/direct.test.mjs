@@ -1,0 +1,227 @@
+// The direct path: for plain HTTP/1.1 on TCP, Rust writes each stream's
+// bytes to its own duplicate of the socket's descriptor (src/direct.rs).
+// These tests hold it to its safety properties under churn and resets, with
+// clients that stop reading, and at the end of a stream; every client's
+// bytes are decoded (chunked framing, then the event stream) and checked.
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { EventEndpoint, Channel, diagnostics } from 'native-sse';
+import { serve, until, tick, RawClient, parseEventStream } from './helpers.mjs';
+
+/** The events of a client's body so far (complete events only). */
+function eventsOf(client) {
+  return parseEventStream(client.body).events;
+}
+
+/** Checks that a client got only its own events, numbered from 0 without a
+ * gap, and the channel's, in increasing order. */
+function checkOwn(id, events) {
+  let own = 0;
+  let shared = -1;
+  for (const event of events) {
+    const [who, n] = event.data.split(':');
+    if (who === 'all') {
+      assert.ok(Number(n) > shared, `client ${id}: broadcast ${n} after ${shared}`);
+      shared = Number(n);
+    } else {
+      assert.equal(who, String(id), `client ${id} got client ${who}'s event`);
+      assert.equal(Number(n), own, `client ${id}: event ${n} where ${own} was due`);
+      own++;
+    }
+  }
+  return own;
+}
+
+test('thousands of connections opened, reset mid-stream and replaced under a ticker: each gets exactly its own events, in order', async (t) => {
+  const channel = new Channel({ historySize: 0 });
+  const live = new Map();
+  const app = await serve((req, res) => {
+    const id = Number(req.url.slice(1));
+    const endpoint = new EventEndpoint(req, res, { keepAlive: 0 });
+    channel.subscribe(endpoint);
+    const state = { endpoint, sent: 0 };
+    live.set(id, state);
+    endpoint.addEventListener('close', () => live.delete(id));
+  });
+  t.after(() => app.close());
+  let broadcast = 0;
+  let sawDirect = 0;
+  const ticker = setInterval(() => {
+    for (const [id, state] of live) {
+      if (!state.endpoint.closed) void state.endpoint.send(`${id}:${state.sent++}`).catch(() => {});
+    }
+    channel.broadcast(`all:${broadcast++}`);
+    sawDirect = Math.max(sawDirect, diagnostics().directSockets);
+  }, 4);
+  t.after(() => clearInterval(ticker));
+
+  const TOTAL = 2000;
+  const AT_ONCE = 150;
+  let opened = 0;
+  let checked = 0;
+  let reset = 0;
+  let received = 0;
+  const running = new Set();
+  const finish = (id, client, how) => {
+    if (how === 'reset') {
+      client.socket.resetAndDestroy();
+      reset++;
+    } else {
+      client.destroy();
+    }
+    // Whatever arrived parses into this client's own events.
+    received += checkOwn(id, eventsOf(client));
+    checked++;
+    running.delete(client);
+  };
+  while (opened < TOTAL || running.size > 0) {
+    while (opened < TOTAL && running.size < AT_ONCE) {
+      const id = opened++;
+      const client = RawClient.connect(app.port, { path: `/${id}` });
+      running.add(client);
+      // Each lives some ticks, then is reset (RST) or closed.
+      const life = 20 + (id % 7) * 15;
+      setTimeout(() => finish(id, client, id % 3 === 0 ? 'reset' : 'close'), life);
+    }
+    await tick(5);
+  }
+  assert.equal(checked, TOTAL);
+  t.diagnostic(`${TOTAL} connections, ${reset} reset mid-stream, ${received} events of their own received, up to ${sawDirect} sockets written by Rust at once`);
+  assert.ok(received > TOTAL * 3, `${received} events`);
+  assert.ok(reset > 600, `${reset} resets`);
+  assert.ok(sawDirect > 0, 'Rust wrote to sockets directly');
+  await until(() => live.size === 0 && diagnostics().directSockets === 0, 5000, 'every stream to close');
+});
+
+test('a client that stops reading fills its socket; Rust keeps its bytes, counts them, and sends them once it reads again', async (t) => {
+  let endpoint;
+  const app = await serve((req, res) => {
+    endpoint = new EventEndpoint(req, res, { keepAlive: 0, highWaterMark: 64 * 1024, maxBufferedBytes: 16 << 20 });
+  });
+  t.after(() => app.close());
+  const client = RawClient.connect(app.port, { path: '/' });
+  t.after(() => client.destroy());
+  await client.waitFor(': ok');
+  await endpoint.send('first');
+  await until(() => diagnostics().directSockets === 1, 2000, 'the direct path');
+  client.socket.pause();
+  const payload = 'x'.repeat(1000);
+  const total = 4000; // about 4 MB: more than the socket buffers hold
+  let sent = 0;
+  let waited = 0;
+  let maxBuffered = 0;
+  const producer = (async () => {
+    for (; sent < total; sent++) {
+      const promise = endpoint.send(`${sent}:${payload}`);
+      maxBuffered = Math.max(maxBuffered, endpoint.bufferedAmount);
+      if (endpoint.bufferedAmount >= 64 * 1024) waited++;
+      await promise;
+    }
+  })();
+  await tick(300);
+  assert.ok(sent < total, 'the producer is held back while the client does not read');
+  assert.ok(maxBuffered >= 64 * 1024, `bufferedAmount counts what Rust holds: ${maxBuffered}`);
+  assert.ok(maxBuffered < 4 << 20, `…and stays near highWaterMark: ${maxBuffered}`);
+  client.socket.resume();
+  await producer;
+  assert.ok(waited > 0);
+  await until(() => eventsOf(client).length === total + 1, 20_000, 'every event');
+  const events = eventsOf(client);
+  assert.equal(events[0].data, 'first');
+  for (let i = 0; i < total; i++) assert.equal(events[i + 1].data, `${i}:${payload}`);
+});
+
+test('close() and close(true) after direct writes, with bytes still unwritten: a well-formed chunked ending after every event', async (t) => {
+  const endpoints = [];
+  const app = await serve((req, res) => {
+    endpoints.push(new EventEndpoint(req, res, { keepAlive: 0, maxBufferedBytes: 32 << 20 }));
+  });
+  t.after(() => app.close());
+  for (const noReconnect of [false, true]) {
+    const client = RawClient.connect(app.port, { path: '/' });
+    t.after(() => client.destroy());
+    await client.waitFor(': ok');
+    const endpoint = endpoints.at(-1);
+    await endpoint.send('warm-up');
+    await until(() => diagnostics().directSockets >= 1, 2000, 'the direct path');
+    client.socket.pause();
+    const payload = 'y'.repeat(4000);
+    for (let i = 0; i < 2000; i++) void endpoint.send(`${i}:${payload}`);
+    await tick(200); // flushed: the socket is full, Rust holds the rest
+    assert.ok(endpoint.bufferedAmount > 0);
+    endpoint.close(noReconnect);
+    client.socket.resume();
+    await until(() => client.ended, 20_000, 'the chunked ending');
+    assert.ok(client.raw.subarray(-5).equals(Buffer.from('0\r\n\r\n')), 'the last chunk is the end');
+    const events = eventsOf(client);
+    const data = events.filter((e) => e.type === 'message').map((e) => e.data);
+    assert.equal(data.length, 2001);
+    for (let i = 0; i < 2000; i++) assert.equal(data[i + 1], `${i}:${payload}`);
+    if (noReconnect) assert.equal(events.at(-1).type, 'native-sse:stop');
+  }
+});
+
+test('an endpoint whose socket is reset while Rust holds its bytes closes once, and its slot serves the next client cleanly', async (t) => {
+  const endpoints = [];
+  const app = await serve((req, res) => {
+    endpoints.push(new EventEndpoint(req, res, { keepAlive: 0, maxBufferedBytes: 32 << 20 }));
+  });
+  t.after(() => app.close());
+  const first = RawClient.connect(app.port, { path: '/' });
+  await first.waitFor(': ok');
+  const stuck = endpoints[0];
+  let closes = 0;
+  stuck.addEventListener('close', () => closes++);
+  await stuck.send('before');
+  first.socket.pause();
+  for (let i = 0; i < 2000; i++) void stuck.send('z'.repeat(4000)).catch(() => {});
+  await tick(100);
+  first.socket.resetAndDestroy();
+  await until(() => stuck.closed, 5000, 'the close');
+  await tick(50);
+  assert.equal(closes, 1);
+  // The next stream may get the same slot, and its socket the same
+  // descriptor number: it gets its own bytes only.
+  const second = RawClient.connect(app.port, { path: '/' });
+  t.after(() => second.destroy());
+  await second.waitFor(': ok');
+  const next = endpoints[1];
+  for (let i = 0; i < 50; i++) await next.send(`next ${i}`);
+  await until(() => eventsOf(second).length === 50, 5000, 'the events');
+  assert.deepEqual(eventsOf(second).map((e) => e.data), Array.from({ length: 50 }, (_, i) => `next ${i}`));
+  assert.ok(!second.body.includes('zzz'));
+  next.close();
+  await until(() => second.ended, 5000);
+  // Nothing of the first socket was written after its reset by us: the
+  // second body holds exactly its opening, its events and the end.
+  assert.equal(diagnostics().directSockets, 0);
+});
+
+test('HTTP/1.1 over a raw socket with pipelined requests: the stream is the connection\'s current response, and the next response follows its end', async (t) => {
+  let count = 0;
+  const app = await serve((req, res) => {
+    if (req.url === '/events') {
+      const endpoint = new EventEndpoint(req, res, { keepAlive: 0 });
+      count++;
+      (async () => {
+        for (let i = 0; i < 20; i++) await endpoint.send(`e${i}`);
+        endpoint.close();
+      })();
+    } else {
+      res.end('plain');
+    }
+  });
+  t.after(() => app.close());
+  const socket = net.connect(app.port, '127.0.0.1');
+  t.after(() => socket.destroy());
+  let raw = '';
+  socket.on('data', (data) => (raw += data));
+  socket.write('GET /events HTTP/1.1\r\nHost: x\r\n\r\nGET /plain HTTP/1.1\r\nHost: x\r\n\r\n');
+  await until(() => raw.includes('plain'), 5000, 'the second response');
+  const [first, second] = raw.split('HTTP/1.1 200 OK').slice(1);
+  assert.ok(first.endsWith('0\r\n\r\n'), 'the stream ended with its last chunk');
+  for (let i = 0; i < 20; i++) assert.ok(first.includes(`data: e${i}\n\n`));
+  assert.ok(second.endsWith('plain'));
+  assert.equal(count, 1);
+});
