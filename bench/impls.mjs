@@ -5,8 +5,10 @@ const RESOLVED = Promise.resolve();
 
 /**
  * The hand-written baseline: what a careful developer writes without a
- * library. Each frame is formatted in JavaScript and written with its own
- * `res.write`; `send` waits for `drain` when the response is full.
+ * library. Each frame is formatted in JavaScript (line breaks looked for with
+ * `indexOf`, a split only when there are some: no regular expression on the
+ * hot path) and written with its own `res.write`; `send` waits for `drain`
+ * when the response is full.
  */
 class BaselineStream {
   #drained = null;
@@ -24,7 +26,8 @@ class BaselineStream {
 
   send(data, id) {
     let frame = id ? `id: ${id}\n` : '';
-    for (const line of data.split(/\r\n|\r|\n/)) frame += `data: ${line}\n`;
+    if (data.indexOf('\n') === -1 && data.indexOf('\r') === -1) frame += `data: ${data}\n`;
+    else for (const line of data.split(/\r\n|\r|\n/)) frame += `data: ${line}\n`;
     if (this.res.write(frame + '\n')) return this.#drained ?? RESOLVED;
     this.#drained ??= new Promise((resolve) =>
       this.res.once('drain', () => {

@@ -7,8 +7,9 @@
 // The full results go to bench/results/latest.json.
 import { fork, spawnSync } from 'node:child_process';
 import { Redis } from '../__test__/redis-server.mjs';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { availableParallelism, cpus } from 'node:os';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { IMPLEMENTATIONS as ALL_IMPLEMENTATIONS } from './impls.mjs';
 
 const args = process.argv.slice(2);
@@ -33,6 +34,8 @@ const WORKLOADS = {
     what: 'the same, but one message per event-loop turn (a ticker)',
     clients: quick ? 500 : 1000,
     params: { messages: quick ? 50 : 100, perTurn: 1 },
+    // The floor: a C program making the same writes (bench/floor.c).
+    implementations: ['native-sse', 'channel', 'jsext', 'baseline', 'floor'],
   },
   'fanout-h2': {
     what: 'fan-out in one go over HTTP/2 (h2c, compatibility API), one connection per client',
@@ -78,12 +81,29 @@ function nextMessage(child, types, ms) {
   });
 }
 
+/** Builds the floor program once per run; null (with a notice) without a C compiler. */
+let floorBinary;
+function buildFloor() {
+  if (floorBinary !== undefined) return floorBinary;
+  const dir = mkdtempSync(join(tmpdir(), 'native-sse-floor-'));
+  const binary = join(dir, 'floor');
+  const cc = spawnSync('cc', ['-O2', '-o', binary, new URL('./floor.c', import.meta.url).pathname], { encoding: 'utf8' });
+  floorBinary = cc.status === 0 ? binary : null;
+  if (floorBinary === null) console.log(`Floor rows skipped: cc could not build bench/floor.c (${cc.error?.message ?? cc.stderr})`);
+  return floorBinary;
+}
+
 async function runOnce(implementation, name) {
   const workload = WORKLOADS[name];
   const timeoutMs = 120_000;
-  const server = fork(new URL('./server.mjs', import.meta.url), [JSON.stringify({ implementation, workload: name, params: workload.params })], {
-    execArgv: ['--expose-gc', ...(process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [])],
-  });
+  const server =
+    implementation === 'floor'
+      ? fork(new URL('./floor-server.mjs', import.meta.url), [
+          JSON.stringify({ binary: buildFloor(), clients: workload.clients, frames: workload.params.messages }),
+        ])
+      : fork(new URL('./server.mjs', import.meta.url), [JSON.stringify({ implementation, workload: name, params: workload.params })], {
+          execArgv: ['--expose-gc', ...(process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [])],
+        });
   let client;
   try {
     const { port } = await nextMessage(server, ['port'], 10_000);
@@ -237,7 +257,8 @@ const started = Date.now();
 for (const name of Object.keys(WORKLOADS)) {
   if (only && !only.includes(name)) continue;
   results[name] = {};
-  for (const implementation of IMPLEMENTATIONS) {
+  const candidates = [...IMPLEMENTATIONS, ...(WORKLOADS[name].implementations?.includes('floor') && buildFloor() ? ['floor'] : [])];
+  for (const implementation of candidates) {
     const runsHere = WORKLOADS[name].implementations ?? (name.startsWith('fanout') ? IMPLEMENTATIONS : IMPLEMENTATIONS.filter((i) => i !== 'channel'));
     if (!runsHere.includes(implementation)) continue;
     const runs = [];
@@ -321,6 +342,18 @@ const line = (row) => `| ${row.map((cell, col) => (col === 0 ? cell.padEnd(width
 console.log(line(rows[0]));
 console.log(`|${widths.map((w, col) => (col === 0 ? '-'.repeat(w + 2) : '-'.repeat(w + 1) + ':')).join('|')}|`);
 for (const row of rows.slice(1)) console.log(line(row));
+const ticker = results['fanout-ticker'];
+if (ticker?.floor) {
+  const floor = ticker.floor.median;
+  console.log(`\nOne message per turn to ${WORKLOADS['fanout-ticker'].clients} clients, against the floor (bench/floor.c: the same writes from C, no runtime):`);
+  console.log('| implementation | server CPU µs/delivery | × the floor | deliveries/s |');
+  console.log('|---|--:|--:|--:|');
+  for (const impl of ['floor', ...IMPLEMENTATIONS]) {
+    const m = ticker[impl]?.median;
+    if (!m) continue;
+    console.log(`| ${impl} | ${format(m.cpuMicrosPerDelivery)} | ${(m.cpuMicrosPerDelivery / floor.cpuMicrosPerDelivery).toFixed(2)}× | ${format(m.deliveriesPerSecond)} |`);
+  }
+}
 if (results['fanout-h2']) console.log('\nHTTP/2 rows: jsext cannot serve HTTP/2 (it sets Connection and Transfer-Encoding, which Node refuses there).');
 console.log(
   '\nnative-sse: EventEndpoint.send() looped over the endpoints; channel: one Channel.broadcast() per message.',

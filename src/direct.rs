@@ -53,9 +53,45 @@ impl Drop for DirectSocket {
     }
 }
 
+/// Direct sockets by slot: a vector, since slots are small and dense.
+#[derive(Default)]
+struct Sockets {
+    by_slot: Vec<Option<DirectSocket>>,
+    len: usize,
+}
+
+impl Sockets {
+    fn get_mut(&mut self, slot: &Slot) -> Option<&mut DirectSocket> {
+        self.by_slot.get_mut(*slot as usize)?.as_mut()
+    }
+
+    fn insert(&mut self, slot: Slot, socket: DirectSocket) {
+        let at = slot as usize;
+        if self.by_slot.len() <= at {
+            self.by_slot.resize_with(at + 1, || None);
+        }
+        if self.by_slot[at].replace(socket).is_none() {
+            self.len += 1;
+        }
+    }
+
+    fn remove(&mut self, slot: &Slot) -> Option<DirectSocket> {
+        let taken = self.by_slot.get_mut(*slot as usize)?.take();
+        if taken.is_some() {
+            self.len -= 1;
+        }
+        taken
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+}
+
 #[derive(Default)]
 struct Direct {
-    sockets: HashMap<Slot, DirectSocket>,
+    /// By slot: a stream's socket, if Rust writes to it.
+    sockets: Sockets,
     wakeups: HashMap<Owner, Wakeup>,
     scratch: Vec<u8>,
 }

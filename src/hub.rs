@@ -143,11 +143,27 @@ const CHUNK_FRAMING_MAX: usize = 20;
 /// Moves a buffer's bytes to `out` as one HTTP/1.1 chunk: size in hex,
 /// CRLF, data, CRLF.
 fn put_chunk(out: &mut Vec<u8>, buffer: &mut OutboundBuffer) {
-    use std::io::Write;
-    // Writing to a Vec cannot fail.
-    let _ = write!(out, "{:x}\r\n", buffer.len());
+    put_hex(out, buffer.len());
+    out.extend_from_slice(b"\r\n");
     buffer.drain_into(out);
     out.extend_from_slice(b"\r\n");
+}
+
+/// `n` in lowercase hex, without `format!` (once per stream per flush).
+fn put_hex(out: &mut Vec<u8>, n: usize) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut digits = [0u8; 16];
+    let mut at = digits.len();
+    let mut n = n;
+    loop {
+        at -= 1;
+        digits[at] = DIGITS[n & 15];
+        n >>= 4;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 #[derive(Debug, Default)]
@@ -669,5 +685,14 @@ mod tests {
         let second = hub.flush_within(0, Instant::now(), 20);
         assert_eq!(second.layout, vec![b, 0, 18]);
         assert!(!second.more);
+    }
+
+    #[test]
+    fn chunk_sizes_are_lowercase_hex() {
+        for n in [0usize, 1, 15, 16, 255, 4096, 0xdead_beef] {
+            let mut out = Vec::new();
+            put_hex(&mut out, n);
+            assert_eq!(String::from_utf8(out).unwrap(), format!("{n:x}"));
+        }
     }
 }
