@@ -39,15 +39,21 @@ function descriptorOf(socket) {
 }
 
 /**
- * A share of a flush as the transport may keep it. A share that a socket or
- * stream keeps (it did not take it at once) must not be a view of the whole
- * flush's Buffer, or one stuck client would pin every other client's bytes
- * of that turn: such a share is copied, so a client holds its own bytes only.
+ * A share of a flush as the transport may keep it. A write that the socket
+ * does not take at once keeps its chunk until it does, and a chunk that is a
+ * view of the flush's one Buffer would keep every other client's bytes of
+ * that turn with it: one stuck client would pin a whole flush. Whether the
+ * kernel takes a write at once cannot be known before it is made, so a share
+ * that is a small part of its flush is copied, and a client holds its own
+ * bytes only. (Streams that Rust writes to directly never come here.)
  */
-function ownShare(chunk, sink) {
-  const small = chunk.byteLength * 2 < chunk.buffer.byteLength;
-  return small && (sink.writableLength > 0 || sink.writableNeedDrain) ? Buffer.from(chunk) : chunk;
+function ownShare(chunk) {
+  return chunk.byteLength * 2 < chunk.buffer.byteLength ? Buffer.from(chunk) : chunk;
 }
+
+/** `NATIVE_SSE_DIRECT=0` keeps every stream on the JavaScript path: for
+ * comparing the two, or as a way out should the direct one misbehave. */
+const DIRECT_WRITES = process.env.NATIVE_SSE_DIRECT !== '0';
 
 /** Where a stream's bytes go once Rust writes them to its socket itself. */
 const RUST = Symbol('written by Rust');
@@ -97,15 +103,15 @@ class NodeTransport {
       // The first flush (the opening) goes through the response, which sends
       // the headers with it; then the way for the others is chosen: the
       // socket (ready-framed chunks), or else the response.
-      written = response.write(chunk);
+      written = response.write(ownShare(chunk));
       sink = this.#sink = directSocket(response) ?? response;
       if (sink !== response) native.setFraming(this.#slot, native.StreamFraming.Chunked);
     } else {
-      written = sink.write(ownShare(chunk, sink));
+      written = sink.write(ownShare(chunk));
     }
     if (!written) {
       sink.once('drain', this.#onDrain);
-    } else if (sink !== response && sink.writableLength === 0 && native.attachSocket(this.#slot, descriptorOf(sink))) {
+    } else if (DIRECT_WRITES && sink !== response && sink.writableLength === 0 && native.attachSocket(this.#slot, descriptorOf(sink))) {
       // Node holds none of the socket's bytes (the write went out at once,
       // uncorked): from the next flush on, Rust writes to it itself.
       this.#sink = RUST;
