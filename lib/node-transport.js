@@ -5,6 +5,7 @@
 
 const { ServerResponse } = require('node:http');
 const native = require('../binding.js');
+const { ownShare } = require('./transport.js');
 
 /**
  * The socket of a chunked HTTP/1.1 response whose headers have gone out, if
@@ -36,19 +37,6 @@ function descriptorOf(socket) {
   if (socket.encrypted || process.platform === 'win32') return -1;
   const fd = socket._handle?.fd;
   return typeof fd === 'number' && fd >= 0 ? fd : -1;
-}
-
-/**
- * A share of a flush as the transport may keep it. A write that the socket
- * does not take at once keeps its chunk until it does, and a chunk that is a
- * view of the flush's one Buffer would keep every other client's bytes of
- * that turn with it: one stuck client would pin a whole flush. Whether the
- * kernel takes a write at once cannot be known before it is made, so a share
- * that is a small part of its flush is copied, and a client holds its own
- * bytes only. (Streams that Rust writes to directly never come here.)
- */
-function ownShare(chunk) {
-  return chunk.byteLength * 2 < chunk.buffer.byteLength ? Buffer.from(chunk) : chunk;
 }
 
 /** `NATIVE_SSE_DIRECT=0` keeps every stream on the JavaScript path: for

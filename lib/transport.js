@@ -35,9 +35,9 @@
  * go.
  *
  * Memory: a chunk is a view of one Buffer that holds every stream's bytes of
- * a flush. A transport that keeps a chunk beyond the `write` call (a socket
- * that did not take it at once, a body not read yet) keeps a copy of a
- * small chunk instead, so that a client holds its own bytes only.
+ * a flush. A transport that may keep a chunk beyond the `write` call (a
+ * socket that did not take it at once, a body not read yet) writes
+ * `ownShare(chunk)` instead (below).
  *
  * Events, given to the constructor as `{ onDrain, onGone }`:
  *
@@ -52,4 +52,24 @@
  * @typedef {{ write(chunk: Buffer): boolean, readonly buffered: number, reclaim(): void, end(rest: Buffer | null): void, destroy(reason: string): void }} Transport
  */
 
-module.exports = {};
+/** The most of other clients' bytes that one client's chunk may keep alive
+ * (see ownShare). */
+const PIN_LIMIT = 256 * 1024;
+
+/**
+ * A share of a flush as a transport may keep it. A write that the socket (or
+ * an HTTP/2 stream, or an unread body) does not take at once keeps its chunk
+ * until it does, and a chunk that is a view of the flush's one Buffer keeps
+ * every other client's bytes of that turn alive with it: one stuck client
+ * pins a whole flush. Whether a write is taken at once cannot be known
+ * before it is made, so a share of a large flush is copied, and a client
+ * holds its own bytes plus at most PIN_LIMIT of others'. (Small flushes, the
+ * usual ticker, are not copied: pinning one costs little. Streams that Rust
+ * writes to directly never come here.)
+ */
+function ownShare(chunk) {
+  const flush = chunk.buffer.byteLength;
+  return flush > PIN_LIMIT && chunk.byteLength * 2 < flush ? Buffer.from(chunk) : chunk;
+}
+
+module.exports = { ownShare };

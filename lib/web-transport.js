@@ -1,5 +1,7 @@
 'use strict';
 
+const { ownShare } = require('./transport.js');
+
 // Delivery of a stream's bytes as the body of a web `Response`, for
 // fetch-style servers (Request → Response).
 //
@@ -43,9 +45,8 @@ class WebTransport {
    * waits for the next read (`onDrain`) before it takes more. */
   write(chunk) {
     if (this.#gone) return true;
-    // Kept until read: a small share of a flush is copied, so that this
-    // client holds its own bytes, not every client's (see node-transport.js).
-    this.#controller.enqueue(chunk.byteLength * 2 < chunk.buffer.byteLength ? Buffer.from(chunk) : chunk);
+    // Kept until read: see ownShare.
+    this.#controller.enqueue(ownShare(chunk));
     const pulled = this.#pulled;
     this.#pulled = null;
     pulled?.();
