@@ -225,3 +225,33 @@ test('HTTP/1.1 over a raw socket with pipelined requests: the stream is the conn
   assert.ok(second.endsWith('plain'));
   assert.equal(count, 1);
 });
+
+test('res.write() and res.end() behind the endpoint while Rust holds bytes: Node\'s bytes follow Rust\'s, whole', async (t) => {
+  let endpoint;
+  let response;
+  const app = await serve((req, res) => {
+    response = res;
+    endpoint = new EventEndpoint(req, res, { keepAlive: 0, maxBufferedBytes: 32 << 20 });
+  });
+  t.after(() => app.close());
+  const client = RawClient.connect(app.port, { path: '/' });
+  t.after(() => client.destroy());
+  await client.waitFor(': ok');
+  await endpoint.send('warm-up');
+  await until(() => diagnostics().directSockets === 1, 2000, 'the direct path');
+  client.socket.pause();
+  const payload = 'w'.repeat(4000);
+  for (let i = 0; i < 1000; i++) void endpoint.send(`${i}:${payload}`);
+  await tick(200); // Rust holds what the full socket did not take
+  response.write('data: written behind the endpoint\n\n');
+  response.end();
+  assert.equal(diagnostics().directSockets, 0, 'Node has the socket back');
+  client.socket.resume();
+  await until(() => client.ended, 20_000, 'the chunked ending');
+  const data = eventsOf(client).map((e) => e.data);
+  assert.equal(data.length, 1002);
+  for (let i = 0; i < 1000; i++) assert.equal(data[i + 1], `${i}:${payload}`);
+  assert.equal(data.at(-1), 'written behind the endpoint');
+  assert.ok(client.raw.subarray(-5).equals(Buffer.from('0\r\n\r\n')));
+  await until(() => endpoint.closed, 5000, 'the endpoint to close');
+});

@@ -103,6 +103,7 @@ class NodeTransport {
       // Node holds none of the socket's bytes (the write went out at once,
       // uncorked): from the next flush on, Rust writes to it itself.
       this.#sink = RUST;
+      this.#guardResponse();
     }
     return written;
   }
@@ -112,11 +113,39 @@ class NodeTransport {
     return this.#response.writableLength ?? 0;
   }
 
+  /**
+   * While Rust writes to the socket, anyone who writes to the response or
+   * ends it behind the endpoint (`res.write`, `res.end`, as middleware or
+   * an application may) first gives the socket back to Node, so that
+   * Node's bytes follow Rust's, whole. The stream then goes on through the
+   * response.
+   */
+  #guardResponse() {
+    const response = this.#response;
+    const transport = this;
+    const restores = [];
+    for (const name of ['write', 'end']) {
+      const own = Object.getOwnPropertyDescriptor(response, name);
+      const original = response[name];
+      response[name] = function (...args) {
+        transport.reclaim();
+        return original.apply(this, args);
+      };
+      restores.push(() => (own ? Object.defineProperty(response, name, own) : delete response[name]));
+    }
+    this.#unguard = () => restores.forEach((restore) => restore());
+  }
+
+  /** Undoes #guardResponse. */
+  #unguard = null;
+
   /** Takes the socket back from Rust, if Rust writes to it: what Rust
    * framed and could not write yet goes to the socket first, as it is. */
   reclaim() {
     if (this.#sink !== RUST) return;
     const response = this.#response;
+    this.#unguard?.();
+    this.#unguard = null;
     this.#sink = response;
     const pending = native.detachSocket(this.#slot);
     if (pending !== null && !response.destroyed) response.socket?.write(pending);
