@@ -255,3 +255,22 @@ test('res.write() and res.end() behind the endpoint while Rust holds bytes: Node
   assert.ok(client.raw.subarray(-5).equals(Buffer.from('0\r\n\r\n')));
   await until(() => endpoint.closed, 5000, 'the endpoint to close');
 });
+
+test('a socket with an idle timeout stays on the JavaScript path, whose writes keep it alive', async (t) => {
+  let endpoint;
+  const app = await serve((req, res) => {
+    req.socket.setTimeout(300, () => req.socket.destroy());
+    endpoint = new EventEndpoint(req, res, { keepAlive: 0 });
+  });
+  t.after(() => app.close());
+  const client = RawClient.connect(app.port, { path: '/' });
+  t.after(() => client.destroy());
+  await client.waitFor(': ok');
+  for (let i = 0; i < 10; i++) {
+    await endpoint.send(`tick ${i}`);
+    await tick(100);
+  }
+  assert.equal(diagnostics().directSockets, 0);
+  assert.equal(endpoint.closed, false, 'active for a second under a 300 ms idle timeout');
+  assert.equal(eventsOf(client).length, 10);
+});

@@ -34,7 +34,10 @@ function directSocket(response) {
  * duplicates it at once (see src/direct.rs).
  */
 function descriptorOf(socket) {
-  if (socket.encrypted || process.platform === 'win32') return -1;
+  // Rust's writes are no activity to Node: a socket with an idle timeout
+  // (socket.setTimeout, server.timeout) stays on the JavaScript path, whose
+  // writes keep it alive.
+  if (socket.encrypted || socket.timeout > 0 || process.platform === 'win32') return -1;
   const fd = socket._handle?.fd;
   return typeof fd === 'number' && fd >= 0 ? fd : -1;
 }
