@@ -322,6 +322,8 @@ export declare function diagnostics(): {
   openStreams: number;
   /** Whether the shared keep-alive timer (and its thread-safe function) runs. */
   keepAliveTimer: boolean;
+  /** Sockets whose bytes Rust writes itself (plain HTTP/1.1 on TCP). */
+  directSockets: number;
   /** Entries of Redis streams skipped: not in the form native-sse writes. */
   skippedStreamEntries: number;
   /** Entries of Redis streams larger than some client's `maxBufferedBytes`. */

@@ -19,5 +19,6 @@ test('1,000 connect/disconnect cycles leave nothing behind', async () => {
   assert.equal(result.closeEvents, result.streamsOpened);
   assert.equal(result.openStreams, 0);
   assert.equal(result.keepAliveTimer, false);
+  assert.equal(result.directSockets, 0);
   assert.ok(result.cycles >= 1000);
 });

@@ -132,6 +132,7 @@ const result = {
   rssGrowthMiB: +((after.rss - before.rss) / MiB).toFixed(2),
   openStreams: state.openStreams,
   keepAliveTimer: state.keepAliveTimer,
+  directSockets: state.directSockets,
   channelSize: channel.size,
   problems,
 };
@@ -141,6 +142,7 @@ if (done < CYCLES + warmup) failures.push(`only ${done} cycles ran before the de
 if (closedEvents !== opened) failures.push(`${opened} endpoints opened, ${closedEvents} close events`);
 if (state.openStreams !== 0) failures.push(`${state.openStreams} streams still open`);
 if (state.keepAliveTimer) failures.push('the keep-alive timer still runs');
+if (state.directSockets !== 0) failures.push(`${state.directSockets} socket descriptors still held by Rust`);
 if (channel.size !== 0) failures.push(`${channel.size} subscribers left`);
 if (result.heapGrowthMiB > 4) failures.push(`heap grew by ${result.heapGrowthMiB} MiB`);
 if (result.rssGrowthMiB > 32) failures.push(`RSS grew by ${result.rssGrowthMiB} MiB`);
