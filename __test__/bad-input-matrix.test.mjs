@@ -35,22 +35,21 @@ const VALUES = [
   ['16 MiB string', HUGE],
 ];
 
-const TOO_LARGE = /too large/;
 const tooLarge = (value) => typeof value === 'string' && value.length > 4 * MiB;
 
 /** What each argument accepts: 'ok', or the error message pattern. */
 const expect = {
-  data: (v) => (typeof v !== 'string' ? /"data"/ : tooLarge(v) ? TOO_LARGE : 'ok'),
+  data: (v) => (typeof v !== 'string' ? /"data"/ : tooLarge(v) ? /"data" argument is too large/ : 'ok'),
   eventId: (v, name = 'eventId') =>
     v === undefined || v === null
       ? 'ok'
-      : typeof v !== 'string' || /[\r\n\0]/.test(v)
+      : typeof v !== 'string' || /[\r\n\0]/.test(v) || !v.isWellFormed()
         ? new RegExp(`"${name}"`)
         : tooLarge(v)
-          ? TOO_LARGE
+          ? new RegExp(`"${name}" argument is too large`)
           : 'ok',
   event: (v, name = 'event') =>
-    typeof v !== 'string' || /[\r\n]/.test(v) ? new RegExp(`"${name}"`) : tooLarge(v) ? TOO_LARGE : 'ok',
+    typeof v !== 'string' || /[\r\n]/.test(v) ? new RegExp(`"${name}"`) : tooLarge(v) ? new RegExp(`"${name}" argument is too large`) : 'ok',
   count: (name) => (v) =>
     v === undefined || (typeof v === 'number' && Number.isFinite(v) && v >= 0 && v <= 2 ** 32 - 1)
       ? 'ok'

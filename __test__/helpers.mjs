@@ -48,7 +48,8 @@ export class RawClient {
     client.socket = socket;
     const lines = [`GET ${path} HTTP/1.1`, `Host: 127.0.0.1:${port}`, 'Accept: text/event-stream'];
     for (const [name, value] of Object.entries(headers)) lines.push(`${name}: ${value}`);
-    socket.write(lines.join('\r\n') + '\r\n\r\n');
+    // latin1: one byte per character, so that a test can send any bytes.
+    socket.write(lines.join('\r\n') + '\r\n\r\n', 'latin1');
     socket.on('data', (data) => {
       client.raw = Buffer.concat([client.raw, data]);
     });

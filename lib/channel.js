@@ -4,7 +4,7 @@ const native = require('../binding.js');
 const outbox = require('./outbox.js');
 const { EventEndpoint } = require('./endpoint.js');
 const { optionalString, requiredString } = require('./options.js');
-const { handled, invalid, invalidValue, withCode, fromNative, publishError } = require('./errors.js');
+const { checkId, largest, handled, invalid, invalidValue, withCode, fromNative, publishError } = require('./errors.js');
 const reports = require('./reports.js');
 const { kSlot, kJoin, kLeave, kAbort, kDrop, kLastId, kWhenWritable, nextSequence } = require('./internal.js');
 
@@ -220,12 +220,12 @@ class Channel {
       throw invalid('options', 'an object', options);
     }
     const event = optionalString('options.event', options?.event);
-    const id = optionalString('options.id', options?.id) || undefined;
+    const id = checkId('options.id', optionalString('options.id', options?.id) || undefined);
     let overflowed;
     try {
       overflowed = this.#native.broadcast(data, event, id);
     } catch (err) {
-      throw fromNative(err, BROADCAST_NAMES);
+      throw fromNative(err, { ...BROADCAST_NAMES, data: largest([['data', data], ['options.event', event], ['options.id', id]]) });
     }
     if (overflowed !== null) this.#cutOff(overflowed);
     if (id !== undefined) {
@@ -262,7 +262,7 @@ class Channel {
     try {
       refusal = this.#native.publish(this.#link, data, event);
     } catch (err) {
-      throw fromNative(err, BROADCAST_NAMES);
+      throw fromNative(err, { ...BROADCAST_NAMES, data: largest([['data', data], ['options.event', event]]) });
     }
     if (refusal != null) throw withCode(new Error(`${refusal}: the broadcast was not appended`), 'ERR_SSE_REDIS_NOT_APPENDED');
     const outcome = new Promise((resolve, reject) => this.#pending.push(resolve, reject));

@@ -7,8 +7,8 @@ const { NodeTransport } = require('./node-transport.js');
 const { WebTransport } = require('./web-transport.js');
 const { ListenerGuards } = require('./listeners.js');
 const { normalizeOptions, optionalString, requiredString } = require('./options.js');
-const { handled, invalid, invalidValue, fromNative, tooLarge, closedError } = require('./errors.js');
-const { isWebRequest, isNodeRequest, isNodeResponse, streamHeaders, userHeaders, lastEventIdOf } = require('./request.js');
+const { checkId, largest, handled, invalid, invalidValue, fromNative, tooLarge, closedError } = require('./errors.js');
+const { isWebRequest, isNodeRequest, isNodeResponse, streamHeaders, userHeaders, lastEventIdOf, breakingHeader } = require('./request.js');
 const { kSlot, kJoin, kLeave, kAbort, kDrop, kLastId, kWhenWritable, nextSequence } = require('./internal.js');
 
 const RESOLVED = Promise.resolve();
@@ -67,6 +67,9 @@ class EventEndpoint extends EventTarget {
     } else {
       throw invalid('request', 'an http.IncomingMessage, http2.Http2ServerRequest or Request', request);
     }
+    // HTTP/2 responses (compat API) refuse connection-specific headers.
+    const broken = breakingHeader(options.headers, { http2: response !== null && request.httpVersionMajor >= 2 });
+    if (broken !== null) throw invalidValue(`options.headers.${broken}`, 'would break the event stream: it cannot be set');
     this.#lastEventId = lastEventIdOf(request);
 
     // A client told to stop by close(true) is refused with 204, which makes
@@ -229,7 +232,7 @@ class EventEndpoint extends EventTarget {
    */
   #enqueue(event, data, eventId) {
     requiredString('data', data);
-    const id = optionalString('eventId', eventId) || undefined;
+    const id = checkId('eventId', optionalString('eventId', eventId) || undefined);
     if (this.#closed) return handled(Promise.reject(closedError(this.#closeReason)));
     let queued = SEND_STALE;
     if (data === lastData && event === lastEvent && id === lastId) queued = native.sendAgain(this.#slot);
@@ -246,7 +249,7 @@ class EventEndpoint extends EventTarget {
     }
     if (queued === SEND_TOO_LARGE) {
       // No client could ever take it; the stream itself is fine.
-      throw tooLarge('data', this.#maxBufferedBytes);
+      throw tooLarge(largest([['data', data], ['event', event], ['eventId', id]]), this.#maxBufferedBytes);
     }
     if (queued === SEND_OVERFLOW) {
       // The client has fallen a whole cap behind. Cut it off rather than

@@ -46,6 +46,25 @@ function fromNative(err, names) {
   }
 }
 
+/**
+ * Refuses an id that cannot round-trip: one with a lone surrogate would be
+ * sent as U+FFFD and come back, as `Last-Event-ID`, as another id.
+ */
+function checkId(name, id) {
+  if (id !== undefined && !id.isWellFormed()) {
+    throw withCode(new TypeError(`The "${name}" argument must not contain a lone surrogate (it could not come back as Last-Event-ID)`), 'ERR_SSE_INVALID_ID');
+  }
+  return id;
+}
+
+/** The name of the largest of an event's parts, for an event too large:
+ * `parts` is [[name, string], …]. */
+function largest(parts) {
+  let best = parts[0];
+  for (const part of parts) if ((part[1]?.length ?? 0) > (best[1]?.length ?? 0)) best = part;
+  return best[0];
+}
+
 /** An event larger than an endpoint's own cap. */
 function tooLarge(name, maxBufferedBytes) {
   return withCode(
@@ -80,4 +99,4 @@ function handled(promise) {
   return promise;
 }
 
-module.exports = { handled, describe, withCode, invalid, invalidValue, fromNative, tooLarge, closedError, publishError };
+module.exports = { checkId, largest, handled, describe, withCode, invalid, invalidValue, fromNative, tooLarge, closedError, publishError };

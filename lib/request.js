@@ -45,12 +45,48 @@ function userHeaders(extra) {
   return (extra ?? []).filter(([name]) => name.toLowerCase() !== 'content-type');
 }
 
-function lastEventIdOf(request) {
-  if (isWebRequest(request)) return request.headers.get('last-event-id') ?? '';
-  const value = request.headers['last-event-id'];
-  if (typeof value === 'string') return value;
-  if (Array.isArray(value)) return value.join(', ');
-  return '';
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * A header value as the client meant it. Node (and the fetch Headers) read
+ * header bytes as latin1, one character per byte; browsers send
+ * `Last-Event-ID` as UTF-8. Bytes that are valid UTF-8 are decoded as such,
+ * so that `café-2` comes back as `café-2`; anything else stays as read.
+ */
+function fromHeaderBytes(value) {
+  // Plain ASCII reads the same either way.
+  if (!/[\x80-\xff]/.test(value)) return value;
+  try {
+    return utf8.decode(Buffer.from(value, 'latin1'));
+  } catch {
+    return value;
+  }
 }
 
-module.exports = { isWebRequest, isNodeRequest, isNodeResponse, streamHeaders, userHeaders, lastEventIdOf };
+function lastEventIdOf(request) {
+  let value;
+  if (isWebRequest(request)) value = request.headers.get('last-event-id') ?? '';
+  else {
+    value = request.headers['last-event-id'];
+    if (Array.isArray(value)) value = value.join(', ');
+    else if (typeof value !== 'string') value = '';
+  }
+  return fromHeaderBytes(value);
+}
+
+/** Headers that would break an event stream if the user set them: a length
+ * or an encoding of the body, and (on HTTP/2, where Node refuses them)
+ * connection-specific ones. */
+const BREAKING = new Set(['content-length', 'transfer-encoding', 'content-encoding']);
+const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'upgrade']);
+
+/** The name of the first of `headers` that would break the stream, or null. */
+function breakingHeader(headers, { http2 }) {
+  for (const [name] of headers ?? []) {
+    const lower = name.toLowerCase();
+    if (BREAKING.has(lower) || (http2 && CONNECTION_SPECIFIC.has(lower))) return name;
+  }
+  return null;
+}
+
+module.exports = { isWebRequest, isNodeRequest, isNodeResponse, streamHeaders, userHeaders, lastEventIdOf, breakingHeader };
