@@ -112,6 +112,12 @@ export declare function bufferedAmount(slot: number): number
 export declare function configureStopTokens(key?: Buffer | undefined | null, maxAgeMs?: number | undefined | null): void
 
 /**
+ * How long a closed stream may take to hand its last bytes to a client
+ * before the connection is dropped, unless an endpoint says otherwise (ms).
+ */
+export declare const DEFAULT_CLOSE_TIMEOUT_MS: number
+
+/**
  * Bytes behind at which `send()` starts to wait, unless an endpoint says
  * otherwise.
  */

@@ -841,6 +841,7 @@ module.exports.StreamPage = nativeBinding.StreamPage
 module.exports.attachSocket = nativeBinding.attachSocket
 module.exports.bufferedAmount = nativeBinding.bufferedAmount
 module.exports.configureStopTokens = nativeBinding.configureStopTokens
+module.exports.DEFAULT_CLOSE_TIMEOUT_MS = nativeBinding.DEFAULT_CLOSE_TIMEOUT_MS
 module.exports.DEFAULT_HIGH_WATER_MARK = nativeBinding.DEFAULT_HIGH_WATER_MARK
 module.exports.DEFAULT_HISTORY_SIZE = nativeBinding.DEFAULT_HISTORY_SIZE
 module.exports.DEFAULT_KEEP_ALIVE_MS = nativeBinding.DEFAULT_KEEP_ALIVE_MS

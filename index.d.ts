@@ -40,6 +40,13 @@ export interface EventEndpointOptions {
    */
   keepAlive?: number;
   /**
+   * Milliseconds a client has, after `close()` or `close(true)`, to take
+   * what is still on its way; then its connection is dropped and released.
+   * (A web `Response` body belongs to the server sending it, which this
+   * cannot drop.) Default: `30000`.
+   */
+  closeTimeout?: number;
+  /**
    * Bytes waiting for one client past which `send()` waits until the client
    * has taken them. Default: `65536`. Capped at `maxBufferedBytes`.
    */

@@ -156,9 +156,11 @@ test('close() and close(true) after direct writes, with bytes still unwritten: a
     assert.ok(client.raw.subarray(-5).equals(Buffer.from('0\r\n\r\n')), 'the last chunk is the end');
     const events = eventsOf(client);
     const data = events.filter((e) => e.type === 'message').map((e) => e.data);
-    assert.equal(data.length, 2001);
-    for (let i = 0; i < 2000; i++) assert.equal(data[i + 1], `${i}:${payload}`);
+    // close() sends everything; close(true) drops what was still queued
+    // (not the chunk already on its way), then says goodbye.
     if (noReconnect) assert.equal(events.at(-1).type, 'native-sse:stop');
+    else assert.equal(data.length, 2001);
+    for (let i = 0; i < data.length - 1; i++) assert.equal(data[i + 1], `${i}:${payload}`);
   }
 });
 
@@ -273,4 +275,62 @@ test('a socket with an idle timeout stays on the JavaScript path, whose writes k
   assert.equal(diagnostics().directSockets, 0);
   assert.equal(endpoint.closed, false, 'active for a second under a 300 ms idle timeout');
   assert.equal(eventsOf(client).length, 10);
+});
+
+test('close() and close(true) towards a client that never reads release the socket within closeTimeout', async (t) => {
+  const sockets = [];
+  const endpoints = [];
+  const app = await serve((req, res) => {
+    sockets.push(req.socket);
+    endpoints.push(new EventEndpoint(req, res, { keepAlive: 0, closeTimeout: 300, maxBufferedBytes: 64 << 20 }));
+  });
+  t.after(() => app.close());
+  for (const noReconnect of [false, true]) {
+    const client = RawClient.connect(app.port, { path: '/' });
+    t.after(() => client.destroy());
+    await client.waitFor(': ok');
+    const endpoint = endpoints.at(-1);
+    const socket = sockets.at(-1);
+    client.socket.pause(); // and never reads again
+    const payload = 'n'.repeat(8000);
+    for (let i = 0; i < 4000; i++) void endpoint.send(payload).catch(() => {});
+    await tick(100);
+    assert.ok(endpoint.bufferedAmount > 0, 'bytes wait for the client');
+    const closed = Date.now();
+    endpoint.close(noReconnect);
+    await until(() => socket.destroyed, 3000, 'the socket to be released');
+    const took = Date.now() - closed;
+    assert.ok(took >= 250 && took < 1500, `released after ${took} ms (closeTimeout 300)`);
+    assert.equal(diagnostics().directSockets, 0, 'no descriptor held');
+  }
+});
+
+test('close(true) drops what is still queued, so the farewell frame goes out first', async (t) => {
+  let endpoint;
+  const app = await serve((req, res) => {
+    endpoint = new EventEndpoint(req, res, { keepAlive: 0, maxBufferedBytes: 64 << 20 });
+  });
+  t.after(() => app.close());
+  const client = RawClient.connect(app.port, { path: '/' });
+  t.after(() => client.destroy());
+  await client.waitFor(': ok');
+  await endpoint.send('warm-up');
+  await until(() => diagnostics().directSockets === 1, 2000, 'the direct path');
+  client.socket.pause();
+  const payload = 's'.repeat(8000);
+  // Over several turns: a chunk on its way to the full socket, and more
+  // queued behind it.
+  for (let turn = 0; turn < 20; turn++) {
+    for (let i = 0; i < 100; i++) void endpoint.send(`${turn * 100 + i}:${payload}`).catch(() => {});
+    await tick(10);
+  }
+  endpoint.close(true);
+  client.socket.resume();
+  await until(() => client.ended, 10_000, 'the end');
+  const events = eventsOf(client);
+  assert.equal(events.at(-1).type, 'native-sse:stop');
+  const delivered = events.filter((e) => e.type === 'message').length;
+  assert.ok(delivered < 2000, `${delivered} of 2000 queued events were still sent`);
+  // What did arrive is a prefix, in order, whole.
+  events.slice(1, -1).forEach((e, i) => assert.equal(e.data, `${i}:${payload}`));
 });

@@ -47,6 +47,7 @@ class EventEndpoint extends EventTarget {
   #highWaterMark = 0;
   #maxBufferedBytes = 0;
   #keepAlive = 0;
+  #closeTimeout = 0;
   /** Settlers of the send() calls waiting for the buffer to go down. */
   #waiters = null;
   #guards = new ListenerGuards();
@@ -103,6 +104,7 @@ class EventEndpoint extends EventTarget {
     }
 
     this.#highWaterMark = options.highWaterMark;
+    this.#closeTimeout = options.closeTimeout;
     this.#maxBufferedBytes = options.maxBufferedBytes;
     const slot = (this.#slot = native.openStream({
       owner: outbox.owner,
@@ -215,15 +217,23 @@ class EventEndpoint extends EventTarget {
   close(noReconnect = false) {
     if (this.#closed) return;
     const slot = this.#slot;
-    // Past its cap a client cannot take the farewell frame; it is ended
-    // like any other then.
-    if (noReconnect) native.sendStop(slot);
+    if (noReconnect) {
+      // The client is told to stop. One that is behind (highWaterMark or
+      // more waiting) is not made to take its backlog first: what is still
+      // queued is dropped, so that the farewell frame goes out next. One
+      // that keeps up gets what was sent, then the farewell. (Past its cap a
+      // client cannot take even that; it is ended like any other then.)
+      if (native.bufferedAmount(slot) >= this.#highWaterMark) native.takeQueued(slot);
+      native.sendStop(slot);
+    }
     const rest = native.takeQueued(slot);
     const transport = this.#transport;
     // Before the slot goes: Rust may hold bytes it is writing to the socket.
     transport.reclaim();
     this.#end(true, noReconnect ? 'closed by the server, no reconnect' : 'closed by the server');
-    transport.end(rest);
+    // A client that does not take the rest within closeTimeout is dropped:
+    // every close finishes, and releases its connection.
+    transport.end(rest, this.#closeTimeout);
   }
 
   /**

@@ -154,13 +154,19 @@ class NodeTransport {
     if (pending !== null && !response.destroyed) response.socket?.write(pending);
   }
 
-  /** Writes the last bytes and ends the response. */
-  end(rest) {
+  /** Writes the last bytes and ends the response; drops the connection if
+   * the client has not taken them within `timeout` ms. */
+  end(rest, timeout) {
     const response = this.#response;
     this.reclaim();
     if (response.destroyed || response.writableEnded) return;
     if (rest !== null) response.write(rest);
     response.end();
+    if (!response.destroyed && !response.writableFinished) {
+      const timer = setTimeout(() => response.destroy(), timeout);
+      timer.unref();
+      response.once('close', () => clearTimeout(timer));
+    }
   }
 
   /** Drops the connection: nothing more is written. */

@@ -52,6 +52,7 @@ function normalizeOptions(options) {
   return {
     reconnectionTime: count('options.reconnectionTime', options.reconnectionTime, undefined),
     keepAlive: count('options.keepAlive', options.keepAlive, native.DEFAULT_KEEP_ALIVE_MS),
+    closeTimeout: count('options.closeTimeout', options.closeTimeout, native.DEFAULT_CLOSE_TIMEOUT_MS),
     // A mark above the cap could never be reached: the client would be cut
     // off before send() ever waited.
     highWaterMark: Math.min(highWaterMark, maxBufferedBytes),

@@ -20,8 +20,11 @@
  *   Rust is released: a transport whose bytes Rust writes to the socket
  *   itself (see src/direct.rs) takes the socket back, writing first what
  *   Rust framed and could not write yet. Idempotent; others do nothing.
- * - `end(rest: Buffer | null): void` — writes `rest` (what was still queued
- *   in Rust), then ends the stream cleanly. Idempotent.
+ * - `end(rest: Buffer | null, timeout: number): void` — writes `rest` (what
+ *   was still queued in Rust), then ends the stream cleanly; a transport that
+ *   owns its connection drops it if the client has not taken everything
+ *   within `timeout` ms (closeTimeout), so that every close finishes.
+ *   Idempotent.
  * - `destroy(reason: string): void` — drops the connection: nothing more is
  *   written. Idempotent.
  *
@@ -49,7 +52,7 @@
  *   first.
  *
  * @typedef {{ onDrain(): void, onGone(wasClean: boolean, reason: string): void }} TransportEvents
- * @typedef {{ write(chunk: Buffer): boolean, readonly buffered: number, reclaim(): void, end(rest: Buffer | null): void, destroy(reason: string): void }} Transport
+ * @typedef {{ write(chunk: Buffer): boolean, readonly buffered: number, reclaim(): void, end(rest: Buffer | null, timeout: number): void, destroy(reason: string): void }} Transport
  */
 
 /** The most of other clients' bytes that one client's chunk may keep alive

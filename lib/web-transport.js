@@ -61,6 +61,8 @@ class WebTransport {
   /** Nothing to take back: Rust never writes a body itself. */
   reclaim() {}
 
+  /** Hands over the last bytes and closes the body. (The server that sends
+   * the Response owns the connection: closeTimeout cannot drop it.) */
   end(rest) {
     if (this.#gone) return;
     this.#gone = true;

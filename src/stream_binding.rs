@@ -42,6 +42,10 @@ pub const DEFAULT_MAX_BUFFERED_BYTES: u32 = crate::buffer::DEFAULT_MAX_BUFFERED 
 /// otherwise.
 #[napi]
 pub const DEFAULT_HIGH_WATER_MARK: u32 = crate::buffer::DEFAULT_HIGH_WATER_MARK as u32;
+/// How long a closed stream may take to hand its last bytes to a client
+/// before the connection is dropped, unless an endpoint says otherwise (ms).
+#[napi]
+pub const DEFAULT_CLOSE_TIMEOUT_MS: u32 = 30_000;
 /// What `send` returns when the frame would pass the stream's cap.
 #[napi]
 pub const SEND_OVERFLOW: i32 = -1;
