@@ -319,6 +319,12 @@ export declare const SEND_TOO_LARGE: number
 export declare function sendAgain(slot: number): number
 
 /**
+ * Queues a `retry:` field on its own (a block that dispatches no event):
+ * the client waits `ms` before it reconnects. Returns whether it fit.
+ */
+export declare function sendRetry(slot: number, ms: number): boolean
+
+/**
  * Queues the farewell frame of `close(true)` and returns its token, or
  * `null` if the client is too far behind to receive it.
  */

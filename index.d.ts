@@ -34,6 +34,12 @@ export interface EventEndpointOptions {
    */
   reconnectionTime?: number;
   /**
+   * Milliseconds of random delay added to `reconnectionTime` (which it
+   * needs), so that clients cut off together do not all come back in the
+   * same moment. Default: `0`.
+   */
+  reconnectionJitter?: number;
+  /**
    * Milliseconds without a byte sent after which a comment line is written,
    * so that proxies keep an idle connection open. `0` turns it off.
    * Default: `15000`.
@@ -183,6 +189,13 @@ export interface ChannelOptions {
    * channel replays from its stream instead.)
    */
   historySize?: number;
+  /**
+   * An event name: a client that resumes and cannot be sent everything it
+   * missed (its id is no longer, or never was, in the history or stream) is
+   * sent this event after what could be replayed, with data
+   * `{"lastEventId": …, "replayed": n}`, so that it can reload its state.
+   */
+  incompleteEvent?: string;
 }
 
 /** Where a Redis-backed channel keeps its events. */
@@ -370,3 +383,24 @@ export type SseErrorCode =
   | "ERR_SSE_REDIS_UNAVAILABLE"
   | "ERR_SSE_CHANNEL_CLOSED"
   | "ERR_SSE_INTERNAL";
+
+/** The options of {@link closeAll}. */
+export interface CloseAllOptions {
+  /**
+   * Each client is told (`retry:`) to reconnect after a random delay within
+   * this many ms, so that a deploy does not bring every client back in the
+   * same second. Default: `0` (their own reconnection time).
+   */
+  reconnectWindow?: number;
+  /** Tell every client to stop instead, as `close(true)` does. */
+  noReconnect?: boolean;
+  /** After this many ms the connections still open are dropped. Default: `30000`. */
+  timeout?: number;
+}
+
+/**
+ * Ends every open stream of this thread, for a graceful shutdown, and
+ * resolves once their connections have finished (or the timeout dropped the
+ * rest). Then `server.close()` completes.
+ */
+export declare function closeAll(options?: CloseAllOptions): Promise<{ closed: number; dropped: boolean }>;

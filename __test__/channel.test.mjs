@@ -225,3 +225,32 @@ test('closed subscribers are garbage-collected: the channel keeps no reference',
   });
   assert.deepEqual(JSON.parse(out), { size: 0, alive: 0 });
 });
+
+test('incompleteEvent tells a client whose id is gone from the history, after what could be replayed', async (t) => {
+  const channel = new Channel({ historySize: 2, incompleteEvent: 'resync' });
+  for (let i = 1; i <= 5; i++) channel.broadcast(`e${i}`, { id: String(i) });
+  const { client } = await openEndpointOn(t, channel, { 'Last-Event-ID': '1' });
+  await client.waitFor('event: resync');
+  const events = parseEventStream(client.body).events;
+  assert.deepEqual(events.map((e) => [e.type, e.data]), [
+    ['message', 'e4'],
+    ['message', 'e5'],
+    ['resync', JSON.stringify({ lastEventId: '1', replayed: 2 })],
+  ]);
+  // A client that resumes within the history is not told anything.
+  const exact = await openEndpointOn(t, channel, { 'Last-Event-ID': '4' });
+  await exact.client.waitFor('data: e5');
+  await tick(50);
+  assert.ok(!exact.client.body.includes('resync'));
+  assert.throws(() => new Channel({ incompleteEvent: 'a\nb' }), /"options.incompleteEvent"/);
+});
+
+/** A raw client of an endpoint subscribed to `channel` as it opens. */
+async function openEndpointOn(t, channel, headers) {
+  const app = await serve((req, res) => channel.subscribe(new EventEndpoint(req, res, { keepAlive: 0 })));
+  t.after(() => app.close());
+  const client = RawClient.connect(app.port, { headers });
+  t.after(() => client.destroy());
+  await client.waitFor(': ok');
+  return { client };
+}

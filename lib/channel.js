@@ -12,6 +12,15 @@ const BROADCAST_NAMES = { data: 'data', event: 'options.event', id: 'options.id'
 const REDIS_PROTOCOLS = new Set(['redis:', 'rediss:', 'redis+unix:', 'unix:']);
 const noop = () => {};
 
+function incompleteEventOf(name) {
+  if (name === undefined || name === null) return null;
+  requiredString('options.incompleteEvent', name);
+  if (name === '' || /[\r\n]/.test(name)) {
+    throw invalidValue('options.incompleteEvent', 'must be a non-empty event name without CR or LF');
+  }
+  return name;
+}
+
 function historySizeOf(options) {
   const size = options.historySize;
   if (size === undefined) return native.DEFAULT_HISTORY_SIZE;
@@ -108,6 +117,8 @@ class Channel {
   #subscribers = new Map();
   #lastId = '';
   #lastSequence = 0;
+  /** The event that tells a resuming client its resume was incomplete. */
+  #incompleteEvent = null;
   /** Redis-backed channels: the link (null once closed), how the stream is
    * named in reports, the id the live reader has read up to (null until it
    * starts), and the endpoints still being replayed the stream. */
@@ -134,6 +145,7 @@ class Channel {
     if (options === undefined || options === null) options = {};
     if (typeof options !== 'object') throw invalid('options', 'an object', options);
     const redis = redisOptionsOf(options.redis);
+    this.#incompleteEvent = incompleteEventOf(options.incompleteEvent);
     // A Redis-backed channel resumes clients from the stream, not from a
     // local history.
     this.#native = new native.NativeChannel(redis ? 0 : historySizeOf(options));
@@ -183,12 +195,15 @@ class Channel {
     if (this.#resuming !== null) return this.#subscribeFromStream(endpoint);
     const slot = endpoint[kSlot];
     if (slot < 0 || this.#subscribers.get(slot) === endpoint) return { replayed: 0, complete: true };
-    const replay = this.#native.subscribe(slot, endpoint.lastEventId);
+    const lastEventId = endpoint.lastEventId;
+    const replay = this.#native.subscribe(slot, lastEventId);
     this.#subscribers.set(slot, endpoint);
     endpoint[kJoin](this, replay.lastId ?? undefined);
     if (replay.overflow) endpoint[kAbort]('slow consumer');
     else if (replay.frames > 0) outbox.schedule();
-    return { replayed: replay.frames, complete: replay.complete };
+    const result = { replayed: replay.frames, complete: replay.complete };
+    this.#tellIncomplete(endpoint, lastEventId, result);
+    return result;
   }
 
   /** Stops sending to an endpoint. Endpoints also leave when they close. */
@@ -366,11 +381,13 @@ class Channel {
       // A first connection, or an id that is not of this stream: live only.
       result.complete = lastEventId === '';
       this.#join(endpoint, null, undefined);
+      this.#tellIncomplete(endpoint, lastEventId, result);
       return result;
     }
     this.#resuming.add(endpoint);
     try {
       await this.#caughtUp(endpoint, lastEventId, result);
+      this.#tellIncomplete(endpoint, lastEventId, result);
     } catch (err) {
       // Redis could not be read: end this stream; the client resumes later.
       result.complete = false;
@@ -436,6 +453,13 @@ class Channel {
       result.complete = false;
     }
     this.#join(endpoint, cursor, replayedTo);
+  }
+
+  /** With `incompleteEvent`: tells a client that resumed, and could not be
+   * sent all it missed, so that it reloads its state. */
+  #tellIncomplete(endpoint, lastEventId, result) {
+    if (this.#incompleteEvent === null || result.complete || lastEventId === '' || endpoint.closed) return;
+    endpoint.sendEvent(this.#incompleteEvent, JSON.stringify({ lastEventId, replayed: result.replayed })).catch(noop);
   }
 
   #join(endpoint, floor, replayedId) {

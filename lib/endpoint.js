@@ -6,16 +6,19 @@ const { CloseEvent } = require('./close-event.js');
 const { NodeTransport } = require('./node-transport.js');
 const { WebTransport } = require('./web-transport.js');
 const { ListenerGuards } = require('./listeners.js');
-const { normalizeOptions, optionalString, requiredString } = require('./options.js');
+const { normalizeOptions, optionalString, requiredString, count } = require('./options.js');
 const { checkId, largest, handled, invalid, invalidValue, fromNative, tooLarge, closedError } = require('./errors.js');
 const { isWebRequest, isNodeRequest, isNodeResponse, streamHeaders, userHeaders, lastEventIdOf, breakingHeader } = require('./request.js');
-const { kSlot, kJoin, kLeave, kAbort, kDrop, kLastId, kWhenWritable, nextSequence } = require('./internal.js');
+const { kSlot, kJoin, kLeave, kAbort, kDrop, kLastId, kWhenWritable, kShutdown, kDestroy, nextSequence } = require('./internal.js');
 
 const RESOLVED = Promise.resolve();
 // What native.send and native.sendAgain return besides a byte count.
 const { SEND_OVERFLOW, SEND_TOO_LARGE, SEND_STALE } = native;
 const noop = () => {};
 const SEND_NAMES = { data: 'data', event: 'event', id: 'eventId' };
+
+/** The open endpoints of this copy of the module, for closeAll(). */
+const open = new Set();
 
 // The last frame this copy of the module sent, by value. Looping one event
 // over many endpoints is the common way to fan out; when the next send is
@@ -113,6 +116,7 @@ class EventEndpoint extends EventTarget {
       keepAlive: options.keepAlive,
     }));
     if (response !== null) this.#transport = new NodeTransport(slot, response, this.#transportEvents());
+    open.add(this);
     outbox.attach(slot, {
       write: (chunk) => this.#write(chunk),
       drained: () => this.#releaseWaiters(),
@@ -300,6 +304,19 @@ class EventEndpoint extends EventTarget {
     this.#abort(reason);
   }
 
+  [kShutdown](noReconnect, reconnectWindow) {
+    const transport = this.#transport;
+    if (!this.#closed && !noReconnect && reconnectWindow > 0) {
+      native.sendRetry(this.#slot, Math.floor(Math.random() * reconnectWindow));
+    }
+    this.close(noReconnect);
+    return transport?.finished ?? RESOLVED;
+  }
+
+  [kDestroy]() {
+    this.#transport?.destroy('closeAll() timed out');
+  }
+
   [kWhenWritable]() {
     if (this.#closed || this.bufferedAmount < this.#highWaterMark) return RESOLVED;
     // Settled by the next flush that hands this stream's bytes over, or by
@@ -360,6 +377,7 @@ class EventEndpoint extends EventTarget {
     }
     this.#closed = true;
     this.#closeReason = reason;
+    open.delete(this);
     native.releaseStream(this.#slot);
     outbox.detach(this.#slot);
     this.#slot = -1;
@@ -381,4 +399,31 @@ class EventEndpoint extends EventTarget {
   }
 }
 
-module.exports = { EventEndpoint, CloseEvent };
+/**
+ * Ends every open stream of this thread (of this copy of native-sse), for a
+ * graceful shutdown: each is told to reconnect after a random delay within
+ * `reconnectWindow` ms (so that a deploy does not bring every client back in
+ * the same second), or, with `noReconnect`, to stop. Resolves once every
+ * connection has finished, or after `timeout` ms, when the rest are dropped.
+ * Then `server.close()` completes.
+ */
+async function closeAll(options = undefined) {
+  if (options === undefined || options === null) options = {};
+  if (typeof options !== 'object') throw invalid('options', 'an object', options);
+  const reconnectWindow = count('options.reconnectWindow', options.reconnectWindow, 0);
+  const timeout = count('options.timeout', options.timeout, native.DEFAULT_CLOSE_TIMEOUT_MS);
+  const noReconnect = Boolean(options.noReconnect);
+  const endpoints = [...open];
+  const finished = endpoints.map((endpoint) => endpoint[kShutdown](noReconnect, reconnectWindow));
+  let timer;
+  const late = new Promise((resolve) => (timer = setTimeout(resolve, timeout, 'late')));
+  const outcome = await Promise.race([Promise.all(finished), late]);
+  clearTimeout(timer);
+  if (outcome === 'late') {
+    for (const endpoint of endpoints) endpoint[kDestroy]();
+    await Promise.all(finished);
+  }
+  return { closed: endpoints.length, dropped: outcome === 'late' };
+}
+
+module.exports = { EventEndpoint, CloseEvent, closeAll };

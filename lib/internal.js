@@ -15,6 +15,11 @@ module.exports = {
   /** endpoint[kWhenWritable](): resolves once it is under its highWaterMark
    * (or closed). */
   kWhenWritable: Symbol('whenWritable'),
+  /** endpoint[kShutdown](noReconnect, reconnectWindow): closes it for
+   * closeAll(); resolves once its connection has finished. */
+  kShutdown: Symbol('shutdown'),
+  /** endpoint[kDestroy](): drops its connection now. */
+  kDestroy: Symbol('destroy'),
   /** channel[kDrop](endpoint): a subscriber closed. */
   kDrop: Symbol('drop'),
   /** channel[kLastId](): [the last id broadcast, its sequence number]. */

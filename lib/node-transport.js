@@ -68,6 +68,8 @@ class NodeTransport {
     this.#slot = slot;
     this.#response = response;
     this.#onDrain = onDrain;
+    /** Resolves once the response is done with its connection. */
+    this.finished = new Promise((resolve) => response.once('close', resolve));
     // An error, if any, comes first; `close` follows in every case. A response
     // destroyed with an error may report it only as `errored`.
     response.on('error', (err) => onGone(false, err?.message || String(err)));

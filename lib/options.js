@@ -40,6 +40,20 @@ function headerMap(name, value) {
 }
 
 /**
+ * The reconnection time to send, with `reconnectionJitter` added: a random
+ * part, so that clients cut off together (a deploy, a network blip) do not
+ * all come back in the same moment.
+ */
+function retryOf(options) {
+  const base = count('options.reconnectionTime', options.reconnectionTime, undefined);
+  const jitter = count('options.reconnectionJitter', options.reconnectionJitter, 0);
+  if (jitter > 0 && base === undefined) {
+    throw invalidValue('options.reconnectionJitter', 'needs "options.reconnectionTime", which it is added to');
+  }
+  return jitter > 0 ? Math.min(MAX_U32, base + Math.floor(Math.random() * jitter)) : base;
+}
+
+/**
  * Validates EventEndpointOptions and returns them normalised.
  * `undefined` and `null` mean "all defaults".
  */
@@ -50,7 +64,7 @@ function normalizeOptions(options) {
   if (maxBufferedBytes === 0) throw invalid('options.maxBufferedBytes', 'at least 1', 0);
   const highWaterMark = count('options.highWaterMark', options.highWaterMark, native.DEFAULT_HIGH_WATER_MARK);
   return {
-    reconnectionTime: count('options.reconnectionTime', options.reconnectionTime, undefined),
+    reconnectionTime: retryOf(options),
     keepAlive: count('options.keepAlive', options.keepAlive, native.DEFAULT_KEEP_ALIVE_MS),
     closeTimeout: count('options.closeTimeout', options.closeTimeout, native.DEFAULT_CLOSE_TIMEOUT_MS),
     // A mark above the cap could never be reached: the client would be cut
@@ -73,4 +87,4 @@ function requiredString(name, value) {
   return value;
 }
 
-module.exports = { normalizeOptions, optionalString, requiredString };
+module.exports = { normalizeOptions, optionalString, requiredString, count };

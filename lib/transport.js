@@ -27,6 +27,8 @@
  *   Idempotent.
  * - `destroy(reason: string): void` — drops the connection: nothing more is
  *   written. Idempotent.
+ * - `finished: Promise<void>` — resolves once the transport is done with its
+ *   connection (the response closed, or the body ended), for `closeAll()`.
  *
  * Framing: Rust hands a stream's bytes over as they are
  * (`StreamFraming.Plain`). A transport that writes them straight to the

@@ -20,7 +20,13 @@ class WebTransport {
   /**
    * @param {import('./transport.js').TransportEvents} events
    */
+  /** Resolves once the body has ended (the server sending it owns the
+   * connection). */
+  finished;
+  #finish;
+
   constructor({ onDrain, onGone }) {
+    this.finished = new Promise((resolve) => (this.#finish = resolve));
     this.body = new ReadableStream(
       {
         start: (controller) => {
@@ -33,6 +39,7 @@ class WebTransport {
         },
         cancel: () => {
           this.#gone = true;
+          this.#finish();
           onGone(true, 'client disconnected');
         },
       },
@@ -69,12 +76,14 @@ class WebTransport {
     if (rest !== null) this.#controller.enqueue(rest);
     this.#controller.close();
     this.#pulled?.();
+    this.#finish();
   }
 
   destroy(reason) {
     if (this.#gone) return;
     this.#gone = true;
     this.#controller.error(new Error(`The event stream was closed: ${reason}`));
+    this.#finish();
     this.#pulled?.();
   }
 }

@@ -139,6 +139,16 @@ pub fn send_again(slot: u32) -> Result<i64> {
     })
 }
 
+/// Queues a `retry:` field on its own (a block that dispatches no event):
+/// the client waits `ms` before it reconnects. Returns whether it fit.
+#[napi(catch_unwind)]
+pub fn send_retry(slot: u32, ms: u32) -> bool {
+    let mut block = bytes::BytesMut::new();
+    crate::frame::encode_retry(ms, &mut block);
+    block.extend_from_slice(b"\n");
+    with_hub(|hub| hub.push_encoded(slot, &block)).is_ok()
+}
+
 /// Takes one stream's queued bytes ahead of the next flush.
 #[napi(catch_unwind)]
 pub fn take_queued(slot: u32) -> Option<Buffer> {

@@ -111,3 +111,12 @@ export function retriable(err: { code?: string }): boolean {
   const code = err.code as SseErrorCode;
   return code === 'ERR_SSE_REDIS_NOT_APPENDED';
 }
+
+// Graceful shutdown.
+import { closeAll } from 'native-sse';
+process.on('SIGTERM', async () => {
+  const { closed, dropped }: { closed: number; dropped: boolean } = await closeAll({ reconnectWindow: 10_000, timeout: 5_000 });
+  void closed;
+  void dropped;
+});
+new Channel({ historySize: 100, incompleteEvent: 'resync' });
