@@ -141,6 +141,13 @@ export declare const DEFAULT_KEEP_ALIVE_MS: number
  */
 export declare const DEFAULT_MAX_BUFFERED_BYTES: number
 
+/**
+ * The most bytes held for all clients of a thread together (queued in
+ * Rust, and held by their responses), unless `setMemoryBudget` says
+ * otherwise: past it, the clients furthest behind are cut off.
+ */
+export declare const DEFAULT_MEMORY_BUDGET: number
+
 /** Entries a stream is trimmed to (about), unless the channel says otherwise. */
 export declare const DEFAULT_STREAM_MAX_LEN: number
 
@@ -183,7 +190,18 @@ export interface FlushBatch {
   drained?: Uint32Array
   /** Streams written directly whose socket failed, or `null`. */
   failed?: Uint32Array
+  /**
+   * Streams cut off by the memory budget (furthest behind first), or
+   * `null`.
+   */
+  evicted?: Uint32Array
 }
+
+/**
+ * Bytes held now for this thread's clients, and the budget; for
+ * diagnostics.
+ */
+export declare function heldBytes(): Array<number>
 
 /**
  * Whether a `Last-Event-ID` is the token of a client told to stop, made
@@ -337,6 +355,15 @@ export declare function sendStop(slot: number): string | null
 export declare function setDirectWakeup(owner: number, onWritable: (arg: number) => void): void
 
 export declare function setFraming(slot: number, framing: StreamFraming): void
+
+/**
+ * Says how many of a stream's bytes its response holds (handed over, not
+ * yet taken by the client), so that its cap and the budget count them.
+ */
+export declare function setHeld(slot: number, bytes: number): void
+
+/** Sets this thread's memory budget, in bytes. */
+export declare function setMemoryBudget(bytes: number): void
 
 /**
  * Starts (or restarts with a new period) `owner`'s keep-alive timer, which

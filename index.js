@@ -8,5 +8,6 @@ const { EventEndpoint, CloseEvent, closeAll } = require('./lib/endpoint.js');
 const { Channel } = require('./lib/channel.js');
 const { diagnostics } = require('./lib/diagnostics.js');
 const { configureStopTokens } = require('./lib/stop-tokens.js');
+const { setMemoryBudget } = require('./lib/budget.js');
 
-module.exports = { EventEndpoint, Channel, CloseEvent, diagnostics, configureStopTokens, closeAll };
+module.exports = { EventEndpoint, Channel, CloseEvent, diagnostics, configureStopTokens, closeAll, setMemoryBudget };

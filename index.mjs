@@ -2,5 +2,5 @@
 // `import` and `require` users share one event loop flush and one registry.
 import cjs from './index.js';
 
-export const { EventEndpoint, Channel, CloseEvent, diagnostics, configureStopTokens, closeAll } = cjs;
+export const { EventEndpoint, Channel, CloseEvent, diagnostics, configureStopTokens, closeAll, setMemoryBudget } = cjs;
 export default cjs;

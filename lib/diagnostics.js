@@ -11,11 +11,17 @@ const reports = require('./reports.js');
  * Redis streams that could not be delivered as they are (each is reported
  * once as a warning, too).
  */
+function held() {
+  const [heldBytes, memoryBudget] = native.heldBytes();
+  return { heldBytes, memoryBudget };
+}
+
 function diagnostics() {
   return {
     openStreams: native.openStreamCount(),
     keepAliveTimer: native.keepAliveTimerRunning(),
     directSockets: native.directSocketCount(),
+    ...held(),
     skippedStreamEntries: reports.counts.skippedStreamEntries,
     oversizedStreamEntries: reports.counts.oversizedStreamEntries,
   };

@@ -121,6 +121,9 @@ class EventEndpoint extends EventTarget {
       write: (chunk) => this.#write(chunk),
       drained: () => this.#releaseWaiters(),
       failed: () => this.#abort('client disconnected (its socket failed)'),
+      // Furthest behind when the thread's memory budget ran out: it resumes
+      // by Last-Event-ID, like any slow consumer.
+      evicted: () => this.#abort('slow consumer'),
     });
     outbox.schedule();
     if (options.keepAlive > 0) {

@@ -102,8 +102,15 @@ class NodeTransport {
     } else {
       written = sink.write(ownShare(chunk));
     }
+    // A full response holds at least its high-water mark for this client:
+    // Rust counts that against the client's cap and the budget until
+    // 'drain'. Below the mark, what it holds is small and leaves on its own.
+    this.#report(written ? 0 : (response.writableLength ?? 0));
     if (!written) {
-      sink.once('drain', this.#onDrain);
+      sink.once('drain', () => {
+        this.#report(0);
+        this.#onDrain();
+      });
     } else if (DIRECT_WRITES && sink !== response && sink.writableLength === 0 && native.attachSocket(this.#slot, descriptorOf(sink))) {
       // Node holds none of the socket's bytes (the write went out at once,
       // uncorked): from the next flush on, Rust writes to it itself.
@@ -113,9 +120,23 @@ class NodeTransport {
     return written;
   }
 
-  /** Bytes the response holds that the socket has not taken yet. */
+  /** What the response held when last told to Rust (which counts it
+   * against the client's cap and the budget). */
+  #reported = 0;
+
+  /** Tells Rust how much the response holds for this client. */
+  #report(bytes) {
+    const held = Math.min(bytes, 0xffff_ffff);
+    if (held !== this.#reported) {
+      this.#reported = held;
+      native.setHeld(this.#slot, held);
+    }
+  }
+
+  /** Bytes the response holds that the socket has not taken yet, beyond
+   * what Rust was last told (Rust's own count has the rest). */
   get buffered() {
-    return this.#response.writableLength ?? 0;
+    return Math.max(0, (this.#response.writableLength ?? 0) - this.#reported);
   }
 
   /**

@@ -125,7 +125,14 @@ pub struct Batch {
     pub more: bool,
     /// Streams with [`Framing::Direct`] and bytes to write.
     pub direct: Vec<Slot>,
+    /// Streams cut off to bring the bytes held for all streams back under
+    /// the budget, furthest behind first (their bytes stay until released).
+    pub evicted: Vec<Slot>,
 }
+
+/// Streams less than this far behind are keeping up: the budget never cuts
+/// them off.
+pub const EVICTION_MIN: usize = 64 * 1024;
 
 /// The most one batch holds, so that every offset fits its `u32`.
 pub const MAX_BATCH_BYTES: usize = u32::MAX as usize;
@@ -133,7 +140,7 @@ pub const MAX_BATCH_BYTES: usize = u32::MAX as usize;
 impl Batch {
     #[cfg(test)]
     pub fn is_empty(&self) -> bool {
-        self.layout.is_empty() && self.direct.is_empty()
+        self.layout.is_empty() && self.direct.is_empty() && self.evicted.is_empty()
     }
 }
 
@@ -166,11 +173,28 @@ fn put_hex(out: &mut Vec<u8>, n: usize) {
     out.extend_from_slice(&digits[at..]);
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Hub {
     streams: Vec<Stream>,
     free: Vec<Slot>,
     dirty: Vec<Slot>,
+    /// The most bytes held for all streams together (queued, and held
+    /// elsewhere: see [`Hub::set_held`]); `usize::MAX` for none.
+    budget: usize,
+    /// Streams cut off by the budget, not yet released.
+    evicted: Vec<bool>,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Hub {
+            streams: Vec::new(),
+            free: Vec::new(),
+            dirty: Vec::new(),
+            budget: usize::MAX,
+            evicted: Vec::new(),
+        }
+    }
 }
 
 impl Hub {
@@ -191,12 +215,75 @@ impl Hub {
 
     /// Closes a stream, dropping anything still queued, and frees its slot.
     pub fn release(&mut self, slot: Slot) {
+        if let Some(evicted) = self.evicted.get_mut(slot as usize) {
+            *evicted = false;
+        }
         if let Some(stream) = self.stream_mut(slot) {
             stream.buffer.clear();
             stream.open = false;
             stream.dirty = false;
             self.free.push(slot);
         }
+    }
+
+    /// Sets the budget: the most bytes held for all streams together.
+    pub fn set_budget(&mut self, budget: usize) {
+        self.budget = budget;
+    }
+
+    pub fn budget(&self) -> usize {
+        self.budget
+    }
+
+    /// Bytes held now for all open streams: queued, and held elsewhere.
+    pub fn held_total(&self) -> usize {
+        self.streams
+            .iter()
+            .filter(|s| s.open)
+            .map(|s| s.buffer.len() + s.buffer.held())
+            .sum()
+    }
+
+    /// Past the budget: picks streams to cut off, furthest behind first,
+    /// until what the others hold fits. Streams less than [`EVICTION_MIN`]
+    /// behind are never picked: they keep up.
+    fn over_budget(&mut self) -> Vec<Slot> {
+        if self.held_total() <= self.budget {
+            return Vec::new();
+        }
+        self.evicted.resize(self.streams.len(), false);
+        // Streams already cut off are on their way out: their bytes go with
+        // them.
+        let total: usize = self
+            .streams
+            .iter()
+            .enumerate()
+            .filter(|(slot, s)| s.open && !self.evicted[*slot])
+            .map(|(_, s)| s.buffer.len() + s.buffer.held())
+            .sum();
+        let mut behind: Vec<(usize, Slot)> = self
+            .streams
+            .iter()
+            .enumerate()
+            .filter(|(slot, s)| s.open && !self.evicted[*slot])
+            .map(|(slot, s)| (s.buffer.len() + s.buffer.held(), slot as Slot))
+            .filter(|&(bytes, _)| bytes >= EVICTION_MIN)
+            .collect();
+        behind.sort_unstable_by_key(|&(bytes, _)| std::cmp::Reverse(bytes));
+        let mut left = total;
+        let mut cut = Vec::new();
+        for (bytes, slot) in behind {
+            if left <= self.budget {
+                break;
+            }
+            left -= bytes;
+            self.evicted[slot as usize] = true;
+            if let Some(stream) = self.stream_mut(slot) {
+                stream.paused = true;
+            }
+            cut.push(slot);
+        }
+        cut
     }
 
     /// The owner of an open stream.
@@ -434,6 +521,7 @@ impl Hub {
         self.dirty = dirty;
         self.dirty.clear();
         self.dirty.extend_from_slice(&others);
+        batch.evicted = self.over_budget();
         batch
     }
 
@@ -694,5 +782,34 @@ mod tests {
             put_hex(&mut out, n);
             assert_eq!(String::from_utf8(out).unwrap(), format!("{n:x}"));
         }
+    }
+
+    #[test]
+    fn past_the_budget_the_streams_furthest_behind_are_cut_off_first() {
+        let mut hub = Hub::default();
+        hub.set_budget(300 * 1024);
+        let slots: Vec<_> = (0..4).map(|_| open(&mut hub)).collect();
+        let chunk = vec![b'x'; 10 * 1024];
+        // Behind by 200, 150 and 40 KiB (paused: their clients do not read),
+        // and one that keeps up.
+        for (&slot, kib) in slots.iter().zip([200, 150, 40]) {
+            hub.pause(slot);
+            for _ in 0..kib / 10 {
+                hub.push_encoded(slot, &chunk).unwrap();
+            }
+        }
+        hub.push_encoded(slots[3], &chunk).unwrap();
+        assert_eq!(hub.held_total(), 400 * 1024);
+        let batch = hub.flush(0, Instant::now());
+        // 400 KiB held, 300 allowed: the one 200 KiB behind goes, and that
+        // is enough; the one 40 KiB behind (keeping up) never would.
+        assert_eq!(batch.evicted, vec![slots[0]]);
+        assert!(
+            hub.flush(0, Instant::now()).evicted.is_empty(),
+            "picked once"
+        );
+        hub.release(slots[0]);
+        hub.set_budget(10 * 1024);
+        assert_eq!(hub.flush(0, Instant::now()).evicted, vec![slots[1]]);
     }
 }

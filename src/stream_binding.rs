@@ -22,7 +22,11 @@ use crate::last_frame::LastFrame;
 thread_local! {
     // Every call comes from the JavaScript thread that owns the streams; a
     // worker thread gets a hub of its own.
-    static HUB: RefCell<Hub> = RefCell::new(Hub::default());
+    static HUB: RefCell<Hub> = RefCell::new({
+        let mut hub = Hub::default();
+        hub.set_budget(DEFAULT_MEMORY_BUDGET as usize);
+        hub
+    });
     static LAST_FRAME: RefCell<LastFrame> = RefCell::new(LastFrame::default());
     static OWNERS: Cell<Owner> = const { Cell::new(0) };
     // Drains and failures found while resuming direct sockets, reported by
@@ -46,6 +50,11 @@ pub const DEFAULT_HIGH_WATER_MARK: u32 = crate::buffer::DEFAULT_HIGH_WATER_MARK 
 /// before the connection is dropped, unless an endpoint says otherwise (ms).
 #[napi]
 pub const DEFAULT_CLOSE_TIMEOUT_MS: u32 = 30_000;
+/// The most bytes held for all clients of a thread together (queued in
+/// Rust, and held by their responses), unless `setMemoryBudget` says
+/// otherwise: past it, the clients furthest behind are cut off.
+#[napi]
+pub const DEFAULT_MEMORY_BUDGET: u32 = 128 << 20;
 /// What `send` returns when the frame would pass the stream's cap.
 #[napi]
 pub const SEND_OVERFLOW: i32 = -1;
@@ -251,6 +260,26 @@ pub fn direct_socket_count() -> u32 {
     direct::count() as u32
 }
 
+/// Sets this thread's memory budget, in bytes.
+#[napi(catch_unwind)]
+pub fn set_memory_budget(bytes: f64) {
+    with_hub(|hub| hub.set_budget(bytes as usize));
+}
+
+/// Bytes held now for this thread's clients, and the budget; for
+/// diagnostics.
+#[napi(catch_unwind)]
+pub fn held_bytes() -> Vec<f64> {
+    with_hub(|hub| vec![hub.held_total() as f64, hub.budget() as f64])
+}
+
+/// Says how many of a stream's bytes its response holds (handed over, not
+/// yet taken by the client), so that its cap and the budget count them.
+#[napi(catch_unwind)]
+pub fn set_held(slot: u32, bytes: u32) {
+    with_hub(|hub| hub.set_held(slot, bytes as usize));
+}
+
 /// Open streams on this thread, of every owner; for diagnostics.
 #[napi(catch_unwind)]
 pub fn open_stream_count() -> u32 {
@@ -271,6 +300,9 @@ pub struct FlushBatch {
     pub drained: Option<Uint32Array>,
     /// Streams written directly whose socket failed, or `null`.
     pub failed: Option<Uint32Array>,
+    /// Streams cut off by the memory budget (furthest behind first), or
+    /// `null`.
+    pub evicted: Option<Uint32Array>,
 }
 
 /// Takes the bytes queued on every unpaused stream of `owner`; `null` when
@@ -289,13 +321,16 @@ pub fn flush(owner: u32) -> Option<FlushBatch> {
         (batch, written)
     });
     let list = |slots: Vec<u32>| (!slots.is_empty()).then(|| Uint32Array::new(slots));
-    let nothing =
-        batch.layout.is_empty() && written.drained.is_empty() && written.failed.is_empty();
+    let nothing = batch.layout.is_empty()
+        && written.drained.is_empty()
+        && written.failed.is_empty()
+        && batch.evicted.is_empty();
     (!nothing).then(|| FlushBatch {
         bytes: Buffer::from(batch.bytes),
         layout: Uint32Array::new(batch.layout),
         more: batch.more,
         drained: list(written.drained),
         failed: list(written.failed),
+        evicted: list(batch.evicted),
     })
 }
