@@ -344,6 +344,10 @@ export declare function diagnostics(): {
   keepAliveTimer: boolean;
   /** Sockets whose bytes Rust writes itself (plain HTTP/1.1 on TCP). */
   directSockets: number;
+  /** Bytes held now for this thread's clients (queued, or held by their responses). */
+  heldBytes: number;
+  /** This thread's memory budget, in bytes (see {@link setMemoryBudget}). */
+  memoryBudget: number;
   /** Entries of Redis streams skipped: not in the form native-sse writes. */
   skippedStreamEntries: number;
   /** Entries of Redis streams larger than some client's `maxBufferedBytes`. */
@@ -404,3 +408,10 @@ export interface CloseAllOptions {
  * rest). Then `server.close()` completes.
  */
 export declare function closeAll(options?: CloseAllOptions): Promise<{ closed: number; dropped: boolean }>;
+
+/**
+ * Sets the memory budget of this thread's streams, in bytes (default
+ * 128 MiB; `Infinity` turns it off): past it, the clients furthest behind are
+ * cut off as slow consumers, never those less than 64 KiB behind.
+ */
+export declare function setMemoryBudget(bytes: number): void;

@@ -1,4 +1,4 @@
-// npm run bench:memory [-- --seconds=20 --kib=1]
+// npm run bench:memory [-- --seconds=20 --kib=1 --never]
 //
 // Memory under clients that stop reading, the load that once pinned whole
 // flushes: 1,000 readers plus 200 clients that stop reading one every
@@ -17,6 +17,10 @@ const SECONDS = Number(args.find((a) => a.startsWith('--seconds='))?.slice(10) ?
 // longer than a run to fill this machine's socket buffers (tcp_rmem reaches
 // 32 MiB); larger events fill them within seconds, which is the adversity.
 const KIB = Number(args.find((a) => a.startsWith('--kib='))?.slice(6) ?? 1);
+// --never: the 200 join one every 50 ms and never read at all (their
+// sockets stay small and fill within a second), instead of reading first
+// and then stopping.
+const NEVER = args.includes('--never');
 const READERS = 1000;
 const STOPPERS = 200;
 const MAX_BUFFERED = 4 << 20;
@@ -61,11 +65,22 @@ if (process.argv[2] === 'server') {
       return socket;
     };
     for (let i = 0; i < READERS; i++) open();
-    const stoppers = withStoppers ? Array.from({ length: STOPPERS }, open) : [];
+    const stoppers = withStoppers && !NEVER ? Array.from({ length: STOPPERS }, open) : [];
     await new Promise((resolve) => setTimeout(resolve, 1000));
     server.send({ seconds: SECONDS, kib: KIB });
-    // One stopper stops reading every 50 ms.
+    // One stops reading (or joins, never to read) every 50 ms.
     stoppers.forEach((socket, i) => setTimeout(() => socket.pause(), 50 * (i + 1)));
+    if (withStoppers && NEVER) {
+      for (let i = 0; i < STOPPERS; i++) {
+        setTimeout(() => {
+          const socket = net.connect(port, '127.0.0.1');
+          socket.on('error', () => {});
+          socket.write('GET / HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n');
+          socket.pause();
+          sockets.push(socket);
+        }, 50 * (i + 1));
+      }
+    }
     const [result] = await once(server, 'message');
     for (const socket of sockets) socket.destroy();
     server.kill();
@@ -78,7 +93,7 @@ if (process.argv[2] === 'server') {
   console.log('| run | peak RSS (MiB) | cut off as slow consumers |');
   console.log('|---|--:|--:|');
   console.log(`| readers only | ${(alone.peakRss / MiB).toFixed(0)} | ${alone.cutOff} |`);
-  console.log(`| + ${STOPPERS} clients that stop reading, one every 50 ms | ${(both.peakRss / MiB).toFixed(0)} | ${both.cutOff} |`);
+  console.log(`| + ${STOPPERS} clients that ${NEVER ? 'never read, joining' : 'stop reading,'} one every 50 ms | ${(both.peakRss / MiB).toFixed(0)} | ${both.cutOff} |`);
   console.log(`| bound: readers only + ${STOPPERS} × (maxBufferedBytes + 1 MiB) | ${(bound / MiB).toFixed(0)} | |`);
   if (both.peakRss > bound) {
     console.log('OVER THE BOUND');

@@ -120,3 +120,9 @@ process.on('SIGTERM', async () => {
   void dropped;
 });
 new Channel({ historySize: 100, incompleteEvent: 'resync' });
+
+import { setMemoryBudget } from 'native-sse';
+setMemoryBudget(256 * 1024 * 1024);
+const { heldBytes, memoryBudget } = diagnostics();
+void heldBytes;
+void memoryBudget;
