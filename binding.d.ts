@@ -198,10 +198,10 @@ export interface FlushBatch {
 }
 
 /**
- * Bytes held now for this thread's clients, and the budget; for
- * diagnostics.
+ * This thread's figures for diagnostics: `[bytes held now, the budget,
+ * events queued, bytes handed on, streams cut off by the budget]`.
  */
-export declare function heldBytes(): Array<number>
+export declare function hubFigures(): Array<number>
 
 /**
  * Whether a `Last-Event-ID` is the token of a client told to stop, made

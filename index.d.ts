@@ -348,6 +348,18 @@ export declare function diagnostics(): {
   heldBytes: number;
   /** This thread's memory budget, in bytes (see {@link setMemoryBudget}). */
   memoryBudget: number;
+  /** Events queued for clients since start (one per client an event went to). */
+  eventsQueued: number;
+  /** Bytes handed to clients since start (to transports, or written to sockets). */
+  bytesWritten: number;
+  /** Clients cut off by the memory budget since start. */
+  budgetCutOffs: number;
+  /** Streams opened since start. */
+  streamsOpened: number;
+  /** Streams ended since start, by who ended them. */
+  streamsClosed: { server: number; client: number; slowConsumer: number; error: number };
+  /** Reconnects refused with 204 since start, for carrying a stop token. */
+  stopTokenRefusals: number;
   /** Entries of Redis streams skipped: not in the form native-sse writes. */
   skippedStreamEntries: number;
   /** Entries of Redis streams larger than some client's `maxBufferedBytes`. */

@@ -96,3 +96,23 @@ test('examples/chat broadcasts to every page and resumes a reconnecting one', as
   await until(() => missed.length === 1);
   assert.deepEqual(missed, ['world']);
 });
+
+test('examples/metrics exports diagnostics() for Prometheus', async (t) => {
+  const child = spawn(process.execPath, ['examples/metrics/server.mjs'], {
+    cwd: new URL('..', import.meta.url),
+    env: { ...process.env, PORT: '0' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  t.after(() => child.kill());
+  const [line] = await once(child.stdout, 'data');
+  const metricsUrl = String(line).trim();
+  const events = await fetch(metricsUrl.replace('/metrics', '/events'));
+  const reader = events.body.getReader();
+  await reader.read(); // the stream is open
+  const text = await (await fetch(metricsUrl)).text();
+  assert.match(text, /^sse_open_streams 1$/m);
+  assert.match(text, /^sse_streams_opened_total 1$/m);
+  assert.match(text, /^sse_memory_budget_bytes 134217728$/m);
+  assert.match(text, /^# TYPE sse_bytes_written_total counter$/m);
+  await reader.cancel();
+});

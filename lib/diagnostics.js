@@ -2,6 +2,7 @@
 
 const native = require('../binding.js');
 const reports = require('./reports.js');
+const metrics = require('./metrics.js');
 
 /**
  * What native-sse holds on this thread right now, for tests and health
@@ -12,8 +13,8 @@ const reports = require('./reports.js');
  * once as a warning, too).
  */
 function held() {
-  const [heldBytes, memoryBudget] = native.heldBytes();
-  return { heldBytes, memoryBudget };
+  const [heldBytes, memoryBudget, eventsQueued, bytesWritten, budgetCutOffs] = native.hubFigures();
+  return { heldBytes, memoryBudget, eventsQueued, bytesWritten, budgetCutOffs };
 }
 
 function diagnostics() {
@@ -24,6 +25,9 @@ function diagnostics() {
     ...held(),
     skippedStreamEntries: reports.counts.skippedStreamEntries,
     oversizedStreamEntries: reports.counts.oversizedStreamEntries,
+    streamsOpened: metrics.counts.streamsOpened,
+    streamsClosed: { ...metrics.counts.streamsClosed },
+    stopTokenRefusals: metrics.counts.stopTokenRefusals,
   };
 }
 

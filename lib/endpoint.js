@@ -2,6 +2,7 @@
 
 const native = require('../binding.js');
 const outbox = require('./outbox.js');
+const metrics = require('./metrics.js');
 const { CloseEvent } = require('./close-event.js');
 const { NodeTransport } = require('./node-transport.js');
 const { WebTransport } = require('./web-transport.js');
@@ -51,6 +52,8 @@ class EventEndpoint extends EventTarget {
   #maxBufferedBytes = 0;
   #keepAlive = 0;
   #closeTimeout = 0;
+  /** close() is ending the stream (for metrics). */
+  #closingByServer = false;
   /** Settlers of the send() calls waiting for the buffer to go down. */
   #waiters = null;
   #guards = new ListenerGuards();
@@ -99,6 +102,7 @@ class EventEndpoint extends EventTarget {
       response.writeHead(status);
       if (stopped || headOnly) response.end();
     }
+    if (stopped) metrics.refused();
     if (stopped || headOnly) {
       this.#closed = true;
       this.#closeReason = stopped ? 'client was told not to reconnect' : 'HEAD request';
@@ -117,6 +121,7 @@ class EventEndpoint extends EventTarget {
     }));
     if (response !== null) this.#transport = new NodeTransport(slot, response, this.#transportEvents());
     open.add(this);
+    metrics.opened();
     outbox.attach(slot, {
       write: (chunk) => this.#write(chunk),
       drained: () => this.#releaseWaiters(),
@@ -237,6 +242,7 @@ class EventEndpoint extends EventTarget {
     const transport = this.#transport;
     // Before the slot goes: Rust may hold bytes it is writing to the socket.
     transport.reclaim();
+    this.#closingByServer = true;
     this.#end(true, noReconnect ? 'closed by the server, no reconnect' : 'closed by the server');
     // A client that does not take the rest within closeTimeout is dropped:
     // every close finishes, and releases its connection.
@@ -381,6 +387,7 @@ class EventEndpoint extends EventTarget {
     this.#closed = true;
     this.#closeReason = reason;
     open.delete(this);
+    metrics.closed(this.#closingByServer, wasClean, reason);
     native.releaseStream(this.#slot);
     outbox.detach(this.#slot);
     this.#slot = -1;

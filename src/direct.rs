@@ -165,7 +165,11 @@ impl Direct {
             hub.set_held(slot, 0);
             return Outcome::All;
         }
-        match send(&socket.fd, bytes) {
+        let sent = send(&socket.fd, bytes);
+        if let Ok(n) = sent {
+            hub.counters.bytes += n as u64;
+        }
+        match sent {
             Ok(n) if n == bytes.len() => {
                 hub.set_held(slot, 0);
                 Outcome::All
@@ -286,7 +290,11 @@ pub fn resume(hub: &mut Hub, slot: Slot, written: &mut Written) -> bool {
         };
         socket.waiting = None;
         let pending = std::mem::take(&mut socket.pending);
-        match send(&socket.fd, &pending) {
+        let sent = send(&socket.fd, &pending);
+        if let Ok(n) = sent {
+            hub.counters.bytes += n as u64;
+        }
+        match sent {
             Ok(n) if n == pending.len() => {
                 hub.set_held(slot, 0);
                 hub.resume(slot);

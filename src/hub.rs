@@ -183,6 +183,19 @@ pub struct Hub {
     budget: usize,
     /// Streams cut off by the budget, not yet released.
     evicted: Vec<bool>,
+    /// Totals since the hub was made, for metrics.
+    pub counters: Counters,
+}
+
+/// What a hub has done since it was made, for an operator's graphs.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Counters {
+    /// Events queued for clients (one per client an event was queued for).
+    pub events: u64,
+    /// Bytes handed on: to transports, or written to sockets directly.
+    pub bytes: u64,
+    /// Streams cut off by the budget.
+    pub evictions: u64,
 }
 
 impl Default for Hub {
@@ -193,6 +206,7 @@ impl Default for Hub {
             dirty: Vec::new(),
             budget: usize::MAX,
             evicted: Vec::new(),
+            counters: Counters::default(),
         }
     }
 }
@@ -307,6 +321,7 @@ impl Hub {
     pub fn push_frame(&mut self, slot: Slot, frame: &Frame) -> Result<usize, PushError> {
         let stream = self.stream_mut(slot).ok_or(PushError::Closed)?;
         let queued = stream.buffer.push_frame(frame)?;
+        self.counters.events += 1;
         self.mark_dirty(slot);
         Ok(queued)
     }
@@ -315,6 +330,7 @@ impl Hub {
     pub fn push_encoded(&mut self, slot: Slot, bytes: &[u8]) -> Result<usize, PushError> {
         let stream = self.stream_mut(slot).ok_or(PushError::Closed)?;
         let queued = stream.buffer.push_encoded(bytes)?;
+        self.counters.events += 1;
         self.mark_dirty(slot);
         Ok(queued)
     }
@@ -323,6 +339,7 @@ impl Hub {
     pub fn push_shared(&mut self, slot: Slot, bytes: &Bytes) -> Result<usize, PushError> {
         let stream = self.stream_mut(slot).ok_or(PushError::Closed)?;
         let queued = stream.buffer.push_shared(bytes)?;
+        self.counters.events += 1;
         self.mark_dirty(slot);
         Ok(queued)
     }
@@ -522,6 +539,8 @@ impl Hub {
         self.dirty.clear();
         self.dirty.extend_from_slice(&others);
         batch.evicted = self.over_budget();
+        self.counters.bytes += batch.bytes.len() as u64;
+        self.counters.evictions += batch.evicted.len() as u64;
         batch
     }
 

@@ -266,11 +266,20 @@ pub fn set_memory_budget(bytes: f64) {
     with_hub(|hub| hub.set_budget(bytes as usize));
 }
 
-/// Bytes held now for this thread's clients, and the budget; for
-/// diagnostics.
+/// This thread's figures for diagnostics: `[bytes held now, the budget,
+/// events queued, bytes handed on, streams cut off by the budget]`.
 #[napi(catch_unwind)]
-pub fn held_bytes() -> Vec<f64> {
-    with_hub(|hub| vec![hub.held_total() as f64, hub.budget() as f64])
+pub fn hub_figures() -> Vec<f64> {
+    with_hub(|hub| {
+        let c = hub.counters;
+        vec![
+            hub.held_total() as f64,
+            hub.budget() as f64,
+            c.events as f64,
+            c.bytes as f64,
+            c.evictions as f64,
+        ]
+    })
 }
 
 /// Says how many of a stream's bytes its response holds (handed over, not

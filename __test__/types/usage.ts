@@ -126,3 +126,8 @@ setMemoryBudget(256 * 1024 * 1024);
 const { heldBytes, memoryBudget } = diagnostics();
 void heldBytes;
 void memoryBudget;
+
+const { streamsClosed, bytesWritten } = diagnostics();
+const bySlowness: number = streamsClosed.slowConsumer;
+void bySlowness;
+void bytesWritten;
