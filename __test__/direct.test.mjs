@@ -33,6 +33,26 @@ function checkOwn(id, events) {
   return own;
 }
 
+/**
+ * One endpoint (made with `options`) and its raw client, once Rust writes
+ * to the client's socket; everything closes after the test.
+ */
+async function directStream(t, options) {
+  let endpoint;
+  let response;
+  const app = await serve((req, res) => {
+    response = res;
+    endpoint = new EventEndpoint(req, res, { keepAlive: 0, ...options });
+  });
+  t.after(() => app.close());
+  const client = RawClient.connect(app.port, { path: '/' });
+  t.after(() => client.destroy());
+  await client.waitFor(': ok');
+  await endpoint.send('warm-up');
+  await until(() => diagnostics().directSockets === 1, 2000, 'the direct path');
+  return { endpoint, response, client };
+}
+
 test('thousands of connections opened, reset mid-stream and replaced under a ticker: each gets exactly its own events, in order', async (t) => {
   const channel = new Channel({ historySize: 0 });
   const live = new Map();
@@ -95,16 +115,7 @@ test('thousands of connections opened, reset mid-stream and replaced under a tic
 });
 
 test('a client that stops reading fills its socket; Rust keeps its bytes, counts them, and sends them once it reads again', async (t) => {
-  let endpoint;
-  const app = await serve((req, res) => {
-    endpoint = new EventEndpoint(req, res, { keepAlive: 0, highWaterMark: 64 * 1024, maxBufferedBytes: 16 << 20 });
-  });
-  t.after(() => app.close());
-  const client = RawClient.connect(app.port, { path: '/' });
-  t.after(() => client.destroy());
-  await client.waitFor(': ok');
-  await endpoint.send('first');
-  await until(() => diagnostics().directSockets === 1, 2000, 'the direct path');
+  const { endpoint, client } = await directStream(t, { highWaterMark: 64 * 1024, maxBufferedBytes: 16 << 20 });
   client.socket.pause();
   const payload = 'x'.repeat(1000);
   const total = 4000; // about 4 MB: more than the socket buffers hold
@@ -128,7 +139,7 @@ test('a client that stops reading fills its socket; Rust keeps its bytes, counts
   assert.ok(waited > 0);
   await until(() => eventsOf(client).length === total + 1, 20_000, 'every event');
   const events = eventsOf(client);
-  assert.equal(events[0].data, 'first');
+  assert.equal(events[0].data, 'warm-up');
   for (let i = 0; i < total; i++) assert.equal(events[i + 1].data, `${i}:${payload}`);
 });
 
@@ -229,18 +240,7 @@ test('HTTP/1.1 over a raw socket with pipelined requests: the stream is the conn
 });
 
 test('res.write() and res.end() behind the endpoint while Rust holds bytes: Node\'s bytes follow Rust\'s, whole', async (t) => {
-  let endpoint;
-  let response;
-  const app = await serve((req, res) => {
-    response = res;
-    endpoint = new EventEndpoint(req, res, { keepAlive: 0, maxBufferedBytes: 32 << 20 });
-  });
-  t.after(() => app.close());
-  const client = RawClient.connect(app.port, { path: '/' });
-  t.after(() => client.destroy());
-  await client.waitFor(': ok');
-  await endpoint.send('warm-up');
-  await until(() => diagnostics().directSockets === 1, 2000, 'the direct path');
+  const { endpoint, response, client } = await directStream(t, { maxBufferedBytes: 32 << 20 });
   client.socket.pause();
   const payload = 'w'.repeat(4000);
   for (let i = 0; i < 1000; i++) void endpoint.send(`${i}:${payload}`);
@@ -306,16 +306,7 @@ test('close() and close(true) towards a client that never reads release the sock
 });
 
 test('close(true) drops what is still queued, so the farewell frame goes out first', async (t) => {
-  let endpoint;
-  const app = await serve((req, res) => {
-    endpoint = new EventEndpoint(req, res, { keepAlive: 0, maxBufferedBytes: 64 << 20 });
-  });
-  t.after(() => app.close());
-  const client = RawClient.connect(app.port, { path: '/' });
-  t.after(() => client.destroy());
-  await client.waitFor(': ok');
-  await endpoint.send('warm-up');
-  await until(() => diagnostics().directSockets === 1, 2000, 'the direct path');
+  const { endpoint, client } = await directStream(t, { maxBufferedBytes: 64 << 20 });
   client.socket.pause();
   const payload = 's'.repeat(8000);
   // Over several turns: a chunk on its way to the full socket, and more
