@@ -99,4 +99,4 @@ function handled(promise) {
   return promise;
 }
 
-module.exports = { checkId, largest, handled, describe, withCode, invalid, invalidValue, fromNative, tooLarge, closedError, publishError };
+module.exports = { checkId, largest, handled, withCode, invalid, invalidValue, fromNative, tooLarge, closedError, publishError };

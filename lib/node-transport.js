@@ -80,11 +80,6 @@ class NodeTransport {
     });
   }
 
-  /** Whether Rust writes this stream's bytes to its socket. */
-  get direct() {
-    return this.#sink === RUST;
-  }
-
   /** Writes a share of a flush; false when the response is full (then
    * `onDrain` follows once it has room). */
   write(chunk) {
