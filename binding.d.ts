@@ -100,7 +100,7 @@ export declare class StreamPage {
  * gone out and of which Node holds no unwritten byte. Returns false where
  * that cannot be done (then nothing changed).
  */
-export declare function attachSocket(slot: number, fd: number): boolean
+export declare function attachSocket(slot: number, fd: number, stallTimeoutMs: number): boolean
 
 /** Bytes queued for a stream and not yet flushed. */
 export declare function bufferedAmount(slot: number): number
@@ -147,6 +147,13 @@ export declare const DEFAULT_MAX_BUFFERED_BYTES: number
  * otherwise: past it, the clients furthest behind are cut off.
  */
 export declare const DEFAULT_MEMORY_BUDGET: number
+
+/**
+ * How long a socket that Rust writes to may take no byte at all of what
+ * waits for it before its client is cut off as a slow consumer, unless an
+ * endpoint says otherwise (ms).
+ */
+export declare const DEFAULT_STALL_TIMEOUT_MS: number
 
 /** Entries a stream is trimmed to (about), unless the channel says otherwise. */
 export declare const DEFAULT_STREAM_MAX_LEN: number

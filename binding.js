@@ -847,6 +847,7 @@ module.exports.DEFAULT_HISTORY_SIZE = nativeBinding.DEFAULT_HISTORY_SIZE
 module.exports.DEFAULT_KEEP_ALIVE_MS = nativeBinding.DEFAULT_KEEP_ALIVE_MS
 module.exports.DEFAULT_MAX_BUFFERED_BYTES = nativeBinding.DEFAULT_MAX_BUFFERED_BYTES
 module.exports.DEFAULT_MEMORY_BUDGET = nativeBinding.DEFAULT_MEMORY_BUDGET
+module.exports.DEFAULT_STALL_TIMEOUT_MS = nativeBinding.DEFAULT_STALL_TIMEOUT_MS
 module.exports.DEFAULT_STREAM_MAX_LEN = nativeBinding.DEFAULT_STREAM_MAX_LEN
 module.exports.detachSocket = nativeBinding.detachSocket
 module.exports.directSocketCount = nativeBinding.directSocketCount

@@ -53,6 +53,13 @@ export interface EventEndpointOptions {
    */
   closeTimeout?: number;
   /**
+   * Milliseconds a socket that native-sse writes to from Rust (plain
+   * HTTP/1.1 on TCP) may take no byte at all of what waits for it before its
+   * client is cut off as a slow consumer (it resumes by `Last-Event-ID`). A
+   * client that reads, however slowly, is never stalled. Default: `5000`.
+   */
+  stallTimeout?: number;
+  /**
    * Bytes waiting for one client past which `send()` waits until the client
    * has taken them. Default: `65536`. Capped at `maxBufferedBytes`.
    */

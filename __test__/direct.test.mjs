@@ -325,3 +325,27 @@ test('close(true) drops what is still queued, so the farewell frame goes out fir
   // What did arrive is a prefix, in order, whole.
   events.slice(1, -1).forEach((e, i) => assert.equal(e.data, `${i}:${payload}`));
 });
+
+test('a client whose socket takes nothing for stallTimeout while bytes wait is cut off as a slow consumer; one that reads slowly is not', async (t) => {
+  const stuck = await directStream(t, { stallTimeout: 300, maxBufferedBytes: 64 << 20 });
+  const slow = await directStream(t, { stallTimeout: 300, maxBufferedBytes: 64 << 20 });
+  const reasons = [];
+  stuck.endpoint.addEventListener('close', (e) => reasons.push(e.reason));
+  stuck.client.socket.pause();
+  // The slow one reads a little every 100 ms.
+  slow.client.socket.pause();
+  const reader = setInterval(() => {
+    slow.client.socket.resume();
+    setTimeout(() => slow.client.socket.pause(), 5);
+  }, 100);
+  t.after(() => clearInterval(reader));
+  const payload = 'q'.repeat(16000);
+  const started = Date.now();
+  while (!stuck.endpoint.closed && Date.now() - started < 10_000) {
+    void stuck.endpoint.send(payload).catch(() => {});
+    void slow.endpoint.send(payload).catch(() => {});
+    await tick(5);
+  }
+  assert.deepEqual(reasons, ['slow consumer']);
+  assert.equal(slow.endpoint.closed, false, 'progress, however slow, is not a stall');
+});

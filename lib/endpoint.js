@@ -119,7 +119,7 @@ class EventEndpoint extends EventTarget {
       maxBufferedBytes: options.maxBufferedBytes,
       keepAlive: options.keepAlive,
     }));
-    if (response !== null) this.#transport = new NodeTransport(slot, response, this.#transportEvents());
+    if (response !== null) this.#transport = new NodeTransport(slot, response, this.#transportEvents(), options.stallTimeout);
     open.add(this);
     metrics.opened();
     outbox.attach(slot, {

@@ -58,14 +58,18 @@ class NodeTransport {
    * response's socket (ready-framed chunks written from JavaScript), or the
    * response itself; `undefined` until the first flush. */
   #sink = undefined;
+  /** How long Rust lets the socket take nothing before cutting it off. */
+  #stallTimeout;
 
   /**
    * @param {number} slot the stream's slot in Rust
    * @param response an http.ServerResponse or http2.Http2ServerResponse
    * @param {import('./transport.js').TransportEvents} events
+   * @param {number} stallTimeout ms a socket Rust writes to may take nothing
    */
-  constructor(slot, response, { onDrain, onGone }) {
+  constructor(slot, response, { onDrain, onGone }, stallTimeout) {
     this.#slot = slot;
+    this.#stallTimeout = stallTimeout;
     this.#response = response;
     this.#onDrain = onDrain;
     /** Resolves once the response is done with its connection. */
@@ -106,7 +110,7 @@ class NodeTransport {
         this.#report(0);
         this.#onDrain();
       });
-    } else if (DIRECT_WRITES && sink !== response && sink.writableLength === 0 && native.attachSocket(this.#slot, descriptorOf(sink))) {
+    } else if (DIRECT_WRITES && sink !== response && sink.writableLength === 0 && native.attachSocket(this.#slot, descriptorOf(sink), this.#stallTimeout)) {
       // Node holds none of the socket's bytes (the write went out at once,
       // uncorked): from the next flush on, Rust writes to it itself.
       this.#sink = RUST;

@@ -67,6 +67,7 @@ function normalizeOptions(options) {
     reconnectionTime: retryOf(options),
     keepAlive: count('options.keepAlive', options.keepAlive, native.DEFAULT_KEEP_ALIVE_MS),
     closeTimeout: count('options.closeTimeout', options.closeTimeout, native.DEFAULT_CLOSE_TIMEOUT_MS),
+    stallTimeout: count('options.stallTimeout', options.stallTimeout, native.DEFAULT_STALL_TIMEOUT_MS),
     // A mark above the cap could never be reached: the client would be cut
     // off before send() ever waited.
     highWaterMark: Math.min(highWaterMark, maxBufferedBytes),

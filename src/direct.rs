@@ -25,7 +25,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use napi::bindgen_prelude::Function;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
@@ -43,6 +43,26 @@ struct DirectSocket {
     pending: Vec<u8>,
     /// The task waiting for the socket to be writable, if any.
     waiting: Option<tokio::task::AbortHandle>,
+    /// Since when the socket has taken no byte of what waits for it.
+    stalled_since: Option<Instant>,
+    /// How long it may stay so before the client is cut off.
+    stall_timeout: Duration,
+}
+
+impl DirectSocket {
+    /// Notes a write that took `n` bytes and left `pending` behind.
+    fn progress(&mut self, n: usize, now: Instant) {
+        if self.pending.is_empty() {
+            self.stalled_since = None;
+        } else if n > 0 || self.stalled_since.is_none() {
+            self.stalled_since = Some(now);
+        }
+    }
+
+    fn stalled(&self, now: Instant) -> bool {
+        self.stalled_since
+            .is_some_and(|since| now.saturating_duration_since(since) >= self.stall_timeout)
+    }
 }
 
 impl Drop for DirectSocket {
@@ -86,6 +106,13 @@ impl Sockets {
     fn len(&self) -> usize {
         self.len
     }
+
+    fn iter(&self) -> impl Iterator<Item = (Slot, &DirectSocket)> {
+        self.by_slot
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, socket)| Some((slot as Slot, socket.as_ref()?)))
+    }
 }
 
 #[derive(Default)]
@@ -107,6 +134,9 @@ pub struct Written {
     pub drained: Vec<Slot>,
     /// Streams whose socket failed; JavaScript ends them.
     pub failed: Vec<Slot>,
+    /// Streams whose socket took nothing for their stall timeout while
+    /// bytes waited: JavaScript cuts them off as slow consumers.
+    pub stalled: Vec<Slot>,
 }
 
 enum Outcome {
@@ -172,10 +202,12 @@ impl Direct {
         match sent {
             Ok(n) if n == bytes.len() => {
                 hub.set_held(slot, 0);
+                socket.progress(n, now);
                 Outcome::All
             }
             Ok(n) => {
                 socket.pending.extend_from_slice(&bytes[n..]);
+                socket.progress(n, now);
                 hub.set_held(slot, socket.pending.len());
                 hub.pause(slot);
                 let wakeup = wakeups.get(&socket.owner).cloned();
@@ -226,6 +258,12 @@ pub fn write_all(hub: &mut Hub, slots: &[Slot], now: Instant) -> Written {
                 Outcome::Failed => written.failed.push(slot),
             }
         }
+        // Paused streams are not in a flush: their stalls are found here.
+        for (slot, socket) in direct.sockets.iter() {
+            if socket.stalled(now) {
+                written.stalled.push(slot);
+            }
+        }
         written
     })
 }
@@ -247,7 +285,7 @@ pub fn set_wakeup(owner: Owner, on_writable: Function<u32, ()>) -> napi::Result<
 /// Takes a stream's socket into Rust: duplicates `fd` and frames the
 /// stream's bytes for direct writes. Returns false (and changes nothing)
 /// where that cannot be done.
-pub fn attach(hub: &mut Hub, slot: Slot, fd: i32) -> bool {
+pub fn attach(hub: &mut Hub, slot: Slot, fd: i32, stall_timeout: Duration) -> bool {
     let Some(owner) = hub.owner(slot) else {
         return false;
     };
@@ -271,6 +309,8 @@ pub fn attach(hub: &mut Hub, slot: Slot, fd: i32) -> bool {
                 owner,
                 pending: Vec::new(),
                 waiting: None,
+                stalled_since: None,
+                stall_timeout,
             },
         )
     });
@@ -291,11 +331,13 @@ pub fn resume(hub: &mut Hub, slot: Slot, written: &mut Written) -> bool {
         socket.waiting = None;
         let pending = std::mem::take(&mut socket.pending);
         let sent = send(&socket.fd, &pending);
+        let now = Instant::now();
         if let Ok(n) = sent {
             hub.counters.bytes += n as u64;
         }
         match sent {
             Ok(n) if n == pending.len() => {
+                socket.progress(n, now);
                 hub.set_held(slot, 0);
                 hub.resume(slot);
                 if hub.drained(slot) {
@@ -305,6 +347,7 @@ pub fn resume(hub: &mut Hub, slot: Slot, written: &mut Written) -> bool {
             }
             Ok(n) => {
                 socket.pending = pending[n..].to_vec();
+                socket.progress(n, now);
                 hub.set_held(slot, socket.pending.len());
                 let wakeup = direct.wakeups.get(&socket.owner).cloned();
                 socket.waiting = wakeup.map(|w| wait_writable(socket.fd.clone(), slot, w));

@@ -11,6 +11,7 @@ use crate::hub::{Hub, Owner, Slot};
 pub struct Written {
     pub drained: Vec<Slot>,
     pub failed: Vec<Slot>,
+    pub stalled: Vec<Slot>,
 }
 
 pub fn write_all(_: &mut Hub, _: &[Slot], _: Instant) -> Written {
@@ -21,7 +22,7 @@ pub fn set_wakeup(_: Owner, _: Function<u32, ()>) -> napi::Result<()> {
     Ok(())
 }
 
-pub fn attach(_: &mut Hub, _: Slot, _: i32) -> bool {
+pub fn attach(_: &mut Hub, _: Slot, _: i32, _: std::time::Duration) -> bool {
     false
 }
 

@@ -55,6 +55,11 @@ pub const DEFAULT_CLOSE_TIMEOUT_MS: u32 = 30_000;
 /// otherwise: past it, the clients furthest behind are cut off.
 #[napi]
 pub const DEFAULT_MEMORY_BUDGET: u32 = 128 << 20;
+/// How long a socket that Rust writes to may take no byte at all of what
+/// waits for it before its client is cut off as a slow consumer, unless an
+/// endpoint says otherwise (ms).
+#[napi]
+pub const DEFAULT_STALL_TIMEOUT_MS: u32 = 5_000;
 /// What `send` returns when the frame would pass the stream's cap.
 #[napi]
 pub const SEND_OVERFLOW: i32 = -1;
@@ -196,8 +201,9 @@ pub fn watch_drain(slot: u32) {
 /// gone out and of which Node holds no unwritten byte. Returns false where
 /// that cannot be done (then nothing changed).
 #[napi(catch_unwind)]
-pub fn attach_socket(slot: u32, fd: i32) -> bool {
-    with_hub(|hub| direct::attach(hub, slot, fd))
+pub fn attach_socket(slot: u32, fd: i32, stall_timeout_ms: u32) -> bool {
+    let stall = Duration::from_millis(stall_timeout_ms.into());
+    with_hub(|hub| direct::attach(hub, slot, fd, stall))
 }
 
 /// Gives a stream's socket back to Node (the stream is ending): returns the
@@ -327,6 +333,13 @@ pub fn flush(owner: u32) -> Option<FlushBatch> {
             written.drained.append(&mut after.drained);
             written.failed.append(&mut after.failed);
         });
+        // A stalled client is cut off like one the budget picked.
+        let mut batch = batch;
+        for &slot in &written.stalled {
+            if !batch.evicted.contains(&slot) {
+                batch.evicted.push(slot);
+            }
+        }
         (batch, written)
     });
     let list = |slots: Vec<u32>| (!slots.is_empty()).then(|| Uint32Array::new(slots));
