@@ -101,6 +101,9 @@ class NodeTransport {
     } else {
       written = sink.write(ownShare(chunk));
     }
+    // Compression middleware (the `compression` package) buffers what is
+    // written until `flush()`: an event stream flushes every write.
+    if (sink === response && typeof response.flush === 'function') response.flush();
     // A full response holds at least its high-water mark for this client:
     // Rust counts that against the client's cap and the budget until
     // 'drain'. Below the mark, what it holds is small and leaves on its own.
