@@ -42,6 +42,20 @@ function descriptorOf(socket) {
   return typeof fd === 'number' && fd >= 0 ? fd : -1;
 }
 
+const ENDED_BEHIND = 'the response was ended by someone else';
+let warnedEndedBehind = false;
+
+/** Says once per process what ends a response behind an endpoint. */
+function warnEndedBehind() {
+  if (warnedEndedBehind) return;
+  warnedEndedBehind = true;
+  process.emitWarning('An EventEndpoint\'s response was ended by someone else, so the event stream ended with it', {
+    type: 'NativeSseWarning',
+    code: 'ERR_SSE_ENDED_BEHIND',
+    detail: 'A framework may end the response after the handler returns: with Koa, set ctx.respond = false before creating the endpoint.',
+  });
+}
+
 /** `NATIVE_SSE_DIRECT=0` keeps every stream on the JavaScript path: for
  * comparing the two, or as a way out should the direct one misbehave. */
 const DIRECT_WRITES = process.env.NATIVE_SSE_DIRECT !== '0';
@@ -80,7 +94,12 @@ class NodeTransport {
     response.once('close', () => {
       const err = response.errored;
       if (err) onGone(false, err.message || String(err));
-      else onGone(true, 'client disconnected');
+      else if (response.writableEnded && !this.#ending) {
+        // Someone else ended the response: a framework that ends it after
+        // the handler returns (Koa, unless ctx.respond = false).
+        warnEndedBehind();
+        onGone(true, ENDED_BEHIND);
+      } else onGone(true, 'client disconnected');
     });
   }
 
@@ -179,10 +198,14 @@ class NodeTransport {
     if (pending !== null && !response.destroyed) response.socket?.write(pending);
   }
 
+  /** The endpoint itself is ending the response. */
+  #ending = false;
+
   /** Writes the last bytes and ends the response; drops the connection if
    * the client has not taken them within `timeout` ms. */
   end(rest, timeout) {
     const response = this.#response;
+    this.#ending = true;
     this.reclaim();
     if (response.destroyed || response.writableEnded) return;
     if (rest !== null) response.write(rest);
