@@ -45,3 +45,25 @@ for (const encoding of ['gzip', 'br']) {
     assert.deepEqual(parseEventStream(text).events.map((e) => e.data), ['event 0', 'event 1', 'event 2']);
   });
 }
+
+test('Fastify, with reply.hijack(): events reach the client, on the direct path', async (t) => {
+  const { default: Fastify } = await import('fastify');
+  const app = Fastify();
+  const endpoints = [];
+  app.get('/events', (request, reply) => {
+    reply.hijack(); // Fastify leaves the response to the endpoint
+    endpoints.push(new EventEndpoint(request.raw, reply.raw, { keepAlive: 0 }));
+  });
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  t.after(() => app.close());
+  let text = '';
+  const request = http.get({ port: app.server.address().port, path: '/events' }, (res) => res.on('data', (d) => (text += d)));
+  request.on('error', () => {});
+  t.after(() => request.destroy());
+  await until(() => endpoints.length === 1 && text.includes(': ok'), 5000, 'the stream');
+  for (let i = 0; i < 3; i++) await endpoints[0].send(`event ${i}`);
+  await until(() => text.includes('data: event 2'), 5000, 'the events');
+  assert.equal(diagnostics().directSockets, 1);
+  assert.deepEqual(parseEventStream(text).events.map((e) => e.data), ['event 0', 'event 1', 'event 2']);
+  endpoints[0].close();
+});
