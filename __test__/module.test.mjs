@@ -27,7 +27,6 @@ test('require("native-sse") works from a CommonJS script', () => {
 test('the package entry points are what package.json names', async () => {
   const pkg = createRequire(import.meta.url)('../package.json');
   assert.equal(pkg.name, 'native-sse');
-  assert.equal(pkg.exports['.'].require, './index.js');
-  assert.equal(pkg.exports['.'].import, './index.mjs');
-  assert.equal(pkg.exports['.'].types, './index.d.ts');
+  assert.deepEqual(pkg.exports['.'].require, { types: './index.d.ts', default: './index.js' });
+  assert.deepEqual(pkg.exports['.'].import, { types: './index.d.mts', default: './index.mjs' });
 });
