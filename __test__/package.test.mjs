@@ -22,3 +22,44 @@ test('arethetypeswrong: the typings resolve for ESM and CommonJS alike', () => {
   assert.ok(Array.isArray(report.analysis.problems), 'the report has its problems list');
   assert.deepEqual(report.analysis.problems, []);
 });
+
+test('npm run package: the tarballs install into a new project with no network and no Rust, and serve a stream', async () => {
+  const { mkdtempSync, writeFileSync, readdirSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  // The addon was built by `npm test`; this packs it the way a release does.
+  const packed = spawnSync(process.execPath, ['scripts/package.mjs'], { cwd: root, encoding: 'utf8' });
+  assert.equal(packed.status, 0, packed.stderr);
+  const tarballs = packed.stdout.trim().split('\n').map((line) => join(root, line.trim()));
+  assert.deepEqual(tarballs.map((file) => file.split('/').at(-1)).sort(), ['native-sse-0.1.0.tgz', 'native-sse-linux-x64-gnu-0.1.0.tgz']);
+  const project = mkdtempSync(join(tmpdir(), 'native-sse-consumer-'));
+  try {
+    writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', private: true }));
+    const install = spawnSync('npm', ['install', '--offline', '--no-audit', '--no-fund', ...tarballs], { cwd: project, encoding: 'utf8' });
+    assert.equal(install.status, 0, install.stderr);
+    assert.deepEqual(readdirSync(join(project, 'node_modules')).filter((name) => !name.startsWith('.')).sort(), ['native-sse', 'native-sse-linux-x64-gnu']);
+    // The main package holds no binary: it comes from the platform package.
+    assert.ok(!readdirSync(join(project, 'node_modules', 'native-sse')).some((name) => name.endsWith('.node')));
+    const script = `
+      import http from 'node:http';
+      import net from 'node:net';
+      import { EventEndpoint } from 'native-sse';
+      import { createRequire } from 'node:module';
+      const cjs = createRequire(import.meta.url)('native-sse');
+      if (cjs.EventEndpoint !== EventEndpoint) throw new Error('two copies');
+      const server = http.createServer((req, res) => new EventEndpoint(req, res).send('from the package')).listen(0, '127.0.0.1', () => {
+        const socket = net.connect(server.address().port, '127.0.0.1', () => socket.write('GET / HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n'));
+        let text = '';
+        socket.on('data', (data) => {
+          text += data;
+          if (text.includes('data: from the package')) { console.log('ok'); process.exit(0); }
+        });
+      });
+    `;
+    writeFileSync(join(project, 'check.mjs'), script);
+    const check = spawnSync(process.execPath, ['check.mjs'], { cwd: project, encoding: 'utf8', timeout: 10_000 });
+    assert.equal(check.stdout.trim(), 'ok', check.stderr);
+  } finally {
+    rmSync(project, { recursive: true, force: true });
+  }
+});

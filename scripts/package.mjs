@@ -1,0 +1,55 @@
+// npm run package: writes to dist/ the tarballs a release publishes, the
+// napi-rs way: the main package, with `optionalDependencies` on the
+// platform packages, and each platform package with its `.node` file.
+//
+// The main package is staged from `npm pack` (its `files`), the built
+// addons are put into the platform packages by `napi artifacts`, and
+// `napi pre-publish --skip-optional-publish` writes the optionalDependencies
+// (it reads the release from a git commit, so the stage gets a throwaway
+// one). Nothing in the working tree is changed but dist/.
+import { execFileSync } from 'node:child_process';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const dist = join(root, 'dist');
+const napi = join(root, 'node_modules', '.bin', 'napi');
+const run = (cmd, args, cwd) => execFileSync(cmd, args, { cwd, stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
+
+const addons = readdirSync(root).filter((name) => /^native-sse\..+\.node$/.test(name));
+if (addons.length === 0) throw new Error('no built addon (native-sse.*.node): run `npm run build` first');
+
+const stage = mkdtempSync(join(tmpdir(), 'native-sse-package-'));
+try {
+  run('npm', ['pack', '--pack-destination', stage, '--silent'], root);
+  run('tar', ['xzf', readdirSync(stage).find((f) => f.endsWith('.tgz'))], stage);
+  const pkg = join(stage, 'package');
+  cpSync(join(root, 'npm'), join(pkg, 'npm'), { recursive: true });
+  mkdirSync(join(pkg, 'artifacts'));
+  for (const addon of addons) cpSync(join(root, addon), join(pkg, 'artifacts', addon));
+  run(napi, ['artifacts', '--output-dir', 'artifacts', '--npm-dir', 'npm'], pkg);
+  // The binary belongs to its platform package, not to the main one.
+  for (const name of readdirSync(pkg)) if (name.endsWith('.node')) rmSync(join(pkg, name));
+  rmSync(join(pkg, 'artifacts'), { recursive: true });
+  const git = ['-c', 'user.name=native-sse', '-c', 'user.email=release@localhost'];
+  run('git', ['init', '-q'], pkg);
+  run('git', [...git, 'add', '-A'], pkg);
+  run('git', [...git, 'commit', '-qm', 'release'], pkg);
+  run(napi, ['pre-publish', '--skip-optional-publish', '--tag-style', 'npm'], pkg);
+  rmSync(join(pkg, '.git'), { recursive: true, force: true });
+
+  rmSync(dist, { recursive: true, force: true });
+  mkdirSync(dist);
+  const tarballs = [run('npm', ['pack', '--pack-destination', dist, '--silent'], pkg).trim()];
+  for (const platform of readdirSync(join(pkg, 'npm'))) {
+    const dir = join(pkg, 'npm', platform);
+    if (readdirSync(dir).some((name) => name.endsWith('.node'))) {
+      tarballs.push(run('npm', ['pack', '--pack-destination', dist, '--silent'], dir).trim());
+    }
+  }
+  console.log(tarballs.map((name) => `dist/${name}`).join('\n'));
+} finally {
+  rmSync(stage, { recursive: true, force: true });
+}
