@@ -405,7 +405,8 @@ export type SseErrorCode =
   | "ERR_SSE_REDIS_OUTCOME_UNKNOWN"
   | "ERR_SSE_REDIS_UNAVAILABLE"
   | "ERR_SSE_CHANNEL_CLOSED"
-  | "ERR_SSE_INTERNAL";
+  | "ERR_SSE_INTERNAL"
+  | "ERR_SSE_NO_BINARY";
 
 /** The options of {@link closeAll}. */
 export interface CloseAllOptions {

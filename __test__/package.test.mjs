@@ -63,3 +63,25 @@ test('npm run package: the tarballs install into a new project with no network a
     rmSync(project, { recursive: true, force: true });
   }
 });
+
+test('installed without its platform package, require() fails with one line naming the platform', async () => {
+  const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const packed = spawnSync(process.execPath, ['scripts/package.mjs'], { cwd: root, encoding: 'utf8' });
+  assert.equal(packed.status, 0, packed.stderr);
+  const main = join(root, packed.stdout.trim().split('\n').find((line) => line.includes('native-sse-0.1.0')).trim());
+  const project = mkdtempSync(join(tmpdir(), 'native-sse-noplatform-'));
+  try {
+    writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', private: true }));
+    const install = spawnSync('npm', ['install', '--offline', '--omit=optional', '--no-audit', '--no-fund', main], { cwd: project, encoding: 'utf8' });
+    assert.equal(install.status, 0, install.stderr);
+    const run = spawnSync(process.execPath, ['-e', "try { require('native-sse') } catch (err) { console.log(JSON.stringify({ code: err.code, message: err.message })) }"], { cwd: project, encoding: 'utf8' });
+    const { code, message } = JSON.parse(run.stdout);
+    assert.equal(code, 'ERR_SSE_NO_BINARY');
+    assert.match(message, /^native-sse has no prebuilt binary for linux-x64-gnu: build it from source/);
+    assert.ok(!message.includes('\n'), 'one line');
+  } finally {
+    rmSync(project, { recursive: true, force: true });
+  }
+});

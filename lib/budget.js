@@ -3,7 +3,7 @@
 // The memory budget of this thread's streams (see src/hub.rs): the most
 // bytes held for all clients together, in Rust and in their responses.
 
-const native = require('../binding.js');
+const native = require('./native.js');
 const { invalid } = require('./errors.js');
 
 /**

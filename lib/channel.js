@@ -1,6 +1,6 @@
 'use strict';
 
-const native = require('../binding.js');
+const native = require('./native.js');
 const outbox = require('./outbox.js');
 const { EventEndpoint } = require('./endpoint.js');
 const { optionalString, requiredString } = require('./options.js');

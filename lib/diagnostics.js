@@ -1,6 +1,6 @@
 'use strict';
 
-const native = require('../binding.js');
+const native = require('./native.js');
 const reports = require('./reports.js');
 const metrics = require('./metrics.js');
 

@@ -1,6 +1,6 @@
 'use strict';
 
-const native = require('../binding.js');
+const native = require('./native.js');
 const outbox = require('./outbox.js');
 const metrics = require('./metrics.js');
 const { CloseEvent } = require('./close-event.js');

@@ -4,7 +4,7 @@
 // response.
 
 const { ServerResponse } = require('node:http');
-const native = require('../binding.js');
+const native = require('./native.js');
 const { ownShare } = require('./transport.js');
 
 /**

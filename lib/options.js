@@ -3,7 +3,7 @@
 // Checks of what the user passes in, so that bad input fails loudly with a
 // TypeError that names the argument, before any byte is written.
 
-const native = require('../binding.js');
+const native = require('./native.js');
 const { invalid, invalidValue } = require('./errors.js');
 
 const MAX_U32 = 0xffff_ffff;

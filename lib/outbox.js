@@ -9,7 +9,7 @@
 // single write per stream, and a lone frame is not held past its turn.
 // One call brings back the bytes of every stream with bytes waiting.
 
-const native = require('../binding.js');
+const native = require('./native.js');
 
 // This copy of the module's identity in Rust. A module registry reset (test
 // runners, dev servers) loads a second copy on the same thread, sharing the

@@ -2,7 +2,7 @@
 
 // Settings of the tokens that close(true) gives a client (see src/stop.rs).
 
-const native = require('../binding.js');
+const native = require('./native.js');
 const { invalid, invalidValue } = require('./errors.js');
 
 /**
