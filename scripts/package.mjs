@@ -8,7 +8,7 @@
 // (it reads the release from a git commit, so the stage gets a throwaway
 // one). Nothing in the working tree is changed but dist/.
 import { execFileSync } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,8 +18,27 @@ const dist = join(root, 'dist');
 const napi = join(root, 'node_modules', '.bin', 'napi');
 const run = (cmd, args, cwd) => execFileSync(cmd, args, { cwd, stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
 
-const addons = readdirSync(root).filter((name) => /^native-sse\..+\.node$/.test(name));
+// Built addons: this machine's (npm run build), and any others built into
+// the folders named by --artifacts=DIR (cross builds, a release's jobs).
+const dirs = [root, ...process.argv.slice(2).filter((a) => a.startsWith('--artifacts=')).map((a) => a.slice(12))];
+const addons = dirs.flatMap((dir) =>
+  readdirSync(dir)
+    .filter((name) => /^native-sse\..+\.node$/.test(name))
+    .map((name) => ({ name, path: join(dir, name) })),
+);
 if (addons.length === 0) throw new Error('no built addon (native-sse.*.node): run `npm run build` first');
+
+// napi's names of the platform packages, by target.
+const PLATFORMS = {
+  'x86_64-apple-darwin': 'darwin-x64',
+  'aarch64-apple-darwin': 'darwin-arm64',
+  'x86_64-pc-windows-msvc': 'win32-x64-msvc',
+  'aarch64-pc-windows-msvc': 'win32-arm64-msvc',
+  'x86_64-unknown-linux-gnu': 'linux-x64-gnu',
+  'aarch64-unknown-linux-gnu': 'linux-arm64-gnu',
+  'x86_64-unknown-linux-musl': 'linux-x64-musl',
+  'aarch64-unknown-linux-musl': 'linux-arm64-musl',
+};
 
 const stage = mkdtempSync(join(tmpdir(), 'native-sse-package-'));
 try {
@@ -28,7 +47,12 @@ try {
   const pkg = join(stage, 'package');
   cpSync(join(root, 'npm'), join(pkg, 'npm'), { recursive: true });
   mkdirSync(join(pkg, 'artifacts'));
-  for (const addon of addons) cpSync(join(root, addon), join(pkg, 'artifacts', addon));
+  for (const addon of addons) cpSync(addon.path, join(pkg, 'artifacts', addon.name));
+  // Only the targets built here are packed (a release builds them all).
+  const manifest = JSON.parse(readFileSync(join(pkg, 'package.json'), 'utf8'));
+  const built = new Set(addons.map((addon) => addon.name.slice('native-sse.'.length, -'.node'.length)));
+  manifest.napi.targets = manifest.napi.targets.filter((target) => built.has(PLATFORMS[target]));
+  writeFileSync(join(pkg, 'package.json'), `${JSON.stringify(manifest, null, 2)}\n`);
   run(napi, ['artifacts', '--output-dir', 'artifacts', '--npm-dir', 'npm'], pkg);
   // The binary belongs to its platform package, not to the main one.
   for (const name of readdirSync(pkg)) if (name.endsWith('.node')) rmSync(join(pkg, name));
