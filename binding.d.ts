@@ -106,6 +106,12 @@ export declare function attachSocket(slot: number, fd: number, stallTimeoutMs: n
 export declare function bufferedAmount(slot: number): number
 
 /**
+ * The default under Bun, whose `Bun.serve` drops a request idle for 10 s
+ * unless told otherwise (ms).
+ */
+export declare const BUN_KEEP_ALIVE_MS: number
+
+/**
  * Sets the key that signs stop tokens (checked by JavaScript to be at least
  * [`MIN_STOP_KEY_BYTES`] long) and how long tokens are honoured.
  */

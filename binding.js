@@ -840,6 +840,7 @@ module.exports.RedisLink = nativeBinding.RedisLink
 module.exports.StreamPage = nativeBinding.StreamPage
 module.exports.attachSocket = nativeBinding.attachSocket
 module.exports.bufferedAmount = nativeBinding.bufferedAmount
+module.exports.BUN_KEEP_ALIVE_MS = nativeBinding.BUN_KEEP_ALIVE_MS
 module.exports.configureStopTokens = nativeBinding.configureStopTokens
 module.exports.DEFAULT_CLOSE_TIMEOUT_MS = nativeBinding.DEFAULT_CLOSE_TIMEOUT_MS
 module.exports.DEFAULT_HIGH_WATER_MARK = nativeBinding.DEFAULT_HIGH_WATER_MARK

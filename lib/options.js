@@ -7,6 +7,8 @@ const native = require('./native.js');
 const { invalid, invalidValue } = require('./errors.js');
 
 const MAX_U32 = 0xffff_ffff;
+// Bun.serve drops a request idle for 10 s: there a comment goes out sooner.
+const DEFAULT_KEEP_ALIVE = process.versions.bun ? native.BUN_KEEP_ALIVE_MS : native.DEFAULT_KEEP_ALIVE_MS;
 // RFC 9110 token and field-value characters.
 const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
@@ -65,7 +67,7 @@ function normalizeOptions(options) {
   const highWaterMark = count('options.highWaterMark', options.highWaterMark, native.DEFAULT_HIGH_WATER_MARK);
   return {
     reconnectionTime: retryOf(options),
-    keepAlive: count('options.keepAlive', options.keepAlive, native.DEFAULT_KEEP_ALIVE_MS),
+    keepAlive: count('options.keepAlive', options.keepAlive, DEFAULT_KEEP_ALIVE),
     closeTimeout: count('options.closeTimeout', options.closeTimeout, native.DEFAULT_CLOSE_TIMEOUT_MS),
     stallTimeout: count('options.stallTimeout', options.stallTimeout, native.DEFAULT_STALL_TIMEOUT_MS),
     // A mark above the cap could never be reached: the client would be cut

@@ -20,6 +20,10 @@ use crate::stream_binding::with_hub;
 /// says otherwise (ms).
 #[napi]
 pub const DEFAULT_KEEP_ALIVE_MS: u32 = 15_000;
+/// The default under Bun, whose `Bun.serve` drops a request idle for 10 s
+/// unless told otherwise (ms).
+#[napi]
+pub const BUN_KEEP_ALIVE_MS: u32 = 8_000;
 
 thread_local! {
     static TIMERS: RefCell<HashMap<Owner, tokio::task::AbortHandle>> = RefCell::new(HashMap::new());
