@@ -13,6 +13,7 @@ const { isWebRequest, isNodeRequest, isNodeResponse, streamHeaders, userHeaders,
 const { kSlot, kJoin, kLeave, kAbort, kDrop, kLastId, kWhenWritable, kShutdown, kDestroy, nextSequence } = require('./internal.js');
 
 const RESOLVED = Promise.resolve();
+const IS_DENO = typeof globalThis.Deno?.version?.deno === 'string';
 // What native.send and native.sendAgain return besides a byte count.
 const { SEND_OVERFLOW, SEND_TOO_LARGE, SEND_STALE } = native;
 const noop = () => {};
@@ -95,7 +96,11 @@ class EventEndpoint extends EventTarget {
       } else {
         this.#transport = new WebTransport(this.#transportEvents());
         this.#webResponse = new Response(this.#transport.body, { status, headers });
-        request.signal?.addEventListener('abort', () => this.#end(true, 'client disconnected'), { once: true });
+        // A client that leaves cancels the body; the request's signal says
+        // so sooner where that is all it means. (Deno's also aborts on every
+        // successful response, and warns that it does: there the body's
+        // cancel is the signal.)
+        if (!IS_DENO) request.signal?.addEventListener('abort', () => this.#end(true, 'client disconnected'), { once: true });
       }
     } else {
       for (const [name, value] of headers) response.setHeader(name, value);
