@@ -8,15 +8,12 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { needs } from './helpers.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const bun = fileURLToPath(new URL('../node_modules/.bin/bun', import.meta.url));
 
-if (!existsSync(bun)) {
-  const notice = `bun is not installed: the Bun test did NOT run (npm install --no-save bun)`;
-  console.error(`\n${notice}\n`);
-  if (process.env.CI) test('bun is installed (required under CI)', () => assert.fail(notice));
-} else {
+needs('bun', existsSync(bun), () => {
   test('under Bun, an idle stream outlives Bun.serve\'s 10 s idle timeout', { timeout: 60_000 }, () => {
       const run = spawnSync(bun, ['__test__/fixtures/bun-app.mjs'], { cwd: root, encoding: 'utf8', timeout: 40_000 });
     assert.equal(run.status, 0, run.stderr);
@@ -28,4 +25,4 @@ if (!existsSync(bun)) {
     assert.deepEqual(result.closes, []);
     assert.ok(result.seconds >= 12);
   });
-}
+}, 'npm install --no-save bun');

@@ -11,6 +11,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EventEndpoint, Channel } from 'native-sse';
+import { needs } from './helpers.mjs';
 
 const hasChromium = spawnSync('chromium', ['--version']).status === 0;
 
@@ -42,11 +43,7 @@ async function runPage(url) {
   }
 }
 
-if (!hasChromium) {
-  const notice = 'chromium is not on the PATH: the browser test did NOT run (apt-get install chromium)';
-  console.error(`\n${notice}\n`);
-  if (process.env.CI) test('chromium is installed (required under CI)', () => assert.fail(notice));
-} else {
+needs('chromium', hasChromium, () => {
   test("Chromium's EventSource resumes from an id that is not ASCII, exactly", async (t) => {
     const channel = new Channel({ historySize: 10 });
     const resumes = [];
@@ -83,4 +80,4 @@ if (!hasChromium) {
     assert.equal(resumes[0].lastEventId, Buffer.from('café-2 ☕').toString('latin1'), 'the header came as UTF-8 bytes');
     assert.deepEqual(resumes[0].replay, { replayed: 1, complete: true });
   });
-}
+}, 'apt-get install chromium');

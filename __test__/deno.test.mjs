@@ -9,15 +9,12 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { needs } from './helpers.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const deno = fileURLToPath(new URL('../node_modules/.bin/deno', import.meta.url));
 
-if (!existsSync(deno)) {
-  const notice = `deno is not installed: the Deno test did NOT run (npm install --no-save deno)`;
-  console.error(`\n${notice}\n`);
-  if (process.env.CI) test('deno is installed (required under CI)', () => assert.fail(notice));
-} else {
+needs('deno', existsSync(deno), () => {
   test('under Deno, Deno.serve streams, ends, sees a client leave, and warns of nothing', { timeout: 60_000 }, () => {
       const run = spawnSync(deno, ['run', '--allow-net', '--allow-ffi', '--allow-env', '--allow-read', '__test__/fixtures/deno-app.mjs'], {
       cwd: root,
@@ -33,4 +30,4 @@ if (!existsSync(deno)) {
     assert.equal(result.text, ': ok\n\ndata: tick 0\n\ndata: tick 1\n\ndata: tick 2\n\n');
     assert.deepEqual(result.closes, ['closed by the server', 'client disconnected']);
   });
-}
+}, 'npm install --no-save deno');

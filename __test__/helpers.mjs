@@ -2,6 +2,8 @@
 import http from 'node:http';
 import net from 'node:net';
 import { once } from 'node:events';
+import test from 'node:test';
+import assert from 'node:assert/strict';
 import { EventEndpoint } from 'native-sse';
 
 /** Starts a node:http server on a free port of 127.0.0.1. */
@@ -235,4 +237,18 @@ export function tallyEvents(url, { headers = {}, keep = 1000 } = {}) {
   });
   request.on('error', () => (tally.ended = true));
   return tally;
+}
+
+/**
+ * Registers tests that need a program the project's CI installs (`.ci/run`),
+ * or, without it, says loudly that they did not run, and fails under CI.
+ */
+export function needs(what, present, register, install) {
+  if (present) {
+    register();
+    return;
+  }
+  const notice = `${what} is not installed: its tests did NOT run (${install})`;
+  console.error(`\n${notice}\n`);
+  if (process.env.CI) test(`${what} is installed (required under CI)`, () => assert.fail(notice));
 }
