@@ -587,7 +587,7 @@ fn xread_entries(value: Value) -> Vec<(String, RawFields)> {
 async fn share_stop_key(connection: &mut MultiplexedConnection) {
     let mut mine = [0u8; 32];
     crate::stop::random_bytes(&mut mine);
-    let mine: String = mine.iter().map(|b| format!("{b:02x}")).collect();
+    let mine = crate::stop::hex(&mine);
     let shared: redis::RedisResult<(Value, Option<Vec<u8>>)> = redis::pipe()
         .cmd("SET")
         .arg(STOP_KEY_NAME)
