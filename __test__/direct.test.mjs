@@ -118,7 +118,7 @@ test('a client that stops reading fills its socket; Rust keeps its bytes, counts
   const { endpoint, client } = await directStream(t, { highWaterMark: 64 * 1024, maxBufferedBytes: 16 << 20 });
   client.socket.pause();
   const payload = 'x'.repeat(1000);
-  const total = 4000; // about 4 MB: more than the socket buffers hold
+  const total = 12_000; // about 12 MB: more than the socket buffers hold
   let sent = 0;
   let waited = 0;
   let maxBuffered = 0;
@@ -137,7 +137,7 @@ test('a client that stops reading fills its socket; Rust keeps its bytes, counts
   client.socket.resume();
   await producer;
   assert.ok(waited > 0);
-  await until(() => eventsOf(client).length === total + 1, 20_000, 'every event');
+  await until(() => client.raw.length > total * 1000 && eventsOf(client).length === total + 1, 30_000, 'every event');
   const events = eventsOf(client);
   assert.equal(events[0].data, 'warm-up');
   for (let i = 0; i < total; i++) assert.equal(events[i + 1].data, `${i}:${payload}`);
