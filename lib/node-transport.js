@@ -132,9 +132,11 @@ class NodeTransport {
         this.#report(0);
         this.#onDrain();
       });
-    } else if (DIRECT_WRITES && sink !== response && sink.writableLength === 0 && native.attachSocket(this.#slot, descriptorOf(sink), this.#stallTimeout)) {
+    } else if (DIRECT_WRITES && sink !== response && sink.writableLength === 0 && response.writableLength === 0 && native.attachSocket(this.#slot, descriptorOf(sink), this.#stallTimeout)) {
       // Node holds none of the socket's bytes (the write went out at once,
-      // uncorked): from the next flush on, Rust writes to it itself.
+      // uncorked): from the next flush on, Rust writes to it itself. Both
+      // counts matter: Node 26 keeps a corked response's bytes in the
+      // response, not in its socket, until the next tick.
       this.#sink = RUST;
       this.#guardResponse();
     }
