@@ -9,7 +9,7 @@ test('1,000 connect/disconnect cycles leave nothing behind', async () => {
   const { stdout } = await new Promise((resolve, reject) =>
     execFile(
       process.execPath,
-      ['--expose-gc', 'soak/soak.mjs', '--cycles=1000', '--seconds=60'],
+      ['--expose-gc', '--max-semi-space-size=8', 'soak/soak.mjs', '--cycles=1000', '--seconds=60'],
       { cwd: new URL('..', import.meta.url), timeout: 90_000 },
       (err, stdout, stderr) => (err && !stdout ? reject(err) : resolve({ stdout, stderr })),
     ),
