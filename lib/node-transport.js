@@ -60,6 +60,9 @@ function warnEndedBehind() {
  * comparing the two, or as a way out should the direct one misbehave. */
 const DIRECT_WRITES = process.env.NATIVE_SSE_DIRECT !== '0';
 
+/** Deno's node:http, which needs one workaround (see the constructor). */
+const IN_DENO = typeof process.versions.deno === 'string';
+
 /** Where a stream's bytes go once Rust writes them to its socket itself. */
 const RUST = Symbol('written by Rust');
 
@@ -91,8 +94,18 @@ class NodeTransport {
     // An error, if any, comes first; `close` follows in every case. A response
     // destroyed with an error may report it only as `errored`.
     response.on('error', (err) => onGone(false, err?.message || String(err)));
+    let destroyedWith = null;
+    if (IN_DENO) {
+      // Deno's node:http neither sets `errored` nor emits 'error' on a
+      // response destroyed with an error: the error is kept on the way in.
+      const destroy = response.destroy;
+      response.destroy = function (err, ...rest) {
+        if (err != null) destroyedWith ??= err;
+        return destroy.call(this, err, ...rest);
+      };
+    }
     response.once('close', () => {
-      const err = response.errored;
+      const err = response.errored ?? destroyedWith;
       if (err) onGone(false, err.message || String(err));
       else if (response.writableEnded && !this.#ending) {
         // Someone else ended the response: a framework that ends it after
