@@ -42,8 +42,8 @@ export interface EventEndpointOptions {
   /**
    * Milliseconds without a byte sent after which a comment line is written,
    * so that proxies keep an idle connection open. `0` turns it off.
-   * Default: `15000` (`8000` under Bun, whose server drops a request idle
-   * for 10 s).
+   * Default: `15000` (`5000` under Bun, whose server drops a request idle
+   * for 10 s, measured on a 4 s grain).
    */
   keepAlive?: number;
   /**
