@@ -252,3 +252,19 @@ export function needs(what, present, register, install) {
   console.error(`\n${notice}\n`);
   if (process.env.CI) test(`${what} is installed (required under CI)`, () => assert.fail(notice));
 }
+
+/**
+ * The suites that also run under Bun (`bun test`) and Deno (`deno test`),
+ * whose node:test, node:http, node:http2 and fetch they exercise: the
+ * fetch-style form, the node:http and node:http2 forms, Channel (in
+ * process and through Redis), faults and bad input. Not here: direct
+ * (Rust writing to sockets is Node's path: under Bun and Deno a socket has
+ * no descriptor, and streams go through the response), frameworks (it
+ * checks that path), and the suites that start Node programs or packages
+ * (demo, examples, package, soak, chromium, bun, deno).
+ */
+export const PORTABLE_SUITES = [
+  'api', 'wire', 'fetch', 'eventsource', 'backpressure', 'bad-input', 'bad-input-matrix', 'ids-headers',
+  'shutdown', 'http2', 'faults', 'transport', 'budget', 'two-copies', 'module', 'koa',
+  'channel', 'redis', 'redis-guarantees', 'redis-production', 'stop-tokens',
+].map((name) => `./__test__/${name}.test.mjs`);
