@@ -8,10 +8,10 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { needs, until, tick, parseEventStream, PORTABLE_SUITES } from './helpers.mjs';
+import { needs, tick, parseEventStream, startProgram, PORTABLE_SUITES } from './helpers.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const bun = fileURLToPath(new URL('../node_modules/.bin/bun', import.meta.url));
@@ -31,17 +31,7 @@ needs('bun', existsSync(bun), () => {
 
   test('under Bun.serve with default options, an idle stream stays open for 30 s', { timeout: 60_000 }, async (t) => {
     // The example with a ticker that never ticks in the test's time.
-    const child = spawn(bun, ['examples/frameworks/bun.mjs'], {
-      cwd: root,
-      env: { ...process.env, PORT: '0', TICK_MS: '3600000' },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    t.after(() => child.kill());
-    let printed = '';
-    child.stdout.on('data', (d) => (printed += d));
-    await until(() => /http:\/\/\S+\/events/.test(printed), 20_000, 'the example to listen');
-    const url = printed.match(/http:\/\/\S+\/events/)[0];
-
+    const { url } = await startProgram(t, bun, ['examples/frameworks/bun.mjs'], { TICK_MS: '3600000' });
     let text = '';
     let ended = null;
     const request = http.get(url, (res) => {

@@ -1,21 +1,11 @@
 // The demo of `npm start` starts, prints its URL, serves its page and streams.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { EventSource } from 'eventsource';
-import { until } from './helpers.mjs';
+import { until, startProgram } from './helpers.mjs';
 
 test('the demo serves a page and a live event stream', async (t) => {
-  const demo = spawn(process.execPath, ['examples/demo/server.mjs'], {
-    cwd: new URL('..', import.meta.url),
-    env: { ...process.env, PORT: '0' },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  t.after(() => demo.kill());
-  const [line] = await once(demo.stdout, 'data');
-  const url = /http:\/\/127\.0\.0\.1:\d+\//.exec(String(line))?.[0];
-  assert.ok(url, `the demo prints its URL: ${line}`);
+  const { url } = await startProgram(t, process.execPath, ['examples/demo/server.mjs']);
 
   const page = await fetch(url);
   assert.equal(page.status, 200);
@@ -32,19 +22,8 @@ test('the demo serves a page and a live event stream', async (t) => {
   assert.match(got.message[0][1], /^\d\d:\d\d:\d\d$/);
 });
 
-/** Starts an example with PORT=0 and returns the URL it prints. */
-async function startExample(t, file) {
-  const child = spawn(process.execPath, [file], {
-    cwd: new URL('..', import.meta.url),
-    env: { ...process.env, PORT: '0' },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  t.after(() => child.kill());
-  const [line] = await once(child.stdout, 'data');
-  const url = /https?:\/\/127\.0\.0\.1:\d+\/\S*/.exec(String(line))?.[0];
-  assert.ok(url, `the example prints its URL: ${line}`);
-  return url;
-}
+/** Starts an example; resolves to the URL it prints. */
+const startExample = async (t, file) => (await startProgram(t, process.execPath, [file])).url;
 
 test('examples/fetch-style streams to an EventSource', async (t) => {
   const url = await startExample(t, 'examples/fetch-style/server.mjs');
@@ -98,14 +77,7 @@ test('examples/chat broadcasts to every page and resumes a reconnecting one', as
 });
 
 test('examples/metrics exports diagnostics() for Prometheus', async (t) => {
-  const child = spawn(process.execPath, ['examples/metrics/server.mjs'], {
-    cwd: new URL('..', import.meta.url),
-    env: { ...process.env, PORT: '0' },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  t.after(() => child.kill());
-  const [line] = await once(child.stdout, 'data');
-  const metricsUrl = String(line).trim();
+  const metricsUrl = await startExample(t, 'examples/metrics/server.mjs');
   const events = await fetch(metricsUrl.replace('/metrics', '/events'));
   const reader = events.body.getReader();
   await reader.read(); // the stream is open

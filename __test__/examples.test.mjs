@@ -6,34 +6,21 @@
 // binaries `.ci/run` installs.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { EventSource } from 'eventsource';
-import { until, parseEventStream, needs } from './helpers.mjs';
+import { until, parseEventStream, needs, startProgram } from './helpers.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const bin = (name) => fileURLToPath(new URL(`../node_modules/.bin/${name}`, import.meta.url));
 
-/** Starts an example with PORT=0 and a fast ticker; resolves to the URL it
- * prints. Whatever it writes to stderr fails the test. */
+/** Starts an example with a fast ticker; resolves to its URL. Whatever it
+ * writes to stderr fails the test. */
 async function start(t, command, args) {
-  const child = spawn(command, args, {
-    cwd: root,
-    env: { ...process.env, PORT: '0', TICK_MS: '25', NO_COLOR: '1' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d) => (stdout += d));
-  child.stderr.on('data', (d) => (stderr += d));
-  t.after(() => {
-    child.kill();
-    assert.equal(stderr, '', 'the example wrote nothing to stderr');
-  });
-  await until(() => /http:\/\/\S+\/events/.test(stdout) || child.exitCode !== null, 20_000, 'the example to listen');
-  assert.equal(child.exitCode, null, `the example exited: ${stderr}`);
-  return stdout.match(/http:\/\/\S+\/events/)[0];
+  const { url, stderr } = await startProgram(t, command, args, { TICK_MS: '25', NO_COLOR: '1' });
+  t.after(() => assert.equal(stderr(), '', 'the example wrote nothing to stderr'));
+  return url;
 }
 
 /** An EventSource reads the welcome and ticks 1 to 3. */

@@ -2,6 +2,7 @@
 import http from 'node:http';
 import net from 'node:net';
 import { once } from 'node:events';
+import { spawn } from 'node:child_process';
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { EventEndpoint } from 'native-sse';
@@ -21,6 +22,32 @@ export async function serve(handler) {
       await new Promise((resolve) => server.close(resolve));
     },
   };
+}
+
+/**
+ * Starts a program that prints the URL it listens on (an example, run with
+ * PORT=0 and `env`), in the project's folder; stops it after the test.
+ * Resolves to the URL it printed, and `stderr()`, what it wrote to stderr
+ * (passed through as well).
+ */
+export async function startProgram(t, command, args, env = {}) {
+  const child = spawn(command, args, {
+    cwd: new URL('..', import.meta.url),
+    env: { ...process.env, PORT: '0', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => (stdout += d));
+  child.stderr.on('data', (d) => {
+    stderr += d;
+    process.stderr.write(d);
+  });
+  t.after(() => child.kill());
+  const printed = /https?:\/\/127\.0\.0\.1:\d+\/\S*/;
+  await until(() => printed.test(stdout) || child.exitCode !== null, 20_000, `${args.at(-1)} to print its URL`);
+  assert.ok(printed.test(stdout), `${args.at(-1)} prints its URL: ${stdout}${stderr}`);
+  return { url: printed.exec(stdout)[0], stderr: () => stderr };
 }
 
 /** Resolves once `predicate()` holds (or resolves to true), polling;

@@ -3,12 +3,10 @@
 // these tests cannot run: a notice says so, and under CI that is a failure.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { EventSource } from 'eventsource';
 import { redisForFile, freePort, startApp, redisSuite } from './redis-server.mjs';
 import { Channel } from 'native-sse';
-import { until, tick } from './helpers.mjs';
+import { until, tick, startProgram } from './helpers.mjs';
 
 function listen(t, url, headers = {}) {
   const es = new EventSource(`${url}/events`, {
@@ -107,14 +105,8 @@ function registerTests() {
   });
 
   test('examples/cluster: two workers share the channel', async (t) => {
-    const child = spawn(process.execPath, ['examples/cluster/server.mjs'], {
-      cwd: new URL('..', import.meta.url),
-      env: { ...process.env, REDIS_URL: file.redis.url, PORT: '0' },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    t.after(() => child.kill('SIGTERM'));
-    const [line] = await once(child.stdout, 'data');
-    const url = new URL(/http:\/\/127\.0\.0\.1:\d+\/events/.exec(String(line))[0]);
+    const started = await startProgram(t, process.execPath, ['examples/cluster/server.mjs'], { REDIS_URL: file.redis.url });
+    const url = new URL(started.url);
     const clients = [0, 1, 2, 3].map(() => {
       const es = new EventSource(url);
       t.after(() => es.close());

