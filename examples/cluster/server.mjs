@@ -15,13 +15,15 @@ const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const PORT = Number(process.env.PORT ?? 3004);
 
 if (cluster.isPrimary) {
-  for (let i = 0; i < 2; i++) cluster.fork();
+  const WORKERS = 2;
+  for (let i = 0; i < WORKERS; i++) cluster.fork();
   cluster.on('exit', (worker, code) => console.log(`worker ${worker.process.pid} exited (${code})`));
-  let announced = false;
+  // Announced once every worker listens (Deno's node:cluster hands
+  // connections to workers that do not listen yet).
+  let listening = 0;
   cluster.on('listening', (worker, address) => {
-    if (announced) return;
-    announced = true;
-    console.log(`cluster example: http://127.0.0.1:${address.port}/events (two workers, Redis at ${REDIS_URL})`);
+    if (++listening !== WORKERS) return;
+    console.log(`cluster example: http://127.0.0.1:${address.port}/events (${WORKERS} workers, Redis at ${REDIS_URL})`);
   });
 } else {
   const news = new Channel({ redis: { url: REDIS_URL, stream: 'native-sse:cluster-example', maxLen: 1000 } });
