@@ -380,7 +380,9 @@ export interface StopTokenOptions {
    * The key that signs the tokens of `close(true)`, at least 32 bytes. Give
    * every process of a deployment the same key so that each honours the
    * tokens of the others. Processes that share a Redis-backed Channel share
-   * a key through Redis without this.
+   * a key through Redis without this. Given but `undefined` (an environment
+   * variable that is not set), empty or shorter, it is refused with a
+   * `TypeError` naming `options.key`.
    */
   key?: string | Uint8Array;
   /** How long a token is honoured, in milliseconds. Default: 24 hours. */

@@ -14,7 +14,12 @@ const { invalid, invalidValue } = require('./errors.js');
 function configureStopTokens(options) {
   if (options === null || typeof options !== 'object') throw invalid('options', 'an object', options);
   let key;
-  if (options.key !== undefined) {
+  // A key given as undefined is most often an environment variable that is
+  // not set: refused, or tokens would quietly stop working across processes.
+  if ('key' in options) {
+    if (options.key === undefined) {
+      throw invalidValue('options.key', 'is undefined: give a key of the deployment (is the variable it is read from set?), or leave the option out');
+    }
     if (typeof options.key === 'string') key = Buffer.from(options.key, 'utf8');
     else if (options.key instanceof Uint8Array) key = Buffer.from(options.key);
     else throw invalid('options.key', 'a string or a Uint8Array', options.key);
