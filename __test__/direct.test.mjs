@@ -80,42 +80,61 @@ test('thousands of connections opened, reset mid-stream and replaced under a tic
   }, 4);
   t.after(() => clearInterval(ticker));
 
+  // A client's life is counted from its headers, not from connect(): how
+  // fast a machine accepts and answers connections is not what this tests.
+  // Most clients live until they have received some events of their own
+  // (1 to 5), then are reset (RST) or closed; one in ten is reset at once
+  // on connecting, or as soon as its headers arrive, before any event.
   const TOTAL = 2000;
   const AT_ONCE = 150;
-  let opened = 0;
-  let checked = 0;
   let reset = 0;
   let received = 0;
-  const running = new Set();
-  const finish = (id, client, how) => {
-    if (how === 'reset') {
-      client.socket.resetAndDestroy();
-      reset++;
-    } else {
-      client.destroy();
+  let served = 0;
+  const life = async (id) => {
+    const client = RawClient.connect(app.port, { path: `/${id}` });
+    const how = id % 3 === 0 ? 'reset' : 'close';
+    const early = id % 10 === 9;
+    let own = 0;
+    try {
+      if (early && id % 20 === 9) {
+        await new Promise((resolve) => client.socket.once('connect', resolve));
+      } else {
+        await until(() => client.head !== null, 60_000, `client ${id}'s headers`);
+        served++;
+        if (!early) {
+          const wanted = 1 + (id % 5);
+          await until(() => checkOwn(id, eventsOf(client)) >= wanted, 60_000, `client ${id}'s first ${wanted} events, after its headers`);
+        }
+      }
+    } finally {
+      if (how === 'reset' || early) {
+        client.socket.resetAndDestroy();
+        reset++;
+      } else {
+        client.destroy();
+      }
+      // Whatever arrived parses into this client's own events, in order.
+      own = checkOwn(id, eventsOf(client));
     }
-    // Whatever arrived parses into this client's own events.
-    received += checkOwn(id, eventsOf(client));
-    checked++;
-    running.delete(client);
+    received += own;
+    return { id, own, early };
   };
-  while (opened < TOTAL || running.size > 0) {
-    while (opened < TOTAL && running.size < AT_ONCE) {
-      const id = opened++;
-      const client = RawClient.connect(app.port, { path: `/${id}` });
-      running.add(client);
-      // Each lives some ticks, then is reset (RST) or closed.
-      const life = 20 + (id % 7) * 15;
-      setTimeout(() => finish(id, client, id % 3 === 0 ? 'reset' : 'close'), life);
-    }
-    await tick(5);
+  const lives = [];
+  const running = new Set();
+  for (let id = 0; id < TOTAL; id++) {
+    const one = life(id).finally(() => running.delete(one));
+    running.add(one);
+    lives.push(one);
+    if (running.size >= AT_ONCE) await Promise.race(running);
   }
-  assert.equal(checked, TOTAL);
-  t.diagnostic(`${TOTAL} connections, ${reset} reset mid-stream, ${received} events of their own received, up to ${sawDirect} sockets written by Rust at once`);
-  assert.ok(received > TOTAL * 3, `${received} events`);
-  assert.ok(reset > 600, `${reset} resets`);
+  const outcomes = await Promise.all(lives);
+  t.diagnostic(`${TOTAL} connections (${served} answered), ${reset} reset, ${received} events of their own received, up to ${sawDirect} sockets written by Rust at once`);
+  const lived = outcomes.filter((o) => !o.early);
+  assert.equal(lived.length, TOTAL - TOTAL / 10);
+  for (const { id, own } of lived) assert.ok(own >= 1 + (id % 5), `client ${id} got ${own} events of its own`);
+  assert.ok(reset > 700, `${reset} resets`);
   assert.ok(sawDirect > 0, 'Rust wrote to sockets directly');
-  await until(() => live.size === 0 && diagnostics().directSockets === 0, 5000, 'every stream to close');
+  await until(() => live.size === 0 && diagnostics().directSockets === 0, 30_000, 'every stream to close');
 });
 
 test('a client that stops reading fills its socket; Rust keeps its bytes, counts them, and sends them once it reads again', async (t) => {
@@ -134,9 +153,9 @@ test('a client that stops reading fills its socket; Rust keeps its bytes, counts
       await promise;
     }
   })();
+  await until(() => maxBuffered >= 64 * 1024, 30_000, 'bufferedAmount to count what Rust holds, up to highWaterMark');
   await tick(300);
   assert.ok(sent < total, 'the producer is held back while the client does not read');
-  assert.ok(maxBuffered >= 64 * 1024, `bufferedAmount counts what Rust holds: ${maxBuffered}`);
   assert.ok(maxBuffered < 4 << 20, `…and stays near highWaterMark: ${maxBuffered}`);
   client.socket.resume();
   await producer;
@@ -265,20 +284,20 @@ test('res.write() and res.end() behind the endpoint while Rust holds bytes: Node
 test('a socket with an idle timeout stays on the JavaScript path, whose writes keep it alive', async (t) => {
   let endpoint;
   const app = await serve((req, res) => {
-    req.socket.setTimeout(300, () => req.socket.destroy());
+    req.socket.setTimeout(1000, () => req.socket.destroy());
     endpoint = new EventEndpoint(req, res, { keepAlive: 0 });
   });
   t.after(() => app.close());
   const client = RawClient.connect(app.port, { path: '/' });
   t.after(() => client.destroy());
   await client.waitFor(': ok');
-  for (let i = 0; i < 10; i++) {
+  for (let i = 0; i < 20; i++) {
     await endpoint.send(`tick ${i}`);
     await tick(100);
   }
   assert.equal(diagnostics().directSockets, 0);
-  assert.equal(endpoint.closed, false, 'active for a second under a 300 ms idle timeout');
-  assert.equal(eventsOf(client).length, 10);
+  assert.equal(endpoint.closed, false, 'active for two seconds under a one-second idle timeout');
+  await until(() => eventsOf(client).length === 20, 5000, 'the 20 events');
 });
 
 test('close() and close(true) towards a client that never reads release the socket within closeTimeout', async (t) => {
@@ -302,9 +321,11 @@ test('close() and close(true) towards a client that never reads release the sock
     assert.ok(endpoint.bufferedAmount > 0, 'bytes wait for the client');
     const closed = Date.now();
     endpoint.close(noReconnect);
-    await until(() => socket.destroyed, 3000, 'the socket to be released');
+    await until(() => socket.destroyed, 10_000, 'the socket to be released');
     const took = Date.now() - closed;
-    assert.ok(took >= 250 && took < 1500, `released after ${took} ms (closeTimeout 300)`);
+    // Not before closeTimeout; the upper bound is for a loaded machine (the
+    // figure itself is the timer's).
+    assert.ok(took >= 250 && took < 5000, `released after ${took} ms (closeTimeout 300)`);
     assert.equal(diagnostics().directSockets, 0, 'no descriptor held');
   }
 });
@@ -331,8 +352,10 @@ test('close(true) drops what is still queued, so the farewell frame goes out fir
 });
 
 test('a client whose socket takes nothing for stallTimeout while bytes wait is cut off as a slow consumer; one that reads slowly is not', async (t) => {
-  const stuck = await directStream(t, { stallTimeout: 300, maxBufferedBytes: 64 << 20 });
-  const slow = await directStream(t, { stallTimeout: 300, maxBufferedBytes: 64 << 20 });
+  // The slow one reads a little every 100 ms: ten times within the stall
+  // timeout, so that a loaded machine's late timers do not make it a stall.
+  const stuck = await directStream(t, { stallTimeout: 1000, maxBufferedBytes: 64 << 20 });
+  const slow = await directStream(t, { stallTimeout: 1000, maxBufferedBytes: 64 << 20 });
   const reasons = [];
   stuck.endpoint.addEventListener('close', (e) => reasons.push(e.reason));
   stuck.client.socket.pause();
@@ -345,7 +368,7 @@ test('a client whose socket takes nothing for stallTimeout while bytes wait is c
   t.after(() => clearInterval(reader));
   const payload = 'q'.repeat(16000);
   const started = Date.now();
-  while (!stuck.endpoint.closed && Date.now() - started < 10_000) {
+  while (!stuck.endpoint.closed && Date.now() - started < 30_000) {
     void stuck.endpoint.send(payload).catch(() => {});
     void slow.endpoint.send(payload).catch(() => {});
     await tick(5);

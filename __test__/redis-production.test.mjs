@@ -147,8 +147,11 @@ function registerTests() {
     // Redis stalls for longer than the publisher waits for a reply, then
     // runs what it was sent: the broadcast was appended after all, which is
     // why its failure must not read as "not appended".
-    const sleeping = redis.commands([['DEBUG', 'SLEEP', '6']]);
-    await tick(100);
+    const sleeping = redis.commands([['DEBUG', 'SLEEP', '8']]);
+    // Asleep once a PING on another connection goes unanswered; the
+    // broadcast then waits out the publisher's reply timeout (5 s).
+    const answers = () => Promise.race([redis.commands([['PING']]).then(() => true), tick(300).then(() => false)]);
+    await until(async () => !(await answers()), 10_000, 'Redis to be asleep');
     const outcome = await channel.broadcast('held').then(() => 'appended', (err) => err);
     assert.equal(outcome.code, 'ERR_SSE_REDIS_OUTCOME_UNKNOWN', String(outcome));
     assert.match(outcome.message, /may or may not have been appended/);

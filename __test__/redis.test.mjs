@@ -15,8 +15,15 @@ function listen(t, url, headers = {}) {
   t.after(() => es.close());
   const got = [];
   es.onmessage = (e) => got.push({ id: e.lastEventId, data: e.data });
-  return { es, got };
+  // The app sends "subscribed" once subscribe() has resolved: from then on
+  // the client gets every broadcast.
+  const client = { es, got, subscribed: false };
+  es.addEventListener('subscribed', () => (client.subscribed = true));
+  return client;
 }
+
+/** Resolves once every client's subscription is live. */
+const subscribed = (clients) => until(() => clients.every((c) => c.subscribed), 10_000, 'the subscriptions');
 
 function registerTests() {
   const file = redisForFile('native-sse-test');
@@ -27,8 +34,7 @@ function registerTests() {
     const a = await startApp(t, file.redis, stream);
     const b = await startApp(t, file.redis, stream);
     const clients = [listen(t, a.url), listen(t, a.url), listen(t, b.url), listen(t, b.url)];
-    await until(() => clients.every((c) => c.es.readyState === EventSource.OPEN));
-    await tick(100); // the subscriptions are live
+    await subscribed(clients);
     const published = [];
     for (let i = 0; i < 20; i++) {
       const { ok, body } = await (i % 2 ? b : a).publish(`message ${i}`);
@@ -46,8 +52,7 @@ function registerTests() {
     const a = await startApp(t, file.redis, stream);
     const b = await startApp(t, file.redis, stream);
     const first = listen(t, a.url);
-    await until(() => first.es.readyState === EventSource.OPEN);
-    await tick(100);
+    await subscribed([first]);
     const published = [];
     for (let i = 0; i < 5; i++) published.push({ id: (await a.publish(`m${i}`)).body, data: `m${i}` });
     await until(() => first.got.length === 5);
@@ -68,8 +73,7 @@ function registerTests() {
     const a = await startApp(t, file.redis, stream);
     const b = await startApp(t, file.redis, stream);
     const clients = [listen(t, a.url), listen(t, b.url)];
-    await until(() => clients.every((c) => c.es.readyState === EventSource.OPEN));
-    await tick(100);
+    await subscribed(clients);
     const accepted = [];
     const publishFrom = async (app, text) => {
       const { ok, body } = await app.publish(text);

@@ -74,7 +74,9 @@ test('closeAll() does not wait past its timeout for a client that does not read:
   const started = Date.now();
   const result = await closeAll({ timeout: 300 });
   assert.deepEqual(result, { closed: 1, dropped: true });
-  assert.ok(Date.now() - started < 1500);
+  // Not held until the client reads (it never does): the bound is for a
+  // loaded machine, the regression it catches is waiting for ever.
+  assert.ok(Date.now() - started < 5000, `closeAll() took ${Date.now() - started} ms (timeout 300)`);
   assert.equal(diagnostics().directSockets, 0);
 });
 
