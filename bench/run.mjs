@@ -6,7 +6,8 @@
 // native-sse to jsext and to the hand-written baseline, measured in this run.
 // The full results go to bench/results/latest.json.
 import { fork, spawnSync } from 'node:child_process';
-import { Redis } from '../__test__/redis-server.mjs';
+import { Redis, startApp } from '../__test__/redis-server.mjs';
+import { tallyEvents, until } from '../__test__/helpers.mjs';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
@@ -161,7 +162,7 @@ async function runOnce(implementation, name) {
 async function startRedis() {
   if (spawnSync('redis-server', ['--version']).status !== 0) return null;
   const redis = await Redis.start({ durable: false });
-  return { url: redis.url, stop: () => redis.stop() };
+  return { redis, url: redis.url, stop: () => redis.stop() };
 }
 
 /** Publish throughput, one fresh process per measurement. */
@@ -223,6 +224,44 @@ async function runScaleout(kind, redisUrl, run) {
     };
   } finally {
     for (const child of [...clients, ...servers]) child.kill();
+  }
+}
+
+/**
+ * Resume: five clients of one process (the Redis tests' app,
+ * __test__/fixtures/redis-app.mjs) resume a backlog of `backlog` entries at
+ * once. The figures are that process's longest event-loop stall and its
+ * peak RSS growth while they catch up; beside them, the same process's
+ * longest stall over as long a time with no client (what sampling on this
+ * machine shows by itself), measured once they have caught up.
+ */
+async function runResume(redis, run) {
+  const backlog = quick ? 50_000 : 200_000;
+  const stream = `bench-resume-${process.pid}-${run}`;
+  const commands = [];
+  for (let i = 0; i < backlog; i++) commands.push(['XADD', stream, '*', 'd', `backlog ${i}`]);
+  const ids = (await redis.commands(commands)).map(String);
+  const cleanups = [];
+  try {
+    const app = await startApp({ after: (fn) => cleanups.push(fn) }, redis, stream, { MAX_LEN: '0' });
+    const before = await app.stats(true);
+    const started = performance.now();
+    const clients = Array.from({ length: 5 }, () => tallyEvents(`${app.url}/events`, { headers: { 'Last-Event-ID': ids[0] }, keep: 0 }));
+    cleanups.push(() => clients.forEach((c) => c.close()));
+    await until(() => clients.every((c) => c.count >= backlog - 1), 120_000, 'the clients to catch up');
+    const seconds = (performance.now() - started) / 1000;
+    const busy = await app.stats(true);
+    if (clients.some((c) => c.outOfOrder > 0 || c.count !== backlog - 1)) throw new Error('resume: events out of order or twice');
+    await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+    const idle = await app.stats();
+    return {
+      entriesPerSecond: (5 * (backlog - 1)) / seconds,
+      stallMs: busy.maxStall,
+      idleStallMs: idle.maxStall,
+      rssGrowthMiB: (busy.peakRss - before.rss) / MiB,
+    };
+  } finally {
+    for (const fn of cleanups) fn();
   }
 }
 
@@ -304,6 +343,14 @@ if (!only || only.includes('scaleout')) {
         for (const key of Object.keys(runs[0])) medians[key] = median(runs.map((r) => r[key]));
         scaleout[kind] = { runs, median: medians };
       }
+      const resumeRuns = [];
+      for (let run = 0; run < RUNS; run++) {
+        process.stderr.write(`resume / run ${run + 1}\r`);
+        resumeRuns.push(await runResume(redis.redis, run));
+      }
+      const resumeMedians = {};
+      for (const key of Object.keys(resumeRuns[0])) resumeMedians[key] = median(resumeRuns.map((r) => r[key]));
+      scaleout.resume = { runs: resumeRuns, median: resumeMedians };
     } finally {
       redis.stop();
     }
@@ -386,6 +433,11 @@ if (scaleout) {
   console.log(`| ioredis XADD, auto-pipelined (baseline) | ${format(p('ioredis unawaited'))} | ${format(p('ioredis awaited'))} | 1.00× | ${ratioTo(p('ioredis unawaited'), floor)} |`);
   console.log(`| in-process Channel.broadcast() (no Redis) | ${format(p('local-channel unawaited'))} | ${format(p('local-channel awaited'))} | – | – |`);
   console.log(`| redis-benchmark XADD, pipelined 100 deep (floor) | ${format(floor)} | – | – | 1.00× |`);
+  const resume = scaleout.resume.median;
+  console.log(`\nResume: 5 clients of one process catch up on a ${quick ? '50,000' : '200,000'}-entry backlog at once (median of ${RUNS}):`);
+  console.log('| entries delivered/s | longest event-loop stall (ms) | the same process idle (ms) | peak RSS growth (MiB) |');
+  console.log('|--:|--:|--:|--:|');
+  console.log(`| ${format(resume.entriesPerSecond)} | ${format(resume.stallMs)} | ${format(resume.idleStallMs)} | ${format(resume.rssGrowthMiB)} |`);
   results.scaleout = scaleout;
 }
 
