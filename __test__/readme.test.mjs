@@ -37,7 +37,7 @@ const preload = join(root, '__test__', 'fixtures', 'readme-listen.mjs');
 const CODE = new Set(['js', 'javascript', 'mjs', 'ts', 'typescript']);
 
 /** The fenced code blocks of a Markdown text, with the marker line before each. */
-export function codeBlocks(markdown) {
+function codeBlocks(markdown) {
   const lines = markdown.split('\n');
   const blocks = [];
   let heading = '';
