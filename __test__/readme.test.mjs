@@ -35,6 +35,7 @@ import { Redis, hasRedis } from './redis-server.mjs';
 const root = fileURLToPath(new URL('..', import.meta.url));
 const preload = join(root, '__test__', 'fixtures', 'readme-listen.mjs');
 const CODE = new Set(['js', 'javascript', 'mjs', 'ts', 'typescript']);
+const isTypeScript = (block) => block.lang === 'ts' || block.lang === 'typescript';
 
 /** The fenced code blocks of a Markdown text, with the marker line before each. */
 function codeBlocks(markdown) {
@@ -72,7 +73,7 @@ const programs = blocks.filter((b) => !b.fragment);
 test('README: every JavaScript and TypeScript block is a program or marked as a fragment', () => {
   assert.ok(programs.length >= 8, `${programs.length} programs found among ${blocks.length} blocks`);
   for (const block of programs) {
-    assert.ok(!['ts', 'typescript'].includes(block.lang), `line ${block.line}: a TypeScript program has no runner here; mark it <!-- fragment --> or write it in JavaScript`);
+    assert.ok(!isTypeScript(block), `line ${block.line}: a TypeScript program has no runner here; mark it <!-- fragment --> or write it in JavaScript`);
   }
 });
 
@@ -161,7 +162,7 @@ async function runProgram(t, block, redisUrl) {
 }
 
 for (const block of programs) {
-  if (['ts', 'typescript'].includes(block.lang)) continue;
+  if (isTypeScript(block)) continue; // refused by the test above
   const name = `README line ${block.line} ("${block.heading}") runs as written`;
   const register = () =>
     test(name, async (t) => {

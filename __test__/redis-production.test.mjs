@@ -148,9 +148,11 @@ function registerTests() {
     // runs what it was sent: the broadcast was appended after all, which is
     // why its failure must not read as "not appended".
     const sleeping = redis.commands([['DEBUG', 'SLEEP', '8']]);
-    // Asleep once a PING on another connection goes unanswered; the
-    // broadcast then waits out the publisher's reply timeout (5 s).
-    const answers = () => Promise.race([redis.commands([['PING']]).then(() => true), tick(300).then(() => false)]);
+    // Asleep once a PING on another connection, sent after the sleep, goes
+    // unanswered for a second (an awake Redis answers in well under that,
+    // even on a loaded machine); about 7 s of sleep are then left, more than
+    // the publisher's reply timeout (5 s) that the broadcast waits out.
+    const answers = () => Promise.race([redis.commands([['PING']]).then(() => true), tick(1000).then(() => false)]);
     await until(async () => !(await answers()), 10_000, 'Redis to be asleep');
     const outcome = await channel.broadcast('held').then(() => 'appended', (err) => err);
     assert.equal(outcome.code, 'ERR_SSE_REDIS_OUTCOME_UNKNOWN', String(outcome));
