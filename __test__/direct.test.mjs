@@ -44,10 +44,14 @@ async function directStream(t, options) {
     response = res;
     endpoint = new EventEndpoint(req, res, { keepAlive: 0, ...options });
   });
-  t.after(() => app.close());
   const before = diagnostics().directSockets;
   const client = RawClient.connect(app.port, { path: '/' });
-  t.after(() => client.destroy());
+  // The next test counts direct sockets: this one's is gone before it starts.
+  t.after(async () => {
+    client.destroy();
+    app.close();
+    await until(() => endpoint.closed, 10_000, 'the endpoint to close after its test');
+  });
   await client.waitFor(': ok');
   // The opening went out through the response, which held it (with the
   // headers) until the next tick: Rust may not take a socket then.
@@ -370,4 +374,114 @@ test('a client whose socket takes nothing for stallTimeout while bytes wait is c
   }
   assert.deepEqual(reasons, ['slow consumer']);
   assert.equal(slow.endpoint.closed, false, 'progress, however slow, is not a stall');
+});
+
+test('a client that reads steadily but slowly is never cut off, however long a third of its socket buffer takes to drain', async (t) => {
+  // Linux says a socket is writable again only once a third of its send
+  // buffer is free: a reader of 16 KiB per 100 ms sees few such wake-ups.
+  // Progress is what the kernel took, not what Rust last wrote.
+  let endpoint;
+  const app = await serve((req, res) => {
+    endpoint = new EventEndpoint(req, res, { keepAlive: 0, stallTimeout: 1000, maxBufferedBytes: 256 << 20 });
+  });
+  const received = [];
+  let bytes = 0;
+  let reading = 1 << 30;
+  // At most one 16 KiB read per resume: `onread` reads into this buffer.
+  const socket = net.connect({
+    port: app.port,
+    host: '127.0.0.1',
+    onread: {
+      buffer: Buffer.alloc(16 * 1024),
+      callback(n, buffer) {
+        received.push(Buffer.from(buffer.subarray(0, n)));
+        bytes += n;
+        return --reading > 0;
+      },
+    },
+  });
+  socket.on('error', () => {});
+  t.after(async () => {
+    socket.destroy();
+    app.close();
+    await until(() => endpoint?.closed, 10_000, 'the endpoint to close after its test');
+  });
+  socket.write(`GET / HTTP/1.1\r\nHost: 127.0.0.1:${app.port}\r\n\r\n`);
+  await until(() => endpoint !== undefined && bytes > 0, 5000, 'the stream to open');
+  await endpoint.send('warm-up');
+  await until(() => diagnostics().directSockets === 1, 5000, 'the direct path');
+  const reasons = [];
+  endpoint.addEventListener('close', (e) => reasons.push(e.reason));
+  reading = 1;
+  const reader = setInterval(() => {
+    reading = 1;
+    socket.resume();
+  }, 100);
+  t.after(() => clearInterval(reader));
+  const payload = 'r'.repeat(16000);
+  let sent = 0;
+  // Six stall timeouts of a reader slower than the producer: its bytes pile
+  // up (under its cap) while it reads.
+  const started = Date.now();
+  while (!endpoint.closed && Date.now() - started < 6000) {
+    for (let i = 0; i < 8; i++) void endpoint.send(`${sent++}:${payload}`).catch(() => {});
+    await tick(10);
+  }
+  assert.deepEqual(reasons, [], 'a reader is not a stalled client');
+  assert.ok(endpoint.bufferedAmount > 0, 'bytes waited for the reader all along');
+  // And it gets every event, in order, once it reads at full speed.
+  clearInterval(reader);
+  reading = 1 << 30;
+  socket.resume();
+  const events = () => {
+    const client = new RawClient();
+    client.raw = Buffer.concat(received);
+    received.length = 0;
+    received.push(client.raw);
+    return parseEventStream(client.body).events;
+  };
+  await until(() => events().length >= sent + 1, 60_000, `all ${sent} events`);
+  events().slice(1).forEach((e, i) => assert.equal(e.data, `${i}:${payload}`));
+});
+
+test('a socket that takes nothing is cut off after stallTimeout on its own deadline, though nothing else is sent', async (t) => {
+  const { endpoint, client } = await directStream(t, { stallTimeout: 1000, maxBufferedBytes: 64 << 20 });
+  const reasons = [];
+  endpoint.addEventListener('close', (e) => reasons.push(e.reason));
+  client.socket.pause(); // and never reads again
+  const payload = 'z'.repeat(16000);
+  for (let i = 0; i < 2000; i++) void endpoint.send(payload).catch(() => {});
+  // One burst, then a quiet server: no flush runs after the socket filled.
+  await until(() => endpoint.bufferedAmount > 0 && diagnostics().directSockets === 1, 5000, 'a full socket');
+  const quietSince = Date.now();
+  await until(() => endpoint.closed, 15_000, 'the stalled client to be cut off');
+  assert.deepEqual(reasons, ['slow consumer']);
+  assert.ok(Date.now() - quietSince >= 900, 'not before stallTimeout');
+});
+
+test('an idle timeout set on the socket after the endpoint took it moves the stream back to the JavaScript path, and never ends a stream that writes', async (t) => {
+  let endpoint;
+  let request;
+  const app = await serve((req, res) => {
+    request = req;
+    endpoint = new EventEndpoint(req, res, { keepAlive: 0 });
+  });
+  t.after(() => app.close());
+  const client = RawClient.connect(app.port, { path: '/' });
+  t.after(() => client.destroy());
+  await client.waitFor(': ok');
+  await endpoint.send('warm-up');
+  await until(() => diagnostics().directSockets === 1, 5000, 'the direct path');
+  request.setTimeout(1000); // no callback: Node destroys an idle socket
+  assert.equal(diagnostics().directSockets, 0, 'back to the JavaScript path at once');
+  // Three idle timeouts of a busy stream.
+  for (let i = 0; i < 30; i++) {
+    await endpoint.send(`busy ${i}`);
+    await tick(100);
+  }
+  assert.equal(endpoint.closed, false, 'a stream that writes is not idle');
+  await until(() => eventsOf(client).length === 31, 5000, 'every event');
+  eventsOf(client).slice(1).forEach((e, i) => assert.equal(e.data, `busy ${i}`));
+  // The timeout is Node's again: a quiet stream is ended by it.
+  await until(() => endpoint.closed, 10_000, 'the idle timeout');
 });

@@ -178,23 +178,31 @@ class NodeTransport {
   /**
    * While Rust writes to the socket, anyone who writes to the response or
    * ends it behind the endpoint (`res.write`, `res.end`, as middleware or
-   * an application may) first gives the socket back to Node, so that
-   * Node's bytes follow Rust's, whole. The stream then goes on through the
-   * response.
+   * an application may), or gives the socket an idle timeout, first gives
+   * the socket back to Node, so that Node's bytes follow Rust's, whole. The
+   * stream then goes on through the response.
    */
   #guardResponse() {
     const response = this.#response;
     const transport = this;
     const restores = [];
-    for (const name of ['write', 'end']) {
-      const own = Object.getOwnPropertyDescriptor(response, name);
-      const original = response[name];
-      response[name] = function (...args) {
-        transport.reclaim();
+    const guard = (target, name, when = () => true) => {
+      const own = Object.getOwnPropertyDescriptor(target, name);
+      const original = target[name];
+      target[name] = function (...args) {
+        if (when(...args)) transport.reclaim();
         return original.apply(this, args);
       };
-      restores.push(() => (own ? Object.defineProperty(response, name, own) : delete response[name]));
-    }
+      restores.push(() => (own ? Object.defineProperty(target, name, own) : delete target[name]));
+    };
+    guard(response, 'write');
+    guard(response, 'end');
+    // Rust's writes are no activity to Node: an idle timeout given to the
+    // socket now (req.setTimeout, res.setTimeout, socket.setTimeout) would
+    // end a stream that writes. The stream goes back to the JavaScript
+    // path, whose writes keep the socket alive, before the timeout is set.
+    const socket = response.socket;
+    if (socket != null) guard(socket, 'setTimeout', (ms) => Number(ms) > 0);
     this.#unguard = () => restores.forEach((restore) => restore());
   }
 

@@ -18,8 +18,17 @@
 //! A short write or `EAGAIN` keeps the rest (this client's own bytes, no one
 //! else's) and pauses the stream; a tokio task waits for the socket to be
 //! writable and wakes JavaScript, which resumes the stream
-//! ([`resume_direct`]). Any other error marks the stream failed: JavaScript
-//! ends it.
+//! (`resume_direct`, in `crate::stream_binding`). Any other error marks the
+//! stream failed: JavaScript ends it.
+//!
+//! Slow is not stalled: a stream is stalled only when its socket took no
+//! byte at all for its `stall_timeout` while bytes waited. What the kernel
+//! took is read from the socket's send queue (`SIOCOUTQ`), not from our own
+//! last successful `send()`: Linux reports a full socket writable again only
+//! once a third of its buffer is free, which a slow reader may take far
+//! longer than the timeout to read. The waiting task also wakes JavaScript at
+//! the stall deadline, so a stall is found on its own timer, whether or not
+//! anything else is being sent.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -45,8 +54,44 @@ struct DirectSocket {
     waiting: Option<tokio::task::AbortHandle>,
     /// Since when the socket has taken no byte of what waits for it.
     stalled_since: Option<Instant>,
+    /// The bytes in the socket's send queue when progress was last seen.
+    queued: usize,
     /// How long it may stay so before the client is cut off.
     stall_timeout: Duration,
+}
+
+/// Bytes in a socket's send queue not yet acknowledged by the peer, where
+/// the system says (`SIOCOUTQ` on Linux, `SO_NWRITE` on macOS).
+fn unsent(fd: &OwnedFd) -> Option<usize> {
+    #[cfg(target_os = "linux")]
+    {
+        let mut queued: libc::c_int = 0;
+        // SAFETY: `fd` is an open socket we own; TIOCOUTQ (SIOCOUTQ) writes
+        // one int.
+        let done = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCOUTQ, &mut queued) };
+        (done == 0).then_some(queued.max(0) as usize)
+    }
+    #[cfg(target_vendor = "apple")]
+    {
+        let mut queued: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: as above; SO_NWRITE writes one int of `len` bytes.
+        let done = unsafe {
+            libc::getsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_NWRITE,
+                (&mut queued as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        (done == 0).then_some(queued.max(0) as usize)
+    }
+    #[cfg(not(any(target_os = "linux", target_vendor = "apple")))]
+    {
+        let _ = fd;
+        None
+    }
 }
 
 impl DirectSocket {
@@ -56,12 +101,40 @@ impl DirectSocket {
             self.stalled_since = None;
         } else if n > 0 || self.stalled_since.is_none() {
             self.stalled_since = Some(now);
+            self.queued = unsent(&self.fd).unwrap_or(0);
         }
     }
 
-    fn stalled(&self, now: Instant) -> bool {
-        self.stalled_since
-            .is_some_and(|since| now.saturating_duration_since(since) >= self.stall_timeout)
+    /// Whether the socket took nothing for its stall timeout. A send queue
+    /// shorter than when progress was last seen is progress: the client
+    /// read, though the socket is not writable yet.
+    fn stalled(&mut self, now: Instant) -> bool {
+        let Some(since) = self.stalled_since else {
+            return false;
+        };
+        if let Some(queued) = unsent(&self.fd) {
+            if queued < self.queued {
+                self.stalled_since = Some(now);
+                self.queued = queued;
+                return false;
+            }
+        }
+        now.saturating_duration_since(since) >= self.stall_timeout
+    }
+
+    /// When the stall clock runs out, if it runs.
+    fn deadline(&self) -> Option<Instant> {
+        self.stalled_since.map(|since| since + self.stall_timeout)
+    }
+
+    /// Starts the task that wakes JavaScript once the socket is writable,
+    /// or at the stall deadline.
+    fn wait(&mut self, slot: Slot, wakeup: Option<Wakeup>) {
+        if let Some(previous) = self.waiting.take() {
+            previous.abort();
+        }
+        self.waiting =
+            wakeup.map(|wakeup| wait_writable(self.fd.clone(), slot, self.deadline(), wakeup));
     }
 }
 
@@ -106,13 +179,6 @@ impl Sockets {
     fn len(&self) -> usize {
         self.len
     }
-
-    fn iter(&self) -> impl Iterator<Item = (Slot, &DirectSocket)> {
-        self.by_slot
-            .iter()
-            .enumerate()
-            .filter_map(|(slot, socket)| Some((slot as Slot, socket.as_ref()?)))
-    }
 }
 
 #[derive(Default)]
@@ -137,6 +203,15 @@ pub struct Written {
     /// Streams whose socket took nothing for their stall timeout while
     /// bytes waited: JavaScript cuts them off as slow consumers.
     pub stalled: Vec<Slot>,
+}
+
+impl Written {
+    /// Takes what `other` found.
+    pub fn append(&mut self, other: &mut Written) {
+        self.drained.append(&mut other.drained);
+        self.failed.append(&mut other.failed);
+        self.stalled.append(&mut other.stalled);
+    }
 }
 
 enum Outcome {
@@ -210,9 +285,7 @@ impl Direct {
                 socket.progress(n, now);
                 hub.set_held(slot, socket.pending.len());
                 hub.pause(slot);
-                let wakeup = wakeups.get(&socket.owner).cloned();
-                socket.waiting =
-                    wakeup.map(|wakeup| wait_writable(socket.fd.clone(), slot, wakeup));
+                socket.wait(slot, wakeups.get(&socket.owner).cloned());
                 Outcome::Partial
             }
             Err(_) => {
@@ -224,8 +297,14 @@ impl Direct {
     }
 }
 
-/// A task that wakes JavaScript with `slot` once the socket is writable.
-fn wait_writable(fd: Arc<OwnedFd>, slot: Slot, wakeup: Wakeup) -> tokio::task::AbortHandle {
+/// A task that wakes JavaScript with `slot` once the socket is writable, or
+/// at `deadline` (the stall clock's end), whichever comes first.
+fn wait_writable(
+    fd: Arc<OwnedFd>,
+    slot: Slot,
+    deadline: Option<Instant>,
+    wakeup: Wakeup,
+) -> tokio::task::AbortHandle {
     napi::bindgen_prelude::spawn(async move {
         // A socket that cannot be watched is woken at once: the write is
         // simply tried again.
@@ -235,7 +314,17 @@ fn wait_writable(fd: Arc<OwnedFd>, slot: Slot, wakeup: Wakeup) -> tokio::task::A
             tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::WRITABLE)
         };
         if let Ok(watch) = watch {
-            let _ = watch.writable().await;
+            match deadline {
+                Some(deadline) => {
+                    tokio::select! {
+                        _ = watch.writable() => {}
+                        _ = tokio::time::sleep_until(deadline.into()) => {}
+                    }
+                }
+                None => {
+                    let _ = watch.writable().await;
+                }
+            }
         }
         wakeup.call(slot, ThreadsafeFunctionCallMode::NonBlocking);
     })
@@ -258,12 +347,8 @@ pub fn write_all(hub: &mut Hub, slots: &[Slot], now: Instant) -> Written {
                 Outcome::Failed => written.failed.push(slot),
             }
         }
-        // Paused streams are not in a flush: their stalls are found here.
-        for (slot, socket) in direct.sockets.iter() {
-            if socket.stalled(now) {
-                written.stalled.push(slot);
-            }
-        }
+        // Paused streams are not in a flush: their stalls are found when
+        // their waiting task wakes them at the deadline (see `resume`).
         written
     })
 }
@@ -310,6 +395,7 @@ pub fn attach(hub: &mut Hub, slot: Slot, fd: i32, stall_timeout: Duration) -> bo
                 pending: Vec::new(),
                 waiting: None,
                 stalled_since: None,
+                queued: 0,
                 stall_timeout,
             },
         )
@@ -318,9 +404,10 @@ pub fn attach(hub: &mut Hub, slot: Slot, fd: i32, stall_timeout: Duration) -> bo
     true
 }
 
-/// After a wakeup: writes what was pending. Returns whether the stream is
-/// writable again (then it is resumed; its queued bytes go with the next
-/// flush). Reports a drain or failure through `written`.
+/// After a wakeup (the socket is writable, or its stall deadline came):
+/// writes what was pending. Returns whether the stream is writable again
+/// (then it is resumed; its queued bytes go with the next flush). Reports a
+/// drain, a failure or a stall through `written`.
 pub fn resume(hub: &mut Hub, slot: Slot, written: &mut Written) -> bool {
     DIRECT.with(|direct| {
         let mut direct = direct.borrow_mut();
@@ -349,8 +436,11 @@ pub fn resume(hub: &mut Hub, slot: Slot, written: &mut Written) -> bool {
                 socket.pending = pending[n..].to_vec();
                 socket.progress(n, now);
                 hub.set_held(slot, socket.pending.len());
-                let wakeup = direct.wakeups.get(&socket.owner).cloned();
-                socket.waiting = wakeup.map(|w| wait_writable(socket.fd.clone(), slot, w));
+                if socket.stalled(now) {
+                    written.stalled.push(slot);
+                } else {
+                    socket.wait(slot, direct.wakeups.get(&socket.owner).cloned());
+                }
                 false
             }
             Err(_) => {

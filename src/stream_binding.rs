@@ -38,6 +38,10 @@ pub(crate) fn with_hub<T>(f: impl FnOnce(&mut Hub) -> T) -> T {
     HUB.with(|hub| f(&mut hub.borrow_mut()))
 }
 
+/// The longest event id, in UTF-8 bytes (see [`crate::frame::MAX_ID_BYTES`]).
+#[napi]
+pub const MAX_ID_BYTES: u32 = crate::frame::MAX_ID_BYTES as u32;
+
 /// Bytes a client may fall behind before it is cut off as a slow consumer,
 /// unless an endpoint says otherwise.
 #[napi]
@@ -329,9 +333,7 @@ pub fn flush(owner: u32) -> Option<FlushBatch> {
         let batch = hub.flush(owner, now);
         let mut written = direct::write_all(hub, &batch.direct, now);
         AFTER_WAKEUPS.with(|after| {
-            let mut after = after.borrow_mut();
-            written.drained.append(&mut after.drained);
-            written.failed.append(&mut after.failed);
+            written.append(&mut after.borrow_mut());
         });
         // A stalled client is cut off like one the budget picked.
         let mut batch = batch;
