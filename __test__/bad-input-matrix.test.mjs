@@ -45,8 +45,8 @@ const expect = {
       ? 'ok'
       : typeof v !== 'string' || /[\r\n\0]/.test(v) || !v.isWellFormed()
         ? new RegExp(`"${name}"`)
-        : tooLarge(v)
-          ? new RegExp(`"${name}" argument is too large`)
+        : Buffer.byteLength(v) > 4096
+          ? new RegExp(`"${name}" argument .* longer than 4096 bytes`)
           : 'ok',
   event: (v, name = 'event') =>
     typeof v !== 'string' || /[\r\n]/.test(v) ? new RegExp(`"${name}"`) : tooLarge(v) ? new RegExp(`"${name}" argument is too large`) : 'ok',

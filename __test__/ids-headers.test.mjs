@@ -45,6 +45,37 @@ test('an id with a lone surrogate is refused: it could not come back as Last-Eve
   await until(() => client.closed || client.head !== null);
 });
 
+test('an id too long to come back is refused; the longest allowed comes back through Node\'s default header limit beside a 4 KiB cookie', async (t) => {
+  const longest = 'i'.repeat(4096);
+  const endpoints = [];
+  const app = await serve((req, res) => endpoints.push(new EventEndpoint(req, res, { keepAlive: 0 })));
+  t.after(() => {
+    for (const endpoint of endpoints) endpoint.close();
+    app.close();
+  });
+  const first = RawClient.connect(app.port);
+  t.after(() => first.destroy());
+  await first.waitFor(': ok');
+  const [endpoint] = endpoints;
+  const tooLong = (name) => (err) => err instanceof TypeError && err.code === 'ERR_SSE_INVALID_ID' && err.message.includes(`"${name}"`) && /4096 bytes/.test(err.message);
+  // Counted in UTF-8 bytes, as the header goes out: 2,049 two-byte letters.
+  for (const id of [`${longest}i`, 'é'.repeat(2049), 'x'.repeat(100 * 1024)]) {
+    await assert.rejects(endpoint.send('x', id), tooLong('eventId'));
+    await assert.rejects(endpoint.sendEvent('tick', 'x', id), tooLong('eventId'));
+    assert.throws(() => new Channel().broadcast('x', { id }), tooLong('options.id'));
+  }
+  await endpoint.send('kept', longest);
+  await until(() => parseEventStream(first.body).events.length === 1, 5000, 'the event');
+  assert.equal(parseEventStream(first.body).events[0].lastEventId, longest);
+  // The client comes back with it, and a large cookie: Node takes the request.
+  const back = RawClient.connect(app.port, { headers: { 'Last-Event-ID': longest, Cookie: `session=${'c'.repeat(4096)}`, 'User-Agent': 'u'.repeat(512) } });
+  t.after(() => back.destroy());
+  await until(() => back.head !== null, 5000, 'the reconnect\'s response');
+  assert.equal(back.head.status, 200);
+  await until(() => endpoints.length === 2, 5000, 'the second endpoint');
+  assert.equal(endpoints[1].lastEventId, longest);
+});
+
 test('headers that would break the stream are refused before anything is written, naming the header', async (t) => {
   const outcomes = [];
   const app = await serve((req, res) => {

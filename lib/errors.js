@@ -1,5 +1,7 @@
 'use strict';
 
+const native = require('./native.js');
+
 // Every error native-sse gives a user: its class, its `code` (listed in the
 // README, for matching), and its message, which names the argument the user
 // passed. Errors from Rust arrive with a code per kind and a short detail
@@ -38,7 +40,7 @@ function fromNative(err, names) {
     case 'ERR_SSE_INVALID_EVENT':
       return withCode(new TypeError(`The "${names.event}" argument must not contain a line break (CR or LF): ${err.message}`), err.code);
     case 'ERR_SSE_INVALID_ID':
-      return withCode(new TypeError(`The "${names.id}" argument must not contain CR, LF or NUL: ${err.message}`), err.code);
+      return withCode(new TypeError(`The "${names.id}" argument must not contain CR, LF or NUL, nor be longer than ${native.MAX_ID_BYTES} bytes: ${err.message}`), err.code);
     case 'ERR_SSE_EVENT_TOO_LARGE':
       return withCode(new TypeError(`The "${names.data}" argument is too large: ${err.message}`), err.code);
     default:

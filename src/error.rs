@@ -17,7 +17,7 @@ use crate::hub::PushError;
 pub enum Code {
     /// An event name holds CR or LF.
     InvalidEvent,
-    /// An id holds CR, LF or NUL.
+    /// An id holds CR, LF or NUL, or is too long to come back.
     InvalidId,
     /// An event larger than a stream's `maxBufferedBytes`.
     TooLarge,
@@ -58,7 +58,9 @@ pub fn error(code: Code, detail: impl Into<String>) -> SseError {
 pub fn frame_error(err: FrameError) -> SseError {
     let code = match err {
         FrameError::EventHasLineBreak => Code::InvalidEvent,
-        FrameError::IdHasLineBreak | FrameError::IdHasNul => Code::InvalidId,
+        FrameError::IdHasLineBreak | FrameError::IdHasNul | FrameError::IdTooLong => {
+            Code::InvalidId
+        }
     };
     error(code, err.to_string())
 }

@@ -22,17 +22,32 @@ pub enum FrameError {
     IdHasLineBreak,
     /// The id holds U+0000, which the WHATWG parser ignores the whole id for.
     IdHasNul,
+    /// The id is longer than [`MAX_ID_BYTES`].
+    IdTooLong,
 }
+
+/// The longest id an event may carry, in UTF-8 bytes. A client sends the
+/// last id back as `Last-Event-ID` when it reconnects, and Node refuses a
+/// request whose headers exceed `maxHeaderSize` (16 KiB by default) with
+/// `431`, after which a browser stops reconnecting for good: an id of at
+/// most 4 KiB leaves 12 KiB for the request line, cookies and the rest.
+pub const MAX_ID_BYTES: usize = 4096;
 
 impl fmt::Display for FrameError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // What was wrong, not which argument: the binding's caller knows the
         // argument's name (see `crate::error`).
-        f.write_str(match self {
-            FrameError::EventHasLineBreak => "the event name holds a line break (CR or LF)",
-            FrameError::IdHasLineBreak => "the id holds a line break (CR or LF)",
-            FrameError::IdHasNul => "the id holds a NUL character",
-        })
+        match self {
+            FrameError::EventHasLineBreak => {
+                f.write_str("the event name holds a line break (CR or LF)")
+            }
+            FrameError::IdHasLineBreak => f.write_str("the id holds a line break (CR or LF)"),
+            FrameError::IdHasNul => f.write_str("the id holds a NUL character"),
+            FrameError::IdTooLong => write!(
+                f,
+                "the id is longer than {MAX_ID_BYTES} bytes (UTF-8): too long to come back as Last-Event-ID"
+            ),
+        }
     }
 }
 
@@ -46,9 +61,13 @@ pub fn validate_event(event: &str) -> Result<(), FrameError> {
     Ok(())
 }
 
-/// Checks an event id: no line break, and no NUL (a client would drop it).
+/// Checks an event id: no line break, no NUL (a client would drop it), and
+/// no longer than [`MAX_ID_BYTES`] (it could not come back).
 pub fn validate_id(id: &str) -> Result<(), FrameError> {
     let bytes = id.as_bytes();
+    if bytes.len() > MAX_ID_BYTES {
+        return Err(FrameError::IdTooLong);
+    }
     if memchr::memchr2(b'\r', b'\n', bytes).is_some() {
         return Err(FrameError::IdHasLineBreak);
     }
@@ -315,6 +334,15 @@ mod tests {
             Err(FrameError::IdHasLineBreak)
         );
         assert_eq!(Frame::message("x").id("1\0"), Err(FrameError::IdHasNul));
+        let longest = "7".repeat(MAX_ID_BYTES);
+        assert!(Frame::message("x").id(&longest).is_ok());
+        assert_eq!(
+            Frame::message("x").id(&format!("{longest}7")),
+            Err(FrameError::IdTooLong)
+        );
+        assert!(FrameError::IdTooLong
+            .to_string()
+            .contains(&MAX_ID_BYTES.to_string()));
         // NUL is fine in a name and in data.
         assert!(Frame::message("a\0b").event("n\0m").is_ok());
     }
