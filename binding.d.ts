@@ -10,7 +10,7 @@
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
 export declare class NativeChannel {
-  constructor(historySize: number)
+  constructor(historySize: number, historyBytes: number)
   /** Adds a stream and queues the history after `last_event_id` on it. */
   subscribe(slot: number, lastEventId: string): ReplayResult
   unsubscribe(slot: number): boolean
@@ -28,6 +28,11 @@ export declare class NativeChannel {
    * (not appended), or `null` once queued.
    */
   publish(link: RedisLink, data: string, event?: string | undefined | null): string | null
+  /**
+   * Forgets which entries live subscribers already have: the stream went
+   * back, and its ids are no guide any more.
+   */
+  forgetFloors(): void
   /** Subscribes a stream that already has the entries up to `floor`. */
   subscribeAfter(slot: number, floor?: string | undefined | null): void
   /**
@@ -87,9 +92,15 @@ export declare class StreamPage {
   get lastEntry(): string | null
   /** How many entries were read, good or skipped. */
   get read(): number
+  /** The bytes of the entries that can be delivered, as frames. */
+  get bytes(): number
   get trimmed(): boolean
   /** Why the stream could not be read, or `null`. */
   get failure(): string | null
+  /** Whether the failure will not heal by retrying. */
+  get lasting(): boolean
+  /** The id the stream went back from, or `null`. */
+  get rewoundFrom(): string | null
   /** The entries skipped, `[id, reason, id, reason, …]`. */
   skipped(): Array<string>
 }
@@ -130,6 +141,9 @@ export declare const DEFAULT_CLOSE_TIMEOUT_MS: number
  * otherwise.
  */
 export declare const DEFAULT_HIGH_WATER_MARK: number
+
+/** Bytes of history a local channel keeps at most, unless it says otherwise. */
+export declare const DEFAULT_HISTORY_BYTES: number
 
 /**
  * Events with an id that a local channel keeps for resuming clients,
@@ -212,6 +226,9 @@ export interface FlushBatch {
   evicted?: Uint32Array
 }
 
+/** Bytes the histories of this thread's channels hold together. */
+export declare function historyBytesHeld(): number
+
 /**
  * This thread's figures for diagnostics: `[bytes held now, the budget,
  * events queued, bytes handed on, streams cut off by the budget]`.
@@ -229,6 +246,9 @@ export declare function isStopToken(lastEventId: string): boolean
  * outlives endpoints.
  */
 export declare function keepAliveTimerRunning(): boolean
+
+/** The longest event id, in UTF-8 bytes (see [`crate::frame::MAX_ID_BYTES`]). */
+export declare const MAX_ID_BYTES: number
 
 /**
  * Bytes of broadcasts waiting for the publisher at most; past it,
@@ -308,7 +328,14 @@ export interface ReplayResult {
   overflow: boolean
 }
 
-/** Entries a resuming subscriber reads from the stream per page. */
+/** Entries in a resume's first page, before the size of an entry is known. */
+export declare const RESUME_FIRST_PAGE_SIZE: number
+
+/**
+ * Entries a resuming subscriber reads from the stream per page at most;
+ * fewer where entries are large, so that a page holds about what the
+ * subscriber can take.
+ */
 export declare const RESUME_PAGE_SIZE: number
 
 /**

@@ -256,3 +256,40 @@ async function openEndpointOn(t, channel, headers) {
   await client.waitFor(': ok');
   return { client };
 }
+
+test('history is bounded in bytes too: 300 broadcasts of 1 MiB with ids keep at most historyBytes, shown in diagnostics()', async (t) => {
+  const { diagnostics } = await import('native-sse');
+  const heldBefore = diagnostics().historyBytes;
+  global.gc?.();
+  const rssBefore = process.memoryUsage.rss();
+  const channel = new Channel();
+  const megabyte = 'h'.repeat(1 << 20);
+  for (let i = 0; i < 300; i++) channel.broadcast(`${i}:${megabyte}`, { id: String(i) });
+  const held = diagnostics().historyBytes - heldBefore;
+  assert.ok(held > 8 << 20 && held <= 16 << 20, `the history holds ${held} bytes (default historyBytes: 16 MiB)`);
+  global.gc?.();
+  const growth = (process.memoryUsage.rss() - rssBefore) / (1 << 20);
+  assert.ok(growth < 64, `RSS grew ${growth.toFixed(1)} MiB for 300 MiB broadcast`);
+  // What is kept resumes exactly; an id older than that is told incomplete.
+  const app = await serve((req, res) => {
+    const endpoint = new EventEndpoint(req, res, { keepAlive: 0, maxBufferedBytes: 64 << 20 });
+    const result = channel.subscribe(endpoint);
+    endpoint.sendEvent('result', JSON.stringify(result));
+  });
+  t.after(() => app.close());
+  for (const [from, complete] of [['290', true], ['10', false]]) {
+    const client = RawClient.connect(app.port, { headers: { 'Last-Event-ID': from } });
+    t.after(() => client.destroy());
+    await until(() => parseEventStream(client.body).events.some((e) => e.type === 'result'), 10_000, 'the subscription');
+    const events = parseEventStream(client.body).events;
+    const result = JSON.parse(events.find((e) => e.type === 'result').data);
+    assert.equal(result.complete, complete, `resuming after ${from}`);
+    const ids = events.filter((e) => e.type === 'message').map((e) => Number(e.lastEventId));
+    if (complete) assert.deepEqual(ids, [291, 292, 293, 294, 295, 296, 297, 298, 299]);
+    else assert.deepEqual(ids, Array.from({ length: ids.length }, (_, i) => 300 - ids.length + i));
+  }
+  assert.throws(() => new Channel({ historyBytes: -1 }), (err) => err instanceof TypeError && /"options.historyBytes"/.test(err.message));
+  const small = new Channel({ historyBytes: 0 });
+  small.broadcast('x', { id: '1' });
+  assert.equal(diagnostics().historyBytes - heldBefore, held, 'historyBytes: 0 keeps none');
+});

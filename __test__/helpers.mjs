@@ -209,7 +209,7 @@ export function compareStreamIds(a, b) {
  * increased (so none came twice or out of order), the first `keep` of them,
  * and the named events.
  */
-export function tallyEvents(url, { headers = {}, keep = 1000 } = {}) {
+export function tallyEvents(url, { headers = {}, keep = 1000, paused = false } = {}) {
   const tally = {
     status: 0,
     headers: null,
@@ -222,6 +222,13 @@ export function tallyEvents(url, { headers = {}, keep = 1000 } = {}) {
     ended: false,
     bytes: 0,
     close: () => request.destroy(),
+    /** Stops reading (with `paused: true`, from the start) and goes on. */
+    pause: () => tally.response?.pause(),
+    resume: () => {
+      paused = false;
+      tally.response?.resume();
+    },
+    response: null,
   };
   const onEvent = (id, type, data) => {
     if (type !== 'message') {
@@ -237,6 +244,7 @@ export function tallyEvents(url, { headers = {}, keep = 1000 } = {}) {
   const request = http.get(url, { headers: { accept: 'text/event-stream', ...headers } }, (response) => {
     tally.status = response.statusCode;
     tally.headers = response.headers;
+    tally.response = response;
     response.setEncoding('utf8');
     let pending = '';
     let id = '';
@@ -261,6 +269,7 @@ export function tallyEvents(url, { headers = {}, keep = 1000 } = {}) {
     });
     response.on('end', () => (tally.ended = true));
     response.on('error', () => (tally.ended = true));
+    if (paused) response.pause();
   });
   request.on('error', () => (tally.ended = true));
   return tally;

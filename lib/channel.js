@@ -6,7 +6,7 @@ const { EventEndpoint } = require('./endpoint.js');
 const { optionalString, requiredString } = require('./options.js');
 const { checkId, largest, handled, invalid, invalidValue, withCode, fromNative, publishError } = require('./errors.js');
 const reports = require('./reports.js');
-const { kSlot, kJoin, kLeave, kAbort, kDrop, kLastId, kWhenWritable, nextSequence } = require('./internal.js');
+const { kSlot, kJoin, kLeave, kAbort, kDrop, kLastId, kWhenWritable, kRoom, nextSequence } = require('./internal.js');
 
 const BROADCAST_NAMES = { data: 'data', event: 'options.event', id: 'options.id' };
 const REDIS_PROTOCOLS = new Set(['redis:', 'rediss:', 'redis+unix:', 'unix:']);
@@ -28,6 +28,15 @@ function historySizeOf(options) {
     throw invalid('options.historySize', 'a non-negative integer', size);
   }
   return size;
+}
+
+function historyBytesOf(options) {
+  const bytes = options.historyBytes;
+  if (bytes === undefined) return native.DEFAULT_HISTORY_BYTES;
+  if (!Number.isSafeInteger(bytes) || bytes < 0) {
+    throw invalid('options.historyBytes', 'a non-negative integer', bytes);
+  }
+  return bytes;
 }
 
 /** PEM material, as a string or bytes, holding a block of `label` (a
@@ -95,6 +104,17 @@ function compareStreamIds(a, b) {
   return as === bs ? 0 : as < bs ? -1 : 1;
 }
 
+/** Entries to read in a resume's next page: as many as the client can take
+ * (`room` bytes) at `entryBytes` each, the first page a few only. */
+function pageSize(room, entryBytes) {
+  if (entryBytes === 0) return native.RESUME_FIRST_PAGE_SIZE;
+  return Math.max(1, Math.min(native.RESUME_PAGE_SIZE, Math.floor(room / entryBytes)));
+}
+
+function closedBeforeReady() {
+  return withCode(new Error('The channel was closed before it was ready'), 'ERR_SSE_CHANNEL_CLOSED');
+}
+
 function endpointArgument(endpoint) {
   if (!(endpoint instanceof EventEndpoint)) throw invalid('endpoint', 'an EventEndpoint', endpoint);
   return endpoint;
@@ -103,8 +123,9 @@ function endpointArgument(endpoint) {
 /**
  * Broadcast to many endpoints: each event is validated and encoded once, in
  * Rust, and the same bytes are queued to every subscriber in one call. The
- * last `historySize` events that carry an id are kept, so that a client
- * reconnecting with `Last-Event-ID` is sent exactly what it missed.
+ * last `historySize` events that carry an id (and no more than
+ * `historyBytes` of them) are kept, so that a client reconnecting with
+ * `Last-Event-ID` is sent exactly what it missed.
  *
  * With `options.redis`, the channel is a Redis Stream shared by every
  * process that names it (see src/redis_link.rs): broadcasts are appended in
@@ -127,6 +148,11 @@ class Channel {
   #position = null;
   #positionKnown = null;
   #resuming = null;
+  /** Settles the reader's part of `ready`: once it knows where it starts,
+   * or when it cannot read the stream at all; null once settled. */
+  #readerReady = null;
+  /** The live reader cannot read the stream now (and it was reported). */
+  #unreadable = false;
   /** Settlers of the broadcasts sent to Redis and not yet answered, in
    * queue order, as [resolve, reject, resolve, reject, …] from #head on;
    * and the handle that keeps the process alive meanwhile. */
@@ -148,7 +174,7 @@ class Channel {
     this.#incompleteEvent = incompleteEventOf(options.incompleteEvent);
     // A Redis-backed channel resumes clients from the stream, not from a
     // local history.
-    this.#native = new native.NativeChannel(redis ? 0 : historySizeOf(options));
+    this.#native = redis ? new native.NativeChannel(0, 0) : new native.NativeChannel(historySizeOf(options), historyBytesOf(options));
     if (redis === null) {
       this.ready = Promise.resolve();
       return;
@@ -163,18 +189,21 @@ class Channel {
     this.#link = link;
     this.#where = `Redis stream ${JSON.stringify(redis.stream)} at ${link.server}`;
     this.#resuming = new Set();
-    this.#positionKnown = new Promise((resolve) => {
-      link.startReading((page) => {
-        this.#guard(() => this.#onPage(page));
-        resolve();
-      });
+    const readerReady = new Promise((resolve, reject) => (this.#readerReady = { resolve, reject }));
+    this.#positionKnown = handled(readerReady);
+    link.startReading((page) => this.#guard(() => this.#onPage(page)));
+    // Ready once broadcasts can be appended and the reader knows where it
+    // starts, so that a client subscribed then misses nothing appended
+    // after; rejected when Redis cannot be reached or the stream read.
+    const publisherReady = link.ready().then((reason) => {
+      if (this.#link === null) throw closedBeforeReady();
+      if (reason != null) throw withCode(new Error(reason), 'ERR_SSE_REDIS_UNAVAILABLE');
     });
-    this.ready = handled(
-      link.ready().then((reason) => {
-        if (this.#link === null) throw withCode(new Error('The channel was closed before it was ready'), 'ERR_SSE_CHANNEL_CLOSED');
-        if (reason != null) throw withCode(new Error(reason), 'ERR_SSE_REDIS_UNAVAILABLE');
-      }),
-    );
+    this.ready = handled(Promise.all([publisherReady, readerReady]).then(noop));
+    // The reader's pages come through a weak thread-safe function: a timer
+    // keeps the process alive until `ready` settles.
+    const starting = setInterval(noop, 1 << 30);
+    this.ready.finally(() => clearInterval(starting)).catch(noop);
   }
 
   /** Number of subscribed endpoints. */
@@ -258,6 +287,15 @@ class Channel {
   close() {
     this.#link?.close();
     this.#link = null;
+    this.#readerReady?.reject(closedBeforeReady());
+    this.#readerReady = null;
+    this.#setUnreadable(false);
+  }
+
+  #setUnreadable(unreadable) {
+    if (unreadable === this.#unreadable) return;
+    this.#unreadable = unreadable;
+    reports.counts.unreadableStreams += unreadable ? 1 : -1;
   }
 
   #publish(data, options) {
@@ -344,6 +382,21 @@ class Channel {
    * the reader starts): to the live subscribers, each entry encoded once. */
   #onPage(page) {
     if (this.#link === null) return;
+    if (page.failure != null) {
+      // The reader cannot read the stream, and retrying will not heal it:
+      // said once, until it reads again.
+      if (!this.#unreadable) reports.unreadableStream(this.#where, page.failure);
+      this.#setUnreadable(true);
+      this.#readerReady?.reject(withCode(new Error(page.failure), 'ERR_SSE_REDIS_UNREADABLE'));
+      this.#readerReady = null;
+      return;
+    }
+    this.#setUnreadable(false);
+    if (page.rewoundFrom != null) {
+      // The stream went back: ids delivered live are no guide any more.
+      reports.rewoundStream(this.#where, page.rewoundFrom, page.last);
+      this.#native.forgetFloors();
+    }
     this.#reportSkipped(page);
     const lastEntry = page.lastEntry; // before deliver() takes the entries
     if (page.read > 0 && this.#subscribers.size > 0) {
@@ -356,7 +409,11 @@ class Channel {
       this.#lastId = lastEntry;
       this.#lastSequence = nextSequence();
     }
-    if (page.last != null) this.#position = page.last;
+    if (page.last != null) {
+      this.#position = page.last;
+      this.#readerReady?.resolve();
+      this.#readerReady = null;
+    }
   }
 
   /**
@@ -415,14 +472,29 @@ class Channel {
   async #caughtUp(endpoint, lastEventId, result) {
     let cursor = lastEventId;
     let replayedTo;
-    for (let first = true; ; first = false) {
+    // The mean size of an entry's frame so far: pages hold about what the
+    // client can take, so that each entry is read from Redis about once.
+    let entryBytes = 0;
+    for (;;) {
       const link = this.#link;
       if (endpoint.closed) return;
       if (link === null) throw new Error('the channel is closed');
-      const page = await link.readPage(cursor, native.RESUME_PAGE_SIZE);
+      const count = pageSize(endpoint[kRoom](), entryBytes);
+      const page = await link.readPage(cursor, count);
       if (endpoint.closed) return;
       if (page.failure != null) throw new Error(page.failure);
-      if (first && page.trimmed) result.complete = false;
+      if (page.trimmed) {
+        // The entry this page follows is gone: entries between it and the
+        // page may have gone with it (trimmed, deleted, a new Redis).
+        result.complete = false;
+        if (page.read === 0) {
+          // Nothing after it either: the stream was emptied or went back.
+          // The client goes on live, told of the gap.
+          cursor = null;
+          break;
+        }
+      }
+      if (page.read > 0) entryBytes = Math.max(entryBytes, page.bytes / page.read);
       this.#reportSkipped(page);
       const replay = this.#native.replay(endpoint[kSlot], page);
       result.replayed += replay.frames;
@@ -438,7 +510,7 @@ class Channel {
       // the whole page (skipped entries count as dealt with).
       const servedTo = replay.full ? replay.last : page.last;
       if (servedTo != null) cursor = servedTo;
-      const atEnd = !replay.full && page.read < native.RESUME_PAGE_SIZE;
+      const atEnd = !replay.full && page.read < count;
       if (atEnd) {
         await this.#readerStarted();
         if (endpoint.closed) return;
@@ -447,7 +519,7 @@ class Channel {
       // The client takes what it was given before the next page is read.
       await endpoint[kWhenWritable]();
     }
-    if (compareStreamIds(cursor, this.#position) < 0) {
+    if (cursor !== null && compareStreamIds(cursor, this.#position) < 0) {
       // What lay between was delivered live before this endpoint joined and
       // is gone from the stream (Redis lost its data).
       result.complete = false;

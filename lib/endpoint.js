@@ -10,7 +10,7 @@ const { ListenerGuards } = require('./listeners.js');
 const { normalizeOptions, optionalString, requiredString, count } = require('./options.js');
 const { checkId, largest, handled, invalid, invalidValue, fromNative, tooLarge, closedError } = require('./errors.js');
 const { isWebRequest, isNodeRequest, isNodeResponse, streamHeaders, userHeaders, lastEventIdOf, breakingHeader } = require('./request.js');
-const { kSlot, kJoin, kLeave, kAbort, kDrop, kLastId, kWhenWritable, kShutdown, kDestroy, nextSequence } = require('./internal.js');
+const { kSlot, kJoin, kLeave, kAbort, kDrop, kLastId, kWhenWritable, kRoom, kShutdown, kDestroy, nextSequence } = require('./internal.js');
 
 const RESOLVED = Promise.resolve();
 const IS_DENO = typeof globalThis.Deno?.version?.deno === 'string';
@@ -329,6 +329,10 @@ class EventEndpoint extends EventTarget {
 
   [kDestroy]() {
     this.#transport?.destroy('closeAll() timed out');
+  }
+
+  [kRoom]() {
+    return this.#closed ? 0 : Math.max(0, this.#maxBufferedBytes - this.bufferedAmount);
   }
 
   [kWhenWritable]() {

@@ -15,6 +15,8 @@ module.exports = {
   /** endpoint[kWhenWritable](): resolves once it is under its highWaterMark
    * (or closed). */
   kWhenWritable: Symbol('whenWritable'),
+  /** endpoint[kRoom](): bytes it can still take before its maxBufferedBytes. */
+  kRoom: Symbol('room'),
   /** endpoint[kShutdown](noReconnect, reconnectWindow): closes it for
    * closeAll(); resolves once its connection has finished. */
   kShutdown: Symbol('shutdown'),

@@ -13,6 +13,12 @@ const counts = {
   skippedStreamEntries: 0,
   /** Entries larger than some client's maxBufferedBytes. */
   oversizedStreamEntries: 0,
+  /** Times a stream's live reader met an error that retrying will not heal. */
+  streamReadFailures: 0,
+  /** Redis-backed channels whose live reader cannot read now. */
+  unreadableStreams: 0,
+  /** Times a stream was found behind the last id read from it. */
+  streamRewinds: 0,
 };
 
 function firstTime(key) {
@@ -44,4 +50,26 @@ function oversizedEntry(where, id) {
   });
 }
 
-module.exports = { skippedEntry, oversizedEntry, counts };
+/** A live reader that cannot read its stream, for a reason that retrying
+ * will not heal (it goes on trying, at its slowest pace). */
+function unreadableStream(where, reason) {
+  counts.streamReadFailures++;
+  process.emitWarning(`${reason} (${where}): this process delivers nothing from the stream until it can read it`, {
+    type: 'NativeSseWarning',
+    code: 'ERR_SSE_REDIS_UNREADABLE',
+    detail: 'The Redis user needs XREAD, XRANGE and XREVRANGE on the stream\'s key, which must hold a stream. The reader keeps trying.',
+  });
+}
+
+/** A stream found behind the last id read from it. */
+function rewoundStream(where, from, to) {
+  counts.streamRewinds++;
+  process.emitWarning(`${where} went back: its newest entry is before ${from}, the last one this process read; it goes on after ${to}`, {
+    type: 'NativeSseWarning',
+    code: 'ERR_SSE_REDIS_REWOUND',
+    detail:
+      'A new, emptied or restored Redis, or one whose clock is behind, gives ids below the old ones. Entries appended by other processes before this one noticed may not have been delivered by it; clients that resume are told their resume is incomplete.',
+  });
+}
+
+module.exports = { skippedEntry, oversizedEntry, unreadableStream, rewoundStream, counts };

@@ -5,8 +5,10 @@
 //! bytes leave. Subscribers that fall behind are handled by their own
 //! buffer's rules (see [`crate::buffer`]); a broadcast never waits for them.
 //!
-//! The history keeps the last `history_size` frames that carry an id, so a
-//! client that reconnects with `Last-Event-ID` gets exactly what it missed.
+//! The history keeps the last `history_size` frames that carry an id, and no
+//! more than `history_bytes` bytes of them (the oldest go first), so a
+//! client that reconnects with `Last-Event-ID` gets exactly what it missed
+//! while the history's memory stays bounded whatever the size of an event.
 //! Frames without an id are delivered live only: there is nothing a client
 //! could name to resume after them.
 
@@ -79,17 +81,34 @@ pub struct Channel {
     index: HashMap<Slot, usize>,
     history: VecDeque<Entry>,
     history_size: usize,
+    /// Bytes the history may hold (frames and ids), and holds.
+    history_bytes: usize,
+    history_held: usize,
     /// Subscribers of a stream-backed channel that already have the entries
     /// up to an id (they replayed them): live delivery skips those.
     floors: HashMap<Slot, StreamId>,
 }
 
+impl Entry {
+    fn size(&self) -> usize {
+        self.id.len() + self.frame.len()
+    }
+}
+
 impl Channel {
-    pub fn new(history_size: usize) -> Self {
+    /// A channel keeping at most `history_size` frames with an id, and at
+    /// most `history_bytes` bytes of them.
+    pub fn new(history_size: usize, history_bytes: usize) -> Self {
         Channel {
             history_size,
+            history_bytes,
             ..Channel::default()
         }
+    }
+
+    /// Bytes the history holds now.
+    pub fn history_held(&self) -> usize {
+        self.history_held
     }
 
     #[cfg(test)]
@@ -155,6 +174,12 @@ impl Channel {
         }
     }
 
+    /// Forgets the floors of [`Channel::subscribe_after`]: the stream went
+    /// back, and entries with ids below them are new.
+    pub fn forget_floors(&mut self) {
+        self.floors.clear();
+    }
+
     /// Removes a stream; returns whether it was subscribed.
     pub fn unsubscribe(&mut self, slot: Slot) -> bool {
         self.floors.remove(&slot);
@@ -184,15 +209,10 @@ impl Channel {
         self.check_size(hub, frame.encoded_len())?;
         let bytes = frame.to_bytes().freeze();
         if let Some(id) = id.filter(|id| !id.is_empty()) {
-            if self.history_size > 0 {
-                if self.history.len() == self.history_size {
-                    self.history.pop_front();
-                }
-                self.history.push_back(Entry {
-                    id: id.to_string(),
-                    frame: bytes.clone(),
-                });
-            }
+            self.keep(Entry {
+                id: id.to_string(),
+                frame: bytes.clone(),
+            });
         }
         let mut overflowed = Vec::new();
         for &slot in &self.subscribers {
@@ -201,6 +221,31 @@ impl Channel {
             }
         }
         Ok(overflowed)
+    }
+
+    /// Keeps an entry in the history, dropping the oldest past either bound;
+    /// an entry larger than the byte bound by itself is not kept (a client
+    /// resuming after it is told its resume is incomplete).
+    fn keep(&mut self, entry: Entry) {
+        if self.history_size == 0 {
+            return;
+        }
+        let size = entry.size();
+        if size > self.history_bytes {
+            self.history_held = 0;
+            self.history.clear();
+            return;
+        }
+        while self.history.len() >= self.history_size
+            || self.history_held + size > self.history_bytes
+        {
+            let Some(old) = self.history.pop_front() else {
+                break;
+            };
+            self.history_held -= old.size();
+        }
+        self.history_held += size;
+        self.history.push_back(entry);
     }
 
     /// Refuses a frame of `len` bytes that some subscriber could never take.
@@ -318,7 +363,7 @@ mod tests {
     #[test]
     fn every_subscriber_gets_every_broadcast_from_one_encoding() {
         let mut hub = Hub::default();
-        let mut channel = Channel::new(10);
+        let mut channel = Channel::new(10, usize::MAX);
         let slots: Vec<_> = (0..3).map(|_| open(&mut hub)).collect();
         for &slot in &slots {
             channel.subscribe(&mut hub, slot, "");
@@ -337,7 +382,7 @@ mod tests {
     #[test]
     fn a_resuming_subscriber_gets_exactly_what_it_missed() {
         let mut hub = Hub::default();
-        let mut channel = Channel::new(10);
+        let mut channel = Channel::new(10, usize::MAX);
         for i in 1..=5 {
             send(&mut channel, &mut hub, &i.to_string(), &format!("e{i}"));
         }
@@ -360,7 +405,7 @@ mod tests {
     #[test]
     fn an_id_gone_from_history_replays_all_held_and_says_so() {
         let mut hub = Hub::default();
-        let mut channel = Channel::new(3);
+        let mut channel = Channel::new(3, usize::MAX);
         for i in 1..=5 {
             send(&mut channel, &mut hub, &i.to_string(), &format!("e{i}"));
         }
@@ -373,9 +418,32 @@ mod tests {
     }
 
     #[test]
+    fn the_history_holds_no_more_bytes_than_it_may() {
+        let mut hub = Hub::default();
+        // Each frame is "id: N\ndata: 0123456789\n\n" (24 bytes) plus its
+        // 1-byte id: 25 bytes kept; 60 bytes hold two.
+        let mut channel = Channel::new(10, 60);
+        for i in 1..=5 {
+            send(&mut channel, &mut hub, &i.to_string(), "0123456789");
+        }
+        assert_eq!(channel.history.len(), 2);
+        assert_eq!(channel.history_held(), 50);
+        let slot = open(&mut hub);
+        let replay = channel.subscribe(&mut hub, slot, "4");
+        assert!(replay.complete);
+        assert_eq!(replay.frames, 1);
+        // A frame larger than the bound empties the history: whoever
+        // resumes after it is told its resume is incomplete.
+        send(&mut channel, &mut hub, "6", &"x".repeat(100));
+        assert_eq!(channel.history_held(), 0);
+        let late = open(&mut hub);
+        assert!(!channel.subscribe(&mut hub, late, "5").complete);
+    }
+
+    #[test]
     fn frames_without_ids_are_live_only() {
         let mut hub = Hub::default();
-        let mut channel = Channel::new(10);
+        let mut channel = Channel::new(10, usize::MAX);
         send(&mut channel, &mut hub, "1", "kept");
         channel
             .broadcast(&mut hub, &Frame::message("live only"), None)
@@ -389,7 +457,7 @@ mod tests {
     #[test]
     fn unsubscribed_streams_get_nothing_more() {
         let mut hub = Hub::default();
-        let mut channel = Channel::new(0);
+        let mut channel = Channel::new(0, usize::MAX);
         let a = open(&mut hub);
         let b = open(&mut hub);
         let c = open(&mut hub);
@@ -408,7 +476,7 @@ mod tests {
     #[test]
     fn a_full_subscriber_is_reported_and_does_not_hold_up_the_others() {
         let mut hub = Hub::default();
-        let mut channel = Channel::new(0);
+        let mut channel = Channel::new(0, usize::MAX);
         let slow = open_capped(&mut hub, 30);
         let fast = open(&mut hub);
         channel.subscribe(&mut hub, slow, "");
@@ -436,7 +504,7 @@ mod tests {
     #[test]
     fn stream_entries_skip_what_a_resumed_subscriber_already_has() {
         let mut hub = Hub::default();
-        let mut channel = Channel::new(0);
+        let mut channel = Channel::new(0, usize::MAX);
         let live = open(&mut hub);
         let resumed = open(&mut hub);
         channel.subscribe_after(live, None);
@@ -459,7 +527,7 @@ mod tests {
     #[test]
     fn an_entry_too_large_for_one_subscriber_reaches_the_others_and_cuts_it_off() {
         let mut hub = Hub::default();
-        let mut channel = Channel::new(0);
+        let mut channel = Channel::new(0, usize::MAX);
         let small = open_capped(&mut hub, 40);
         let big = open(&mut hub);
         channel.subscribe_after(small, None);

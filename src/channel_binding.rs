@@ -1,6 +1,8 @@
 //! The JavaScript binding of [`Channel`]: converts values, nothing more.
 //! A broadcast is one call, whatever the number of subscribers.
 
+use std::cell::Cell;
+
 use napi::bindgen_prelude::Uint32Array;
 use napi_derive::napi;
 
@@ -20,6 +22,21 @@ const LONGEST_STREAM_ID: &str = "18446744073709551615-18446744073709551615";
 #[napi]
 pub const DEFAULT_HISTORY_SIZE: u32 = 1_000;
 
+/// Bytes of history a local channel keeps at most, unless it says otherwise.
+#[napi]
+pub const DEFAULT_HISTORY_BYTES: u32 = 16 << 20;
+
+thread_local! {
+    /// Bytes the histories of this thread's channels hold, for diagnostics.
+    static HISTORY_HELD: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Bytes the histories of this thread's channels hold together.
+#[napi(catch_unwind)]
+pub fn history_bytes_held() -> f64 {
+    HISTORY_HELD.with(Cell::get) as f64
+}
+
 /// What delivering a page of live entries did.
 #[napi(object)]
 pub struct DeliveryResult {
@@ -38,9 +55,15 @@ pub struct PageReplay {
     pub full: bool,
 }
 
-/// Entries a resuming subscriber reads from the stream per page.
+/// Entries a resuming subscriber reads from the stream per page at most;
+/// fewer where entries are large, so that a page holds about what the
+/// subscriber can take.
 #[napi]
 pub const RESUME_PAGE_SIZE: u32 = 1_000;
+
+/// Entries in a resume's first page, before the size of an entry is known.
+#[napi]
+pub const RESUME_FIRST_PAGE_SIZE: u32 = 4;
 
 fn ids(ids: Vec<StreamId>) -> Option<Vec<String>> {
     (!ids.is_empty()).then(|| ids.iter().map(StreamId::to_string).collect())
@@ -60,12 +83,19 @@ pub struct ReplayResult {
     pub overflow: bool,
 }
 
+impl Drop for NativeChannel {
+    fn drop(&mut self) {
+        let mine = self.channel.history_held();
+        HISTORY_HELD.with(|held| held.set(held.get().saturating_sub(mine)));
+    }
+}
+
 #[napi]
 impl NativeChannel {
     #[napi(constructor, catch_unwind)]
-    pub fn new(history_size: u32) -> Self {
+    pub fn new(history_size: u32, history_bytes: f64) -> Self {
         NativeChannel {
-            channel: Channel::new(history_size as usize),
+            channel: Channel::new(history_size as usize, history_bytes as usize),
         }
     }
 
@@ -98,8 +128,11 @@ impl NativeChannel {
     ) -> Result<Option<Uint32Array>> {
         let frame = Frame::new(&data, event.as_deref(), id.as_deref()).map_err(frame_error)?;
         let id = id.as_deref().filter(|id| !id.is_empty());
+        let before = self.channel.history_held();
         let overflowed =
             with_hub(|hub| self.channel.broadcast(hub, &frame, id)).map_err(too_large)?;
+        let after = self.channel.history_held();
+        HISTORY_HELD.with(|held| held.set((held.get() + after).saturating_sub(before)));
         Ok((!overflowed.is_empty()).then(|| Uint32Array::new(overflowed)))
     }
 
@@ -119,6 +152,13 @@ impl NativeChannel {
             Frame::new(&data, event.as_deref(), Some(LONGEST_STREAM_ID)).map_err(frame_error)?;
         with_hub(|hub| self.channel.check_size(hub, frame.encoded_len())).map_err(too_large)?;
         Ok(link.enqueue(data, event))
+    }
+
+    /// Forgets which entries live subscribers already have: the stream went
+    /// back, and its ids are no guide any more.
+    #[napi(catch_unwind)]
+    pub fn forget_floors(&mut self) {
+        self.channel.forget_floors();
     }
 
     /// Subscribes a stream that already has the entries up to `floor`.

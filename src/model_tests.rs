@@ -117,7 +117,7 @@ fn run(ops: Vec<Op>, caps: Vec<usize>) {
     let start = Instant::now();
     let mut now = start;
     let mut hub = Hub::default();
-    let mut channel = Channel::new(0);
+    let mut channel = Channel::new(0, usize::MAX);
     let mut streams: Vec<ModelStream> = caps
         .iter()
         .map(|&max| {

@@ -126,9 +126,44 @@ pub struct StreamPage {
     pub(crate) page: Page,
     /// Why the stream could not be read (then the page is empty).
     failure: Option<String>,
-    /// The oldest id the stream holds is past the id read after: entries
-    /// were trimmed away before this read.
+    /// The failure will not heal by retrying: no permission, a key of
+    /// another type, a command the server does not know.
+    lasting: bool,
+    /// The id read after is not in the stream any more: entries were
+    /// trimmed or deleted between it and this page.
     trimmed: bool,
+    /// The live reader found the stream behind the last id it had read (a
+    /// new or restored Redis, a clock behind): that id. It goes on from
+    /// `last`.
+    rewound_from: Option<StreamId>,
+}
+
+impl StreamPage {
+    fn of(page: Page) -> Self {
+        StreamPage {
+            page,
+            failure: None,
+            lasting: false,
+            trimmed: false,
+            rewound_from: None,
+        }
+    }
+
+    /// An empty page naming where reading goes on.
+    fn at(last: StreamId) -> Self {
+        StreamPage::of(Page {
+            last: Some(last),
+            ..Page::default()
+        })
+    }
+
+    fn failed(reason: String, lasting: bool) -> Self {
+        StreamPage {
+            failure: Some(reason),
+            lasting,
+            ..StreamPage::of(Page::default())
+        }
+    }
 }
 
 #[napi]
@@ -151,6 +186,16 @@ impl StreamPage {
         self.page.read as u32
     }
 
+    /// The bytes of the entries that can be delivered, as frames.
+    #[napi(getter)]
+    pub fn bytes(&self) -> f64 {
+        self.page
+            .entries
+            .iter()
+            .map(|e| e.frame.len())
+            .sum::<usize>() as f64
+    }
+
     #[napi(getter)]
     pub fn trimmed(&self) -> bool {
         self.trimmed
@@ -160,6 +205,18 @@ impl StreamPage {
     #[napi(getter)]
     pub fn failure(&self) -> Option<String> {
         self.failure.clone()
+    }
+
+    /// Whether the failure will not heal by retrying.
+    #[napi(getter)]
+    pub fn lasting(&self) -> bool {
+        self.lasting
+    }
+
+    /// The id the stream went back from, or `null`.
+    #[napi(getter)]
+    pub fn rewound_from(&self) -> Option<String> {
+        self.rewound_from.map(|id| id.to_string())
     }
 
     /// The entries skipped, `[id, reason, id, reason, …]`.
@@ -228,6 +285,26 @@ struct StartLine {
     /// A pipeline was sent before the reader started and has no reply yet.
     in_flight: bool,
     first_published: Option<StreamId>,
+    /// The last id the reader has read.
+    read_to: Option<StreamId>,
+    /// The first id this process appended that was not past what the
+    /// reader had read before the XADD went out: the stream went back.
+    rewound_at: Option<StreamId>,
+}
+
+impl StartLine {
+    /// Notes the ids a pipeline appended, given what the reader had read
+    /// before it went out. Redis gives each new entry an id past the
+    /// stream's last: one that is not past `read_before` means the stream
+    /// went back (a new Redis, a restore, a clock behind).
+    fn appended(&mut self, read_before: Option<StreamId>, first: StreamId) {
+        if !self.reader_started && self.first_published.is_none() {
+            self.first_published = Some(first);
+        }
+        if read_before.is_some_and(|read| first <= read) && self.rewound_at.is_none() {
+            self.rewound_at = Some(first);
+        }
+    }
 }
 
 impl StartLine {
@@ -405,25 +482,20 @@ impl RedisLink {
     /// the page is empty and says why in `failure`.
     #[napi]
     pub async fn read_page(&self, after: String, count: u32) -> napi::Result<StreamPage> {
-        let mut page = StreamPage {
-            page: Page::default(),
-            failure: None,
-            trimmed: false,
-        };
         // JavaScript reads after stream ids only; anything else reads nothing.
         let Some(after) = StreamId::parse(&after) else {
-            return Ok(page);
+            return Ok(StreamPage::of(Page::default()));
         };
-        match self.read_after(after, count).await {
-            Ok((read, trimmed)) => {
-                page.page = read;
-                page.trimmed = trimmed;
-            }
-            Err(err) => {
-                page.failure = Some(format!("Cannot read from Redis at {}: {err}", self.server))
-            }
-        }
-        Ok(page)
+        Ok(match self.read_after(after, count).await {
+            Ok((read, continuous)) => StreamPage {
+                trimmed: !continuous,
+                ..StreamPage::of(read)
+            },
+            Err(err) => StreamPage::failed(
+                format!("Cannot read (XRANGE) from Redis at {}: {err}", self.server),
+                lasting(&err),
+            ),
+        })
     }
 
     /// Starts following the stream from its current end. `on_page` first
@@ -436,12 +508,13 @@ impl RedisLink {
             .weak::<true>()
             .build()
             .map_err(internal)?;
-        let task = napi::bindgen_prelude::spawn(follow(
-            self.connector.clone(),
-            self.stream.clone(),
-            self.start.clone(),
+        let task = napi::bindgen_prelude::spawn(follow(Reader {
+            connector: self.connector.clone(),
+            stream: self.stream.clone(),
+            server: self.server.clone(),
+            start: self.start.clone(),
             callback,
-        ));
+        }));
         if let Some(previous) = self.reader.replace(task.abort_handle()) {
             previous.abort();
         }
@@ -466,27 +539,25 @@ impl RedisLink {
 }
 
 impl RedisLink {
-    /// One page after `after`, and whether the stream was trimmed past it.
+    /// One page after `after`, and whether it follows on from `after`: the
+    /// page is read from `after` itself, which must still be there. Streams
+    /// lose entries only from the front (trimming) or all at once (`DEL`),
+    /// so while `after` is there nothing after it has gone.
     async fn read_after(&self, after: StreamId, count: u32) -> redis::RedisResult<(Page, bool)> {
         let mut guard = self.pages.lock().await;
         if guard.is_none() {
             *guard = Some(self.connector.connect(REPLY_TIMEOUT).await?);
         }
         let connection = guard.as_mut().expect("connected above");
-        let mut pipe = redis::pipe();
-        pipe.cmd("XRANGE")
+        let reply: Value = match redis::cmd("XRANGE")
             .arg(&self.stream)
-            .arg("-")
+            .arg(after.to_string())
             .arg("+")
             .arg("COUNT")
-            .arg(1)
-            .cmd("XRANGE")
-            .arg(&self.stream)
-            .arg(format!("({after}"))
-            .arg("+")
-            .arg("COUNT")
-            .arg(count.max(1));
-        let reply: (Value, Value) = match pipe.query_async(connection).await {
+            .arg(u64::from(count.max(1)) + 1)
+            .query_async(connection)
+            .await
+        {
             Ok(reply) => reply,
             Err(err) => {
                 *guard = None;
@@ -494,14 +565,35 @@ impl RedisLink {
             }
         };
         drop(guard);
-        let oldest = entries_of(reply.0)
-            .first()
-            .and_then(|(id, _)| StreamId::parse(id));
+        let mut entries = entries_of(reply).into_iter().peekable();
+        let continuous = entries
+            .next_if(|(id, _)| StreamId::parse(id) == Some(after))
+            .is_some();
         let mut page = Page::default();
-        for (id, fields) in entries_of(reply.1) {
+        for (id, fields) in entries {
             page.add(&id, &fields);
         }
-        Ok((page, oldest.is_some_and(|oldest| oldest > after)))
+        Ok((page, continuous))
+    }
+}
+
+/// Whether a Redis error will come back however often the command is
+/// retried: no permission (an ACL), a key of another type, a command the
+/// server does not know or that a cluster node sends elsewhere, failed
+/// authentication. Everything else (a lost connection, a timeout, a
+/// loading or busy server) may heal, and is retried with backoff.
+fn lasting(err: &redis::RedisError) -> bool {
+    if err.kind() == redis::ErrorKind::AuthenticationFailed {
+        return true;
+    }
+    match err.code() {
+        Some("NOPERM" | "WRONGTYPE" | "NOAUTH" | "WRONGPASS" | "MOVED" | "ASK" | "CROSSSLOT") => {
+            true
+        }
+        Some("ERR") => err
+            .detail()
+            .is_some_and(|detail| detail.starts_with("unknown command")),
+        _ => false,
     }
 }
 
@@ -694,10 +786,11 @@ async fn publish_loop(
                 }
             }
         }
-        {
+        let read_before = {
             let mut start = lock(&start);
             start.in_flight = !start.reader_started;
-        }
+            start.read_to
+        };
         let sent = pipe
             .query_async::<Vec<Value>>(connection.as_mut().expect("connected above"))
             .await;
@@ -715,10 +808,7 @@ async fn publish_loop(
                     _ => None,
                 });
                 if let Some(first) = first {
-                    let mut start = lock(&start);
-                    if !start.reader_started && start.first_published.is_none() {
-                        start.first_published = Some(first);
-                    }
+                    lock(&start).appended(read_before, first);
                 }
                 for (request, reply) in batch.into_iter().zip(replies) {
                     match request {
@@ -776,102 +866,191 @@ fn report(outcomes: &OutcomeCallback, fates: PublishBatch) {
     }
 }
 
+/// What the reader works with.
+struct Reader {
+    connector: Connector,
+    stream: String,
+    server: String,
+    start: SharedStart,
+    callback: PageCallback,
+}
+
+/// The newest id of a stream (`0-0` when it is empty or missing).
+async fn newest_id(
+    connection: &mut MultiplexedConnection,
+    stream: &str,
+) -> redis::RedisResult<StreamId> {
+    let newest: Value = redis::cmd("XREVRANGE")
+        .arg(stream)
+        .arg("+")
+        .arg("-")
+        .arg("COUNT")
+        .arg(1)
+        .query_async(connection)
+        .await?;
+    Ok(entries_of(newest)
+        .first()
+        .and_then(|(id, _)| StreamId::parse(id))
+        .unwrap_or_default())
+}
+
+impl Reader {
+    /// Hands a page to JavaScript; false once JavaScript is gone.
+    fn hand(&self, page: StreamPage) -> bool {
+        self.callback
+            .call(page, ThreadsafeFunctionCallMode::NonBlocking)
+            != Status::Closing
+    }
+
+    /// Says why the stream cannot be read, if retrying will not help, once
+    /// per run of failures (`failing` says whether it was said).
+    fn failed(&self, failing: &mut bool, command: &str, err: &redis::RedisError) {
+        if !lasting(err) || *failing {
+            return;
+        }
+        *failing = true;
+        let reason = format!(
+            "Cannot read the stream (\"{command}\") from Redis at {}: {err}",
+            self.server
+        );
+        self.hand(StreamPage::failed(reason, true));
+    }
+
+    /// Where reading goes on after the stream went back: the stream's end,
+    /// or earlier, before the first entry this process appended after it
+    /// went back, so that nothing appended since is missed.
+    fn rewind(&self, last: StreamId, newest: StreamId) -> Option<StreamId> {
+        let hint = lock(&self.start).rewound_at.take();
+        let back = match hint {
+            Some(first) => Some(first.before().min(newest)),
+            None => (newest < last).then_some(newest),
+        }?;
+        let mut page = StreamPage::at(back);
+        page.rewound_from = Some(last);
+        self.hand(page);
+        Some(back)
+    }
+}
+
 /// The reader: XREAD in a loop from the last id seen, reconnecting with
-/// backoff whenever Redis fails.
-async fn follow(connector: Connector, stream: String, start: SharedStart, callback: PageCallback) {
+/// backoff whenever Redis fails. After every reconnect, and whenever a
+/// read finds nothing new, it compares the stream's newest id with its
+/// own: a stream that went back is followed on from its end (see
+/// [`Reader::rewind`]), never waited on until its ids pass the old ones.
+async fn follow(reader: Reader) {
     let mut last: Option<StreamId> = None;
     let mut backoff = BACKOFF_START;
+    // A lasting failure was reported and nothing has been read since.
+    let mut failing = false;
+    let mut retry = false;
     loop {
-        let mut connection = match connector
+        if retry {
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+        }
+        retry = true;
+        let mut connection = match reader
+            .connector
             .connect(Duration::from_millis(BLOCK_MS) + REPLY_TIMEOUT)
             .await
         {
             Ok(connection) => connection,
-            Err(_) => {
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(BACKOFF_MAX);
+            Err(err) => {
+                reader.failed(&mut failing, "AUTH", &err);
                 continue;
             }
         };
-        if last.is_none() {
-            // Start at the current end, named by id, so that a restart of
-            // Redis before the first entry loses nothing.
-            let newest: redis::RedisResult<Value> = redis::cmd("XREVRANGE")
-                .arg(&stream)
-                .arg("+")
-                .arg("-")
-                .arg("COUNT")
-                .arg(1)
-                .query_async(&mut connection)
-                .await;
-            let Ok(newest) = newest else {
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(BACKOFF_MAX);
+        // Where the stream ends now, named by id, so that a restart of
+        // Redis before the first entry loses nothing.
+        let newest = match newest_id(&mut connection, &reader.stream).await {
+            Ok(newest) => newest,
+            Err(err) => {
+                reader.failed(&mut failing, "XREVRANGE", &err);
                 continue;
-            };
-            let end = entries_of(newest)
-                .first()
-                .and_then(|(id, _)| StreamId::parse(id))
-                .unwrap_or_default();
-            let end = loop {
-                if let Some(at) = lock(&start).reader_start(end) {
-                    break at;
-                }
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            };
-            last = Some(end);
-            let start = StreamPage {
-                page: Page {
-                    last: Some(end),
-                    ..Page::default()
-                },
-                failure: None,
-                trimmed: false,
-            };
-            if callback.call(start, ThreadsafeFunctionCallMode::NonBlocking) == Status::Closing {
-                return;
             }
-        }
+        };
+        let mut from = match last {
+            None => {
+                let at = loop {
+                    if let Some(at) = lock(&reader.start).reader_start(newest) {
+                        break at;
+                    }
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                };
+                if !reader.hand(StreamPage::at(at)) {
+                    return;
+                }
+                at
+            }
+            Some(seen) => match reader.rewind(seen, newest) {
+                Some(back) => back,
+                None => {
+                    // Readable again: said with an empty page.
+                    if failing && !reader.hand(StreamPage::at(seen)) {
+                        return;
+                    }
+                    seen
+                }
+            },
+        };
+        failing = false;
+        lock(&reader.start).read_to = Some(from);
+        last = Some(from);
         backoff = BACKOFF_START;
         loop {
-            let from = last.unwrap_or_default().to_string();
             let reply: redis::RedisResult<Value> = redis::cmd("XREAD")
                 .arg("COUNT")
                 .arg(READ_COUNT)
                 .arg("BLOCK")
                 .arg(BLOCK_MS)
                 .arg("STREAMS")
-                .arg(&stream)
-                .arg(&from)
+                .arg(&reader.stream)
+                .arg(from.to_string())
                 .query_async(&mut connection)
                 .await;
-            let Ok(reply) = reply else {
-                break; // reconnect
+            let reply = match reply {
+                Ok(reply) => reply,
+                Err(err) => {
+                    reader.failed(&mut failing, "XREAD", &err);
+                    break; // reconnect
+                }
             };
             let mut page = Page::default();
             for (id, fields) in xread_entries(reply) {
                 page.add(&id, &fields);
             }
-            if page.read == 0 {
-                continue;
-            }
-            match page.last {
-                Some(read_to) => last = Some(read_to),
+            let read = page.read;
+            if read > 0 {
                 // Entries whose ids do not parse: a broken server. Back off
                 // rather than spin on them.
-                None => break,
+                let Some(read_to) = page.last else {
+                    break;
+                };
+                from = read_to;
+                lock(&reader.start).read_to = Some(from);
+                last = Some(from);
+                if !reader.hand(StreamPage::of(page)) {
+                    return;
+                }
             }
-            let batch = StreamPage {
-                page,
-                failure: None,
-                trimmed: false,
-            };
-            if callback.call(batch, ThreadsafeFunctionCallMode::NonBlocking) == Status::Closing {
-                return;
+            // Nothing new, or this process appended behind what was read:
+            // has the stream gone back?
+            let hinted = lock(&reader.start).rewound_at.is_some();
+            if read == 0 || hinted {
+                let newest = match newest_id(&mut connection, &reader.stream).await {
+                    Ok(newest) => newest,
+                    Err(err) => {
+                        reader.failed(&mut failing, "XREVRANGE", &err);
+                        break;
+                    }
+                };
+                if let Some(back) = reader.rewind(from, newest) {
+                    from = back;
+                    lock(&reader.start).read_to = Some(from);
+                    last = Some(from);
+                }
             }
         }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(BACKOFF_MAX);
     }
 }
 
