@@ -56,8 +56,10 @@ export interface EventEndpointOptions {
   /**
    * Milliseconds a socket that native-sse writes to from Rust (plain
    * HTTP/1.1 on TCP) may take no byte at all of what waits for it before its
-   * client is cut off as a slow consumer (it resumes by `Last-Event-ID`). A
-   * client that reads, however slowly, is never stalled. Default: `5000`.
+   * client is cut off as a slow consumer (it resumes by `Last-Event-ID`),
+   * on a timer of its own. Progress is what the kernel took from the
+   * socket's send queue: a client that reads, however slowly, is never
+   * stalled. Default: `5000`.
    */
   stallTimeout?: number;
   /**
@@ -176,6 +178,9 @@ export declare class EventEndpoint<
    *
    * @param eventId Remembered by the client and sent back as
    * `Last-Event-ID` when it reconnects. `""` and `undefined` send no id.
+   * At most 4096 bytes (UTF-8), without CR, LF or NUL: a longer id would
+   * not fit Node's default header limit on the reconnect (code
+   * `ERR_SSE_INVALID_ID`).
    */
   send(data: string, eventId?: string): Promise<void>;
 
@@ -197,6 +202,13 @@ export interface ChannelOptions {
    * channel replays from its stream instead.)
    */
   historySize?: number;
+  /**
+   * How many bytes of those events are kept at most (the oldest go first);
+   * an event larger than this empties the history, so that a client
+   * resuming from before it is told its resume is incomplete. Default:
+   * 16 MiB. Shown, for all channels together, in `diagnostics().historyBytes`.
+   */
+  historyBytes?: number;
   /**
    * An event name: a client that resumes and cannot be sent everything it
    * missed (its id is no longer, or never was, in the history or stream) is
@@ -304,9 +316,14 @@ export interface Channel {
  */
 export interface RedisChannel {
   /**
-   * Resolves once connected. Rejects (code `ERR_SSE_REDIS_UNAVAILABLE`) if
-   * the first attempt fails, and the channel keeps trying by itself; or
-   * (code `ERR_SSE_CHANNEL_CLOSED`) if `close()` came first.
+   * Resolves once connected and the stream's reader knows where it starts.
+   * Rejects (code `ERR_SSE_REDIS_UNAVAILABLE`) if the first attempt to
+   * connect fails, and the channel keeps trying by itself; (code
+   * `ERR_SSE_REDIS_UNREADABLE`) if the stream cannot be read for a reason
+   * retrying will not heal (an ACL without XREAD/XRANGE/XREVRANGE, a key of
+   * another type), with the command and the server named, and the reader
+   * keeps trying at its slowest pace; or (code `ERR_SSE_CHANNEL_CLOSED`)
+   * if `close()` came first.
    */
   readonly ready: Promise<void>;
   readonly size: number;
@@ -372,6 +389,17 @@ export declare function diagnostics(): {
   skippedStreamEntries: number;
   /** Entries of Redis streams larger than some client's `maxBufferedBytes`. */
   oversizedStreamEntries: number;
+  /** Bytes the histories of this thread's (local) channels hold. */
+  historyBytes: number;
+  /** Errors of Redis stream readers that retrying will not heal, since start
+   * (each also a warning `ERR_SSE_REDIS_UNREADABLE`). */
+  streamReadFailures: number;
+  /** Redis-backed channels whose reader cannot read its stream now. */
+  unreadableStreams: number;
+  /** Times a stream was found behind the last id read from it (a new,
+   * emptied or restored Redis, a clock behind), since start (each also a
+   * warning `ERR_SSE_REDIS_REWOUND`). */
+  streamRewinds: number;
 };
 
 /** The options of {@link configureStopTokens}. */
@@ -407,6 +435,7 @@ export type SseErrorCode =
   | "ERR_SSE_REDIS_NOT_APPENDED"
   | "ERR_SSE_REDIS_OUTCOME_UNKNOWN"
   | "ERR_SSE_REDIS_UNAVAILABLE"
+  | "ERR_SSE_REDIS_UNREADABLE"
   | "ERR_SSE_CHANNEL_CLOSED"
   | "ERR_SSE_INTERNAL"
   | "ERR_SSE_NO_BINARY";
