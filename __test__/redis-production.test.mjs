@@ -50,8 +50,8 @@ function registerTests() {
     await channel.ready;
     const app = await serveChannel(t, channel);
     const client = app.open();
+    // ready waited for the reader's start: nothing appended from now is missed.
     await until(() => app.endpoints[0]?.result !== undefined, 5000, 'the subscription');
-    await tick(50);
     const id = await channel.broadcast('over TLS');
     await until(() => client.count === 1, 5000, 'the event');
     assert.deepEqual(client.events, [{ id, data: 'over TLS' }]);

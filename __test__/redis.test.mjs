@@ -119,8 +119,9 @@ function registerTests() {
       es.onmessage = (e) => got.messages.push(e.data);
       return { es, got };
     });
+    // Each worker awaits ready before it serves, and subscribes a first
+    // connection at once: the hello comes after.
     await until(() => clients.every((c) => c.got.workers.length === 1), 10_000, 'the hellos');
-    await tick(100);
     for (const text of ['one', 'two']) {
       const response = await fetch(new URL(`/say?text=${text}`, url), { method: 'POST' });
       assert.equal(response.status, 200);
