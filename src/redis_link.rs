@@ -12,9 +12,13 @@
 //! - **The reader**: a task follows the stream with `XREAD BLOCK` from the
 //!   last id it saw, reconnecting with backoff; each batch is checked and
 //!   encoded here, off the JavaScript thread ([`crate::stream_entry`]), and
-//!   handed over through a weak thread-safe function.
+//!   handed over through a weak thread-safe function. It finds a stream that
+//!   went back (its newest id behind the reader's) and goes on from its end,
+//!   saying so; an error that retrying will not heal (no permission, a key
+//!   of another type) is handed over too, once per run of failures.
 //! - **Pages**: a resuming client's backlog is read with `XRANGE … COUNT`,
-//!   one page at a time, as the client takes them.
+//!   one page at a time, as the client takes them, each read from the entry
+//!   the last one ended with, which proves nothing between was removed.
 //!
 //! Everything said about the server names it without the userinfo of its
 //! URL: passwords never reach a message.
@@ -1082,6 +1086,24 @@ mod tests {
         };
         assert_eq!(waiting.reader_start(end), None);
         assert!(!waiting.reader_started);
+    }
+
+    #[test]
+    fn an_append_not_past_what_was_read_means_the_stream_went_back() {
+        let read = StreamId { ms: 50, seq: 0 };
+        let mut line = StartLine {
+            reader_started: true,
+            ..StartLine::default()
+        };
+        line.appended(Some(read), StreamId { ms: 51, seq: 0 });
+        assert_eq!(line.rewound_at, None);
+        line.appended(None, StreamId { ms: 1, seq: 0 });
+        assert_eq!(line.rewound_at, None, "nothing read yet: no guide");
+        line.appended(Some(read), StreamId { ms: 50, seq: 0 });
+        assert_eq!(line.rewound_at, Some(StreamId { ms: 50, seq: 0 }));
+        // The first such id is kept: the reader goes on from before it.
+        line.appended(Some(read), StreamId { ms: 20, seq: 0 });
+        assert_eq!(line.rewound_at, Some(StreamId { ms: 50, seq: 0 }));
     }
 
     #[test]
