@@ -920,6 +920,13 @@ impl Reader {
         self.hand(StreamPage::failed(reason, true));
     }
 
+    /// Notes that the reader has read up to `id`: its own `last`, and the
+    /// publisher's guide to a stream that went back.
+    fn read_to(&self, last: &mut Option<StreamId>, id: StreamId) {
+        *last = Some(id);
+        lock(&self.start).read_to = Some(id);
+    }
+
     /// Where reading goes on after the stream went back: the stream's end,
     /// or earlier, before the first entry this process appended after it
     /// went back, so that nothing appended since is missed.
@@ -998,8 +1005,7 @@ async fn follow(reader: Reader) {
             },
         };
         failing = false;
-        lock(&reader.start).read_to = Some(from);
-        last = Some(from);
+        reader.read_to(&mut last, from);
         backoff = BACKOFF_START;
         loop {
             let reply: redis::RedisResult<Value> = redis::cmd("XREAD")
@@ -1031,8 +1037,7 @@ async fn follow(reader: Reader) {
                     break;
                 };
                 from = read_to;
-                lock(&reader.start).read_to = Some(from);
-                last = Some(from);
+                reader.read_to(&mut last, from);
                 if !reader.hand(StreamPage::of(page)) {
                     return;
                 }
@@ -1050,8 +1055,7 @@ async fn follow(reader: Reader) {
                 };
                 if let Some(back) = reader.rewind(from, newest) {
                     from = back;
-                    lock(&reader.start).read_to = Some(from);
-                    last = Some(from);
+                    reader.read_to(&mut last, from);
                 }
             }
         }
