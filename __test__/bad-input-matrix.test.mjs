@@ -49,7 +49,11 @@ const expect = {
           ? new RegExp(`"${name}" argument .* longer than 4096 bytes`)
           : 'ok',
   event: (v, name = 'event') =>
-    typeof v !== 'string' || /[\r\n]/.test(v) ? new RegExp(`"${name}"`) : tooLarge(v) ? new RegExp(`"${name}" argument is too large`) : 'ok',
+    typeof v !== 'string' || /[\r\n]/.test(v)
+      ? new RegExp(`"${name}"`)
+      : tooLarge(v)
+        ? new RegExp(`"${name}" argument is too large`)
+        : 'ok',
   count: (name) => (v) =>
     v === undefined || (typeof v === 'number' && Number.isFinite(v) && v >= 0 && v <= 2 ** 32 - 1)
       ? 'ok'
@@ -109,7 +113,9 @@ test('send(data, eventId) and sendEvent(event, data, eventId) × every kind of v
     if (await check(`sendEvent('e', ${label})`, expect.data(value), () => endpoint.sendEvent('e', value))) {
       expected.push(decoded('e', value, undefined, state));
     }
-    if (await check(`sendEvent('e', 'd', ${label})`, expect.eventId(value), () => endpoint.sendEvent('e', 'd', value))) {
+    if (
+      await check(`sendEvent('e', 'd', ${label})`, expect.eventId(value), () => endpoint.sendEvent('e', 'd', value))
+    ) {
       expected.push(decoded('e', 'd', value || undefined, state));
     }
     const message = new MessageEvent('message', { data: value });
@@ -150,9 +156,17 @@ test('every option × every kind of value', async () => {
     }
   }
   for (const [label, value] of VALUES) {
-    const expected = value === undefined || value === null || (typeof value === 'object' && !Array.isArray(value)) || Array.isArray(value) ? 'ok' : /"options"/;
+    const expected =
+      value === undefined ||
+      value === null ||
+      (typeof value === 'object' && !Array.isArray(value)) ||
+      Array.isArray(value)
+        ? 'ok'
+        : /"options"/;
     // Arrays are objects: they are taken as options with no known fields.
-    await check(`options = ${label}`, expected, () => new EventEndpoint(new Request('http://localhost/'), value).close());
+    await check(`options = ${label}`, expected, () =>
+      new EventEndpoint(new Request('http://localhost/'), value).close(),
+    );
     const valid = typeof value === 'string' && /^[\t\x20-\x7e\x80-\xff]*$/.test(value);
     await check(`headers value ${label}`, valid ? 'ok' : /"options.headers.X-Test"/, () =>
       new EventEndpoint(new Request('http://localhost/'), { headers: { 'X-Test': value } }).close(),
@@ -163,8 +177,10 @@ test('every option × every kind of value', async () => {
 test('constructor arguments and close(noReconnect) × every kind of value', async () => {
   for (const [label, value] of VALUES) {
     await check(`new EventEndpoint(${label})`, /"request"/, () => new EventEndpoint(value));
-    await check(`header name ${label}`, /"options.headers"/, () =>
-      new EventEndpoint(new Request('http://localhost/'), { headers: { [`X ${String(label)}`]: 'v' } }),
+    await check(
+      `header name ${label}`,
+      /"options.headers"/,
+      () => new EventEndpoint(new Request('http://localhost/'), { headers: { [`X ${String(label)}`]: 'v' } }),
     );
   }
   // close(noReconnect): any truthy value means "do not reconnect".
@@ -179,7 +195,9 @@ test('constructor arguments and close(noReconnect) × every kind of value', asyn
 test('Channel × every kind of value', async (t) => {
   for (const [label, value] of VALUES) {
     const expected =
-      value === undefined || (Number.isInteger(value) && value >= 0 && value <= 2 ** 32 - 1) ? 'ok' : /"options.historySize"/;
+      value === undefined || (Number.isInteger(value) && value >= 0 && value <= 2 ** 32 - 1)
+        ? 'ok'
+        : /"options.historySize"/;
     await check(`new Channel({ historySize: ${label} })`, expected, () => new Channel({ historySize: value }));
   }
   const channel = new Channel();
@@ -196,11 +214,17 @@ test('Channel × every kind of value', async (t) => {
     if (await check(`broadcast(${label})`, expect.data(value), () => channel.broadcast(value))) {
       expected.push(decoded(undefined, value, undefined, state));
     }
-    if (await check(`broadcast('d', { id: ${label} })`, expect.eventId(value, 'options.id'), () => channel.broadcast('d', { id: value }))) {
+    if (
+      await check(`broadcast('d', { id: ${label} })`, expect.eventId(value, 'options.id'), () =>
+        channel.broadcast('d', { id: value }),
+      )
+    ) {
       expected.push(decoded(undefined, 'd', value || undefined, state));
     }
     const eventExpected = value === undefined || value === null ? 'ok' : expect.event(value, 'options.event');
-    if (await check(`broadcast('d', { event: ${label} })`, eventExpected, () => channel.broadcast('d', { event: value }))) {
+    if (
+      await check(`broadcast('d', { event: ${label} })`, eventExpected, () => channel.broadcast('d', { event: value }))
+    ) {
       expected.push(decoded(value ?? undefined, 'd', undefined, state));
     }
   }

@@ -39,7 +39,11 @@ test('past the budget the clients that do not read are cut off, the readers neve
     await tick(2);
     peak = Math.max(peak, diagnostics().heldBytes);
   }
-  await until(() => [...reasons.keys()].filter((k) => k.startsWith('/idle')).length === 10, 10_000, 'every idle client cut off');
+  await until(
+    () => [...reasons.keys()].filter((k) => k.startsWith('/idle')).length === 10,
+    10_000,
+    'every idle client cut off',
+  );
   for (let i = 0; i < 10; i++) assert.equal(reasons.get(`/idle${i}`), 'slow consumer');
   for (let i = 0; i < 10; i++) assert.equal(reasons.has(`/reader${i}`), false, `reader ${i} is still served`);
   // Each cut-off client held at most its cap, and the budget was overshot by

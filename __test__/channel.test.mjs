@@ -13,14 +13,24 @@ test('1,000 subscribers each receive every broadcast, in order', async (t) => {
   t.after(() => app.close());
   const clients = [];
   for (let i = 0; i < 1000; i++) clients.push(RawClient.connect(app.port));
-  t.after(() => clients.forEach((c) => c.destroy()));
+  t.after(() => {
+    for (const c of clients) c.destroy();
+  });
   await until(() => channel.size === 1000, 10_000, '1,000 subscribers');
   for (let i = 0; i < 20; i++) {
     channel.broadcast(`event ${i}\nsecond line`, { id: String(i), event: i % 2 ? 'odd' : undefined });
     if (i % 5 === 4) await nextTurn();
   }
-  await until(() => clients.every((c) => c.body.includes('id: 19\n') && c.body.endsWith('\n\n')), 10_000, 'every delivery');
-  const expected = Array.from({ length: 20 }, (_, i) => [i % 2 ? 'odd' : 'message', `event ${i}\nsecond line`, String(i)]);
+  await until(
+    () => clients.every((c) => c.body.includes('id: 19\n') && c.body.endsWith('\n\n')),
+    10_000,
+    'every delivery',
+  );
+  const expected = Array.from({ length: 20 }, (_, i) => [
+    i % 2 ? 'odd' : 'message',
+    `event ${i}\nsecond line`,
+    String(i),
+  ]);
   for (const client of clients) {
     const got = parseEventStream(client.body).events.map((e) => [e.type, e.data, e.lastEventId]);
     assert.deepEqual(got, expected);
@@ -50,9 +60,13 @@ test('a client dropped mid-stream resumes with every event exactly once, in orde
     await tick(2);
   }
   await until(() => got.at(-1) === 149, 10_000, 'the last event');
-  assert.deepEqual(got, Array.from({ length: 150 }, (_, i) => i));
+  assert.deepEqual(
+    got,
+    Array.from({ length: 150 }, (_, i) => i),
+  );
   assert.ok(connections.length >= 4, `${connections.length} connections`);
-  for (const { lastEventId } of connections.slice(1)) assert.match(lastEventId, /^e\d+$/, 'each reconnect named its last event');
+  for (const { lastEventId } of connections.slice(1))
+    assert.match(lastEventId, /^e\d+$/, 'each reconnect named its last event');
 });
 
 test('a subscriber that never reads is dropped as a slow consumer; the others keep receiving', async (t) => {
@@ -67,7 +81,9 @@ test('a subscriber that never reads is dropped as a slow consumer; the others ke
   t.after(() => app.close());
   const slowClient = RawClient.connect(app.port, { headers: { 'X-Slow': '1' } });
   const fast = [RawClient.connect(app.port), RawClient.connect(app.port), RawClient.connect(app.port)];
-  t.after(() => [slowClient, ...fast].forEach((c) => c.destroy()));
+  t.after(() => {
+    for (const c of [slowClient, ...fast]) c.destroy();
+  });
   await until(() => channel.size === 4);
   await slowClient.waitFor(': ok');
   slowClient.socket.pause();
@@ -90,7 +106,10 @@ test('a subscriber that never reads is dropped as a slow consumer; the others ke
   for (const client of fast) {
     await client.waitFor(`id: ${sent - 1}\n`, 10_000);
     const ids = parseEventStream(client.body).events.map((e) => Number(e.lastEventId));
-    assert.deepEqual(ids, Array.from({ length: sent }, (_, i) => i));
+    assert.deepEqual(
+      ids,
+      Array.from({ length: sent }, (_, i) => i),
+    );
   }
 });
 
@@ -104,7 +123,9 @@ test('unsubscribed and closed endpoints receive nothing more and are released', 
   });
   t.after(() => app.close());
   const clients = [RawClient.connect(app.port), RawClient.connect(app.port), RawClient.connect(app.port)];
-  t.after(() => clients.forEach((c) => c.destroy()));
+  t.after(() => {
+    for (const c of clients) c.destroy();
+  });
   await until(() => channel.size === 3);
   channel.broadcast('before', { id: '1' });
   await Promise.all(clients.map((c) => c.waitFor('data: before')));
@@ -118,7 +139,7 @@ test('unsubscribed and closed endpoints receive nothing more and are released', 
   await tick(30);
   assert.ok(!clients[1].body.includes('after'), 'unsubscribed');
   assert.ok(!clients[2].body.includes('after'), 'closed');
-  assert.equal(kept.lastEventId, '2', 'broadcast ids count as the endpoint\'s last id');
+  assert.equal(kept.lastEventId, '2', "broadcast ids count as the endpoint's last id");
   assert.equal(unsubscribed.lastEventId, '1', 'it keeps the last id it was sent');
   // The unsubscribed endpoint still works on its own.
   await unsubscribed.send('own', 'x');
@@ -166,9 +187,15 @@ test('bad input to Channel is a TypeError naming the argument', async (t) => {
   assert.throws(() => channel.unsubscribe(null), /"endpoint"/);
   assert.throws(() => channel.broadcast(1), /"data"/);
   assert.throws(() => channel.broadcast('x', 'id'), /"options"/);
-  assert.throws(() => channel.broadcast('x', { id: 'a\nb' }), (err) => err instanceof TypeError && /"options.id"/.test(err.message));
+  assert.throws(
+    () => channel.broadcast('x', { id: 'a\nb' }),
+    (err) => err instanceof TypeError && /"options.id"/.test(err.message),
+  );
   assert.throws(() => channel.broadcast('x', { id: 'a\0b' }), /"options.id"/);
-  assert.throws(() => channel.broadcast('x', { event: 'a\rb' }), (err) => err instanceof TypeError && /"options.event"/.test(err.message));
+  assert.throws(
+    () => channel.broadcast('x', { event: 'a\rb' }),
+    (err) => err instanceof TypeError && /"options.event"/.test(err.message),
+  );
   assert.throws(() => channel.broadcast('x', { event: 3 }), /"options.event"/);
 
   // Nothing reaches a subscriber from a refused broadcast.
@@ -234,11 +261,14 @@ test('incompleteEvent tells a client whose id is gone from the history, after wh
   const { client } = await openEndpointOn(t, channel, { 'Last-Event-ID': '1' });
   await client.waitFor('event: resync');
   const events = parseEventStream(client.body).events;
-  assert.deepEqual(events.map((e) => [e.type, e.data]), [
-    ['message', 'e4'],
-    ['message', 'e5'],
-    ['resync', JSON.stringify({ lastEventId: '1', replayed: 2 })],
-  ]);
+  assert.deepEqual(
+    events.map((e) => [e.type, e.data]),
+    [
+      ['message', 'e4'],
+      ['message', 'e5'],
+      ['resync', JSON.stringify({ lastEventId: '1', replayed: 2 })],
+    ],
+  );
   // A client that resumes within the history is not told anything.
   const exact = await openEndpointOn(t, channel, { 'Last-Event-ID': '4' });
   await exact.client.waitFor('data: e5');
@@ -280,18 +310,32 @@ test('history is bounded in bytes too: 300 broadcasts of 1 MiB with ids keep at 
     endpoint.sendEvent('result', JSON.stringify(result));
   });
   t.after(() => app.close());
-  for (const [from, complete] of [['290', true], ['10', false]]) {
+  for (const [from, complete] of [
+    ['290', true],
+    ['10', false],
+  ]) {
     const client = RawClient.connect(app.port, { headers: { 'Last-Event-ID': from } });
     t.after(() => client.destroy());
-    await until(() => parseEventStream(client.body).events.some((e) => e.type === 'result'), 10_000, 'the subscription');
+    await until(
+      () => parseEventStream(client.body).events.some((e) => e.type === 'result'),
+      10_000,
+      'the subscription',
+    );
     const events = parseEventStream(client.body).events;
     const result = JSON.parse(events.find((e) => e.type === 'result').data);
     assert.equal(result.complete, complete, `resuming after ${from}`);
     const ids = events.filter((e) => e.type === 'message').map((e) => Number(e.lastEventId));
     if (complete) assert.deepEqual(ids, [291, 292, 293, 294, 295, 296, 297, 298, 299]);
-    else assert.deepEqual(ids, Array.from({ length: ids.length }, (_, i) => 300 - ids.length + i));
+    else
+      assert.deepEqual(
+        ids,
+        Array.from({ length: ids.length }, (_, i) => 300 - ids.length + i),
+      );
   }
-  assert.throws(() => new Channel({ historyBytes: -1 }), (err) => err instanceof TypeError && /"options.historyBytes"/.test(err.message));
+  assert.throws(
+    () => new Channel({ historyBytes: -1 }),
+    (err) => err instanceof TypeError && /"options.historyBytes"/.test(err.message),
+  );
   const small = new Channel({ historyBytes: 0 });
   small.broadcast('x', { id: '1' });
   assert.equal(diagnostics().historyBytes - heldBefore, held, 'historyBytes: 0 keeps none');

@@ -18,7 +18,10 @@ test('the demo serves a page and a live event stream', async (t) => {
   es.onmessage = (e) => got.message.push([e.lastEventId, e.data]);
   await until(() => got.message.length >= 2, 5000, 'two clock ticks');
   assert.match(got.welcome[0], /visitor #1/);
-  assert.deepEqual(got.message.map(([id]) => id), ['1', '2']);
+  assert.deepEqual(
+    got.message.map(([id]) => id),
+    ['1', '2'],
+  );
   assert.match(got.message[0][1], /^\d\d:\d\d:\d\d$/);
 });
 
@@ -52,11 +55,13 @@ test('examples/http2 streams over HTTP/2 with TLS', async (t) => {
 
 test('examples/chat broadcasts to every page and resumes a reconnecting one', async (t) => {
   const url = await startExample(t, 'examples/chat/server.mjs');
-  const say = (text) =>
-    fetch(new URL('/send', url), { method: 'POST', body: JSON.stringify({ name: 'ann', text }) });
+  const say = (text) => fetch(new URL('/send', url), { method: 'POST', body: JSON.stringify({ name: 'ann', text }) });
   const a = new EventSource(new URL('/events', url));
   const b = new EventSource(new URL('/events', url));
-  t.after(() => (a.close(), b.close()));
+  t.after(() => {
+    a.close();
+    b.close();
+  });
   const got = { a: [], b: [] };
   a.addEventListener('chat', (e) => got.a.push(JSON.parse(e.data).text));
   b.addEventListener('chat', (e) => got.b.push(JSON.parse(e.data).text));

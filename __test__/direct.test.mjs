@@ -1,5 +1,5 @@
 // The direct path: for plain HTTP/1.1 on TCP, Rust writes each stream's
-// bytes to its own duplicate of the socket's descriptor (src/direct.rs).
+// bytes to its own duplicate of the socket's descriptor (src/io/direct.rs).
 // These tests hold it to its safety properties under churn and resets, with
 // clients that stop reading, and at the end of a stream; every client's
 // bytes are decoded (chunked framing, then the event stream) and checked.
@@ -102,7 +102,11 @@ test('thousands of connections opened, reset mid-stream and replaced under a tic
         await new Promise((resolve) => client.socket.once('connect', resolve));
       } else {
         await until(() => client.head !== null, 60_000, `client ${id}'s headers`);
-        await until(() => checkOwn(id, eventsOf(client)) >= wanted(id), 60_000, `client ${id}'s first ${wanted(id)} events, after its headers`);
+        await until(
+          () => checkOwn(id, eventsOf(client)) >= wanted(id),
+          60_000,
+          `client ${id}'s first ${wanted(id)} events, after its headers`,
+        );
       }
     } finally {
       if (early || id % 3 === 0) {
@@ -127,7 +131,9 @@ test('thousands of connections opened, reset mid-stream and replaced under a tic
   }
   const outcomes = await Promise.all(lives);
   const answered = outcomes.filter((o) => o.answered);
-  t.diagnostic(`${TOTAL} connections (${answered.length} answered), ${reset} reset, ${received} events of their own received, up to ${sawDirect} sockets written by Rust at once`);
+  t.diagnostic(
+    `${TOTAL} connections (${answered.length} answered), ${reset} reset, ${received} events of their own received, up to ${sawDirect} sockets written by Rust at once`,
+  );
   assert.ok(answered.length >= TOTAL - TOTAL / 10, `${answered.length} answered`);
   // Each client that received its headers got its events.
   for (const { id, own } of answered) assert.ok(own >= wanted(id), `client ${id} got ${own} events of its own`);
@@ -224,7 +230,10 @@ test('an endpoint whose socket is reset while Rust holds its bytes closes once, 
   const next = endpoints[1];
   for (let i = 0; i < 50; i++) await next.send(`next ${i}`);
   await until(() => eventsOf(second).length === 50, 5000, 'the events');
-  assert.deepEqual(eventsOf(second).map((e) => e.data), Array.from({ length: 50 }, (_, i) => `next ${i}`));
+  assert.deepEqual(
+    eventsOf(second).map((e) => e.data),
+    Array.from({ length: 50 }, (_, i) => `next ${i}`),
+  );
   assert.ok(!second.body.includes('zzz'));
   next.close();
   await until(() => second.ended, 5000);
@@ -233,7 +242,7 @@ test('an endpoint whose socket is reset while Rust holds its bytes closes once, 
   assert.equal(diagnostics().directSockets, 0);
 });
 
-test('HTTP/1.1 over a raw socket with pipelined requests: the stream is the connection\'s current response, and the next response follows its end', async (t) => {
+test("HTTP/1.1 over a raw socket with pipelined requests: the stream is the connection's current response, and the next response follows its end", async (t) => {
   let count = 0;
   const app = await serve((req, res) => {
     if (req.url === '/events') {
@@ -261,7 +270,7 @@ test('HTTP/1.1 over a raw socket with pipelined requests: the stream is the conn
   assert.equal(count, 1);
 });
 
-test('res.write() and res.end() behind the endpoint while Rust holds bytes: Node\'s bytes follow Rust\'s, whole', async (t) => {
+test("res.write() and res.end() behind the endpoint while Rust holds bytes: Node's bytes follow Rust's, whole", async (t) => {
   const { endpoint, response, client } = await directStream(t, { maxBufferedBytes: 32 << 20 });
   client.socket.pause();
   const payload = 'w'.repeat(4000);
@@ -347,7 +356,9 @@ test('close(true) drops what is still queued, so the farewell frame goes out fir
   const delivered = events.filter((e) => e.type === 'message').length;
   assert.ok(delivered < 2000, `${delivered} of 2000 queued events were still sent`);
   // What did arrive is a prefix, in order, whole.
-  events.slice(1, -1).forEach((e, i) => assert.equal(e.data, `${i}:${payload}`));
+  events.slice(1, -1).forEach((e, i) => {
+    assert.equal(e.data, `${i}:${payload}`);
+  });
 });
 
 test('a client whose socket takes nothing for stallTimeout while bytes wait is cut off as a slow consumer; one that reads slowly is not', async (t) => {
@@ -441,7 +452,11 @@ test('a client that reads steadily but slowly is never cut off, however long a t
     return parseEventStream(client.body).events;
   };
   await until(() => events().length >= sent + 1, 60_000, `all ${sent} events`);
-  events().slice(1).forEach((e, i) => assert.equal(e.data, `${i}:${payload}`));
+  events()
+    .slice(1)
+    .forEach((e, i) => {
+      assert.equal(e.data, `${i}:${payload}`);
+    });
 });
 
 test('a socket that takes nothing is cut off after stallTimeout on its own deadline, though nothing else is sent', async (t) => {
@@ -481,7 +496,11 @@ test('an idle timeout set on the socket after the endpoint took it moves the str
   }
   assert.equal(endpoint.closed, false, 'a stream that writes is not idle');
   await until(() => eventsOf(client).length === 31, 5000, 'every event');
-  eventsOf(client).slice(1).forEach((e, i) => assert.equal(e.data, `busy ${i}`));
+  eventsOf(client)
+    .slice(1)
+    .forEach((e, i) => {
+      assert.equal(e.data, `busy ${i}`);
+    });
   // The timeout is Node's again: a quiet stream is ended by it.
   await until(() => endpoint.closed, 10_000, 'the idle timeout');
 });

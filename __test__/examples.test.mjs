@@ -47,11 +47,15 @@ async function resumeWithFetch(url, headers = {}) {
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
   let text = '';
   try {
-    await until(async () => {
-      const { value, done } = await reader.read();
-      if (value) text += value;
-      return done || text.includes('data: tick 5\n\n');
-    }, 10_000, 'ticks 4 and 5');
+    await until(
+      async () => {
+        const { value, done } = await reader.read();
+        if (value) text += value;
+        return done || text.includes('data: tick 5\n\n');
+      },
+      10_000,
+      'ticks 4 and 5',
+    );
   } finally {
     abort.abort();
   }
@@ -90,26 +94,36 @@ test('the NestJS example, compiled by tsc as its README says, streams and resume
   assert.equal(await resumeWithFetch(url), null);
 });
 
-needs('bun', existsSync(bin('bun')), () => {
-  test('the Bun.serve example streams, and resumes after Last-Event-ID', async (t) => {
-    const url = await start(t, bin('bun'), ['examples/frameworks/bun.mjs']);
-    await readWithEventSource(url);
-    assert.equal(await resumeWithFetch(url), null);
-  });
-}, 'npm install --no-save bun');
+needs(
+  'bun',
+  existsSync(bin('bun')),
+  () => {
+    test('the Bun.serve example streams, and resumes after Last-Event-ID', async (t) => {
+      const url = await start(t, bin('bun'), ['examples/frameworks/bun.mjs']);
+      await readWithEventSource(url);
+      assert.equal(await resumeWithFetch(url), null);
+    });
+  },
+  'npm install --no-save bun',
+);
 
-needs('deno', existsSync(bin('deno')), () => {
-  test('the Deno.serve example, with the least permissions, streams and resumes', async (t) => {
-    const url = await start(t, bin('deno'), [
-      'run',
-      '--no-prompt',
-      '--allow-net=127.0.0.1',
-      '--allow-ffi',
-      '--allow-read=.,/usr/bin/ldd',
-      '--allow-env=NAPI_RS_*,NATIVE_SSE_*,PORT,TICK_MS',
-      'examples/frameworks/deno.mjs',
-    ]);
-    await readWithEventSource(url);
-    assert.equal(await resumeWithFetch(url), null);
-  });
-}, 'npm install --no-save deno');
+needs(
+  'deno',
+  existsSync(bin('deno')),
+  () => {
+    test('the Deno.serve example, with the least permissions, streams and resumes', async (t) => {
+      const url = await start(t, bin('deno'), [
+        'run',
+        '--no-prompt',
+        '--allow-net=127.0.0.1',
+        '--allow-ffi',
+        '--allow-read=.,/usr/bin/ldd',
+        '--allow-env=NAPI_RS_*,NATIVE_SSE_*,PORT,TICK_MS',
+        'examples/frameworks/deno.mjs',
+      ]);
+      await readWithEventSource(url);
+      assert.equal(await resumeWithFetch(url), null);
+    });
+  },
+  'npm install --no-save deno',
+);

@@ -48,7 +48,9 @@ test('the server closing while streaming: one close event', async (t) => {
 });
 
 test('a TLS connection reset mid-stream: one close event', async (t) => {
-  const { private: key, cert } = await selfsigned.generate([{ name: 'commonName', value: '127.0.0.1' }], { keyType: 'ec' });
+  const { private: key, cert } = await selfsigned.generate([{ name: 'commonName', value: '127.0.0.1' }], {
+    keyType: 'ec',
+  });
   let endpoint;
   const server = https.createServer({ key, cert }, (req, res) => {
     endpoint = new EventEndpoint(req, res);
@@ -135,7 +137,9 @@ test('a subscriber whose connection fails mid-broadcast leaves the channel clean
   const app = await serve((req, res) => endpoints.push(channel.subscribe(new EventEndpoint(req, res)) && res));
   t.after(() => app.close());
   const clients = [RawClient.connect(app.port), RawClient.connect(app.port)];
-  t.after(() => clients.forEach((c) => c.destroy()));
+  t.after(() => {
+    for (const c of clients) c.destroy();
+  });
   await until(() => channel.size === 2);
   for (let i = 0; i < 50; i++) {
     channel.broadcast(`m${i}`, { id: String(i) });

@@ -108,7 +108,10 @@ test('the body is pulled: send() waits while the consumer does not read', async 
   let sent = 0;
   let stalled = false;
   while (sent < 10_000) {
-    const settled = await Promise.race([endpoint.send(frame, String(sent)).then(() => true), tick(100).then(() => false)]);
+    const settled = await Promise.race([
+      endpoint.send(frame, String(sent)).then(() => true),
+      tick(100).then(() => false),
+    ]);
     if (!settled) {
       stalled = true;
       break;
@@ -116,7 +119,7 @@ test('the body is pulled: send() waits while the consumer does not read', async 
     sent++;
   }
   assert.ok(stalled, 'send() waited for a reader');
-  assert.ok(sent < 2 * highWaterMark / 1000 + 2, `${sent} frames accepted before waiting`);
+  assert.ok(sent < (2 * highWaterMark) / 1000 + 2, `${sent} frames accepted before waiting`);
   assert.ok(endpoint.bufferedAmount <= 2 * highWaterMark + 2000, `bufferedAmount ${endpoint.bufferedAmount}`);
 
   // Reading drains it, in order, and the producer goes on.
@@ -158,7 +161,9 @@ test('a consumer that never reads is cut off as a slow consumer', async () => {
 });
 
 test('close(true), then a Request carrying the token gets 204 with no body', async () => {
-  const first = new EventEndpoint(new Request('http://localhost/'), { headers: { 'Access-Control-Allow-Origin': '*' } });
+  const first = new EventEndpoint(new Request('http://localhost/'), {
+    headers: { 'Access-Control-Allow-Origin': '*' },
+  });
   first.send('bye', '9');
   first.close(true);
   const text = await new Response(first.response.body).text();

@@ -24,12 +24,15 @@ for (const encoding of ['gzip', 'br']) {
     });
     let text = '';
     let headers = null;
-    const request = http.get({ port: server.address().port, path: '/events', headers: { 'accept-encoding': encoding } }, (res) => {
-      headers = res.headers;
-      const decoder = encoding === 'gzip' ? zlib.createGunzip() : zlib.createBrotliDecompress();
-      res.pipe(decoder);
-      decoder.on('data', (data) => (text += data));
-    });
+    const request = http.get(
+      { port: server.address().port, path: '/events', headers: { 'accept-encoding': encoding } },
+      (res) => {
+        headers = res.headers;
+        const decoder = encoding === 'gzip' ? zlib.createGunzip() : zlib.createBrotliDecompress();
+        res.pipe(decoder);
+        decoder.on('data', (data) => (text += data));
+      },
+    );
     request.on('error', () => {});
     t.after(() => request.destroy());
     await until(() => headers !== null && text.includes(': ok'), 5000, 'the headers and the opening');
@@ -42,7 +45,10 @@ for (const encoding of ['gzip', 'br']) {
       await until(() => text.includes(`data: event ${i}\n\n`), 2000, `event ${i}`);
     }
     endpoint.close();
-    assert.deepEqual(parseEventStream(text).events.map((e) => e.data), ['event 0', 'event 1', 'event 2']);
+    assert.deepEqual(
+      parseEventStream(text).events.map((e) => e.data),
+      ['event 0', 'event 1', 'event 2'],
+    );
   });
 }
 
@@ -57,13 +63,18 @@ test('Fastify, with reply.hijack(): events reach the client, on the direct path'
   await app.listen({ port: 0, host: '127.0.0.1' });
   t.after(() => app.close());
   let text = '';
-  const request = http.get({ port: app.server.address().port, path: '/events' }, (res) => res.on('data', (d) => (text += d)));
+  const request = http.get({ port: app.server.address().port, path: '/events' }, (res) =>
+    res.on('data', (d) => (text += d)),
+  );
   request.on('error', () => {});
   t.after(() => request.destroy());
   await until(() => endpoints.length === 1 && text.includes(': ok'), 5000, 'the stream');
   for (let i = 0; i < 3; i++) await endpoints[0].send(`event ${i}`);
   await until(() => text.includes('data: event 2'), 5000, 'the events');
   assert.equal(diagnostics().directSockets, 1);
-  assert.deepEqual(parseEventStream(text).events.map((e) => e.data), ['event 0', 'event 1', 'event 2']);
+  assert.deepEqual(
+    parseEventStream(text).events.map((e) => e.data),
+    ['event 0', 'event 1', 'event 2'],
+  );
   endpoints[0].close();
 });

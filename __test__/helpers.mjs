@@ -78,7 +78,7 @@ export class RawClient {
     const lines = [`GET ${path} HTTP/1.1`, `Host: 127.0.0.1:${port}`, 'Accept: text/event-stream'];
     for (const [name, value] of Object.entries(headers)) lines.push(`${name}: ${value}`);
     // latin1: one byte per character, so that a test can send any bytes.
-    socket.write(lines.join('\r\n') + '\r\n\r\n', 'latin1');
+    socket.write(`${lines.join('\r\n')}\r\n\r\n`, 'latin1');
     socket.on('data', (data) => {
       client.raw = Buffer.concat([client.raw, data]);
     });
@@ -146,7 +146,7 @@ export class RawClient {
 
 /**
  * The WHATWG event-stream algorithm, for checking bytes in JavaScript the way
- * src/whatwg.rs checks them in Rust.
+ * src/testing/whatwg.rs checks them in Rust.
  */
 export function parseEventStream(text) {
   const events = [];
@@ -168,7 +168,7 @@ export function parseEventStream(text) {
     const field = at < 0 ? line : line.slice(0, at);
     let value = at < 0 ? '' : line.slice(at + 1);
     if (value.startsWith(' ')) value = value.slice(1);
-    if (field === 'data') data += value + '\n';
+    if (field === 'data') data += `${value}\n`;
     else if (field === 'event') type = value;
     else if (field === 'id' && !value.includes('\0')) lastEventId = value;
     else if (field === 'retry' && /^\d+$/.test(value)) retry = Number(value);
@@ -260,7 +260,8 @@ export function tallyEvents(url, { headers = {}, keep = 1000, paused = false } =
         for (const line of pending.slice(at, end).split('\n')) {
           if (line.startsWith('id: ')) id = line.slice(4);
           else if (line.startsWith('event: ')) type = line.slice(7);
-          else if (line === 'data' || line.startsWith('data: ')) data = data === null ? line.slice(6) : `${data}\n${line.slice(6)}`;
+          else if (line === 'data' || line.startsWith('data: '))
+            data = data === null ? line.slice(6) : `${data}\n${line.slice(6)}`;
         }
         if (data !== null) onEvent(id, type, data);
         at = end + 2;
@@ -300,7 +301,25 @@ export function needs(what, present, register, install) {
  * (demo, examples, package, soak, chromium, bun, deno).
  */
 export const PORTABLE_SUITES = [
-  'api', 'wire', 'fetch', 'eventsource', 'backpressure', 'bad-input', 'bad-input-matrix', 'ids-headers',
-  'shutdown', 'http2', 'faults', 'transport', 'budget', 'two-copies', 'module', 'koa',
-  'channel', 'redis', 'redis-guarantees', 'redis-production', 'stop-tokens',
+  'api',
+  'wire',
+  'fetch',
+  'eventsource',
+  'backpressure',
+  'bad-input',
+  'bad-input-matrix',
+  'ids-headers',
+  'shutdown',
+  'http2',
+  'faults',
+  'transport',
+  'budget',
+  'two-copies',
+  'module',
+  'koa',
+  'channel',
+  'redis',
+  'redis-guarantees',
+  'redis-production',
+  'stop-tokens',
 ].map((name) => `./__test__/${name}.test.mjs`);

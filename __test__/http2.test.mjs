@@ -15,7 +15,9 @@ const pems = await selfsigned.generate([{ name: 'commonName', value: '127.0.0.1'
 });
 
 async function serveH2(t, handler, { tls = false } = {}) {
-  const server = tls ? http2.createSecureServer({ key: pems.private, cert: pems.cert }, handler) : http2.createServer(handler);
+  const server = tls
+    ? http2.createSecureServer({ key: pems.private, cert: pems.cert }, handler)
+    : http2.createServer(handler);
   const sessions = new Set();
   server.on('session', (session) => sessions.add(session));
   server.listen(0, '127.0.0.1');
@@ -62,7 +64,7 @@ for (const tls of [false, true]) {
     assert.equal(got.headers[':status'], 200);
     assert.equal(got.headers['content-type'], 'text/event-stream');
     assert.equal(got.headers['cache-control'], 'no-cache');
-    assert.equal(got.headers['connection'], undefined);
+    assert.equal(got.headers.connection, undefined);
     assert.equal(got.headers['transfer-encoding'], undefined);
     assert.equal(got.headers['keep-alive'], undefined);
     await until(() => got.text.endsWith('data: x\n\n'));
@@ -133,7 +135,10 @@ test('h2c: backpressure holds an awaiting producer while the client does not rea
   let sent = 0;
   let stalled = false;
   while (sent < 100_000) {
-    const settled = await Promise.race([endpoint.send(frame, String(sent)).then(() => true), tick(300).then(() => false)]);
+    const settled = await Promise.race([
+      endpoint.send(frame, String(sent)).then(() => true),
+      tick(300).then(() => false),
+    ]);
     if (!settled) {
       stalled = true;
       break;
@@ -141,9 +146,15 @@ test('h2c: backpressure holds an awaiting producer while the client does not rea
     sent++;
   }
   assert.ok(stalled, 'send() waited');
-  assert.ok(endpoint.bufferedAmount <= 2 * highWaterMark + 2 * 1024 + 64 * 1024, `bufferedAmount ${endpoint.bufferedAmount}`);
+  assert.ok(
+    endpoint.bufferedAmount <= 2 * highWaterMark + 2 * 1024 + 64 * 1024,
+    `bufferedAmount ${endpoint.bufferedAmount}`,
+  );
   got.stream.resume();
   await until(() => got.text.includes(`id: ${sent}\n`), 10_000);
   const ids = parseEventStream(got.text).events.map((e) => Number(e.lastEventId));
-  assert.deepEqual(ids, Array.from({ length: sent + 1 }, (_, i) => i));
+  assert.deepEqual(
+    ids,
+    Array.from({ length: sent + 1 }, (_, i) => i),
+  );
 });

@@ -17,13 +17,19 @@ test('a Last-Event-ID sent as UTF-8, as browsers send it, resumes exactly; bytes
   });
   t.after(() => app.close());
   // The header's bytes are UTF-8; Node reads them as latin1.
-  const client = RawClient.connect(app.port, { path: '/sub', headers: { 'Last-Event-ID': Buffer.from('café-2').toString('latin1') } });
+  const client = RawClient.connect(app.port, {
+    path: '/sub',
+    headers: { 'Last-Event-ID': Buffer.from('café-2').toString('latin1') },
+  });
   t.after(() => client.destroy());
   await client.waitFor('data: after 日本-3');
   assert.equal(endpoints[0].lastEventId, 'café-2');
   assert.equal(endpoints[0].endpoint.lastEventId, '日本-3');
   assert.deepEqual(endpoints[0].replay, { replayed: 1, complete: true });
-  assert.deepEqual(parseEventStream(client.body).events.map((e) => e.lastEventId), ['日本-3']);
+  assert.deepEqual(
+    parseEventStream(client.body).events.map((e) => e.lastEventId),
+    ['日本-3'],
+  );
 
   const latin1 = RawClient.connect(app.port, { headers: { 'Last-Event-ID': 'caf\xe9' } });
   t.after(() => latin1.destroy());
@@ -35,8 +41,14 @@ test('an id with a lone surrogate is refused: it could not come back as Last-Eve
   const app = await serve((req, res) => {
     const endpoint = new EventEndpoint(req, res);
     t.after(() => endpoint.close());
-    assert.rejects(endpoint.send('x', 'a\uD800'), (err) => err instanceof TypeError && err.code === 'ERR_SSE_INVALID_ID' && /"eventId"/.test(err.message));
-    assert.throws(() => new Channel().broadcast('x', { id: '\uDC00' }), (err) => err.code === 'ERR_SSE_INVALID_ID' && /"options.id"/.test(err.message));
+    assert.rejects(
+      endpoint.send('x', 'a\uD800'),
+      (err) => err instanceof TypeError && err.code === 'ERR_SSE_INVALID_ID' && /"eventId"/.test(err.message),
+    );
+    assert.throws(
+      () => new Channel().broadcast('x', { id: '\uDC00' }),
+      (err) => err.code === 'ERR_SSE_INVALID_ID' && /"options.id"/.test(err.message),
+    );
     res.end();
   });
   t.after(() => app.close());
@@ -45,7 +57,7 @@ test('an id with a lone surrogate is refused: it could not come back as Last-Eve
   await until(() => client.closed || client.head !== null);
 });
 
-test('an id too long to come back is refused; the longest allowed comes back through Node\'s default header limit beside a 4 KiB cookie', async (t) => {
+test("an id too long to come back is refused; the longest allowed comes back through Node's default header limit beside a 4 KiB cookie", async (t) => {
   const longest = 'i'.repeat(4096);
   const endpoints = [];
   const app = await serve((req, res) => endpoints.push(new EventEndpoint(req, res, { keepAlive: 0 })));
@@ -57,7 +69,11 @@ test('an id too long to come back is refused; the longest allowed comes back thr
   t.after(() => first.destroy());
   await first.waitFor(': ok');
   const [endpoint] = endpoints;
-  const tooLong = (name) => (err) => err instanceof TypeError && err.code === 'ERR_SSE_INVALID_ID' && err.message.includes(`"${name}"`) && /4096 bytes/.test(err.message);
+  const tooLong = (name) => (err) =>
+    err instanceof TypeError &&
+    err.code === 'ERR_SSE_INVALID_ID' &&
+    err.message.includes(`"${name}"`) &&
+    /4096 bytes/.test(err.message);
   // Counted in UTF-8 bytes, as the header goes out: 2,049 two-byte letters.
   for (const id of [`${longest}i`, 'é'.repeat(2049), 'x'.repeat(100 * 1024)]) {
     await assert.rejects(endpoint.send('x', id), tooLong('eventId'));
@@ -68,9 +84,11 @@ test('an id too long to come back is refused; the longest allowed comes back thr
   await until(() => parseEventStream(first.body).events.length === 1, 5000, 'the event');
   assert.equal(parseEventStream(first.body).events[0].lastEventId, longest);
   // The client comes back with it, and a large cookie: Node takes the request.
-  const back = RawClient.connect(app.port, { headers: { 'Last-Event-ID': longest, Cookie: `session=${'c'.repeat(4096)}`, 'User-Agent': 'u'.repeat(512) } });
+  const back = RawClient.connect(app.port, {
+    headers: { 'Last-Event-ID': longest, Cookie: `session=${'c'.repeat(4096)}`, 'User-Agent': 'u'.repeat(512) },
+  });
   t.after(() => back.destroy());
-  await until(() => back.head !== null, 5000, 'the reconnect\'s response');
+  await until(() => back.head !== null, 5000, "the reconnect's response");
   assert.equal(back.head.status, 200);
   await until(() => endpoints.length === 2, 5000, 'the second endpoint');
   assert.equal(endpoints[1].lastEventId, longest);
@@ -79,7 +97,11 @@ test('an id too long to come back is refused; the longest allowed comes back thr
 test('headers that would break the stream are refused before anything is written, naming the header', async (t) => {
   const outcomes = [];
   const app = await serve((req, res) => {
-    for (const headers of [{ 'Content-Length': '0' }, { 'transfer-encoding': 'identity' }, { 'Content-Encoding': 'gzip' }]) {
+    for (const headers of [
+      { 'Content-Length': '0' },
+      { 'transfer-encoding': 'identity' },
+      { 'Content-Encoding': 'gzip' },
+    ]) {
       try {
         new EventEndpoint(req, res, { headers });
         outcomes.push('accepted');

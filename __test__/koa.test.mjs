@@ -50,6 +50,9 @@ test('Koa with ctx.respond = false streams', async (t) => {
   await until(() => body().includes('data: hello'), 5000, 'the event');
   await endpoints[0].send('second');
   await until(() => body().includes('data: second'), 5000, 'the second event');
-  assert.deepEqual(parseEventStream(body()).events.map((e) => e.data), ['hello', 'second']);
+  assert.deepEqual(
+    parseEventStream(body()).events.map((e) => e.data),
+    ['hello', 'second'],
+  );
   assert.deepEqual(closes, []);
 });

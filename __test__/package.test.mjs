@@ -30,14 +30,28 @@ test('npm run package: the tarballs install into a new project with no network a
   // The addon was built by `npm test`; this packs it the way a release does.
   const packed = spawnSync(process.execPath, ['scripts/package.mjs'], { cwd: root, encoding: 'utf8' });
   assert.equal(packed.status, 0, packed.stderr);
-  const tarballs = packed.stdout.trim().split('\n').map((line) => join(root, line.trim()));
-  assert.deepEqual(tarballs.map((file) => file.split('/').at(-1)).sort(), ['native-sse-0.1.0.tgz', 'native-sse-linux-x64-gnu-0.1.0.tgz']);
+  const tarballs = packed.stdout
+    .trim()
+    .split('\n')
+    .map((line) => join(root, line.trim()));
+  assert.deepEqual(tarballs.map((file) => file.split('/').at(-1)).sort(), [
+    'native-sse-0.1.0.tgz',
+    'native-sse-linux-x64-gnu-0.1.0.tgz',
+  ]);
   const project = mkdtempSync(join(tmpdir(), 'native-sse-consumer-'));
   try {
     writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', private: true }));
-    const install = spawnSync('npm', ['install', '--offline', '--no-audit', '--no-fund', ...tarballs], { cwd: project, encoding: 'utf8' });
+    const install = spawnSync('npm', ['install', '--offline', '--no-audit', '--no-fund', ...tarballs], {
+      cwd: project,
+      encoding: 'utf8',
+    });
     assert.equal(install.status, 0, install.stderr);
-    assert.deepEqual(readdirSync(join(project, 'node_modules')).filter((name) => !name.startsWith('.')).sort(), ['native-sse', 'native-sse-linux-x64-gnu']);
+    assert.deepEqual(
+      readdirSync(join(project, 'node_modules'))
+        .filter((name) => !name.startsWith('.'))
+        .sort(),
+      ['native-sse', 'native-sse-linux-x64-gnu'],
+    );
     // The main package holds no binary: it comes from the platform package.
     assert.ok(!readdirSync(join(project, 'node_modules', 'native-sse')).some((name) => name.endsWith('.node')));
     const script = `
@@ -70,13 +84,30 @@ test('installed without its platform package, require() fails with one line nami
   const { join } = await import('node:path');
   const packed = spawnSync(process.execPath, ['scripts/package.mjs'], { cwd: root, encoding: 'utf8' });
   assert.equal(packed.status, 0, packed.stderr);
-  const main = join(root, packed.stdout.trim().split('\n').find((line) => line.includes('native-sse-0.1.0')).trim());
+  const main = join(
+    root,
+    packed.stdout
+      .trim()
+      .split('\n')
+      .find((line) => line.includes('native-sse-0.1.0'))
+      .trim(),
+  );
   const project = mkdtempSync(join(tmpdir(), 'native-sse-noplatform-'));
   try {
     writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', private: true }));
-    const install = spawnSync('npm', ['install', '--offline', '--omit=optional', '--no-audit', '--no-fund', main], { cwd: project, encoding: 'utf8' });
+    const install = spawnSync('npm', ['install', '--offline', '--omit=optional', '--no-audit', '--no-fund', main], {
+      cwd: project,
+      encoding: 'utf8',
+    });
     assert.equal(install.status, 0, install.stderr);
-    const run = spawnSync(process.execPath, ['-e', "try { require('native-sse') } catch (err) { console.log(JSON.stringify({ code: err.code, message: err.message })) }"], { cwd: project, encoding: 'utf8' });
+    const run = spawnSync(
+      process.execPath,
+      [
+        '-e',
+        "try { require('native-sse') } catch (err) { console.log(JSON.stringify({ code: err.code, message: err.message })) }",
+      ],
+      { cwd: project, encoding: 'utf8' },
+    );
     const { code, message } = JSON.parse(run.stdout);
     assert.equal(code, 'ERR_SSE_NO_BINARY');
     assert.match(message, /^native-sse has no prebuilt binary for linux-x64-gnu: build it from source/);

@@ -57,7 +57,7 @@ function codeBlocks(markdown) {
       line: i + 1,
       lang,
       heading,
-      code: body.join('\n') + '\n',
+      code: `${body.join('\n')}\n`,
       fragment: marker?.[1] === 'fragment',
       directives: marker?.[2] ? JSON.parse(marker[2]) : {},
     });
@@ -73,7 +73,10 @@ const programs = blocks.filter((b) => !b.fragment);
 test('README: every JavaScript and TypeScript block is a program or marked as a fragment', () => {
   assert.ok(programs.length >= 8, `${programs.length} programs found among ${blocks.length} blocks`);
   for (const block of programs) {
-    assert.ok(!isTypeScript(block), `line ${block.line}: a TypeScript program has no runner here; mark it <!-- fragment --> or write it in JavaScript`);
+    assert.ok(
+      !isTypeScript(block),
+      `line ${block.line}: a TypeScript program has no runner here; mark it <!-- fragment --> or write it in JavaScript`,
+    );
   }
 });
 
@@ -91,7 +94,7 @@ function writeProgram(block, redisUrl) {
   writeFileSync(join(dir, 'block.mjs'), code);
   if (block.directives.logFile) {
     const lines = Array.from({ length: 200_000 }, (_, i) => `${new Date(0).toISOString()} line ${i} of the log`);
-    writeFileSync(join(dir, block.directives.logFile), lines.join('\n') + '\n');
+    writeFileSync(join(dir, block.directives.logFile), `${lines.join('\n')}\n`);
   }
   let entry = 'block.mjs';
   if (block.directives.fetch) {
@@ -134,7 +137,10 @@ async function runProgram(t, block, redisUrl) {
     await until(() => first.ended, 30_000, 'the stream to end');
     const stop = parseEventStream(first.body).events.at(-1);
     assert.equal(stop.type, 'native-sse:stop');
-    const back = RawClient.connect(Number(url.port), { path: block.directives.stream ?? '/', headers: { 'Last-Event-ID': stop.lastEventId } });
+    const back = RawClient.connect(Number(url.port), {
+      path: block.directives.stream ?? '/',
+      headers: { 'Last-Event-ID': stop.lastEventId },
+    });
     t.after(() => back.destroy());
     await until(() => back.head !== null, 30_000, 'the answer to the stopped client');
     assert.equal(back.head.status, 204);

@@ -60,13 +60,19 @@ function registerTests() {
       const redis = await startRedis(t);
       const stream = `trim-${name.split(' ')[0]}`;
       const channel = await redisChannel(t, redis, stream, { incompleteEvent: 'resync' });
-      const ids = await Promise.all(Array.from({ length: 5000 }, (_, i) => channel.broadcast(`${i}:`.padEnd(4000, 'b'))));
+      const ids = await Promise.all(
+        Array.from({ length: 5000 }, (_, i) => channel.broadcast(`${i}:`.padEnd(4000, 'b'))),
+      );
       const server = await channelServer(t, channel);
       // A client that resumes from the first entry and does not read yet:
       // the replay waits for it after a page or two, 20 MB behind.
       const client = tallyEvents(server.url, { headers: { 'Last-Event-ID': ids[0] }, paused: true });
       t.after(() => client.close());
-      await until(() => server.endpoints.length === 1 && server.endpoints[0].bufferedAmount > 64 * 1024, 10_000, 'the replay to wait for the client');
+      await until(
+        () => server.endpoints.length === 1 && server.endpoints[0].bufferedAmount > 64 * 1024,
+        10_000,
+        'the replay to wait for the client',
+      );
       assert.equal(server.results.length, 0, 'the resume is under way');
       await redis.commands([change(stream)]);
       // The stream goes on: a resume that reads on past the gap must still
@@ -96,7 +102,9 @@ function registerTests() {
     const channel = await redisChannel(t, redis, stream);
     const server = await channelServer(t, channel);
     const clients = [0, 1, 2].map(() => tallyEvents(server.url));
-    t.after(() => clients.forEach((c) => c.close()));
+    t.after(() => {
+      for (const c of clients) c.close();
+    });
     await until(() => server.results.length === 3, 10_000, 'three live subscribers');
     // An entry ten minutes ahead of this clock, written by hand: the reader
     // reads past it, as it would past the ids of a Redis whose clock is
@@ -129,7 +137,10 @@ function registerTests() {
     const afterDel = await broadcastAll(10, 'after DEL');
     for (const client of clients) {
       await until(() => client.count === 11 && client.lastId === afterDel.at(-1), 10_000, 'the broadcasts after DEL');
-      assert.deepEqual(client.events.slice(1).map((e) => e.id), afterDel);
+      assert.deepEqual(
+        client.events.slice(1).map((e) => e.id),
+        afterDel,
+      );
     }
     // A new, empty Redis on the same port, reached after a reconnect.
     const farAhead = await ahead();
@@ -138,7 +149,10 @@ function registerTests() {
     const afterRestart = await broadcastAll(10, 'after restart');
     for (const client of clients) {
       await until(() => client.lastId === afterRestart.at(-1), 15_000, 'the broadcasts after the restart');
-      assert.deepEqual(client.events.slice(12).map((e) => e.id), afterRestart);
+      assert.deepEqual(
+        client.events.slice(12).map((e) => e.id),
+        afterRestart,
+      );
       assert.equal(client.count, 22);
     }
     assert.ok(rewinds.length >= 2, `${rewinds.length} ERR_SSE_REDIS_REWOUND warnings`);
@@ -154,10 +168,14 @@ function registerTests() {
 
   test('an ACL user that may XADD but not read the stream: ready rejects naming the command, one warning, diagnostics say so; reading again once allowed', async (t) => {
     const redis = await startRedis(t);
-    await redis.commands([['ACL', 'SETUSER', 'writer', 'on', '>w-pass', '~*', '&*', '+@all', '-xread', '-xrange', '-xrevrange']]);
+    await redis.commands([
+      ['ACL', 'SETUSER', 'writer', 'on', '>w-pass', '~*', '&*', '+@all', '-xread', '-xrange', '-xrevrange'],
+    ]);
     const unreadable = warningsOf(t, 'ERR_SSE_REDIS_UNREADABLE');
     const failuresBefore = diagnostics().streamReadFailures;
-    const channel = new Channel({ redis: { url: `redis://writer:w-pass@127.0.0.1:${redis.port}`, stream: 'acl-read' } });
+    const channel = new Channel({
+      redis: { url: `redis://writer:w-pass@127.0.0.1:${redis.port}`, stream: 'acl-read' },
+    });
     t.after(() => channel.close());
     await assert.rejects(channel.ready, (err) => {
       assert.equal(err.code, 'ERR_SSE_REDIS_UNREADABLE');
@@ -210,7 +228,9 @@ function registerTests() {
     assert.equal(client.outOfOrder, 0);
     const backlog = 59 * (1 << 20);
     const sent = (await sentBy()) - before;
-    t.diagnostic(`Redis sent ${(sent / backlog).toFixed(2)}× the backlog; RSS grew ${((peak - rssBefore) / (1 << 20)).toFixed(1)} MiB`);
+    t.diagnostic(
+      `Redis sent ${(sent / backlog).toFixed(2)}× the backlog; RSS grew ${((peak - rssBefore) / (1 << 20)).toFixed(1)} MiB`,
+    );
     assert.ok(sent < 1.5 * backlog, `Redis sent ${(sent / backlog).toFixed(2)}× the backlog`);
     const growth = (peak - rssBefore) / (1 << 20);
     assert.ok(growth < 96, `RSS grew ${growth.toFixed(1)} MiB during the resume`);

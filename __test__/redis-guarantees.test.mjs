@@ -36,9 +36,13 @@ function registerTests() {
     // Both processes at once: each one's own calls keep their order.
     const [fromA, fromB] = await Promise.all([a.burst(1000, 'a'), b.burst(500, 'b')]);
     for (const outcomes of [fromA, fromB]) {
-      assert.ok(outcomes.every((o) => typeof o.id === 'string'), JSON.stringify(outcomes.find((o) => !o.id)));
+      assert.ok(
+        outcomes.every((o) => typeof o.id === 'string'),
+        JSON.stringify(outcomes.find((o) => !o.id)),
+      );
       const ids = outcomes.map((o) => o.id);
-      for (let i = 1; i < ids.length; i++) assert.ok(compareStreamIds(ids[i - 1], ids[i]) < 0, `id ${i} follows id ${i - 1}`);
+      for (let i = 1; i < ids.length; i++)
+        assert.ok(compareStreamIds(ids[i - 1], ids[i]) < 0, `id ${i} follows id ${i - 1}`);
     }
     for (const tally of clients) {
       await until(() => tally.count >= 1500, 15_000, '1,500 events');
@@ -46,8 +50,14 @@ function registerTests() {
       assert.equal(tally.count, 1500);
       assert.equal(tally.outOfOrder, 0);
       const own = (prefix) => tally.events.filter((e) => e.data.startsWith(prefix)).map((e) => e.data);
-      assert.deepEqual(own('a'), fromA.map((_, i) => `a${i}`));
-      assert.deepEqual(own('b'), fromB.map((_, i) => `b${i}`));
+      assert.deepEqual(
+        own('a'),
+        fromA.map((_, i) => `a${i}`),
+      );
+      assert.deepEqual(
+        own('b'),
+        fromB.map((_, i) => `b${i}`),
+      );
       // Each event carries the id its broadcast resolved to.
       const idOf = new Map(tally.events.map((e) => [e.data, e.id]));
       assert.equal(idOf.get('a999'), fromA[999].id);
@@ -86,25 +96,42 @@ function registerTests() {
       await tick(100);
       assert.deepEqual(
         tally.events.map((e) => [e.id, e.data.slice(0, 1)]),
-        [[before, 'b'], [bigId, 'B'], [after, 'a']],
+        [
+          [before, 'b'],
+          [bigId, 'B'],
+          [after, 'a'],
+        ],
       );
       assert.equal(tally.events[1].data.length, 5000);
-      assert.deepEqual(tally.named.filter((e) => e.type !== 'subscribed'), [], 'nothing injected');
+      assert.deepEqual(
+        tally.named.filter((e) => e.type !== 'subscribed'),
+        [],
+        'nothing injected',
+      );
       assert.equal(tally.ended, false, 'the stream goes on');
     }
     // The small client was cut off as a slow consumer, with nothing after
     // what it missed.
     await until(() => small.ended, 5000, 'the small client to be cut off');
-    assert.deepEqual(small.events.map((e) => e.id), [before]);
+    assert.deepEqual(
+      small.events.map((e) => e.id),
+      [before],
+    );
 
     // Reconnecting, it is replayed the stream without the entry it can never
     // take (and told the replay is not complete), then goes on live.
     const back = client(t, a, { query: '?maxBufferedBytes=2048', headers: { 'Last-Event-ID': before } });
     await until(() => back.named.some((e) => e.type === 'subscribed'), 5000, 'the resumed subscription');
-    assert.deepEqual(JSON.parse(back.named.find((e) => e.type === 'subscribed').data), { replayed: 1, complete: false });
+    assert.deepEqual(JSON.parse(back.named.find((e) => e.type === 'subscribed').data), {
+      replayed: 1,
+      complete: false,
+    });
     const live = (await b.publish('live')).body;
     await until(() => back.count === 2, 5000, 'the live event');
-    assert.deepEqual(back.events.map((e) => e.id), [after, live]);
+    assert.deepEqual(
+      back.events.map((e) => e.id),
+      [after, live],
+    );
 
     // Both processes are alive, and each reported each bad entry once.
     for (const app of [a, b]) {

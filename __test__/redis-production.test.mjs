@@ -65,17 +65,41 @@ function registerTests() {
       redis: { url, stream: 'tls', tls: { ca: otherCa.ca, cert: certs.clientCert, key: certs.clientKey } },
     });
     t.after(() => untrusted.close());
-    await assert.rejects(untrusted.ready, (err) => err.code === 'ERR_SSE_REDIS_UNAVAILABLE' && /certificate|Unknown/i.test(err.message));
+    await assert.rejects(
+      untrusted.ready,
+      (err) => err.code === 'ERR_SSE_REDIS_UNAVAILABLE' && /certificate|Unknown/i.test(err.message),
+    );
   });
 
   test('TLS options are checked up front, naming the argument', () => {
     const url = 'rediss://127.0.0.1:1';
-    assert.throws(() => new Channel({ redis: { url: 'redis://127.0.0.1:1', stream: 's', tls: {} } }), /"options.redis.tls" argument needs a rediss:\/\/ URL/);
-    assert.throws(() => new Channel({ redis: { url, stream: 's', tls: { ca: 5 } } }), /"options.redis.tls.ca" argument must be a PEM string or Buffer/);
-    assert.throws(() => new Channel({ redis: { url, stream: 's', tls: { cert: '-----BEGIN CERTIFICATE-----' } } }), /"cert" and "key" together/);
-    assert.throws(() => new Channel({ redis: { url, stream: 's', tls: { ca: 'not a certificate' } } }), /"options.redis.tls.ca" argument must hold a PEM block of a certificate/);
-    assert.throws(() => new Channel({ redis: { url, stream: 's', tls: { cert: '-----BEGIN CERTIFICATE-----', key: '-----BEGIN CERTIFICATE-----' } } }), /"options.redis.tls.key" argument must hold a PEM block of a private key/);
-    assert.throws(() => new Channel({ redis: { url: 'http://u:secret@h', stream: 's' } }), (err) => err instanceof TypeError && !err.message.includes('secret'));
+    assert.throws(
+      () => new Channel({ redis: { url: 'redis://127.0.0.1:1', stream: 's', tls: {} } }),
+      /"options.redis.tls" argument needs a rediss:\/\/ URL/,
+    );
+    assert.throws(
+      () => new Channel({ redis: { url, stream: 's', tls: { ca: 5 } } }),
+      /"options.redis.tls.ca" argument must be a PEM string or Buffer/,
+    );
+    assert.throws(
+      () => new Channel({ redis: { url, stream: 's', tls: { cert: '-----BEGIN CERTIFICATE-----' } } }),
+      /"cert" and "key" together/,
+    );
+    assert.throws(
+      () => new Channel({ redis: { url, stream: 's', tls: { ca: 'not a certificate' } } }),
+      /"options.redis.tls.ca" argument must hold a PEM block of a certificate/,
+    );
+    assert.throws(
+      () =>
+        new Channel({
+          redis: { url, stream: 's', tls: { cert: '-----BEGIN CERTIFICATE-----', key: '-----BEGIN CERTIFICATE-----' } },
+        }),
+      /"options.redis.tls.key" argument must hold a PEM block of a private key/,
+    );
+    assert.throws(
+      () => new Channel({ redis: { url: 'http://u:secret@h', stream: 's' } }),
+      (err) => err instanceof TypeError && !err.message.includes('secret'),
+    );
   });
 
   test('ACL users; a wrong password is reported without it, or any password, in the message', async (t) => {
@@ -105,7 +129,12 @@ function registerTests() {
     const channel = new Channel({ redis: { url: `redis://127.0.0.1:${port}`, stream: 'later' } });
     t.after(() => channel.close());
     let started = Date.now();
-    await assert.rejects(channel.ready, (err) => err.code === 'ERR_SSE_REDIS_UNAVAILABLE' && /^Cannot connect to Redis at redis:\/\/127\.0\.0\.1:\d+/.test(err.message));
+    await assert.rejects(
+      channel.ready,
+      (err) =>
+        err.code === 'ERR_SSE_REDIS_UNAVAILABLE' &&
+        /^Cannot connect to Redis at redis:\/\/127\.0\.0\.1:\d+/.test(err.message),
+    );
     started = Date.now();
     await assert.rejects(channel.broadcast('x'), { code: 'ERR_SSE_REDIS_NOT_APPENDED' });
     assert.ok(Date.now() - started < 1000, `rejected after ${Date.now() - started} ms`);
@@ -123,10 +152,14 @@ function registerTests() {
     const redis = await Redis.start({ port });
     t.after(() => redis.stop());
     let id;
-    await until(async () => {
-      id = await channel.broadcast('back').catch(() => undefined);
-      return id !== undefined;
-    }, 10_000, 'a broadcast to get through');
+    await until(
+      async () => {
+        id = await channel.broadcast('back').catch(() => undefined);
+        return id !== undefined;
+      },
+      10_000,
+      'a broadcast to get through',
+    );
     await until(() => fresh.count >= 1, 10_000, 'the live event');
     assert.deepEqual(fresh.events, [{ id, data: 'back' }]);
   });
@@ -138,8 +171,15 @@ function registerTests() {
     const wrong = new Channel({ redis: { url: redis.url, stream: 'not-a-stream' } });
     t.after(() => wrong.close());
     // The key cannot be read as a stream, which no retry heals: ready says so.
-    await assert.rejects(wrong.ready, (err) => err.code === 'ERR_SSE_REDIS_UNREADABLE' && /XREVRANGE/.test(err.message) && /WRONGTYPE/.test(err.message));
-    await assert.rejects(wrong.broadcast('x'), (err) => err.code === 'ERR_SSE_REDIS_NOT_APPENDED' && /WRONGTYPE/.test(err.message));
+    await assert.rejects(
+      wrong.ready,
+      (err) =>
+        err.code === 'ERR_SSE_REDIS_UNREADABLE' && /XREVRANGE/.test(err.message) && /WRONGTYPE/.test(err.message),
+    );
+    await assert.rejects(
+      wrong.broadcast('x'),
+      (err) => err.code === 'ERR_SSE_REDIS_NOT_APPENDED' && /WRONGTYPE/.test(err.message),
+    );
 
     const channel = new Channel({ redis: { url: redis.url, stream: 'paused' } });
     t.after(() => channel.close());
@@ -155,14 +195,20 @@ function registerTests() {
     // the publisher's reply timeout (5 s) that the broadcast waits out.
     const answers = () => Promise.race([redis.commands([['PING']]).then(() => true), tick(1000).then(() => false)]);
     await until(async () => !(await answers()), 10_000, 'Redis to be asleep');
-    const outcome = await channel.broadcast('held').then(() => 'appended', (err) => err);
+    const outcome = await channel.broadcast('held').then(
+      () => 'appended',
+      (err) => err,
+    );
     assert.equal(outcome.code, 'ERR_SSE_REDIS_OUTCOME_UNKNOWN', String(outcome));
     assert.match(outcome.message, /may or may not have been appended/);
     await sleeping;
     // The publisher goes on, on a new connection, in order.
     assert.match(await channel.broadcast('after'), /^\d+-\d+$/);
     const [entries] = await redis.commands([['XRANGE', 'paused', '-', '+']]);
-    assert.deepEqual(entries.map(([, fields]) => String(fields[1])), ['first', 'held', 'after']);
+    assert.deepEqual(
+      entries.map(([, fields]) => String(fields[1])),
+      ['first', 'held', 'after'],
+    );
   });
 
   test('lifecycle: close() before ready, broadcast and subscribe after close()', async (t) => {

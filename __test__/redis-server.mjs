@@ -112,11 +112,16 @@ export class Redis {
     if (tls) {
       redis.tlsPort = await freePort();
       redis.extra = [
-        '--tls-port', String(redis.tlsPort),
-        '--tls-cert-file', tls.cert,
-        '--tls-key-file', tls.key,
-        '--tls-ca-cert-file', tls.ca,
-        '--tls-auth-clients', 'yes',
+        '--tls-port',
+        String(redis.tlsPort),
+        '--tls-cert-file',
+        tls.cert,
+        '--tls-key-file',
+        tls.key,
+        '--tls-ca-cert-file',
+        tls.ca,
+        '--tls-auth-clients',
+        'yes',
       ];
     }
     await redis.run();
@@ -138,7 +143,20 @@ export class Redis {
   async run() {
     this.process = spawn(
       'redis-server',
-      ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', ...this.persistence, '--dir', this.dir, '--enable-debug-command', 'local', ...this.extra],
+      [
+        '--port',
+        String(this.port),
+        '--bind',
+        '127.0.0.1',
+        '--save',
+        '',
+        ...this.persistence,
+        '--dir',
+        this.dir,
+        '--enable-debug-command',
+        'local',
+        ...this.extra,
+      ],
       { stdio: 'ignore' },
     );
     await until(() => this.pingable, 10_000, 'redis-server to start').catch(async () => {
@@ -180,7 +198,6 @@ export class Redis {
   }
 }
 
-
 /** Whether redis-server is on the PATH. */
 export const hasRedis = spawnSync('redis-server', ['--version']).status === 0;
 
@@ -207,7 +224,8 @@ export function redisSuite(register) {
     register();
     return;
   }
-  const notice = 'redis-server is not on the PATH: the Redis-backed Channel tests did NOT run (apt-get install redis-server)';
+  const notice =
+    'redis-server is not on the PATH: the Redis-backed Channel tests did NOT run (apt-get install redis-server)';
   console.error(`\n${'!'.repeat(notice.length)}\n${notice}\n${'!'.repeat(notice.length)}\n`);
   if (process.env.CI) test('redis-server is installed (required under CI)', () => assert.fail(notice));
 }
@@ -266,17 +284,54 @@ export function makeCertificates() {
   };
   const key = (name) => openssl('ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', name);
   key('ca.key');
-  openssl('req', '-x509', '-new', '-key', 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', '/CN=native-sse test CA',
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign');
-  for (const [name, usage, san] of [['server', 'serverAuth', 'subjectAltName=IP:127.0.0.1'], ['client', 'clientAuth', 'subjectAltName=DNS:client']]) {
+  openssl(
+    'req',
+    '-x509',
+    '-new',
+    '-key',
+    'ca.key',
+    '-out',
+    'ca.crt',
+    '-days',
+    '2',
+    '-subj',
+    '/CN=native-sse test CA',
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
+  );
+  for (const [name, usage, san] of [
+    ['server', 'serverAuth', 'subjectAltName=IP:127.0.0.1'],
+    ['client', 'clientAuth', 'subjectAltName=DNS:client'],
+  ]) {
     key(`${name}.key`);
     openssl('req', '-new', '-key', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`);
-    writeFileSync(path(`${name}.ext`), `basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=${usage}\n${san}\n`);
-    openssl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial',
-      '-out', `${name}.crt`, '-days', '2', '-extfile', `${name}.ext`);
+    writeFileSync(
+      path(`${name}.ext`),
+      `basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=${usage}\n${san}\n`,
+    );
+    openssl(
+      'x509',
+      '-req',
+      '-in',
+      `${name}.csr`,
+      '-CA',
+      'ca.crt',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-out',
+      `${name}.crt`,
+      '-days',
+      '2',
+      '-extfile',
+      `${name}.ext`,
+    );
   }
   // PKCS#8, the form every TLS stack reads.
-  for (const name of ['server', 'client']) openssl('pkcs8', '-topk8', '-nocrypt', '-in', `${name}.key`, '-out', `${name}.pem`);
+  for (const name of ['server', 'client'])
+    openssl('pkcs8', '-topk8', '-nocrypt', '-in', `${name}.key`, '-out', `${name}.pem`);
   const read = (name) => readFileSync(path(name), 'utf8');
   return {
     dir,

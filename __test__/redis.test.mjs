@@ -85,7 +85,10 @@ function registerTests() {
     // The first broadcast meets the broken connection (its fate is unknown
     // to the publisher); the next ones cannot connect: not appended. Each is
     // told at once.
-    for (const [text, code] of [['while down', /ERR_SSE_REDIS_(OUTCOME_UNKNOWN|NOT_APPENDED)/], ['still down', /ERR_SSE_REDIS_NOT_APPENDED/]]) {
+    for (const [text, code] of [
+      ['while down', /ERR_SSE_REDIS_(OUTCOME_UNKNOWN|NOT_APPENDED)/],
+      ['still down', /ERR_SSE_REDIS_NOT_APPENDED/],
+    ]) {
       const started = Date.now();
       const down = await publishFrom(a, text);
       assert.equal(down.ok, false, 'a broadcast while Redis is down is rejected');
@@ -109,7 +112,9 @@ function registerTests() {
   });
 
   test('examples/cluster: two workers share the channel', async (t) => {
-    const started = await startProgram(t, process.execPath, ['examples/cluster/server.mjs'], { REDIS_URL: file.redis.url });
+    const started = await startProgram(t, process.execPath, ['examples/cluster/server.mjs'], {
+      REDIS_URL: file.redis.url,
+    });
     const url = new URL(started.url);
     const clients = [0, 1, 2, 3].map(() => {
       const es = new EventSource(url);

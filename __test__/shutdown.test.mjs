@@ -29,7 +29,9 @@ test('closeAll() ends 1,000 streams with their last frames, spreads their reconn
     void endpoint.send(`hello ${opened}`);
   });
   const clients = Array.from({ length: 1000 }, () => RawClient.connect(app.address().port));
-  t.after(() => clients.forEach((c) => c.destroy()));
+  t.after(() => {
+    for (const c of clients) c.destroy();
+  });
   await until(() => opened === 1000 && clients.every((c) => c.body.includes('data: hello')), 20_000, '1,000 streams');
   const window = 10_000;
   const started = Date.now();
@@ -37,12 +39,22 @@ test('closeAll() ends 1,000 streams with their last frames, spreads their reconn
   assert.deepEqual(result, { closed: 1000, dropped: false });
   await until(() => clients.every((c) => c.ended), 10_000, 'every chunked ending');
   const delays = clients.map((c) => retries(c.body).at(-1));
-  assert.ok(delays.every((d) => Number.isInteger(d) && d >= 0 && d < window), 'each was told when to come back');
+  assert.ok(
+    delays.every((d) => Number.isInteger(d) && d >= 0 && d < window),
+    'each was told when to come back',
+  );
   // Spread over the window, not all at once.
   const buckets = new Array(10).fill(0);
   for (const d of delays) buckets[Math.floor(d / (window / 10))]++;
-  assert.ok(buckets.every((n) => n > 50 && n < 150), `per second of the window: ${buckets}`);
-  for (const c of clients) assert.deepEqual(parseEventStream(c.body).events.map((e) => e.type), ['message']);
+  assert.ok(
+    buckets.every((n) => n > 50 && n < 150),
+    `per second of the window: ${buckets}`,
+  );
+  for (const c of clients)
+    assert.deepEqual(
+      parseEventStream(c.body).events.map((e) => e.type),
+      ['message'],
+    );
   await new Promise((resolve) => app.close(resolve));
   assert.ok(Date.now() - started < 10_000, 'server.close() completed');
   assert.equal(diagnostics().openStreams, 0);
@@ -52,11 +64,17 @@ test('closeAll({ noReconnect: true }) tells every client to stop', async (t) => 
   const app = await server((req, res) => new EventEndpoint(req, res, { keepAlive: 0 }));
   t.after(() => app.close());
   const clients = Array.from({ length: 20 }, () => RawClient.connect(app.address().port));
-  t.after(() => clients.forEach((c) => c.destroy()));
+  t.after(() => {
+    for (const c of clients) c.destroy();
+  });
   await until(() => clients.every((c) => c.body.includes(': ok')), 5000);
   await closeAll({ noReconnect: true });
   await until(() => clients.every((c) => c.ended), 5000);
-  for (const c of clients) assert.deepEqual(parseEventStream(c.body).events.map((e) => e.type), ['native-sse:stop']);
+  for (const c of clients)
+    assert.deepEqual(
+      parseEventStream(c.body).events.map((e) => e.type),
+      ['native-sse:stop'],
+    );
 });
 
 test('closeAll() does not wait past its timeout for a client that does not read: it is dropped', async (t) => {
@@ -80,17 +98,28 @@ test('closeAll() does not wait past its timeout for a client that does not read:
   assert.equal(diagnostics().directSockets, 0);
 });
 
-test('reconnectionJitter adds a random part to every stream\'s reconnection time', async (t) => {
+test("reconnectionJitter adds a random part to every stream's reconnection time", async (t) => {
   const app = await server((req, res) => {
     const endpoint = new EventEndpoint(req, res, { keepAlive: 0, reconnectionTime: 1000, reconnectionJitter: 4000 });
     endpoint.close();
   });
   t.after(() => app.close());
   const clients = Array.from({ length: 50 }, () => RawClient.connect(app.address().port));
-  t.after(() => clients.forEach((c) => c.destroy()));
+  t.after(() => {
+    for (const c of clients) c.destroy();
+  });
   await until(() => clients.every((c) => c.ended), 5000);
   const values = clients.map((c) => retries(c.body)[0]);
-  assert.ok(values.every((v) => v >= 1000 && v < 5000), String(values));
+  assert.ok(
+    values.every((v) => v >= 1000 && v < 5000),
+    String(values),
+  );
   assert.ok(new Set(values).size > 40, 'spread');
-  assert.throws(() => new EventEndpoint(new http.IncomingMessage(null), new http.ServerResponse({ method: 'GET' }), { reconnectionJitter: 10 }), /"options.reconnectionJitter" argument needs "options.reconnectionTime"/);
+  assert.throws(
+    () =>
+      new EventEndpoint(new http.IncomingMessage(null), new http.ServerResponse({ method: 'GET' }), {
+        reconnectionJitter: 10,
+      }),
+    /"options.reconnectionJitter" argument needs "options.reconnectionTime"/,
+  );
 });

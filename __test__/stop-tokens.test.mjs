@@ -22,7 +22,10 @@ async function stoppingProcess(t, key) {
       setTimeout(() => endpoint.close(true), 10);
     }).listen(0, '127.0.0.1', () => console.log(server.address().port));
   `;
-  const child = spawn(process.execPath, ['-e', code], { env: { ...process.env, KEY: key ?? '' }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['-e', code], {
+    env: { ...process.env, KEY: key ?? '' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   t.after(() => child.kill());
   const [line] = await once(child.stdout, 'data');
   return `http://127.0.0.1:${String(line).trim()}`;
@@ -45,11 +48,23 @@ async function statusFor(port, token) {
 
 test('configureStopTokens checks its options, naming them', () => {
   assert.throws(() => configureStopTokens(), /"options" argument must be an object/);
-  assert.throws(() => configureStopTokens({ key: 'short' }), /"options.key" argument must be at least 32 bytes long, received 5/);
+  assert.throws(
+    () => configureStopTokens({ key: 'short' }),
+    /"options.key" argument must be at least 32 bytes long, received 5/,
+  );
   // configureStopTokens({ key: process.env.SSE_STOP_KEY }) with the variable unset.
-  assert.throws(() => configureStopTokens({ key: undefined }), { name: 'TypeError', message: /"options.key" argument is undefined/ });
-  assert.throws(() => configureStopTokens({ key: '' }), { name: 'TypeError', message: /"options.key" argument must be at least 32 bytes long, received 0/ });
-  assert.throws(() => configureStopTokens({ key: new Uint8Array(31) }), { name: 'TypeError', message: /"options.key" .* received 31/ });
+  assert.throws(() => configureStopTokens({ key: undefined }), {
+    name: 'TypeError',
+    message: /"options.key" argument is undefined/,
+  });
+  assert.throws(() => configureStopTokens({ key: '' }), {
+    name: 'TypeError',
+    message: /"options.key" argument must be at least 32 bytes long, received 0/,
+  });
+  assert.throws(() => configureStopTokens({ key: new Uint8Array(31) }), {
+    name: 'TypeError',
+    message: /"options.key" .* received 31/,
+  });
   assert.throws(() => configureStopTokens({ key: 42 }), /"options.key" argument must be a string or a Uint8Array/);
   assert.throws(() => configureStopTokens({ maxAge: 0 }), /"options.maxAge" argument must be a positive number/);
   assert.throws(() => configureStopTokens({ maxAge: Infinity }), TypeError);

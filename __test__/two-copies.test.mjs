@@ -37,8 +37,13 @@ test('endpoints of two copies sending in the same turns each get exactly their o
     endpoints[req.url] = new copy.EventEndpoint(req, res, { keepAlive: 0 });
   });
   t.after(() => app.close());
-  const clients = { '/first': RawClient.connect(app.port, { path: '/first' }), '/second': RawClient.connect(app.port, { path: '/second' }) };
-  t.after(() => Object.values(clients).forEach((c) => c.destroy()));
+  const clients = {
+    '/first': RawClient.connect(app.port, { path: '/first' }),
+    '/second': RawClient.connect(app.port, { path: '/second' }),
+  };
+  t.after(() => {
+    for (const c of Object.values(clients)) c.destroy();
+  });
   await until(() => endpoints['/first'] && endpoints['/second']);
   await Promise.all(Object.values(clients).map((c) => c.waitFor(': ok')));
   const a = endpoints['/first'];
@@ -79,7 +84,9 @@ test('channels and keep-alives of two copies reach their own streams', async (t)
   });
   const a = RawClient.connect(app.port, { path: '/first' });
   const b = RawClient.connect(app.port, { path: '/second' });
-  t.after(() => [a, b].forEach((c) => c.destroy()));
+  t.after(() => {
+    for (const c of [a, b]) c.destroy();
+  });
   await Promise.all([a, b].map((c) => c.waitFor(': ok')));
   channels.first.broadcast('to first');
   channels.second.broadcast('to second');

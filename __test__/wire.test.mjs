@@ -17,7 +17,7 @@ test('a stream opens with the event-stream headers and a comment', async (t) => 
   assert.equal(headers['content-type'], 'text/event-stream');
   assert.equal(headers['cache-control'], 'no-cache');
   assert.equal(headers['x-accel-buffering'], 'no');
-  assert.equal(headers['connection'], 'keep-alive');
+  assert.equal(headers.connection, 'keep-alive');
   assert.equal(client.body, ': ok\n\n');
 });
 
@@ -157,7 +157,11 @@ test('close(true) ends with a stop token; the reconnect carrying it gets 204', a
 test('extra headers are sent, and cannot change the content type', async (t) => {
   const app = await serve((req, res) => {
     new EventEndpoint(req, res, {
-      headers: { 'Access-Control-Allow-Origin': 'https://example.org', 'Content-Type': 'text/plain', 'Cache-Control': 'no-store' },
+      headers: {
+        'Access-Control-Allow-Origin': 'https://example.org',
+        'Content-Type': 'text/plain',
+        'Cache-Control': 'no-store',
+      },
     });
   });
   t.after(() => app.close());

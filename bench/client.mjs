@@ -23,7 +23,7 @@ class Counter {
   take(data) {
     if (latency) this.stamp(data);
     this.bytes += data.length;
-    let prev = this.lastByte;
+    const prev = this.lastByte;
     for (let at = data.indexOf(LF); at !== -1; at = data.indexOf(LF, at + 1)) {
       if ((at === 0 ? prev : data[at - 1]) === LF) this.frames++;
     }

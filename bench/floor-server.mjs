@@ -17,7 +17,14 @@ process.on('message', async (message) => {
       break;
     case 'report': {
       const cpuMicros = Number(await next());
-      process.send({ type: 'report', streams: clients, cpuMicros, cpuUserMicros: null, loopDelayP99Ms: null, loopDelayMaxMs: null });
+      process.send({
+        type: 'report',
+        streams: clients,
+        cpuMicros,
+        cpuUserMicros: null,
+        loopDelayP99Ms: null,
+        loopDelayMaxMs: null,
+      });
       break;
     }
     case 'exit':

@@ -28,7 +28,7 @@ class BaselineStream {
     let frame = id ? `id: ${id}\n` : '';
     if (data.indexOf('\n') === -1 && data.indexOf('\r') === -1) frame += `data: ${data}\n`;
     else for (const line of data.split(/\r\n|\r|\n/)) frame += `data: ${line}\n`;
-    if (this.res.write(frame + '\n')) return this.#drained ?? RESOLVED;
+    if (this.res.write(`${frame}\n`)) return this.#drained ?? RESOLVED;
     this.#drained ??= new Promise((resolve) =>
       this.res.once('drain', () => {
         this.#drained = null;

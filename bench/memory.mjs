@@ -70,16 +70,21 @@ if (process.argv[2] === 'server') {
     await new Promise((resolve) => setTimeout(resolve, 1000));
     server.send({ seconds: SECONDS, kib: KIB });
     // One stops reading (or joins, never to read) every 50 ms.
-    stoppers.forEach((socket, i) => setTimeout(() => socket.pause(), 50 * (i + 1)));
+    stoppers.forEach((socket, i) => {
+      setTimeout(() => socket.pause(), 50 * (i + 1));
+    });
     if (withStoppers && NEVER) {
       for (let i = 0; i < STOPPERS; i++) {
-        setTimeout(() => {
-          const socket = net.connect(port, '127.0.0.1');
-          socket.on('error', () => {});
-          socket.write('GET /other HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n');
-          socket.pause();
-          sockets.push(socket);
-        }, 50 * (i + 1));
+        setTimeout(
+          () => {
+            const socket = net.connect(port, '127.0.0.1');
+            socket.on('error', () => {});
+            socket.write('GET /other HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n');
+            socket.pause();
+            sockets.push(socket);
+          },
+          50 * (i + 1),
+        );
       }
     }
     const [result] = await once(server, 'message');
@@ -94,7 +99,9 @@ if (process.argv[2] === 'server') {
   console.log('| run | peak RSS (MiB) | readers cut off | others cut off |');
   console.log('|---|--:|--:|--:|');
   console.log(`| readers only | ${(alone.peakRss / MiB).toFixed(0)} | ${alone.cutOff['/reader']} | – |`);
-  console.log(`| + ${STOPPERS} clients that ${NEVER ? 'never read, joining' : 'stop reading,'} one every 50 ms | ${(both.peakRss / MiB).toFixed(0)} | ${both.cutOff['/reader']} | ${both.cutOff['/other']} of ${STOPPERS} |`);
+  console.log(
+    `| + ${STOPPERS} clients that ${NEVER ? 'never read, joining' : 'stop reading,'} one every 50 ms | ${(both.peakRss / MiB).toFixed(0)} | ${both.cutOff['/reader']} | ${both.cutOff['/other']} of ${STOPPERS} |`,
+  );
   console.log(`| bound: readers only + ${STOPPERS} × (maxBufferedBytes + 1 MiB) | ${(bound / MiB).toFixed(0)} | | |`);
   if (both.peakRss > bound) {
     console.log('OVER THE BOUND');

@@ -19,7 +19,9 @@ const payload = (i) => `event ${i} ${'p'.repeat(30)}`;
 let publish;
 let close = () => {};
 if (impl === 'redis-channel' || impl === 'local-channel') {
-  const channel = new Channel(impl === 'redis-channel' ? { redis: { url, stream, maxLen: MAX_LEN } } : { historySize: 0 });
+  const channel = new Channel(
+    impl === 'redis-channel' ? { redis: { url, stream, maxLen: MAX_LEN } } : { historySize: 0 },
+  );
   await channel.ready;
   publish = (data) => channel.broadcast(data);
   close = () => channel.close();

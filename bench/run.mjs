@@ -15,9 +15,16 @@ import { IMPLEMENTATIONS as ALL_IMPLEMENTATIONS } from './impls.mjs';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
-const only = args.find((a) => a.startsWith('--only='))?.slice(7).split(',');
+const only = args
+  .find((a) => a.startsWith('--only='))
+  ?.slice(7)
+  .split(',');
 const RUNS = Number(args.find((a) => a.startsWith('--runs='))?.slice(7) ?? 3);
-const IMPLEMENTATIONS = args.find((a) => a.startsWith('--impl='))?.slice(7).split(',') ?? ALL_IMPLEMENTATIONS;
+const IMPLEMENTATIONS =
+  args
+    .find((a) => a.startsWith('--impl='))
+    ?.slice(7)
+    .split(',') ?? ALL_IMPLEMENTATIONS;
 const MiB = 1024 * 1024;
 
 const WORKLOADS = {
@@ -88,9 +95,12 @@ function buildFloor() {
   if (floorBinary !== undefined) return floorBinary;
   const dir = mkdtempSync(join(tmpdir(), 'native-sse-floor-'));
   const binary = join(dir, 'floor');
-  const cc = spawnSync('cc', ['-O2', '-o', binary, new URL('./floor.c', import.meta.url).pathname], { encoding: 'utf8' });
+  const cc = spawnSync('cc', ['-O2', '-o', binary, new URL('./floor.c', import.meta.url).pathname], {
+    encoding: 'utf8',
+  });
   floorBinary = cc.status === 0 ? binary : null;
-  if (floorBinary === null) console.log(`Floor rows skipped: cc could not build bench/floor.c (${cc.error?.message ?? cc.stderr})`);
+  if (floorBinary === null)
+    console.log(`Floor rows skipped: cc could not build bench/floor.c (${cc.error?.message ?? cc.stderr})`);
   return floorBinary;
 }
 
@@ -102,16 +112,30 @@ async function runOnce(implementation, name) {
       ? fork(new URL('./floor-server.mjs', import.meta.url), [
           JSON.stringify({ binary: buildFloor(), clients: workload.clients, frames: workload.params.messages }),
         ])
-      : fork(new URL('./server.mjs', import.meta.url), [JSON.stringify({ implementation, workload: name, params: workload.params })], {
-          execArgv: ['--expose-gc', ...(process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [])],
-        });
+      : fork(
+          new URL('./server.mjs', import.meta.url),
+          [JSON.stringify({ implementation, workload: name, params: workload.params })],
+          {
+            execArgv: [
+              '--expose-gc',
+              ...(process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : []),
+            ],
+          },
+        );
   let client;
   try {
     const { port } = await nextMessage(server, ['port'], 10_000);
     if (name === 'idle') await nextMessage(server.send({ type: 'baseline-memory' }) && server, ['ok'], 10_000);
     const frames = name === 'burst' || name.startsWith('fanout') ? workload.params.messages : 0;
     client = fork(new URL('./client.mjs', import.meta.url), [
-      JSON.stringify({ port, clients: workload.clients, frames, mode: name === 'slow' ? 'stall' : 'count', h2: Boolean(workload.params.h2), timeoutMs }),
+      JSON.stringify({
+        port,
+        clients: workload.clients,
+        frames,
+        mode: name === 'slow' ? 'stall' : 'count',
+        h2: Boolean(workload.params.h2),
+        timeoutMs,
+      }),
     ]);
     await nextMessage(client, ['ready'], timeoutMs);
 
@@ -151,7 +175,10 @@ async function runOnce(implementation, name) {
     client?.kill();
     // A clean exit, so that a --cpu-prof profile gets written.
     if (server.connected) server.send({ type: 'exit' });
-    await Promise.race([new Promise((resolve) => server.once('exit', resolve)), new Promise((resolve) => setTimeout(resolve, 5000))]);
+    await Promise.race([
+      new Promise((resolve) => server.once('exit', resolve)),
+      new Promise((resolve) => setTimeout(resolve, 5000)),
+    ]);
     server.kill();
   }
 }
@@ -169,10 +196,14 @@ async function startRedis() {
 function runPublish(impl, mode, redisUrl, run) {
   const n = mode === 'unawaited' ? (quick ? 20_000 : 100_000) : quick ? 2_000 : 10_000;
   const params = { impl, mode, n, url: redisUrl, stream: `bench-publish-${process.pid}-${impl}-${mode}-${run}` };
-  const child = spawnSync(process.execPath, [new URL('./publish.mjs', import.meta.url).pathname, JSON.stringify(params)], {
-    encoding: 'utf8',
-    timeout: 120_000,
-  });
+  const child = spawnSync(
+    process.execPath,
+    [new URL('./publish.mjs', import.meta.url).pathname, JSON.stringify(params)],
+    {
+      encoding: 'utf8',
+      timeout: 120_000,
+    },
+  );
   if (child.status !== 0) throw new Error(`publish bench ${impl}/${mode} failed: ${child.stderr}`);
   return JSON.parse(child.stdout.trim().split('\n').at(-1));
 }
@@ -183,7 +214,23 @@ function redisFloor(redisUrl) {
   const port = new URL(redisUrl).port;
   const run = spawnSync(
     'redis-benchmark',
-    ['-p', port, '-n', quick ? '50000' : '200000', '-P', '100', '-q', 'XADD', `bench-floor-${process.pid}`, 'MAXLEN', '~', '100000', '*', 'd', `event 0 ${'p'.repeat(30)}`],
+    [
+      '-p',
+      port,
+      '-n',
+      quick ? '50000' : '200000',
+      '-P',
+      '100',
+      '-q',
+      'XADD',
+      `bench-floor-${process.pid}`,
+      'MAXLEN',
+      '~',
+      '100000',
+      '*',
+      'd',
+      `event 0 ${'p'.repeat(30)}`,
+    ],
     { encoding: 'utf8', timeout: 120_000 },
   );
   const match = /([\d.]+) requests per second/.exec(run.stdout ?? '');
@@ -203,11 +250,28 @@ async function runScaleout(kind, redisUrl, run) {
   const clients = [];
   try {
     for (let i = 0; i < processes; i++) {
-      servers.push(fork(new URL('./server.mjs', import.meta.url), [JSON.stringify({ implementation, workload: 'scaleout', params })], { execArgv: ['--expose-gc'] }));
+      servers.push(
+        fork(
+          new URL('./server.mjs', import.meta.url),
+          [JSON.stringify({ implementation, workload: 'scaleout', params })],
+          { execArgv: ['--expose-gc'] },
+        ),
+      );
     }
     const ports = await Promise.all(servers.map((server) => nextMessage(server, ['port'], 20_000).then((m) => m.port)));
     for (const port of ports) {
-      clients.push(fork(new URL('./client.mjs', import.meta.url), [JSON.stringify({ port, clients: clientsEach, frames: messages, mode: 'count', latency: true, timeoutMs: 120_000 })]));
+      clients.push(
+        fork(new URL('./client.mjs', import.meta.url), [
+          JSON.stringify({
+            port,
+            clients: clientsEach,
+            frames: messages,
+            mode: 'count',
+            latency: true,
+            timeoutMs: 120_000,
+          }),
+        ]),
+      );
     }
     await Promise.all(clients.map((client) => nextMessage(client, ['ready'], 120_000)));
     await new Promise((resolve) => setTimeout(resolve, 200)); // subscriptions are live
@@ -246,12 +310,17 @@ async function runResume(redis, run) {
     const app = await startApp({ after: (fn) => cleanups.push(fn) }, redis, stream, { MAX_LEN: '0' });
     const before = await app.stats(true);
     const started = performance.now();
-    const clients = Array.from({ length: 5 }, () => tallyEvents(`${app.url}/events`, { headers: { 'Last-Event-ID': ids[0] }, keep: 0 }));
-    cleanups.push(() => clients.forEach((c) => c.close()));
+    const clients = Array.from({ length: 5 }, () =>
+      tallyEvents(`${app.url}/events`, { headers: { 'Last-Event-ID': ids[0] }, keep: 0 }),
+    );
+    cleanups.push(() => {
+      for (const c of clients) c.close();
+    });
     await until(() => clients.every((c) => c.count >= backlog - 1), 120_000, 'the clients to catch up');
     const seconds = (performance.now() - started) / 1000;
     const busy = await app.stats(true);
-    if (clients.some((c) => c.outOfOrder > 0 || c.count !== backlog - 1)) throw new Error('resume: events out of order or twice');
+    if (clients.some((c) => c.outOfOrder > 0 || c.count !== backlog - 1))
+      throw new Error('resume: events out of order or twice');
     await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
     const idle = await app.stats();
     return {
@@ -296,9 +365,14 @@ const started = Date.now();
 for (const name of Object.keys(WORKLOADS)) {
   if (only && !only.includes(name)) continue;
   results[name] = {};
-  const candidates = [...IMPLEMENTATIONS, ...(WORKLOADS[name].implementations?.includes('floor') && buildFloor() ? ['floor'] : [])];
+  const candidates = [
+    ...IMPLEMENTATIONS,
+    ...(WORKLOADS[name].implementations?.includes('floor') && buildFloor() ? ['floor'] : []),
+  ];
   for (const implementation of candidates) {
-    const runsHere = WORKLOADS[name].implementations ?? (name.startsWith('fanout') ? IMPLEMENTATIONS : IMPLEMENTATIONS.filter((i) => i !== 'channel'));
+    const runsHere =
+      WORKLOADS[name].implementations ??
+      (name.startsWith('fanout') ? IMPLEMENTATIONS : IMPLEMENTATIONS.filter((i) => i !== 'channel'));
     if (!runsHere.includes(implementation)) continue;
     const runs = [];
     for (let run = 0; run < RUNS; run++) {
@@ -306,7 +380,8 @@ for (const name of Object.keys(WORKLOADS)) {
       runs.push(await runOnce(implementation, name));
     }
     const medians = {};
-    for (const key of Object.keys(runs[0])) medians[key] = typeof runs[0][key] === 'number' ? median(runs.map((r) => r[key])) : runs.map((r) => r[key]);
+    for (const key of Object.keys(runs[0]))
+      medians[key] = typeof runs[0][key] === 'number' ? median(runs.map((r) => r[key])) : runs.map((r) => r[key]);
     results[name][implementation] = { runs, median: medians };
   }
 }
@@ -356,7 +431,7 @@ if (!only || only.includes('scaleout')) {
     }
   }
 }
-process.stderr.write(' '.repeat(60) + '\r');
+process.stderr.write(`${' '.repeat(60)}\r`);
 
 function format(value) {
   if (value === null || value === undefined) return '–';
@@ -371,7 +446,16 @@ function ratio(direction, native, other) {
   return `${(direction === 'higher' ? native / other : other / native).toFixed(2)}×`;
 }
 
-const rows = [[`metric (median of ${RUNS})`, ...IMPLEMENTATIONS, 'native vs jsext', 'native vs baseline', 'channel vs native loop', 'channel vs jsext']];
+const rows = [
+  [
+    `metric (median of ${RUNS})`,
+    ...IMPLEMENTATIONS,
+    'native vs jsext',
+    'native vs baseline',
+    'channel vs native loop',
+    'channel vs jsext',
+  ],
+];
 for (const [name, key, label, direction] of METRICS) {
   if (!results[name]) continue;
   const value = (impl) => results[name][impl]?.median[key];
@@ -385,28 +469,38 @@ for (const [name, key, label, direction] of METRICS) {
   ]);
 }
 const widths = rows[0].map((_, col) => Math.max(...rows.map((row) => row[col].length)));
-const line = (row) => `| ${row.map((cell, col) => (col === 0 ? cell.padEnd(widths[col]) : cell.padStart(widths[col]))).join(' | ')} |`;
+const line = (row) =>
+  `| ${row.map((cell, col) => (col === 0 ? cell.padEnd(widths[col]) : cell.padStart(widths[col]))).join(' | ')} |`;
 console.log(line(rows[0]));
-console.log(`|${widths.map((w, col) => (col === 0 ? '-'.repeat(w + 2) : '-'.repeat(w + 1) + ':')).join('|')}|`);
+console.log(`|${widths.map((w, col) => (col === 0 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`);
 for (const row of rows.slice(1)) console.log(line(row));
 const ticker = results['fanout-ticker'];
 if (ticker?.floor) {
   const floor = ticker.floor.median;
-  console.log(`\nOne message per turn to ${WORKLOADS['fanout-ticker'].clients} clients, against the floor (bench/floor.c: the same writes from C, no runtime):`);
+  console.log(
+    `\nOne message per turn to ${WORKLOADS['fanout-ticker'].clients} clients, against the floor (bench/floor.c: the same writes from C, no runtime):`,
+  );
   console.log('| implementation | server CPU µs/delivery | × the floor | deliveries/s |');
   console.log('|---|--:|--:|--:|');
   for (const impl of ['floor', ...IMPLEMENTATIONS]) {
     const m = ticker[impl]?.median;
     if (!m) continue;
-    console.log(`| ${impl} | ${format(m.cpuMicrosPerDelivery)} | ${(m.cpuMicrosPerDelivery / floor.cpuMicrosPerDelivery).toFixed(2)}× | ${format(m.deliveriesPerSecond)} |`);
+    console.log(
+      `| ${impl} | ${format(m.cpuMicrosPerDelivery)} | ${(m.cpuMicrosPerDelivery / floor.cpuMicrosPerDelivery).toFixed(2)}× | ${format(m.deliveriesPerSecond)} |`,
+    );
   }
 }
-if (results['fanout-h2']) console.log('\nHTTP/2 rows: jsext cannot serve HTTP/2 (it sets Connection and Transfer-Encoding, which Node refuses there).');
+if (results['fanout-h2'])
+  console.log(
+    '\nHTTP/2 rows: jsext cannot serve HTTP/2 (it sets Connection and Transfer-Encoding, which Node refuses there).',
+  );
 console.log(
   '\nnative-sse: EventEndpoint.send() looped over the endpoints; channel: one Channel.broadcast() per message.',
 );
-console.log(`Ratios are the first one's advantage (above 1× is better for it). ${quick ? 'Quick sizes. ' : ''}` +
-  `${availableParallelism()} cores (${cpus()[0]?.model ?? 'unknown CPU'}), Node ${process.version}, ${((Date.now() - started) / 1000).toFixed(0)} s.`);
+console.log(
+  `Ratios are the first one's advantage (above 1× is better for it). ${quick ? 'Quick sizes. ' : ''}` +
+    `${availableParallelism()} cores (${cpus()[0]?.model ?? 'unknown CPU'}), Node ${process.version}, ${((Date.now() - started) / 1000).toFixed(0)} s.`,
+);
 if (results.slow) {
   const held = IMPLEMENTATIONS.filter((impl) => results.slow[impl]).map(
     (impl) => `${impl}: ${results.slow[impl].median.producerHeldBack.every(Boolean) ? 'held back' : 'not held back'}`,
@@ -421,28 +515,53 @@ if (scaleout) {
   console.log(`\nScale-out, ${2 * perProcess} clients, 1 message per turn (median of ${RUNS}):`);
   console.log('| setup | deliveries/s | publish→delivery p50 (ms) | p99 (ms) |');
   console.log('|---|--:|--:|--:|');
-  console.log(`| Redis-backed Channel, 2 processes × ${perProcess} clients | ${format(r.deliveriesPerSecond)} | ${format(r.latencyP50Ms)} | ${format(r.latencyP99Ms)} |`);
-  console.log(`| in-process Channel, 1 process × ${2 * perProcess} clients | ${format(l.deliveriesPerSecond)} | ${format(l.latencyP50Ms)} | ${format(l.latencyP99Ms)} |`);
+  console.log(
+    `| Redis-backed Channel, 2 processes × ${perProcess} clients | ${format(r.deliveriesPerSecond)} | ${format(r.latencyP50Ms)} | ${format(r.latencyP99Ms)} |`,
+  );
+  console.log(
+    `| in-process Channel, 1 process × ${2 * perProcess} clients | ${format(l.deliveriesPerSecond)} | ${format(l.latencyP50Ms)} | ${format(l.latencyP99Ms)} |`,
+  );
   const p = (key) => scaleout.publish[key].median;
   const floor = scaleout.publish.floor.median;
   console.log(`\nPublish throughput from one process, ~40-byte events (median of ${RUNS}; events/s):`);
-  console.log('| publisher | not awaited | awaited one by one | not awaited vs ioredis | vs redis-benchmark -P 100 (floor) |');
+  console.log(
+    '| publisher | not awaited | awaited one by one | not awaited vs ioredis | vs redis-benchmark -P 100 (floor) |',
+  );
   console.log('|---|--:|--:|--:|--:|');
   const ratioTo = (a, b) => (a && b ? `${(a / b).toFixed(2)}×` : '–');
-  console.log(`| Redis-backed Channel.broadcast() | ${format(p('redis-channel unawaited'))} | ${format(p('redis-channel awaited'))} | ${ratioTo(p('redis-channel unawaited'), p('ioredis unawaited'))} | ${ratioTo(p('redis-channel unawaited'), floor)} |`);
-  console.log(`| ioredis XADD, auto-pipelined (baseline) | ${format(p('ioredis unawaited'))} | ${format(p('ioredis awaited'))} | 1.00× | ${ratioTo(p('ioredis unawaited'), floor)} |`);
-  console.log(`| in-process Channel.broadcast() (no Redis) | ${format(p('local-channel unawaited'))} | ${format(p('local-channel awaited'))} | – | – |`);
+  console.log(
+    `| Redis-backed Channel.broadcast() | ${format(p('redis-channel unawaited'))} | ${format(p('redis-channel awaited'))} | ${ratioTo(p('redis-channel unawaited'), p('ioredis unawaited'))} | ${ratioTo(p('redis-channel unawaited'), floor)} |`,
+  );
+  console.log(
+    `| ioredis XADD, auto-pipelined (baseline) | ${format(p('ioredis unawaited'))} | ${format(p('ioredis awaited'))} | 1.00× | ${ratioTo(p('ioredis unawaited'), floor)} |`,
+  );
+  console.log(
+    `| in-process Channel.broadcast() (no Redis) | ${format(p('local-channel unawaited'))} | ${format(p('local-channel awaited'))} | – | – |`,
+  );
   console.log(`| redis-benchmark XADD, pipelined 100 deep (floor) | ${format(floor)} | – | – | 1.00× |`);
   const resume = scaleout.resume.median;
-  console.log(`\nResume: 5 clients of one process catch up on a ${quick ? '50,000' : '200,000'}-entry backlog at once (median of ${RUNS}):`);
-  console.log('| entries delivered/s | longest event-loop stall (ms) | the same process idle (ms) | peak RSS growth (MiB) |');
+  console.log(
+    `\nResume: 5 clients of one process catch up on a ${quick ? '50,000' : '200,000'}-entry backlog at once (median of ${RUNS}):`,
+  );
+  console.log(
+    '| entries delivered/s | longest event-loop stall (ms) | the same process idle (ms) | peak RSS growth (MiB) |',
+  );
   console.log('|--:|--:|--:|--:|');
-  console.log(`| ${format(resume.entriesPerSecond)} | ${format(resume.stallMs)} | ${format(resume.idleStallMs)} | ${format(resume.rssGrowthMiB)} |`);
+  console.log(
+    `| ${format(resume.entriesPerSecond)} | ${format(resume.stallMs)} | ${format(resume.idleStallMs)} | ${format(resume.rssGrowthMiB)} |`,
+  );
   results.scaleout = scaleout;
 }
 
 const out = new URL('./results/', import.meta.url);
 mkdirSync(out, { recursive: true });
-const record = { date: new Date().toISOString(), node: process.version, quick, runs: RUNS, workloads: WORKLOADS, results };
-writeFileSync(new URL('latest.json', out), JSON.stringify(record, null, 2) + '\n');
+const record = {
+  date: new Date().toISOString(),
+  node: process.version,
+  quick,
+  runs: RUNS,
+  workloads: WORKLOADS,
+  results,
+};
+writeFileSync(new URL('latest.json', out), `${JSON.stringify(record, null, 2)}\n`);
 console.log(`Results: bench/results/latest.json`);

@@ -47,7 +47,9 @@ let rssAtGo = 0;
 
 /** ~40-byte messages, distinct within a turn. */
 function messages(count) {
-  return Array.from({ length: count }, (_, i) => `tick ${String(i).padStart(6, '0')} of the burst workload`.slice(0, 40));
+  return Array.from({ length: count }, (_, i) =>
+    `tick ${String(i).padStart(6, '0')} of the burst workload`.slice(0, 40),
+  );
 }
 
 async function burst() {
@@ -127,7 +129,15 @@ process.on('message', async (message) => {
       cpuAtGo = process.cpuUsage();
       process.send({ type: 'started', streams: streams.length });
       const result =
-        workload === 'burst' ? await burst() : workload.startsWith('fanout') ? await fanout() : workload === 'scaleout' ? await scaleout() : workload === 'slow' ? await slowConsumer() : {};
+        workload === 'burst'
+          ? await burst()
+          : workload.startsWith('fanout')
+            ? await fanout()
+            : workload === 'scaleout'
+              ? await scaleout()
+              : workload === 'slow'
+                ? await slowConsumer()
+                : {};
       process.send({ type: 'produced', ...result });
       break;
     }
@@ -143,10 +153,11 @@ process.on('message', async (message) => {
         loopDelayP99Ms: delay.count ? delay.percentile(99) / 1000 : null,
         loopDelayMaxMs: delay.count ? delay.max / 1000 : null,
         peakRssGrowth: peakRss - rssAtGo,
-        idle: memory && baselineMemory && {
-          rssPerConnection: (memory.rss - baselineMemory.rss) / streams.length,
-          heapPerConnection: (memory.heapUsed - baselineMemory.heapUsed) / streams.length,
-        },
+        idle: memory &&
+          baselineMemory && {
+            rssPerConnection: (memory.rss - baselineMemory.rss) / streams.length,
+            heapPerConnection: (memory.heapUsed - baselineMemory.heapUsed) / streams.length,
+          },
       });
       break;
     }

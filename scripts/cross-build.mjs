@@ -46,7 +46,7 @@ const EXPECT = {
 };
 const runArm64 = process.argv.includes('--run-arm64');
 const asked = process.argv.slice(2).filter((a) => a !== '--run-arm64');
-const targets = (asked.length ? asked : config.targets.filter((t) => t in EXPECT));
+const targets = asked.length ? asked : config.targets.filter((t) => t in EXPECT);
 for (const target of targets) {
   if (!(target in EXPECT)) throw new TypeError(`not a Linux cross target of napi.targets: ${target}`);
 }
@@ -82,21 +82,38 @@ for (const target of targets) {
   run('rustup', ['target', 'add', target]);
   const build = spawnSync(
     napi,
-    ['build', '--platform', '--release', '--target', target, '-x', '--output-dir', out, '--no-js', '--dts', 'cross.d.ts'],
+    [
+      'build',
+      '--platform',
+      '--release',
+      '--target',
+      target,
+      '-x',
+      '--output-dir',
+      out,
+      '--no-js',
+      '--dts',
+      'cross.d.ts',
+    ],
     { cwd: root, env, stdio: 'inherit' },
   );
   if (build.status !== 0 || !existsSync(file)) problem = 'the build failed';
   const facts = problem ? null : inspect(file);
   if (facts && !facts.machine.includes(expect.machine)) problem = `machine ${facts.machine}`;
-  else if (facts && !facts.needed.includes(expect.libc)) problem = `links ${facts.needed.join(', ')}, not ${expect.libc}`;
+  else if (facts && !facts.needed.includes(expect.libc))
+    problem = `links ${facts.needed.join(', ')}, not ${expect.libc}`;
   else if (facts && !facts.exported) problem = 'napi_register_module_v1 is not exported';
   rows.push({ target, file: `${config.binaryName}.${expect.file}.node`, facts, problem });
 }
 
-console.log('\n| target | artifact | machine | C library | napi_register_module_v1 | check |\n|---|---|---|---|---|---|');
+console.log(
+  '\n| target | artifact | machine | C library | napi_register_module_v1 | check |\n|---|---|---|---|---|---|',
+);
 for (const { target, file, facts, problem } of rows) {
   const libc = facts?.needed.filter((lib) => lib.startsWith('libc.')).join(', ') ?? '';
-  console.log(`| ${target} | ${file} | ${facts?.machine ?? ''} | ${libc} | ${facts?.exported ? 'exported' : ''} | ${problem ?? 'ok'} |`);
+  console.log(
+    `| ${target} | ${file} | ${facts?.machine ?? ''} | ${libc} | ${facts?.exported ? 'exported' : ''} | ${problem ?? 'ok'} |`,
+  );
 }
 process.exitCode = rows.every((r) => r.problem === null) ? 0 : 1;
 
@@ -107,7 +124,9 @@ if (runArm64 && process.exitCode === 0) {
   // The test runner starts each file as a process of its own, so the kernel
   // must run arm64 programs itself: binfmt_misc with qemu-aarch64.
   if (!works(node, ['--version'])) {
-    console.error('the arm64 node does not run: install qemu-user-static, binfmt-support, libc6:arm64 and libstdc++6:arm64, and mount binfmt_misc');
+    console.error(
+      'the arm64 node does not run: install qemu-user-static, binfmt-support, libc6:arm64 and libstdc++6:arm64, and mount binfmt_misc',
+    );
     process.exit(1);
   }
   // Beside this machine's addon for the run only: left there, it would go
@@ -117,10 +136,16 @@ if (runArm64 && process.exitCode === 0) {
   let suites;
   try {
     const { PORTABLE_SUITES } = await import('../__test__/helpers.mjs');
-    suites = spawnSync(node, ['--test', '--test-reporter=spec', ...PORTABLE_SUITES], { cwd: root, env, stdio: 'inherit' });
+    suites = spawnSync(node, ['--test', '--test-reporter=spec', ...PORTABLE_SUITES], {
+      cwd: root,
+      env,
+      stdio: 'inherit',
+    });
   } finally {
     rmSync(beside, { force: true });
   }
-  console.log(`\nlinux-arm64-gnu under qemu-user, ${spawnSync(node, ['--version'], { encoding: 'utf8' }).stdout.trim()}: the portable suites ${suites.status === 0 ? 'passed' : 'FAILED'}`);
+  console.log(
+    `\nlinux-arm64-gnu under qemu-user, ${spawnSync(node, ['--version'], { encoding: 'utf8' }).stdout.trim()}: the portable suites ${suites.status === 0 ? 'passed' : 'FAILED'}`,
+  );
   process.exitCode = suites.status === 0 ? 0 : 1;
 }

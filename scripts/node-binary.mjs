@@ -20,9 +20,13 @@ export function nodeBinary(major, cpu = process.arch) {
     // Another machine's binary (an arm64 one run under qemu-user) needs
     // npm told which cpu, and --force past the platform check.
     const other = cpu === process.arch ? [] : ['--force', `--os=${process.platform}`, `--cpu=${cpu}`];
-    const run = spawnSync(npm, ['install', '--prefix', dir, '--no-audit', '--no-fund', '--no-package-lock', ...other, `${pkg}@${major}`], {
-      stdio: 'inherit',
-    });
+    const run = spawnSync(
+      npm,
+      ['install', '--prefix', dir, '--no-audit', '--no-fund', '--no-package-lock', ...other, `${pkg}@${major}`],
+      {
+        stdio: 'inherit',
+      },
+    );
     if (run.status !== 0) throw new Error(`npm could not install ${pkg}@${major}`);
   }
   return bin;

@@ -37,5 +37,6 @@ for (const major of majors) {
 }
 
 console.log('\n| Node | suite | seconds |\n|---|---|--:|');
-for (const { version, passed, seconds } of results) console.log(`| ${version} | ${passed ? 'passed' : 'FAILED'} | ${seconds} |`);
+for (const { version, passed, seconds } of results)
+  console.log(`| ${version} | ${passed ? 'passed' : 'FAILED'} | ${seconds} |`);
 process.exitCode = results.every((r) => r.passed) ? 0 : 1;

@@ -16,11 +16,18 @@ import { fileURLToPath } from 'node:url';
 const root = fileURLToPath(new URL('..', import.meta.url));
 const dist = join(root, 'dist');
 const napi = join(root, 'node_modules', '.bin', 'napi');
-const run = (cmd, args, cwd) => execFileSync(cmd, args, { cwd, stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
+const run = (cmd, args, cwd) =>
+  execFileSync(cmd, args, { cwd, stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
 
 // Built addons: this machine's (npm run build), and any others built into
 // the folders named by --artifacts=DIR (cross builds, a release's jobs).
-const dirs = [root, ...process.argv.slice(2).filter((a) => a.startsWith('--artifacts=')).map((a) => a.slice(12))];
+const dirs = [
+  root,
+  ...process.argv
+    .slice(2)
+    .filter((a) => a.startsWith('--artifacts='))
+    .map((a) => a.slice(12)),
+];
 const addons = dirs.flatMap((dir) =>
   readdirSync(dir)
     .filter((name) => /^native-sse\..+\.node$/.test(name))

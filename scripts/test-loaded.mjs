@@ -57,6 +57,8 @@ const started = Date.now();
 const suite = spawn(process.execPath, ['--test', ...files], { cwd: root, stdio: 'inherit' });
 suite.on('exit', (code, signal) => {
   stopBusy();
-  console.log(`test:loaded: the suite ${code === 0 ? 'passed' : 'FAILED'} under load in ${Math.round((Date.now() - started) / 1000)} s`);
+  console.log(
+    `test:loaded: the suite ${code === 0 ? 'passed' : 'FAILED'} under load in ${Math.round((Date.now() - started) / 1000)} s`,
+  );
   process.exit(code ?? (signal ? 1 : 0));
 });

@@ -47,8 +47,16 @@ const server = http.createServer((req, res) => {
   endpoint.send('welcome').catch(() => {});
   // Some streams are ended by the server, some told not to come back.
   const fate = opened % 10;
-  if (fate === 0) setTimeout(() => (serverCloses++, endpoint.close()), 5);
-  if (fate === 1) setTimeout(() => (serverCloses++, endpoint.close(true)), 5);
+  if (fate === 0)
+    setTimeout(() => {
+      serverCloses++;
+      endpoint.close();
+    }, 5);
+  if (fate === 1)
+    setTimeout(() => {
+      serverCloses++;
+      endpoint.close(true);
+    }, 5);
 });
 server.keepAliveTimeout = 1000;
 server.listen(0, '127.0.0.1');
@@ -159,7 +167,8 @@ if (state.directSockets !== 0) failures.push(`${state.directSockets} socket desc
 if (channel.size !== 0) failures.push(`${channel.size} subscribers left`);
 if (result.heapGrowthMiB > 4) failures.push(`heap grew by ${result.heapGrowthMiB} MiB`);
 if (result.rssGrowthMiB > 32) failures.push(`RSS grew by ${result.rssGrowthMiB} MiB`);
-if (result.rssGrowthSecondHalfMiB > 8) failures.push(`RSS grew by ${result.rssGrowthSecondHalfMiB} MiB in the second half`);
+if (result.rssGrowthSecondHalfMiB > 8)
+  failures.push(`RSS grew by ${result.rssGrowthSecondHalfMiB} MiB in the second half`);
 if (problems.length > 0) failures.push(...problems);
 result.failures = failures;
 

@@ -35,7 +35,10 @@ http.createServer(async (req, res) => {
   new EventEndpoint(req, res, { reconnectionTime: '3s' });
 });
 
-const target: EventTarget = new EventEndpoint(new http.IncomingMessage(null as never), new http.ServerResponse(null as never));
+const target: EventTarget = new EventEndpoint(
+  new http.IncomingMessage(null as never),
+  new http.ServerResponse(null as never),
+);
 void target;
 
 // The fetch-style form: `response` is a web Response.
@@ -96,7 +99,11 @@ export async function shared(endpoint: EventEndpoint): Promise<string> {
 
 // Production Redis: TLS with a private CA and a client certificate.
 export const secure = new Channel({
-  redis: { url: 'rediss://redis.internal:6380', stream: 'news', tls: { ca: '-----BEGIN CERTIFICATE-----', cert: Buffer.from(''), key: '' } },
+  redis: {
+    url: 'rediss://redis.internal:6380',
+    stream: 'news',
+    tls: { ca: '-----BEGIN CERTIFICATE-----', cert: Buffer.from(''), key: '' },
+  },
 });
 // @ts-expect-error a CA is PEM text or bytes
 new Channel({ redis: { url: 'rediss://h', stream: 's', tls: { ca: 42 } } });
@@ -115,7 +122,10 @@ export function retriable(err: { code?: string }): boolean {
 // Graceful shutdown.
 import { closeAll } from 'native-sse';
 process.on('SIGTERM', async () => {
-  const { closed, dropped }: { closed: number; dropped: boolean } = await closeAll({ reconnectWindow: 10_000, timeout: 5_000 });
+  const { closed, dropped }: { closed: number; dropped: boolean } = await closeAll({
+    reconnectWindow: 10_000,
+    timeout: 5_000,
+  });
   void closed;
   void dropped;
 });

@@ -21,7 +21,7 @@ if (cluster.isPrimary) {
   // Announced once every worker listens (Deno's node:cluster hands
   // connections to workers that do not listen yet).
   let listening = 0;
-  cluster.on('listening', (worker, address) => {
+  cluster.on('listening', (_worker, address) => {
     if (++listening !== WORKERS) return;
     console.log(`cluster example: http://127.0.0.1:${address.port}/events (${WORKERS} workers, Redis at ${REDIS_URL})`);
   });

@@ -22,7 +22,10 @@ function stream(req, res) {
     events.send(new Date().toLocaleTimeString('en-GB'), String(tick));
     if (tick % 5 === 0) {
       // One message, three lines: the browser receives it joined by "\n".
-      events.sendEvent('report', `Report for tick ${tick}\nvisitors so far: ${visitors}\nmemory: ${Math.round(process.memoryUsage().rss / 2 ** 20)} MiB`);
+      events.sendEvent(
+        'report',
+        `Report for tick ${tick}\nvisitors so far: ${visitors}\nmemory: ${Math.round(process.memoryUsage().rss / 2 ** 20)} MiB`,
+      );
     }
   }, 1000);
 

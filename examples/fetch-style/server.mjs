@@ -10,7 +10,7 @@ const app = {
   fetch(request) {
     const url = new URL(request.url);
     if (url.pathname !== '/events') {
-      return new Response('Try: curl -N http://127.0.0.1:' + url.port + '/events\n', {
+      return new Response(`Try: curl -N http://127.0.0.1:${url.port}/events\n`, {
         headers: { 'Content-Type': 'text/plain' },
       });
     }

@@ -13,7 +13,14 @@ client.collectDefaultMetrics({ register: registry });
 
 /** A gauge read from diagnostics() at each scrape. */
 function gauge(name, help, read) {
-  new client.Gauge({ name, help, registers: [registry], collect() { this.set(read(diagnostics())); } });
+  new client.Gauge({
+    name,
+    help,
+    registers: [registry],
+    collect() {
+      this.set(read(diagnostics()));
+    },
+  });
 }
 
 /** A counter (a total since start) read from diagnostics() at each scrape. */
@@ -42,7 +49,11 @@ counter('sse_events_queued_total', 'Events queued for clients (one per client).'
 counter('sse_bytes_written_total', 'Bytes handed to clients.', (d) => d.bytesWritten);
 counter('sse_budget_cut_offs_total', 'Clients cut off by the memory budget.', (d) => d.budgetCutOffs);
 counter('sse_stop_token_refusals_total', 'Reconnects refused (204) after close(true).', (d) => d.stopTokenRefusals);
-counter('sse_skipped_stream_entries_total', 'Redis stream entries skipped as malformed.', (d) => d.skippedStreamEntries);
+counter(
+  'sse_skipped_stream_entries_total',
+  'Redis stream entries skipped as malformed.',
+  (d) => d.skippedStreamEntries,
+);
 
 const ticker = new Channel({ historySize: 100 });
 let n = 0;
