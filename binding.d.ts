@@ -51,11 +51,11 @@ export declare class NativeChannel {
 export declare class RedisLink {
   /**
    * Makes the link and starts its publisher; nothing is connected yet
-   * (see [`RedisLink::ready`]). Fails (`InvalidArg`) only for a URL or TLS
-   * material that cannot be used.
-   * `on_outcomes` is called with every pipeline's [`PublishBatch`],
-   * through a weak thread-safe function: JavaScript keeps the process
-   * alive while broadcasts are pending.
+   * (see [`RedisLink::ready`]). Fails (`ERR_SSE_REDIS_CONFIG`) only for a
+   * URL or TLS material that cannot be used. `on_outcomes` is called
+   * with every pipeline's [`PublishBatch`], through a weak thread-safe
+   * function: JavaScript keeps the process alive while broadcasts are
+   * pending.
    */
   constructor(url: string, stream: string, maxLen: number, tls: RedisTls | undefined | null, onOutcomes: (arg: PublishBatch) => void)
   /** The server, named without userinfo. */
@@ -81,9 +81,9 @@ export declare class RedisLink {
 }
 
 /**
- * Entries read from the stream, checked and encoded; see [`Page`]. Handed
- * to JavaScript whole, and from there to the channel, without crossing
- * entry by entry.
+ * Entries read from the stream, checked and encoded; see
+ * [`link::StreamPage`]. Handed to JavaScript whole, and from there to the
+ * channel, without crossing entry by entry.
  */
 export declare class StreamPage {
   /** The id reading goes on after, or `null` if none was read. */
@@ -94,6 +94,7 @@ export declare class StreamPage {
   get read(): number
   /** The bytes of the entries that can be delivered, as frames. */
   get bytes(): number
+  /** Whether the id read after is gone from the stream. */
   get trimmed(): boolean
   /** Why the stream could not be read, or `null`. */
   get failure(): string | null
@@ -106,10 +107,10 @@ export declare class StreamPage {
 }
 
 /**
- * Takes over writing a stream's bytes to its socket (see
- * [`crate::direct`]): `fd` is the socket's descriptor, whose headers have
- * gone out and of which Node holds no unwritten byte. Returns false where
- * that cannot be done (then nothing changed).
+ * Takes over writing a stream's bytes to its socket: `fd` is the socket's
+ * descriptor, whose headers have gone out and of which Node holds no
+ * unwritten byte. Returns false where that cannot be done (then nothing
+ * changed).
  */
 export declare function attachSocket(slot: number, fd: number, stallTimeoutMs: number): boolean
 
@@ -126,7 +127,8 @@ export declare const BUN_KEEP_ALIVE_MS: number
 
 /**
  * Sets the key that signs stop tokens (checked by JavaScript to be at least
- * [`MIN_STOP_KEY_BYTES`] long) and how long tokens are honoured.
+ * [`super::defaults::MIN_STOP_KEY_BYTES`] long) and how long tokens are
+ * honoured.
  */
 export declare function configureStopTokens(key?: Buffer | undefined | null, maxAgeMs?: number | undefined | null): void
 
@@ -195,8 +197,35 @@ export interface DeliveryResult {
  */
 export declare function detachSocket(slot: number): Buffer | null
 
-/** Sockets that Rust writes to itself on this thread; for diagnostics. */
-export declare function directSocketCount(): number
+/** The registry of codes, by name: `{ SlowConsumer: "ERR_SSE_SLOW_CONSUMER", … }`. */
+export declare function errorCodes(): Record<string, string>
+
+export declare function figures(): Figures
+
+/** This thread's figures. The names are those of `diagnostics()`. */
+export interface Figures {
+  /** Open streams, of every owner. */
+  openStreams: number
+  /**
+   * Whether a keep-alive timer runs (a tokio task and its thread-safe
+   * function).
+   */
+  keepAliveTimer: boolean
+  /** Sockets Rust writes to itself. */
+  directSockets: number
+  /** Bytes held for all streams now: queued, and held by their responses. */
+  heldBytes: number
+  /** The memory budget, in bytes. */
+  memoryBudget: number
+  /** Events queued for clients since the thread began (one per client). */
+  eventsQueued: number
+  /** Bytes handed to transports or written to sockets. */
+  bytesWritten: number
+  /** Streams cut off by the memory budget. */
+  budgetCutOffs: number
+  /** Bytes the histories of this thread's channels hold. */
+  historyBytes: number
+}
 
 /**
  * Takes the bytes queued on every unpaused stream of `owner`; `null` when
@@ -220,20 +249,11 @@ export interface FlushBatch {
   /** Streams written directly whose socket failed, or `null`. */
   failed?: Uint32Array
   /**
-   * Streams cut off by the memory budget (furthest behind first), or
-   * `null`.
+   * Streams to cut off as slow consumers: picked by the memory budget
+   * (furthest behind first), or stalled on a direct socket; or `null`.
    */
-  evicted?: Uint32Array
+  cutOff?: Uint32Array
 }
-
-/** Bytes the histories of this thread's channels hold together. */
-export declare function historyBytesHeld(): number
-
-/**
- * This thread's figures for diagnostics: `[bytes held now, the budget,
- * events queued, bytes handed on, streams cut off by the budget]`.
- */
-export declare function hubFigures(): Array<number>
 
 /**
  * Whether a `Last-Event-ID` is the token of a client told to stop, made
@@ -241,18 +261,12 @@ export declare function hubFigures(): Array<number>
  */
 export declare function isStopToken(lastEventId: string): boolean
 
-/**
- * Whether a keep-alive timer runs on this thread; for tests of what
- * outlives endpoints.
- */
-export declare function keepAliveTimerRunning(): boolean
-
-/** The longest event id, in UTF-8 bytes (see [`crate::frame::MAX_ID_BYTES`]). */
+/** The longest event id, in UTF-8 bytes (see [`frame::MAX_ID_BYTES`]). */
 export declare const MAX_ID_BYTES: number
 
 /**
- * Bytes of broadcasts waiting for the publisher at most; past it,
- * `broadcast` is refused at once (not appended).
+ * Bytes of broadcasts waiting for Redis at most; past it, `broadcast` is
+ * refused at once (not appended).
  */
 export declare const MAX_PENDING_PUBLISH_BYTES: number
 
@@ -265,10 +279,7 @@ export declare function newOwner(): number
 /** Opens a stream and queues its opening bytes; returns its slot. */
 export declare function openStream(settings: StreamSettings): number
 
-/** Open streams on this thread, of every owner; for diagnostics. */
-export declare function openStreamCount(): number
-
-/** What replaying a page to one subscriber did; see [`crate::channel::Replayed`]. */
+/** What replaying a page to one subscriber did; see [`crate::core::channel::Replayed`]. */
 export interface PageReplay {
   frames: number
   tooLarge?: Array<string>
@@ -283,8 +294,8 @@ export interface PageReplay {
 export declare function pauseStream(slot: number): void
 
 /**
- * The fate of a run of broadcasts, in the order they were queued: one
- * call back into JavaScript per pipeline, not one per broadcast.
+ * The fate of a run of broadcasts, in the order they were queued; see
+ * [`link::PublishBatch`].
  */
 export interface PublishBatch {
   /** Each broadcast's stream id; `""` where it failed. */
@@ -296,7 +307,7 @@ export interface PublishBatch {
 export interface PublishFailure {
   /** Its place in the batch's `ids`. */
   index: number
-  /** One of the two codes above. */
+  /** `ERR_SSE_REDIS_NOT_APPENDED` or `ERR_SSE_REDIS_OUTCOME_UNKNOWN`. */
   code: string
   reason: string
 }
@@ -320,7 +331,7 @@ export interface RedisTls {
  */
 export declare function releaseStream(slot: number): void
 
-/** What a subscription replayed; see [`crate::channel::Replay`]. */
+/** What a subscription replayed; see [`crate::core::channel::Replay`]. */
 export interface ReplayResult {
   frames: number
   complete: boolean
@@ -362,7 +373,7 @@ export declare function resumeStream(slot: number): boolean
  */
 export declare function send(slot: number, data: string, event?: string | undefined | null, eventId?: string | undefined | null): number
 
-/** What `send` returns when the frame would pass the stream's cap. */
+/** What `send` returns when the frame would overflow the stream's cap. */
 export declare const SEND_OVERFLOW: number
 
 /** What `sendAgain` returns when the last frame is not the caller's. */

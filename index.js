@@ -5,8 +5,8 @@
 // the public entry point.
 
 const { EventEndpoint, CloseEvent, closeAll } = require('./lib/endpoint.js');
-const { Channel } = require('./lib/channel.js');
-const { diagnostics } = require('./lib/diagnostics.js');
+const { Channel } = require('./lib/channel/index.js');
+const { diagnostics } = require('./lib/diagnostics/index.js');
 const { configureStopTokens } = require('./lib/stop-tokens.js');
 const { setMemoryBudget } = require('./lib/budget.js');
 

@@ -140,10 +140,10 @@ test('send() after close rejects with a clear error and nothing goes unhandled',
 
 test('endpoints release their native streams when they end', async (t) => {
   const native = (await import('../binding.js')).default;
-  const before = native.openStreamCount();
+  const before = native.figures().openStreams;
   const { endpoint, client } = await open(t);
-  assert.equal(native.openStreamCount(), before + 1);
+  assert.equal(native.figures().openStreams, before + 1);
   client.destroy();
   await until(() => endpoint.closed);
-  assert.equal(native.openStreamCount(), before);
+  assert.equal(native.figures().openStreams, before);
 });

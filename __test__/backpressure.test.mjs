@@ -44,7 +44,10 @@ test('an awaiting producer waits for a client that does not read; memory stays b
   for (let i = total; i < total + 10; i++) await endpoint.send(frame, String(i));
   await until(() => client.body.includes(`id: ${total + 9}\n`), 10_000, 'the backlog');
   const ids = parseEventStream(client.body).events.map((e) => Number(e.lastEventId));
-  assert.deepEqual(ids, Array.from({ length: total + 10 }, (_, i) => i));
+  assert.deepEqual(
+    ids,
+    Array.from({ length: total + 10 }, (_, i) => i),
+  );
 });
 
 test('a producer that does not wait cuts a non-reading client off as a slow consumer', async (t) => {
@@ -95,7 +98,10 @@ test('keepAlive: an idle client gets a comment about every period, a busy one no
   const elapsed = Date.now() - start;
   // Four comments, each after 200 ms of silence: never sooner than that.
   assert.ok(elapsed >= 4 * 200 - 50, `four keep-alive comments in ${elapsed} ms`);
-  assert.ok(comments(busy.client.body) <= gaps, `${comments(busy.client.body)} comments on a busy stream, ${gaps} gaps in its ticks`);
+  assert.ok(
+    comments(busy.client.body) <= gaps,
+    `${comments(busy.client.body)} comments on a busy stream, ${gaps} gaps in its ticks`,
+  );
   assert.ok(parseEventStream(busy.client.body).events.length >= 4);
   // Comments never disturb events.
   assert.equal(parseEventStream(idle.client.body).events.length, 0);
@@ -130,8 +136,8 @@ test('a server with idle keep-alive endpoints exits once they and it are closed'
       server.close();
       server.closeAllConnections();
       setImmediate(() => console.log(JSON.stringify({
-        timer: native.keepAliveTimerRunning(),
-        streams: native.openStreamCount(),
+        timer: native.figures().keepAliveTimer,
+        streams: native.figures().openStreams,
       })));
     }
   `;

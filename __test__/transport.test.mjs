@@ -1,11 +1,11 @@
-// The memory rule of the transport contract (lib/transport.js): a share of a
+// The memory rule of the transport contract (lib/transports/contract.js): a share of a
 // large flush that a transport may keep is a copy, so that a stuck client
 // holds its own bytes (plus at most 256 KiB of others'), never the flush.
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 
-const { ownShare } = createRequire(import.meta.url)('../lib/transport.js');
+const { ownShare } = createRequire(import.meta.url)('../lib/transports/contract.js');
 
 test('a small share of a large flush is copied; a small flush, or most of one, is not', () => {
   const large = Buffer.alloc(1 << 20, 1);

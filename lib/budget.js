@@ -1,6 +1,6 @@
 'use strict';
 
-// The memory budget of this thread's streams (see src/hub.rs): the most
+// The memory budget of this thread's streams (see src/core/hub.rs): the most
 // bytes held for all clients together, in Rust and in their responses.
 
 const native = require('./native.js');

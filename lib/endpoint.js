@@ -2,18 +2,39 @@
 
 const native = require('./native.js');
 const outbox = require('./outbox.js');
-const metrics = require('./metrics.js');
+const metrics = require('./diagnostics/metrics.js');
 const { CloseEvent } = require('./close-event.js');
-const { NodeTransport } = require('./node-transport.js');
-const { WebTransport } = require('./web-transport.js');
+const { NodeTransport } = require('./transports/node.js');
+const { WebTransport } = require('./transports/web.js');
+const { CloseReason } = require('./close-reasons.js');
+const { IS_DENO } = require('./runtime.js');
 const { ListenerGuards } = require('./listeners.js');
 const { normalizeOptions, optionalString, requiredString, count } = require('./options.js');
 const { checkId, largest, handled, invalid, invalidValue, fromNative, tooLarge, closedError } = require('./errors.js');
-const { isWebRequest, isNodeRequest, isNodeResponse, streamHeaders, userHeaders, lastEventIdOf, breakingHeader } = require('./request.js');
-const { kSlot, kJoin, kLeave, kAbort, kDrop, kLastId, kWhenWritable, kRoom, kShutdown, kDestroy, nextSequence } = require('./internal.js');
+const {
+  isWebRequest,
+  isNodeRequest,
+  isNodeResponse,
+  streamHeaders,
+  userHeaders,
+  lastEventIdOf,
+  breakingHeader,
+} = require('./request.js');
+const {
+  kSlot,
+  kJoin,
+  kLeave,
+  kAbort,
+  kDrop,
+  kLastId,
+  kWhenWritable,
+  kRoom,
+  kShutdown,
+  kDestroy,
+  nextSequence,
+} = require('./internal.js');
 
 const RESOLVED = Promise.resolve();
-const IS_DENO = typeof globalThis.Deno?.version?.deno === 'string';
 // What native.send and native.sendAgain return besides a byte count.
 const { SEND_OVERFLOW, SEND_TOO_LARGE, SEND_STALE } = native;
 const noop = () => {};
@@ -26,11 +47,45 @@ const open = new Set();
 // over many endpoints is the common way to fan out; when the next send is
 // the same event, the frame Rust encoded last is queued again instead of
 // passing the strings and encoding them once per endpoint. Rust checks that
-// the frame it holds is this copy's (see src/last_frame.rs); any failed call
+// the frame it holds is this copy's (see src/core/last_frame.rs); any failed call
 // forgets it here.
 let lastData;
 let lastEvent;
 let lastId;
+
+/**
+ * The response and the options of `new EventEndpoint(request, ...args)`:
+ * `(request, response, options?)` for node:http and node:http2,
+ * `(request, options?)` for a web `Request`. Throws a TypeError naming
+ * the argument, before any byte is written.
+ */
+function argumentsOf(request, args) {
+  let response = null;
+  let options;
+  if (isWebRequest(request)) {
+    options = normalizeOptions(args[0]);
+  } else if (isNodeRequest(request)) {
+    response = args[0];
+    if (!isNodeResponse(response)) {
+      throw invalid('response', 'an http.ServerResponse or http2.Http2ServerResponse', response);
+    }
+    options = normalizeOptions(args[1]);
+    if (response.headersSent) throw invalidValue('response', 'has already sent its headers');
+  } else {
+    throw invalid('request', 'an http.IncomingMessage, http2.Http2ServerRequest or Request', request);
+  }
+  // HTTP/2 responses (compat API) refuse connection-specific headers.
+  const broken = breakingHeader(options.headers, { http2: response !== null && request.httpVersionMajor >= 2 });
+  if (broken !== null)
+    throw invalidValue(`options.headers.${broken}`, 'would break the event stream: it cannot be set');
+  return { response, options };
+}
+
+/** Whether the response is a node:http HTTP/1.x one (which gets the
+ * headers only HTTP/1.1 has). */
+function isHttp1(request, response) {
+  return response !== null && !(request.httpVersionMajor >= 2);
+}
 
 /**
  * A Server-Sent Events stream to one client, with the API of
@@ -61,79 +116,79 @@ class EventEndpoint extends EventTarget {
 
   constructor(request, ...args) {
     super();
-    let response = null;
-    let options;
-    if (isWebRequest(request)) {
-      options = normalizeOptions(args[0]);
-    } else if (isNodeRequest(request)) {
-      response = args[0];
-      if (!isNodeResponse(response)) {
-        throw invalid('response', 'an http.ServerResponse or http2.Http2ServerResponse', response);
-      }
-      options = normalizeOptions(args[1]);
-      if (response.headersSent) throw invalidValue('response', 'has already sent its headers');
-    } else {
-      throw invalid('request', 'an http.IncomingMessage, http2.Http2ServerRequest or Request', request);
-    }
-    // HTTP/2 responses (compat API) refuse connection-specific headers.
-    const broken = breakingHeader(options.headers, { http2: response !== null && request.httpVersionMajor >= 2 });
-    if (broken !== null) throw invalidValue(`options.headers.${broken}`, 'would break the event stream: it cannot be set');
+    const { response, options } = argumentsOf(request, args);
     this.#lastEventId = lastEventIdOf(request);
-
     // A client told to stop by close(true) is refused with 204, which makes
-    // EventSource give up instead of reconnecting again. The extra headers
-    // still go out: a cross-origin client needs its CORS headers to read
-    // even a 204.
+    // EventSource give up instead of reconnecting again.
     const stopped = this.#lastEventId !== '' && native.isStopToken(this.#lastEventId);
-    // A HEAD response has headers only: there is no stream to keep open.
-    const headOnly = request.method === 'HEAD';
-    const status = stopped ? 204 : 200;
-    const headers = stopped ? userHeaders(options.headers) : streamHeaders(options.headers, { http1: response !== null && !(request.httpVersionMajor >= 2) });
+    if (stopped || request.method === 'HEAD') {
+      this.#answerOnly(request, response, options, stopped);
+      return;
+    }
+    this.#open(request, response, options);
+  }
 
+  /** Answers with headers only: `204` to a client told to stop, or the
+   * stream's headers to a HEAD request (there is no stream to keep open). */
+  #answerOnly(request, response, options, stopped) {
+    const status = stopped ? 204 : 200;
+    // A 204 still carries the extra headers: a cross-origin client needs
+    // its CORS headers to read even that.
+    const headers = stopped
+      ? userHeaders(options.headers)
+      : streamHeaders(options.headers, { http1: isHttp1(request, response) });
     if (response === null) {
-      if (stopped || headOnly) {
-        this.#webResponse = new Response(null, { status, headers });
-      } else {
-        this.#transport = new WebTransport(this.#transportEvents());
-        this.#webResponse = new Response(this.#transport.body, { status, headers });
-        // A client that leaves cancels the body; the request's signal says
-        // so sooner where that is all it means. (Deno's also aborts on every
-        // successful response, and warns that it does: there the body's
-        // cancel is the signal.)
-        if (!IS_DENO) request.signal?.addEventListener('abort', () => this.#end(true, 'client disconnected'), { once: true });
-      }
+      this.#webResponse = new Response(null, { status, headers });
     } else {
       for (const [name, value] of headers) response.setHeader(name, value);
       response.writeHead(status);
-      if (stopped || headOnly) response.end();
+      response.end();
     }
     if (stopped) metrics.refused();
-    if (stopped || headOnly) {
-      this.#closed = true;
-      this.#closeReason = stopped ? 'client was told not to reconnect' : 'HEAD request';
-      queueMicrotask(() => this.#dispatchClose(true, this.#closeReason));
-      return;
-    }
+    this.#closed = true;
+    this.#closeReason = stopped ? CloseReason.ToldNotToReconnect : CloseReason.HeadRequest;
+    queueMicrotask(() => this.#dispatchClose(true, this.#closeReason));
+  }
 
+  /** Sends the stream's headers and opens its stream in Rust. */
+  #open(request, response, options) {
+    const headers = streamHeaders(options.headers, { http1: isHttp1(request, response) });
+    if (response === null) {
+      this.#transport = new WebTransport(this.#transportEvents());
+      this.#webResponse = new Response(this.#transport.body, { status: 200, headers });
+      // A client that leaves cancels the body; the request's signal says
+      // so sooner where that is all it means. (Deno's also aborts on every
+      // successful response, and warns that it does: there the body's
+      // cancel is the signal.)
+      if (!IS_DENO)
+        request.signal?.addEventListener('abort', () => this.#end(true, CloseReason.ClientDisconnected), {
+          once: true,
+        });
+    } else {
+      for (const [name, value] of headers) response.setHeader(name, value);
+      response.writeHead(200);
+    }
     this.#highWaterMark = options.highWaterMark;
     this.#closeTimeout = options.closeTimeout;
     this.#maxBufferedBytes = options.maxBufferedBytes;
-    const slot = (this.#slot = native.openStream({
+    const slot = native.openStream({
       owner: outbox.owner,
       retry: options.reconnectionTime,
       maxBufferedBytes: options.maxBufferedBytes,
       keepAlive: options.keepAlive,
-    }));
-    if (response !== null) this.#transport = new NodeTransport(slot, response, this.#transportEvents(), options.stallTimeout);
+    });
+    this.#slot = slot;
+    if (response !== null)
+      this.#transport = new NodeTransport(slot, response, this.#transportEvents(), options.stallTimeout);
     open.add(this);
     metrics.opened();
     outbox.attach(slot, {
       write: (chunk) => this.#write(chunk),
       drained: () => this.#releaseWaiters(),
-      failed: () => this.#abort('client disconnected (its socket failed)'),
-      // Furthest behind when the thread's memory budget ran out: it resumes
-      // by Last-Event-ID, like any slow consumer.
-      evicted: () => this.#abort('slow consumer'),
+      failed: () => this.#abort(CloseReason.SocketFailed),
+      // Furthest behind when the thread's memory budget ran out, or its
+      // socket stalled: it resumes by Last-Event-ID, like any slow consumer.
+      cutOff: () => this.#abort(CloseReason.SlowConsumer),
     });
     outbox.schedule();
     if (options.keepAlive > 0) {
@@ -248,7 +303,7 @@ class EventEndpoint extends EventTarget {
     // Before the slot goes: Rust may hold bytes it is writing to the socket.
     transport.reclaim();
     this.#closingByServer = true;
-    this.#end(true, noReconnect ? 'closed by the server, no reconnect' : 'closed by the server');
+    this.#end(true, noReconnect ? CloseReason.ClosedNoReconnect : CloseReason.ClosedByServer);
     // A client that does not take the rest within closeTimeout is dropped:
     // every close finishes, and releases its connection.
     transport.end(rest, this.#closeTimeout);
@@ -277,14 +332,21 @@ class EventEndpoint extends EventTarget {
     }
     if (queued === SEND_TOO_LARGE) {
       // No client could ever take it; the stream itself is fine.
-      throw tooLarge(largest([['data', data], ['event', event], ['eventId', id]]), this.#maxBufferedBytes);
+      throw tooLarge(
+        largest([
+          ['data', data],
+          ['event', event],
+          ['eventId', id],
+        ]),
+        this.#maxBufferedBytes,
+      );
     }
     if (queued === SEND_OVERFLOW) {
       // The client has fallen a whole cap behind. Cut it off rather than
       // drop frames from the middle of its stream: it reconnects with its
       // Last-Event-ID and can be resumed from there.
-      this.#abort('slow consumer');
-      return handled(Promise.reject(closedError('slow consumer')));
+      this.#abort(CloseReason.SlowConsumer);
+      return handled(Promise.reject(closedError(CloseReason.SlowConsumer)));
     }
     if (id !== undefined) this.#setLastEventId(id);
     outbox.schedule();
@@ -305,7 +367,8 @@ class EventEndpoint extends EventTarget {
   [kJoin](channel, replayedId) {
     // From now on, the channel's broadcasts count as this endpoint's ids.
     this.#setLastEventId(replayedId ?? this.#lastEventId);
-    (this.#channels ??= new Set()).add(channel);
+    this.#channels ??= new Set();
+    this.#channels.add(channel);
   }
 
   /** Left `channel`: keep the last id it sent here, if it is the latest. */
@@ -328,7 +391,7 @@ class EventEndpoint extends EventTarget {
   }
 
   [kDestroy]() {
-    this.#transport?.destroy('closeAll() timed out');
+    this.#transport?.destroy(CloseReason.CloseAllTimedOut);
   }
 
   [kRoom]() {
@@ -365,7 +428,8 @@ class EventEndpoint extends EventTarget {
    * flush that hands this stream's bytes over (or, when Rust writes them
    * to the socket itself, once they have all been written). */
   #wait(waiter) {
-    (this.#waiters ??= []).push(waiter);
+    this.#waiters ??= [];
+    this.#waiters.push(waiter);
     native.watchDrain(this.#slot);
   }
 

@@ -1,12 +1,15 @@
 'use strict';
 
 const native = require('./native.js');
+const codes = require('./codes.js');
+const { closedCode } = require('./close-reasons.js');
 
 // Every error native-sse gives a user: its class, its `code` (listed in the
 // README, for matching), and its message, which names the argument the user
 // passed. Errors from Rust arrive with a code per kind and a short detail
-// (src/error.rs); the message is written here, where the argument's name is
-// known. No message text is parsed or patched.
+// (src/bindings/error.rs); the message is written here, where the argument's
+// name is known. Every code is read from the registry (lib/codes.js). No
+// message text is parsed or patched.
 
 function describe(value) {
   if (value === null) return 'null';
@@ -23,7 +26,10 @@ function withCode(err, code) {
 
 /** An argument of the wrong type or out of range. */
 function invalid(name, expected, value) {
-  return withCode(new TypeError(`The "${name}" argument must be ${expected}, received ${describe(value)}`), 'ERR_INVALID_ARG_TYPE');
+  return withCode(
+    new TypeError(`The "${name}" argument must be ${expected}, received ${describe(value)}`),
+    'ERR_INVALID_ARG_TYPE',
+  );
 }
 
 /** An argument whose type is right and whose value is not. */
@@ -37,11 +43,19 @@ function invalidValue(name, why) {
  */
 function fromNative(err, names) {
   switch (err?.code) {
-    case 'ERR_SSE_INVALID_EVENT':
-      return withCode(new TypeError(`The "${names.event}" argument must not contain a line break (CR or LF): ${err.message}`), err.code);
-    case 'ERR_SSE_INVALID_ID':
-      return withCode(new TypeError(`The "${names.id}" argument must not contain CR, LF or NUL, nor be longer than ${native.MAX_ID_BYTES} bytes: ${err.message}`), err.code);
-    case 'ERR_SSE_EVENT_TOO_LARGE':
+    case codes.InvalidEvent:
+      return withCode(
+        new TypeError(`The "${names.event}" argument must not contain a line break (CR or LF): ${err.message}`),
+        err.code,
+      );
+    case codes.InvalidId:
+      return withCode(
+        new TypeError(
+          `The "${names.id}" argument must not contain CR, LF or NUL, nor be longer than ${native.MAX_ID_BYTES} bytes: ${err.message}`,
+        ),
+        err.code,
+      );
+    case codes.EventTooLarge:
       return withCode(new TypeError(`The "${names.data}" argument is too large: ${err.message}`), err.code);
     default:
       return err;
@@ -54,7 +68,12 @@ function fromNative(err, names) {
  */
 function checkId(name, id) {
   if (id !== undefined && !id.isWellFormed()) {
-    throw withCode(new TypeError(`The "${name}" argument must not contain a lone surrogate (it could not come back as Last-Event-ID)`), 'ERR_SSE_INVALID_ID');
+    throw withCode(
+      new TypeError(
+        `The "${name}" argument must not contain a lone surrogate (it could not come back as Last-Event-ID)`,
+      ),
+      codes.InvalidId,
+    );
   }
   return id;
 }
@@ -70,24 +89,23 @@ function largest(parts) {
 /** An event larger than an endpoint's own cap. */
 function tooLarge(name, maxBufferedBytes) {
   return withCode(
-    new TypeError(`The "${name}" argument is too large: the event takes more than maxBufferedBytes (${maxBufferedBytes} bytes)`),
-    'ERR_SSE_EVENT_TOO_LARGE',
+    new TypeError(
+      `The "${name}" argument is too large: the event takes more than maxBufferedBytes (${maxBufferedBytes} bytes)`,
+    ),
+    codes.EventTooLarge,
   );
 }
 
 /** What `send()` rejects with once the stream has closed. */
 function closedError(reason) {
-  return withCode(
-    new Error(`Cannot send: the event stream is closed (${reason})`),
-    reason === 'slow consumer' ? 'ERR_SSE_SLOW_CONSUMER' : 'ERR_SSE_CLOSED',
-  );
+  return withCode(new Error(`Cannot send: the event stream is closed (${reason})`), closedCode(reason));
 }
 
 /** A broadcast Redis did not take; `outcome.code` says whether it may have
  * been appended anyway. */
 function publishError({ code, reason }) {
   const fate =
-    code === 'ERR_SSE_REDIS_OUTCOME_UNKNOWN'
+    code === codes.RedisOutcomeUnknown
       ? 'the broadcast may or may not have been appended (do not simply retry it)'
       : 'the broadcast was not appended';
   return withCode(new Error(`${reason}: ${fate}`), code);
@@ -101,4 +119,15 @@ function handled(promise) {
   return promise;
 }
 
-module.exports = { checkId, largest, handled, withCode, invalid, invalidValue, fromNative, tooLarge, closedError, publishError };
+module.exports = {
+  checkId,
+  largest,
+  handled,
+  withCode,
+  invalid,
+  invalidValue,
+  fromNative,
+  tooLarge,
+  closedError,
+  publishError,
+};

@@ -42,10 +42,14 @@ class ListenerGuards {
     let byKey = this.#guards.get(listener);
     if (byKey === undefined) {
       if (!create) return undefined;
-      this.#guards.set(listener, (byKey = new Map()));
+      byKey = new Map();
+      this.#guards.set(listener, byKey);
     }
     let guard = byKey.get(key);
-    if (guard === undefined && create) byKey.set(key, (guard = guarded(listener)));
+    if (guard === undefined && create) {
+      guard = guarded(listener);
+      byKey.set(key, guard);
+    }
     return guard;
   }
 }

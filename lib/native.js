@@ -19,6 +19,8 @@ try {
     `native-sse has no prebuilt binary for ${platformName()}: build it from source (Rust required) with \`npm ci && npm run build\` in a clone of its repository, or install with optional dependencies`,
     { cause },
   );
+  // The one code not read from the registry (lib/codes.js): the registry
+  // is in the binary that could not be loaded.
   err.code = 'ERR_SSE_NO_BINARY';
   throw err;
 }

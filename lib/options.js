@@ -5,10 +5,12 @@
 
 const native = require('./native.js');
 const { invalid, invalidValue } = require('./errors.js');
+const { IS_BUN } = require('./runtime.js');
 
+/** The largest count Rust takes (a u32). */
 const MAX_U32 = 0xffff_ffff;
 // Bun.serve drops a request idle for 10 s: there a comment goes out sooner.
-const DEFAULT_KEEP_ALIVE = process.versions.bun ? native.BUN_KEEP_ALIVE_MS : native.DEFAULT_KEEP_ALIVE_MS;
+const DEFAULT_KEEP_ALIVE = IS_BUN ? native.BUN_KEEP_ALIVE_MS : native.DEFAULT_KEEP_ALIVE_MS;
 // RFC 9110 token and field-value characters.
 const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
@@ -62,7 +64,11 @@ function retryOf(options) {
 function normalizeOptions(options) {
   if (options === undefined || options === null) options = {};
   if (typeof options !== 'object') throw invalid('options', 'an object', options);
-  const maxBufferedBytes = count('options.maxBufferedBytes', options.maxBufferedBytes, native.DEFAULT_MAX_BUFFERED_BYTES);
+  const maxBufferedBytes = count(
+    'options.maxBufferedBytes',
+    options.maxBufferedBytes,
+    native.DEFAULT_MAX_BUFFERED_BYTES,
+  );
   if (maxBufferedBytes === 0) throw invalid('options.maxBufferedBytes', 'at least 1', 0);
   const highWaterMark = count('options.highWaterMark', options.highWaterMark, native.DEFAULT_HIGH_WATER_MARK);
   return {
@@ -90,4 +96,4 @@ function requiredString(name, value) {
   return value;
 }
 
-module.exports = { normalizeOptions, optionalString, requiredString, count };
+module.exports = { MAX_U32, normalizeOptions, optionalString, requiredString, count };

@@ -19,7 +19,8 @@ const owner = native.newOwner();
 
 /** slot → the stream's sink: `write(chunk)` its share of a batch,
  * `drained()` when Rust wrote all its bytes to its socket, `failed()` when
- * that socket failed, `evicted()` when the memory budget cut it off. */
+ * that socket failed, `cutOff()` when it is to be cut off as a slow
+ * consumer (the memory budget picked it, or its socket stalled). */
 const sinks = [];
 let scheduled = false;
 
@@ -27,13 +28,13 @@ function flush() {
   scheduled = false;
   const batch = native.flush(owner);
   if (batch === null) return;
-  const { bytes, layout, drained, failed, evicted } = batch;
+  const { bytes, layout, drained, failed, cutOff } = batch;
   for (let i = 0; i < layout.length; i += 3) {
     sinks[layout[i]]?.write(bytes.subarray(layout[i + 1], layout[i + 2]));
   }
   if (drained != null) for (const slot of drained) sinks[slot]?.drained();
   if (failed != null) for (const slot of failed) sinks[slot]?.failed();
-  if (evicted != null) for (const slot of evicted) sinks[slot]?.evicted();
+  if (cutOff != null) for (const slot of cutOff) sinks[slot]?.cutOff();
   // More than one batch can address waited: the rest goes next turn.
   if (batch.more) schedule();
 }

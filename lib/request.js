@@ -89,4 +89,12 @@ function breakingHeader(headers, { http2 }) {
   return null;
 }
 
-module.exports = { isWebRequest, isNodeRequest, isNodeResponse, streamHeaders, userHeaders, lastEventIdOf, breakingHeader };
+module.exports = {
+  isWebRequest,
+  isNodeRequest,
+  isNodeResponse,
+  streamHeaders,
+  userHeaders,
+  lastEventIdOf,
+  breakingHeader,
+};

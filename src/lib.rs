@@ -1,42 +1,37 @@
 //! native-sse: Server-Sent Events for Node.js with the byte path in Rust.
 //!
-//! The core is plain Rust and knows nothing of JavaScript: `frame`
-//! (encoding and validation), `buffer` (one client's queue), `hub` (the
-//! streams of a thread), `channel` (broadcast and history), `stop` (stop
-//! tokens) and `stream_entry` (entries read from Redis). The bindings only
-//! translate: `stream_binding`, `last_frame`, `keep_alive`, `stop_binding`,
-//! `channel_binding` and `redis_link`, with `error` as the one conversion of
-//! the core's errors into JavaScript errors.
+//! The crate is in three layers, each a folder, and each layer uses only
+//! the ones above it in this list:
+//!
+//! - [`core`]: pure Rust. Frames (encoding and validation), one client's
+//!   buffer, the hub of a thread's streams and its memory budget, channels
+//!   and their history, Redis stream entries as events, stop tokens, the
+//!   last frame encoded, and the registry of error codes. No napi, no tokio
+//!   I/O.
+//! - [`io`]: what owns descriptors and connections. The direct socket path
+//!   (Rust writing to a stream's socket) and the Redis link (publisher,
+//!   reader, pages, replies). Plain Rust callbacks out, tasks spawned
+//!   through a function handed in: no napi.
+//! - [`bindings`]: the only code that touches Node-API. One module owns the
+//!   thread's state; one converts errors; one holds every exported
+//!   constant; one per exported class or group of functions.
+//!
+//! Test-only code (a reference WHATWG parser, a model-based test) lives in
+//! `testing`, compiled under `cargo test` only. `npm run lint` fails when
+//! `core` or `io` names napi (scripts/check-layers.mjs).
 
-mod buffer;
-mod channel;
-mod frame;
-mod hub;
-mod stop;
-mod stream_entry;
+// The crate's documentation is for its maintainers, built with
+// `--document-private-items` (npm run lint): links to private items are
+// the point.
+#![allow(rustdoc::private_intra_doc_links)]
 
-#[cfg(unix)]
-#[cfg_attr(test, allow(dead_code))]
-mod direct;
-#[cfg(not(unix))]
-#[path = "direct_fallback.rs"]
-mod direct;
-mod error;
-mod last_frame;
+mod core;
+mod io;
 
-// Under `cargo test` napi-derive registers nothing, so the exports look unused.
+// Under `cargo test` napi-derive registers nothing, so the exports look
+// unused: one allowance for the whole layer.
 #[cfg_attr(test, allow(dead_code))]
-mod channel_binding;
-#[cfg_attr(test, allow(dead_code))]
-mod keep_alive;
-#[cfg_attr(test, allow(dead_code))]
-mod redis_link;
-#[cfg_attr(test, allow(dead_code))]
-mod stop_binding;
-#[cfg_attr(test, allow(dead_code))]
-mod stream_binding;
+mod bindings;
 
 #[cfg(test)]
-mod model_tests;
-#[cfg(test)]
-mod whatwg;
+mod testing;

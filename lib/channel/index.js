@@ -1,0 +1,196 @@
+'use strict';
+
+const native = require('../native.js');
+const outbox = require('../outbox.js');
+const { EventEndpoint } = require('../endpoint.js');
+const { optionalString } = require('../options.js');
+const { checkId, invalid } = require('../errors.js');
+const { CloseReason } = require('../close-reasons.js');
+const { kSlot, kJoin, kLeave, kAbort, kDrop, kLastId, nextSequence } = require('../internal.js');
+const {
+  incompleteEventOf,
+  historySizeOf,
+  historyBytesOf,
+  redisOptionsOf,
+  broadcastArgumentsOf,
+  broadcastError,
+} = require('./options.js');
+const { RedisStream } = require('./redis.js');
+
+const noop = () => {};
+
+function endpointArgument(endpoint) {
+  if (!(endpoint instanceof EventEndpoint)) throw invalid('endpoint', 'an EventEndpoint', endpoint);
+  return endpoint;
+}
+
+/**
+ * Broadcast to many endpoints: each event is validated and encoded once, in
+ * Rust, and the same bytes are queued to every subscriber in one call. The
+ * last `historySize` events that carry an id (and no more than
+ * `historyBytes` of them) are kept, so that a client reconnecting with
+ * `Last-Event-ID` is sent exactly what it missed.
+ *
+ * With `options.redis`, the channel is a Redis Stream shared by every
+ * process that names it (its Redis half is ./redis.js): broadcasts are
+ * appended in call order, every process delivers what it reads to its own
+ * subscribers, and a resuming client is replayed the stream, a page at a
+ * time.
+ */
+class Channel {
+  #native;
+  /** slot → subscribed endpoint. */
+  #subscribers = new Map();
+  #lastId = '';
+  #lastSequence = 0;
+  /** The event that tells a resuming client its resume was incomplete. */
+  #incompleteEvent = null;
+  /** The Redis half, for a Redis-backed channel; otherwise null. */
+  #redis = null;
+
+  /**
+   * Resolves once the channel can broadcast: at once for a local channel;
+   * once connected for a Redis-backed one, and rejects with a clear error
+   * if Redis cannot be reached at first (the channel keeps trying).
+   */
+  ready;
+
+  constructor(options = undefined) {
+    if (options === undefined || options === null) options = {};
+    if (typeof options !== 'object') throw invalid('options', 'an object', options);
+    const redis = redisOptionsOf(options.redis);
+    this.#incompleteEvent = incompleteEventOf(options.incompleteEvent);
+    if (redis === null) {
+      this.#native = new native.NativeChannel(historySizeOf(options), historyBytesOf(options));
+      this.ready = Promise.resolve();
+      return;
+    }
+    // A Redis-backed channel resumes clients from the stream, not from a
+    // local history.
+    this.#native = new native.NativeChannel(0, 0);
+    this.#redis = new RedisStream(this.#core(), redis);
+    this.ready = this.#redis.ready;
+  }
+
+  /** What the Redis half shares with this channel (see ./redis.js). */
+  #core() {
+    return {
+      native: this.#native,
+      size: () => this.#subscribers.size,
+      has: (endpoint) => this.#subscribers.get(endpoint[kSlot]) === endpoint,
+      join: (endpoint, floor, replayedId) => this.#join(endpoint, floor, replayedId),
+      cutOff: (slots) => this.#cutOff(slots),
+      sent: (id) => this.#sent(id),
+      tellIncomplete: (endpoint, lastEventId, result) => this.#tellIncomplete(endpoint, lastEventId, result),
+    };
+  }
+
+  /** Number of subscribed endpoints. */
+  get size() {
+    return this.#subscribers.size;
+  }
+
+  /**
+   * Subscribes an endpoint, first sending it, in order, the events of the
+   * history after its `lastEventId`. Returns how many were replayed and
+   * whether that is known to be all it missed: `complete` is false when its
+   * id is no longer (or never was) in the history, in which case everything
+   * held was replayed. A closed endpoint, or one already subscribed, is left
+   * as it is.
+   */
+  subscribe(endpoint) {
+    endpointArgument(endpoint);
+    if (this.#redis !== null) return this.#redis.subscribe(endpoint);
+    const slot = endpoint[kSlot];
+    if (slot < 0 || this.#subscribers.get(slot) === endpoint) return { replayed: 0, complete: true };
+    const lastEventId = endpoint.lastEventId;
+    const replay = this.#native.subscribe(slot, lastEventId);
+    this.#subscribers.set(slot, endpoint);
+    endpoint[kJoin](this, replay.lastId ?? undefined);
+    if (replay.overflow) endpoint[kAbort](CloseReason.SlowConsumer);
+    else if (replay.frames > 0) outbox.schedule();
+    const result = { replayed: replay.frames, complete: replay.complete };
+    this.#tellIncomplete(endpoint, lastEventId, result);
+    return result;
+  }
+
+  /** Stops sending to an endpoint. Endpoints also leave when they close. */
+  unsubscribe(endpoint) {
+    endpointArgument(endpoint);
+    if (this.#subscribers.get(endpoint[kSlot]) !== endpoint) return;
+    endpoint[kLeave](this);
+    this[kDrop](endpoint);
+  }
+
+  /**
+   * Sends an event to every subscriber. `options.event` names it (default
+   * "message"); `options.id` gives it an id, which also keeps it in the
+   * history for resuming clients. Subscribers that are a whole
+   * `maxBufferedBytes` behind are cut off as slow consumers; the others are
+   * never held up by them.
+   */
+  broadcast(data, options = undefined) {
+    if (this.#redis !== null) return this.#redis.broadcast(data, options);
+    const { event, id: given } = broadcastArgumentsOf(data, options);
+    const id = checkId('options.id', optionalString('options.id', given) || undefined);
+    let overflowed;
+    try {
+      overflowed = this.#native.broadcast(data, event, id);
+    } catch (err) {
+      throw broadcastError(err, data, event, id);
+    }
+    if (overflowed !== null) this.#cutOff(overflowed);
+    if (id !== undefined) this.#sent(id);
+    if (this.#subscribers.size > 0) outbox.schedule();
+  }
+
+  /** Stops a Redis-backed channel: its reader stops, broadcasts not yet
+   * sent to Redis still go, later ones are refused (not appended), and a
+   * later subscribe() ends the endpoint's stream at once (the client comes
+   * back, to this process or another). Subscribers stay open, but receive
+   * nothing more from the stream. */
+  close() {
+    this.#redis?.close();
+  }
+
+  #cutOff(slots) {
+    for (const slot of slots) this.#subscribers.get(slot)?.[kAbort](CloseReason.SlowConsumer);
+  }
+
+  /** Notes the id of the last event sent to the subscribers. */
+  #sent(id) {
+    this.#lastId = id;
+    this.#lastSequence = nextSequence();
+  }
+
+  /** With `incompleteEvent`: tells a client that resumed, and could not be
+   * sent all it missed, so that it reloads its state. */
+  #tellIncomplete(endpoint, lastEventId, result) {
+    if (this.#incompleteEvent === null || result.complete || lastEventId === '' || endpoint.closed) return;
+    endpoint.sendEvent(this.#incompleteEvent, JSON.stringify({ lastEventId, replayed: result.replayed })).catch(noop);
+  }
+
+  #join(endpoint, floor, replayedId) {
+    const slot = endpoint[kSlot];
+    if (slot < 0) return;
+    this.#native.subscribeAfter(slot, floor);
+    this.#subscribers.set(slot, endpoint);
+    endpoint[kJoin](this, replayedId ?? undefined);
+  }
+
+  [kDrop](endpoint) {
+    const slot = endpoint[kSlot];
+    this.#native.unsubscribe(slot);
+    this.#subscribers.delete(slot);
+  }
+
+  [kLastId]() {
+    return [this.#lastId, this.#lastSequence];
+  }
+
+  get [Symbol.toStringTag]() {
+    return 'Channel';
+  }
+}
+
+module.exports = { Channel };

@@ -1,0 +1,123 @@
+'use strict';
+
+// Checks of a Channel's options: TypeErrors that name the argument, before
+// anything is connected.
+
+const native = require('../native.js');
+const { MAX_U32, optionalString, requiredString } = require('../options.js');
+const { invalid, invalidValue, fromNative, largest } = require('../errors.js');
+
+const REDIS_PROTOCOLS = new Set(['redis:', 'rediss:', 'redis+unix:', 'unix:']);
+
+function incompleteEventOf(name) {
+  if (name === undefined || name === null) return null;
+  requiredString('options.incompleteEvent', name);
+  if (name === '' || /[\r\n]/.test(name)) {
+    throw invalidValue('options.incompleteEvent', 'must be a non-empty event name without CR or LF');
+  }
+  return name;
+}
+
+function historySizeOf(options) {
+  const size = options.historySize;
+  if (size === undefined) return native.DEFAULT_HISTORY_SIZE;
+  if (!Number.isInteger(size) || size < 0 || size > MAX_U32) {
+    throw invalid('options.historySize', 'a non-negative integer', size);
+  }
+  return size;
+}
+
+function historyBytesOf(options) {
+  const bytes = options.historyBytes;
+  if (bytes === undefined) return native.DEFAULT_HISTORY_BYTES;
+  if (!Number.isSafeInteger(bytes) || bytes < 0) {
+    throw invalid('options.historyBytes', 'a non-negative integer', bytes);
+  }
+  return bytes;
+}
+
+/** PEM material, as a string or bytes, holding a block of `label` (a
+ * certificate, or a private key of any kind); passed on as a Buffer. */
+function pemOf(name, value, label) {
+  if (value === undefined || value === null) return undefined;
+  let pem;
+  if (typeof value === 'string') pem = Buffer.from(value, 'utf8');
+  else if (value instanceof Uint8Array) pem = Buffer.from(value);
+  else throw invalid(name, 'a PEM string or Buffer', value);
+  const text = pem.toString('latin1');
+  if (!text.includes('-----BEGIN ') || !text.includes(`${label}-----`)) {
+    throw invalidValue(name, `must hold a PEM block of a ${label.toLowerCase()}`);
+  }
+  return pem;
+}
+
+function tlsOptionsOf(tls, url) {
+  if (tls === undefined || tls === null) return undefined;
+  if (typeof tls !== 'object') throw invalid('options.redis.tls', 'an object', tls);
+  if (!url.startsWith('rediss:')) {
+    throw invalidValue('options.redis.tls', 'needs a rediss:// URL in "options.redis.url"');
+  }
+  const result = {
+    ca: pemOf('options.redis.tls.ca', tls.ca, 'CERTIFICATE'),
+    cert: pemOf('options.redis.tls.cert', tls.cert, 'CERTIFICATE'),
+    key: pemOf('options.redis.tls.key', tls.key, 'PRIVATE KEY'),
+  };
+  if ((result.cert === undefined) !== (result.key === undefined)) {
+    throw invalidValue('options.redis.tls', 'must give "cert" and "key" together, or neither');
+  }
+  return result;
+}
+
+function redisOptionsOf(redis) {
+  if (redis === undefined) return null;
+  if (redis === null || typeof redis !== 'object') throw invalid('options.redis', 'an object', redis);
+  const url = requiredString('options.redis.url', redis.url);
+  let protocol;
+  try {
+    protocol = new URL(url).protocol;
+  } catch {
+    protocol = '';
+  }
+  if (!REDIS_PROTOCOLS.has(protocol)) {
+    // The URL itself is not echoed: it may hold a password.
+    throw invalidValue('options.redis.url', 'must be a redis:// or rediss:// URL');
+  }
+  const stream = requiredString('options.redis.stream', redis.stream);
+  if (stream === '') throw invalid('options.redis.stream', 'a non-empty string', stream);
+  const maxLen = redis.maxLen ?? native.DEFAULT_STREAM_MAX_LEN;
+  if (!Number.isInteger(maxLen) || maxLen < 0 || maxLen > MAX_U32) {
+    throw invalid('options.redis.maxLen', 'a non-negative integer', maxLen);
+  }
+  return { url, stream, maxLen, tls: tlsOptionsOf(redis.tls, url) };
+}
+
+/** The checked arguments of `broadcast(data, options)`: `data`, and
+ * `options.event`; `options.id` as given (each kind of channel has its own
+ * rule for it). */
+function broadcastArgumentsOf(data, options) {
+  requiredString('data', data);
+  if (options !== undefined && options !== null && typeof options !== 'object') {
+    throw invalid('options', 'an object', options);
+  }
+  return { event: optionalString('options.event', options?.event), id: options?.id };
+}
+
+/** The error a user sees for a broadcast that Rust refused; an event too
+ * large is named by its largest part. */
+function broadcastError(err, data, event, id) {
+  const parts = [
+    ['data', data],
+    ['options.event', event],
+    ['options.id', id],
+  ];
+  return fromNative(err, { data: largest(parts), event: 'options.event', id: 'options.id' });
+}
+
+module.exports = {
+  incompleteEventOf,
+  historySizeOf,
+  historyBytesOf,
+  redisOptionsOf,
+  broadcastArgumentsOf,
+  broadcastError,
+};

@@ -1,0 +1,95 @@
+'use strict';
+
+// The warnings of Redis-backed channels, and their counts for
+// diagnostics(): entries of a stream that this process could not deliver as
+// they are (one warning per entry, whatever the number of clients or
+// replays that meet it), a stream that cannot be read, a stream that went
+// back.
+
+const codes = require('../codes.js');
+
+/** Entry ids already reported, oldest first; bounded. */
+const reported = new Set();
+const MAX_REMEMBERED = 4096;
+
+const counts = {
+  /** Entries skipped: not in the form this library writes. */
+  skippedStreamEntries: 0,
+  /** Entries larger than some client's maxBufferedBytes. */
+  oversizedStreamEntries: 0,
+  /** Times a stream's live reader met an error that retrying will not heal. */
+  streamReadFailures: 0,
+  /** Redis-backed channels whose live reader cannot read now. */
+  unreadableStreams: 0,
+  /** Times a stream was found behind the last id read from it. */
+  streamRewinds: 0,
+};
+
+function firstTime(key) {
+  if (reported.has(key)) return false;
+  reported.add(key);
+  if (reported.size > MAX_REMEMBERED) reported.delete(reported.values().next().value);
+  return true;
+}
+
+/** An entry skipped for every client: `reason` says why. */
+function skippedEntry(where, id, reason) {
+  if (!firstTime(`skipped ${where} ${id}`)) return;
+  counts.skippedStreamEntries++;
+  process.emitWarning(`Skipped entry ${id} of ${where}: ${reason}`, {
+    type: 'NativeSseWarning',
+    code: codes.RedisBadEntry,
+    detail:
+      'Entries of the stream must have a "d" (data) field and may have an "e" (event name) field, both UTF-8, the name without CR or LF.',
+  });
+}
+
+/** An entry larger than the maxBufferedBytes of some clients. */
+function oversizedEntry(where, id) {
+  if (!firstTime(`oversized ${where} ${id}`)) return;
+  counts.oversizedStreamEntries++;
+  process.emitWarning(`Entry ${id} of ${where} is larger than some clients' maxBufferedBytes`, {
+    type: 'NativeSseWarning',
+    code: codes.RedisEntryTooLarge,
+    detail:
+      'Live clients that could not take it were cut off as slow consumers; resuming clients are replayed the stream without it.',
+  });
+}
+
+/** A live reader that cannot read its stream, for a reason that retrying
+ * will not heal (it goes on trying, at its slowest pace). */
+function unreadableStream(where, reason) {
+  counts.streamReadFailures++;
+  process.emitWarning(`${reason} (${where}): this process delivers nothing from the stream until it can read it`, {
+    type: 'NativeSseWarning',
+    code: codes.RedisUnreadable,
+    detail:
+      "The Redis user needs XREAD, XRANGE and XREVRANGE on the stream's key, which must hold a stream. The reader keeps trying.",
+  });
+}
+
+/** A stream found behind the last id read from it. */
+function rewoundStream(where, from, to) {
+  counts.streamRewinds++;
+  process.emitWarning(
+    `${where} went back: its newest entry is before ${from}, the last one this process read; it goes on after ${to}`,
+    {
+      type: 'NativeSseWarning',
+      code: codes.RedisRewound,
+      detail:
+        'A new, emptied or restored Redis, or one whose clock is behind, gives ids below the old ones. Entries appended by other processes before this one noticed may not have been delivered by it; clients that resume are told their resume is incomplete.',
+    },
+  );
+}
+
+/** A fault of ours in work called back from Rust (a thread-safe function):
+ * reported, never thrown to uncaughtException. */
+function internalFault(where, err) {
+  process.emitWarning(`Internal error on ${where}: ${err?.message ?? err}`, {
+    type: 'NativeSseWarning',
+    code: codes.Internal,
+    detail: err?.stack,
+  });
+}
+
+module.exports = { skippedEntry, oversizedEntry, unreadableStream, rewoundStream, internalFault, counts };

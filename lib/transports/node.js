@@ -1,0 +1,258 @@
+'use strict';
+
+// Delivery of a stream's bytes to a node:http or node:http2 (compat API)
+// response.
+
+const { ServerResponse } = require('node:http');
+const native = require('../native.js');
+const codes = require('../codes.js');
+const { CloseReason } = require('../close-reasons.js');
+const { MAX_U32 } = require('../options.js');
+const { IS_DENO } = require('../runtime.js');
+const { ownShare } = require('./contract.js');
+
+/**
+ * The socket of a chunked HTTP/1.1 response whose headers have gone out, if
+ * flushes may be written to it directly, as ready-framed chunks: one socket
+ * write per flush instead of the three that `res.write` makes, and none of
+ * its bookkeeping. Only for a plain `ServerResponse` that is the socket's
+ * current response and whose `write` nobody replaced (compression
+ * middleware does); anything else, HTTP/2 included, goes through `write`.
+ */
+function directSocket(response) {
+  const socket = response.socket;
+  return response instanceof ServerResponse &&
+    response.write === ServerResponse.prototype.write &&
+    response.chunkedEncoding === true &&
+    response.headersSent &&
+    socket != null &&
+    socket._httpMessage === response &&
+    socket.writable
+    ? socket
+    : null;
+}
+
+/**
+ * The descriptor of a plain TCP socket (not TLS) that Rust may write to
+ * directly, or -1. Read from its handle while the socket is open: Rust
+ * duplicates it at once (see src/io/direct.rs).
+ */
+function descriptorOf(socket) {
+  // Rust's writes are no activity to Node: a socket with an idle timeout
+  // (socket.setTimeout, server.timeout) stays on the JavaScript path, whose
+  // writes keep it alive.
+  if (socket.encrypted || socket.timeout > 0 || process.platform === 'win32') return -1;
+  const fd = socket._handle?.fd;
+  return typeof fd === 'number' && fd >= 0 ? fd : -1;
+}
+
+let warnedEndedBehind = false;
+
+/** Says once per process what ends a response behind an endpoint. */
+function warnEndedBehind() {
+  if (warnedEndedBehind) return;
+  warnedEndedBehind = true;
+  process.emitWarning("An EventEndpoint's response was ended by someone else, so the event stream ended with it", {
+    type: 'NativeSseWarning',
+    code: codes.EndedBehind,
+    detail:
+      'A framework may end the response after the handler returns: with Koa, set ctx.respond = false before creating the endpoint.',
+  });
+}
+
+/** `NATIVE_SSE_DIRECT=0` keeps every stream on the JavaScript path: for
+ * comparing the two, or as a way out should the direct one misbehave. */
+const DIRECT_WRITES = process.env.NATIVE_SSE_DIRECT !== '0';
+
+/** Where a stream's bytes go once Rust writes them to its socket itself. */
+const RUST = Symbol('written by Rust');
+
+/** A transport (see contract.js) over a node:http or node:http2 response. */
+class NodeTransport {
+  #slot;
+  #response;
+  #onDrain;
+  /** Where flushes go once known: `RUST` (Rust writes to the socket), the
+   * response's socket (ready-framed chunks written from JavaScript), or the
+   * response itself; `undefined` until the first flush. */
+  #sink = undefined;
+  /** How long Rust lets the socket take nothing before cutting it off. */
+  #stallTimeout;
+
+  /**
+   * @param {number} slot the stream's slot in Rust
+   * @param response an http.ServerResponse or http2.Http2ServerResponse
+   * @param {import('./contract.js').TransportEvents} events
+   * @param {number} stallTimeout ms a socket Rust writes to may take nothing
+   */
+  constructor(slot, response, { onDrain, onGone }, stallTimeout) {
+    this.#slot = slot;
+    this.#stallTimeout = stallTimeout;
+    this.#response = response;
+    this.#onDrain = onDrain;
+    /** Resolves once the response is done with its connection. */
+    this.finished = new Promise((resolve) => response.once('close', resolve));
+    // An error, if any, comes first; `close` follows in every case. A response
+    // destroyed with an error may report it only as `errored`.
+    response.on('error', (err) => onGone(false, err?.message || String(err)));
+    let destroyedWith = null;
+    if (IS_DENO) {
+      // Deno's node:http neither sets `errored` nor emits 'error' on a
+      // response destroyed with an error: the error is kept on the way in.
+      const destroy = response.destroy;
+      response.destroy = function (err, ...rest) {
+        if (err != null) destroyedWith ??= err;
+        return destroy.call(this, err, ...rest);
+      };
+    }
+    response.once('close', () => {
+      const err = response.errored ?? destroyedWith;
+      if (err) onGone(false, err.message || String(err));
+      else if (response.writableEnded && !this.#ending) {
+        // Someone else ended the response: a framework that ends it after
+        // the handler returns (Koa, unless ctx.respond = false).
+        warnEndedBehind();
+        onGone(true, CloseReason.EndedBehind);
+      } else onGone(true, CloseReason.ClientDisconnected);
+    });
+  }
+
+  /** Writes a share of a flush; false when the response is full (then
+   * `onDrain` follows once it has room). */
+  write(chunk) {
+    const response = this.#response;
+    if (response.destroyed || response.writableEnded) return true;
+    let sink = this.#sink;
+    let written;
+    if (sink === undefined) {
+      // The first flush (the opening) goes through the response, which sends
+      // the headers with it; then the way for the others is chosen: the
+      // socket (ready-framed chunks), or else the response.
+      written = response.write(ownShare(chunk));
+      sink = this.#sink = directSocket(response) ?? response;
+      if (sink !== response) native.setFraming(this.#slot, native.StreamFraming.Chunked);
+    } else {
+      written = sink.write(ownShare(chunk));
+    }
+    // Compression middleware (the `compression` package) buffers what is
+    // written until `flush()`: an event stream flushes every write.
+    if (sink === response && typeof response.flush === 'function') response.flush();
+    // A full response holds at least its high-water mark for this client:
+    // Rust counts that against the client's cap and the budget until
+    // 'drain'. Below the mark, what it holds is small and leaves on its own.
+    this.#report(written ? 0 : (response.writableLength ?? 0));
+    if (!written) {
+      sink.once('drain', () => {
+        this.#report(0);
+        this.#onDrain();
+      });
+    } else if (
+      DIRECT_WRITES &&
+      sink !== response &&
+      sink.writableLength === 0 &&
+      response.writableLength === 0 &&
+      native.attachSocket(this.#slot, descriptorOf(sink), this.#stallTimeout)
+    ) {
+      // Node holds none of the socket's bytes (the write went out at once,
+      // uncorked): from the next flush on, Rust writes to it itself. Both
+      // counts matter: Node 26 keeps a corked response's bytes in the
+      // response, not in its socket, until the next tick.
+      this.#sink = RUST;
+      this.#guardResponse();
+    }
+    return written;
+  }
+
+  /** What the response held when last told to Rust (which counts it
+   * against the client's cap and the budget). */
+  #reported = 0;
+
+  /** Tells Rust how much the response holds for this client. */
+  #report(bytes) {
+    const held = Math.min(bytes, MAX_U32);
+    if (held !== this.#reported) {
+      this.#reported = held;
+      native.setHeld(this.#slot, held);
+    }
+  }
+
+  /** Bytes the response holds that the socket has not taken yet, beyond
+   * what Rust was last told (Rust's own count has the rest). */
+  get buffered() {
+    return Math.max(0, (this.#response.writableLength ?? 0) - this.#reported);
+  }
+
+  /**
+   * While Rust writes to the socket, anyone who writes to the response or
+   * ends it behind the endpoint (`res.write`, `res.end`, as middleware or
+   * an application may), or gives the socket an idle timeout, first gives
+   * the socket back to Node, so that Node's bytes follow Rust's, whole. The
+   * stream then goes on through the response.
+   */
+  #guardResponse() {
+    const response = this.#response;
+    const transport = this;
+    const restores = [];
+    const guard = (target, name, when = () => true) => {
+      const own = Object.getOwnPropertyDescriptor(target, name);
+      const original = target[name];
+      target[name] = function (...args) {
+        if (when(...args)) transport.reclaim();
+        return original.apply(this, args);
+      };
+      restores.push(() => (own ? Object.defineProperty(target, name, own) : delete target[name]));
+    };
+    guard(response, 'write');
+    guard(response, 'end');
+    // Rust's writes are no activity to Node: an idle timeout given to the
+    // socket now (req.setTimeout, res.setTimeout, socket.setTimeout) would
+    // end a stream that writes. The stream goes back to the JavaScript
+    // path, whose writes keep the socket alive, before the timeout is set.
+    const socket = response.socket;
+    if (socket != null) guard(socket, 'setTimeout', (ms) => Number(ms) > 0);
+    this.#unguard = () => {
+      for (const restore of restores) restore();
+    };
+  }
+
+  /** Undoes #guardResponse. */
+  #unguard = null;
+
+  /** Takes the socket back from Rust, if Rust writes to it: what Rust
+   * framed and could not write yet goes to the socket first, as it is. */
+  reclaim() {
+    if (this.#sink !== RUST) return;
+    const response = this.#response;
+    this.#unguard?.();
+    this.#unguard = null;
+    this.#sink = response;
+    const pending = native.detachSocket(this.#slot);
+    if (pending !== null && !response.destroyed) response.socket?.write(pending);
+  }
+
+  /** The endpoint itself is ending the response. */
+  #ending = false;
+
+  /** Writes the last bytes and ends the response; drops the connection if
+   * the client has not taken them within `timeout` ms. */
+  end(rest, timeout) {
+    const response = this.#response;
+    this.#ending = true;
+    this.reclaim();
+    if (response.destroyed || response.writableEnded) return;
+    if (rest !== null) response.write(rest);
+    response.end();
+    if (!response.destroyed && !response.writableFinished) {
+      const timer = setTimeout(() => response.destroy(), timeout);
+      timer.unref();
+      response.once('close', () => clearTimeout(timer));
+    }
+  }
+
+  /** Drops the connection: nothing more is written. */
+  destroy() {
+    this.#response.destroy();
+  }
+}
+
+module.exports = { NodeTransport };

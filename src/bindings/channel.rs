@@ -1,0 +1,165 @@
+//! The JavaScript binding of [`Channel`]: converts values, nothing more.
+//! A broadcast is one call, whatever the number of subscribers.
+
+use napi::bindgen_prelude::Uint32Array;
+use napi_derive::napi;
+
+use super::error::{frame_error, too_large, Result};
+use super::redis::{RedisLink, StreamPage};
+use super::state::{add_history_bytes, with_hub};
+use crate::core::channel::Channel;
+use crate::core::frame::Frame;
+use crate::core::stream_entry::StreamId;
+
+/// The longest id a stream entry can have (`<u64>-<u64>`), for checking the
+/// size of a broadcast before Redis gives it its id.
+const LONGEST_STREAM_ID: &str = "18446744073709551615-18446744073709551615";
+
+/// What delivering a page of live entries did.
+#[napi(object)]
+pub struct DeliveryResult {
+    /// Subscribers to cut off as slow consumers, or `null`.
+    pub overflowed: Option<Uint32Array>,
+    /// Ids of entries too large for some subscriber, or `null`.
+    pub too_large: Option<Vec<String>>,
+}
+
+/// What replaying a page to one subscriber did; see [`crate::core::channel::Replayed`].
+#[napi(object)]
+pub struct PageReplay {
+    pub frames: u32,
+    pub too_large: Option<Vec<String>>,
+    pub last: Option<String>,
+    pub full: bool,
+}
+
+fn ids(ids: Vec<StreamId>) -> Option<Vec<String>> {
+    (!ids.is_empty()).then(|| ids.iter().map(StreamId::to_string).collect())
+}
+
+#[napi]
+pub struct NativeChannel {
+    channel: Channel,
+}
+
+/// What a subscription replayed; see [`crate::core::channel::Replay`].
+#[napi(object)]
+pub struct ReplayResult {
+    pub frames: u32,
+    pub complete: bool,
+    pub last_id: Option<String>,
+    pub overflow: bool,
+}
+
+impl Drop for NativeChannel {
+    fn drop(&mut self) {
+        add_history_bytes(0, self.channel.history_held());
+    }
+}
+
+#[napi]
+impl NativeChannel {
+    #[napi(constructor, catch_unwind)]
+    pub fn new(history_size: u32, history_bytes: f64) -> Self {
+        NativeChannel {
+            channel: Channel::new(history_size as usize, history_bytes as usize),
+        }
+    }
+
+    /// Adds a stream and queues the history after `last_event_id` on it.
+    #[napi(catch_unwind)]
+    pub fn subscribe(&mut self, slot: u32, last_event_id: String) -> ReplayResult {
+        let replay = with_hub(|hub| self.channel.subscribe(hub, slot, &last_event_id));
+        ReplayResult {
+            frames: replay.frames as u32,
+            complete: replay.complete,
+            last_id: replay.last_id,
+            overflow: replay.overflow,
+        }
+    }
+
+    #[napi(catch_unwind)]
+    pub fn unsubscribe(&mut self, slot: u32) -> bool {
+        self.channel.unsubscribe(slot)
+    }
+
+    /// Validates and encodes the frame once and queues it on every
+    /// subscriber. Returns the slots that it would have overflowed, or
+    /// `null` when there are none (the usual case).
+    #[napi(catch_unwind)]
+    pub fn broadcast(
+        &mut self,
+        data: String,
+        event: Option<String>,
+        id: Option<String>,
+    ) -> Result<Option<Uint32Array>> {
+        let frame = Frame::new(&data, event.as_deref(), id.as_deref()).map_err(frame_error)?;
+        let id = id.as_deref().filter(|id| !id.is_empty());
+        let before = self.channel.history_held();
+        let overflowed =
+            with_hub(|hub| self.channel.broadcast(hub, &frame, id)).map_err(too_large)?;
+        let after = self.channel.history_held();
+        add_history_bytes(after, before);
+        Ok((!overflowed.is_empty()).then(|| Uint32Array::new(overflowed)))
+    }
+
+    /// Checks an event bound for the stream as `broadcast` would check it
+    /// here (a name that would break a frame, or a frame larger than a
+    /// local subscriber's cap, is refused before it reaches Redis), then
+    /// queues it on `link`'s publisher. Returns why it was refused at once
+    /// (not appended), or `null` once queued.
+    #[napi(catch_unwind)]
+    pub fn publish(
+        &self,
+        link: &RedisLink,
+        data: String,
+        event: Option<String>,
+    ) -> Result<Option<String>> {
+        let frame =
+            Frame::new(&data, event.as_deref(), Some(LONGEST_STREAM_ID)).map_err(frame_error)?;
+        with_hub(|hub| self.channel.check_size(hub, frame.encoded_len())).map_err(too_large)?;
+        Ok(link.link().enqueue(data, event))
+    }
+
+    /// Forgets which entries live subscribers already have: the stream went
+    /// back, and its ids are no guide any more.
+    #[napi(catch_unwind)]
+    pub fn forget_floors(&mut self) {
+        self.channel.forget_floors();
+    }
+
+    /// Subscribes a stream that already has the entries up to `floor`.
+    #[napi(catch_unwind)]
+    pub fn subscribe_after(&mut self, slot: u32, floor: Option<String>) {
+        let floor = floor.as_deref().and_then(StreamId::parse);
+        self.channel.subscribe_after(slot, floor);
+    }
+
+    /// Queues live entries of the stream on every subscriber. The page's
+    /// entries are taken: their memory goes with the queued bytes, not
+    /// whenever the garbage collector gets to the page.
+    #[napi(catch_unwind)]
+    pub fn deliver(&mut self, page: &mut StreamPage) -> DeliveryResult {
+        let entries = page.take_entries();
+        let delivery = with_hub(|hub| self.channel.deliver(hub, &entries));
+        DeliveryResult {
+            overflowed: (!delivery.overflowed.is_empty())
+                .then(|| Uint32Array::new(delivery.overflowed)),
+            too_large: ids(delivery.too_large),
+        }
+    }
+
+    /// Queues entries read back from the stream on one resuming stream;
+    /// takes the page's entries, as [`NativeChannel::deliver`] does.
+    #[napi(catch_unwind)]
+    pub fn replay(&self, slot: u32, page: &mut StreamPage) -> PageReplay {
+        let entries = page.take_entries();
+        let replayed = with_hub(|hub| Channel::replay(hub, slot, &entries));
+        PageReplay {
+            frames: replayed.frames as u32,
+            too_large: ids(replayed.too_large),
+            last: replayed.last.map(|id| id.to_string()),
+            full: replayed.full,
+        }
+    }
+}

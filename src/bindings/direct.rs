@@ -1,0 +1,62 @@
+//! The binding of direct socket writes ([`crate::io::direct`]): a stream's
+//! socket handed to Rust, written to by every flush, and handed back.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use napi::bindgen_prelude::{Buffer, Function};
+use napi_derive::napi;
+
+use super::callback::{call, weak};
+use super::error::{internal, Result};
+use super::state::{with_after_wakeups, with_direct, with_hub};
+use crate::core::hub::Framing;
+
+/// Takes over writing a stream's bytes to its socket: `fd` is the socket's
+/// descriptor, whose headers have gone out and of which Node holds no
+/// unwritten byte. Returns false where that cannot be done (then nothing
+/// changed).
+#[napi(catch_unwind)]
+pub fn attach_socket(slot: u32, fd: i32, stall_timeout_ms: u32) -> bool {
+    let stall = Duration::from_millis(stall_timeout_ms.into());
+    with_hub(|hub| with_direct(|direct| direct.attach(hub, slot, fd, stall)))
+}
+
+/// Gives a stream's socket back to Node (the stream is ending): returns the
+/// bytes that were framed for it and not yet written, to be written to the
+/// socket as they are, first; `null` if none.
+#[napi(catch_unwind)]
+pub fn detach_socket(slot: u32) -> Option<Buffer> {
+    let pending = with_direct(|direct| direct.detach(slot));
+    with_hub(|hub| {
+        hub.set_held(slot, 0);
+        hub.set_framing(slot, Framing::Plain);
+    });
+    (!pending.is_empty()).then(|| Buffer::from(pending))
+}
+
+/// Sets the function that `owner`'s direct sockets call (with the slot)
+/// when they can be written again.
+#[napi(catch_unwind)]
+pub fn set_direct_wakeup(owner: u32, on_writable: Function<u32, ()>) -> Result<()> {
+    let on_writable = weak(&on_writable).map_err(internal)?;
+    with_direct(|direct| {
+        direct.set_wakeup(
+            owner,
+            Arc::new(move |slot| {
+                call(&on_writable, slot);
+            }),
+        )
+    });
+    Ok(())
+}
+
+/// After a wakeup: writes what a direct socket had pending. Returns whether
+/// the stream takes bytes again; what it drained or failed is reported by
+/// the next flush.
+#[napi(catch_unwind)]
+pub fn resume_direct(slot: u32) -> bool {
+    with_hub(|hub| {
+        with_after_wakeups(|after| with_direct(|direct| direct.resume(hub, slot, after)))
+    })
+}

@@ -1,0 +1,245 @@
+//! The binding of a channel's link to a Redis Stream ([`crate::io::redis`]):
+//! `RedisLink`, the pages it hands over (`StreamPage`), and the fates of
+//! broadcasts (`PublishBatch`). It builds the callbacks that reach
+//! JavaScript and spawns the link's tasks; the link itself is plain Rust.
+
+use napi::bindgen_prelude::{Buffer, Function, PromiseRaw};
+use napi::Env;
+use napi_derive::napi;
+
+use super::callback::{call, spawn, weak};
+use super::error::{error, internal, Result};
+use super::state::add_shared_stop_key;
+use crate::core::codes::Code;
+use crate::core::stream_entry::ReadyEntry;
+use crate::io::redis::{self as link, Connector, Link};
+
+/// TLS material for `rediss://`, in PEM, as Node's `tls.connect` takes it.
+#[napi(object)]
+pub struct RedisTls {
+    pub ca: Option<Buffer>,
+    pub cert: Option<Buffer>,
+    pub key: Option<Buffer>,
+}
+
+/// A broadcast that was not appended, or whose fate is unknown.
+#[napi(object)]
+pub struct PublishFailure {
+    /// Its place in the batch's `ids`.
+    pub index: u32,
+    /// `ERR_SSE_REDIS_NOT_APPENDED` or `ERR_SSE_REDIS_OUTCOME_UNKNOWN`.
+    pub code: String,
+    pub reason: String,
+}
+
+/// The fate of a run of broadcasts, in the order they were queued; see
+/// [`link::PublishBatch`].
+#[napi(object)]
+pub struct PublishBatch {
+    /// Each broadcast's stream id; `""` where it failed.
+    pub ids: Vec<String>,
+    pub failures: Option<Vec<PublishFailure>>,
+}
+
+impl From<link::PublishBatch> for PublishBatch {
+    fn from(batch: link::PublishBatch) -> Self {
+        let failures: Vec<_> = batch
+            .failures
+            .into_iter()
+            .map(|failure| PublishFailure {
+                index: failure.index,
+                code: failure.code.as_str().to_string(),
+                reason: failure.reason,
+            })
+            .collect();
+        PublishBatch {
+            ids: batch.ids,
+            failures: (!failures.is_empty()).then_some(failures),
+        }
+    }
+}
+
+/// Entries read from the stream, checked and encoded; see
+/// [`link::StreamPage`]. Handed to JavaScript whole, and from there to the
+/// channel, without crossing entry by entry.
+#[napi]
+pub struct StreamPage(link::StreamPage);
+
+impl StreamPage {
+    /// Takes the page's entries: their memory goes with the queued bytes,
+    /// not whenever the garbage collector gets to the page.
+    pub fn take_entries(&mut self) -> Vec<ReadyEntry> {
+        std::mem::take(&mut self.0.page.entries)
+    }
+}
+
+#[napi]
+impl StreamPage {
+    /// The id reading goes on after, or `null` if none was read.
+    #[napi(getter)]
+    pub fn last(&self) -> Option<String> {
+        self.0.page.last.map(|id| id.to_string())
+    }
+
+    /// The id of the last entry that can be delivered, or `null`.
+    #[napi(getter)]
+    pub fn last_entry(&self) -> Option<String> {
+        self.0.page.entries.last().map(|entry| entry.id.to_string())
+    }
+
+    /// How many entries were read, good or skipped.
+    #[napi(getter)]
+    pub fn read(&self) -> u32 {
+        self.0.page.read as u32
+    }
+
+    /// The bytes of the entries that can be delivered, as frames.
+    #[napi(getter)]
+    pub fn bytes(&self) -> f64 {
+        self.0
+            .page
+            .entries
+            .iter()
+            .map(|e| e.frame.len())
+            .sum::<usize>() as f64
+    }
+
+    /// Whether the id read after is gone from the stream.
+    #[napi(getter)]
+    pub fn trimmed(&self) -> bool {
+        self.0.trimmed
+    }
+
+    /// Why the stream could not be read, or `null`.
+    #[napi(getter)]
+    pub fn failure(&self) -> Option<String> {
+        self.0.failure.clone()
+    }
+
+    /// Whether the failure will not heal by retrying.
+    #[napi(getter)]
+    pub fn lasting(&self) -> bool {
+        self.0.lasting
+    }
+
+    /// The id the stream went back from, or `null`.
+    #[napi(getter)]
+    pub fn rewound_from(&self) -> Option<String> {
+        self.0.rewound_from.map(|id| id.to_string())
+    }
+
+    /// The entries skipped, `[id, reason, id, reason, …]`.
+    #[napi]
+    pub fn skipped(&self) -> Vec<String> {
+        self.0
+            .page
+            .skipped
+            .iter()
+            .flat_map(|(id, reason)| [id.clone(), reason.to_string()])
+            .collect()
+    }
+}
+
+#[napi]
+pub struct RedisLink {
+    link: Link,
+    reader: Option<tokio::task::AbortHandle>,
+}
+
+impl RedisLink {
+    pub fn link(&self) -> &Link {
+        &self.link
+    }
+}
+
+#[napi]
+impl RedisLink {
+    /// Makes the link and starts its publisher; nothing is connected yet
+    /// (see [`RedisLink::ready`]). Fails (`ERR_SSE_REDIS_CONFIG`) only for a
+    /// URL or TLS material that cannot be used. `on_outcomes` is called
+    /// with every pipeline's [`PublishBatch`], through a weak thread-safe
+    /// function: JavaScript keeps the process alive while broadcasts are
+    /// pending.
+    #[napi(constructor, catch_unwind)]
+    pub fn new(
+        url: String,
+        stream: String,
+        max_len: u32,
+        tls: Option<RedisTls>,
+        on_outcomes: Function<PublishBatch, ()>,
+    ) -> Result<Self> {
+        let server = link::server_name(&url);
+        let tls = tls.map(|tls| link::Tls {
+            ca: tls.ca.map(|pem| pem.to_vec()),
+            cert: tls.cert.map(|pem| pem.to_vec()),
+            key: tls.key.map(|pem| pem.to_vec()),
+        });
+        let connector = Connector::new(&url, tls)
+            .map_err(|err| error(Code::RedisConfig, format!("{} ({server})", err.category())))?;
+        let on_outcomes = weak(&on_outcomes).map_err(internal)?;
+        let (link, publisher) = Link::new(
+            connector,
+            server,
+            stream,
+            max_len,
+            Box::new(move |fates| {
+                call(&on_outcomes, PublishBatch::from(fates));
+            }),
+            add_shared_stop_key,
+        );
+        spawn(Box::pin(publisher));
+        Ok(RedisLink { link, reader: None })
+    }
+
+    /// The server, named without userinfo.
+    #[napi(getter)]
+    pub fn server(&self) -> String {
+        self.link.server().to_string()
+    }
+
+    /// Resolves to `null` once the publisher is connected, or to why it
+    /// could not connect.
+    #[napi(catch_unwind)]
+    pub fn ready<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, Option<String>>> {
+        let ready = self.link.ready();
+        env.spawn_future(async move { Ok(ready.await) })
+    }
+
+    /// Reads up to `count` entries after `after` (a stream id), checking
+    /// whether the stream was trimmed past it. When Redis cannot be read,
+    /// the page is empty and says why in `failure`.
+    #[napi]
+    pub async fn read_page(&self, after: String, count: u32) -> napi::Result<StreamPage> {
+        Ok(StreamPage(self.link.read_page(&after, count).await))
+    }
+
+    /// Starts following the stream from its current end. `on_page` first
+    /// gets an empty page whose `last` is that end, then every batch.
+    #[napi(catch_unwind)]
+    pub fn start_reading(&mut self, on_page: Function<StreamPage, ()>) -> Result<()> {
+        let on_page = weak(&on_page).map_err(internal)?;
+        let reader = self
+            .link
+            .reader(Box::new(move |page| call(&on_page, StreamPage(page))));
+        let task = spawn(Box::pin(reader));
+        if let Some(previous) = self.reader.replace(task) {
+            previous.abort();
+        }
+        Ok(())
+    }
+
+    /// Stops the reader and the publisher (once what is queued has gone).
+    #[napi(catch_unwind)]
+    pub fn close(&mut self) {
+        if let Some(reader) = self.reader.take() {
+            reader.abort();
+        }
+        self.link.close();
+    }
+}
+
+impl Drop for RedisLink {
+    fn drop(&mut self) {
+        self.close();
+    }
+}

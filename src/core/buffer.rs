@@ -1,0 +1,272 @@
+//! The bytes queued for one client and not yet handed to its response.
+//!
+//! Frames are appended as they are sent and leave together, so that many
+//! frames produced in one turn of the event loop cost one `write`. A frame
+//! encoded once for many clients (a broadcast) is queued as a shared
+//! [`Bytes`], so that a thousand slow subscribers hold one copy of it, not a
+//! thousand. The buffer has a hard cap: a client that cannot keep up is cut off rather
+//! than allowed to grow the server's memory without bound, and a frame that
+//! would cross the cap is refused whole, so the stream never ends mid-frame.
+
+use std::collections::VecDeque;
+
+use bytes::{Bytes, BytesMut};
+
+use crate::core::frame::{encode_comment, encode_retry, Frame};
+
+/// The default of `highWaterMark`: past it, `send()` waits for the client.
+pub const DEFAULT_HIGH_WATER_MARK: usize = 64 * 1024;
+/// The default of `maxBufferedBytes`: past it, the client is dropped.
+pub const DEFAULT_MAX_BUFFERED_BYTES: usize = 4 * 1024 * 1024;
+
+/// A frame did not fit under the buffer's cap; nothing of it was queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The client is too far behind: the frame would overflow the queue.
+    Overflow,
+    /// The frame alone is larger than the cap: no client could ever take it.
+    TooLarge,
+}
+
+/// One client's queue of encoded bytes: shared segments, then the bytes
+/// encoded for this client alone since the last of them.
+#[derive(Debug)]
+pub struct OutboundBuffer {
+    segments: VecDeque<Bytes>,
+    tail: BytesMut,
+    len: usize,
+    /// This client's bytes held elsewhere (taken from here, not yet written
+    /// to its socket): they count against the cap too.
+    held: usize,
+    max: usize,
+}
+
+impl Default for OutboundBuffer {
+    fn default() -> Self {
+        OutboundBuffer::with_limit(DEFAULT_MAX_BUFFERED_BYTES)
+    }
+}
+
+impl OutboundBuffer {
+    /// A buffer that refuses to hold more than `max` bytes.
+    pub fn with_limit(max: usize) -> Self {
+        OutboundBuffer {
+            segments: VecDeque::new(),
+            tail: BytesMut::new(),
+            len: 0,
+            held: 0,
+            max,
+        }
+    }
+
+    /// Appends an encoded frame and returns the bytes now queued.
+    pub fn push_frame(&mut self, frame: &Frame) -> Result<usize, Refused> {
+        let before = self.tail.len();
+        frame.encode_into(&mut self.tail);
+        let added = self.tail.len() - before;
+        if let Err(refused) = self.check(added) {
+            self.tail.truncate(before);
+            return Err(refused);
+        }
+        self.len += added;
+        Ok(self.len)
+    }
+
+    /// Appends a frame encoded once for many clients, without copying it.
+    pub fn push_shared(&mut self, bytes: &Bytes) -> Result<usize, Refused> {
+        self.check(bytes.len())?;
+        if !self.tail.is_empty() {
+            // Keep the order: what was encoded before goes first.
+            self.segments.push_back(self.tail.split().freeze());
+        }
+        self.segments.push_back(bytes.clone());
+        self.len += bytes.len();
+        Ok(self.len)
+    }
+
+    /// Appends bytes encoded elsewhere (a `send`'s frame, encoded in the
+    /// last frame; a `retry:` block), copied into this client's own tail.
+    pub fn push_encoded(&mut self, bytes: &[u8]) -> Result<usize, Refused> {
+        self.check(bytes.len())?;
+        self.tail.extend_from_slice(bytes);
+        self.len += bytes.len();
+        Ok(self.len)
+    }
+
+    /// Appends a comment block: the comment lines and the blank line after
+    /// them. Comments are small and never refused.
+    #[cfg(test)]
+    pub fn push_comment(&mut self, text: &str) -> usize {
+        let before = self.tail.len();
+        encode_comment(text, &mut self.tail);
+        self.tail.extend_from_slice(b"\n");
+        self.len += self.tail.len() - before;
+        self.len
+    }
+
+    /// Appends what opens a stream: a comment, so that the client sees bytes
+    /// (and fires `open`) before the first event, and the reconnection time
+    /// if one is set.
+    pub fn push_opening(&mut self, retry: Option<u32>) -> usize {
+        let before = self.tail.len();
+        encode_comment("ok", &mut self.tail);
+        if let Some(ms) = retry {
+            encode_retry(ms, &mut self.tail);
+        }
+        self.tail.extend_from_slice(b"\n");
+        self.len += self.tail.len() - before;
+        self.len
+    }
+
+    /// The cap, in bytes.
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
+    /// Whether `added` more bytes fit.
+    fn check(&self, added: usize) -> Result<(), Refused> {
+        if added > self.max {
+            Err(Refused::TooLarge)
+        } else if self.len + self.held + added > self.max {
+            Err(Refused::Overflow)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Bytes queued and not yet taken.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Says how many of this client's bytes are held elsewhere.
+    pub fn set_held(&mut self, held: usize) {
+        self.held = held;
+    }
+
+    /// Bytes held elsewhere; see [`OutboundBuffer::set_held`].
+    pub fn held(&self) -> usize {
+        self.held
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Moves the queued bytes, in order, to the end of `out`, leaving the
+    /// buffer empty.
+    pub fn drain_into(&mut self, out: &mut Vec<u8>) {
+        out.reserve(self.len);
+        for segment in self.segments.drain(..) {
+            out.extend_from_slice(&segment);
+        }
+        out.extend_from_slice(&self.tail);
+        self.tail.clear();
+        self.len = 0;
+    }
+
+    /// The queued bytes, in order, leaving the buffer empty.
+    pub fn take(&mut self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.len);
+        self.drain_into(&mut out);
+        out
+    }
+
+    /// Forgets what is queued, for a client that is gone.
+    pub fn clear(&mut self) {
+        self.segments = VecDeque::new();
+        self.tail = BytesMut::new();
+        self.len = 0;
+        self.held = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::whatwg::parse;
+
+    #[test]
+    fn frames_leave_together_and_in_order() {
+        let mut buffer = OutboundBuffer::default();
+        buffer.push_comment("ok");
+        buffer.push_frame(&Frame::message("one")).unwrap();
+        let n = buffer
+            .push_frame(&Frame::message("two").event("e").unwrap())
+            .unwrap();
+        assert_eq!(n, buffer.len());
+        let bytes = buffer.take();
+        assert!(buffer.is_empty());
+        assert_eq!(&bytes[..], b": ok\n\ndata: one\n\nevent: e\ndata: two\n\n");
+        let events = parse(&bytes);
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[1].kind, "e");
+    }
+
+    #[test]
+    fn the_opening_sets_retry_without_an_event() {
+        let mut buffer = OutboundBuffer::default();
+        buffer.push_opening(Some(3000));
+        let bytes = buffer.take();
+        assert_eq!(&bytes[..], b": ok\nretry: 3000\n\n");
+        let mut parser = crate::testing::whatwg::Parser::default();
+        parser.feed(&bytes);
+        assert!(parser.events.is_empty());
+        assert_eq!(parser.retry, Some(3000));
+        buffer.push_opening(None);
+        assert_eq!(&buffer.take()[..], b": ok\n\n");
+    }
+
+    #[test]
+    fn take_after_take_is_empty() {
+        let mut buffer = OutboundBuffer::default();
+        buffer.push_encoded(b"data: x\n\n").unwrap();
+        assert_eq!(buffer.take().len(), 9);
+        assert!(buffer.take().is_empty());
+    }
+
+    #[test]
+    fn a_frame_past_the_cap_is_refused_whole() {
+        let mut buffer = OutboundBuffer::with_limit(30);
+        assert_eq!(buffer.push_frame(&Frame::message("0123456789")), Ok(18));
+        assert_eq!(
+            buffer.push_frame(&Frame::message("0123456789")),
+            Err(Refused::Overflow)
+        );
+        assert_eq!(buffer.len(), 18, "nothing of the refused frame stays");
+        assert_eq!(buffer.push_encoded(&[b'x'; 13]), Err(Refused::Overflow));
+        assert_eq!(buffer.push_encoded(&[b'x'; 31]), Err(Refused::TooLarge));
+        assert_eq!(buffer.push_encoded(&[b'x'; 12]), Ok(30));
+        assert_eq!(parse(&buffer.take()).len(), 1);
+        // Taking makes room again.
+        assert!(buffer.push_frame(&Frame::message("0123456789")).is_ok());
+    }
+
+    #[test]
+    fn shared_frames_keep_their_place_among_own_frames() {
+        let shared = Bytes::from_static(b"data: all\n\n");
+        let mut a = OutboundBuffer::default();
+        let mut b = OutboundBuffer::default();
+        a.push_frame(&Frame::message("a1")).unwrap();
+        a.push_shared(&shared).unwrap();
+        b.push_shared(&shared).unwrap();
+        a.push_frame(&Frame::message("a2")).unwrap();
+        assert_eq!(a.len(), 10 + 11 + 10);
+        assert_eq!(a.take(), b"data: a1\n\ndata: all\n\ndata: a2\n\n");
+        assert_eq!(b.take(), b"data: all\n\n");
+        assert!(a.is_empty() && b.is_empty());
+        let mut capped = OutboundBuffer::with_limit(15);
+        capped.push_shared(&shared).unwrap();
+        assert_eq!(capped.push_shared(&shared), Err(Refused::Overflow));
+        assert_eq!(capped.len(), 11);
+    }
+
+    #[test]
+    fn bytes_held_elsewhere_count_against_the_cap() {
+        let mut buffer = OutboundBuffer::with_limit(30);
+        buffer.set_held(20);
+        assert_eq!(buffer.push_encoded(b"0123456789ab"), Err(Refused::Overflow));
+        buffer.set_held(0);
+        assert!(buffer.push_encoded(b"0123456789ab").is_ok());
+    }
+}

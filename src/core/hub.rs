@@ -1,0 +1,812 @@
+//! The open event streams of one JavaScript thread, and which of them have
+//! bytes waiting.
+//!
+//! JavaScript pays for every call into Rust and more for every Buffer that
+//! comes back, so the streams live here, addressed by a small integer, and a
+//! flush hands back the waiting bytes of *all* streams at once: one Buffer
+//! and one layout array per flush, however many frames and clients.
+//!
+//! A stream whose response reported backpressure is paused: it keeps
+//! queueing (up to its cap) but is left out of flushes until it resumes.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::core::buffer::{OutboundBuffer, Refused, DEFAULT_MAX_BUFFERED_BYTES};
+use crate::core::frame::Frame;
+use crate::core::hex;
+
+/// A stream's slot number; stable while the stream is open, then reused.
+pub type Slot = u32;
+
+/// Who opened a stream: each copy of the JavaScript layer on a thread (a
+/// module registry reset makes a second one) owns its streams, and flushes
+/// and keep-alives only ever touch the streams of one owner.
+pub type Owner = u32;
+
+/// How a stream's flushed bytes are framed for its transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Framing {
+    /// As they are: the transport frames them itself (`res.write`, HTTP/2,
+    /// a web `Response` body).
+    #[default]
+    Plain,
+    /// As one HTTP/1.1 chunk per flush, for writing straight to the socket
+    /// of a chunked response.
+    Chunked,
+    /// As HTTP/1.1 chunks that the binding writes to the socket itself: a
+    /// flush lists the stream in [`Batch::direct`] instead of adding its
+    /// bytes to the batch (see [`Hub::take_chunk`]).
+    Direct,
+}
+
+/// Why bytes could not be queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushError {
+    /// No open stream has that slot.
+    Closed,
+    /// The stream's buffer would pass its cap: the client is too slow.
+    Overflow,
+    /// The frame alone is larger than the stream's cap.
+    TooLarge,
+}
+
+impl From<Refused> for PushError {
+    fn from(refused: Refused) -> Self {
+        match refused {
+            Refused::Overflow => PushError::Overflow,
+            Refused::TooLarge => PushError::TooLarge,
+        }
+    }
+}
+
+/// Per-stream settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamOptions {
+    pub owner: Owner,
+    /// The cap of the stream's buffer, in bytes.
+    pub max_buffered_bytes: usize,
+    /// Idle time after which a keep-alive comment is queued; `None` is off.
+    pub keep_alive: Option<Duration>,
+}
+
+impl Default for StreamOptions {
+    fn default() -> Self {
+        StreamOptions {
+            owner: 0,
+            max_buffered_bytes: DEFAULT_MAX_BUFFERED_BYTES,
+            keep_alive: None,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Stream {
+    owner: Owner,
+    buffer: OutboundBuffer,
+    open: bool,
+    /// Listed in `Hub::dirty`, so that a stream is listed at most once.
+    dirty: bool,
+    paused: bool,
+    framing: Framing,
+    /// Someone waits for this stream's queue to empty (a `send()` over
+    /// `highWaterMark`): the binding reports when a direct write empties it.
+    wants_drain: bool,
+    keep_alive: Option<Duration>,
+    /// When bytes last left for this stream (or it opened).
+    last_sent: Instant,
+}
+
+impl Stream {
+    fn new(options: StreamOptions, now: Instant) -> Self {
+        Stream {
+            owner: options.owner,
+            buffer: OutboundBuffer::with_limit(options.max_buffered_bytes),
+            open: true,
+            dirty: false,
+            paused: false,
+            framing: Framing::Plain,
+            wants_drain: false,
+            keep_alive: options.keep_alive,
+            last_sent: now,
+        }
+    }
+}
+
+/// What one flush produced: every waiting byte, stream after stream, and
+/// where each stream's share ends.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Batch {
+    pub bytes: Vec<u8>,
+    /// `[slot, start, end, slot, start, end, …]` into `bytes`.
+    pub layout: Vec<u32>,
+    /// Streams were left for another flush: the batch reached
+    /// [`MAX_BATCH_BYTES`], the most its `u32` offsets can address.
+    pub more: bool,
+    /// Streams with [`Framing::Direct`] and bytes to write.
+    pub direct: Vec<Slot>,
+    /// Streams cut off to bring the bytes held for all streams back under
+    /// the budget, furthest behind first (their bytes stay until released).
+    pub cut_off: Vec<Slot>,
+}
+
+/// Streams less than this far behind are keeping up: the budget never cuts
+/// them off.
+pub const CUT_OFF_MIN: usize = 64 * 1024;
+
+/// The most one batch holds, so that every offset fits its `u32`.
+pub const MAX_BATCH_BYTES: usize = u32::MAX as usize;
+
+impl Batch {
+    #[cfg(test)]
+    pub fn is_empty(&self) -> bool {
+        self.layout.is_empty() && self.direct.is_empty() && self.cut_off.is_empty()
+    }
+}
+
+/// The most a chunk's size line and trailing CRLF add: 16 hex digits + 4.
+const CHUNK_FRAMING_MAX: usize = 20;
+
+/// Moves a buffer's bytes to `out` as one HTTP/1.1 chunk: size in hex,
+/// CRLF, data, CRLF.
+fn put_chunk(out: &mut Vec<u8>, buffer: &mut OutboundBuffer) {
+    hex::put_number(out, buffer.len());
+    out.extend_from_slice(b"\r\n");
+    buffer.drain_into(out);
+    out.extend_from_slice(b"\r\n");
+}
+
+#[derive(Debug)]
+pub struct Hub {
+    streams: Vec<Stream>,
+    free: Vec<Slot>,
+    dirty: Vec<Slot>,
+    /// The most bytes held for all streams together (queued, and held
+    /// elsewhere: see [`Hub::set_held`]); `usize::MAX` for none.
+    budget: usize,
+    /// Streams cut off by the budget, not yet released.
+    cut_off: Vec<bool>,
+    /// Totals since the hub was made, for metrics.
+    pub counters: Counters,
+}
+
+/// What a hub has done since it was made, for an operator's graphs.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Counters {
+    /// Events queued for clients (one per client an event was queued for).
+    pub events: u64,
+    /// Bytes handed on: to transports, or written to sockets directly.
+    pub bytes_written: u64,
+    /// Streams cut off by the budget.
+    pub budget_cut_offs: u64,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Hub {
+            streams: Vec::new(),
+            free: Vec::new(),
+            dirty: Vec::new(),
+            budget: usize::MAX,
+            cut_off: Vec::new(),
+            counters: Counters::default(),
+        }
+    }
+}
+
+impl Hub {
+    /// Opens a stream and returns its slot.
+    pub fn open(&mut self, options: StreamOptions, now: Instant) -> Slot {
+        let stream = Stream::new(options, now);
+        match self.free.pop() {
+            Some(slot) => {
+                self.streams[slot as usize] = stream;
+                slot
+            }
+            None => {
+                self.streams.push(stream);
+                (self.streams.len() - 1) as Slot
+            }
+        }
+    }
+
+    /// Closes a stream, dropping anything still queued, and frees its slot.
+    pub fn release(&mut self, slot: Slot) {
+        if let Some(cut_off) = self.cut_off.get_mut(slot as usize) {
+            *cut_off = false;
+        }
+        if let Some(stream) = self.stream_mut(slot) {
+            stream.buffer.clear();
+            stream.open = false;
+            stream.dirty = false;
+            self.free.push(slot);
+        }
+    }
+
+    /// Sets the budget: the most bytes held for all streams together.
+    pub fn set_budget(&mut self, budget: usize) {
+        self.budget = budget;
+    }
+
+    pub fn budget(&self) -> usize {
+        self.budget
+    }
+
+    /// Bytes held now for all open streams: queued, and held elsewhere.
+    pub fn held_total(&self) -> usize {
+        self.streams
+            .iter()
+            .filter(|s| s.open)
+            .map(|s| s.buffer.len() + s.buffer.held())
+            .sum()
+    }
+
+    /// Past the budget: picks streams to cut off, furthest behind first,
+    /// until what the others hold fits. Streams less than [`CUT_OFF_MIN`]
+    /// behind are never picked: they keep up.
+    fn over_budget(&mut self) -> Vec<Slot> {
+        if self.held_total() <= self.budget {
+            return Vec::new();
+        }
+        self.cut_off.resize(self.streams.len(), false);
+        // Streams already cut off are on their way out: their bytes go with
+        // them.
+        let total: usize = self
+            .streams
+            .iter()
+            .enumerate()
+            .filter(|(slot, s)| s.open && !self.cut_off[*slot])
+            .map(|(_, s)| s.buffer.len() + s.buffer.held())
+            .sum();
+        let mut behind: Vec<(usize, Slot)> = self
+            .streams
+            .iter()
+            .enumerate()
+            .filter(|(slot, s)| s.open && !self.cut_off[*slot])
+            .map(|(slot, s)| (s.buffer.len() + s.buffer.held(), slot as Slot))
+            .filter(|&(bytes, _)| bytes >= CUT_OFF_MIN)
+            .collect();
+        behind.sort_unstable_by_key(|&(bytes, _)| std::cmp::Reverse(bytes));
+        let mut left = total;
+        let mut cut = Vec::new();
+        for (bytes, slot) in behind {
+            if left <= self.budget {
+                break;
+            }
+            left -= bytes;
+            self.cut_off[slot as usize] = true;
+            if let Some(stream) = self.stream_mut(slot) {
+                stream.paused = true;
+            }
+            cut.push(slot);
+        }
+        cut
+    }
+
+    /// The owner of an open stream.
+    pub fn owner(&self, slot: Slot) -> Option<Owner> {
+        self.streams
+            .get(slot as usize)
+            .filter(|s| s.open)
+            .map(|s| s.owner)
+    }
+
+    pub fn is_open(&self, slot: Slot) -> bool {
+        self.streams.get(slot as usize).is_some_and(|s| s.open)
+    }
+
+    /// Number of open streams.
+    pub fn len(&self) -> usize {
+        self.streams.len() - self.free.len()
+    }
+
+    /// Queues a frame; returns the bytes now queued for that stream.
+    pub fn push_frame(&mut self, slot: Slot, frame: &Frame) -> Result<usize, PushError> {
+        self.push_event(slot, |buffer| buffer.push_frame(frame))
+    }
+
+    /// Queues bytes encoded elsewhere, copying them (see
+    /// [`OutboundBuffer::push_encoded`]).
+    pub fn push_encoded(&mut self, slot: Slot, bytes: &[u8]) -> Result<usize, PushError> {
+        self.push_event(slot, |buffer| buffer.push_encoded(bytes))
+    }
+
+    /// Queues a frame encoded once for many streams, sharing its bytes.
+    pub fn push_shared(&mut self, slot: Slot, bytes: &Bytes) -> Result<usize, PushError> {
+        self.push_event(slot, |buffer| buffer.push_shared(bytes))
+    }
+
+    /// Queues one event on an open stream with `push`, counts it, and lists
+    /// the stream for the next flush.
+    fn push_event(
+        &mut self,
+        slot: Slot,
+        push: impl FnOnce(&mut OutboundBuffer) -> Result<usize, Refused>,
+    ) -> Result<usize, PushError> {
+        let stream = self.stream_mut(slot).ok_or(PushError::Closed)?;
+        let queued = push(&mut stream.buffer)?;
+        self.counters.events += 1;
+        self.mark_dirty(slot);
+        Ok(queued)
+    }
+
+    /// Queues the opening of a stream; see [`OutboundBuffer::push_opening`].
+    pub fn push_opening(&mut self, slot: Slot, retry: Option<u32>) -> Result<usize, PushError> {
+        let stream = self.stream_mut(slot).ok_or(PushError::Closed)?;
+        let queued = stream.buffer.push_opening(retry);
+        self.mark_dirty(slot);
+        Ok(queued)
+    }
+
+    /// Bytes queued for a stream, and those of its bytes held elsewhere
+    /// (see [`Hub::set_held`]).
+    pub fn buffered(&self, slot: Slot) -> usize {
+        self.streams
+            .get(slot as usize)
+            .filter(|s| s.open)
+            .map_or(0, |s| s.buffer.len() + s.buffer.held())
+    }
+
+    /// Says how many of a stream's bytes, taken from its queue, wait
+    /// elsewhere (unwritten to its socket): they count against its cap.
+    pub fn set_held(&mut self, slot: Slot, held: usize) {
+        if let Some(stream) = self.stream_mut(slot) {
+            stream.buffer.set_held(held);
+        }
+    }
+
+    /// Moves a stream's queued bytes to `out` as one HTTP/1.1 chunk, for
+    /// the binding to write to its socket; returns whether there were any.
+    pub fn take_chunk(&mut self, slot: Slot, now: Instant, out: &mut Vec<u8>) -> bool {
+        let Some(stream) = self.stream_mut(slot) else {
+            return false;
+        };
+        if stream.buffer.is_empty() {
+            return false;
+        }
+        put_chunk(out, &mut stream.buffer);
+        stream.dirty = false;
+        stream.last_sent = now;
+        true
+    }
+
+    /// Asks to be told (by [`Hub::drained`]) once the stream's bytes have
+    /// all left.
+    pub fn watch_drain(&mut self, slot: Slot) {
+        if let Some(stream) = self.stream_mut(slot) {
+            stream.wants_drain = true;
+        }
+    }
+
+    /// Whether someone waited for this stream to empty and it now has:
+    /// nothing queued, nothing held. Clears the wish.
+    pub fn drained(&mut self, slot: Slot) -> bool {
+        match self.stream_mut(slot) {
+            Some(s) if s.wants_drain && s.buffer.is_empty() && s.buffer.held() == 0 => {
+                s.wants_drain = false;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// A stream's cap, in bytes (0 if it is not open).
+    pub fn max_buffered_bytes(&self, slot: Slot) -> usize {
+        self.streams
+            .get(slot as usize)
+            .filter(|s| s.open)
+            .map_or(0, |s| s.buffer.max())
+    }
+
+    /// Leaves a stream out of flushes: its response is full.
+    pub fn pause(&mut self, slot: Slot) {
+        if let Some(stream) = self.stream_mut(slot) {
+            stream.paused = true;
+        }
+    }
+
+    /// Takes a stream back into flushes; returns whether it has bytes
+    /// waiting, so that the caller schedules a flush.
+    pub fn resume(&mut self, slot: Slot) -> bool {
+        let Some(stream) = self.stream_mut(slot) else {
+            return false;
+        };
+        stream.paused = false;
+        if stream.buffer.is_empty() {
+            return false;
+        }
+        self.mark_dirty(slot);
+        true
+    }
+
+    /// How this stream's flushed bytes are framed from now on. Bytes taken
+    /// with [`Hub::take`] are never framed.
+    pub fn set_framing(&mut self, slot: Slot, framing: Framing) {
+        if let Some(stream) = self.stream_mut(slot) {
+            stream.framing = framing;
+        }
+    }
+
+    /// Takes one stream's queued bytes now, ahead of the next flush (used
+    /// when a stream is about to end).
+    pub fn take(&mut self, slot: Slot) -> Vec<u8> {
+        match self.stream_mut(slot) {
+            Some(stream) => {
+                stream.dirty = false;
+                stream.buffer.take()
+            }
+            None => Vec::new(),
+        }
+    }
+
+    /// Queues a keep-alive comment on every stream of `owner` that has sent
+    /// nothing for its keep-alive time, so that proxies do not time the
+    /// connection out. Paused streams are skipped: they have bytes on the
+    /// way. Returns how many comments were queued.
+    pub fn queue_keep_alives(&mut self, owner: Owner, now: Instant) -> usize {
+        let mut queued = 0;
+        for slot in 0..self.streams.len() {
+            let stream = &mut self.streams[slot];
+            let Some(idle_limit) = stream.keep_alive else {
+                continue;
+            };
+            if !stream.open
+                || stream.owner != owner
+                || stream.paused
+                || !stream.buffer.is_empty()
+                || now.saturating_duration_since(stream.last_sent) < idle_limit
+            {
+                continue;
+            }
+            // A cap smaller than a comment refuses it: nothing is queued.
+            if stream.buffer.push_encoded(b":\n").is_ok() {
+                self.mark_dirty(slot as Slot);
+                queued += 1;
+            }
+        }
+        queued
+    }
+
+    /// Takes the queued bytes of every unpaused stream of `owner`, in one
+    /// contiguous batch. Other owners' streams stay queued for their own
+    /// flush.
+    pub fn flush(&mut self, owner: Owner, now: Instant) -> Batch {
+        self.flush_within(owner, now, MAX_BATCH_BYTES)
+    }
+
+    fn flush_within(&mut self, owner: Owner, now: Instant, max_bytes: usize) -> Batch {
+        let mut batch = Batch::default();
+        let dirty = std::mem::take(&mut self.dirty);
+        let framed_len = |s: &Stream| match s.framing {
+            Framing::Plain => s.buffer.len(),
+            Framing::Chunked => s.buffer.len() + CHUNK_FRAMING_MAX,
+            Framing::Direct => 0,
+        };
+        let total: usize = dirty
+            .iter()
+            .map(|&slot| &self.streams[slot as usize])
+            .filter(|s| s.dirty && !s.paused && s.owner == owner)
+            .map(framed_len)
+            .sum();
+        batch.bytes.reserve_exact(total.min(max_bytes));
+        let mut others = Vec::new();
+        for &slot in &dirty {
+            let stream = &mut self.streams[slot as usize];
+            // A stream can be listed yet clean: taken early, or released
+            // and reopened in the same turn.
+            if !stream.dirty {
+                continue;
+            }
+            if stream.owner != owner || batch.bytes.len() + framed_len(stream) > max_bytes {
+                batch.more |= stream.owner == owner;
+                others.push(slot);
+                continue;
+            }
+            stream.dirty = false;
+            if stream.paused || stream.buffer.is_empty() {
+                continue;
+            }
+            let start = batch.bytes.len() as u32;
+            match stream.framing {
+                Framing::Plain => stream.buffer.drain_into(&mut batch.bytes),
+                Framing::Chunked => put_chunk(&mut batch.bytes, &mut stream.buffer),
+                Framing::Direct => {
+                    batch.direct.push(slot);
+                    continue;
+                }
+            }
+            stream.last_sent = now;
+            batch
+                .layout
+                .extend_from_slice(&[slot, start, batch.bytes.len() as u32]);
+        }
+        // Keep the list's allocation for the next turn.
+        self.dirty = dirty;
+        self.dirty.clear();
+        self.dirty.extend_from_slice(&others);
+        batch.cut_off = self.over_budget();
+        self.counters.bytes_written += batch.bytes.len() as u64;
+        self.counters.budget_cut_offs += batch.cut_off.len() as u64;
+        batch
+    }
+
+    fn stream_mut(&mut self, slot: Slot) -> Option<&mut Stream> {
+        self.streams.get_mut(slot as usize).filter(|s| s.open)
+    }
+
+    fn mark_dirty(&mut self, slot: Slot) {
+        let stream = &mut self.streams[slot as usize];
+        if !stream.dirty && !stream.paused {
+            stream.dirty = true;
+            self.dirty.push(slot);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn share(batch: &Batch, slot: Slot) -> Vec<&[u8]> {
+        batch
+            .layout
+            .chunks(3)
+            .filter(|c| c[0] == slot)
+            .map(|c| &batch.bytes[c[1] as usize..c[2] as usize])
+            .collect()
+    }
+
+    fn open(hub: &mut Hub) -> Slot {
+        hub.open(StreamOptions::default(), Instant::now())
+    }
+
+    #[test]
+    fn one_flush_carries_every_stream_once() {
+        let mut hub = Hub::default();
+        let a = open(&mut hub);
+        let b = open(&mut hub);
+        hub.push_frame(a, &Frame::message("a1")).unwrap();
+        hub.push_frame(b, &Frame::message("b1")).unwrap();
+        hub.push_frame(a, &Frame::message("a2")).unwrap();
+        let batch = hub.flush(0, Instant::now());
+        assert_eq!(batch.layout.len(), 6);
+        assert_eq!(share(&batch, a), vec![&b"data: a1\n\ndata: a2\n\n"[..]]);
+        assert_eq!(share(&batch, b), vec![&b"data: b1\n\n"[..]]);
+        assert!(hub.flush(0, Instant::now()).is_empty());
+        assert_eq!(hub.buffered(a), 0);
+    }
+
+    #[test]
+    fn released_slots_are_reused_without_leaking_old_bytes() {
+        let mut hub = Hub::default();
+        let a = open(&mut hub);
+        hub.push_frame(a, &Frame::message("old")).unwrap();
+        hub.release(a);
+        assert!(!hub.is_open(a));
+        assert_eq!(
+            hub.push_frame(a, &Frame::message("x")),
+            Err(PushError::Closed)
+        );
+        let again = open(&mut hub);
+        assert_eq!(again, a);
+        hub.push_frame(again, &Frame::message("new")).unwrap();
+        let batch = hub.flush(0, Instant::now());
+        assert_eq!(share(&batch, again), vec![&b"data: new\n\n"[..]]);
+        assert_eq!(hub.len(), 1);
+    }
+
+    #[test]
+    fn taken_streams_are_skipped_by_the_flush() {
+        let mut hub = Hub::default();
+        let a = open(&mut hub);
+        hub.push_comment_for_test(a);
+        assert_eq!(&hub.take(a)[..], b": ok\n\n");
+        assert!(hub.flush(0, Instant::now()).is_empty());
+    }
+
+    #[test]
+    fn paused_streams_keep_queueing_and_leave_on_resume() {
+        let mut hub = Hub::default();
+        let a = open(&mut hub);
+        let b = open(&mut hub);
+        hub.push_frame(a, &Frame::message("1")).unwrap();
+        hub.pause(a);
+        hub.push_frame(a, &Frame::message("2")).unwrap();
+        hub.push_frame(b, &Frame::message("b")).unwrap();
+        let batch = hub.flush(0, Instant::now());
+        assert!(share(&batch, a).is_empty(), "a paused stream is left out");
+        assert_eq!(share(&batch, b).len(), 1);
+        assert_eq!(hub.buffered(a), 2 * "data: 1\n\n".len());
+        assert!(hub.resume(a));
+        let batch = hub.flush(0, Instant::now());
+        assert_eq!(share(&batch, a), vec![&b"data: 1\n\ndata: 2\n\n"[..]]);
+        assert!(!hub.resume(a), "nothing waits after the flush");
+    }
+
+    #[test]
+    fn a_stream_over_its_cap_refuses_the_frame() {
+        let mut hub = Hub::default();
+        let a = hub.open(
+            StreamOptions {
+                owner: 0,
+                max_buffered_bytes: 20,
+                keep_alive: None,
+            },
+            Instant::now(),
+        );
+        hub.pause(a);
+        assert!(hub.push_frame(a, &Frame::message("0123456789")).is_ok());
+        assert_eq!(
+            hub.push_frame(a, &Frame::message("0123456789")),
+            Err(PushError::Overflow)
+        );
+        assert_eq!(
+            hub.push_encoded(a, b"data: 0123456789\n\n"),
+            Err(PushError::Overflow)
+        );
+        assert_eq!(hub.buffered(a), 18);
+    }
+
+    #[test]
+    fn keep_alives_go_to_idle_streams_only() {
+        let mut hub = Hub::default();
+        let start = Instant::now();
+        let options = StreamOptions {
+            owner: 0,
+            max_buffered_bytes: DEFAULT_MAX_BUFFERED_BYTES,
+            keep_alive: Some(Duration::from_millis(200)),
+        };
+        let idle = hub.open(options, start);
+        let busy = hub.open(options, start);
+        let paused = hub.open(options, start);
+        let off = hub.open(StreamOptions::default(), start);
+        hub.pause(paused);
+        assert_eq!(
+            hub.queue_keep_alives(0, start + Duration::from_millis(100)),
+            0
+        );
+
+        hub.push_frame(busy, &Frame::message("x")).unwrap();
+        hub.flush(0, start + Duration::from_millis(150));
+        assert_eq!(
+            hub.queue_keep_alives(0, start + Duration::from_millis(250)),
+            1
+        );
+        let batch = hub.flush(0, start + Duration::from_millis(250));
+        assert_eq!(share(&batch, idle), vec![&b":\n"[..]]);
+        assert!(share(&batch, busy).is_empty());
+        assert!(share(&batch, paused).is_empty());
+        assert!(share(&batch, off).is_empty());
+
+        // The comment counts as traffic: the next one is due 200 ms later.
+        assert_eq!(
+            hub.queue_keep_alives(0, start + Duration::from_millis(400)),
+            1
+        );
+        let batch = hub.flush(0, start + Duration::from_millis(400));
+        assert_eq!(share(&batch, busy), vec![&b":\n"[..]]);
+        assert!(share(&batch, idle).is_empty());
+    }
+
+    #[test]
+    fn chunked_streams_are_flushed_as_http_chunks() {
+        let mut hub = Hub::default();
+        let plain = open(&mut hub);
+        let chunked = open(&mut hub);
+        hub.set_framing(chunked, Framing::Chunked);
+        let data = "y".repeat(20);
+        let frame = Frame::message(&data);
+        hub.push_frame(plain, &frame).unwrap();
+        hub.push_frame(chunked, &frame).unwrap();
+        let batch = hub.flush(0, Instant::now());
+        let body = "data: yyyyyyyyyyyyyyyyyyyy\n\n";
+        assert_eq!(share(&batch, plain), vec![body.as_bytes()]);
+        let framed = format!("1c\r\n{body}\r\n");
+        assert_eq!(share(&batch, chunked), vec![framed.as_bytes()]);
+        // Taking (to end the stream through the response) is never framed.
+        hub.push_frame(chunked, &frame).unwrap();
+        assert_eq!(&hub.take(chunked)[..], body.as_bytes());
+    }
+
+    impl Hub {
+        fn push_comment_for_test(&mut self, slot: Slot) {
+            self.push_opening(slot, None).unwrap();
+        }
+    }
+
+    #[test]
+    fn each_owner_flushes_its_own_streams_only() {
+        let mut hub = Hub::default();
+        let owned = |owner| StreamOptions {
+            owner,
+            ..StreamOptions::default()
+        };
+        let a = hub.open(owned(1), Instant::now());
+        let b = hub.open(owned(2), Instant::now());
+        hub.push_frame(a, &Frame::message("for a")).unwrap();
+        hub.push_frame(b, &Frame::message("for b")).unwrap();
+        let first = hub.flush(1, Instant::now());
+        assert_eq!(first.layout[0], a);
+        assert_eq!(first.layout.len(), 3);
+        assert!(!first.more);
+        // Owner 2's bytes waited for owner 2's flush.
+        let second = hub.flush(2, Instant::now());
+        assert_eq!(second.layout[0], b);
+        assert_eq!(&second.bytes[..], b"data: for b\n\n");
+        assert!(hub.flush(1, Instant::now()).is_empty());
+        // Keep-alives too are queued for one owner's streams.
+        let idle = Instant::now() + Duration::from_secs(60);
+        let keep = |owner| StreamOptions {
+            owner,
+            keep_alive: Some(Duration::from_secs(1)),
+            ..StreamOptions::default()
+        };
+        let c = hub.open(keep(1), Instant::now());
+        let d = hub.open(keep(2), Instant::now());
+        assert_eq!(hub.queue_keep_alives(1, idle), 1);
+        assert_eq!(hub.buffered(c), 2);
+        assert_eq!(hub.buffered(d), 0);
+    }
+
+    #[test]
+    fn a_refused_keep_alive_is_not_counted() {
+        let mut hub = Hub::default();
+        let options = StreamOptions {
+            max_buffered_bytes: 1,
+            keep_alive: Some(Duration::from_secs(1)),
+            ..StreamOptions::default()
+        };
+        let tiny = hub.open(options, Instant::now());
+        assert_eq!(
+            hub.queue_keep_alives(0, Instant::now() + Duration::from_secs(5)),
+            0
+        );
+        assert_eq!(hub.buffered(tiny), 0);
+        assert!(hub.flush(0, Instant::now()).is_empty());
+    }
+
+    #[test]
+    fn a_batch_stops_at_its_size_and_leaves_the_rest_for_the_next() {
+        let mut hub = Hub::default();
+        let a = open(&mut hub);
+        let b = open(&mut hub);
+        hub.push_frame(a, &Frame::message("0123456789")).unwrap();
+        hub.push_frame(b, &Frame::message("0123456789")).unwrap();
+        let first = hub.flush_within(0, Instant::now(), 20);
+        assert_eq!(first.layout, vec![a, 0, 18]);
+        assert!(first.more);
+        let second = hub.flush_within(0, Instant::now(), 20);
+        assert_eq!(second.layout, vec![b, 0, 18]);
+        assert!(!second.more);
+    }
+
+    #[test]
+    fn past_the_budget_the_streams_furthest_behind_are_cut_off_first() {
+        let mut hub = Hub::default();
+        hub.set_budget(300 * 1024);
+        let slots: Vec<_> = (0..4).map(|_| open(&mut hub)).collect();
+        let chunk = vec![b'x'; 10 * 1024];
+        // Behind by 200, 150 and 40 KiB (paused: their clients do not read),
+        // and one that keeps up.
+        for (&slot, kib) in slots.iter().zip([200, 150, 40]) {
+            hub.pause(slot);
+            for _ in 0..kib / 10 {
+                hub.push_encoded(slot, &chunk).unwrap();
+            }
+        }
+        hub.push_encoded(slots[3], &chunk).unwrap();
+        assert_eq!(hub.held_total(), 400 * 1024);
+        let batch = hub.flush(0, Instant::now());
+        // 400 KiB held, 300 allowed: the one 200 KiB behind goes, and that
+        // is enough; the one 40 KiB behind (keeping up) never would.
+        assert_eq!(batch.cut_off, vec![slots[0]]);
+        assert!(
+            hub.flush(0, Instant::now()).cut_off.is_empty(),
+            "picked once"
+        );
+        hub.release(slots[0]);
+        hub.set_budget(10 * 1024);
+        assert_eq!(hub.flush(0, Instant::now()).cut_off, vec![slots[1]]);
+    }
+}

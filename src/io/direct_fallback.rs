@@ -1,0 +1,43 @@
+//! Where direct socket writes are not supported (not a Unix): every stream
+//! stays on the JavaScript path. The same interface as `direct.rs`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::core::hub::{Hub, Owner, Slot};
+use crate::io::{Spawn, Written};
+
+pub type Wakeup = Arc<dyn Fn(Slot) + Send + Sync>;
+
+pub struct Direct;
+
+impl Direct {
+    pub fn new(_: Spawn) -> Self {
+        Direct
+    }
+
+    pub fn write_all(&mut self, _: &mut Hub, _: &[Slot], _: Instant) -> Written {
+        Written::default()
+    }
+
+    pub fn set_wakeup(&mut self, _: Owner, _: Wakeup) {}
+
+    /// Never takes a socket: the stream stays on the JavaScript path.
+    pub fn attach(&mut self, _: &mut Hub, _: Slot, _: i32, _: Duration) -> bool {
+        false
+    }
+
+    pub fn resume(&mut self, _: &mut Hub, _: Slot, _: &mut Written) -> bool {
+        false
+    }
+
+    pub fn detach(&mut self, _: Slot) -> Vec<u8> {
+        Vec::new()
+    }
+
+    pub fn release(&mut self, _: Slot) {}
+
+    pub fn count(&self) -> usize {
+        0
+    }
+}

@@ -1,0 +1,30 @@
+//! The I/O: what owns descriptors and connections. Plain Rust and tokio;
+//! nothing here knows of JavaScript (`npm run lint` fails if this folder
+//! names napi). What it reports goes through plain Rust callbacks, and
+//! the tasks it needs are started through a [`Spawn`] handed in, both
+//! given by the bindings, which alone touch Node-API.
+//!
+//! - [`direct`]: writing streams' bytes straight to their sockets (Unix;
+//!   elsewhere a stand-in that takes no socket).
+//! - [`redis`]: a channel's link to a Redis Stream: the publisher, the
+//!   reader, pages for resuming clients, and what their replies mean.
+
+use std::future::Future;
+use std::pin::Pin;
+
+#[cfg(unix)]
+pub mod direct;
+#[cfg(not(unix))]
+#[path = "direct_fallback.rs"]
+pub mod direct;
+pub mod redis;
+mod written;
+
+pub use written::Written;
+
+/// A task of the I/O: it runs on the addon's tokio runtime.
+pub type Task = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+/// Starts a task on the runtime the bindings run (Node-API's tokio
+/// runtime) and returns the handle that stops it.
+pub type Spawn = fn(Task) -> tokio::task::AbortHandle;

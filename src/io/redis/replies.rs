@@ -1,0 +1,133 @@
+//! What Redis's replies mean: the entries of `XRANGE`, `XREVRANGE` and
+//! `XREAD` replies in either protocol (RESP2 arrays, RESP3 maps), and which
+//! errors will not heal by retrying.
+
+use redis::Value;
+
+use crate::core::stream_entry::RawFields;
+
+/// Whether a Redis error will come back however often the command is
+/// retried: no permission (an ACL), a key of another type, a command the
+/// server does not know or that a cluster node sends elsewhere, failed
+/// authentication. Everything else (a lost connection, a timeout, a
+/// loading or busy server) may heal, and is retried with backoff.
+pub fn lasting(err: &redis::RedisError) -> bool {
+    if err.kind() == redis::ErrorKind::AuthenticationFailed {
+        return true;
+    }
+    match err.code() {
+        Some("NOPERM" | "WRONGTYPE" | "NOAUTH" | "WRONGPASS" | "MOVED" | "ASK" | "CROSSSLOT") => {
+            true
+        }
+        Some("ERR") => err
+            .detail()
+            .is_some_and(|detail| detail.starts_with("unknown command")),
+        _ => false,
+    }
+}
+
+/// The entries of an XRANGE or XREAD reply, RESP2 or RESP3: `(id, fields)`.
+pub fn entries_of(value: Value) -> Vec<(String, RawFields)> {
+    let Value::Array(items) = value else {
+        return Vec::new();
+    };
+    items
+        .into_iter()
+        .filter_map(|item| {
+            let Value::Array(mut pair) = item else {
+                return None;
+            };
+            if pair.len() != 2 {
+                return None;
+            }
+            let fields = pair.pop()?;
+            let id = match pair.pop()? {
+                Value::BulkString(id) => String::from_utf8_lossy(&id).into_owned(),
+                Value::SimpleString(id) => id,
+                _ => return None,
+            };
+            let fields = match fields {
+                Value::Array(flat) => {
+                    let mut pairs = Vec::with_capacity(flat.len() / 2);
+                    let mut flat = flat.into_iter();
+                    while let (Some(name), Some(value)) = (flat.next(), flat.next()) {
+                        pairs.push((bytes_of(name), bytes_of(value)));
+                    }
+                    pairs
+                }
+                Value::Map(map) => map
+                    .into_iter()
+                    .map(|(n, v)| (bytes_of(n), bytes_of(v)))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            Some((id, fields))
+        })
+        .collect()
+}
+
+fn bytes_of(value: Value) -> Vec<u8> {
+    match value {
+        Value::BulkString(bytes) => bytes,
+        Value::SimpleString(text) => text.into_bytes(),
+        Value::Int(n) => n.to_string().into_bytes(),
+        // Anything else is no field a producer could have written as text:
+        // it fails the UTF-8 check and the entry is skipped.
+        _ => vec![0xff],
+    }
+}
+
+/// The entries of an XREAD reply (one stream asked for).
+pub fn xread_entries(value: Value) -> Vec<(String, RawFields)> {
+    match value {
+        Value::Array(streams) => streams
+            .into_iter()
+            .filter_map(|stream| match stream {
+                Value::Array(mut pair) if pair.len() == 2 => pair.pop(),
+                _ => None,
+            })
+            .flat_map(entries_of)
+            .collect(),
+        Value::Map(streams) => streams
+            .into_iter()
+            .flat_map(|(_, entries)| entries_of(entries))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replies_of_both_protocols_give_entries_in_order() {
+        let entry = |id: &str, fields: &[&str]| {
+            Value::Array(vec![
+                Value::BulkString(id.as_bytes().to_vec()),
+                Value::Array(
+                    fields
+                        .iter()
+                        .map(|f| Value::BulkString(f.as_bytes().to_vec()))
+                        .collect(),
+                ),
+            ])
+        };
+        let entries = Value::Array(vec![
+            entry("1-1", &["d", "a"]),
+            entry("1-2", &["d", "b", "e", "x"]),
+        ]);
+        let got = entries_of(entries.clone());
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[1].0, "1-2");
+        assert_eq!(got[1].1[1], (b"e".to_vec(), b"x".to_vec()));
+        let resp2 = Value::Array(vec![Value::Array(vec![
+            Value::BulkString(b"s".to_vec()),
+            entries.clone(),
+        ])]);
+        let resp3 = Value::Map(vec![(Value::BulkString(b"s".to_vec()), entries)]);
+        assert_eq!(xread_entries(resp2), got);
+        assert_eq!(xread_entries(resp3), got);
+        assert!(xread_entries(Value::Nil).is_empty());
+    }
+}
