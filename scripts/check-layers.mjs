@@ -1,0 +1,43 @@
+// npm run lint: the layers of src/ keep to their rooms (see src/lib.rs).
+// The core (src/core) names neither napi nor tokio; the I/O (src/io) does
+// not name napi. Only src/bindings touches Node-API. Code that names the
+// crate (`napi`, `napi_derive`, `napi::…`) fails; comments may speak of it.
+import { readdirSync, readFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+
+const root = new URL('..', import.meta.url).pathname;
+const RULES = [
+  { folder: 'src/core', forbidden: /\b(napi|napi_derive|tokio)\b/, what: 'napi or tokio' },
+  { folder: 'src/io', forbidden: /\b(napi|napi_derive)\b/, what: 'napi' },
+];
+
+function* rustFiles(dir) {
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) yield* rustFiles(path);
+    else if (entry.name.endsWith('.rs')) yield path;
+  }
+}
+
+const faults = [];
+let files = 0;
+for (const { folder, forbidden, what } of RULES) {
+  for (const file of rustFiles(join(root, folder))) {
+    files++;
+    readFileSync(file, 'utf8')
+      .split('\n')
+      .forEach((line, i) => {
+        const code = line.replace(/\/\/.*$/, '');
+        if (forbidden.test(code)) faults.push(`${relative(root, file)}:${i + 1}: names ${what}: ${line.trim()}`);
+      });
+  }
+}
+if (files === 0) {
+  console.error('check-layers: no Rust files found under src/core and src/io');
+  process.exit(1);
+}
+if (faults.length > 0) {
+  console.error(`The core and the I/O must not touch what belongs to the bindings:\n${faults.join('\n')}`);
+  process.exit(1);
+}
+console.log(`check-layers: ${files} files of src/core and src/io name no napi (nor the core tokio)`);
