@@ -1,7 +1,8 @@
 //! The pure core: what an event stream is, byte for byte, and how the
 //! streams of a thread share memory and time. Nothing here knows of
 //! JavaScript, sockets or Redis connections (`npm run lint` fails if this
-//! folder names napi); everything here is covered by `cargo test`.
+//! folder names the Node-API crates or the async runtime); everything here
+//! is covered by `cargo test`.
 //!
 //! - [`frame`]: an event, validated and encoded into bytes.
 //! - [`buffer`]: one client's queue of encoded bytes, with its cap.

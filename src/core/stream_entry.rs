@@ -10,7 +10,7 @@
 //! entry inject fields of its own into every client's stream.
 //!
 //! The frame is encoded here, once, on whatever thread read the entry (the
-//! reader runs on tokio), and carries the stream id as its event id.
+//! reader runs on the async runtime), and carries the stream id as its event id.
 //!
 //! This module knows nothing of Redis clients or JavaScript; it is covered by
 //! `cargo test`.

@@ -1,6 +1,6 @@
 //! The I/O: what owns descriptors and connections. Plain Rust and tokio;
 //! nothing here knows of JavaScript (`npm run lint` fails if this folder
-//! names napi). What it reports goes through plain Rust callbacks, and
+//! names the Node-API crates). What it reports goes through plain Rust callbacks, and
 //! the tasks it needs are started through a [`Spawn`] handed in, both
 //! given by the bindings, which alone touch Node-API.
 //!
