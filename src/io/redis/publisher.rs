@@ -67,6 +67,9 @@ pub struct Publisher {
 /// The publisher's connection, and when it may try to connect again.
 struct Link {
     connection: Option<MultiplexedConnection>,
+    /// The reader's count of outages when the connection was made: once it
+    /// moves, the connection is presumed dead (see `StartLine::outages`).
+    outages: u64,
     /// After a failed connect, requests are refused at once until this
     /// instant, rather than each trying again.
     down: Option<(Instant, String)>,
@@ -78,6 +81,7 @@ impl Publisher {
     pub async fn run(self, mut queue: mpsc::UnboundedReceiver<Request>) {
         let mut link = Link {
             connection: None,
+            outages: 0,
             down: None,
             backoff: BACKOFF,
         };
@@ -145,11 +149,19 @@ impl Publisher {
     }
 
     /// The connection, opened if it is not; while a failed connect's
-    /// backoff runs, why it failed.
+    /// backoff runs, why it failed. A connection made before the reader
+    /// last saw Redis fail is not used: nothing has been sent on it since,
+    /// so a new one costs a connect, where using a dead one would cost the
+    /// next pipeline's outcome (unknown, though nothing was appended).
     async fn connection<'a>(
         &self,
         link: &'a mut Link,
     ) -> Result<&'a mut MultiplexedConnection, String> {
+        let outages = lock(&self.start).outages;
+        if link.connection.is_some() && link.outages != outages {
+            link.connection = None;
+            link.down = None;
+        }
         if link.connection.is_none() {
             if let Some((until, reason)) = &link.down {
                 if Instant::now() < *until {
@@ -159,6 +171,7 @@ impl Publisher {
             match self.connector.connect(REPLY_TIMEOUT).await {
                 Ok(mut fresh) => {
                     self.share_stop_key(&mut fresh).await;
+                    link.outages = outages;
                     link.connection = Some(fresh);
                     link.down = None;
                     link.backoff.reset();

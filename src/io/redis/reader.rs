@@ -11,7 +11,7 @@ use std::time::Duration;
 use redis::aio::MultiplexedConnection;
 use redis::Value;
 
-use super::replies::{entries_of, lasting, xread_entries};
+use super::replies::{connection_lost, entries_of, lasting, xread_entries};
 use super::start_line::{lock, SharedStart};
 use super::{Connector, PageSink, StreamPage, BACKOFF, REPLY_TIMEOUT};
 use crate::core::stream_entry::{Page, StreamId};
@@ -226,8 +226,12 @@ impl Reader {
     }
 
     /// Says why the stream cannot be read, if retrying will not help, once
-    /// per run of failures (`failing` says whether it was said).
+    /// per run of failures (`failing` says whether it was said); counts an
+    /// outage for the publisher when the connection itself failed.
     fn failed(&self, failing: &mut bool, command: &str, err: &redis::RedisError) {
+        if connection_lost(err) {
+            lock(&self.start).outages += 1;
+        }
         if !lasting(err) || *failing {
             return;
         }

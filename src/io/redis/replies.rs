@@ -26,6 +26,16 @@ pub fn lasting(err: &redis::RedisError) -> bool {
     }
 }
 
+/// Whether an error means the connection itself is gone or cannot be made
+/// (refused, dropped, timed out), as opposed to a command refused on a
+/// working one.
+pub fn connection_lost(err: &redis::RedisError) -> bool {
+    err.is_io_error()
+        || err.is_connection_dropped()
+        || err.is_connection_refusal()
+        || err.is_timeout()
+}
+
 /// The entries of an XRANGE or XREAD reply, RESP2 or RESP3: `(id, fields)`.
 pub fn entries_of(value: Value) -> Vec<(String, RawFields)> {
     let Value::Array(items) = value else {

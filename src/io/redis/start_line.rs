@@ -1,6 +1,7 @@
-//! Where the publisher and the reader meet: what the reader has read, and
-//! what the publisher appended before the reader started or behind what it
-//! had read. Shared behind a mutex that is held for a few assignments only.
+//! Where the publisher and the reader meet: what the reader has read, what
+//! the publisher appended before the reader started or behind what it had
+//! read, and the outages the reader has seen. Shared behind a mutex that is
+//! held for a few assignments only.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -22,6 +23,11 @@ pub struct StartLine {
     /// The first id this process appended that was not past what the
     /// reader had read before the XADD went out: the stream went back.
     pub rewound_at: Option<StreamId>,
+    /// How many times the reader lost its connection, or could not make
+    /// one. The publisher learns from it that its own connection, idle
+    /// meanwhile, is most likely dead too: it opens a new one before it
+    /// sends on it, rather than find out by losing a pipeline's reply.
+    pub outages: u64,
 }
 
 impl StartLine {
