@@ -106,7 +106,11 @@ pub fn stop_keys() -> MutexGuard<'static, StopKeys> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Adds the key shared through Redis (the I/O's `on_shared_key`).
+/// Adds the key shared through Redis (the I/O's `on_shared_key`). It runs
+/// on the publisher's task, which a panic would stop without a word: the
+/// first touch of the keys makes this process's own key, and should the
+/// random source fail there, the shared key is not taken and the publisher
+/// goes on (later calls from JavaScript then fail with `ERR_SSE_INTERNAL`).
 pub fn add_shared_stop_key(key: &[u8]) {
-    stop_keys().add_shared(key);
+    let _ = std::panic::catch_unwind(|| stop_keys().add_shared(key));
 }
