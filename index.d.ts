@@ -284,7 +284,7 @@ export interface ChannelReplay {
  * setInterval(() => prices.broadcast(JSON.stringify(quote()), { event: "quote", id: String(++seq) }), 100);
  * ```
  */
-export interface Channel {
+export interface Channel extends EventTarget {
   /** Resolves at once for a local channel. */
   readonly ready: Promise<void>;
   /** Number of subscribed endpoints. */
@@ -307,6 +307,16 @@ export interface Channel {
   broadcast(data: string, options?: { event?: string; id?: string }): void;
   /** Does nothing for a local channel. */
   close(): void;
+  /**
+   * `empty`: the last endpoint left (it closed, or was unsubscribed), so
+   * that a channel per user or room can be dropped. Fires after the turn's
+   * microtasks, and only if no endpoint joined meanwhile. A listener that
+   * throws is reported as a `ChannelListenerError` warning.
+   */
+  addEventListener(type: 'empty', listener: (ev: Event) => void, options?: boolean | AddListenerOptions): void;
+  addEventListener(type: string, listener: Listener | null, options?: boolean | AddListenerOptions): void;
+  removeEventListener(type: 'empty', listener: (ev: Event) => void, options?: boolean | ListenerOptions): void;
+  removeEventListener(type: string, listener: Listener | null, options?: boolean | ListenerOptions): void;
 }
 
 /**
@@ -314,7 +324,7 @@ export interface Channel {
  * process reads the stream and delivers to its own subscribers; event ids
  * are the stream ids.
  */
-export interface RedisChannel {
+export interface RedisChannel extends EventTarget {
   /**
    * Resolves once connected and the stream's reader knows where it starts.
    * Rejects (code `ERR_SSE_REDIS_UNAVAILABLE`) if the first attempt to
@@ -350,6 +360,14 @@ export interface RedisChannel {
    * later ones are refused, and a later `subscribe()` ends the endpoint.
    */
   close(): void;
+  /**
+   * `empty`: the last endpoint left, and none is being resumed from the
+   * stream; see {@link Channel}.
+   */
+  addEventListener(type: 'empty', listener: (ev: Event) => void, options?: boolean | AddListenerOptions): void;
+  addEventListener(type: string, listener: Listener | null, options?: boolean | AddListenerOptions): void;
+  removeEventListener(type: 'empty', listener: (ev: Event) => void, options?: boolean | ListenerOptions): void;
+  removeEventListener(type: string, listener: Listener | null, options?: boolean | ListenerOptions): void;
 }
 
 export declare const Channel: {

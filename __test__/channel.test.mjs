@@ -340,3 +340,55 @@ test('history is bounded in bytes too: 300 broadcasts of 1 MiB with ids keep at 
   small.broadcast('x', { id: '1' });
   assert.equal(diagnostics().historyBytes - heldBefore, held, 'historyBytes: 0 keeps none');
 });
+
+test('a channel says when its last endpoint has left (empty): once, not while one is there, not if one joins in the same turn', async (t) => {
+  const channel = new Channel();
+  let empties = 0;
+  channel.addEventListener('empty', () => empties++);
+  const endpoints = [];
+  const app = await serve((req, res) => {
+    const endpoint = new EventEndpoint(req, res);
+    endpoints.push(endpoint);
+    channel.subscribe(endpoint);
+  });
+  t.after(() => app.close());
+  const clients = [RawClient.connect(app.port), RawClient.connect(app.port)];
+  t.after(() => {
+    for (const c of clients) c.destroy();
+  });
+  await until(() => channel.size === 2, 10_000, 'two subscribers');
+  clients[0].destroy();
+  await until(() => channel.size === 1, 10_000, 'one left');
+  await nextTurn();
+  assert.equal(empties, 0, 'one subscriber is still there');
+  clients[1].destroy();
+  await until(() => empties === 1, 10_000, 'the empty event');
+  assert.equal(channel.size, 0);
+
+  // unsubscribe() empties it too; a subscribe() in the same turn keeps it.
+  clients.push(RawClient.connect(app.port));
+  await until(() => channel.size === 1, 10_000, 'a new subscriber');
+  const endpoint = endpoints.at(-1);
+  channel.unsubscribe(endpoint);
+  channel.subscribe(endpoint);
+  await nextTurn();
+  assert.equal(empties, 1, 'left and came back in one turn: not empty');
+  channel.unsubscribe(endpoint);
+  await nextTurn();
+  assert.equal(empties, 2);
+
+  // A listener that throws is reported; the process and the other
+  // listeners go on.
+  const warnings = [];
+  const onWarning = (w) => warnings.push(w);
+  process.on('warning', onWarning);
+  t.after(() => process.off('warning', onWarning));
+  channel.addEventListener('empty', () => {
+    throw new Error('listener fault');
+  });
+  channel.subscribe(endpoint);
+  endpoint.close();
+  await until(() => empties === 3 && warnings.length > 0, 10_000, 'the warning');
+  assert.equal(warnings[0].name, 'ChannelListenerError');
+  assert.match(warnings[0].message, /listener fault/);
+});

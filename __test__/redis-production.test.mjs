@@ -211,6 +211,34 @@ function registerTests() {
     );
   });
 
+  test('lifecycle: a Redis-backed channel says when its last endpoint has left, a resumed one included', async (t) => {
+    const redis = await Redis.start({ durable: false });
+    t.after(() => redis.stop());
+    const channel = new Channel({ redis: { url: redis.url, stream: 'rooms' } });
+    t.after(() => channel.close());
+    await channel.ready;
+    let empties = 0;
+    channel.addEventListener('empty', () => empties++);
+    const ids = [];
+    for (let i = 0; i < 3; i++) ids.push(await channel.broadcast(`m${i}`));
+    const app = await serveChannel(t, channel);
+    // One client resumes after the first entry, one joins live.
+    const resumed = app.open({ 'Last-Event-ID': ids[0] });
+    const live = app.open();
+    await until(() => resumed.count === 2 && channel.size === 2, 10_000, 'the resume and the live join');
+    assert.deepEqual(
+      resumed.events.map((e) => e.data),
+      ['m1', 'm2'],
+    );
+    live.close();
+    await until(() => channel.size === 1, 10_000, 'one left');
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(empties, 0, 'the resumed client is still there');
+    resumed.close();
+    await until(() => empties === 1, 10_000, 'the empty event');
+    assert.equal(channel.size, 0);
+  });
+
   test('lifecycle: close() before ready, broadcast and subscribe after close()', async (t) => {
     const redis = await Redis.start();
     t.after(() => redis.stop());

@@ -8,7 +8,7 @@ const { NodeTransport } = require('./transports/node.js');
 const { WebTransport } = require('./transports/web.js');
 const { CloseReason } = require('./close-reasons.js');
 const { IS_DENO } = require('./runtime.js');
-const { ListenerGuards } = require('./listeners.js');
+const { GuardedEventTarget } = require('./listeners.js');
 const { normalizeOptions, optionalString, requiredString, count } = require('./options.js');
 const { checkId, largest, handled, invalid, invalidValue, fromNative, tooLarge, closedError } = require('./errors.js');
 const {
@@ -93,7 +93,7 @@ function isHttp1(request, response) {
  * and queued in Rust; this class only holds what JavaScript must hold: the
  * transport to the client and the `EventTarget` it inherits from.
  */
-class EventEndpoint extends EventTarget {
+class EventEndpoint extends GuardedEventTarget {
   #transport = null;
   #webResponse = null;
   #slot = -1;
@@ -112,10 +112,9 @@ class EventEndpoint extends EventTarget {
   #closingByServer = false;
   /** Settlers of the send() calls waiting for the buffer to go down. */
   #waiters = null;
-  #guards = new ListenerGuards();
 
   constructor(request, ...args) {
-    super();
+    super('EventEndpoint');
     const { response, options } = argumentsOf(request, args);
     this.#lastEventId = lastEventIdOf(request);
     // A client told to stop by close(true) is refused with 204, which makes
@@ -254,16 +253,6 @@ class EventEndpoint extends EventTarget {
     } catch (err) {
       return Promise.reject(err);
     }
-  }
-
-  addEventListener(type, listener, options = undefined) {
-    const guard = this.#guards.of(type, listener, options, true);
-    super.addEventListener(type, guard ?? listener, options);
-  }
-
-  removeEventListener(type, listener, options = undefined) {
-    const guard = this.#guards.of(type, listener, options, false);
-    super.removeEventListener(type, guard ?? listener, options);
   }
 
   /**

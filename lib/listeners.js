@@ -1,19 +1,22 @@
 'use strict';
 
-// Listeners of an endpoint that throw (or reject) are reported, not allowed
-// to end the process: on an `EventTarget` in Node a throwing listener would
-// otherwise do so (browsers report it and go on, which is what happens
-// here), and a stream must close cleanly whatever its listeners do.
+// Listeners of an endpoint or a channel that throw (or reject) are
+// reported, not allowed to end the process: on an `EventTarget` in Node a
+// throwing listener would otherwise do so (browsers report it and go on,
+// which is what happens here), and a stream must close cleanly whatever its
+// listeners do.
 
-function reportListenerError(err) {
-  process.emitWarning(err instanceof Error ? err.message : String(err), {
-    type: 'EventEndpointListenerError',
-    detail: `An EventEndpoint listener threw; the event went on to the other listeners.\n${err?.stack ?? ''}`,
-  });
+/** A warning named `<target>ListenerError` (EventEndpoint, Channel). */
+function reporter(target) {
+  return (err) =>
+    process.emitWarning(err instanceof Error ? err.message : String(err), {
+      type: `${target}ListenerError`,
+      detail: `A ${target} listener threw; the event went on to the other listeners.\n${err?.stack ?? ''}`,
+    });
 }
 
 /** A listener that reports what the original throws (or rejects with). */
-function guarded(listener) {
+function guarded(listener, reportListenerError) {
   return function (event) {
     try {
       const result = typeof listener === 'function' ? listener.call(this, event) : listener.handleEvent(event);
@@ -33,6 +36,12 @@ function guarded(listener) {
  */
 class ListenerGuards {
   #guards = new WeakMap();
+  #report;
+
+  /** `target` names the class in the warnings (EventEndpoint, Channel). */
+  constructor(target) {
+    this.#report = reporter(target);
+  }
 
   /** The wrapper to add (`create`) or remove in place of `listener`, or
    * undefined for a value that is no listener (EventTarget ignores it). */
@@ -47,11 +56,33 @@ class ListenerGuards {
     }
     let guard = byKey.get(key);
     if (guard === undefined && create) {
-      guard = guarded(listener);
+      guard = guarded(listener, this.#report);
       byKey.set(key, guard);
     }
     return guard;
   }
 }
 
-module.exports = { ListenerGuards };
+/** An `EventTarget` whose listeners are guarded: one that throws (or
+ * rejects) is reported as a `<name>ListenerError` warning, and the event
+ * goes on to the others. */
+class GuardedEventTarget extends EventTarget {
+  #guards;
+
+  constructor(name) {
+    super();
+    this.#guards = new ListenerGuards(name);
+  }
+
+  addEventListener(type, listener, options = undefined) {
+    const guard = this.#guards.of(type, listener, options, true);
+    super.addEventListener(type, guard ?? listener, options);
+  }
+
+  removeEventListener(type, listener, options = undefined) {
+    const guard = this.#guards.of(type, listener, options, false);
+    super.removeEventListener(type, guard ?? listener, options);
+  }
+}
+
+module.exports = { GuardedEventTarget };

@@ -70,6 +70,14 @@ const size: number = channel.size;
 void size;
 // @ts-expect-error the id goes in the options
 channel.broadcast('price', '1');
+// A channel per room, dropped once its last endpoint has left.
+const rooms = new Map<string, typeof channel>();
+const room = new Channel();
+rooms.set('lobby', room);
+room.addEventListener('empty', (ev: Event) => {
+  void ev.type;
+  rooms.delete('lobby');
+});
 
 // Diagnostics.
 import { diagnostics } from 'native-sse';

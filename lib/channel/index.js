@@ -16,6 +16,7 @@ const {
   broadcastError,
 } = require('./options.js');
 const { RedisStream } = require('./redis.js');
+const { GuardedEventTarget } = require('../listeners.js');
 
 const noop = () => {};
 
@@ -36,8 +37,12 @@ function endpointArgument(endpoint) {
  * appended in call order, every process delivers what it reads to its own
  * subscribers, and a resuming client is replayed the stream, a page at a
  * time.
+ *
+ * An `empty` event says that the last endpoint left (so that a channel per
+ * user or room can be dropped): it fires once the channel, having had
+ * subscribers, has none, and no client is being resumed into it.
  */
-class Channel {
+class Channel extends GuardedEventTarget {
   #native;
   /** slot → subscribed endpoint. */
   #subscribers = new Map();
@@ -47,6 +52,8 @@ class Channel {
   #incompleteEvent = null;
   /** The Redis half, for a Redis-backed channel; otherwise null. */
   #redis = null;
+  /** An `empty` event is queued. */
+  #emptying = false;
 
   /**
    * Resolves once the channel can broadcast: at once for a local channel;
@@ -56,6 +63,7 @@ class Channel {
   ready;
 
   constructor(options = undefined) {
+    super('Channel');
     if (options === undefined || options === null) options = {};
     if (typeof options !== 'object') throw invalid('options', 'an object', options);
     const redis = redisOptionsOf(options.redis);
@@ -82,6 +90,7 @@ class Channel {
       cutOff: (slots) => this.#cutOff(slots),
       sent: (id) => this.#sent(id),
       tellIncomplete: (endpoint, lastEventId, result) => this.#tellIncomplete(endpoint, lastEventId, result),
+      left: () => this.#left(),
     };
   }
 
@@ -182,6 +191,24 @@ class Channel {
     const slot = endpoint[kSlot];
     this.#native.unsubscribe(slot);
     this.#subscribers.delete(slot);
+    this.#left();
+  }
+
+  /** An endpoint left (or a resume ended): the `empty` event, once no
+   * endpoint is left. Dispatched after the current task's microtasks, and
+   * only if still empty then: an endpoint closing is not interrupted by
+   * listeners, and a subscribe() meanwhile cancels it. */
+  #left() {
+    if (this.#emptying || !this.#isEmpty()) return;
+    this.#emptying = true;
+    queueMicrotask(() => {
+      this.#emptying = false;
+      if (this.#isEmpty()) this.dispatchEvent(new Event('empty'));
+    });
+  }
+
+  #isEmpty() {
+    return this.#subscribers.size === 0 && (this.#redis === null || this.#redis.resuming === 0);
   }
 
   [kLastId]() {

@@ -53,6 +53,7 @@ function notAppended(reason) {
  * @property {(slots: Iterable<number>) => void} cutOff cuts subscribers off as slow consumers
  * @property {(id: string) => void} sent notes the id of the last event sent
  * @property {(endpoint: object, lastEventId: string, result: object) => void} tellIncomplete
+ * @property {() => void} left a resume ended (joined or not): see Channel's `empty` event
  */
 
 class RedisStream {
@@ -116,6 +117,11 @@ class RedisStream {
     // keeps the process alive until `ready` settles.
     const starting = setInterval(noop, 1 << 30);
     this.ready.finally(() => clearInterval(starting)).catch(noop);
+  }
+
+  /** How many endpoints are being replayed the stream now. */
+  get resuming() {
+    return this.#resuming.size;
   }
 
   /** Appends an event to the stream; resolves with its stream id. Checked
@@ -283,6 +289,7 @@ class RedisStream {
       endpoint[kAbort](`cannot resume from Redis: ${err?.message ?? err}`);
     } finally {
       this.#resuming.delete(endpoint);
+      channel.left();
     }
     return result;
   }
