@@ -36,6 +36,18 @@ pub const DEFAULT_MEMORY_BUDGET: u32 = 128 << 20;
 #[napi]
 pub const DEFAULT_STALL_TIMEOUT_MS: u32 = 5_000;
 
+// What `send` and `sendAgain` return besides a byte count.
+
+/// What `send` returns when the frame would overflow the stream's cap.
+#[napi]
+pub const SEND_OVERFLOW: i32 = -1;
+/// What `send` returns when the frame alone is larger than the cap.
+#[napi]
+pub const SEND_TOO_LARGE: i32 = -2;
+/// What `sendAgain` returns when the last frame is not the caller's.
+#[napi]
+pub const SEND_STALE: i32 = -3;
+
 // Keep-alive.
 
 /// Idle time after which a keep-alive comment is sent, unless an endpoint

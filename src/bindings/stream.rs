@@ -15,20 +15,11 @@ use std::time::{Duration, Instant};
 use napi::bindgen_prelude::{Buffer, Uint32Array};
 use napi_derive::napi;
 
+use super::defaults::{SEND_OVERFLOW, SEND_STALE, SEND_TOO_LARGE};
 use super::error::{closed, frame_error, Result};
 use super::state::{self, with_direct, with_hub, with_last_frame};
 use crate::core::frame::{self, Frame};
 use crate::core::hub::{Framing, PushError, StreamOptions};
-
-/// What `send` returns when the frame would overflow the stream's cap.
-#[napi]
-pub const SEND_OVERFLOW: i32 = -1;
-/// What `send` returns when the frame alone is larger than the cap.
-#[napi]
-pub const SEND_TOO_LARGE: i32 = -2;
-/// What `sendAgain` returns when the last frame is not the caller's.
-#[napi]
-pub const SEND_STALE: i32 = -3;
 
 /// A stream's settings, as the endpoint validated them.
 #[napi(object)]

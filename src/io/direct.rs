@@ -36,12 +36,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::core::hub::{Framing, Hub, Owner, Slot};
-use crate::io::{Spawn, Written};
-
-/// What a socket's waiting task calls, with the stream's slot, once the
-/// socket is writable again or its stall deadline came: the bindings make
-/// it wake the owner's JavaScript. It must not block.
-pub type Wakeup = Arc<dyn Fn(Slot) + Send + Sync>;
+use crate::io::{Spawn, Wakeup, Written};
 
 /// One stream's own reference to its socket.
 struct DirectSocket {

@@ -1,13 +1,10 @@
 //! Where direct socket writes are not supported (not a Unix): every stream
 //! stays on the JavaScript path. The same interface as `direct.rs`.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::core::hub::{Hub, Owner, Slot};
-use crate::io::{Spawn, Written};
-
-pub type Wakeup = Arc<dyn Fn(Slot) + Send + Sync>;
+use crate::io::{Spawn, Wakeup, Written};
 
 pub struct Direct;
 

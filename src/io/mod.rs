@@ -25,6 +25,11 @@ pub use written::Written;
 /// A task of the I/O: it runs on the addon's tokio runtime.
 pub type Task = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
+/// What a direct socket's waiting task calls, with the stream's slot, once
+/// the socket is writable again or its stall deadline came: the bindings
+/// make it wake the owner's JavaScript. It must not block.
+pub type Wakeup = std::sync::Arc<dyn Fn(crate::core::hub::Slot) + Send + Sync>;
+
 /// Starts a task on the runtime the bindings run (Node-API's tokio
 /// runtime) and returns the handle that stops it.
 pub type Spawn = fn(Task) -> tokio::task::AbortHandle;
