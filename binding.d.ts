@@ -27,7 +27,7 @@ export declare class NativeChannel {
    * queues it on `link`'s publisher. Returns why it was refused at once
    * (not appended), or `null` once queued.
    */
-  publish(link: RedisLink, data: string, event?: string | undefined | null): string | null
+  publish(link: RedisLink, stream: string, maxLen: number, data: string, event?: string | undefined | null): string | null
   /**
    * Forgets which entries live subscribers already have: the stream went
    * back, and its ids are no guide any more.
@@ -38,9 +38,10 @@ export declare class NativeChannel {
   /**
    * Queues live entries of the stream on every subscriber. The page's
    * entries are taken: their memory goes with the queued bytes, not
-   * whenever the garbage collector gets to the page.
+   * whenever the garbage collector gets to the page; with `keep`, they
+   * are shared instead, for another channel on the same stream.
    */
-  deliver(page: StreamPage): DeliveryResult
+  deliver(page: StreamPage, keep?: boolean | undefined | null): DeliveryResult
   /**
    * Queues entries read back from the stream on one resuming stream;
    * takes the page's entries, as [`NativeChannel::deliver`] does.
@@ -50,33 +51,37 @@ export declare class NativeChannel {
 
 export declare class RedisLink {
   /**
-   * Makes the link and starts its publisher; nothing is connected yet
-   * (see [`RedisLink::ready`]). Fails (`ERR_SSE_REDIS_CONFIG`) only for a
-   * URL or TLS material that cannot be used. `on_outcomes` is called
-   * with every pipeline's [`PublishBatch`], through a weak thread-safe
-   * function: JavaScript keeps the process alive while broadcasts are
-   * pending.
+   * Makes the link and starts its publisher and follower; nothing is
+   * connected yet (see [`RedisLink::ready`]). Fails
+   * (`ERR_SSE_REDIS_CONFIG`) only for a URL or TLS material that cannot
+   * be used. `on_outcomes` is called with every pipeline's
+   * [`PublishBatch`], `on_pages` with every run of pages the follower
+   * read, through weak thread-safe functions: JavaScript keeps the
+   * process alive while it waits for them.
    */
-  constructor(url: string, stream: string, maxLen: number, tls: RedisTls | undefined | null, onOutcomes: (arg: PublishBatch) => void)
+  constructor(url: string, tls: RedisTls | undefined | null, onOutcomes: (arg: PublishBatch) => void, onPages: (arg: Array<StreamPage>) => void)
   /** The server, named without userinfo. */
   get server(): string
   /**
-   * Resolves to `null` once the publisher is connected, or to why it
-   * could not connect.
+   * Resolves once the publisher is connected and has read `stream`'s
+   * newest id at this place in the queue, or with why it could not.
    */
-  ready(): Promise<string | undefined | null>
+  ready(stream: string): Promise<Mark>
   /**
-   * Reads up to `count` entries after `after` (a stream id), checking
-   * whether the stream was trimmed past it. When Redis cannot be read,
-   * the page is empty and says why in `failure`.
+   * Reads up to `count` entries of `stream` after `after` (a stream id),
+   * checking whether the stream was trimmed past it. When Redis cannot be
+   * read, the page is empty and says why in `failure`.
    */
-  readPage(after: string, count: number): Promise<StreamPage>
+  readPage(stream: string, after: string, count: number): Promise<StreamPage>
   /**
-   * Starts following the stream from its current end. `on_page` first
-   * gets an empty page whose `last` is that end, then every batch.
+   * Starts following `stream` from its newest id at this place in the
+   * publisher's queue; its pages come to `on_pages`, the first an empty
+   * one whose `last` is where following starts.
    */
-  startReading(onPage: (arg: StreamPage) => void): void
-  /** Stops the reader and the publisher (once what is queued has gone). */
+  follow(stream: string): void
+  /** Stops following `stream`. */
+  unfollow(stream: string): void
+  /** Stops the follower, and the publisher once what is queued has gone. */
   close(): void
 }
 
@@ -86,6 +91,8 @@ export declare class RedisLink {
  * channel, without crossing entry by entry.
  */
 export declare class StreamPage {
+  /** The stream it was read from. */
+  get stream(): string
   /** The id reading goes on after, or `null` if none was read. */
   get last(): string | null
   /** The id of the last entry that can be delivered, or `null`. */
@@ -260,6 +267,15 @@ export interface FlushBatch {
  * by any process that shares a key with this one.
  */
 export declare function isStopToken(lastEventId: string): boolean
+
+/** Where a channel's following starts, or why it cannot be read. */
+export interface Mark {
+  /** The stream's newest id when the request was queued; `null` on failure. */
+  id?: string
+  /** `ERR_SSE_REDIS_UNAVAILABLE` or `ERR_SSE_REDIS_UNREADABLE`, on failure. */
+  code?: string
+  reason?: string
+}
 
 /** The longest event id, in UTF-8 bytes (see [`frame::MAX_ID_BYTES`]). */
 export declare const MAX_ID_BYTES: number

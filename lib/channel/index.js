@@ -203,7 +203,9 @@ class Channel extends GuardedEventTarget {
     this.#emptying = true;
     queueMicrotask(() => {
       this.#emptying = false;
-      if (this.#isEmpty()) this.dispatchEvent(new Event('empty'));
+      if (!this.#isEmpty()) return;
+      this.#redis?.idle();
+      this.dispatchEvent(new Event('empty'));
     });
   }
 

@@ -4,19 +4,21 @@ const native = require('../native.js');
 const outbox = require('../outbox.js');
 const codes = require('../codes.js');
 const warnings = require('../diagnostics/warnings.js');
+const { Link } = require('./link.js');
 const { broadcastArgumentsOf, broadcastError } = require('./options.js');
-const { handled, invalidValue, withCode, publishError } = require('../errors.js');
+const { handled, invalidValue, withCode } = require('../errors.js');
 const { kSlot, kAbort, kWhenWritable, kRoom } = require('../internal.js');
 
-// The Redis-backed half of a Channel: its link to a Redis Stream (see
-// src/io/redis/mod.rs). Broadcasts are appended in call order and settled
-// with their fates; the live reader's pages are delivered to the channel's
-// subscribers; a resuming client is replayed the stream a page at a time,
-// then joins them. The Channel holds one of these when `options.redis` is
-// given, and hands it its subscribe(), broadcast() and close().
+// The Redis-backed half of a Channel: its stream, on the link to its Redis
+// that every channel on that Redis shares (./link.js, src/io/redis/mod.rs).
+// Broadcasts are appended in call order and settled with their fates; while
+// the channel has endpoints here, the link follows its stream, and the pages
+// it reads are delivered to the channel's subscribers; a resuming client is
+// replayed the stream a page at a time, then joins them. The Channel holds
+// one of these when `options.redis` is given, and hands it its subscribe(),
+// broadcast() and close().
 
 const STREAM_ID = /^\d+-\d+$/;
-const noop = () => {};
 
 /** Orders Redis stream ids ("<ms>-<seq>"); exact beyond 2^53. */
 function compareStreamIds(a, b) {
@@ -59,30 +61,28 @@ function notAppended(reason) {
 class RedisStream {
   /** @type {ChannelCore} */
   #channel;
-  /** The link; null once closed. */
+  /** The shared link; null once closed. */
   #link;
+  /** The stream's key (the link routes pages by it). */
+  stream;
+  #maxLen;
   /** How the stream is named in warnings and errors. */
   #where;
-  /** The id the live reader has read up to; null until it starts. */
+  /** The link follows the stream for this channel. */
+  #following = false;
+  /** The id the follower has read up to; null until it says where it
+   * starts. */
   #position = null;
-  /** Resolves once #position is known (see #readerReady). */
-  #positionKnown;
+  /** Resolves once #position is known; its settlers while it is not. */
+  #positionKnown = null;
+  #positionWait = null;
   /** Endpoints still being replayed the stream. */
   #resuming = new Set();
-  /** Settles the reader's part of `ready`: once it knows where it starts,
-   * or when it cannot read the stream at all; null once settled. */
-  #readerReady = null;
-  /** The live reader cannot read the stream now (and it was reported). */
+  /** The stream cannot be read now (and it was reported). */
   #unreadable = false;
-  /** Settlers of the broadcasts sent to Redis and not yet answered, in
-   * queue order, as [resolve, reject, resolve, reject, …] from #head on;
-   * and the handle that keeps the process alive meanwhile. */
-  #pending = [];
-  #head = 0;
-  #keepAlive = null;
 
-  /** Resolves once broadcasts can be appended and the reader knows where it
-   * starts; see Channel#ready. */
+  /** Resolves once broadcasts can be appended and the stream read; see
+   * Channel#ready. */
   ready;
 
   /**
@@ -91,32 +91,21 @@ class RedisStream {
    */
   constructor(channel, redis) {
     this.#channel = channel;
-    let link;
-    try {
-      link = new native.RedisLink(redis.url, redis.stream, redis.maxLen, redis.tls, (batch) =>
-        this.#guard(() => this.#settle(batch)),
-      );
-    } catch (err) {
-      if (err?.code !== codes.RedisConfig) throw err;
-      throw withCode(invalidValue('options.redis', `cannot be used: ${err.message}`), err.code);
-    }
+    const link = Link.acquire(redis);
     this.#link = link;
+    this.stream = redis.stream;
+    this.#maxLen = redis.maxLen;
     this.#where = `Redis stream ${JSON.stringify(redis.stream)} at ${link.server}`;
-    const readerReady = new Promise((resolve, reject) => (this.#readerReady = { resolve, reject }));
-    this.#positionKnown = handled(readerReady);
-    link.startReading((page) => this.#guard(() => this.#onPage(page)));
-    // Ready once broadcasts can be appended and the reader knows where it
-    // starts, so that a client subscribed then misses nothing appended
-    // after; rejected when Redis cannot be reached or the stream read.
-    const publisherReady = link.ready().then((reason) => {
+    // Ready once the publisher is connected and has read the stream: a
+    // client subscribed then misses nothing broadcast after; rejected when
+    // Redis cannot be reached or the stream read.
+    const ready = link.native.ready(redis.stream).then((mark) => {
       if (this.#link === null) throw closedBeforeReady();
-      if (reason != null) throw withCode(new Error(reason), codes.RedisUnavailable);
+      if (mark.code == null) return;
+      if (mark.code === codes.RedisUnreadable) this.#reportUnreadable(mark.reason);
+      throw withCode(new Error(mark.reason), mark.code);
     });
-    this.ready = handled(Promise.all([publisherReady, readerReady]).then(noop));
-    // The reader's pages come through a weak thread-safe function: a timer
-    // keeps the process alive until `ready` settles.
-    const starting = setInterval(noop, 1 << 30);
-    this.ready.finally(() => clearInterval(starting)).catch(noop);
+    this.ready = handled(ready);
   }
 
   /** How many endpoints are being replayed the stream now. */
@@ -135,15 +124,51 @@ class RedisStream {
     }
   }
 
-  /** Stops the reader; broadcasts not yet sent still go, later ones are
-   * refused (not appended), and a later subscribe() ends the endpoint's
-   * stream at once (the client comes back, to this process or another). */
+  /** Stops following the stream here; broadcasts not yet sent still go,
+   * later ones are refused (not appended), and a later subscribe() ends the
+   * endpoint's stream at once (the client comes back, to this process or
+   * another). The link is released: the last channel on it closes it. */
   close() {
-    this.#link?.close();
+    const link = this.#link;
+    if (link === null) return;
+    this.#stopFollowing();
     this.#link = null;
-    this.#readerReady?.reject(closedBeforeReady());
-    this.#readerReady = null;
+    link.release();
     this.#setUnreadable(false);
+  }
+
+  /** The channel has no endpoint left here: the stream is not followed
+   * (a channel with no subscribers costs Redis nothing but its stream). */
+  idle() {
+    if (this.#resuming.size === 0 && this.#channel.size() === 0) this.#stopFollowing();
+  }
+
+  #startFollowing() {
+    if (this.#following || this.#link === null) return;
+    this.#following = true;
+    this.#position = null;
+    let settle;
+    this.#positionKnown = handled(new Promise((resolve, reject) => (settle = { resolve, reject })));
+    this.#positionWait = settle;
+    this.#link.holdOpen(true);
+    this.#link.follow(this);
+  }
+
+  #stopFollowing() {
+    if (!this.#following) return;
+    this.#following = false;
+    this.#position = null;
+    this.#link.unfollow(this);
+    this.#positionSettled()?.reject(new Error('the channel stopped following the stream'));
+  }
+
+  /** The settlers of #positionKnown, once: null if settled already. */
+  #positionSettled() {
+    const wait = this.#positionWait;
+    if (wait === null) return null;
+    this.#positionWait = null;
+    this.#link?.holdOpen(false);
+    return wait;
   }
 
   #setUnreadable(unreadable) {
@@ -152,63 +177,27 @@ class RedisStream {
     warnings.counts.unreadableStreams += unreadable ? 1 : -1;
   }
 
+  /** The stream cannot be read, and retrying will not heal it: said once,
+   * until it is read again. */
+  #reportUnreadable(reason) {
+    if (!this.#unreadable) warnings.unreadableStream(this.#where, reason);
+    this.#setUnreadable(true);
+  }
+
   #publish(data, options) {
     const { event, id } = broadcastArgumentsOf(data, options);
     if (id !== undefined && id !== null) {
       throw invalidValue('options.id', 'cannot be given: the ids of a Redis-backed channel are its stream ids');
     }
     if (this.#link === null) throw notAppended('The channel is closed');
-    let refusal;
+    let outcome;
     try {
-      refusal = this.#channel.native.publish(this.#link, data, event);
+      outcome = this.#link.publish(this.#channel.native, this.stream, this.#maxLen, data, event);
     } catch (err) {
       throw broadcastError(err, data, event, undefined);
     }
-    if (refusal != null) throw notAppended(refusal);
-    const outcome = new Promise((resolve, reject) => this.#pending.push(resolve, reject));
-    // A weak thread-safe function brings the outcomes: this keeps the
-    // process alive until they are in.
-    this.#keepAlive ??= setInterval(noop, 1 << 30);
-    return handled(outcome);
-  }
-
-  /** The fates of a pipeline of broadcasts, in queue order. Called from a
-   * thread-safe function (see #guard). */
-  #settle({ ids, failures }) {
-    const pending = this.#pending;
-    let failure = 0;
-    for (let i = 0; i < ids.length; i++) {
-      const at = this.#head;
-      const resolve = pending[at];
-      const reject = pending[at + 1];
-      pending[at] = pending[at + 1] = undefined;
-      this.#head = at + 2;
-      if (ids[i] !== '') {
-        resolve?.(ids[i]);
-      } else {
-        while (failures[failure].index < i) failure++;
-        reject?.(publishError(failures[failure]));
-      }
-    }
-    if (this.#head === pending.length) {
-      pending.length = 0;
-      this.#head = 0;
-      clearInterval(this.#keepAlive);
-      this.#keepAlive = null;
-    } else if (this.#head > 8192 && this.#head * 2 > pending.length) {
-      pending.splice(0, this.#head);
-      this.#head = 0;
-    }
-  }
-
-  /** Runs the work of a thread-safe callback from Rust: nothing may escape
-   * it to uncaughtException; a fault of ours is reported instead. */
-  #guard(work) {
-    try {
-      work();
-    } catch (err) {
-      warnings.internalFault(this.#where, err);
-    }
+    if (typeof outcome === 'string') throw notAppended(outcome);
+    return outcome;
   }
 
   #reportSkipped(page) {
@@ -218,16 +207,12 @@ class RedisStream {
   }
 
   /** A batch read live from the stream (the first one empty, naming where
-   * the reader starts): to the live subscribers, each entry encoded once. */
-  #onPage(page) {
-    if (this.#link === null) return;
+   * following starts): to the live subscribers, each entry encoded once.
+   * `keep`: another channel on this stream gets the page after this one. */
+  onPage(page, keep) {
+    if (this.#link === null || !this.#following) return;
     if (page.failure != null) {
-      // The reader cannot read the stream, and retrying will not heal it:
-      // said once, until it reads again.
-      if (!this.#unreadable) warnings.unreadableStream(this.#where, page.failure);
-      this.#setUnreadable(true);
-      this.#readerReady?.reject(withCode(new Error(page.failure), codes.RedisUnreadable));
-      this.#readerReady = null;
+      this.#reportUnreadable(page.failure);
       return;
     }
     this.#setUnreadable(false);
@@ -237,10 +222,10 @@ class RedisStream {
       warnings.rewoundStream(this.#where, page.rewoundFrom, page.last);
       channel.native.forgetFloors();
     }
-    this.#reportSkipped(page);
+    if (!keep) this.#reportSkipped(page);
     const lastEntry = page.lastEntry; // before deliver() takes the entries
     if (page.read > 0 && channel.size() > 0) {
-      const delivery = channel.native.deliver(page);
+      const delivery = channel.native.deliver(page, keep);
       if (delivery.overflowed != null) channel.cutOff(delivery.overflowed);
       if (delivery.tooLarge != null) for (const id of delivery.tooLarge) warnings.oversizedEntry(this.#where, id);
       outbox.schedule();
@@ -248,8 +233,7 @@ class RedisStream {
     if (lastEntry != null) channel.sent(lastEntry);
     if (page.last != null) {
       this.#position = page.last;
-      this.#readerReady?.resolve();
-      this.#readerReady = null;
+      this.#positionSettled()?.resolve();
     }
   }
 
@@ -271,6 +255,7 @@ class RedisStream {
       result.complete = false;
       return result;
     }
+    this.#startFollowing();
     const lastEventId = endpoint.lastEventId;
     if (lastEventId === '' || !STREAM_ID.test(lastEventId)) {
       // A first connection, or an id that is not of this stream: live only.
@@ -294,12 +279,13 @@ class RedisStream {
     return result;
   }
 
-  /** Resolves once the live reader has said where it starts. */
+  /** Resolves once the follower has said where it starts. */
   async #readerStarted() {
     if (this.#position !== null) return;
+    if (!this.#following) throw new Error('the channel stopped following the stream');
     let timer;
     const late = new Promise((_, reject) => {
-      timer = setTimeout(() => reject(new Error('the stream reader has not started')), native.RESUME_WAIT_MS);
+      timer = setTimeout(() => reject(new Error('the stream is not followed yet')), native.RESUME_WAIT_MS);
     });
     try {
       await Promise.race([this.#positionKnown, late]);
@@ -321,7 +307,7 @@ class RedisStream {
       if (endpoint.closed) return;
       if (link === null) throw new Error('the channel is closed');
       const count = pageSize(endpoint[kRoom](), entryBytes);
-      const page = await link.readPage(cursor, count);
+      const page = await link.native.readPage(this.stream, cursor, count);
       if (endpoint.closed) return;
       if (page.failure != null) throw new Error(page.failure);
       if (page.trimmed) {

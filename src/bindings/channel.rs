@@ -112,13 +112,15 @@ impl NativeChannel {
     pub fn publish(
         &self,
         link: &RedisLink,
+        stream: String,
+        max_len: u32,
         data: String,
         event: Option<String>,
     ) -> Result<Option<String>> {
         let frame =
             Frame::new(&data, event.as_deref(), Some(LONGEST_STREAM_ID)).map_err(frame_error)?;
         with_hub(|hub| self.channel.check_size(hub, frame.encoded_len())).map_err(too_large)?;
-        Ok(link.link().enqueue(data, event))
+        Ok(link.link().enqueue(stream.into(), max_len, data, event))
     }
 
     /// Forgets which entries live subscribers already have: the stream went
@@ -137,10 +139,15 @@ impl NativeChannel {
 
     /// Queues live entries of the stream on every subscriber. The page's
     /// entries are taken: their memory goes with the queued bytes, not
-    /// whenever the garbage collector gets to the page.
+    /// whenever the garbage collector gets to the page; with `keep`, they
+    /// are shared instead, for another channel on the same stream.
     #[napi(catch_unwind)]
-    pub fn deliver(&mut self, page: &mut StreamPage) -> DeliveryResult {
-        let entries = page.take_entries();
+    pub fn deliver(&mut self, page: &mut StreamPage, keep: Option<bool>) -> DeliveryResult {
+        let entries = if keep == Some(true) {
+            page.entries()
+        } else {
+            page.take_entries()
+        };
         let delivery = with_hub(|hub| self.channel.deliver(hub, &entries));
         DeliveryResult {
             overflowed: (!delivery.overflowed.is_empty())

@@ -1,7 +1,10 @@
-//! The binding of a channel's link to a Redis Stream ([`crate::io::redis`]):
-//! `RedisLink`, the pages it hands over (`StreamPage`), and the fates of
-//! broadcasts (`PublishBatch`). It builds the callbacks that reach
-//! JavaScript and spawns the link's tasks; the link itself is plain Rust.
+//! The binding of the link to one Redis deployment ([`crate::io::redis`]),
+//! shared by every channel on it: `RedisLink`, the pages it hands over
+//! (`StreamPage`, each naming its stream), and the fates of broadcasts
+//! (`PublishBatch`). It builds the callbacks that reach JavaScript and
+//! spawns the link's tasks; the link itself is plain Rust.
+
+use std::sync::Arc;
 
 use napi::bindgen_prelude::{Buffer, Function, PromiseRaw};
 use napi::Env;
@@ -71,10 +74,21 @@ impl StreamPage {
     pub fn take_entries(&mut self) -> Vec<ReadyEntry> {
         std::mem::take(&mut self.0.page.entries)
     }
+
+    /// The page's entries, shared (their frames are reference-counted).
+    pub fn entries(&self) -> Vec<ReadyEntry> {
+        self.0.page.entries.clone()
+    }
 }
 
 #[napi]
 impl StreamPage {
+    /// The stream it was read from.
+    #[napi(getter)]
+    pub fn stream(&self) -> String {
+        self.0.stream.to_string()
+    }
+
     /// The id reading goes on after, or `null` if none was read.
     #[napi(getter)]
     pub fn last(&self) -> Option<String> {
@@ -140,10 +154,20 @@ impl StreamPage {
     }
 }
 
+/// Where a channel's following starts, or why it cannot be read.
+#[napi(object)]
+pub struct Mark {
+    /// The stream's newest id when the request was queued; `null` on failure.
+    pub id: Option<String>,
+    /// `ERR_SSE_REDIS_UNAVAILABLE` or `ERR_SSE_REDIS_UNREADABLE`, on failure.
+    pub code: Option<String>,
+    pub reason: Option<String>,
+}
+
 #[napi]
 pub struct RedisLink {
     link: Link,
-    reader: Option<tokio::task::AbortHandle>,
+    tasks: Vec<tokio::task::AbortHandle>,
 }
 
 impl RedisLink {
@@ -154,19 +178,19 @@ impl RedisLink {
 
 #[napi]
 impl RedisLink {
-    /// Makes the link and starts its publisher; nothing is connected yet
-    /// (see [`RedisLink::ready`]). Fails (`ERR_SSE_REDIS_CONFIG`) only for a
-    /// URL or TLS material that cannot be used. `on_outcomes` is called
-    /// with every pipeline's [`PublishBatch`], through a weak thread-safe
-    /// function: JavaScript keeps the process alive while broadcasts are
-    /// pending.
+    /// Makes the link and starts its publisher and follower; nothing is
+    /// connected yet (see [`RedisLink::ready`]). Fails
+    /// (`ERR_SSE_REDIS_CONFIG`) only for a URL or TLS material that cannot
+    /// be used. `on_outcomes` is called with every pipeline's
+    /// [`PublishBatch`], `on_pages` with every run of pages the follower
+    /// read, through weak thread-safe functions: JavaScript keeps the
+    /// process alive while it waits for them.
     #[napi(constructor, catch_unwind)]
     pub fn new(
         url: String,
-        stream: String,
-        max_len: u32,
         tls: Option<RedisTls>,
         on_outcomes: Function<PublishBatch, ()>,
+        on_pages: Function<Vec<StreamPage>, ()>,
     ) -> Result<Self> {
         let server = link::server_name(&url);
         let tls = tls.map(|tls| link::Tls {
@@ -177,18 +201,18 @@ impl RedisLink {
         let connector = Connector::new(&url, tls)
             .map_err(|err| error(Code::RedisConfig, format!("{} ({server})", err.category())))?;
         let on_outcomes = weak(&on_outcomes).map_err(internal)?;
-        let (link, publisher) = Link::new(
+        let on_pages = weak(&on_pages).map_err(internal)?;
+        let (link, publisher, follower) = Link::new(
             connector,
             server,
-            stream,
-            max_len,
             Box::new(move |fates| {
                 call(&on_outcomes, PublishBatch::from(fates));
             }),
+            Box::new(move |pages| call(&on_pages, pages.into_iter().map(StreamPage).collect())),
             add_shared_stop_key,
         );
-        spawn(Box::pin(publisher));
-        Ok(RedisLink { link, reader: None })
+        let tasks = vec![spawn(Box::pin(publisher)), spawn(Box::pin(follower))];
+        Ok(RedisLink { link, tasks })
     }
 
     /// The server, named without userinfo.
@@ -197,44 +221,68 @@ impl RedisLink {
         self.link.server().to_string()
     }
 
-    /// Resolves to `null` once the publisher is connected, or to why it
-    /// could not connect.
+    /// Resolves once the publisher is connected and has read `stream`'s
+    /// newest id at this place in the queue, or with why it could not.
     #[napi(catch_unwind)]
-    pub fn ready<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, Option<String>>> {
-        let ready = self.link.ready();
-        env.spawn_future(async move { Ok(ready.await) })
+    pub fn ready<'env>(
+        &self,
+        env: &'env Env,
+        stream: String,
+    ) -> napi::Result<PromiseRaw<'env, Mark>> {
+        let ready = self.link.ready(Arc::from(stream));
+        env.spawn_future(async move {
+            Ok(match ready.await {
+                Ok(id) => Mark {
+                    id: Some(id.to_string()),
+                    code: None,
+                    reason: None,
+                },
+                Err((code, reason)) => Mark {
+                    id: None,
+                    code: Some(code.as_str().to_string()),
+                    reason: Some(reason),
+                },
+            })
+        })
     }
 
-    /// Reads up to `count` entries after `after` (a stream id), checking
-    /// whether the stream was trimmed past it. When Redis cannot be read,
-    /// the page is empty and says why in `failure`.
+    /// Reads up to `count` entries of `stream` after `after` (a stream id),
+    /// checking whether the stream was trimmed past it. When Redis cannot be
+    /// read, the page is empty and says why in `failure`.
     #[napi]
-    pub async fn read_page(&self, after: String, count: u32) -> napi::Result<StreamPage> {
-        Ok(StreamPage(self.link.read_page(&after, count).await))
+    pub async fn read_page(
+        &self,
+        stream: String,
+        after: String,
+        count: u32,
+    ) -> napi::Result<StreamPage> {
+        Ok(StreamPage(
+            self.link.read_page(Arc::from(stream), &after, count).await,
+        ))
     }
 
-    /// Starts following the stream from its current end. `on_page` first
-    /// gets an empty page whose `last` is that end, then every batch.
+    /// Starts following `stream` from its newest id at this place in the
+    /// publisher's queue; its pages come to `on_pages`, the first an empty
+    /// one whose `last` is where following starts.
     #[napi(catch_unwind)]
-    pub fn start_reading(&mut self, on_page: Function<StreamPage, ()>) -> Result<()> {
-        let on_page = weak(&on_page).map_err(internal)?;
-        let reader = self
-            .link
-            .reader(Box::new(move |page| call(&on_page, StreamPage(page))));
-        let task = spawn(Box::pin(reader));
-        if let Some(previous) = self.reader.replace(task) {
-            previous.abort();
-        }
-        Ok(())
+    pub fn follow(&self, stream: String) {
+        self.link.follow(Arc::from(stream));
     }
 
-    /// Stops the reader and the publisher (once what is queued has gone).
+    /// Stops following `stream`.
+    #[napi(catch_unwind)]
+    pub fn unfollow(&self, stream: String) {
+        self.link.unfollow(Arc::from(stream));
+    }
+
+    /// Stops the follower, and the publisher once what is queued has gone.
     #[napi(catch_unwind)]
     pub fn close(&mut self) {
-        if let Some(reader) = self.reader.take() {
-            reader.abort();
-        }
         self.link.close();
+        // The follower ends with its queue; the publisher is left to send
+        // what it holds. Neither is aborted: a pipeline in flight keeps its
+        // fate.
+        self.tasks.clear();
     }
 }
 

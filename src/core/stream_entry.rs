@@ -4,8 +4,9 @@
 //! Anyone who can write to the stream (another service, a person with
 //! `redis-cli`) writes entries, so an entry read back is untrusted input. It
 //! becomes a frame only if it has exactly the fields this library writes:
-//! `d` (the data, required) and `e` (the event name, optional), both UTF-8,
-//! the name without a line break. Anything else is skipped with its reason,
+//! `d` (the data, required), `e` (the event name, optional), both UTF-8,
+//! the name without a line break, and `p` (the producer's tag, optional,
+//! which is never sent: see [`PRODUCER_FIELD`]). Anything else is skipped with its reason,
 //! never guessed at: a frame built from a name with CR/LF in it would let the
 //! entry inject fields of its own into every client's stream.
 //!
@@ -25,6 +26,10 @@ use crate::core::frame::Frame;
 pub const DATA_FIELD: &str = "d";
 /// The field that holds an entry's event name, when it is not "message".
 pub const EVENT_FIELD: &str = "e";
+/// The field that holds the tag of the process and broadcast that wrote
+/// the entry: how a publisher that lost a reply finds out whether its entry
+/// was appended. It is never part of the event.
+pub const PRODUCER_FIELD: &str = "p";
 
 /// A stream id, `<milliseconds>-<sequence>`, ordered as Redis orders them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -121,6 +126,7 @@ pub fn check(id: &str, fields: &[RawField]) -> Result<ReadyEntry, (String, BadEn
     let stream_id = StreamId::parse(id).ok_or_else(|| bad(BadEntry::Id))?;
     let mut data = None;
     let mut event = None;
+    let mut producer = None;
     for (name, value) in fields {
         let name = std::str::from_utf8(name).map_err(|_| {
             bad(BadEntry::NotUtf8(
@@ -130,6 +136,7 @@ pub fn check(id: &str, fields: &[RawField]) -> Result<ReadyEntry, (String, BadEn
         let slot = match name {
             DATA_FIELD => &mut data,
             EVENT_FIELD => &mut event,
+            PRODUCER_FIELD => &mut producer,
             other => return Err(bad(BadEntry::UnknownField(other.to_string()))),
         };
         if slot.is_some() {

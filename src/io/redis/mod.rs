@@ -1,25 +1,31 @@
-//! A channel's link to a Redis Stream, so that one channel spans processes
-//! and hosts. Three connections, each with one job, so that none waits
+//! The link to one Redis deployment, shared by every channel on it in this
+//! process: the number of connections does not grow with the number of
+//! channels. Three jobs, each on connections of its own, so that none waits
 //! behind another's work:
 //!
-//! - **The publisher** ([`publisher`]): one task sends broadcasts as
-//!   pipelines of `XADD`s, in call order, and reports each one's fate.
-//! - **The reader** ([`reader`]): a task follows the stream with `XREAD
-//!   BLOCK`, checks and encodes what it reads off the JavaScript thread, and
-//!   finds a stream that went back.
-//! - **Pages** ([`pages`]): a resuming client's backlog, read with `XRANGE …
-//!   COUNT` one page at a time, each from the entry the last one ended
-//!   with, which proves nothing between was removed.
+//! - **The publisher** ([`publisher`]): one task sends the broadcasts of
+//!   every channel as pipelines of appends, in call order, and reports each
+//!   one's fate, finding out what became of a pipeline whose reply was lost.
+//! - **The follower** ([`follower`]): one pub/sub connection hears of every
+//!   entry appended to a stream with live subscribers here, and reads the
+//!   entries from the stream itself, checking and encoding them off the
+//!   JavaScript thread.
+//! - **Pages** ([`pages`]): a small pool of connections for the follower's
+//!   reads and resuming clients' backlogs (`XRANGE … COUNT`, one page at a
+//!   time).
 //!
-//! [`start_line`] is where the publisher and the reader meet; [`replies`]
-//! reads Redis's replies. Everything said about the server names it without
-//! the userinfo of its URL: passwords never reach a message.
+//! So a process holds `2 +` [`pages::POOL`] connections per Redis, however
+//! many channels it has; a channel with no subscribers here costs Redis
+//! nothing beyond its stream (it is not subscribed to).
+//!
+//! [`replies`] reads Redis's replies. Everything said about the server names
+//! it without the userinfo of its URL: passwords never reach a message.
 //!
 //! The link is plain Rust: the bindings give it the callbacks that reach
 //! JavaScript ([`PageSink`], [`OutcomeSink`]) and spawn its tasks.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,34 +37,33 @@ use crate::core::backoff::Backoff;
 use crate::core::codes::Code;
 use crate::core::stream_entry::{Page, StreamId};
 
+pub mod follower;
 pub mod pages;
 pub mod publisher;
-pub mod reader;
 pub mod replies;
-pub mod start_line;
 
-use publisher::{Publisher, Request};
-use reader::Reader;
-use start_line::SharedStart;
+use follower::{Control, Follower};
+use pages::Pages;
+use publisher::{MarkFor, Publisher, Request};
 
 /// How long a connection may take to open.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-/// How long a pipeline of XADDs or a page read may wait for its reply.
+/// How long a pipeline of appends or a read may wait for its reply.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
-/// How the publisher's connects and the reader's reconnects back off.
+/// How the publisher's connects and the follower's reconnects back off.
 const BACKOFF: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
 /// Bytes of broadcasts waiting for the publisher at most; past it,
 /// `broadcast` is refused at once (not appended).
 pub const MAX_PENDING_PUBLISH_BYTES: usize = 64 << 20;
 /// Entries a stream is trimmed to (about), unless the channel says otherwise.
 pub const DEFAULT_STREAM_MAX_LEN: u32 = 10_000;
-/// How long a resuming client waits for the stream reader to start before
-/// its stream is ended (it comes back later).
+/// How long a resuming client waits for its channel to start following the
+/// stream before its stream is ended (it comes back later).
 pub const RESUME_WAIT: Duration = Duration::from_secs(10);
 
-/// Gets every page the reader reads; returns false once nobody listens
-/// (the reader stops). It must not block.
-pub type PageSink = Box<dyn Fn(StreamPage) -> bool + Send + Sync>;
+/// Gets every run of pages the follower reads; returns false once nobody
+/// listens (the follower stops). It must not block.
+pub type PageSink = Box<dyn Fn(Vec<StreamPage>) -> bool + Send + Sync>;
 /// Gets the fates of every pipeline's broadcasts. It must not block.
 pub type OutcomeSink = Box<dyn Fn(PublishBatch) + Send + Sync>;
 
@@ -80,8 +85,9 @@ pub struct PublishFailure {
     pub reason: String,
 }
 
-/// The fate of a run of broadcasts, in the order they were queued: one
-/// call back into JavaScript per pipeline, not one per broadcast.
+/// The fate of a run of broadcasts, of any channels on the link, in the
+/// order they were queued: one call back into JavaScript per pipeline, not
+/// one per broadcast.
 #[derive(Debug)]
 pub struct PublishBatch {
     /// Each broadcast's stream id; `""` where it failed.
@@ -115,6 +121,8 @@ impl PublishBatch {
 /// they could not be read.
 #[derive(Debug, Default)]
 pub struct StreamPage {
+    /// The stream it was read from.
+    pub stream: Arc<str>,
     pub page: Page,
     /// Why the stream could not be read (then the page is empty).
     pub failure: Option<String>,
@@ -124,30 +132,35 @@ pub struct StreamPage {
     /// The id read after is not in the stream any more: entries were
     /// trimmed or deleted between it and this page.
     pub trimmed: bool,
-    /// The live reader found the stream behind the last id it had read (a
+    /// The follower found the stream behind the last id it had read (a
     /// new or restored Redis, a clock behind): that id. It goes on from
     /// `last`.
     pub rewound_from: Option<StreamId>,
 }
 
 impl StreamPage {
-    fn of(page: Page) -> Self {
+    fn of(stream: Arc<str>, page: Page) -> Self {
         StreamPage {
+            stream,
             page,
             ..StreamPage::default()
         }
     }
 
     /// An empty page naming where reading goes on.
-    fn at(last: StreamId) -> Self {
-        StreamPage::of(Page {
-            last: Some(last),
-            ..Page::default()
-        })
+    fn at(stream: Arc<str>, last: StreamId) -> Self {
+        StreamPage::of(
+            stream,
+            Page {
+                last: Some(last),
+                ..Page::default()
+            },
+        )
     }
 
-    fn failed(reason: String, lasting: bool) -> Self {
+    fn failed(stream: Arc<str>, reason: String, lasting: bool) -> Self {
         StreamPage {
+            stream,
             failure: Some(reason),
             lasting,
             ..StreamPage::default()
@@ -213,55 +226,67 @@ impl Connector {
             .get_multiplexed_async_connection_with_config(&config)
             .await
     }
+
+    /// A pub/sub connection (the caller bounds how long it may take).
+    async fn pubsub(&self) -> redis::RedisResult<redis::aio::PubSub> {
+        self.client.get_async_pubsub().await
+    }
 }
 
-/// One channel's link: the publisher's queue, what the reader and the
-/// publisher share, and the connection for pages.
+/// The link: the publisher's queue, the follower's, and the pages pool.
 pub struct Link {
-    connector: Connector,
-    stream: String,
     server: String,
     /// The publisher's queue; `None` once closed.
     requests: Option<mpsc::UnboundedSender<Request>>,
+    /// The follower's queue; `None` once closed.
+    follows: Option<mpsc::UnboundedSender<Control>>,
     pending: Arc<AtomicUsize>,
-    start: SharedStart,
-    pages: pages::Pages,
+    pages: Arc<Pages>,
 }
 
 impl Link {
-    /// Makes the link, and the publisher's task for the caller to spawn.
-    /// `on_shared_key` is given the stop-token key shared through Redis.
+    /// Makes the link, and the publisher's and the follower's tasks for the
+    /// caller to spawn. `on_shared_key` is given the stop-token key shared
+    /// through Redis.
     pub fn new(
         connector: Connector,
         server: String,
-        stream: String,
-        max_len: u32,
         outcomes: OutcomeSink,
+        pages: PageSink,
         on_shared_key: fn(&[u8]),
-    ) -> (Link, impl Future<Output = ()> + Send + 'static) {
+    ) -> (
+        Link,
+        impl Future<Output = ()> + Send + 'static,
+        impl Future<Output = ()> + Send + 'static,
+    ) {
         let (requests, queue) = mpsc::unbounded_channel();
+        let (follows, control) = mpsc::unbounded_channel();
         let pending = Arc::new(AtomicUsize::new(0));
-        let start = SharedStart::default();
+        let outages = Arc::new(AtomicU64::new(0));
+        let pool = Arc::new(Pages::new(connector.clone()));
         let publisher = Publisher {
             connector: connector.clone(),
-            stream: stream.clone(),
-            max_len,
             server: server.clone(),
-            start: start.clone(),
             outcomes,
             on_shared_key,
             pending: pending.clone(),
+            outages: outages.clone(),
+        };
+        let follower = Follower {
+            connector,
+            server: server.clone(),
+            pages: pool.clone(),
+            sink: pages,
+            outages,
         };
         let link = Link {
-            connector,
-            stream,
             server,
             requests: Some(requests),
+            follows: Some(follows),
             pending,
-            start,
-            pages: pages::Pages::default(),
+            pages: pool,
         };
-        (link, publisher.run(queue))
+        (link, publisher.run(queue), follower.run(control))
     }
 
     /// The server, named without userinfo.
@@ -269,29 +294,45 @@ impl Link {
         &self.server
     }
 
-    /// Resolves to `None` once the publisher is connected, or to why it
-    /// could not connect.
-    pub fn ready(&self) -> impl Future<Output = Option<String>> + Send + 'static {
+    /// Resolves once the publisher is connected and has read the stream's
+    /// newest id at this place in the queue, or to why it could not.
+    pub fn ready(
+        &self,
+        stream: Arc<str>,
+    ) -> impl Future<Output = Result<StreamId, (Code, String)>> + Send + 'static {
         let (reply, outcome) = oneshot::channel();
-        let closed = self.send(Request::Ready(reply)).is_err();
+        let closed = self
+            .send(Request::Mark {
+                stream,
+                reply: MarkFor::Caller(reply),
+            })
+            .is_err();
         async move {
+            let gone = || (Code::ChannelClosed, "The channel is closed".to_string());
             if closed {
-                return Some("The channel is closed".to_string());
+                return Err(gone());
             }
-            match outcome.await {
-                Ok(Ok(())) => None,
-                Ok(Err(reason)) => Some(reason),
-                Err(_) => Some("The channel is closed".to_string()),
-            }
+            outcome.await.unwrap_or_else(|_| Err(gone()))
         }
     }
 
-    /// Queues an event for the stream, behind every earlier one; its fate
+    /// Queues an event for `stream`, behind every earlier one; its fate
     /// comes back in a [`PublishBatch`], in queue order. Returns why it was
     /// refused at once (not appended), or `None` once queued. The caller has
     /// checked the event.
-    pub fn enqueue(&self, data: String, event: Option<String>) -> Option<String> {
-        let request = Request::Publish { data, event };
+    pub fn enqueue(
+        &self,
+        stream: Arc<str>,
+        max_len: u32,
+        data: String,
+        event: Option<String>,
+    ) -> Option<String> {
+        let request = Request::Publish {
+            stream,
+            max_len,
+            data,
+            event,
+        };
         let size = request.size();
         if self.pending.load(Ordering::Relaxed) + size > MAX_PENDING_PUBLISH_BYTES {
             return Some(format!(
@@ -309,48 +350,52 @@ impl Link {
         }
     }
 
-    /// Reads up to `count` entries after `after` (a stream id), checking
-    /// whether the stream was trimmed past it. When Redis cannot be read,
-    /// the page is empty and says why in `failure`.
-    pub async fn read_page(&self, after: &str, count: u32) -> StreamPage {
+    /// Starts following `stream` from its newest id at this place in the
+    /// publisher's queue: every broadcast queued later is delivered. The
+    /// pages come through the link's [`PageSink`], the first an empty one
+    /// whose `last` is where following starts.
+    pub fn follow(&self, stream: Arc<str>) {
+        if let Some(follows) = &self.follows {
+            let _ = self.send(Request::Mark {
+                stream,
+                reply: MarkFor::Follow(follows.clone()),
+            });
+        }
+    }
+
+    /// Stops following `stream`.
+    pub fn unfollow(&self, stream: Arc<str>) {
+        if let Some(follows) = &self.follows {
+            let _ = follows.send(Control::Unfollow { stream });
+        }
+    }
+
+    /// Reads up to `count` entries of `stream` after `after` (a stream id),
+    /// checking whether the stream was trimmed past it. When Redis cannot be
+    /// read, the page is empty and says why in `failure`.
+    pub async fn read_page(&self, stream: Arc<str>, after: &str, count: u32) -> StreamPage {
         // JavaScript reads after stream ids only; anything else reads nothing.
         let Some(after) = StreamId::parse(after) else {
-            return StreamPage::default();
+            return StreamPage::of(stream, Page::default());
         };
-        match self
-            .pages
-            .read_after(&self.connector, &self.stream, after, count)
-            .await
-        {
+        match self.pages.read_after(&stream, after, count).await {
             Ok((read, continuous)) => StreamPage {
                 trimmed: !continuous,
-                ..StreamPage::of(read)
+                ..StreamPage::of(stream, read)
             },
             Err(err) => StreamPage::failed(
+                stream,
                 format!("Cannot read (XRANGE) from Redis at {}: {err}", self.server),
                 replies::lasting(&err),
             ),
         }
     }
 
-    /// The reader's task, for the caller to spawn: it follows the stream
-    /// from its current end. `sink` first gets an empty page whose `last`
-    /// is that end, then every batch.
-    pub fn reader(&self, sink: PageSink) -> impl Future<Output = ()> + Send + 'static {
-        Reader {
-            connector: self.connector.clone(),
-            stream: self.stream.clone(),
-            server: self.server.clone(),
-            start: self.start.clone(),
-            sink,
-        }
-        .follow()
-    }
-
-    /// Stops the publisher once what is queued has gone; later requests are
-    /// refused.
+    /// Stops the follower, and the publisher once what is queued has gone;
+    /// later requests are refused.
     pub fn close(&mut self) {
         self.requests = None;
+        self.follows = None;
     }
 
     fn send(&self, request: Request) -> Result<(), ()> {

@@ -1,54 +1,128 @@
-//! Pages of the stream for resuming clients: `XRANGE … COUNT`, one page at a
-//! time as the client takes them, on a connection of their own so that a
-//! large resume never delays the publisher or the live reader.
+//! The link's reading connections: a small pool ([`POOL`]) of multiplexed
+//! connections, shared by the follower's reads and resuming clients' pages
+//! of every channel on the link. Requests on one connection are pipelined,
+//! so many streams are read at once without a connection each; a large
+//! resume never delays the publisher, whose connection is its own.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use redis::aio::MultiplexedConnection;
 use redis::Value;
 use tokio::sync::Mutex;
 
+use super::follower::newest_of;
 use super::replies::entries_of;
 use super::{Connector, REPLY_TIMEOUT};
-use crate::core::stream_entry::{Page, StreamId};
+use crate::core::stream_entry::{Page, RawFields, StreamId};
 
-/// The connection for pages, opened on first use and again after a failure.
-#[derive(Default)]
+/// Reading connections per link.
+pub const POOL: usize = 2;
+
+/// The pool, each connection opened on first use and again after a failure.
 pub struct Pages {
-    connection: Mutex<Option<MultiplexedConnection>>,
+    connector: Connector,
+    slots: [Mutex<Option<MultiplexedConnection>>; POOL],
+    next: AtomicUsize,
 }
 
 impl Pages {
+    pub fn new(connector: Connector) -> Self {
+        Pages {
+            connector,
+            slots: std::array::from_fn(|_| Mutex::new(None)),
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    /// The next connection of the pool, opened if it is not, and its place.
+    async fn connection(&self) -> redis::RedisResult<(usize, MultiplexedConnection)> {
+        let at = self.next.fetch_add(1, Ordering::Relaxed) % POOL;
+        let mut guard = self.slots[at].lock().await;
+        let connection = match guard.as_ref() {
+            Some(connection) => connection.clone(),
+            None => guard
+                .insert(self.connector.connect(REPLY_TIMEOUT).await?)
+                .clone(),
+        };
+        Ok((at, connection))
+    }
+
+    /// Sends a command or pipeline on a connection of the pool; a
+    /// connection that fails is replaced on its next use.
+    async fn query<T: redis::FromRedisValue>(
+        &self,
+        request: impl Into<Request>,
+    ) -> redis::RedisResult<T> {
+        let (at, mut connection) = self.connection().await?;
+        let result = match request.into() {
+            Request::Cmd(cmd) => cmd.query_async(&mut connection).await,
+            Request::Pipe(pipe) => pipe.query_async(&mut connection).await,
+        };
+        if result.is_err() {
+            *self.slots[at].lock().await = None;
+        }
+        result
+    }
+
+    /// The stream's newest id (`0-0` when it is empty or missing).
+    pub async fn newest(&self, stream: &str) -> redis::RedisResult<StreamId> {
+        let reply: Value = self.query(redis::cmd("XREVRANGE")
+                        .arg(stream)
+                        .arg("+")
+                        .arg("-")
+                        .arg("COUNT")
+                        .arg(1).clone())
+            .await?;
+        Ok(newest_of(reply))
+    }
+
+    /// Up to `count` entries after `from` (exclusive), and the stream's
+    /// newest id, read together.
+    pub async fn after(
+        &self,
+        stream: &str,
+        from: StreamId,
+        count: usize,
+    ) -> redis::RedisResult<(Vec<(String, RawFields)>, StreamId)> {
+        let start = if from == StreamId::default() {
+            "-".to_string()
+        } else {
+            format!("({from}")
+        };
+        let (entries, newest): (Value, Value) = self.query(redis::pipe()
+                        .cmd("XRANGE")
+                        .arg(stream)
+                        .arg(&start)
+                        .arg("+")
+                        .arg("COUNT")
+                        .arg(count)
+                        .cmd("XREVRANGE")
+                        .arg(stream)
+                        .arg("+")
+                        .arg("-")
+                        .arg("COUNT")
+                        .arg(1).clone())
+            .await?;
+        Ok((entries_of(entries), newest_of(newest)))
+    }
+
     /// One page after `after`, and whether it follows on from `after`: the
     /// page is read from `after` itself, which must still be there. Streams
     /// lose entries only from the front (trimming) or all at once (`DEL`),
     /// so while `after` is there nothing after it has gone.
     pub async fn read_after(
         &self,
-        connector: &Connector,
         stream: &str,
         after: StreamId,
         count: u32,
     ) -> redis::RedisResult<(Page, bool)> {
-        let mut guard = self.connection.lock().await;
-        let connection = match guard.as_mut() {
-            Some(connection) => connection,
-            None => guard.insert(connector.connect(REPLY_TIMEOUT).await?),
-        };
-        let reply: Value = match redis::cmd("XRANGE")
-            .arg(stream)
-            .arg(after.to_string())
-            .arg("+")
-            .arg("COUNT")
-            .arg(u64::from(count.max(1)) + 1)
-            .query_async(connection)
-            .await
-        {
-            Ok(reply) => reply,
-            Err(err) => {
-                *guard = None;
-                return Err(err);
-            }
-        };
-        drop(guard);
+        let reply: Value = self.query(redis::cmd("XRANGE")
+                        .arg(stream)
+                        .arg(after.to_string())
+                        .arg("+")
+                        .arg("COUNT")
+                        .arg(u64::from(count.max(1)) + 1).clone())
+            .await?;
         let mut entries = entries_of(reply).into_iter().peekable();
         let continuous = entries
             .next_if(|(id, _)| StreamId::parse(id) == Some(after))
@@ -58,5 +132,23 @@ impl Pages {
             page.add(&id, &fields);
         }
         Ok((page, continuous))
+    }
+}
+
+/// A command or a pipeline.
+enum Request {
+    Cmd(redis::Cmd),
+    Pipe(redis::Pipeline),
+}
+
+impl From<redis::Cmd> for Request {
+    fn from(cmd: redis::Cmd) -> Self {
+        Request::Cmd(cmd)
+    }
+}
+
+impl From<redis::Pipeline> for Request {
+    fn from(pipe: redis::Pipeline) -> Self {
+        Request::Pipe(pipe)
     }
 }

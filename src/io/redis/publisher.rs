@@ -1,24 +1,50 @@
-//! The publisher: one task takes broadcasts from a queue, in call order, and
-//! sends each run of them as one pipeline of `XADD`s on its own connection.
-//! Redis runs a connection's commands in order, so stream order is call
-//! order, in every process. Each broadcast learns its fate truthfully:
-//! appended (with its id), not appended (Redis refused it, or could not be
-//! reached: retrying is safe), or unknown (the pipeline was sent and the
-//! reply lost: retrying may duplicate).
+//! The publisher: one task per link takes the broadcasts of every channel on
+//! it from one queue, in call order, and sends each run of them as one
+//! pipeline on its own connection. Each broadcast is one call of
+//! [`APPEND_SCRIPT`]: an `XADD` to the channel's stream and a `PUBLISH` of
+//! the new id on the channel of the same name, together, so that every
+//! process following the stream hears of the entry it must read. Redis runs
+//! a connection's commands in order, so each stream's order is call order,
+//! in every process.
+//!
+//! # Outcomes
+//!
+//! Each broadcast learns its fate truthfully: appended (with its id) or not
+//! appended (Redis refused it, or could not be reached). When a pipeline's
+//! reply is lost, the publisher does not guess: it opens a new connection,
+//! kills the old one (`CLIENT KILL ID`, so that nothing still queued on it
+//! can run later), and looks for each broadcast's producer tag (the `p`
+//! field, unique per process and broadcast) among the stream's newest
+//! entries. Found, the broadcast was appended, with that id; missing from an
+//! untrimmed window, it was not. Only a Redis that stays unreachable for
+//! [`OUTCOME_WAIT`] after the loss, or a window trimmed meanwhile, leaves a
+//! broadcast's fate unknown. Later broadcasts wait behind the search, so
+//! that fates stay in queue order.
+//!
+//! # Marks
+//!
+//! A [`Request::Mark`] reads a stream's newest id at its place in the queue
+//! (`XREVRANGE … COUNT 1`): every broadcast queued before it has an id at or
+//! below that mark, every one queued after an id above. That is where a
+//! channel starts to follow its stream, and how `ready` proves the stream
+//! readable.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use redis::aio::MultiplexedConnection;
 use redis::Value;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::start_line::{lock, SharedStart};
+use super::follower::Control;
+use super::replies::{entries_of, lasting};
 use super::{Connector, OutcomeSink, PublishBatch, BACKOFF, REPLY_TIMEOUT};
 use crate::core::backoff::Backoff;
 use crate::core::codes::Code;
-use crate::core::stream_entry::{StreamId, DATA_FIELD, EVENT_FIELD};
+use crate::core::stream_entry::{StreamId, PRODUCER_FIELD};
 use crate::core::{hex, stop};
 
 /// Broadcasts sent in one pipeline at most, and their bytes.
@@ -26,15 +52,82 @@ const PIPELINE_MAX: usize = 1_000;
 const PIPELINE_BYTES: usize = 1 << 20;
 /// The key through which processes on one Redis share the stop-token key.
 const STOP_KEY_NAME: &str = "native-sse:stop-key";
+/// How long after a lost reply the publisher keeps trying to learn what
+/// became of the pipeline, before it says the outcome is unknown.
+pub const OUTCOME_WAIT: Duration = Duration::from_secs(10);
+/// How far back, before the newest id this link has seen from Redis or the
+/// local clock (whichever is earlier), a lost broadcast's entry is looked
+/// for: Redis's clock may be behind this one's by this much.
+const CLOCK_SLACK_MS: u64 = 5_000;
+/// Entries read per page, and pages at most, when a lost broadcast is
+/// looked for.
+const SEARCH_PAGE: usize = 1_000;
+const SEARCH_PAGES: usize = 100;
+
+/// The script each broadcast runs: `KEYS[1]` the stream; `ARGV` the
+/// trimming length (`0`: never), the producer tag, the data and, if named,
+/// the event. The `PUBLISH` is a `pcall`: the entry is appended whatever
+/// becomes of the notice (a follower that misses it reads the entry with the
+/// next one, or when it reconnects).
+pub const APPEND_SCRIPT: &str = r"
+local xadd = {'XADD', KEYS[1]}
+if ARGV[1] ~= '0' then
+  xadd[#xadd + 1] = 'MAXLEN'
+  xadd[#xadd + 1] = '~'
+  xadd[#xadd + 1] = ARGV[1]
+end
+xadd[#xadd + 1] = '*'
+xadd[#xadd + 1] = 'd'
+xadd[#xadd + 1] = ARGV[3]
+if ARGV[4] then
+  xadd[#xadd + 1] = 'e'
+  xadd[#xadd + 1] = ARGV[4]
+end
+xadd[#xadd + 1] = 'p'
+xadd[#xadd + 1] = ARGV[2]
+local id = redis.call(unpack(xadd))
+redis.pcall('PUBLISH', KEYS[1], id)
+return id
+";
 
 /// What the publisher is asked to do, in order.
 pub enum Request {
     Publish {
+        stream: Arc<str>,
+        /// Entries the stream is trimmed to (about); `0` is never.
+        max_len: u32,
         data: String,
         event: Option<String>,
     },
-    /// Resolves once the publisher is connected, or with why it is not.
-    Ready(oneshot::Sender<Result<(), String>>),
+    /// The stream's newest id at this place in the queue (`0-0` for an
+    /// empty one), or why it could not be read.
+    Mark { stream: Arc<str>, reply: MarkFor },
+}
+
+/// Who a mark is for.
+pub enum MarkFor {
+    /// A caller waiting for it (`ready`).
+    Caller(oneshot::Sender<Result<StreamId, (Code, String)>>),
+    /// The follower, to follow the stream from the mark; from its end as the
+    /// follower finds it, if the mark could not be read (Redis down: no
+    /// broadcast is appended meanwhile from here).
+    Follow(mpsc::UnboundedSender<Control>),
+}
+
+impl MarkFor {
+    fn answer(self, stream: Arc<str>, mark: Result<StreamId, (Code, String)>) {
+        match self {
+            MarkFor::Caller(reply) => {
+                let _ = reply.send(mark);
+            }
+            MarkFor::Follow(follower) => {
+                let _ = follower.send(Control::Follow {
+                    stream,
+                    from: mark.ok(),
+                });
+            }
+        }
+    }
 }
 
 impl Request {
@@ -44,7 +137,7 @@ impl Request {
             Request::Publish { data, event, .. } => {
                 data.len() + event.as_ref().map_or(0, String::len)
             }
-            Request::Ready(_) => 0,
+            Request::Mark { .. } => 0,
         }
     }
 }
@@ -52,75 +145,83 @@ impl Request {
 /// What the publisher works with.
 pub struct Publisher {
     pub connector: Connector,
-    pub stream: String,
-    /// Entries the stream is trimmed to (about); `0` is never.
-    pub max_len: u32,
     pub server: String,
-    pub start: SharedStart,
     pub outcomes: OutcomeSink,
     /// Given the stop-token key shared through this Redis.
     pub on_shared_key: fn(&[u8]),
     /// Bytes of requests queued and not yet taken into a pipeline.
     pub pending: Arc<AtomicUsize>,
+    /// The follower's count of outages (see [`Connection::outages`]).
+    pub outages: Arc<AtomicU64>,
 }
 
-/// The publisher's connection, and when it may try to connect again.
-struct Link {
-    connection: Option<MultiplexedConnection>,
-    /// The reader's count of outages when the connection was made: once it
-    /// moves, the connection is presumed dead (see `StartLine::outages`).
+/// The publisher's connection and what it knows of it.
+struct Connection {
+    connection: MultiplexedConnection,
+    /// Redis's id for it (`CLIENT ID`), to kill it after a lost reply;
+    /// `None` where Redis would not say.
+    client_id: Option<i64>,
+    /// The follower's count of outages when it was made: once the count
+    /// moves, the connection is presumed dead too and replaced before it is
+    /// used, rather than found dead by losing a pipeline's reply.
     outages: u64,
+    /// The script is loaded on this server (`SCRIPT LOAD` at connect).
+    sha: String,
+}
+
+/// The publisher's state between pipelines.
+struct State {
+    connection: Option<Connection>,
     /// After a failed connect, requests are refused at once until this
     /// instant, rather than each trying again.
     down: Option<(Instant, String)>,
     backoff: Backoff,
+    /// This process's part of every producer tag, and the next broadcast's
+    /// number.
+    tag_prefix: String,
+    next_tag: u64,
+    /// The newest stream id this link has seen from Redis, in ms: a guide
+    /// to Redis's clock.
+    redis_ms: u64,
+}
+
+/// A broadcast in a pipeline: its stream and producer tag, kept to look for
+/// it if the reply is lost.
+struct Sent {
+    stream: Arc<str>,
+    tag: String,
 }
 
 impl Publisher {
     /// Runs until the queue closes and what it held has gone.
     pub async fn run(self, mut queue: mpsc::UnboundedReceiver<Request>) {
-        let mut link = Link {
+        let mut nonce = [0u8; 8];
+        stop::random_bytes(&mut nonce);
+        let mut state = State {
             connection: None,
-            outages: 0,
             down: None,
             backoff: BACKOFF,
+            tag_prefix: hex::encode(&nonce),
+            next_tag: 0,
+            redis_ms: 0,
         };
         while let Some(batch) = self.next_batch(&mut queue).await {
-            let connection = match self.connection(&mut link).await {
-                Ok(connection) => connection,
-                Err(reason) => {
-                    let mut fates = PublishBatch::new(batch.len());
-                    fail_all(batch, Code::RedisNotAppended, &reason, &mut fates);
-                    self.report(fates);
-                    continue;
-                }
-            };
-            let read_before = lock(&self.start).sending();
-            let sent = self
-                .pipeline(&batch)
-                .query_async::<Vec<Value>>(connection)
-                .await;
-            lock(&self.start).answered();
-            let fates = match sent {
-                Ok(replies) if replies.len() == batch.len() => {
-                    self.fates_of(batch, replies, read_before)
-                }
-                lost => {
-                    // The pipeline went out (in part, at least) and no reply
-                    // came back: Redis may have appended any of it.
-                    let reason = match lost {
-                        Err(err) => err.to_string(),
-                        Ok(_) => {
-                            "Redis answered a pipeline with the wrong number of replies".to_string()
+            if let Err(reason) = self.connect(&mut state).await {
+                let mut fates = PublishBatch::new(batch.len());
+                for request in batch {
+                    match request {
+                        Request::Publish { .. } => {
+                            fates.failed(Code::RedisNotAppended, reason.clone())
                         }
-                    };
-                    link.connection = None;
-                    let reason = format!("Lost the reply of Redis at {}: {reason}", self.server);
-                    let mut fates = PublishBatch::new(batch.len());
-                    fail_all(batch, Code::RedisOutcomeUnknown, &reason, &mut fates);
-                    fates
+                        Request::Mark { stream, reply } => {
+                            reply.answer(stream, Err((Code::RedisUnavailable, reason.clone())));
+                        }
+                    }
                 }
-            };
+                self.report(fates);
+                continue;
+            }
+            let fates = self.send(&mut state, batch).await;
             self.report(fates);
         }
     }
@@ -148,107 +249,404 @@ impl Publisher {
         Some(batch)
     }
 
-    /// The connection, opened if it is not; while a failed connect's
-    /// backoff runs, why it failed. A connection made before the reader
-    /// last saw Redis fail is not used: nothing has been sent on it since,
-    /// so a new one costs a connect, where using a dead one would cost the
-    /// next pipeline's outcome (unknown, though nothing was appended).
-    async fn connection<'a>(
-        &self,
-        link: &'a mut Link,
-    ) -> Result<&'a mut MultiplexedConnection, String> {
-        let outages = lock(&self.start).outages;
-        if link.connection.is_some() && link.outages != outages {
-            link.connection = None;
-            link.down = None;
+    /// Makes sure there is a connection that is presumed alive; while a
+    /// failed connect's backoff runs, says why it failed.
+    async fn connect(&self, state: &mut State) -> Result<(), String> {
+        let outages = self.outages.load(Ordering::Relaxed);
+        if state
+            .connection
+            .as_ref()
+            .is_some_and(|held| held.outages != outages)
+        {
+            state.connection = None;
+            state.down = None;
         }
-        if link.connection.is_none() {
-            if let Some((until, reason)) = &link.down {
-                if Instant::now() < *until {
-                    return Err(reason.clone());
-                }
-            }
-            match self.connector.connect(REPLY_TIMEOUT).await {
-                Ok(mut fresh) => {
-                    self.share_stop_key(&mut fresh).await;
-                    link.outages = outages;
-                    link.connection = Some(fresh);
-                    link.down = None;
-                    link.backoff.reset();
-                }
-                Err(err) => {
-                    let reason = format!("Cannot connect to Redis at {}: {err}", self.server);
-                    link.down = Some((Instant::now() + link.backoff.next_wait(), reason.clone()));
-                    return Err(reason);
-                }
+        if state.connection.is_some() {
+            return Ok(());
+        }
+        if let Some((until, reason)) = &state.down {
+            if Instant::now() < *until {
+                return Err(reason.clone());
             }
         }
-        link.connection
-            .as_mut()
-            .ok_or_else(|| "The connection to Redis was lost".to_string())
+        match self.open(outages).await {
+            Ok(fresh) => {
+                state.connection = Some(fresh);
+                state.down = None;
+                state.backoff.reset();
+                Ok(())
+            }
+            Err(err) => {
+                let reason = format!("Cannot connect to Redis at {}: {err}", self.server);
+                state.down = Some((Instant::now() + state.backoff.next_wait(), reason.clone()));
+                Err(reason)
+            }
+        }
     }
 
-    /// One `XADD` per broadcast, one `PING` per readiness check, in order.
-    fn pipeline(&self, batch: &[Request]) -> redis::Pipeline {
+    /// Opens a connection, loads the script and shares the stop key.
+    async fn open(&self, outages: u64) -> redis::RedisResult<Connection> {
+        let mut connection = self.connector.connect(REPLY_TIMEOUT).await?;
+        let sha: String = redis::cmd("SCRIPT")
+            .arg("LOAD")
+            .arg(APPEND_SCRIPT)
+            .query_async(&mut connection)
+            .await?;
+        let client_id: Option<i64> = redis::cmd("CLIENT")
+            .arg("ID")
+            .query_async(&mut connection)
+            .await
+            .ok();
+        self.share_stop_key(&mut connection).await;
+        Ok(Connection {
+            connection,
+            client_id,
+            outages,
+            sha,
+        })
+    }
+
+    /// Sends a run of requests as one pipeline and learns each one's fate.
+    async fn send(&self, state: &mut State, batch: Vec<Request>) -> PublishBatch {
+        let Some(held) = state.connection.as_mut() else {
+            // `connect` made one; unreachable in practice, and harmless.
+            return self.settle_lost(batch, Vec::new(), "No connection to Redis");
+        };
         let mut pipe = redis::pipe();
         pipe.ignore_errors();
-        for request in batch {
+        let mut sent = Vec::with_capacity(batch.len());
+        for request in &batch {
             match request {
-                Request::Publish { data, event } => {
-                    let command = pipe.cmd("XADD").arg(&self.stream);
-                    if self.max_len > 0 {
-                        command.arg("MAXLEN").arg("~").arg(self.max_len);
-                    }
-                    command.arg("*").arg(DATA_FIELD).arg(data);
+                Request::Publish {
+                    stream,
+                    max_len,
+                    data,
+                    event,
+                } => {
+                    let tag = format!("{}-{}", state.tag_prefix, state.next_tag);
+                    state.next_tag += 1;
+                    let command = pipe
+                        .cmd("EVALSHA")
+                        .arg(&held.sha)
+                        .arg(1)
+                        .arg(&**stream)
+                        .arg(max_len)
+                        .arg(&tag)
+                        .arg(data);
                     if let Some(event) = event {
-                        command.arg(EVENT_FIELD).arg(event);
+                        command.arg(event);
                     }
+                    sent.push(Sent {
+                        stream: stream.clone(),
+                        tag,
+                    });
                 }
-                Request::Ready(_) => {
-                    pipe.cmd("PING");
+                Request::Mark { stream, .. } => {
+                    pipe.cmd("XREVRANGE")
+                        .arg(&**stream)
+                        .arg("+")
+                        .arg("-")
+                        .arg("COUNT")
+                        .arg(1);
                 }
             }
         }
-        pipe
+        let now = now_ms();
+        let clock = if state.redis_ms == 0 {
+            now
+        } else {
+            now.min(state.redis_ms)
+        };
+        let lower_ms = clock.saturating_sub(CLOCK_SLACK_MS);
+        let reply = pipe
+            .query_async::<Vec<Value>>(&mut held.connection)
+            .await;
+        match reply {
+            Ok(replies) if replies.len() == batch.len() => self.fates_of(state, batch, replies),
+            lost => {
+                let reason = match lost {
+                    Err(err) => err.to_string(),
+                    Ok(_) => {
+                        "Redis answered a pipeline with the wrong number of replies".to_string()
+                    }
+                };
+                let reason = format!("Lost the reply of Redis at {}: {reason}", self.server);
+                let old = state.connection.take();
+                let found = self
+                    .search(state, old.and_then(|old| old.client_id), &sent, lower_ms)
+                    .await;
+                self.settle_lost(batch, found, &reason)
+            }
+        }
     }
 
-    /// Each request's fate, from its reply. Notes the first id appended
-    /// for the reader (see [`super::start_line::StartLine::appended`]).
-    fn fates_of(
-        &self,
-        batch: Vec<Request>,
-        replies: Vec<Value>,
-        read_before: Option<StreamId>,
-    ) -> PublishBatch {
-        let first = replies.iter().find_map(|reply| match reply {
-            Value::BulkString(id) => std::str::from_utf8(id).ok().and_then(StreamId::parse),
-            _ => None,
-        });
-        if let Some(first) = first {
-            lock(&self.start).appended(read_before, first);
-        }
+    /// Each request's fate, from its reply.
+    fn fates_of(&self, state: &mut State, batch: Vec<Request>, replies: Vec<Value>) -> PublishBatch {
         let server = &self.server;
         let mut fates = PublishBatch::new(batch.len());
         for (request, reply) in batch.into_iter().zip(replies) {
             match request {
-                Request::Publish { .. } => match reply {
-                    Value::BulkString(id) => {
-                        fates.appended(String::from_utf8_lossy(&id).into_owned())
+                Request::Publish { .. } => match id_of(&reply) {
+                    Some(id) => {
+                        if let Some(parsed) = StreamId::parse(&id) {
+                            state.redis_ms = state.redis_ms.max(parsed.ms);
+                        }
+                        fates.appended(id);
                     }
-                    Value::SimpleString(id) => fates.appended(id),
-                    // Redis refused this command (out of memory, a wrong
-                    // type, an ACL): it was not appended.
-                    Value::ServerError(err) => fates.failed(
+                    None => match reply {
+                        // Redis refused it (out of memory, a wrong type, an
+                        // ACL, a script flushed by hand): the script did not
+                        // append it, or it would have answered with the id.
+                        Value::ServerError(err) => {
+                            if err.code() == "NOSCRIPT" {
+                                if let Some(held) = state.connection.as_mut() {
+                                    // Loaded again before the next pipeline.
+                                    held.outages = u64::MAX;
+                                }
+                            }
+                            fates.failed(
+                                Code::RedisNotAppended,
+                                format!("Redis at {server} refused it: {err}"),
+                            )
+                        }
+                        other => fates.failed(
+                            Code::RedisOutcomeUnknown,
+                            format!("Redis at {server} answered the append with {other:?}"),
+                        ),
+                    },
+                },
+                Request::Mark { stream, reply: to } => {
+                    let mark = self.mark_of(&stream, reply);
+                    to.answer(stream, mark);
+                }
+            }
+        }
+        fates
+    }
+
+    /// A mark's answer from the reply of its `XREVRANGE`.
+    fn mark_of(&self, stream: &str, reply: Value) -> Result<StreamId, (Code, String)> {
+        if let Value::ServerError(err) = &reply {
+            let err = redis::RedisError::from(err.clone());
+            let code = if lasting(&err) {
+                Code::RedisUnreadable
+            } else {
+                Code::RedisUnavailable
+            };
+            return Err((
+                code,
+                format!(
+                    "Cannot read the stream {stream:?} (\"XREVRANGE\") from Redis at {}: {err}",
+                    self.server
+                ),
+            ));
+        }
+        Ok(entries_of(reply)
+            .first()
+            .and_then(|(id, _)| StreamId::parse(id))
+            .unwrap_or_default())
+    }
+
+    /// Learns what became of a pipeline whose reply was lost: the id of each
+    /// broadcast found, `Some(None)` for one proven missing, `None` for one
+    /// whose fate stays unknown. Tries until [`OUTCOME_WAIT`] has passed.
+    async fn search(
+        &self,
+        state: &mut State,
+        old_client: Option<i64>,
+        sent: &[Sent],
+        lower_ms: u64,
+    ) -> Vec<Option<Option<String>>> {
+        let deadline = Instant::now() + OUTCOME_WAIT;
+        let mut backoff = BACKOFF;
+        loop {
+            let outages = self.outages.load(Ordering::Relaxed);
+            if let Ok(mut fresh) = self.open(outages).await {
+                // Nothing still queued on the old connection may run once
+                // the search has looked: kill it first. A Redis that will
+                // not say which it was, or will not kill it, leaves what is
+                // not found unknown.
+                let killed = match old_client {
+                    Some(id) => kill(&mut fresh.connection, id).await,
+                    None => false,
+                };
+                if let Ok(found) = self.find_tags(&mut fresh.connection, sent, lower_ms).await {
+                    state.connection = Some(fresh);
+                    state.backoff.reset();
+                    return found
+                        .into_iter()
+                        .map(|found| match found {
+                            Found::At(id) => Some(Some(id)),
+                            Found::Missing if killed => Some(None),
+                            Found::Missing | Found::Unsure => None,
+                        })
+                        .collect();
+                }
+            }
+            if Instant::now() + backoff.next_wait() > deadline {
+                return sent.iter().map(|_| None).collect();
+            }
+            tokio::time::sleep(backoff.next_wait()).await;
+        }
+    }
+
+    /// Looks for each broadcast's tag among its stream's entries from the
+    /// newest back to `lower_ms`.
+    async fn find_tags(
+        &self,
+        connection: &mut MultiplexedConnection,
+        sent: &[Sent],
+        lower_ms: u64,
+    ) -> redis::RedisResult<Vec<Found>> {
+        let mut streams: HashMap<&str, HashMap<&str, Found>> = HashMap::new();
+        for broadcast in sent {
+            streams
+                .entry(&broadcast.stream)
+                .or_default()
+                .insert(&broadcast.tag, Found::Missing);
+        }
+        for (stream, tags) in &mut streams {
+            let mut before = "+".to_string();
+            let mut complete = false;
+            for _ in 0..SEARCH_PAGES {
+                let reply: Value = redis::cmd("XREVRANGE")
+                    .arg(*stream)
+                    .arg(&before)
+                    .arg("-")
+                    .arg("COUNT")
+                    .arg(SEARCH_PAGE)
+                    .query_async(connection)
+                    .await?;
+                let entries = entries_of(reply);
+                let count = entries.len();
+                let mut past_window = false;
+                for (id, fields) in entries {
+                    let Some(parsed) = StreamId::parse(&id) else {
+                        continue;
+                    };
+                    if parsed.ms < lower_ms {
+                        past_window = true;
+                    }
+                    for (name, value) in &fields {
+                        if name != PRODUCER_FIELD.as_bytes() {
+                            continue;
+                        }
+                        if let Ok(tag) = std::str::from_utf8(value) {
+                            if let Some(found) = tags.get_mut(tag) {
+                                *found = Found::At(id.clone());
+                            }
+                        }
+                    }
+                    before = format!("({id}");
+                }
+                if past_window {
+                    complete = true;
+                    break;
+                }
+                if count < SEARCH_PAGE {
+                    // The stream's first entry is inside the window: what
+                    // is missing was never there, or was trimmed since.
+                    let trimmed = self.trimming(connection, stream).await?;
+                    complete = !trimmed;
+                    break;
+                }
+            }
+            if !complete {
+                for found in tags.values_mut() {
+                    if let Found::Missing = found {
+                        *found = Found::Unsure;
+                    }
+                }
+            }
+        }
+        Ok(sent
+            .iter()
+            .map(|broadcast| {
+                streams
+                    .get(&*broadcast.stream)
+                    .and_then(|tags| tags.get(&*broadcast.tag))
+                    .cloned()
+                    .unwrap_or(Found::Unsure)
+            })
+            .collect())
+    }
+
+    /// Whether a stream has been trimmed from the front: it holds an entry
+    /// count of `MAXLEN`'s order, and entries were removed from it
+    /// (`XINFO STREAM`'s `max-deleted-entry-id` is not `0-0`).
+    async fn trimming(
+        &self,
+        connection: &mut MultiplexedConnection,
+        stream: &str,
+    ) -> redis::RedisResult<bool> {
+        let info: redis::RedisResult<Value> = redis::cmd("XINFO")
+            .arg("STREAM")
+            .arg(stream)
+            .query_async(connection)
+            .await;
+        let Ok(info) = info else {
+            // No such stream (deleted, or a new Redis): nothing was trimmed
+            // from it; what is missing is not there.
+            return Ok(false);
+        };
+        let pairs: Vec<(String, Value)> = match info {
+            Value::Array(flat) => flat
+                .chunks(2)
+                .filter_map(|pair| match pair {
+                    [Value::BulkString(name), value] => {
+                        Some((String::from_utf8_lossy(name).into_owned(), value.clone()))
+                    }
+                    [Value::SimpleString(name), value] => Some((name.clone(), value.clone())),
+                    _ => None,
+                })
+                .collect(),
+            Value::Map(map) => map
+                .into_iter()
+                .filter_map(|(name, value)| match name {
+                    Value::BulkString(name) => {
+                        Some((String::from_utf8_lossy(&name).into_owned(), value))
+                    }
+                    Value::SimpleString(name) => Some((name, value)),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        let deleted = pairs
+            .iter()
+            .find(|(name, _)| name == "max-deleted-entry-id")
+            .and_then(|(_, value)| id_of(value));
+        // Redis before 7 does not say: presume it may have been trimmed.
+        Ok(deleted.is_none_or(|id| id != "0-0"))
+    }
+
+    /// The fates of a pipeline whose reply was lost, from the search.
+    fn settle_lost(
+        &self,
+        batch: Vec<Request>,
+        found: Vec<Option<Option<String>>>,
+        reason: &str,
+    ) -> PublishBatch {
+        let mut fates = PublishBatch::new(batch.len());
+        let mut found = found.into_iter();
+        for request in batch {
+            match request {
+                Request::Publish { .. } => match found.next().flatten() {
+                    Some(Some(id)) => fates.appended(id),
+                    Some(None) => fates.failed(
                         Code::RedisNotAppended,
-                        format!("Redis at {server} refused it: {err}"),
+                        format!("{reason}; it is not in the stream"),
                     ),
-                    other => fates.failed(
+                    None => fates.failed(
                         Code::RedisOutcomeUnknown,
-                        format!("Redis at {server} answered XADD with {other:?}"),
+                        format!(
+                            "{reason}; whether it was appended could not be learnt within {} s",
+                            OUTCOME_WAIT.as_secs()
+                        ),
                     ),
                 },
-                Request::Ready(to) => {
-                    let _ = to.send(Ok(()));
+                Request::Mark { stream, reply } => {
+                    reply.answer(stream, Err((Code::RedisUnavailable, reason.to_string())));
                 }
             }
         }
@@ -290,15 +688,43 @@ impl Publisher {
     }
 }
 
-/// Every request of a run fails alike: its broadcasts with `code`, its
-/// readiness checks with the reason.
-fn fail_all(batch: Vec<Request>, code: Code, reason: &str, fates: &mut PublishBatch) {
-    for request in batch {
-        match request {
-            Request::Publish { .. } => fates.failed(code, reason.to_string()),
-            Request::Ready(reply) => {
-                let _ = reply.send(Err(reason.to_string()));
-            }
-        }
+/// What the search learnt of one broadcast.
+#[derive(Clone)]
+enum Found {
+    At(String),
+    /// Not in a window that was read whole.
+    Missing,
+    /// Not found, but the window may have been trimmed.
+    Unsure,
+}
+
+/// Kills a connection by its client id; true once it is surely gone (killed
+/// now, or gone already).
+async fn kill(connection: &mut MultiplexedConnection, client_id: i64) -> bool {
+    let killed: redis::RedisResult<Value> = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("ID")
+        .arg(client_id)
+        .query_async(connection)
+        .await;
+    match killed {
+        Ok(_) => true,
+        // "No such client": it is gone already.
+        Err(err) => err.code() == Some("ERR") && err.to_string().contains("No such client"),
     }
+}
+
+/// A stream id in a reply.
+fn id_of(reply: &Value) -> Option<String> {
+    match reply {
+        Value::BulkString(id) => Some(String::from_utf8_lossy(id).into_owned()),
+        Value::SimpleString(id) => Some(id.clone()),
+        _ => None,
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as u64)
 }

@@ -1,5 +1,5 @@
-//! What Redis's replies mean: the entries of `XRANGE`, `XREVRANGE` and
-//! `XREAD` replies in either protocol (RESP2 arrays, RESP3 maps), and which
+//! What Redis's replies mean: the entries of `XRANGE` and `XREVRANGE`
+//! replies in either protocol (RESP2 arrays, RESP3 maps), and which
 //! errors will not heal by retrying.
 
 use redis::Value;
@@ -87,25 +87,6 @@ fn bytes_of(value: Value) -> Vec<u8> {
     }
 }
 
-/// The entries of an XREAD reply (one stream asked for).
-pub fn xread_entries(value: Value) -> Vec<(String, RawFields)> {
-    match value {
-        Value::Array(streams) => streams
-            .into_iter()
-            .filter_map(|stream| match stream {
-                Value::Array(mut pair) if pair.len() == 2 => pair.pop(),
-                _ => None,
-            })
-            .flat_map(entries_of)
-            .collect(),
-        Value::Map(streams) => streams
-            .into_iter()
-            .flat_map(|(_, entries)| entries_of(entries))
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,13 +112,6 @@ mod tests {
         assert_eq!(got.len(), 2);
         assert_eq!(got[1].0, "1-2");
         assert_eq!(got[1].1[1], (b"e".to_vec(), b"x".to_vec()));
-        let resp2 = Value::Array(vec![Value::Array(vec![
-            Value::BulkString(b"s".to_vec()),
-            entries.clone(),
-        ])]);
-        let resp3 = Value::Map(vec![(Value::BulkString(b"s".to_vec()), entries)]);
-        assert_eq!(xread_entries(resp2), got);
-        assert_eq!(xread_entries(resp3), got);
-        assert!(xread_entries(Value::Nil).is_empty());
+        assert!(entries_of(Value::Nil).is_empty());
     }
 }

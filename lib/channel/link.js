@@ -1,0 +1,197 @@
+'use strict';
+
+const { createHash } = require('node:crypto');
+const native = require('../native.js');
+const codes = require('../codes.js');
+const warnings = require('../diagnostics/warnings.js');
+const { handled, invalidValue, withCode, publishError } = require('../errors.js');
+
+// The link to one Redis deployment, shared by every Redis-backed channel on
+// it in this JavaScript thread (see src/io/redis/mod.rs): one publisher, one
+// follower and a small pool of reading connections, however many channels.
+// Channels with the same URL and TLS material share one; the last channel
+// to close closes it. It routes the follower's pages to the channels of
+// their stream, and settles every broadcast in the order they were queued,
+// whichever channel sent it.
+
+const noop = () => {};
+
+/** Links by what identifies a deployment: URL and TLS material. */
+const links = new Map();
+
+function keyOf(redis) {
+  const hash = createHash('sha256').update(redis.url);
+  for (const pem of [redis.tls?.ca, redis.tls?.cert, redis.tls?.key]) {
+    hash.update('\0');
+    if (pem != null) hash.update(pem);
+  }
+  return hash.digest('hex');
+}
+
+/**
+ * What a link needs of each channel on it (its RedisStream):
+ *
+ * @typedef {object} Follower
+ * @property {string} stream the stream's key
+ * @property {(page: object, keep: boolean) => void} onPage a page read live
+ *   from the stream; `keep`: another channel on the stream gets it too
+ */
+
+class Link {
+  #key;
+  native;
+  /** How the server is named (no userinfo). */
+  server;
+  /** Channels on the link. */
+  #users = 0;
+  /** Followers by stream, and which streams are followed. */
+  #followers = new Map();
+  /** Settlers of the broadcasts sent and not yet answered, in queue order,
+   * as [resolve, reject, resolve, reject, …] from #head on; and the handle
+   * that keeps the process alive meanwhile. */
+  #pending = [];
+  #head = 0;
+  #keepAlive = null;
+  /** Keeps the process alive while a channel waits for its first page. */
+  #starting = 0;
+  #startTimer = null;
+
+  constructor(key, redis) {
+    this.#key = key;
+    try {
+      this.native = new native.RedisLink(
+        redis.url,
+        redis.tls,
+        (batch) => this.#guard(() => this.#settle(batch)),
+        (pages) => this.#guard(() => this.#route(pages)),
+      );
+    } catch (err) {
+      if (err?.code !== codes.RedisConfig) throw err;
+      throw withCode(invalidValue('options.redis', `cannot be used: ${err.message}`), err.code);
+    }
+    this.server = this.native.server;
+  }
+
+  /** The link for these (checked) options, made on first use. */
+  static acquire(redis) {
+    const key = keyOf(redis);
+    let link = links.get(key);
+    if (link === undefined) {
+      link = new Link(key, redis);
+      links.set(key, link);
+    }
+    link.#users++;
+    return link;
+  }
+
+  /** A channel is done with the link: the last one closes it (broadcasts
+   * already queued still go, and are settled). */
+  release() {
+    if (--this.#users > 0) return;
+    links.delete(this.#key);
+    this.native.close();
+  }
+
+  /** Queues a broadcast, checked by the channel (a NativeChannel); resolves
+   * with its stream id, or rejects with its fate. */
+  publish(nativeChannel, stream, maxLen, data, event) {
+    const refusal = nativeChannel.publish(this.native, stream, maxLen, data, event);
+    if (refusal != null) return refusal;
+    const outcome = new Promise((resolve, reject) => this.#pending.push(resolve, reject));
+    // A weak thread-safe function brings the outcomes: this keeps the
+    // process alive until they are in.
+    this.#keepAlive ??= setInterval(noop, 1 << 30);
+    return handled(outcome);
+  }
+
+  /** Starts giving `follower` the pages of its stream. */
+  follow(follower) {
+    let set = this.#followers.get(follower.stream);
+    if (set === undefined) {
+      set = new Set();
+      this.#followers.set(follower.stream, set);
+    }
+    if (set.has(follower)) return;
+    set.add(follower);
+    // Every follower asks: each gets the page naming where it starts.
+    this.native.follow(follower.stream);
+  }
+
+  /** Stops giving `follower` pages; the stream is unfollowed when no
+   * channel here follows it. */
+  unfollow(follower) {
+    const set = this.#followers.get(follower.stream);
+    if (set === undefined || !set.delete(follower)) return;
+    if (set.size > 0) return;
+    this.#followers.delete(follower.stream);
+    this.native.unfollow(follower.stream);
+  }
+
+  /** The process stays alive while a channel waits for where its following
+   * starts (pages come through a weak thread-safe function). */
+  holdOpen(waiting) {
+    this.#starting += waiting ? 1 : -1;
+    if (this.#starting > 0) this.#startTimer ??= setInterval(noop, 1 << 30);
+    else {
+      clearInterval(this.#startTimer);
+      this.#startTimer = null;
+    }
+  }
+
+  #route(pages) {
+    for (const page of pages) {
+      const set = this.#followers.get(page.stream);
+      if (set === undefined) continue;
+      let left = set.size;
+      for (const follower of set) {
+        left--;
+        follower.onPage(page, left > 0);
+      }
+    }
+  }
+
+  /** The fates of a pipeline of broadcasts, in queue order. */
+  #settle({ ids, failures }) {
+    const pending = this.#pending;
+    let failure = 0;
+    for (let i = 0; i < ids.length; i++) {
+      const at = this.#head;
+      const resolve = pending[at];
+      const reject = pending[at + 1];
+      pending[at] = pending[at + 1] = undefined;
+      this.#head = at + 2;
+      if (ids[i] !== '') {
+        resolve?.(ids[i]);
+      } else {
+        while (failures[failure].index < i) failure++;
+        reject?.(publishError(failures[failure]));
+      }
+    }
+    if (this.#head === pending.length) {
+      pending.length = 0;
+      this.#head = 0;
+      clearInterval(this.#keepAlive);
+      this.#keepAlive = null;
+    } else if (this.#head > 8192 && this.#head * 2 > pending.length) {
+      pending.splice(0, this.#head);
+      this.#head = 0;
+    }
+  }
+
+  /** Runs the work of a thread-safe callback from Rust: nothing may escape
+   * it to uncaughtException; a fault of ours is reported instead. */
+  #guard(work) {
+    try {
+      work();
+    } catch (err) {
+      warnings.internalFault(`the link to Redis at ${this.server}`, err);
+    }
+  }
+}
+
+/** How many links this thread holds (diagnostics). */
+function linkCount() {
+  return links.size;
+}
+
+module.exports = { Link, linkCount };

@@ -1,0 +1,548 @@
+//! The follower: one task per link follows every stream that has live
+//! subscribers in this process, on one pub/sub connection, whatever the
+//! number of streams.
+//!
+//! # Notices, then reads
+//!
+//! Each broadcast publishes its new id on the channel named as its stream
+//! (see [`super::publisher::APPEND_SCRIPT`]). A notice carries no event: it
+//! tells the follower that its stream has entries past what was read, and
+//! the follower reads them from the stream itself (`XRANGE (last + COUNT`)
+//! on the link's page connections. So the stream stays the one source of
+//! what is delivered: every entry is read once, in stream order, checked as
+//! every entry is ([`crate::core::stream_entry`]), and nothing is delivered
+//! that is not in the stream. One read per stream is in flight at most;
+//! notices that come meanwhile are answered by one more read, so a busy
+//! stream is read in batches, as `XREAD` would.
+//!
+//! # Gaps
+//!
+//! Notices are lost while the pub/sub connection is down. After every
+//! reconnect, each stream is read from the last id read, before its notices
+//! are relied on again: nothing appended during the outage is missed.
+//! Entries written by another producer without a notice are read with the
+//! next notice of their stream.
+//!
+//! # A stream that went back
+//!
+//! A read that finds nothing after the last id, and a newest id behind it,
+//! means the stream went back (deleted and written again, a new Redis, a
+//! restore). The follower goes on from before the first entry of the new
+//! timeline it can place: the lowest id a notice named since, or, after an
+//! outage, the entries made since the connection was lost (a restored
+//! snapshot's older entries are not sent again); it says so on the page
+//! (`rewound_from`).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures_util::StreamExt;
+use redis::Value;
+use tokio::sync::mpsc;
+
+use super::pages::Pages;
+use super::replies::{connection_lost, entries_of, lasting};
+use super::{Connector, PageSink, StreamPage, BACKOFF, CONNECT_TIMEOUT, REPLY_TIMEOUT};
+use crate::core::stream_entry::{Page, StreamId};
+
+/// Entries read at most per read of one stream.
+const READ_COUNT: usize = 1_000;
+/// Streams subscribed to per `SUBSCRIBE` at most.
+const SUBSCRIBE_CHUNK: usize = 1_000;
+/// How often the pub/sub connection is asked whether it is alive, and how
+/// long it may take to answer: a connection that died without a word (a
+/// host gone) is found within their sum.
+const PING_EVERY: Duration = Duration::from_secs(10);
+/// How long a stream that cannot be read waits before it is read again.
+const RETRY_READ: Duration = Duration::from_millis(500);
+/// After an outage, entries this much older than the moment the connection
+/// was lost still count as made since (the clocks of this host and Redis's
+/// may differ by that much).
+const OUTAGE_SLACK_MS: u64 = 1_000;
+
+/// What the follower is asked to do.
+pub enum Control {
+    /// Follow `stream` from `from` (exclusive), or from its end when `None`.
+    Follow {
+        stream: Arc<str>,
+        from: Option<StreamId>,
+    },
+    Unfollow {
+        stream: Arc<str>,
+    },
+}
+
+/// What the follower works with.
+pub struct Follower {
+    pub connector: Connector,
+    pub server: String,
+    pub pages: Arc<Pages>,
+    pub sink: PageSink,
+    /// Counts outages for the publisher (see `publisher::Connection`).
+    pub outages: Arc<AtomicU64>,
+}
+
+/// A stream followed.
+struct Followed {
+    /// Which follow this is: a read begun for an earlier one is ignored.
+    generation: u64,
+    /// Read up to here; `None` until the stream's end is known.
+    last: Option<StreamId>,
+    /// A read is in flight.
+    reading: bool,
+    /// Entries may be waiting past `last`: read again when the read in
+    /// flight ends.
+    dirty: bool,
+    /// A lasting failure was reported and nothing has been read since.
+    failing: bool,
+    /// The lowest id a notice named that was not past `last`: where a
+    /// stream that went back is known to have begun again.
+    low: Option<StreamId>,
+    /// When the connection was last lost, if the stream was not read since;
+    /// for a follow whose mark could not be read, when it was asked for.
+    outage_ms: Option<u64>,
+    /// The stream has been subscribed to on the current connection.
+    subscribed: bool,
+}
+
+/// A read's outcome, back on the follower's task.
+struct Done {
+    stream: Arc<str>,
+    generation: u64,
+    from: Option<StreamId>,
+    result: redis::RedisResult<Read>,
+}
+
+enum Read {
+    /// The stream's end, for a follow that starts there.
+    Start(StreamId),
+    /// Entries after `from`, and the stream's newest id.
+    After {
+        entries: Vec<(String, crate::core::stream_entry::RawFields)>,
+        newest: StreamId,
+    },
+    /// Nothing was read: a retry after a failure.
+    Retry,
+}
+
+/// Why the follower left its connection.
+enum Leave {
+    Lost,
+    Closed,
+}
+
+impl Follower {
+    /// Runs until the control queue closes or nobody listens.
+    pub async fn run(self, mut control: mpsc::UnboundedReceiver<Control>) {
+        let mut follows: HashMap<Arc<str>, Followed> = HashMap::new();
+        let (done_to, mut done) = mpsc::unbounded_channel::<Done>();
+        let mut generation = 0u64;
+        let mut backoff = BACKOFF;
+        loop {
+            if follows.is_empty() {
+                // Nothing to follow: no connection until there is.
+                match control.recv().await {
+                    Some(request) => {
+                        self.apply(&mut follows, &mut generation, request, &done_to);
+                        continue;
+                    }
+                    None => return,
+                }
+            }
+            let pubsub = tokio::time::timeout(CONNECT_TIMEOUT, self.connector.pubsub()).await;
+            let pubsub = match pubsub {
+                Ok(Ok(pubsub)) => pubsub,
+                Ok(Err(err)) => {
+                    self.outages.fetch_add(1, Ordering::Relaxed);
+                    if lasting(&err) {
+                        let reason =
+                            format!("Cannot follow streams on Redis at {}: {err}", self.server);
+                        let pages = self.fail_all(&mut follows, &reason);
+                        if !pages.is_empty() && !(self.sink)(pages) {
+                            return;
+                        }
+                    }
+                    tokio::time::sleep(backoff.next_wait()).await;
+                    self.drain(&mut follows, &mut generation, &mut control, &done_to);
+                    continue;
+                }
+                Err(_) => {
+                    self.outages.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(backoff.next_wait()).await;
+                    self.drain(&mut follows, &mut generation, &mut control, &done_to);
+                    continue;
+                }
+            };
+            let (mut sink, mut messages) = pubsub.split();
+            // Everything followed is subscribed to again, then read from
+            // where it was: what came meanwhile is read, not missed.
+            let mut lost = false;
+            let names: Vec<Arc<str>> = follows.keys().cloned().collect();
+            for chunk in names.chunks(SUBSCRIBE_CHUNK) {
+                let chunk: Vec<&str> = chunk.iter().map(|name| &**name).collect();
+                if !answered(sink.subscribe(&chunk)).await {
+                    lost = true;
+                    break;
+                }
+            }
+            if lost {
+                self.outages.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(backoff.next_wait()).await;
+                continue;
+            }
+            backoff.reset();
+            let mut started = Vec::new();
+            for (name, followed) in &mut follows {
+                followed.subscribed = true;
+                if let Some(page) = self.begin(name, followed, &done_to) {
+                    started.push(page);
+                }
+            }
+            if !started.is_empty() && !(self.sink)(started) {
+                return;
+            }
+            let mut ping = tokio::time::interval(PING_EVERY);
+            ping.tick().await;
+            let leave = loop {
+                tokio::select! {
+                    request = control.recv() => {
+                        let Some(request) = request else { break Leave::Closed };
+                        let subscribe = match &request {
+                            Control::Follow { stream, .. } => !follows.get(stream).is_some_and(|f| f.subscribed),
+                            Control::Unfollow { .. } => false,
+                        };
+                        match &request {
+                            Control::Follow { stream, .. } if subscribe => {
+                                if !answered(sink.subscribe(&**stream)).await {
+                                    self.apply(&mut follows, &mut generation, request, &done_to);
+                                    break Leave::Lost;
+                                }
+                            }
+                            Control::Unfollow { stream } => {
+                                if follows.contains_key(stream) && !answered(sink.unsubscribe(&**stream)).await {
+                                    self.apply(&mut follows, &mut generation, request, &done_to);
+                                    break Leave::Lost;
+                                }
+                            }
+                            Control::Follow { .. } => {}
+                        }
+                        let followed = self.apply(&mut follows, &mut generation, request, &done_to);
+                        if let Some(name) = followed {
+                            if let Some(followed) = follows.get_mut(&name) {
+                                followed.subscribed = true;
+                                if let Some(page) = self.begin(&name, followed, &done_to) {
+                                    if !(self.sink)(vec![page]) {
+                                        return;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    message = messages.next() => {
+                        let Some(message) = message else { break Leave::Lost };
+                        let name = follows.get_key_value(message.get_channel_name()).map(|(name, _)| name.clone());
+                        if let Some((name, followed)) = name.and_then(|name| follows.get_mut(&name).map(|followed| (name, followed))) {
+                            let notice = std::str::from_utf8(message.get_payload_bytes())
+                                .ok()
+                                .and_then(StreamId::parse);
+                            if let (Some(notice), Some(last)) = (notice, followed.last) {
+                                if notice <= last {
+                                    followed.low = Some(followed.low.map_or(notice, |low| low.min(notice)));
+                                }
+                            }
+                            self.read(&name, followed, &done_to);
+                        }
+                    }
+                    first = done.recv() => {
+                        let Some(first) = first else { break Leave::Closed };
+                        let mut pages = Vec::new();
+                        self.finish(&mut follows, first, &done_to, &mut pages);
+                        while let Ok(more) = done.try_recv() {
+                            self.finish(&mut follows, more, &done_to, &mut pages);
+                        }
+                        if !pages.is_empty() && !(self.sink)(pages) {
+                            return;
+                        }
+                    }
+                    _ = ping.tick() => {
+                        let pong = tokio::time::timeout(REPLY_TIMEOUT, sink.ping::<Value>()).await;
+                        if !matches!(pong, Ok(Ok(_))) {
+                            break Leave::Lost;
+                        }
+                    }
+                }
+            };
+            if let Leave::Closed = leave {
+                return;
+            }
+            // Lost: every stream is read again from where it was once a new
+            // connection has subscribed to it.
+            self.outages.fetch_add(1, Ordering::Relaxed);
+            let lost_at = now_ms();
+            for followed in follows.values_mut() {
+                followed.subscribed = false;
+                followed.outage_ms = Some(lost_at);
+            }
+            tokio::time::sleep(backoff.next_wait()).await;
+        }
+    }
+
+    /// Takes every control request already queued (while disconnected).
+    fn drain(
+        &self,
+        follows: &mut HashMap<Arc<str>, Followed>,
+        generation: &mut u64,
+        control: &mut mpsc::UnboundedReceiver<Control>,
+        done_to: &mpsc::UnboundedSender<Done>,
+    ) {
+        while let Ok(request) = control.try_recv() {
+            self.apply(follows, generation, request, done_to);
+        }
+    }
+
+    /// Notes a request; returns the stream a follow is for.
+    fn apply(
+        &self,
+        follows: &mut HashMap<Arc<str>, Followed>,
+        generation: &mut u64,
+        request: Control,
+        _done_to: &mpsc::UnboundedSender<Done>,
+    ) -> Option<Arc<str>> {
+        match request {
+            Control::Follow { stream, from } => {
+                *generation += 1;
+                follows.insert(
+                    stream.clone(),
+                    Followed {
+                        generation: *generation,
+                        last: from,
+                        reading: false,
+                        dirty: false,
+                        failing: false,
+                        low: None,
+                        // No mark (Redis was down): entries made since the
+                        // follow was asked for are read too, as after an
+                        // outage.
+                        outage_ms: from.is_none().then(now_ms),
+                        subscribed: false,
+                    },
+                );
+                Some(stream)
+            }
+            Control::Unfollow { stream } => {
+                follows.remove(&stream);
+                None
+            }
+        }
+    }
+
+    /// Starts following a subscribed stream: says where it starts (when
+    /// that is known) and reads what came since.
+    fn begin(
+        &self,
+        name: &Arc<str>,
+        followed: &mut Followed,
+        done_to: &mpsc::UnboundedSender<Done>,
+    ) -> Option<StreamPage> {
+        self.read(name, followed, done_to);
+        followed
+            .last
+            .map(|last| StreamPage::at(name.clone(), last))
+    }
+
+    /// Reads the stream past `last`, unless a read is in flight (then it
+    /// reads again when that one ends).
+    fn read(&self, name: &Arc<str>, followed: &mut Followed, done_to: &mpsc::UnboundedSender<Done>) {
+        if followed.reading {
+            followed.dirty = true;
+            return;
+        }
+        followed.reading = true;
+        followed.dirty = false;
+        let pages = self.pages.clone();
+        let stream = name.clone();
+        let generation = followed.generation;
+        let from = followed.last;
+        let done_to = done_to.clone();
+        tokio::spawn(async move {
+            let result = match from {
+                None => pages.newest(&stream).await.map(Read::Start),
+                Some(from) => pages
+                    .after(&stream, from, READ_COUNT)
+                    .await
+                    .map(|(entries, newest)| Read::After { entries, newest }),
+            };
+            let _ = done_to.send(Done {
+                stream,
+                generation,
+                from,
+                result,
+            });
+        });
+    }
+
+    /// Reads again after `RETRY_READ`.
+    fn retry(&self, name: &Arc<str>, followed: &mut Followed, done_to: &mpsc::UnboundedSender<Done>) {
+        followed.reading = true;
+        followed.dirty = true;
+        let stream = name.clone();
+        let generation = followed.generation;
+        let from = followed.last;
+        let done_to = done_to.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(RETRY_READ).await;
+            let _ = done_to.send(Done {
+                stream,
+                generation,
+                from,
+                result: Ok(Read::Retry),
+            });
+        });
+    }
+
+    /// A read ended: what it read goes to `pages`; reads again if needed.
+    fn finish(
+        &self,
+        follows: &mut HashMap<Arc<str>, Followed>,
+        done: Done,
+        done_to: &mpsc::UnboundedSender<Done>,
+        pages: &mut Vec<StreamPage>,
+    ) {
+        let name = done.stream.clone();
+        let Some(followed) = follows.get_mut(&name) else {
+            return;
+        };
+        if followed.generation != done.generation {
+            return;
+        }
+        followed.reading = false;
+        match done.result {
+            Err(err) => {
+                if lasting(&err) && !followed.failing {
+                    followed.failing = true;
+                    pages.push(StreamPage::failed(
+                        name.clone(),
+                        format!(
+                            "Cannot read the stream {:?} (\"XRANGE\") from Redis at {}: {err}",
+                            &*name, self.server
+                        ),
+                        true,
+                    ));
+                }
+                let _ = connection_lost(&err);
+                self.retry(&name, followed, done_to);
+                return;
+            }
+            Ok(Read::Retry) => {
+                self.read(&name, followed, done_to);
+                return;
+            }
+            Ok(Read::Start(newest)) => {
+                let start = match followed.outage_ms.take() {
+                    Some(asked) => newest.min(since(asked)),
+                    None => newest,
+                };
+                followed.last = Some(start);
+                followed.failing = false;
+                followed.dirty = start < newest;
+                pages.push(StreamPage::at(name.clone(), start));
+            }
+            Ok(Read::After { entries, newest }) => {
+                let from = done.from.unwrap_or_default();
+                let was_failing = std::mem::replace(&mut followed.failing, false);
+                if entries.is_empty() && newest < from {
+                    // The stream went back: go on from before the first
+                    // entry of its new timeline that can be placed.
+                    let mut back = newest;
+                    if let Some(low) = followed.low.take() {
+                        back = back.min(low.before());
+                    }
+                    if let Some(lost) = followed.outage_ms {
+                        back = back.min(since(lost));
+                    }
+                    let mut page = StreamPage::at(name.clone(), back);
+                    page.rewound_from = Some(from);
+                    pages.push(page);
+                    followed.last = Some(back);
+                    followed.dirty = true;
+                } else if entries.is_empty() {
+                    if was_failing {
+                        pages.push(StreamPage::at(name.clone(), from));
+                    }
+                } else {
+                    let full = entries.len() >= READ_COUNT;
+                    let mut page = Page::default();
+                    for (id, fields) in &entries {
+                        page.add(id, fields);
+                    }
+                    match page.last {
+                        Some(read_to) if read_to > from => {
+                            followed.last = Some(read_to);
+                            if full {
+                                followed.dirty = true;
+                            }
+                        }
+                        // Ids that do not parse or go back: a broken
+                        // server; try again later rather than spin.
+                        _ => {
+                            self.retry(&name, followed, done_to);
+                            return;
+                        }
+                    }
+                    followed.low = None;
+                    pages.push(StreamPage::of(name.clone(), page));
+                }
+                followed.outage_ms = None;
+            }
+        }
+        if followed.dirty {
+            self.read(&name, followed, done_to);
+        }
+    }
+
+    /// A lasting failure for every stream followed, once per run.
+    fn fail_all(&self, follows: &mut HashMap<Arc<str>, Followed>, reason: &str) -> Vec<StreamPage> {
+        follows
+            .iter_mut()
+            .filter(|(_, followed)| !followed.failing)
+            .map(|(name, followed)| {
+                followed.failing = true;
+                StreamPage::failed(name.clone(), reason.to_string(), true)
+            })
+            .collect()
+    }
+}
+
+/// Whether a (un)subscribe was answered in time.
+async fn answered(request: impl std::future::Future<Output = redis::RedisResult<()>>) -> bool {
+    matches!(
+        tokio::time::timeout(REPLY_TIMEOUT, request).await,
+        Ok(Ok(()))
+    )
+}
+
+/// Reading after this id reads the entries made since `ms` (less the slack
+/// for clocks that differ).
+fn since(ms: u64) -> StreamId {
+    StreamId {
+        ms: ms.saturating_sub(OUTAGE_SLACK_MS),
+        seq: 0,
+    }
+    .before()
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as u64)
+}
+
+/// The newest id in an `XREVRANGE … COUNT 1` reply (`0-0` for none).
+pub fn newest_of(reply: Value) -> StreamId {
+    entries_of(reply)
+        .first()
+        .and_then(|(id, _)| StreamId::parse(id))
+        .unwrap_or_default()
+}
