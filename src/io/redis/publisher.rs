@@ -539,6 +539,11 @@ impl Publisher {
                     }
                     before = format!("({id}");
                 }
+                if !tags.values().any(|found| matches!(found, Found::Missing)) {
+                    // Every tag of this stream found: nothing left to prove.
+                    complete = true;
+                    break;
+                }
                 if past_window {
                     complete = true;
                     break;

@@ -1,0 +1,149 @@
+// Many channels on one Redis, across two server processes: a channel per
+// room, 100,000 per process, on one shared link whose connections do not
+// grow with the channels; and the link's outcomes when Redis dies under a
+// pipeline. Every client counts what it got, on the client side.
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { Redis, redisSuite, startApp } from './redis-server.mjs';
+import { until, tallyEvents, compareStreamIds } from './helpers.mjs';
+
+/** A process of __test__/fixtures/redis-rooms-app.mjs, ended after the test. */
+async function startRooms(t, redis, rooms, prefix) {
+  const child = spawn(process.execPath, ['--no-warnings', '--expose-gc', '__test__/fixtures/redis-rooms-app.mjs'], {
+    cwd: new URL('..', import.meta.url),
+    env: { ...process.env, REDIS_URL: redis.url, ROOMS: String(rooms), PREFIX: prefix },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  t.after(() => child.kill('SIGTERM'));
+  const [line] = await once(child.stdout, 'data');
+  const url = String(line).trim();
+  return {
+    url,
+    async stats() {
+      return (await fetch(`${url}/stats`)).json();
+    },
+    async burst(list) {
+      const response = await fetch(`${url}/burst`, { method: 'POST', body: JSON.stringify(list) });
+      return response.json();
+    },
+  };
+}
+
+/** `count` distinct numbers below `below`, from a seeded generator. */
+function sample(count, below, seed) {
+  let state = seed;
+  const next = () => {
+    state = (state * 1103515245 + 12345) % 2 ** 31;
+    return state % below;
+  };
+  const picked = new Set();
+  while (picked.size < count) picked.add(next());
+  return [...picked];
+}
+
+function registerTests() {
+  test('100,000 channels per process on one link: Redis connections stay constant, creation takes seconds, broadcasts to 1,000 random channels are delivered exactly once, in order, on both processes', async (t) => {
+    const redis = await Redis.start({ durable: false });
+    t.after(() => redis.stop());
+    const rooms = 100_000;
+    const apps = [await startRooms(t, redis, rooms, 'room'), await startRooms(t, redis, rooms, 'room')];
+    const picked = sample(1_000, rooms, 7);
+    // One subscriber per picked room on each process.
+    const clients = apps.map((app) =>
+      picked.map((room) => tallyEvents(`${app.url}/events?rooms=${room}`, { keep: Infinity })),
+    );
+    t.after(() => {
+      for (const list of clients) for (const c of list) c.close();
+    });
+    await until(
+      () => clients.every((list) => list.every((c) => c.named.some((e) => e.type === 'subscribed'))),
+      60_000,
+      '2,000 subscriptions',
+    );
+    // Two broadcasts per picked room, one from each process, issued at once.
+    const [fromA, fromB] = await Promise.all([
+      apps[0].burst(picked.map((room) => [room, `a${room}`])),
+      apps[1].burst(picked.map((room) => [room, `b${room}`])),
+    ]);
+    for (const outcome of [...fromA, ...fromB]) assert.equal(typeof outcome.id, 'string', JSON.stringify(outcome));
+    // What each room's client must get: both broadcasts, in stream order.
+    const expected = picked.map((room, i) =>
+      [
+        { id: fromA[i].id, data: `a${room}` },
+        { id: fromB[i].id, data: `b${room}` },
+      ].sort((x, y) => compareStreamIds(x.id, y.id)),
+    );
+    for (const list of clients) {
+      await until(() => list.every((c) => c.count >= 2), 30_000, 'every room to get its two events');
+      for (let i = 0; i < picked.length; i++) {
+        assert.deepEqual(list[i].events, expected[i], `room ${picked[i]}`);
+      }
+    }
+    for (const app of apps) {
+      const stats = await app.stats();
+      assert.equal(stats.subscribed, picked.length);
+      // A publisher, a pub/sub follower and a pool of two reading
+      // connections, however many channels.
+      assert.ok(stats.redisConnections <= 4, `${stats.redisConnections} Redis connections`);
+      // Seconds, not minutes (a connection per channel took minutes, and
+      // ran out of connections at 5,000).
+      assert.ok(stats.setup.readyMs < 120_000, `${stats.setup.readyMs} ms to make the channels ready`);
+      assert.deepEqual(stats.warnings, []);
+      t.diagnostic(
+        `${rooms} channels ready in ${(stats.setup.readyMs / 1000).toFixed(1)} s; ` +
+          `${stats.redisConnections} Redis connections; ` +
+          `idle channel: ${(stats.setup.rssPerChannel / 1024).toFixed(2)} KiB RSS, ` +
+          `${(stats.setup.heapPerChannel / 1024).toFixed(2)} KiB heap`,
+      );
+    }
+  });
+
+  test('Redis killed under a burst of pipelines and restarted: every broadcast ends appended or not appended, none unknown, and each appended one reaches both processes exactly once', async (t) => {
+    // Durable: what Redis acknowledged survives the kill.
+    const redis = await Redis.start();
+    t.after(() => redis.stop());
+    const stream = 'killed-mid-pipeline';
+    const a = await startApp(t, redis, stream, { MAX_LEN: '0' });
+    const b = await startApp(t, redis, stream, { MAX_LEN: '0' });
+    const clients = [a, b].map((app) => tallyEvents(`${app.url}/events`, { keep: Infinity }));
+    t.after(() => {
+      for (const c of clients) c.close();
+    });
+    await until(() => clients.every((c) => c.named.some((e) => e.type === 'subscribed')), 10_000, 'the subscriptions');
+    const burst = a.burst(20_000, 'k');
+    // Killed once the burst is under way, and started again at once.
+    await until(
+      async () => Number((await redis.commands([['XLEN', stream]]))[0]) > 500,
+      10_000,
+      'the burst to be under way',
+    );
+    await redis.kill();
+    await redis.run();
+    const outcomes = await burst;
+    const unknown = outcomes.filter((o) => o.code === 'ERR_SSE_REDIS_OUTCOME_UNKNOWN');
+    assert.deepEqual(unknown, [], 'no outcome is left unknown once Redis is back');
+    const appended = [];
+    outcomes.forEach((o, i) => {
+      if (o.id !== undefined) appended.push({ id: o.id, data: `k${i}` });
+      else assert.equal(o.code, 'ERR_SSE_REDIS_NOT_APPENDED', JSON.stringify(o));
+    });
+    assert.ok(appended.length > 500, `${appended.length} appended`);
+    assert.ok(appended.length < outcomes.length, 'the kill cost some broadcasts (else it came too late)');
+    // The stream holds exactly the appended ones, in call order.
+    const [entries] = await redis.commands([['XRANGE', stream, '-', '+']]);
+    assert.deepEqual(
+      entries.map(([id, fields]) => ({ id: String(id), data: String(fields[1]) })),
+      appended,
+    );
+    // Each process's client got each of them once, in order.
+    for (const client of clients) {
+      await until(() => client.count >= appended.length, 30_000, `${appended.length} events`);
+      assert.deepEqual(client.events, appended);
+    }
+    t.diagnostic(`${appended.length} of ${outcomes.length} appended, the rest not appended; none unknown`);
+  });
+}
+
+redisSuite(registerTests);
