@@ -63,10 +63,11 @@ export declare class RedisLink {
   /** The server, named without userinfo. */
   get server(): string
   /**
-   * Resolves once the publisher is connected and has read `stream`'s
-   * newest id at this place in the queue, or with why it could not.
+   * Queues a mark of `stream` (see [`Link::mark`]): its outcome comes
+   * with the fates of broadcasts, in queue order. Returns false once the
+   * link is closed.
    */
-  ready(stream: string): Promise<Mark>
+  mark(stream: string): boolean
   /**
    * Reads up to `count` entries of `stream` after `after` (a stream id),
    * checking whether the stream was trimmed past it. When Redis cannot be
@@ -267,15 +268,6 @@ export interface FlushBatch {
  * by any process that shares a key with this one.
  */
 export declare function isStopToken(lastEventId: string): boolean
-
-/** Where a channel's following starts, or why it cannot be read. */
-export interface Mark {
-  /** The stream's newest id when the request was queued; `null` on failure. */
-  id?: string
-  /** `ERR_SSE_REDIS_UNAVAILABLE` or `ERR_SSE_REDIS_UNREADABLE`, on failure. */
-  code?: string
-  reason?: string
-}
 
 /** The longest event id, in UTF-8 bytes (see [`frame::MAX_ID_BYTES`]). */
 export declare const MAX_ID_BYTES: number

@@ -67,20 +67,24 @@ class ListenerGuards {
  * rejects) is reported as a `<name>ListenerError` warning, and the event
  * goes on to the others. */
 class GuardedEventTarget extends EventTarget {
-  #guards;
+  /** The class named in warnings; its guards, made with the first
+   * listener (a channel per user that nobody listens to costs nothing). */
+  #name;
+  #guards = null;
 
   constructor(name) {
     super();
-    this.#guards = new ListenerGuards(name);
+    this.#name = name;
   }
 
   addEventListener(type, listener, options = undefined) {
+    this.#guards ??= new ListenerGuards(this.#name);
     const guard = this.#guards.of(type, listener, options, true);
     super.addEventListener(type, guard ?? listener, options);
   }
 
   removeEventListener(type, listener, options = undefined) {
-    const guard = this.#guards.of(type, listener, options, false);
+    const guard = this.#guards?.of(type, listener, options, false);
     super.removeEventListener(type, guard ?? listener, options);
   }
 }

@@ -42,10 +42,19 @@ function endpointArgument(endpoint) {
  * user or room can be dropped): it fires once the channel, having had
  * subscribers, has none, and no client is being resumed into it.
  */
+/** Stands in for what an idle Redis-backed channel has not made yet: its
+ * subscribers' map (never written), and the NativeChannel that checks its
+ * broadcasts (it has no subscribers). So an idle channel costs about a
+ * kilobyte. */
+const NO_SUBSCRIBERS = new Map();
+let unsubscribedNative = null;
+
 class Channel extends GuardedEventTarget {
-  #native;
+  /** Its NativeChannel; for a Redis-backed channel, made with its first
+   * subscriber (see #nativeForSubscribers). */
+  #native = null;
   /** slot → subscribed endpoint. */
-  #subscribers = new Map();
+  #subscribers = NO_SUBSCRIBERS;
   #lastId = '';
   #lastSequence = 0;
   /** The event that tells a resuming client its resume was incomplete. */
@@ -74,16 +83,18 @@ class Channel extends GuardedEventTarget {
       return;
     }
     // A Redis-backed channel resumes clients from the stream, not from a
-    // local history.
-    this.#native = new native.NativeChannel(0, 0);
-    this.#redis = new RedisStream(this.#core(), redis);
+    // local history; its NativeChannel is made when it is first needed.
+    this.#redis = new RedisStream(() => this.#core(), redis);
     this.ready = this.#redis.ready;
   }
 
   /** What the Redis half shares with this channel (see ./redis.js). */
   #core() {
+    const channel = this;
     return {
-      native: this.#native,
+      get native() {
+        return channel.#native ?? (unsubscribedNative ??= new native.NativeChannel(0, 0));
+      },
       size: () => this.#subscribers.size,
       has: (endpoint) => this.#subscribers.get(endpoint[kSlot]) === endpoint,
       join: (endpoint, floor, replayedId) => this.#join(endpoint, floor, replayedId),
@@ -114,7 +125,7 @@ class Channel extends GuardedEventTarget {
     if (slot < 0 || this.#subscribers.get(slot) === endpoint) return { replayed: 0, complete: true };
     const lastEventId = endpoint.lastEventId;
     const replay = this.#native.subscribe(slot, lastEventId);
-    this.#subscribers.set(slot, endpoint);
+    this.#subscribersToWrite().set(slot, endpoint);
     endpoint[kJoin](this, replay.lastId ?? undefined);
     if (replay.overflow) endpoint[kAbort](CloseReason.SlowConsumer);
     else if (replay.frames > 0) outbox.schedule();
@@ -182,14 +193,20 @@ class Channel extends GuardedEventTarget {
   #join(endpoint, floor, replayedId) {
     const slot = endpoint[kSlot];
     if (slot < 0) return;
+    this.#native ??= new native.NativeChannel(0, 0);
     this.#native.subscribeAfter(slot, floor);
-    this.#subscribers.set(slot, endpoint);
+    this.#subscribersToWrite().set(slot, endpoint);
     endpoint[kJoin](this, replayedId ?? undefined);
+  }
+
+  #subscribersToWrite() {
+    if (this.#subscribers === NO_SUBSCRIBERS) this.#subscribers = new Map();
+    return this.#subscribers;
   }
 
   [kDrop](endpoint) {
     const slot = endpoint[kSlot];
-    this.#native.unsubscribe(slot);
+    this.#native?.unsubscribe(slot);
     this.#subscribers.delete(slot);
     this.#left();
   }

@@ -97,7 +97,25 @@ class Link {
   publish(nativeChannel, stream, maxLen, data, event) {
     const refusal = nativeChannel.publish(this.native, stream, maxLen, data, event);
     if (refusal != null) return refusal;
-    const outcome = new Promise((resolve, reject) => this.#pending.push(resolve, reject));
+    return this.#await((failure) => publishError(failure));
+  }
+
+  /** Resolves once the publisher is connected and has read `stream` at
+   * this place in the queue; rejects with why not (the code says whether
+   * Redis is unavailable or the stream unreadable). */
+  ready(stream) {
+    if (!this.native.mark(stream)) {
+      return handled(Promise.reject(withCode(new Error('The channel is closed'), codes.ChannelClosed)));
+    }
+    return this.#await((failure) => withCode(new Error(failure.reason), failure.code));
+  }
+
+  /** The outcome of what was just queued, from #settle, in queue order;
+   * `errorOf` makes a failure's error. */
+  #await(errorOf) {
+    const outcome = new Promise((resolve, reject) =>
+      this.#pending.push(resolve, (failure) => reject(errorOf(failure))),
+    );
     // A weak thread-safe function brings the outcomes: this keeps the
     // process alive until they are in.
     this.#keepAlive ??= setInterval(noop, 1 << 30);
@@ -150,7 +168,7 @@ class Link {
     }
   }
 
-  /** The fates of a pipeline of broadcasts, in queue order. */
+  /** The fates of a pipeline of broadcasts and marks, in queue order. */
   #settle({ ids, failures }) {
     const pending = this.#pending;
     let failure = 0;
@@ -164,7 +182,7 @@ class Link {
         resolve?.(ids[i]);
       } else {
         while (failures[failure].index < i) failure++;
-        reject?.(publishError(failures[failure]));
+        reject?.(failures[failure]);
       }
     }
     if (this.#head === pending.length) {

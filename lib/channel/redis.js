@@ -58,16 +58,21 @@ function notAppended(reason) {
  * @property {() => void} left a resume ended (joined or not): see Channel's `empty` event
  */
 
+/** Stands in for the set of resuming endpoints until there is one. */
+const NONE_RESUMING = new Set();
+
 class RedisStream {
-  /** @type {ChannelCore} */
-  #channel;
+  /** @type {() => ChannelCore} made on first use */
+  #coreOf;
+  /** @type {ChannelCore | null} */
+  #core = null;
   /** The shared link; null once closed. */
   #link;
   /** The stream's key (the link routes pages by it). */
   stream;
+  /** The server, named without userinfo (kept after close). */
+  #server;
   #maxLen;
-  /** How the stream is named in warnings and errors. */
-  #where;
   /** The link follows the stream for this channel. */
   #following = false;
   /** The id the follower has read up to; null until it says where it
@@ -77,7 +82,7 @@ class RedisStream {
   #positionKnown = null;
   #positionWait = null;
   /** Endpoints still being replayed the stream. */
-  #resuming = new Set();
+  #resuming = NONE_RESUMING;
   /** The stream cannot be read now (and it was reported). */
   #unreadable = false;
 
@@ -86,26 +91,40 @@ class RedisStream {
   ready;
 
   /**
-   * @param {ChannelCore} channel
+   * @param {() => ChannelCore} coreOf the channel's core, made on first use
    * @param {{ url: string, stream: string, maxLen: number, tls?: object }} redis checked options
    */
-  constructor(channel, redis) {
-    this.#channel = channel;
+  constructor(coreOf, redis) {
+    this.#coreOf = coreOf;
     const link = Link.acquire(redis);
     this.#link = link;
+    this.#server = link.server;
     this.stream = redis.stream;
     this.#maxLen = redis.maxLen;
-    this.#where = `Redis stream ${JSON.stringify(redis.stream)} at ${link.server}`;
     // Ready once the publisher is connected and has read the stream: a
     // client subscribed then misses nothing broadcast after; rejected when
     // Redis cannot be reached or the stream read.
-    const ready = link.native.ready(redis.stream).then((mark) => {
-      if (this.#link === null) throw closedBeforeReady();
-      if (mark.code == null) return;
-      if (mark.code === codes.RedisUnreadable) this.#reportUnreadable(mark.reason);
-      throw withCode(new Error(mark.reason), mark.code);
-    });
-    this.ready = handled(ready);
+    this.ready = handled(
+      link.ready(redis.stream).then(
+        () => {
+          if (this.#link === null) throw closedBeforeReady();
+        },
+        (err) => {
+          if (err.code === codes.RedisUnreadable) this.#reportUnreadable(err.message);
+          throw this.#link === null ? closedBeforeReady() : err;
+        },
+      ),
+    );
+  }
+
+  /** The channel's side of what the two share. */
+  get #channel() {
+    return (this.#core ??= this.#coreOf());
+  }
+
+  /** How the stream is named in warnings and errors. */
+  get #where() {
+    return `Redis stream ${JSON.stringify(this.stream)} at ${this.#server}`;
   }
 
   /** How many endpoints are being replayed the stream now. */
@@ -264,6 +283,7 @@ class RedisStream {
       channel.tellIncomplete(endpoint, lastEventId, result);
       return result;
     }
+    if (this.#resuming === NONE_RESUMING) this.#resuming = new Set();
     this.#resuming.add(endpoint);
     try {
       await this.#caughtUp(endpoint, lastEventId, result);

@@ -6,8 +6,7 @@
 
 use std::sync::Arc;
 
-use napi::bindgen_prelude::{Buffer, Function, PromiseRaw};
-use napi::Env;
+use napi::bindgen_prelude::{Buffer, Function};
 use napi_derive::napi;
 
 use super::callback::{call, spawn, weak};
@@ -154,16 +153,6 @@ impl StreamPage {
     }
 }
 
-/// Where a channel's following starts, or why it cannot be read.
-#[napi(object)]
-pub struct Mark {
-    /// The stream's newest id when the request was queued; `null` on failure.
-    pub id: Option<String>,
-    /// `ERR_SSE_REDIS_UNAVAILABLE` or `ERR_SSE_REDIS_UNREADABLE`, on failure.
-    pub code: Option<String>,
-    pub reason: Option<String>,
-}
-
 #[napi]
 pub struct RedisLink {
     link: Link,
@@ -221,29 +210,12 @@ impl RedisLink {
         self.link.server().to_string()
     }
 
-    /// Resolves once the publisher is connected and has read `stream`'s
-    /// newest id at this place in the queue, or with why it could not.
+    /// Queues a mark of `stream` (see [`Link::mark`]): its outcome comes
+    /// with the fates of broadcasts, in queue order. Returns false once the
+    /// link is closed.
     #[napi(catch_unwind)]
-    pub fn ready<'env>(
-        &self,
-        env: &'env Env,
-        stream: String,
-    ) -> napi::Result<PromiseRaw<'env, Mark>> {
-        let ready = self.link.ready(Arc::from(stream));
-        env.spawn_future(async move {
-            Ok(match ready.await {
-                Ok(id) => Mark {
-                    id: Some(id.to_string()),
-                    code: None,
-                    reason: None,
-                },
-                Err((code, reason)) => Mark {
-                    id: None,
-                    code: Some(code.as_str().to_string()),
-                    reason: Some(reason),
-                },
-            })
-        })
+    pub fn mark(&self, stream: String) -> bool {
+        self.link.mark(Arc::from(stream))
     }
 
     /// Reads up to `count` entries of `stream` after `after` (a stream id),

@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
 use redis::AsyncConnectionConfig;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use crate::core::backoff::Backoff;
 use crate::core::codes::Code;
@@ -80,17 +80,20 @@ pub struct Tls {
 pub struct PublishFailure {
     /// Its place in the batch's `ids`.
     pub index: u32,
-    /// [`Code::RedisNotAppended`] or [`Code::RedisOutcomeUnknown`].
+    /// A broadcast's [`Code::RedisNotAppended`] or
+    /// [`Code::RedisOutcomeUnknown`]; a mark's [`Code::RedisUnavailable`] or
+    /// [`Code::RedisUnreadable`].
     pub code: Code,
     pub reason: String,
 }
 
-/// The fate of a run of broadcasts, of any channels on the link, in the
-/// order they were queued: one call back into JavaScript per pipeline, not
-/// one per broadcast.
+/// The fate of a run of broadcasts and marks, of any channels on the link,
+/// in the order they were queued: one call back into JavaScript per
+/// pipeline, not one per broadcast.
 #[derive(Debug)]
 pub struct PublishBatch {
-    /// Each broadcast's stream id; `""` where it failed.
+    /// Each broadcast's stream id (each mark's newest id); `""` where it
+    /// failed.
     pub ids: Vec<String>,
     pub failures: Vec<PublishFailure>,
 }
@@ -294,26 +297,16 @@ impl Link {
         &self.server
     }
 
-    /// Resolves once the publisher is connected and has read the stream's
-    /// newest id at this place in the queue, or to why it could not.
-    pub fn ready(
-        &self,
-        stream: Arc<str>,
-    ) -> impl Future<Output = Result<StreamId, (Code, String)>> + Send + 'static {
-        let (reply, outcome) = oneshot::channel();
-        let closed = self
-            .send(Request::Mark {
-                stream,
-                reply: MarkFor::Caller(reply),
-            })
-            .is_err();
-        async move {
-            let gone = || (Code::ChannelClosed, "The channel is closed".to_string());
-            if closed {
-                return Err(gone());
-            }
-            outcome.await.unwrap_or_else(|_| Err(gone()))
-        }
+    /// Queues a mark of `stream`: once the publisher is connected, the
+    /// stream's newest id at this place in the queue, reported with the
+    /// fates (in queue order), or why it could not be read. Returns false
+    /// once the link is closed.
+    pub fn mark(&self, stream: Arc<str>) -> bool {
+        self.send(Request::Mark {
+            stream,
+            reply: MarkFor::Report,
+        })
+        .is_ok()
     }
 
     /// Queues an event for `stream`, behind every earlier one; its fate

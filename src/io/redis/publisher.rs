@@ -36,7 +36,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use redis::aio::MultiplexedConnection;
 use redis::Value;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::follower::Control;
@@ -106,8 +106,9 @@ pub enum Request {
 
 /// Who a mark is for.
 pub enum MarkFor {
-    /// A caller waiting for it (`ready`).
-    Caller(oneshot::Sender<Result<StreamId, (Code, String)>>),
+    /// The caller (`ready`): it is reported with the fates, in queue order
+    /// (the id, or the failure with its code).
+    Report,
     /// The follower, to follow the stream from the mark; from its end as the
     /// follower finds it, if the mark could not be read (Redis down: no
     /// broadcast is appended meanwhile from here).
@@ -115,11 +116,17 @@ pub enum MarkFor {
 }
 
 impl MarkFor {
-    fn answer(self, stream: Arc<str>, mark: Result<StreamId, (Code, String)>) {
+    fn answer(
+        self,
+        stream: Arc<str>,
+        mark: Result<StreamId, (Code, String)>,
+        fates: &mut PublishBatch,
+    ) {
         match self {
-            MarkFor::Caller(reply) => {
-                let _ = reply.send(mark);
-            }
+            MarkFor::Report => match mark {
+                Ok(id) => fates.appended(id.to_string()),
+                Err((code, reason)) => fates.failed(code, reason),
+            },
             MarkFor::Follow(follower) => {
                 let _ = follower.send(Control::Follow {
                     stream,
@@ -214,7 +221,7 @@ impl Publisher {
                             fates.failed(Code::RedisNotAppended, reason.clone())
                         }
                         Request::Mark { stream, reply } => {
-                            reply.answer(stream, Err((Code::RedisUnavailable, reason.clone())));
+                            reply.answer(stream, Err((Code::RedisUnavailable, reason.clone())), &mut fates);
                         }
                     }
                 }
@@ -417,7 +424,7 @@ impl Publisher {
                 },
                 Request::Mark { stream, reply: to } => {
                     let mark = self.mark_of(&stream, reply);
-                    to.answer(stream, mark);
+                    to.answer(stream, mark, &mut fates);
                 }
             }
         }
@@ -651,7 +658,7 @@ impl Publisher {
                     ),
                 },
                 Request::Mark { stream, reply } => {
-                    reply.answer(stream, Err((Code::RedisUnavailable, reason.to_string())));
+                    reply.answer(stream, Err((Code::RedisUnavailable, reason.to_string())), &mut fates);
                 }
             }
         }
