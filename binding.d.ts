@@ -302,7 +302,7 @@ export interface PageReplay {
 export declare function pauseStream(slot: number): void
 
 /**
- * The fate of a run of broadcasts, in the order they were queued; see
+ * The fate of a run of broadcasts and marks, in the order they were queued; see
  * [`link::PublishBatch`].
  */
 export interface PublishBatch {
@@ -311,11 +311,18 @@ export interface PublishBatch {
   failures?: Array<PublishFailure>
 }
 
-/** A broadcast that was not appended, or whose fate is unknown. */
+/**
+ * A broadcast that was not appended, or whose fate is unknown; or a mark
+ * that could not be read.
+ */
 export interface PublishFailure {
   /** Its place in the batch's `ids`. */
   index: number
-  /** `ERR_SSE_REDIS_NOT_APPENDED` or `ERR_SSE_REDIS_OUTCOME_UNKNOWN`. */
+  /**
+   * A broadcast's `ERR_SSE_REDIS_NOT_APPENDED` or
+   * `ERR_SSE_REDIS_OUTCOME_UNKNOWN`; a mark's `ERR_SSE_REDIS_UNAVAILABLE`
+   * or `ERR_SSE_REDIS_UNREADABLE`.
+   */
   code: string
   reason: string
 }

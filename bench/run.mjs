@@ -208,6 +208,25 @@ function runPublish(impl, mode, redisUrl, run) {
   return JSON.parse(child.stdout.trim().split('\n').at(-1));
 }
 
+/** Many channels on one link (bench/channels.mjs): publish throughput and
+ * publish→delivery latency with `channels` channels in one process. */
+function runChannels(channels, redisUrl, run) {
+  const params = {
+    url: redisUrl,
+    channels,
+    n: quick ? 10_000 : 50_000,
+    paced: quick ? 1_000 : 3_000,
+    prefix: `bench-channels-${process.pid}-${channels}-${run}`,
+  };
+  const child = spawnSync(
+    process.execPath,
+    [new URL('./channels.mjs', import.meta.url).pathname, JSON.stringify(params)],
+    { encoding: 'utf8', timeout: 300_000 },
+  );
+  if (child.status !== 0) throw new Error(`channels bench (${channels}) failed: ${child.stderr}`);
+  return JSON.parse(child.stdout.trim().split('\n').at(-1));
+}
+
 /** The floor: Redis's own benchmark client appending the same entries,
  * pipelined 100 deep, as fast as the server takes them. */
 function redisFloor(redisUrl) {
@@ -426,6 +445,17 @@ if (!only || only.includes('scaleout')) {
       const resumeMedians = {};
       for (const key of Object.keys(resumeRuns[0])) resumeMedians[key] = median(resumeRuns.map((r) => r[key]));
       scaleout.resume = { runs: resumeRuns, median: resumeMedians };
+      scaleout.channels = {};
+      for (const channels of [1, 1_000, 100_000]) {
+        const runs = [];
+        for (let run = 0; run < RUNS; run++) {
+          process.stderr.write(`channels / ${channels} / run ${run + 1}\r`);
+          runs.push(runChannels(channels, redis.url, run));
+        }
+        const medians = {};
+        for (const key of Object.keys(runs[0])) medians[key] = median(runs.map((r) => r[key]));
+        scaleout.channels[channels] = { runs, median: medians };
+      }
     } finally {
       redis.stop();
     }
@@ -550,6 +580,16 @@ if (scaleout) {
   console.log(
     `| ${format(resume.entriesPerSecond)} | ${format(resume.stallMs)} | ${format(resume.idleStallMs)} | ${format(resume.rssGrowthMiB)} |`,
   );
+  console.log(
+    `\nMany channels on one link, one process (median of ${RUNS}; up to 1,000 of them with a client; broadcasts to random channels):`,
+  );
+  console.log('| channels | publish, not awaited (events/s) | publish→delivery p50 (ms) | p99 (ms) |');
+  console.log('|--:|--:|--:|--:|');
+  for (const [channels, { median: m }] of Object.entries(scaleout.channels)) {
+    console.log(
+      `| ${Number(channels).toLocaleString('en-US')} | ${format(m.publishPerSecond)} | ${format(m.latencyP50Ms)} | ${format(m.latencyP99Ms)} |`,
+    );
+  }
   results.scaleout = scaleout;
 }
 

@@ -24,17 +24,20 @@ pub struct RedisTls {
     pub key: Option<Buffer>,
 }
 
-/// A broadcast that was not appended, or whose fate is unknown.
+/// A broadcast that was not appended, or whose fate is unknown; or a mark
+/// that could not be read.
 #[napi(object)]
 pub struct PublishFailure {
     /// Its place in the batch's `ids`.
     pub index: u32,
-    /// `ERR_SSE_REDIS_NOT_APPENDED` or `ERR_SSE_REDIS_OUTCOME_UNKNOWN`.
+    /// A broadcast's `ERR_SSE_REDIS_NOT_APPENDED` or
+    /// `ERR_SSE_REDIS_OUTCOME_UNKNOWN`; a mark's `ERR_SSE_REDIS_UNAVAILABLE`
+    /// or `ERR_SSE_REDIS_UNREADABLE`.
     pub code: String,
     pub reason: String,
 }
 
-/// The fate of a run of broadcasts, in the order they were queued; see
+/// The fate of a run of broadcasts and marks, in the order they were queued; see
 /// [`link::PublishBatch`].
 #[napi(object)]
 pub struct PublishBatch {

@@ -250,6 +250,18 @@ mod tests {
         assert_eq!(events[0].last_event_id, "5-1");
         let plain = check("5-2", &fields(&[(b"d", b"")])).unwrap();
         assert_eq!(parse(&plain.frame)[0].kind, "message");
+        // The producer tag is accepted and never sent.
+        let tagged = check("5-3", &fields(&[(b"d", b"x"), (b"p", b"0a1b-7")])).unwrap();
+        assert_eq!(
+            tagged.frame,
+            check("5-3", &fields(&[(b"d", b"x")])).unwrap().frame
+        );
+        assert_eq!(
+            check("5-4", &fields(&[(b"d", b"x"), (b"p", b"a"), (b"p", b"b")]))
+                .unwrap_err()
+                .1,
+            BadEntry::Repeated("p".to_string())
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! # Notices, then reads
 //!
 //! Each broadcast publishes its new id on the channel named as its stream
-//! (see [`super::publisher::APPEND_SCRIPT`]). A notice carries no event: it
+//! (see [`super::publisher::append_script`]). A notice carries no event: it
 //! tells the follower that its stream has entries past what was read, and
 //! the follower reads them from the stream itself (`XRANGE (last + COUNT`)
 //! on the link's page connections. So the stream stays the one source of
@@ -118,7 +118,8 @@ struct Done {
 enum Read {
     /// The stream's end, for a follow that starts there.
     Start(StreamId),
-    /// Entries after `from`, and the stream's newest id.
+    /// Entries after `from`; when there are none, the stream's newest id
+    /// (otherwise `from`).
     After {
         entries: Vec<(String, crate::core::stream_entry::RawFields)>,
         newest: StreamId,
@@ -347,14 +348,17 @@ impl Follower {
         done_to: &mpsc::UnboundedSender<Done>,
     ) -> Option<StreamPage> {
         self.read(name, followed, done_to);
-        followed
-            .last
-            .map(|last| StreamPage::at(name.clone(), last))
+        followed.last.map(|last| StreamPage::at(name.clone(), last))
     }
 
     /// Reads the stream past `last`, unless a read is in flight (then it
     /// reads again when that one ends).
-    fn read(&self, name: &Arc<str>, followed: &mut Followed, done_to: &mpsc::UnboundedSender<Done>) {
+    fn read(
+        &self,
+        name: &Arc<str>,
+        followed: &mut Followed,
+        done_to: &mpsc::UnboundedSender<Done>,
+    ) {
         if followed.reading {
             followed.dirty = true;
             return;
@@ -369,10 +373,19 @@ impl Follower {
         tokio::spawn(async move {
             let result = match from {
                 None => pages.newest(&stream).await.map(Read::Start),
-                Some(from) => pages
-                    .after(&stream, from, READ_COUNT)
-                    .await
-                    .map(|(entries, newest)| Read::After { entries, newest }),
+                // The newest id is asked for only when nothing was read: it
+                // tells a stream that went back from one with nothing new.
+                Some(from) => match pages.after(&stream, from, READ_COUNT).await {
+                    Ok(entries) if entries.is_empty() => pages
+                        .newest(&stream)
+                        .await
+                        .map(|newest| Read::After { entries, newest }),
+                    Ok(entries) => Ok(Read::After {
+                        entries,
+                        newest: from,
+                    }),
+                    Err(err) => Err(err),
+                },
             };
             let _ = done_to.send(Done {
                 stream,
@@ -384,7 +397,12 @@ impl Follower {
     }
 
     /// Reads again after `RETRY_READ`.
-    fn retry(&self, name: &Arc<str>, followed: &mut Followed, done_to: &mpsc::UnboundedSender<Done>) {
+    fn retry(
+        &self,
+        name: &Arc<str>,
+        followed: &mut Followed,
+        done_to: &mpsc::UnboundedSender<Done>,
+    ) {
         followed.reading = true;
         followed.dirty = true;
         let stream = name.clone();

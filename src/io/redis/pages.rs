@@ -66,44 +66,44 @@ impl Pages {
 
     /// The stream's newest id (`0-0` when it is empty or missing).
     pub async fn newest(&self, stream: &str) -> redis::RedisResult<StreamId> {
-        let reply: Value = self.query(redis::cmd("XREVRANGE")
-                        .arg(stream)
-                        .arg("+")
-                        .arg("-")
-                        .arg("COUNT")
-                        .arg(1).clone())
+        let reply: Value = self
+            .query(
+                redis::cmd("XREVRANGE")
+                    .arg(stream)
+                    .arg("+")
+                    .arg("-")
+                    .arg("COUNT")
+                    .arg(1)
+                    .clone(),
+            )
             .await?;
         Ok(newest_of(reply))
     }
 
-    /// Up to `count` entries after `from` (exclusive), and the stream's
-    /// newest id, read together.
+    /// Up to `count` entries after `from` (exclusive).
     pub async fn after(
         &self,
         stream: &str,
         from: StreamId,
         count: usize,
-    ) -> redis::RedisResult<(Vec<(String, RawFields)>, StreamId)> {
+    ) -> redis::RedisResult<Vec<(String, RawFields)>> {
         let start = if from == StreamId::default() {
             "-".to_string()
         } else {
             format!("({from}")
         };
-        let (entries, newest): (Value, Value) = self.query(redis::pipe()
-                        .cmd("XRANGE")
-                        .arg(stream)
-                        .arg(&start)
-                        .arg("+")
-                        .arg("COUNT")
-                        .arg(count)
-                        .cmd("XREVRANGE")
-                        .arg(stream)
-                        .arg("+")
-                        .arg("-")
-                        .arg("COUNT")
-                        .arg(1).clone())
+        let entries: Value = self
+            .query(
+                redis::cmd("XRANGE")
+                    .arg(stream)
+                    .arg(&start)
+                    .arg("+")
+                    .arg("COUNT")
+                    .arg(count)
+                    .clone(),
+            )
             .await?;
-        Ok((entries_of(entries), newest_of(newest)))
+        Ok(entries_of(entries))
     }
 
     /// One page after `after`, and whether it follows on from `after`: the
@@ -116,12 +116,16 @@ impl Pages {
         after: StreamId,
         count: u32,
     ) -> redis::RedisResult<(Page, bool)> {
-        let reply: Value = self.query(redis::cmd("XRANGE")
-                        .arg(stream)
-                        .arg(after.to_string())
-                        .arg("+")
-                        .arg("COUNT")
-                        .arg(u64::from(count.max(1)) + 1).clone())
+        let reply: Value = self
+            .query(
+                redis::cmd("XRANGE")
+                    .arg(stream)
+                    .arg(after.to_string())
+                    .arg("+")
+                    .arg("COUNT")
+                    .arg(u64::from(count.max(1)) + 1)
+                    .clone(),
+            )
             .await?;
         let mut entries = entries_of(reply).into_iter().peekable();
         let continuous = entries

@@ -1,7 +1,7 @@
 //! The publisher: one task per link takes the broadcasts of every channel on
 //! it from one queue, in call order, and sends each run of them as one
 //! pipeline on its own connection. Each broadcast is one call of
-//! [`APPEND_SCRIPT`]: an `XADD` to the channel's stream and a `PUBLISH` of
+//! [`append_script`]: an `XADD` to the channel's stream and a `PUBLISH` of
 //! the new id on the channel of the same name, together, so that every
 //! process following the stream hears of the entry it must read. Redis runs
 //! a connection's commands in order, so each stream's order is call order,
@@ -44,9 +44,11 @@ use super::replies::{entries_of, lasting};
 use super::{Connector, OutcomeSink, PublishBatch, BACKOFF, REPLY_TIMEOUT};
 use crate::core::backoff::Backoff;
 use crate::core::codes::Code;
-use crate::core::stream_entry::{StreamId, PRODUCER_FIELD};
+use crate::core::stream_entry::{StreamId, DATA_FIELD, EVENT_FIELD, PRODUCER_FIELD};
 use crate::core::{hex, stop};
 
+/// Broadcasts to one stream in one call of the script at most.
+const GROUP_MAX: usize = 250;
 /// Broadcasts sent in one pipeline at most, and their bytes.
 const PIPELINE_MAX: usize = 1_000;
 const PIPELINE_BYTES: usize = 1 << 20;
@@ -64,31 +66,51 @@ const CLOCK_SLACK_MS: u64 = 5_000;
 const SEARCH_PAGE: usize = 1_000;
 const SEARCH_PAGES: usize = 100;
 
-/// The script each broadcast runs: `KEYS[1]` the stream; `ARGV` the
-/// trimming length (`0`: never), the producer tag, the data and, if named,
-/// the event. The `PUBLISH` is a `pcall`: the entry is appended whatever
-/// becomes of the notice (a follower that misses it reads the entry with the
-/// next one, or when it reconnects).
-pub const APPEND_SCRIPT: &str = r"
-local xadd = {'XADD', KEYS[1]}
-if ARGV[1] ~= '0' then
-  xadd[#xadd + 1] = 'MAXLEN'
-  xadd[#xadd + 1] = '~'
-  xadd[#xadd + 1] = ARGV[1]
+/// Stands for "no event name" in the script's arguments: a name cannot hold
+/// a line break.
+const NO_EVENT: &str = "\n";
+
+/// The script each run of broadcasts to one stream runs: `KEYS[1]` the
+/// stream; `ARGV[1]` the trimming length (`0`: never), then for each
+/// broadcast its producer tag, its data and its event name ([`NO_EVENT`] for
+/// none). Each append is a `pcall`, so that one refused (out of memory, a
+/// wrong type) is answered as refused while those before it stay appended
+/// and are answered with their ids: the reply is one id or error per
+/// broadcast. One `PUBLISH` of the last id follows (also a `pcall`: the
+/// entries are appended whatever becomes of the notice; a follower that
+/// misses it reads them with the next one, or when it reconnects). The field
+/// names are the ones [`crate::core::stream_entry`] checks.
+pub fn append_script() -> String {
+    format!(
+        r"
+local trim = ARGV[1] ~= '0'
+local replies = {{}}
+local last
+for i = 2, #ARGV - 2, 3 do
+  local xadd = {{'XADD', KEYS[1]}}
+  if trim then
+    xadd[#xadd + 1] = 'MAXLEN'
+    xadd[#xadd + 1] = '~'
+    xadd[#xadd + 1] = ARGV[1]
+  end
+  xadd[#xadd + 1] = '*'
+  xadd[#xadd + 1] = '{DATA_FIELD}'
+  xadd[#xadd + 1] = ARGV[i + 1]
+  if ARGV[i + 2] ~= '\n' then
+    xadd[#xadd + 1] = '{EVENT_FIELD}'
+    xadd[#xadd + 1] = ARGV[i + 2]
+  end
+  xadd[#xadd + 1] = '{PRODUCER_FIELD}'
+  xadd[#xadd + 1] = ARGV[i]
+  local reply = redis.pcall(unpack(xadd))
+  replies[#replies + 1] = reply
+  if type(reply) == 'string' then last = reply end
 end
-xadd[#xadd + 1] = '*'
-xadd[#xadd + 1] = 'd'
-xadd[#xadd + 1] = ARGV[3]
-if ARGV[4] then
-  xadd[#xadd + 1] = 'e'
-  xadd[#xadd + 1] = ARGV[4]
-end
-xadd[#xadd + 1] = 'p'
-xadd[#xadd + 1] = ARGV[2]
-local id = redis.call(unpack(xadd))
-redis.pcall('PUBLISH', KEYS[1], id)
-return id
-";
+if last then redis.pcall('PUBLISH', KEYS[1], last) end
+return replies
+"
+    )
+}
 
 /// What the publisher is asked to do, in order.
 pub enum Request {
@@ -221,7 +243,11 @@ impl Publisher {
                             fates.failed(Code::RedisNotAppended, reason.clone())
                         }
                         Request::Mark { stream, reply } => {
-                            reply.answer(stream, Err((Code::RedisUnavailable, reason.clone())), &mut fates);
+                            reply.answer(
+                                stream,
+                                Err((Code::RedisUnavailable, reason.clone())),
+                                &mut fates,
+                            );
                         }
                     }
                 }
@@ -296,7 +322,7 @@ impl Publisher {
         let mut connection = self.connector.connect(REPLY_TIMEOUT).await?;
         let sha: String = redis::cmd("SCRIPT")
             .arg("LOAD")
-            .arg(APPEND_SCRIPT)
+            .arg(append_script())
             .query_async(&mut connection)
             .await?;
         let client_id: Option<i64> = redis::cmd("CLIENT")
@@ -322,31 +348,46 @@ impl Publisher {
         let mut pipe = redis::pipe();
         pipe.ignore_errors();
         let mut sent = Vec::with_capacity(batch.len());
-        for request in &batch {
-            match request {
+        // How many requests each command of the pipeline answers: a run of
+        // broadcasts to one stream is one call of the script (`0` for a
+        // mark, which answers one request with its own reply).
+        let mut groups: Vec<usize> = Vec::new();
+        let mut at = 0;
+        while at < batch.len() {
+            match &batch[at] {
                 Request::Publish {
-                    stream,
-                    max_len,
-                    data,
-                    event,
+                    stream, max_len, ..
                 } => {
-                    let tag = format!("{}-{}", state.tag_prefix, state.next_tag);
-                    state.next_tag += 1;
                     let command = pipe
                         .cmd("EVALSHA")
                         .arg(&held.sha)
                         .arg(1)
                         .arg(&**stream)
-                        .arg(max_len)
-                        .arg(&tag)
-                        .arg(data);
-                    if let Some(event) = event {
-                        command.arg(event);
+                        .arg(max_len);
+                    let first = at;
+                    while let Some(Request::Publish {
+                        stream: next,
+                        max_len: next_len,
+                        data,
+                        event,
+                    }) = batch.get(at)
+                    {
+                        if next != stream || next_len != max_len || at - first >= GROUP_MAX {
+                            break;
+                        }
+                        let tag = format!("{}-{}", state.tag_prefix, state.next_tag);
+                        state.next_tag += 1;
+                        command
+                            .arg(&tag)
+                            .arg(data)
+                            .arg(event.as_deref().unwrap_or(NO_EVENT));
+                        sent.push(Sent {
+                            stream: stream.clone(),
+                            tag,
+                        });
+                        at += 1;
                     }
-                    sent.push(Sent {
-                        stream: stream.clone(),
-                        tag,
-                    });
+                    groups.push(at - first);
                 }
                 Request::Mark { stream, .. } => {
                     pipe.cmd("XREVRANGE")
@@ -355,6 +396,8 @@ impl Publisher {
                         .arg("-")
                         .arg("COUNT")
                         .arg(1);
+                    groups.push(0);
+                    at += 1;
                 }
             }
         }
@@ -365,11 +408,11 @@ impl Publisher {
             now.min(state.redis_ms)
         };
         let lower_ms = clock.saturating_sub(CLOCK_SLACK_MS);
-        let reply = pipe
-            .query_async::<Vec<Value>>(&mut held.connection)
-            .await;
+        let reply = pipe.query_async::<Vec<Value>>(&mut held.connection).await;
         match reply {
-            Ok(replies) if replies.len() == batch.len() => self.fates_of(state, batch, replies),
+            Ok(replies) if replies.len() == groups.len() => {
+                self.fates_of(state, batch, &groups, replies)
+            }
             lost => {
                 let reason = match lost {
                     Err(err) => err.to_string(),
@@ -387,48 +430,79 @@ impl Publisher {
         }
     }
 
-    /// Each request's fate, from its reply.
-    fn fates_of(&self, state: &mut State, batch: Vec<Request>, replies: Vec<Value>) -> PublishBatch {
-        let server = &self.server;
+    /// Each request's fate, from the replies of the commands that carried
+    /// them (`groups`: how many broadcasts each answers; `0` a mark).
+    fn fates_of(
+        &self,
+        state: &mut State,
+        batch: Vec<Request>,
+        groups: &[usize],
+        replies: Vec<Value>,
+    ) -> PublishBatch {
         let mut fates = PublishBatch::new(batch.len());
-        for (request, reply) in batch.into_iter().zip(replies) {
-            match request {
-                Request::Publish { .. } => match id_of(&reply) {
-                    Some(id) => {
-                        if let Some(parsed) = StreamId::parse(&id) {
-                            state.redis_ms = state.redis_ms.max(parsed.ms);
-                        }
-                        fates.appended(id);
-                    }
-                    None => match reply {
-                        // Redis refused it (out of memory, a wrong type, an
-                        // ACL, a script flushed by hand): the script did not
-                        // append it, or it would have answered with the id.
-                        Value::ServerError(err) => {
-                            if err.code() == "NOSCRIPT" {
-                                if let Some(held) = state.connection.as_mut() {
-                                    // Loaded again before the next pipeline.
-                                    held.outages = u64::MAX;
-                                }
-                            }
-                            fates.failed(
-                                Code::RedisNotAppended,
-                                format!("Redis at {server} refused it: {err}"),
-                            )
-                        }
-                        other => fates.failed(
-                            Code::RedisOutcomeUnknown,
-                            format!("Redis at {server} answered the append with {other:?}"),
-                        ),
-                    },
-                },
-                Request::Mark { stream, reply: to } => {
-                    let mark = self.mark_of(&stream, reply);
-                    to.answer(stream, mark, &mut fates);
+        let mut requests = batch.into_iter();
+        for (&count, reply) in groups.iter().zip(replies) {
+            if count == 0 {
+                if let Some(mark) = requests.next() {
+                    self.fate_of(state, mark, reply, &mut fates);
                 }
+                continue;
+            }
+            let mut answers: Vec<Value> = match reply {
+                Value::Array(answers) if answers.len() == count => answers,
+                // The script did not run (refused, flushed): none of the
+                // run was appended. Anything else is one request's reply.
+                other => vec![other; count],
+            };
+            answers.reverse();
+            for _ in 0..count {
+                let (Some(request), Some(answer)) = (requests.next(), answers.pop()) else {
+                    break;
+                };
+                self.fate_of(state, request, answer, &mut fates);
             }
         }
         fates
+    }
+
+    /// One request's fate, from its answer.
+    fn fate_of(&self, state: &mut State, request: Request, reply: Value, fates: &mut PublishBatch) {
+        let server = &self.server;
+        match request {
+            Request::Publish { .. } => match id_of(&reply) {
+                Some(id) => {
+                    if let Some(parsed) = StreamId::parse(&id) {
+                        state.redis_ms = state.redis_ms.max(parsed.ms);
+                    }
+                    fates.appended(id);
+                }
+                None => match reply {
+                    // Redis refused it (out of memory, a wrong type, an ACL,
+                    // a script flushed by hand): it was not appended, or the
+                    // script would have answered with its id.
+                    Value::ServerError(err) => {
+                        if err.code() == "NOSCRIPT" {
+                            if let Some(held) = state.connection.as_mut() {
+                                // Loaded again before the next pipeline.
+                                held.outages = u64::MAX;
+                            }
+                        }
+                        fates.failed(
+                            Code::RedisNotAppended,
+                            format!("Redis at {server} refused it: {err}"),
+                        )
+                    }
+                    other => fates.failed(
+                        Code::RedisOutcomeUnknown,
+                        format!("Redis at {server} answered the append with {other:?}"),
+                    ),
+                },
+            },
+            Request::Mark { stream, reply: to } => {
+                let mark = self.mark_of(&stream, reply);
+                to.answer(stream, mark, fates);
+            }
+        }
     }
 
     /// A mark's answer from the reply of its `XREVRANGE`.
@@ -658,7 +732,11 @@ impl Publisher {
                     ),
                 },
                 Request::Mark { stream, reply } => {
-                    reply.answer(stream, Err((Code::RedisUnavailable, reason.to_string())), &mut fates);
+                    reply.answer(
+                        stream,
+                        Err((Code::RedisUnavailable, reason.to_string())),
+                        &mut fates,
+                    );
                 }
             }
         }
