@@ -52,7 +52,7 @@ export declare class NativeChannel {
 export declare class RedisLink {
   /**
    * Makes the link and starts its publisher and follower; nothing is
-   * connected yet (see [`RedisLink::ready`]). Fails
+   * connected yet (see [`RedisLink::mark`]). Fails
    * (`ERR_SSE_REDIS_CONFIG`) only for a URL or TLS material that cannot
    * be used. `on_outcomes` is called with every pipeline's
    * [`PublishBatch`], `on_pages` with every run of pages the follower

@@ -112,25 +112,39 @@ function registerTests() {
       for (const c of clients) c.close();
     });
     await until(() => clients.every((c) => c.named.some((e) => e.type === 'subscribed')), 10_000, 'the subscriptions');
-    const burst = a.burst(20_000, 'k');
-    // Killed once the burst is under way, and started again at once.
-    await until(
-      async () => Number((await redis.commands([['XLEN', stream]]))[0]) > 500,
-      10_000,
-      'the burst to be under way',
-    );
-    await redis.kill();
-    await redis.run();
-    const outcomes = await burst;
-    const unknown = outcomes.filter((o) => o.code === 'ERR_SSE_REDIS_OUTCOME_UNKNOWN');
-    assert.deepEqual(unknown, [], 'no outcome is left unknown once Redis is back');
+    // A burst, with Redis killed once it is under way and started again at
+    // once. On a busy machine the burst may end before the kill lands; then
+    // another burst is tried (each one's outcomes are checked alike).
     const appended = [];
-    outcomes.forEach((o, i) => {
-      if (o.id !== undefined) appended.push({ id: o.id, data: `k${i}` });
-      else assert.equal(o.code, 'ERR_SSE_REDIS_NOT_APPENDED', JSON.stringify(o));
-    });
-    assert.ok(appended.length > 500, `${appended.length} appended`);
-    assert.ok(appended.length < outcomes.length, 'the kill cost some broadcasts (else it came too late)');
+    let cut = false;
+    for (let attempt = 0; attempt < 3 && !cut; attempt++) {
+      const before = Number((await redis.commands([['XLEN', stream]]))[0]);
+      const prefix = `k${attempt}-`;
+      const burst = a.burst(20_000, prefix);
+      await until(
+        async () => Number((await redis.commands([['XLEN', stream]]))[0]) > before + 500,
+        10_000,
+        'the burst to be under way',
+      );
+      await redis.kill();
+      await redis.run();
+      const outcomes = await burst;
+      const unknown = outcomes.filter((o) => o.code === 'ERR_SSE_REDIS_OUTCOME_UNKNOWN');
+      assert.deepEqual(unknown, [], 'no outcome is left unknown once Redis is back');
+      let lost = 0;
+      outcomes.forEach((o, i) => {
+        if (o.id !== undefined) appended.push({ id: o.id, data: `${prefix}${i}` });
+        else {
+          assert.equal(o.code, 'ERR_SSE_REDIS_NOT_APPENDED', JSON.stringify(o));
+          lost++;
+        }
+      });
+      cut = lost > 0;
+      t.diagnostic(
+        `burst ${attempt + 1}: ${outcomes.length - lost} of ${outcomes.length} appended, the rest not appended; none unknown`,
+      );
+    }
+    assert.ok(cut, 'a kill landed under a burst');
     // The stream holds exactly the appended ones, in call order.
     const [entries] = await redis.commands([['XRANGE', stream, '-', '+']]);
     assert.deepEqual(
@@ -142,7 +156,6 @@ function registerTests() {
       await until(() => client.count >= appended.length, 30_000, `${appended.length} events`);
       assert.deepEqual(client.events, appended);
     }
-    t.diagnostic(`${appended.length} of ${outcomes.length} appended, the rest not appended; none unknown`);
   });
 }
 

@@ -93,7 +93,9 @@ class Channel extends GuardedEventTarget {
     const channel = this;
     return {
       get native() {
-        return channel.#native ?? (unsubscribedNative ??= new native.NativeChannel(0, 0));
+        if (channel.#native !== null) return channel.#native;
+        unsubscribedNative ??= new native.NativeChannel(0, 0);
+        return unsubscribedNative;
       },
       size: () => this.#subscribers.size,
       has: (endpoint) => this.#subscribers.get(endpoint[kSlot]) === endpoint,

@@ -119,7 +119,8 @@ class RedisStream {
 
   /** The channel's side of what the two share. */
   get #channel() {
-    return (this.#core ??= this.#coreOf());
+    this.#core ??= this.#coreOf();
+    return this.#core;
   }
 
   /** How the stream is named in warnings and errors. */

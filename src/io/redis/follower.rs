@@ -146,7 +146,7 @@ impl Follower {
                 // Nothing to follow: no connection until there is.
                 match control.recv().await {
                     Some(request) => {
-                        self.apply(&mut follows, &mut generation, request, &done_to);
+                        self.apply(&mut follows, &mut generation, request);
                         continue;
                     }
                     None => return,
@@ -166,13 +166,13 @@ impl Follower {
                         }
                     }
                     tokio::time::sleep(backoff.next_wait()).await;
-                    self.drain(&mut follows, &mut generation, &mut control, &done_to);
+                    self.drain(&mut follows, &mut generation, &mut control);
                     continue;
                 }
                 Err(_) => {
                     self.outages.fetch_add(1, Ordering::Relaxed);
                     tokio::time::sleep(backoff.next_wait()).await;
-                    self.drain(&mut follows, &mut generation, &mut control, &done_to);
+                    self.drain(&mut follows, &mut generation, &mut control);
                     continue;
                 }
             };
@@ -190,6 +190,10 @@ impl Follower {
             }
             if lost {
                 self.outages.fetch_add(1, Ordering::Relaxed);
+                let lost_at = now_ms();
+                for followed in follows.values_mut() {
+                    followed.outage_ms.get_or_insert(lost_at);
+                }
                 tokio::time::sleep(backoff.next_wait()).await;
                 continue;
             }
@@ -217,19 +221,19 @@ impl Follower {
                         match &request {
                             Control::Follow { stream, .. } if subscribe => {
                                 if !answered(sink.subscribe(&**stream)).await {
-                                    self.apply(&mut follows, &mut generation, request, &done_to);
+                                    self.apply(&mut follows, &mut generation, request);
                                     break Leave::Lost;
                                 }
                             }
                             Control::Unfollow { stream } => {
                                 if follows.contains_key(stream) && !answered(sink.unsubscribe(&**stream)).await {
-                                    self.apply(&mut follows, &mut generation, request, &done_to);
+                                    self.apply(&mut follows, &mut generation, request);
                                     break Leave::Lost;
                                 }
                             }
                             Control::Follow { .. } => {}
                         }
-                        let followed = self.apply(&mut follows, &mut generation, request, &done_to);
+                        let followed = self.apply(&mut follows, &mut generation, request);
                         if let Some(name) = followed {
                             if let Some(followed) = follows.get_mut(&name) {
                                 followed.subscribed = true;
@@ -296,10 +300,9 @@ impl Follower {
         follows: &mut HashMap<Arc<str>, Followed>,
         generation: &mut u64,
         control: &mut mpsc::UnboundedReceiver<Control>,
-        done_to: &mpsc::UnboundedSender<Done>,
     ) {
         while let Ok(request) = control.try_recv() {
-            self.apply(follows, generation, request, done_to);
+            self.apply(follows, generation, request);
         }
     }
 
@@ -309,7 +312,6 @@ impl Follower {
         follows: &mut HashMap<Arc<str>, Followed>,
         generation: &mut u64,
         request: Control,
-        _done_to: &mpsc::UnboundedSender<Done>,
     ) -> Option<Arc<str>> {
         match request {
             Control::Follow { stream, from } => {
@@ -449,7 +451,11 @@ impl Follower {
                         true,
                     ));
                 }
-                let _ = connection_lost(&err);
+                if connection_lost(&err) {
+                    // The publisher's connection, idle meanwhile, may be
+                    // dead too (see `publisher::Connection::outages`).
+                    self.outages.fetch_add(1, Ordering::Relaxed);
+                }
                 self.retry(&name, followed, done_to);
                 return;
             }
