@@ -51,7 +51,7 @@ let unsubscribedNative = null;
 
 class Channel extends GuardedEventTarget {
   /** Its NativeChannel; for a Redis-backed channel, made with its first
-   * subscriber (see #nativeForSubscribers). */
+   * subscriber (see #join). */
   #native = null;
   /** slot → subscribed endpoint. */
   #subscribers = NO_SUBSCRIBERS;

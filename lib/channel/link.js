@@ -16,6 +16,11 @@ const { handled, invalidValue, withCode, publishError } = require('../errors.js'
 
 const noop = () => {};
 
+/** Why a mark (`ready`) failed: the reason as it is, with its code. */
+function markError(failure) {
+  return withCode(new Error(failure.reason), failure.code);
+}
+
 /** Links by what identifies a deployment: URL and TLS material. */
 const links = new Map();
 
@@ -46,9 +51,9 @@ class Link {
   #users = 0;
   /** Followers by stream, and which streams are followed. */
   #followers = new Map();
-  /** Settlers of the broadcasts sent and not yet answered, in queue order,
-   * as [resolve, reject, resolve, reject, …] from #head on; and the handle
-   * that keeps the process alive meanwhile. */
+  /** Settlers of the broadcasts and marks sent and not yet answered, in
+   * queue order, as [resolve, reject, errorOf, …] from #head on; and the
+   * handle that keeps the process alive meanwhile. */
   #pending = [];
   #head = 0;
   #keepAlive = null;
@@ -97,7 +102,7 @@ class Link {
   publish(nativeChannel, stream, maxLen, data, event) {
     const refusal = nativeChannel.publish(this.native, stream, maxLen, data, event);
     if (refusal != null) return refusal;
-    return this.#await((failure) => publishError(failure));
+    return this.#await(publishError);
   }
 
   /** Resolves once the publisher is connected and has read `stream` at
@@ -107,15 +112,13 @@ class Link {
     if (!this.native.mark(stream)) {
       return handled(Promise.reject(withCode(new Error('The channel is closed'), codes.ChannelClosed)));
     }
-    return this.#await((failure) => withCode(new Error(failure.reason), failure.code));
+    return this.#await(markError);
   }
 
   /** The outcome of what was just queued, from #settle, in queue order;
    * `errorOf` makes a failure's error. */
   #await(errorOf) {
-    const outcome = new Promise((resolve, reject) =>
-      this.#pending.push(resolve, (failure) => reject(errorOf(failure))),
-    );
+    const outcome = new Promise((resolve, reject) => this.#pending.push(resolve, reject, errorOf));
     // A weak thread-safe function brings the outcomes: this keeps the
     // process alive until they are in.
     this.#keepAlive ??= setInterval(noop, 1 << 30);
@@ -176,13 +179,14 @@ class Link {
       const at = this.#head;
       const resolve = pending[at];
       const reject = pending[at + 1];
-      pending[at] = pending[at + 1] = undefined;
-      this.#head = at + 2;
+      const errorOf = pending[at + 2];
+      pending[at] = pending[at + 1] = pending[at + 2] = undefined;
+      this.#head = at + 3;
       if (ids[i] !== '') {
         resolve?.(ids[i]);
       } else {
         while (failures[failure].index < i) failure++;
-        reject?.(failures[failure]);
+        reject?.(errorOf(failures[failure]));
       }
     }
     if (this.#head === pending.length) {
@@ -207,9 +211,4 @@ class Link {
   }
 }
 
-/** How many links this thread holds (diagnostics). */
-function linkCount() {
-  return links.size;
-}
-
-module.exports = { Link, linkCount };
+module.exports = { Link };
