@@ -7,8 +7,10 @@
 // Each major's binary is Node's own, from the npm registry (the package
 // node-<platform>-<arch>@<major>, which ships bin/node), kept in
 // .cache/node/<major>; it comes first on the PATH, so test files that start
-// `node` get it too. Prints a line per major and exits 1 if any failed.
-import { spawnSync } from 'node:child_process';
+// `node` get it too. Prints a line per major and exits 1 if any failed; the
+// failing tests of each major are printed again at the very end, since a CI
+// log is often read from its tail.
+import { spawn, spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -28,15 +30,38 @@ for (const major of majors) {
   const version = spawnSync(node, ['--version'], { encoding: 'utf8' }).stdout.trim();
   console.log(`\n=== ${version}: node --test (${files.length} files)\n`);
   const started = Date.now();
-  const run = spawnSync(node, ['--test', '--test-reporter=spec', ...files], {
-    cwd: root,
-    stdio: 'inherit',
-    env: { ...process.env, PATH: `${bin}${delimiter}${process.env.PATH}` },
-  });
-  results.push({ version, passed: run.status === 0, seconds: Math.round((Date.now() - started) / 1000) });
+  const { status, failing } = await runSuite(node, bin);
+  results.push({ version, passed: status === 0, failing, seconds: Math.round((Date.now() - started) / 1000) });
 }
 
 console.log('\n| Node | suite | seconds |\n|---|---|--:|');
 for (const { version, passed, seconds } of results)
   console.log(`| ${version} | ${passed ? 'passed' : 'FAILED'} | ${seconds} |`);
+for (const { version, failing } of results)
+  if (failing.length) console.log(`\n=== ${version}: failing tests\n${failing.join('\n')}`);
 process.exitCode = results.every((r) => r.passed) ? 0 : 1;
+
+/** Runs the suite under `node`, its output passed through as it comes; the
+ * spec reporter's "failing tests" part (at most 200 lines) is kept. */
+function runSuite(node, bin) {
+  return new Promise((resolve) => {
+    const child = spawn(node, ['--test', '--test-reporter=spec', ...files], {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, PATH: `${bin}${delimiter}${process.env.PATH}` },
+    });
+    const failing = [];
+    let inFailing = false;
+    let rest = '';
+    child.stdout.on('data', (chunk) => {
+      process.stdout.write(chunk);
+      const lines = (rest + chunk).split('\n');
+      rest = lines.pop();
+      for (const line of lines) {
+        if (line.includes('failing tests:')) inFailing = true;
+        if (inFailing && failing.length < 200) failing.push(line);
+      }
+    });
+    child.on('close', (status) => resolve({ status, failing }));
+  });
+}
