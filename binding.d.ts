@@ -33,8 +33,12 @@ export declare class NativeChannel {
    * back, and its ids are no guide any more.
    */
   forgetFloors(): void
-  /** Subscribes a stream that already has the entries up to `floor`. */
-  subscribeAfter(slot: number, floor?: string | undefined | null): void
+  /**
+   * Subscribes a stream that already has the entries of Redis stream
+   * `stream` up to `floor`; its cursor there starts at `at` (see
+   * [`Channel::subscribe_after`]).
+   */
+  subscribeAfter(slot: number, stream: string, floor: string | undefined | null, at: string | undefined | null, composite: boolean): void
   /**
    * Queues live entries of the stream on every subscriber. The page's
    * entries are taken: their memory goes with the queued bytes, not
@@ -264,6 +268,13 @@ export interface FlushBatch {
 }
 
 /**
+ * Starts following Redis stream `stream` for a stream, its cursor there at
+ * `at`, before entries of it are replayed; see
+ * [`Hub::follow_topic`](crate::core::hub::Hub::follow_topic).
+ */
+export declare function followTopic(slot: number, stream: string, at: string, composite: boolean): void
+
+/**
  * Whether a `Last-Event-ID` is the token of a client told to stop, made
  * by any process that shares a key with this one.
  */
@@ -377,6 +388,22 @@ export declare const RESUME_WAIT_MS: number
  */
 export declare function resumeDirect(slot: number): boolean
 
+/** What a client's `Last-Event-ID` says of Redis stream `stream`. */
+export declare function resumePoint(lastEventId: string, stream: string): ResumePoint
+
+/** Where a client resumes a Redis stream; see [`Resume`]. */
+export interface ResumePoint {
+  /** The stream id to replay after, or `null`: live only. */
+  after?: string
+  /**
+   * With no id to replay after: whether the client missed nothing
+   * (it sent no id, or its composite id does not name the stream).
+   */
+  complete: boolean
+  /** The client's id was composite: later ones are too. */
+  composite: boolean
+}
+
 /** Takes a paused stream back; returns whether bytes wait for a flush. */
 export declare function resumeStream(slot: number): boolean
 
@@ -462,6 +489,12 @@ export interface StreamSettings {
 
 /** Takes one stream's queued bytes ahead of the next flush. */
 export declare function takeQueued(slot: number): Buffer | null
+
+/**
+ * A stream's composite id, the `Last-Event-ID` that resumes every Redis
+ * stream its client follows, or `null` if its ids are not composite.
+ */
+export declare function topicsId(slot: number): string | null
 
 /**
  * Asks the next flush to report (in `drained`) when this stream's bytes

@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { Redis, redisSuite, startApp } from './redis-server.mjs';
-import { until, tallyEvents, compareStreamIds } from './helpers.mjs';
+import { until, tallyEvents, compareStreamIds, serve } from './helpers.mjs';
+import { EventEndpoint, Channel } from 'native-sse';
 
 /** A process of __test__/fixtures/redis-rooms-app.mjs, ended after the test. */
 async function startRooms(t, redis, rooms, prefix) {
@@ -98,6 +99,135 @@ function registerTests() {
           `${(stats.setup.heapPerChannel / 1024).toFixed(2)} KiB heap`,
       );
     }
+  });
+
+  test('an endpoint on three channels, disconnected while all three go on, resumes all three exactly from its one Last-Event-ID, on either process', async (t) => {
+    const redis = await Redis.start({ durable: false });
+    t.after(() => redis.stop());
+    const apps = [await startRooms(t, redis, 10, 'topic'), await startRooms(t, redis, 10, 'topic')];
+    const three = [1, 4, 7];
+    const path = `/events?rooms=${three.join(',')}`;
+    /** What each room was sent, by stream id: [{ id, data }]. */
+    const sent = new Map(three.map((room) => [room, []]));
+    let tag = 0;
+    /** Ten broadcasts to each of the three rooms from each process, at once. */
+    const round = async () => {
+      const lists = apps.map(() =>
+        three.flatMap((room) => Array.from({ length: 10 }, () => [room, `${room}/${tag++}`])),
+      );
+      const outcomes = await Promise.all(apps.map((app, i) => app.burst(lists[i])));
+      for (const [i, list] of outcomes.entries()) {
+        for (const [j, outcome] of list.entries()) {
+          const [room, data] = lists[i][j];
+          assert.equal(typeof outcome.id, 'string', JSON.stringify(outcome));
+          sent.get(room).push({ id: outcome.id, data });
+        }
+      }
+    };
+    const subscribed = (client) => client.named.find((e) => e.type === 'subscribed');
+    /** The events a client got, by room (the room is in the data). */
+    const byRoom = (events) => {
+      const rooms = new Map(three.map((room) => [room, []]));
+      for (const { data } of events) rooms.get(Number(data.split('/')[0])).push(data);
+      return rooms;
+    };
+    for (const [from, to] of [
+      [0, 1],
+      [1, 0],
+    ]) {
+      for (const list of sent.values()) list.length = 0;
+      const before = tallyEvents(`${apps[from].url}${path}`, { keep: Infinity });
+      t.after(() => before.close());
+      await until(() => subscribed(before), 20_000, 'the first connection to subscribe');
+      await round();
+      await until(() => before.count === 60, 20_000, 'the first round on the first connection');
+      before.close();
+      // All three go on while the client is away.
+      await round();
+      await round();
+      const lastEventId = before.events.at(-1).id;
+      // One id says where the client is in each stream.
+      const cursors = new URLSearchParams(lastEventId);
+      assert.deepEqual([...cursors.keys()].sort(), three.map((room) => `topic:${room}`).sort(), lastEventId);
+      const after = tallyEvents(`${apps[to].url}${path}`, {
+        keep: Infinity,
+        headers: { 'last-event-id': lastEventId },
+      });
+      t.after(() => after.close());
+      // A round goes on while the three streams are replayed: each live
+      // entry reaches the client once, replayed or live.
+      const during = round();
+      await until(() => subscribed(after), 20_000, 'the resumed connection to subscribe');
+      const results = JSON.parse(subscribed(after).data);
+      assert.deepEqual(
+        results.map((r) => r.complete),
+        [true, true, true],
+      );
+      const replayed = results.reduce((n, r) => n + r.replayed, 0);
+      assert.ok(replayed >= 120 && replayed <= 180, `${replayed} replayed`);
+      await during;
+      await until(() => after.count >= 180, 20_000, 'the missed rounds and the next one');
+      // Each room: exactly what was appended to its stream, in stream
+      // order, across the two connections: no gap, no duplicate.
+      const got = byRoom([...before.events, ...after.events]);
+      for (const room of three) {
+        const expected = sent
+          .get(room)
+          .sort((x, y) => compareStreamIds(x.id, y.id))
+          .map((e) => e.data);
+        assert.deepEqual(got.get(room), expected, `room ${room}, from process ${from} to ${to}`);
+      }
+      // The ids go on saying where the client is in each stream.
+      const last = new URLSearchParams(after.events.at(-1).id);
+      for (const room of three) {
+        assert.equal(last.get(`topic:${room}`), sent.get(room).at(-1).id, `room ${room}`);
+      }
+      after.close();
+    }
+    for (const app of apps) assert.deepEqual((await app.stats()).warnings, []);
+  });
+
+  test('an endpoint on one Redis-backed channel too many is refused with ERR_SSE_TOO_MANY_CHANNELS, and keeps the others', async (t) => {
+    const redis = await Redis.start({ durable: false });
+    t.after(() => redis.stop());
+    // Keys of 202 bytes: a pair of the id takes 244 bytes and a separator,
+    // so 16 fit under 4096.
+    const key = 'k'.repeat(200);
+    const channels = Array.from(
+      { length: 20 },
+      (_, i) => new Channel({ redis: { url: redis.url, stream: `${key}${String(i).padStart(2, '0')}` } }),
+    );
+    t.after(() => {
+      for (const channel of channels) channel.close();
+    });
+    await Promise.all(channels.map((channel) => channel.ready));
+    let settled;
+    const server = await serve(async (req, res) => {
+      const endpoint = new EventEndpoint(req, res);
+      settled = await Promise.allSettled(channels.map((channel) => channel.subscribe(endpoint)));
+    });
+    t.after(() => server.close());
+    const client = tallyEvents(`${server.url}events`, { keep: Infinity });
+    t.after(() => client.close());
+    await until(() => settled !== undefined, 20_000, 'the subscriptions to settle');
+    const refused = settled.filter((s) => s.status === 'rejected');
+    assert.equal(settled.length - refused.length, 16);
+    for (const { reason } of refused) {
+      assert.ok(reason instanceof RangeError, String(reason));
+      assert.equal(reason.code, 'ERR_SSE_TOO_MANY_CHANNELS');
+      assert.match(reason.message, /"endpoint" argument .* 4096/);
+    }
+    assert.deepEqual(
+      channels.map((channel) => channel.size),
+      channels.map((_, i) => (i < 16 ? 1 : 0)),
+    );
+    const id = await channels[3].broadcast('to the fourth');
+    await until(() => client.count === 1, 20_000, 'the broadcast');
+    assert.equal(client.events[0].data, 'to the fourth');
+    const cursors = new URLSearchParams(client.events[0].id);
+    assert.equal([...cursors.keys()].length, 16);
+    assert.equal(cursors.get(`${key}03`), id);
+    assert.ok(client.events[0].id.length <= 4096);
   });
 
   test('Redis killed under a burst of pipelines and restarted: every broadcast ends appended or not appended, none unknown, and each appended one reaches both processes exactly once', async (t) => {

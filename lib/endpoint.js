@@ -27,6 +27,7 @@ const {
   kAbort,
   kDrop,
   kLastId,
+  kResumeFrom,
   kWhenWritable,
   kRoom,
   kShutdown,
@@ -102,6 +103,10 @@ class EventEndpoint extends GuardedEventTarget {
   #lastEventId = '';
   /** When #lastEventId was set, to compare with the channels' last ids. */
   #lastEventSequence = 0;
+  /** #lastEventId is a Redis stream's id: Rust may have a composite one. */
+  #lastFromStream = false;
+  /** The Last-Event-ID the request carried. */
+  #resumeFrom = '';
   /** The channels this endpoint is subscribed to, or null. */
   #channels = null;
   #highWaterMark = 0;
@@ -117,6 +122,7 @@ class EventEndpoint extends GuardedEventTarget {
     super('EventEndpoint');
     const { response, options } = argumentsOf(request, args);
     this.#lastEventId = lastEventIdOf(request);
+    this.#resumeFrom = this.#lastEventId;
     // A client told to stop by close(true) is refused with 204, which makes
     // EventSource give up instead of reconnecting again.
     const stopped = this.#lastEventId !== '' && native.isStopToken(this.#lastEventId);
@@ -200,16 +206,21 @@ class EventEndpoint extends GuardedEventTarget {
    * sent, by this endpoint or by a channel it is subscribed to. */
   get lastEventId() {
     let id = this.#lastEventId;
+    let fromStream = this.#lastFromStream;
     if (this.#channels !== null) {
       let latest = this.#lastEventSequence;
       for (const channel of this.#channels) {
-        const [channelId, sequence] = channel[kLastId]();
+        const [channelId, sequence, ofStream] = channel[kLastId]();
         if (sequence > latest) {
           id = channelId;
           latest = sequence;
+          fromStream = ofStream;
         }
       }
     }
+    // An endpoint on several Redis-backed channels is sent composite ids,
+    // one per client, kept in Rust (src/core/topics.rs).
+    if (fromStream && this.#slot >= 0) return native.topicsId(this.#slot) ?? id;
     return id;
   }
 
@@ -343,9 +354,14 @@ class EventEndpoint extends GuardedEventTarget {
     return handled(new Promise((resolve, reject) => this.#wait({ resolve, reject })));
   }
 
-  #setLastEventId(id) {
+  #setLastEventId(id, fromStream = false) {
     this.#lastEventId = id;
+    this.#lastFromStream = fromStream;
     this.#lastEventSequence = nextSequence();
+  }
+
+  get [kResumeFrom]() {
+    return this.#resumeFrom;
   }
 
   get [kSlot]() {
@@ -353,17 +369,24 @@ class EventEndpoint extends GuardedEventTarget {
   }
 
   /** Joined `channel`; `replayedId` is the id of the last frame it replayed. */
-  [kJoin](channel, replayedId) {
+  [kJoin](channel, replayedId, fromStream = false) {
     // From now on, the channel's broadcasts count as this endpoint's ids.
-    this.#setLastEventId(replayedId ?? this.#lastEventId);
+    if (replayedId === undefined) this.#setLastEventId(this.#lastEventId, this.#lastFromStream);
+    else this.#setLastEventId(replayedId, fromStream);
     this.#channels ??= new Set();
     this.#channels.add(channel);
   }
 
   /** Left `channel`: keep the last id it sent here, if it is the latest. */
   [kLeave](channel) {
-    this.#lastEventId = this.lastEventId;
+    this.#keepLastEventId();
     this.#channels.delete(channel);
+  }
+
+  /** Keeps what lastEventId says now, as it leaves a channel. */
+  #keepLastEventId() {
+    const id = this.lastEventId;
+    if (id !== this.#lastEventId) this.#setLastEventId(id);
   }
 
   [kAbort](reason) {
@@ -442,8 +465,8 @@ class EventEndpoint extends GuardedEventTarget {
     if (this.#closed) return;
     // Leave the channels first: the slot is about to be reused.
     if (this.#channels !== null) {
+      this.#keepLastEventId();
       for (const channel of this.#channels) channel[kDrop](this);
-      this.#lastEventId = this.lastEventId;
       this.#channels = null;
     }
     this.#closed = true;

@@ -6,8 +6,11 @@
 module.exports = {
   /** endpoint[kSlot]: its stream's slot in Rust, or -1 once closed. */
   kSlot: Symbol('slot'),
-  /** endpoint[kJoin](channel, replayedLastId): the endpoint joined a channel. */
+  /** endpoint[kJoin](channel, replayedLastId, fromStream): the endpoint
+   * joined a channel (`fromStream`: a Redis-backed one). */
   kJoin: Symbol('join'),
+  /** endpoint[kResumeFrom]: the Last-Event-ID its request carried. */
+  kResumeFrom: Symbol('resumeFrom'),
   /** endpoint[kLeave](channel): the endpoint left a channel. */
   kLeave: Symbol('leave'),
   /** endpoint[kAbort](reason): cut the client off. */
@@ -24,7 +27,8 @@ module.exports = {
   kDestroy: Symbol('destroy'),
   /** channel[kDrop](endpoint): a subscriber closed. */
   kDrop: Symbol('drop'),
-  /** channel[kLastId](): [the last id broadcast, its sequence number]. */
+  /** channel[kLastId](): [the last id broadcast, its sequence number,
+   * whether it is a Redis stream's]. */
   kLastId: Symbol('lastId'),
   /** Orders ids sent by endpoints and channels on this thread, so that an
    * endpoint's lastEventId is the latest of either. */

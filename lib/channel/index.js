@@ -14,6 +14,7 @@ const {
   redisOptionsOf,
   broadcastArgumentsOf,
   broadcastError,
+  tooManyChannels,
 } = require('./options.js');
 const { RedisStream } = require('./redis.js');
 const { GuardedEventTarget } = require('../listeners.js');
@@ -99,7 +100,7 @@ class Channel extends GuardedEventTarget {
       },
       size: () => this.#subscribers.size,
       has: (endpoint) => this.#subscribers.get(endpoint[kSlot]) === endpoint,
-      join: (endpoint, floor, replayedId) => this.#join(endpoint, floor, replayedId),
+      join: (endpoint, at) => this.#join(endpoint, at),
       cutOff: (slots) => this.#cutOff(slots),
       sent: (id) => this.#sent(id),
       tellIncomplete: (endpoint, lastEventId, result) => this.#tellIncomplete(endpoint, lastEventId, result),
@@ -192,13 +193,20 @@ class Channel extends GuardedEventTarget {
     endpoint.sendEvent(this.#incompleteEvent, JSON.stringify({ lastEventId, replayed: result.replayed })).catch(noop);
   }
 
-  #join(endpoint, floor, replayedId) {
+  /** Makes `endpoint` a live subscriber of the Redis stream; see
+   * ChannelCore#join in ./redis.js. Throws if its composite id would grow
+   * too long. */
+  #join(endpoint, { floor, at, replayedId, composite }) {
     const slot = endpoint[kSlot];
     if (slot < 0) return;
     this.#native ??= new native.NativeChannel(0, 0);
-    this.#native.subscribeAfter(slot, floor);
+    try {
+      this.#native.subscribeAfter(slot, this.#redis.stream, floor, at, composite);
+    } catch (err) {
+      throw tooManyChannels(err);
+    }
     this.#subscribersToWrite().set(slot, endpoint);
-    endpoint[kJoin](this, replayedId ?? undefined);
+    endpoint[kJoin](this, replayedId ?? undefined, true);
   }
 
   #subscribersToWrite() {
@@ -233,7 +241,7 @@ class Channel extends GuardedEventTarget {
   }
 
   [kLastId]() {
-    return [this.#lastId, this.#lastSequence];
+    return [this.#lastId, this.#lastSequence, this.#redis !== null];
   }
 
   get [Symbol.toStringTag]() {

@@ -5,7 +5,8 @@
 
 const native = require('../native.js');
 const { MAX_U32, optionalString, requiredString } = require('../options.js');
-const { invalid, invalidValue, fromNative, largest } = require('../errors.js');
+const codes = require('../codes.js');
+const { invalid, invalidValue, fromNative, largest, withCode } = require('../errors.js');
 
 const REDIS_PROTOCOLS = new Set(['redis:', 'rediss:', 'redis+unix:', 'unix:']);
 
@@ -113,7 +114,20 @@ function broadcastError(err, data, event, id) {
   return fromNative(err, { data: largest(parts), event: 'options.event', id: 'options.id' });
 }
 
+/** subscribe() of an endpoint whose composite Last-Event-ID, with this
+ * channel's stream, could grow past what a client can send back. */
+function tooManyChannels(err) {
+  if (err?.code !== codes.TooManyChannels) return err;
+  return withCode(
+    new RangeError(
+      `The "endpoint" argument follows too many Redis-backed channels to resume them all from one Last-Event-ID: ${err.message}`,
+    ),
+    err.code,
+  );
+}
+
 module.exports = {
+  tooManyChannels,
   incompleteEventOf,
   historySizeOf,
   historyBytesOf,

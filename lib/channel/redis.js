@@ -5,9 +5,9 @@ const outbox = require('../outbox.js');
 const codes = require('../codes.js');
 const warnings = require('../diagnostics/warnings.js');
 const { Link } = require('./link.js');
-const { broadcastArgumentsOf, broadcastError } = require('./options.js');
+const { broadcastArgumentsOf, broadcastError, tooManyChannels } = require('./options.js');
 const { handled, invalidValue, withCode } = require('../errors.js');
-const { kSlot, kAbort, kWhenWritable, kRoom } = require('../internal.js');
+const { kSlot, kAbort, kWhenWritable, kRoom, kResumeFrom } = require('../internal.js');
 
 // The Redis-backed half of a Channel: its stream, on the link to its Redis
 // that every channel on that Redis shares (./link.js, src/io/redis/mod.rs).
@@ -17,8 +17,6 @@ const { kSlot, kAbort, kWhenWritable, kRoom } = require('../internal.js');
 // replayed the stream a page at a time, then joins them. The Channel holds
 // one of these when `options.redis` is given, and hands it its subscribe(),
 // broadcast() and close().
-
-const STREAM_ID = /^\d+-\d+$/;
 
 /** Orders Redis stream ids ("<ms>-<seq>"); exact beyond 2^53. */
 function compareStreamIds(a, b) {
@@ -50,12 +48,23 @@ function notAppended(reason) {
  * @property {object} native the channel's NativeChannel
  * @property {() => number} size its number of live subscribers
  * @property {(endpoint: object) => boolean} has whether an endpoint is one
- * @property {(endpoint: object, floor: string | null, replayedId: string | undefined) => void} join
- *   makes an endpoint a live subscriber that already has the entries up to `floor`
+ * @property {(endpoint: object, at: JoinPoint) => void} join makes an endpoint
+ *   a live subscriber (throws if its composite id would grow too long)
  * @property {(slots: Iterable<number>) => void} cutOff cuts subscribers off as slow consumers
  * @property {(id: string) => void} sent notes the id of the last event sent
  * @property {(endpoint: object, lastEventId: string, result: object) => void} tellIncomplete
  * @property {() => void} left a resume ended (joined or not): see Channel's `empty` event
+ */
+
+/**
+ * Where an endpoint joins the live subscribers:
+ *
+ * @typedef {object} JoinPoint
+ * @property {string | null} floor it has the entries up to this id already (it replayed them)
+ * @property {string | null} at its cursor in the stream: the floor, or where live delivery is
+ *   (null if not known yet: the next page names it)
+ * @property {string | undefined} replayedId the id of the last entry it was replayed
+ * @property {boolean} composite its ids are composite (it resumed from one)
  */
 
 /** Stands in for the set of resuming endpoints until there is one. */
@@ -244,7 +253,9 @@ class RedisStream {
     }
     if (!keep) this.#reportSkipped(page);
     const lastEntry = page.lastEntry; // before deliver() takes the entries
-    if (page.read > 0 && channel.size() > 0) {
+    // An empty page (the first) says where live delivery starts: the
+    // cursors of those who joined before that was known start there.
+    if (channel.size() > 0 && (page.read > 0 || page.last != null)) {
       const delivery = channel.native.deliver(page, keep);
       if (delivery.overflowed != null) channel.cutOff(delivery.overflowed);
       if (delivery.tooLarge != null) for (const id of delivery.tooLarge) warnings.oversizedEntry(this.#where, id);
@@ -275,19 +286,36 @@ class RedisStream {
       result.complete = false;
       return result;
     }
-    this.#startFollowing();
-    const lastEventId = endpoint.lastEventId;
-    if (lastEventId === '' || !STREAM_ID.test(lastEventId)) {
-      // A first connection, or an id that is not of this stream: live only.
-      result.complete = lastEventId === '';
-      channel.join(endpoint, null, undefined);
+    // Where the client is in this stream: the id it sent, or for a client
+    // that follows several streams on one connection, this stream's part
+    // of its composite id (src/core/topics.rs).
+    const lastEventId = endpoint[kResumeFrom];
+    const { after, complete, composite } = native.resumePoint(lastEventId, this.stream);
+    if (after == null) {
+      // A first connection, a stream its composite id does not name (it
+      // did not follow it), or an id that is not of this stream: live only.
+      this.#startFollowing();
+      result.complete = complete;
+      try {
+        channel.join(endpoint, { floor: null, at: this.#position, replayedId: undefined, composite });
+      } catch (err) {
+        channel.left();
+        throw err;
+      }
       channel.tellIncomplete(endpoint, lastEventId, result);
       return result;
     }
+    // The entries replayed move the client's cursor in this stream.
+    try {
+      native.followTopic(endpoint[kSlot], this.stream, after, composite);
+    } catch (err) {
+      throw tooManyChannels(err);
+    }
+    this.#startFollowing();
     if (this.#resuming === NONE_RESUMING) this.#resuming = new Set();
     this.#resuming.add(endpoint);
     try {
-      await this.#caughtUp(endpoint, lastEventId, result);
+      await this.#caughtUp(endpoint, after, composite, result);
       channel.tellIncomplete(endpoint, lastEventId, result);
     } catch (err) {
       // Redis could not be read: end this stream; the client resumes later.
@@ -317,7 +345,7 @@ class RedisStream {
 
   /** Replays the stream after `lastEventId` to `endpoint`, page by page,
    * then joins it to the live subscribers. */
-  async #caughtUp(endpoint, lastEventId, result) {
+  async #caughtUp(endpoint, lastEventId, composite, result) {
     let cursor = lastEventId;
     let replayedTo;
     // The mean size of an entry's frame so far: pages hold about what the
@@ -372,7 +400,7 @@ class RedisStream {
       // is gone from the stream (Redis lost its data).
       result.complete = false;
     }
-    this.#channel.join(endpoint, cursor, replayedTo);
+    this.#channel.join(endpoint, { floor: cursor, at: cursor ?? this.#position, replayedId: replayedTo, composite });
   }
 }
 

@@ -4,12 +4,13 @@
 use napi::bindgen_prelude::Uint32Array;
 use napi_derive::napi;
 
-use super::error::{frame_error, too_large, Result};
+use super::error::{frame_error, too_large, too_many_streams, Result};
 use super::redis::{RedisLink, StreamPage};
 use super::state::{add_history_bytes, with_hub};
 use crate::core::channel::Channel;
 use crate::core::frame::Frame;
 use crate::core::stream_entry::StreamId;
+use crate::core::topics::{resume_of, Resume};
 
 /// The longest id a stream entry can have (`<u64>-<u64>`), for checking the
 /// size of a broadcast before Redis gives it its id.
@@ -35,6 +36,34 @@ pub struct PageReplay {
 
 fn ids(ids: Vec<StreamId>) -> Option<Vec<String>> {
     (!ids.is_empty()).then(|| ids.iter().map(StreamId::to_string).collect())
+}
+
+/// Where a client resumes a Redis stream; see [`Resume`].
+#[napi(object)]
+pub struct ResumePoint {
+    /// The stream id to replay after, or `null`: live only.
+    pub after: Option<String>,
+    /// With no id to replay after: whether the client missed nothing
+    /// (it sent no id, or its composite id does not name the stream).
+    pub complete: bool,
+    /// The client's id was composite: later ones are too.
+    pub composite: bool,
+}
+
+/// What a client's `Last-Event-ID` says of Redis stream `stream`.
+#[napi(catch_unwind)]
+pub fn resume_point(last_event_id: String, stream: String) -> ResumePoint {
+    let (after, complete, composite) = match resume_of(&last_event_id, &stream) {
+        Resume::Named(id) => (Some(id), true, true),
+        Resume::NotNamed => (None, true, true),
+        Resume::Plain(id) => (Some(id), true, false),
+        Resume::Unknown => (None, last_event_id.is_empty(), false),
+    };
+    ResumePoint {
+        after: after.map(|id| id.to_string()),
+        complete,
+        composite,
+    }
 }
 
 #[napi]
@@ -80,7 +109,7 @@ impl NativeChannel {
 
     #[napi(catch_unwind)]
     pub fn unsubscribe(&mut self, slot: u32) -> bool {
-        self.channel.unsubscribe(slot)
+        with_hub(|hub| self.channel.unsubscribe(hub, slot))
     }
 
     /// Validates and encodes the frame once and queues it on every
@@ -130,11 +159,26 @@ impl NativeChannel {
         self.channel.forget_floors();
     }
 
-    /// Subscribes a stream that already has the entries up to `floor`.
+    /// Subscribes a stream that already has the entries of Redis stream
+    /// `stream` up to `floor`; its cursor there starts at `at` (see
+    /// [`Channel::subscribe_after`]).
     #[napi(catch_unwind)]
-    pub fn subscribe_after(&mut self, slot: u32, floor: Option<String>) {
+    pub fn subscribe_after(
+        &mut self,
+        slot: u32,
+        stream: String,
+        floor: Option<String>,
+        at: Option<String>,
+        composite: bool,
+    ) -> Result<()> {
         let floor = floor.as_deref().and_then(StreamId::parse);
-        self.channel.subscribe_after(slot, floor);
+        let at = at.as_deref().and_then(StreamId::parse);
+        let topic = self.channel.topic_named(&stream);
+        with_hub(|hub| {
+            self.channel
+                .subscribe_after(hub, slot, &topic, floor, at, composite)
+        })
+        .map_err(too_many_streams)
     }
 
     /// Queues live entries of the stream on every subscriber. The page's
@@ -148,7 +192,8 @@ impl NativeChannel {
         } else {
             page.take_entries()
         };
-        let delivery = with_hub(|hub| self.channel.deliver(hub, &entries));
+        let (topic, last) = (page.stream_key(), page.last_read());
+        let delivery = with_hub(|hub| self.channel.deliver(hub, &topic, &entries, last));
         DeliveryResult {
             overflowed: (!delivery.overflowed.is_empty())
                 .then(|| Uint32Array::new(delivery.overflowed)),
@@ -161,7 +206,8 @@ impl NativeChannel {
     #[napi(catch_unwind)]
     pub fn replay(&self, slot: u32, page: &mut StreamPage) -> PageReplay {
         let entries = page.take_entries();
-        let replayed = with_hub(|hub| Channel::replay(hub, slot, &entries));
+        let topic = page.stream_key();
+        let replayed = with_hub(|hub| Channel::replay(hub, slot, &topic, &entries));
         PageReplay {
             frames: replayed.frames as u32,
             too_large: ids(replayed.too_large),

@@ -14,7 +14,9 @@ use napi_derive::napi;
 use crate::core::channel::FrameTooLarge;
 use crate::core::codes::Code;
 use crate::core::frame::FrameError;
+use crate::core::frame::MAX_ID_BYTES;
 use crate::core::hub::PushError;
+use crate::core::topics::TooManyStreams;
 
 /// An error of the binding: a [`Code`] and a detail.
 pub type SseError = Error<Code>;
@@ -42,6 +44,16 @@ pub fn too_large(big: FrameTooLarge) -> SseError {
         format!(
             "the event takes {} bytes, more than a subscriber's maxBufferedBytes ({})",
             big.len, big.max
+        ),
+    )
+}
+
+pub fn too_many_streams(too_many: TooManyStreams) -> SseError {
+    error(
+        Code::TooManyChannels,
+        format!(
+            "with this channel, the endpoint's Last-Event-ID could take {} bytes, more than the {MAX_ID_BYTES} a client can send back",
+            too_many.longest
         ),
     )
 }

@@ -13,7 +13,7 @@ use super::callback::{call, spawn, weak};
 use super::error::{error, internal, Result};
 use super::state::add_shared_stop_key;
 use crate::core::codes::Code;
-use crate::core::stream_entry::ReadyEntry;
+use crate::core::stream_entry::{ReadyEntry, StreamId};
 use crate::io::redis::{self as link, Connector, Link};
 
 /// TLS material for `rediss://`, in PEM, as Node's `tls.connect` takes it.
@@ -80,6 +80,16 @@ impl StreamPage {
     /// The page's entries, shared (their frames are reference-counted).
     pub fn entries(&self) -> Vec<ReadyEntry> {
         self.0.page.entries.clone()
+    }
+
+    /// The key of the stream it was read from.
+    pub fn stream_key(&self) -> Arc<str> {
+        self.0.stream.clone()
+    }
+
+    /// The id reading goes on after.
+    pub fn last_read(&self) -> Option<StreamId> {
+        self.0.page.last
     }
 }
 

@@ -10,16 +10,18 @@
 //!
 //! [`Hub`]: crate::core::hub::Hub
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use napi::bindgen_prelude::{Buffer, Uint32Array};
 use napi_derive::napi;
 
 use super::defaults::{SEND_OVERFLOW, SEND_STALE, SEND_TOO_LARGE};
-use super::error::{closed, frame_error, Result};
+use super::error::{closed, frame_error, too_many_streams, Result};
 use super::state::{self, with_direct, with_hub, with_last_frame};
 use crate::core::frame::{self, Frame};
 use crate::core::hub::{Framing, PushError, StreamOptions};
+use crate::core::stream_entry::StreamId;
 
 /// A stream's settings, as the endpoint validated them.
 #[napi(object)]
@@ -117,6 +119,23 @@ pub fn take_queued(slot: u32) -> Option<Buffer> {
 #[napi(catch_unwind)]
 pub fn buffered_amount(slot: u32) -> f64 {
     with_hub(|hub| hub.buffered(slot) as f64)
+}
+
+/// Starts following Redis stream `stream` for a stream, its cursor there at
+/// `at`, before entries of it are replayed; see
+/// [`Hub::follow_topic`](crate::core::hub::Hub::follow_topic).
+#[napi(catch_unwind)]
+pub fn follow_topic(slot: u32, stream: String, at: String, composite: bool) -> Result<()> {
+    let at = StreamId::parse(&at);
+    with_hub(|hub| hub.follow_topic(slot, &Arc::from(stream), at, composite))
+        .map_err(too_many_streams)
+}
+
+/// A stream's composite id, the `Last-Event-ID` that resumes every Redis
+/// stream its client follows, or `null` if its ids are not composite.
+#[napi(catch_unwind)]
+pub fn topics_id(slot: u32) -> Option<String> {
+    with_hub(|hub| hub.topics_id(slot))
 }
 
 /// Leaves a stream out of flushes until [`resume_stream`]: its transport

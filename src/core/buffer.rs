@@ -74,7 +74,16 @@ impl OutboundBuffer {
 
     /// Appends a frame encoded once for many clients, without copying it.
     pub fn push_shared(&mut self, bytes: &Bytes) -> Result<usize, Refused> {
-        self.check(bytes.len())?;
+        self.push_shared_after(&[], bytes)
+    }
+
+    /// Queues a frame made of bytes of this client's own (copied; an `id:`
+    /// line) and the shared rest of a frame encoded once for many, whole or
+    /// not at all.
+    pub fn push_shared_after(&mut self, own: &[u8], bytes: &Bytes) -> Result<usize, Refused> {
+        self.check(own.len() + bytes.len())?;
+        self.tail.extend_from_slice(own);
+        self.len += own.len();
         if !self.tail.is_empty() {
             // Keep the order: what was encoded before goes first.
             self.segments.push_back(self.tail.split().freeze());

@@ -13,12 +13,14 @@
 //! could name to resume after them.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
 use bytes::Bytes;
 
 use crate::core::frame::Frame;
 use crate::core::hub::{Hub, PushError, Slot};
 use crate::core::stream_entry::{ReadyEntry, StreamId};
+use crate::core::topics::TooManyStreams;
 
 /// What a subscription replayed from the history.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,6 +89,12 @@ pub struct Channel {
     /// Subscribers of a stream-backed channel that already have the entries
     /// up to an id (they replayed them): live delivery skips those.
     floors: HashMap<Slot, StreamId>,
+    /// The Redis stream, for a stream-backed channel: the key under which
+    /// each subscriber's cursor in it is kept (see [`crate::core::topics`]).
+    topic: Option<Arc<str>>,
+    /// Subscribers that joined before the point live delivery starts at was
+    /// known: the next page delivered names it.
+    unplaced: Vec<Slot>,
 }
 
 impl Entry {
@@ -161,16 +169,44 @@ impl Channel {
         replay
     }
 
-    /// Adds a stream that already has the stream's entries up to `floor`
-    /// (it replayed them): [`Channel::deliver`] gives it only later ones.
-    pub fn subscribe_after(&mut self, slot: Slot, floor: Option<StreamId>) {
+    /// Adds a stream that already has the entries of Redis stream `topic`
+    /// up to `floor` (it replayed them): [`Channel::deliver`] gives it only
+    /// later ones. Its cursor in `topic` starts at `at` (its floor, or
+    /// where live delivery is), or if that is not known, at the end of the
+    /// next page delivered; with `composite`, its ids are composite from
+    /// now on. Refused, changing nothing, if its composite id could grow
+    /// too long to come back.
+    pub fn subscribe_after(
+        &mut self,
+        hub: &mut Hub,
+        slot: Slot,
+        topic: &Arc<str>,
+        floor: Option<StreamId>,
+        at: Option<StreamId>,
+        composite: bool,
+    ) -> Result<(), TooManyStreams> {
         if self.contains(slot) {
-            return;
+            return Ok(());
         }
+        hub.follow_topic(slot, topic, at, composite)?;
+        self.topic.get_or_insert_with(|| topic.clone());
         self.index.insert(slot, self.subscribers.len());
         self.subscribers.push(slot);
         if let Some(floor) = floor {
             self.floors.insert(slot, floor);
+        }
+        if at.is_none() {
+            self.unplaced.push(slot);
+        }
+        Ok(())
+    }
+
+    /// The key of Redis stream `name`, shared with the cursors of the
+    /// channel's subscribers when it is the channel's own.
+    pub fn topic_named(&self, name: &str) -> Arc<str> {
+        match &self.topic {
+            Some(topic) if **topic == *name => topic.clone(),
+            _ => Arc::from(name),
         }
     }
 
@@ -181,8 +217,12 @@ impl Channel {
     }
 
     /// Removes a stream; returns whether it was subscribed.
-    pub fn unsubscribe(&mut self, slot: Slot) -> bool {
+    pub fn unsubscribe(&mut self, hub: &mut Hub, slot: Slot) -> bool {
         self.floors.remove(&slot);
+        if let Some(topic) = &self.topic {
+            hub.unfollow_topic(slot, topic);
+            self.unplaced.retain(|&s| s != slot);
+        }
         let Some(at) = self.index.remove(&slot) else {
             return false;
         };
@@ -268,7 +308,16 @@ impl Channel {
     /// never refused whole (it is in the stream already, and the other
     /// processes deliver it): a subscriber that cannot take it is cut off,
     /// and gets nothing more from this call, so that its stream has no gap.
-    pub fn deliver(&mut self, hub: &mut Hub, entries: &[ReadyEntry]) -> Delivery {
+    ///
+    /// `last` is the id the page read up to: subscribers whose cursor was
+    /// not known have everything up to it now.
+    pub fn deliver(
+        &mut self,
+        hub: &mut Hub,
+        topic: &str,
+        entries: &[ReadyEntry],
+        last: Option<StreamId>,
+    ) -> Delivery {
         let mut delivery = Delivery::default();
         for entry in entries {
             let len = entry.frame.len();
@@ -285,7 +334,7 @@ impl Channel {
                     too_large = true;
                     delivery.overflowed.push(slot);
                 } else if let Err(PushError::Overflow | PushError::TooLarge) =
-                    hub.push_shared(slot, &entry.frame)
+                    hub.push_entry(slot, topic, entry)
                 {
                     delivery.overflowed.push(slot);
                 }
@@ -297,13 +346,18 @@ impl Channel {
                 delivery.too_large.push(entry.id);
             }
         }
+        if let Some(last) = last {
+            for slot in self.unplaced.drain(..) {
+                hub.place_topic(slot, topic, last);
+            }
+        }
         delivery
     }
 
     /// Queues entries read back from a stream on one resuming subscriber,
     /// as many as its buffer takes: a replay waits for the subscriber
     /// rather than cutting it off (see [`Replayed::full`]).
-    pub fn replay(hub: &mut Hub, slot: Slot, entries: &[ReadyEntry]) -> Replayed {
+    pub fn replay(hub: &mut Hub, slot: Slot, topic: &str, entries: &[ReadyEntry]) -> Replayed {
         let mut replayed = Replayed::default();
         if !hub.is_open(slot) {
             return replayed;
@@ -313,7 +367,7 @@ impl Channel {
             if entry.frame.len() > max {
                 replayed.too_large.push(entry.id);
             } else {
-                match hub.push_shared(slot, &entry.frame) {
+                match hub.push_entry(slot, topic, entry) {
                     Ok(_) => replayed.frames += 1,
                     Err(PushError::Overflow | PushError::TooLarge) => {
                         replayed.full = true;
@@ -464,8 +518,8 @@ mod tests {
         for slot in [a, b, c] {
             channel.subscribe(&mut hub, slot, "");
         }
-        assert!(channel.unsubscribe(a));
-        assert!(!channel.unsubscribe(a));
+        assert!(channel.unsubscribe(&mut hub, a));
+        assert!(!channel.unsubscribe(&mut hub, a));
         send(&mut channel, &mut hub, "1", "x");
         assert!(events(&mut hub, a).is_empty());
         assert_eq!(events(&mut hub, b).len(), 1);
@@ -497,6 +551,86 @@ mod tests {
         crate::core::stream_entry::check(id, &[(b"d".to_vec(), data.as_bytes().to_vec())]).unwrap()
     }
 
+    const TOPIC: &str = "s";
+
+    /// Subscribes `slot` to the stream-backed channel of stream [`TOPIC`].
+    fn join(channel: &mut Channel, hub: &mut Hub, slot: Slot, floor: Option<StreamId>) {
+        channel
+            .subscribe_after(hub, slot, &Arc::from(TOPIC), floor, floor, false)
+            .unwrap();
+    }
+
+    #[test]
+    fn a_client_on_several_streams_gets_ids_that_say_where_it_is_in_each() {
+        let mut hub = Hub::default();
+        let (a, b): (Arc<str>, Arc<str>) = (Arc::from("a"), Arc::from("b"));
+        let mut on_a = Channel::new(0, 0);
+        let mut on_b = Channel::new(0, 0);
+        let both = open(&mut hub);
+        let only_a = open(&mut hub);
+        on_a.subscribe_after(&mut hub, both, &a, None, StreamId::parse("1-0"), false)
+            .unwrap();
+        on_a.subscribe_after(&mut hub, only_a, &a, None, None, false)
+            .unwrap();
+        // Where live delivery starts on b is not known when it joins.
+        on_b.subscribe_after(&mut hub, both, &b, None, None, false)
+            .unwrap();
+        on_b.deliver(&mut hub, "b", &[], StreamId::parse("7-0"));
+        on_a.deliver(&mut hub, "a", &[ready("2-0", "a2")], StreamId::parse("2-0"));
+        on_b.deliver(&mut hub, "b", &[ready("8-0", "b8")], StreamId::parse("8-0"));
+        let got = events(&mut hub, both);
+        assert_eq!(
+            got,
+            vec![
+                ("a=2-0&b=7-0".to_string(), "a2".to_string()),
+                ("a=2-0&b=8-0".to_string(), "b8".to_string()),
+            ]
+        );
+        assert_eq!(hub.topics_id(both).as_deref(), Some("a=2-0&b=8-0"));
+        // A client on one stream shares the frame as it was encoded.
+        assert_eq!(ids(&mut hub, only_a), ["2-0"]);
+        assert_eq!(hub.topics_id(only_a), None);
+        // Leaving a channel takes its stream out of the id.
+        assert!(on_b.unsubscribe(&mut hub, both));
+        assert_eq!(hub.topics_id(both).as_deref(), Some("a=2-0"));
+    }
+
+    #[test]
+    fn a_composite_frame_that_does_not_fit_is_not_queued_and_moves_no_cursor() {
+        let mut hub = Hub::default();
+        let slot = open_capped(&mut hub, 70);
+        let mut on_a = Channel::new(0, 0);
+        let mut on_b = Channel::new(0, 0);
+        for (channel, topic) in [(&mut on_a, "a"), (&mut on_b, "b")] {
+            channel
+                .subscribe_after(
+                    &mut hub,
+                    slot,
+                    &Arc::from(topic),
+                    None,
+                    StreamId::parse("1-0"),
+                    false,
+                )
+                .unwrap();
+        }
+        hub.pause(slot);
+        // "id: a=2-0&b=1-0\n" and "data: 0123456789\n\n": 34 bytes.
+        assert!(on_a
+            .deliver(&mut hub, "a", &[ready("2-0", "0123456789")], None)
+            .overflowed
+            .is_empty());
+        assert!(on_a
+            .deliver(&mut hub, "a", &[ready("3-0", "0123456789")], None)
+            .overflowed
+            .is_empty());
+        assert_eq!(
+            on_a.deliver(&mut hub, "a", &[ready("4-0", "0123456789")], None)
+                .overflowed,
+            vec![slot]
+        );
+        assert_eq!(hub.topics_id(slot).as_deref(), Some("a=3-0&b=1-0"));
+    }
+
     fn ids(hub: &mut Hub, slot: Slot) -> Vec<String> {
         events(hub, slot).into_iter().map(|e| e.0).collect()
     }
@@ -507,16 +641,16 @@ mod tests {
         let mut channel = Channel::new(0, usize::MAX);
         let live = open(&mut hub);
         let resumed = open(&mut hub);
-        channel.subscribe_after(live, None);
+        join(&mut channel, &mut hub, live, None);
         // It replayed up to 1-3 while the live reader was still at 1-1.
-        channel.subscribe_after(resumed, StreamId::parse("1-3"));
+        join(&mut channel, &mut hub, resumed, StreamId::parse("1-3"));
         let entries: Vec<_> = (2..=5).map(|i| ready(&format!("1-{i}"), "x")).collect();
         assert_eq!(
-            channel.deliver(&mut hub, &entries[..2]),
+            channel.deliver(&mut hub, TOPIC, &entries[..2], None),
             Delivery::default()
         );
         assert_eq!(
-            channel.deliver(&mut hub, &entries[2..]),
+            channel.deliver(&mut hub, TOPIC, &entries[2..], None),
             Delivery::default()
         );
         assert_eq!(ids(&mut hub, live), ["1-2", "1-3", "1-4", "1-5"]);
@@ -530,10 +664,10 @@ mod tests {
         let mut channel = Channel::new(0, usize::MAX);
         let small = open_capped(&mut hub, 40);
         let big = open(&mut hub);
-        channel.subscribe_after(small, None);
-        channel.subscribe_after(big, None);
+        join(&mut channel, &mut hub, small, None);
+        join(&mut channel, &mut hub, big, None);
         let entries = [ready("1-1", &"x".repeat(100)), ready("1-2", "after")];
-        let delivery = channel.deliver(&mut hub, &entries);
+        let delivery = channel.deliver(&mut hub, TOPIC, &entries, None);
         assert_eq!(delivery.overflowed, vec![small]);
         assert_eq!(
             delivery.too_large,
@@ -553,7 +687,7 @@ mod tests {
             ready("1-2", &"x".repeat(100)),
             ready("1-3", "b"),
         ];
-        let replayed = Channel::replay(&mut hub, slot, &entries);
+        let replayed = Channel::replay(&mut hub, slot, TOPIC, &entries);
         assert_eq!(replayed.frames, 2);
         assert_eq!(replayed.too_large.len(), 1);
         assert!(!replayed.full);
@@ -563,7 +697,7 @@ mod tests {
         let many: Vec<_> = (1..10)
             .map(|i| ready(&format!("2-{i}"), "0123456789"))
             .collect();
-        let first = Channel::replay(&mut hub, slot, &many);
+        let first = Channel::replay(&mut hub, slot, TOPIC, &many);
         assert!(first.full);
         assert_eq!(first.frames, 2);
         assert_eq!(
@@ -572,6 +706,9 @@ mod tests {
             "the rest is read again from here"
         );
         hub.release(slot);
-        assert_eq!(Channel::replay(&mut hub, slot, &many), Replayed::default());
+        assert_eq!(
+            Channel::replay(&mut hub, slot, TOPIC, &many),
+            Replayed::default()
+        );
     }
 }

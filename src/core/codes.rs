@@ -41,13 +41,16 @@ pub enum Code {
     RedisBadEntry,
     /// An entry larger than some client's cap (a warning).
     RedisEntryTooLarge,
+    /// An endpoint on so many Redis-backed channels that its composite id
+    /// could not come back as `Last-Event-ID`.
+    TooManyChannels,
     /// Node-API itself failed, or the addon panicked: a bug of ours.
     Internal,
 }
 
 impl Code {
     /// Every code, for the export.
-    pub const ALL: [Code; 16] = [
+    pub const ALL: [Code; 17] = [
         Code::InvalidEvent,
         Code::InvalidId,
         Code::EventTooLarge,
@@ -63,6 +66,7 @@ impl Code {
         Code::RedisRewound,
         Code::RedisBadEntry,
         Code::RedisEntryTooLarge,
+        Code::TooManyChannels,
         Code::Internal,
     ];
 
@@ -84,6 +88,7 @@ impl Code {
             Code::RedisRewound => "ERR_SSE_REDIS_REWOUND",
             Code::RedisBadEntry => "ERR_SSE_REDIS_BAD_ENTRY",
             Code::RedisEntryTooLarge => "ERR_SSE_REDIS_ENTRY_TOO_LARGE",
+            Code::TooManyChannels => "ERR_SSE_TOO_MANY_CHANNELS",
             Code::Internal => "ERR_SSE_INTERNAL",
         }
     }
@@ -106,6 +111,7 @@ impl Code {
             Code::RedisRewound => "RedisRewound",
             Code::RedisBadEntry => "RedisBadEntry",
             Code::RedisEntryTooLarge => "RedisEntryTooLarge",
+            Code::TooManyChannels => "TooManyChannels",
             Code::Internal => "Internal",
         }
     }

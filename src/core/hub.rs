@@ -9,6 +9,7 @@
 //! A stream whose response reported backpressure is paused: it keeps
 //! queueing (up to its cap) but is left out of flushes until it resumes.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -16,6 +17,8 @@ use bytes::Bytes;
 use crate::core::buffer::{OutboundBuffer, Refused, DEFAULT_MAX_BUFFERED_BYTES};
 use crate::core::frame::Frame;
 use crate::core::hex;
+use crate::core::stream_entry::{ReadyEntry, StreamId};
+use crate::core::topics::{Cursors, TooManyStreams};
 
 /// A stream's slot number; stable while the stream is open, then reused.
 pub type Slot = u32;
@@ -96,6 +99,9 @@ struct Stream {
     keep_alive: Option<Duration>,
     /// When bytes last left for this stream (or it opened).
     last_sent: Instant,
+    /// Where its client is in each Redis stream it follows, once it
+    /// follows one (see [`crate::core::topics`]).
+    cursors: Option<Box<Cursors>>,
 }
 
 impl Stream {
@@ -110,6 +116,7 @@ impl Stream {
             wants_drain: false,
             keep_alive: options.keep_alive,
             last_sent: now,
+            cursors: None,
         }
     }
 }
@@ -218,6 +225,7 @@ impl Hub {
         }
         if let Some(stream) = self.stream_mut(slot) {
             stream.buffer.clear();
+            stream.cursors = None;
             stream.open = false;
             stream.dirty = false;
             self.free.push(slot);
@@ -315,6 +323,84 @@ impl Hub {
     /// Queues a frame encoded once for many streams, sharing its bytes.
     pub fn push_shared(&mut self, slot: Slot, bytes: &Bytes) -> Result<usize, PushError> {
         self.push_event(slot, |buffer| buffer.push_shared(bytes))
+    }
+
+    /// Queues entry `entry` of Redis stream `topic`: its frame as encoded
+    /// for every client, or, for a client that follows several streams, its
+    /// own `id:` line (the composite id) before the frame's shared rest; then
+    /// moves the client's cursor in that stream to the entry.
+    pub fn push_entry(
+        &mut self,
+        slot: Slot,
+        topic: &str,
+        entry: &ReadyEntry,
+    ) -> Result<usize, PushError> {
+        let stream = self.stream_mut(slot).ok_or(PushError::Closed)?;
+        let queued = match stream.cursors.as_deref_mut() {
+            Some(cursors) => {
+                let queued = if cursors.composite() {
+                    let line = cursors.id_line(topic, entry.id);
+                    stream.buffer.push_shared_after(&line, &entry.body())?
+                } else {
+                    stream.buffer.push_shared(&entry.frame)?
+                };
+                cursors.advance(topic, entry.id);
+                queued
+            }
+            None => stream.buffer.push_shared(&entry.frame)?,
+        };
+        self.counters.events += 1;
+        self.mark_dirty(slot);
+        Ok(queued)
+    }
+
+    /// Starts following Redis stream `topic` for a stream, at `at` if
+    /// known; with `composite`, its ids are composite from now on (its
+    /// client resumed from one). See [`Cursors::add`].
+    pub fn follow_topic(
+        &mut self,
+        slot: Slot,
+        topic: &Arc<str>,
+        at: Option<StreamId>,
+        composite: bool,
+    ) -> Result<(), TooManyStreams> {
+        let Some(stream) = self.stream_mut(slot) else {
+            return Ok(());
+        };
+        let cursors = stream.cursors.get_or_insert_with(Box::default);
+        cursors.add(topic, at)?;
+        if composite {
+            cursors.make_composite();
+        }
+        Ok(())
+    }
+
+    /// Stops following Redis stream `topic` for a stream.
+    pub fn unfollow_topic(&mut self, slot: Slot, topic: &str) {
+        if let Some(cursors) = self.cursors_mut(slot) {
+            cursors.remove(topic);
+        }
+    }
+
+    /// Sets where a stream is in `topic`, if that was not known.
+    pub fn place_topic(&mut self, slot: Slot, topic: &str, at: StreamId) {
+        if let Some(cursors) = self.cursors_mut(slot) {
+            cursors.place(topic, at);
+        }
+    }
+
+    /// A stream's composite id, if its ids are composite.
+    pub fn topics_id(&self, slot: Slot) -> Option<String> {
+        let stream = self.streams.get(slot as usize).filter(|s| s.open)?;
+        stream
+            .cursors
+            .as_deref()
+            .filter(|c| c.composite())
+            .map(Cursors::id)
+    }
+
+    fn cursors_mut(&mut self, slot: Slot) -> Option<&mut Cursors> {
+        self.stream_mut(slot)?.cursors.as_deref_mut()
     }
 
     /// Queues one event on an open stream with `push`, counts it, and lists

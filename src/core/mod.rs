@@ -14,6 +14,8 @@
 //!   clients are replayed from.
 //! - [`stream_entry`]: entries of a Redis Stream checked and encoded as
 //!   events (untrusted input).
+//! - [`topics`]: the composite `Last-Event-ID` of a client that follows
+//!   several Redis streams on one connection.
 //! - [`stop`]: the signed tokens of `close(true)`.
 //! - [`codes`]: the one registry of error codes, and close reasons.
 //! - [`hex`] and [`backoff`]: small helpers the layers above share.
@@ -28,3 +30,4 @@ pub mod hub;
 pub mod last_frame;
 pub mod stop;
 pub mod stream_entry;
+pub mod topics;

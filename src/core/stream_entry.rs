@@ -114,6 +114,19 @@ pub struct ReadyEntry {
     pub frame: Bytes,
 }
 
+impl ReadyEntry {
+    /// The frame after its `id:` line (which comes first): what a client
+    /// that is sent an id of its own shares with the others.
+    pub fn body(&self) -> Bytes {
+        let id_line = self
+            .frame
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(0, |at| at + 1);
+        self.frame.slice(id_line..)
+    }
+}
+
 /// One field of an entry as read: its name and value, as raw bytes.
 pub type RawField = (Vec<u8>, Vec<u8>);
 /// The fields of an entry, in the order Redis gave them.

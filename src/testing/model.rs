@@ -154,7 +154,7 @@ fn run(ops: Vec<Op>, caps: Vec<usize>) {
     };
     let close = |hub: &mut Hub, channel: &mut Channel, stream: &mut ModelStream| {
         if stream.subscribed {
-            channel.unsubscribe(stream.slot);
+            channel.unsubscribe(hub, stream.slot);
         }
         stream.parser.feed(&hub.take(stream.slot));
         hub.release(stream.slot);
@@ -218,7 +218,7 @@ fn run(ops: Vec<Op>, caps: Vec<usize>) {
             Op::Unsubscribe { stream } => {
                 let s = &mut streams[stream];
                 if s.subscribed {
-                    channel.unsubscribe(s.slot);
+                    channel.unsubscribe(&mut hub, s.slot);
                     s.subscribed = false;
                 }
             }

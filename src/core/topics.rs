@@ -1,0 +1,336 @@
+//! One connection, several streams: the `Last-Event-ID` that resumes each.
+//!
+//! A browser opens at most six HTTP/1.1 connections per origin, so a page
+//! that follows several topics wants them on one event stream. Its client
+//! sends back one `Last-Event-ID`, the id of the last frame it received;
+//! for that id to resume every stream exactly, it has to say where the
+//! client is in each of them. So a client that follows more than one
+//! Redis-backed channel is sent, with every entry, a *composite* id: the
+//! last stream id it was sent of each stream, as a query string.
+//!
+//! # The form
+//!
+//! ```text
+//! id: notes%3Aada=1796224121770-0&room%3A7=1796224121784-3
+//! ```
+//!
+//! Each pair is a stream's key, percent-encoded, then `=`, then the id of
+//! the last entry of that stream this client was sent (or the point it
+//! joined at, if none yet). Pairs are in the order of their keys, so two
+//! processes write the same id for the same cursors. `new URLSearchParams(id)`
+//! reads it back. A plain stream id (`1796224121770-0`) has no `=`, and is
+//! what a client following one stream is sent.
+//!
+//! # Where the cursors are kept
+//!
+//! In the stream's slot of the hub ([`crate::core::hub`]), so that every
+//! channel that delivers to it updates the same cursors, and they go with the
+//! slot. An entry's frame is encoded once for every client
+//! ([`crate::core::stream_entry`]), its `id:` line first; a client that gets a
+//! composite id is queued its own `id:` line followed by the shared rest of
+//! that frame, never a copy of the data.
+//!
+//! This module knows nothing of Redis or JavaScript; `cargo test` covers it.
+
+use std::sync::Arc;
+
+use crate::core::frame::MAX_ID_BYTES;
+use crate::core::stream_entry::StreamId;
+
+/// The longest stream id, in bytes (`<u64>-<u64>`).
+const LONGEST_STREAM_ID: usize = 41;
+
+/// Where a client is in each stream it follows on one connection.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Cursors {
+    /// By key, in order; `None` for a stream joined before the point it
+    /// joined at was known (it is left out of the id until then).
+    cursors: Vec<(Arc<str>, Option<StreamId>)>,
+    /// Ids are composite from now on: the client follows (or followed, on
+    /// its last connection) more than one stream.
+    composite: bool,
+}
+
+/// What a client's `Last-Event-ID` says of one stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resume {
+    /// A composite id naming this stream: resume after this id.
+    Named(StreamId),
+    /// A composite id that does not name this stream: the client did not
+    /// follow it, so it missed nothing of it.
+    NotNamed,
+    /// A plain stream id, from a connection that followed one stream.
+    Plain(StreamId),
+    /// No id, or one that is neither (a client's own id, a stop token).
+    Unknown,
+}
+
+/// The too-long id an added stream would make possible.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooManyStreams {
+    /// The longest the composite id could become.
+    pub longest: usize,
+}
+
+impl Cursors {
+    /// Whether frames carry the composite id.
+    pub fn composite(&self) -> bool {
+        self.composite
+    }
+
+    /// Makes every later id composite (the client resumed from one).
+    pub fn make_composite(&mut self) {
+        self.composite = true;
+    }
+
+    /// Adds a stream, at `at` (the point after which it is sent entries) if
+    /// known; once two are followed, ids are composite. Refused, changing
+    /// nothing, if the id could then grow past [`MAX_ID_BYTES`]: the client
+    /// could not send it back. Adding a stream twice moves its cursor only
+    /// forward.
+    pub fn add(&mut self, stream: &Arc<str>, at: Option<StreamId>) -> Result<(), TooManyStreams> {
+        match self.find(stream) {
+            Ok(i) => {
+                let cursor = &mut self.cursors[i].1;
+                *cursor = (*cursor).max(at);
+                Ok(())
+            }
+            Err(i) => {
+                let longest = self.longest() + 1 + pair_len(stream, LONGEST_STREAM_ID);
+                if longest > MAX_ID_BYTES {
+                    return Err(TooManyStreams { longest });
+                }
+                self.cursors.insert(i, (stream.clone(), at));
+                self.composite |= self.cursors.len() > 1;
+                Ok(())
+            }
+        }
+    }
+
+    /// Forgets a stream (the client left its channel).
+    pub fn remove(&mut self, stream: &str) {
+        if let Ok(i) = self.find(stream) {
+            self.cursors.remove(i);
+        }
+    }
+
+    /// Sets a stream's cursor where it is not known yet.
+    pub fn place(&mut self, stream: &str, at: StreamId) {
+        if let Ok(i) = self.find(stream) {
+            self.cursors[i].1.get_or_insert(at);
+        }
+    }
+
+    /// Moves a stream's cursor to an entry the client was just queued.
+    pub fn advance(&mut self, stream: &str, to: StreamId) {
+        if let Ok(i) = self.find(stream) {
+            self.cursors[i].1 = Some(to);
+        }
+    }
+
+    /// The `id:` line of a frame carrying entry `id` of `stream`: the
+    /// composite id with that stream's cursor at `id`.
+    pub fn id_line(&self, stream: &str, id: StreamId) -> Vec<u8> {
+        let mut line = Vec::with_capacity(self.longest() + 5);
+        line.extend_from_slice(b"id: ");
+        self.write(&mut line, Some((stream, id)));
+        line.push(b'\n');
+        line
+    }
+
+    /// The composite id as it stands.
+    pub fn id(&self) -> String {
+        let mut out = Vec::with_capacity(self.longest());
+        self.write(&mut out, None);
+        // Keys are escaped to ASCII, and ids are digits.
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    fn write(&self, out: &mut Vec<u8>, with: Option<(&str, StreamId)>) {
+        let mut first = true;
+        for (key, cursor) in &self.cursors {
+            let cursor = match with {
+                Some((stream, id)) if **key == *stream => Some(id),
+                _ => *cursor,
+            };
+            let Some(cursor) = cursor else { continue };
+            if !first {
+                out.push(b'&');
+            }
+            first = false;
+            escape_into(key, out);
+            out.push(b'=');
+            out.extend_from_slice(cursor.to_string().as_bytes());
+        }
+    }
+
+    /// The longest the composite id can be with these streams.
+    fn longest(&self) -> usize {
+        let pairs: usize = self
+            .cursors
+            .iter()
+            .map(|(key, _)| pair_len(key, LONGEST_STREAM_ID))
+            .sum();
+        pairs + self.cursors.len().saturating_sub(1)
+    }
+
+    fn find(&self, stream: &str) -> Result<usize, usize> {
+        self.cursors
+            .binary_search_by(|(key, _)| (**key).cmp(stream))
+    }
+}
+
+/// What `last_event_id` says of `stream`.
+pub fn resume_of(last_event_id: &str, stream: &str) -> Resume {
+    if let Some(id) = StreamId::parse(last_event_id) {
+        return Resume::Plain(id);
+    }
+    let Some(pairs) = parse(last_event_id) else {
+        return Resume::Unknown;
+    };
+    match pairs.into_iter().find(|(key, _)| key == stream) {
+        Some((_, id)) => Resume::Named(id),
+        None => Resume::NotNamed,
+    }
+}
+
+/// Reads a composite id back; `None` unless every pair is a key and a
+/// stream id.
+pub fn parse(id: &str) -> Option<Vec<(String, StreamId)>> {
+    if !id.contains('=') {
+        return None;
+    }
+    id.split('&')
+        .map(|pair| {
+            let (key, cursor) = pair.split_once('=')?;
+            Some((unescape(key)?, StreamId::parse(cursor)?))
+        })
+        .collect()
+}
+
+/// Bytes kept as they are in a key; every other byte is `%XX`.
+fn is_plain(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b':' | b'/')
+}
+
+fn pair_len(key: &str, id_len: usize) -> usize {
+    let key_len: usize = key.bytes().map(|b| if is_plain(b) { 1 } else { 3 }).sum();
+    key_len + 1 + id_len
+}
+
+fn escape_into(key: &str, out: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for b in key.bytes() {
+        if is_plain(b) {
+            out.push(b);
+        } else {
+            out.extend_from_slice(&[b'%', HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]);
+        }
+    }
+}
+
+/// Undoes [`escape_into`], as `URLSearchParams` does (a `+` is a space).
+fn unescape(key: &str) -> Option<String> {
+    let bytes = key.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = key.get(i + 1..i + 3)?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(text: &str) -> StreamId {
+        StreamId::parse(text).unwrap()
+    }
+
+    fn key(name: &str) -> Arc<str> {
+        Arc::from(name)
+    }
+
+    #[test]
+    fn one_stream_is_plain_two_are_composite_in_key_order() {
+        let mut cursors = Cursors::default();
+        cursors.add(&key("room:7"), Some(id("5-0"))).unwrap();
+        assert!(!cursors.composite());
+        cursors.add(&key("notes ada&co"), None).unwrap();
+        assert!(cursors.composite());
+        // A stream whose point is not known yet is left out.
+        assert_eq!(cursors.id(), "room:7=5-0");
+        cursors.place("notes ada&co", id("4-2"));
+        assert_eq!(cursors.id(), "notes%20ada%26co=4-2&room:7=5-0");
+        assert_eq!(
+            cursors.id_line("room:7", id("6-1")),
+            b"id: notes%20ada%26co=4-2&room:7=6-1\n"
+        );
+        cursors.advance("room:7", id("6-1"));
+        cursors.remove("notes ada&co");
+        assert_eq!(cursors.id(), "room:7=6-1");
+        assert!(cursors.composite(), "once composite, always");
+    }
+
+    #[test]
+    fn a_composite_id_reads_back_for_each_stream() {
+        let mut cursors = Cursors::default();
+        for (name, at) in [("a=b", "1-1"), ("ü+%", "2-2"), ("plain", "3-3")] {
+            cursors.add(&key(name), Some(id(at))).unwrap();
+        }
+        let composite = cursors.id();
+        assert_eq!(resume_of(&composite, "a=b"), Resume::Named(id("1-1")));
+        assert_eq!(resume_of(&composite, "ü+%"), Resume::Named(id("2-2")));
+        assert_eq!(resume_of(&composite, "plain"), Resume::Named(id("3-3")));
+        assert_eq!(resume_of(&composite, "other"), Resume::NotNamed);
+        assert_eq!(resume_of("7-0", "plain"), Resume::Plain(id("7-0")));
+        for foreign in ["", "42", "a=b=c", "a=1-1&b", "%zz=1-1", "a=1-x"] {
+            assert_eq!(resume_of(foreign, "a"), Resume::Unknown, "{foreign:?}");
+        }
+        // URLSearchParams reads `+` as a space; so does this.
+        assert_eq!(resume_of("a+b=1-0", "a b"), Resume::Named(id("1-0")));
+    }
+
+    #[test]
+    fn a_stream_that_could_make_the_id_too_long_is_refused() {
+        let mut cursors = Cursors::default();
+        let name = "k".repeat(100);
+        let mut added = 0;
+        loop {
+            let stream = key(&format!("{name}{added:04}"));
+            match cursors.add(
+                &stream,
+                Some(StreamId {
+                    ms: u64::MAX,
+                    seq: u64::MAX,
+                }),
+            ) {
+                Ok(()) => added += 1,
+                Err(TooManyStreams { longest }) => {
+                    assert!(longest > MAX_ID_BYTES);
+                    break;
+                }
+            }
+        }
+        // Each pair is at most 104 + 1 + 41 bytes, and a pair after the first
+        // one more for its `&`.
+        assert_eq!(added, (MAX_ID_BYTES + 1) / (104 + 1 + 41 + 1));
+        assert!(cursors.id().len() <= MAX_ID_BYTES);
+        assert!(crate::core::frame::validate_id(&cursors.id()).is_ok());
+    }
+}
