@@ -338,11 +338,15 @@ export interface RedisChannel extends EventTarget {
   readonly ready: Promise<void>;
   readonly size: number;
   /**
-   * Subscribes an endpoint after sending it the stream's events after its
-   * `lastEventId` — whichever process the client was on before — a page at
-   * a time as the client takes them. Never rejects for a Redis fault: if
-   * the stream cannot be read, or the channel is closed, the endpoint is
-   * ended (its client comes back later) and `complete` is `false`.
+   * Subscribes an endpoint after sending it the stream's events after the
+   * `Last-Event-ID` its request carried — whichever process the client was
+   * on before — a page at a time as the client takes them. An endpoint on
+   * several Redis-backed channels is sent composite ids, from which each
+   * resumes exactly (README: "Several channels on one connection"). Never
+   * rejects for a Redis fault: if the stream cannot be read, or the channel
+   * is closed, the endpoint is ended (its client comes back later) and
+   * `complete` is `false`. Rejects with a `RangeError` (code
+   * `ERR_SSE_TOO_MANY_CHANNELS`) for one channel too many on one endpoint.
    */
   subscribe(endpoint: EventEndpoint): Promise<ChannelReplay>;
   unsubscribe(endpoint: EventEndpoint): void;
@@ -455,6 +459,7 @@ export type SseErrorCode =
   | "ERR_SSE_REDIS_UNAVAILABLE"
   | "ERR_SSE_REDIS_UNREADABLE"
   | "ERR_SSE_CHANNEL_CLOSED"
+  | "ERR_SSE_TOO_MANY_CHANNELS"
   | "ERR_SSE_INTERNAL"
   | "ERR_SSE_NO_BINARY";
 
