@@ -104,14 +104,16 @@ export class Redis {
    * picks the plain port (a free one by default). `durable: false` (for
    * benchmarks) drops the fsync of every write.
    */
-  static async start({ tls, port, durable = true } = {}) {
+  static async start({ tls, port, durable = true, replicaOf, extra = [] } = {}) {
     const redis = new Redis();
+    redis.extra.push(...extra);
     if (!durable) redis.persistence = ['--appendonly', 'no'];
+    if (replicaOf !== undefined) redis.extra.push('--replicaof', '127.0.0.1', String(replicaOf));
     redis.port = port ?? (await freePort());
     redis.dir = mkdtempSync(join(tmpdir(), 'native-sse-redis-'));
     if (tls) {
       redis.tlsPort = await freePort();
-      redis.extra = [
+      redis.extra.push(
         '--tls-port',
         String(redis.tlsPort),
         '--tls-cert-file',
@@ -122,7 +124,7 @@ export class Redis {
         tls.ca,
         '--tls-auth-clients',
         'yes',
-      ];
+      );
     }
     await redis.run();
     return redis;
@@ -194,6 +196,96 @@ export class Redis {
       this.process.kill('SIGTERM');
       await once(this.process, 'exit');
     }
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * High availability with Sentinel: a master, a replica and three sentinels
+ * (quorum 2) watching them as `mymaster`, each a redis-server of its own on
+ * a free port of 127.0.0.1. The master is deemed down after 1 s without an
+ * answer. Resolves once every sentinel knows the replica and the other two.
+ */
+export class SentinelGroup {
+  static NAME = 'mymaster';
+
+  static async start() {
+    const group = new SentinelGroup();
+    group.master = await Redis.start({ durable: false, extra: ['--repl-diskless-sync-delay', '0'] });
+    group.replica = await Redis.start({ durable: false, replicaOf: group.master.port });
+    await until(
+      async () => {
+        const [info] = await redisCommands(group.replica.port, [['INFO', 'replication']]);
+        return String(info).includes('master_link_status:up');
+      },
+      30_000,
+      'the replica to sync with the master',
+    );
+    group.dir = mkdtempSync(join(tmpdir(), 'native-sse-sentinel-'));
+    for (let i = 0; i < 3; i++) {
+      const port = await freePort();
+      const conf = join(group.dir, `sentinel-${i}.conf`);
+      writeFileSync(
+        conf,
+        [
+          `port ${port}`,
+          'bind 127.0.0.1',
+          `dir ${group.dir}`,
+          `sentinel monitor ${SentinelGroup.NAME} 127.0.0.1 ${group.master.port} 2`,
+          `sentinel down-after-milliseconds ${SentinelGroup.NAME} 1000`,
+          `sentinel failover-timeout ${SentinelGroup.NAME} 10000`,
+          `sentinel parallel-syncs ${SentinelGroup.NAME} 1`,
+          '',
+        ].join('\n'),
+      );
+      const process = spawn('redis-server', [conf, '--sentinel'], { stdio: 'ignore' });
+      group.sentinels.push({ port, process });
+    }
+    await until(
+      async () => {
+        for (const { port } of group.sentinels) {
+          const [replicas, others] = await redisCommands(port, [
+            ['SENTINEL', 'REPLICAS', SentinelGroup.NAME],
+            ['SENTINEL', 'SENTINELS', SentinelGroup.NAME],
+          ]).catch(() => [null, null]);
+          if (!Array.isArray(replicas) || replicas.length !== 1 || !Array.isArray(others) || others.length !== 2)
+            return false;
+        }
+        return true;
+      },
+      30_000,
+      'the sentinels to know the replica and each other',
+    );
+    return group;
+  }
+
+  sentinels = [];
+
+  /** The URL a Channel is given: the sentinels, and the master's name. */
+  get url() {
+    return `redis+sentinel://${this.sentinels.map(({ port }) => `127.0.0.1:${port}`).join(',')}/${SentinelGroup.NAME}`;
+  }
+
+  /** The port of the master the sentinels name now (the first that answers). */
+  async masterPort() {
+    for (const { port } of this.sentinels) {
+      const [address] = await redisCommands(port, [['SENTINEL', 'GET-MASTER-ADDR-BY-NAME', SentinelGroup.NAME]]).catch(
+        () => [null],
+      );
+      if (Array.isArray(address)) return Number(String(address[1]));
+    }
+    return null;
+  }
+
+  async stop() {
+    for (const { process } of this.sentinels) {
+      if (process.exitCode === null && process.signalCode === null) {
+        process.kill('SIGTERM');
+        await once(process, 'exit');
+      }
+    }
+    await this.master?.stop();
+    await this.replica?.stop();
     rmSync(this.dir, { recursive: true, force: true });
   }
 }

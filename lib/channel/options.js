@@ -8,7 +8,8 @@ const { MAX_U32, optionalString, requiredString } = require('../options.js');
 const codes = require('../codes.js');
 const { invalid, invalidValue, fromNative, largest, withCode } = require('../errors.js');
 
-const REDIS_PROTOCOLS = new Set(['redis:', 'rediss:', 'redis+unix:', 'unix:']);
+const REDIS_PROTOCOLS = new Set(['redis:', 'rediss:', 'redis+unix:', 'unix:', 'redis+sentinel:']);
+const SENTINEL_PREFIX = 'redis+sentinel://';
 
 function incompleteEventOf(name) {
   if (name === undefined || name === null) return null;
@@ -75,13 +76,15 @@ function redisOptionsOf(redis) {
   const url = requiredString('options.redis.url', redis.url);
   let protocol;
   try {
-    protocol = new URL(url).protocol;
+    // A Sentinel URL lists several hosts, which URL does not parse; Rust
+    // reads it (src/io/redis/connector.rs).
+    protocol = url.startsWith(SENTINEL_PREFIX) ? 'redis+sentinel:' : new URL(url).protocol;
   } catch {
     protocol = '';
   }
   if (!REDIS_PROTOCOLS.has(protocol)) {
     // The URL itself is not echoed: it may hold a password.
-    throw invalidValue('options.redis.url', 'must be a redis:// or rediss:// URL');
+    throw invalidValue('options.redis.url', 'must be a redis://, rediss:// or redis+sentinel:// URL');
   }
   const stream = requiredString('options.redis.stream', redis.stream);
   if (stream === '') throw invalid('options.redis.stream', 'a non-empty string', stream);

@@ -200,8 +200,15 @@ impl RedisLink {
             cert: tls.cert.map(|pem| pem.to_vec()),
             key: tls.key.map(|pem| pem.to_vec()),
         });
-        let connector = Connector::new(&url, tls)
-            .map_err(|err| error(Code::RedisConfig, format!("{} ({server})", err.category())))?;
+        let connector = Connector::new(&url, tls).map_err(|err| {
+            // The detail of a URL that did not parse could hold the
+            // URL; ours, of a Sentinel URL, never does.
+            let why = match err.detail() {
+                Some(detail) if url.starts_with("redis+sentinel://") => detail,
+                _ => err.category(),
+            };
+            error(Code::RedisConfig, format!("{why} ({server})"))
+        })?;
         let on_outcomes = weak(&on_outcomes).map_err(internal)?;
         let on_pages = weak(&on_pages).map_err(internal)?;
         let (link, publisher, follower) = Link::new(

@@ -29,19 +29,19 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
-use redis::AsyncConnectionConfig;
 use tokio::sync::mpsc;
 
 use crate::core::backoff::Backoff;
 use crate::core::codes::Code;
 use crate::core::stream_entry::{Page, StreamId};
 
+pub mod connector;
 pub mod follower;
 pub mod pages;
 pub mod publisher;
 pub mod replies;
 
+pub use connector::{server_name, Connector, Tls};
 use follower::{Control, Follower};
 use pages::Pages;
 use publisher::{MarkFor, Publisher, Request};
@@ -66,14 +66,6 @@ pub const RESUME_WAIT: Duration = Duration::from_secs(10);
 pub type PageSink = Box<dyn Fn(Vec<StreamPage>) -> bool + Send + Sync>;
 /// Gets the fates of every pipeline's broadcasts. It must not block.
 pub type OutcomeSink = Box<dyn Fn(PublishBatch) + Send + Sync>;
-
-/// TLS material for `rediss://`, in PEM.
-#[derive(Default)]
-pub struct Tls {
-    pub ca: Option<Vec<u8>>,
-    pub cert: Option<Vec<u8>>,
-    pub key: Option<Vec<u8>>,
-}
 
 /// A broadcast that was not appended, or whose fate is unknown.
 #[derive(Debug)]
@@ -168,71 +160,6 @@ impl StreamPage {
             lasting,
             ..StreamPage::default()
         }
-    }
-}
-
-/// The URL without its userinfo, query or fragment: how the server is named
-/// in every message.
-pub fn server_name(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) => {
-            let _ = parsed.set_username("");
-            let _ = parsed.set_password(None);
-            parsed.set_query(None);
-            parsed.set_fragment(None);
-            parsed.to_string()
-        }
-        Err(_) => "(an unparsable URL)".to_string(),
-    }
-}
-
-/// Opens connections to one server.
-#[derive(Clone)]
-pub struct Connector {
-    client: redis::Client,
-}
-
-impl Connector {
-    /// A connector for `url`; fails for a URL or TLS material that cannot
-    /// be used (nothing is connected yet).
-    pub fn new(url: &str, tls: Option<Tls>) -> redis::RedisResult<Self> {
-        // rustls needs a process-wide crypto provider; another addon may
-        // have installed one already, which is as good.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = match tls {
-            None => redis::Client::open(url),
-            Some(tls) => {
-                let client_tls = match (tls.cert, tls.key) {
-                    (Some(client_cert), Some(client_key)) => Some(redis::ClientTlsConfig {
-                        client_cert,
-                        client_key,
-                    }),
-                    _ => None,
-                };
-                redis::Client::build_with_tls(
-                    url,
-                    redis::TlsCertificates {
-                        client_tls,
-                        root_cert: tls.ca,
-                    },
-                )
-            }
-        }?;
-        Ok(Connector { client })
-    }
-
-    async fn connect(&self, reply_timeout: Duration) -> redis::RedisResult<MultiplexedConnection> {
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_response_timeout(Some(reply_timeout));
-        self.client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
-    }
-
-    /// A pub/sub connection (the caller bounds how long it may take).
-    async fn pubsub(&self) -> redis::RedisResult<redis::aio::PubSub> {
-        self.client.get_async_pubsub().await
     }
 }
 

@@ -481,9 +481,12 @@ impl Publisher {
                     // a script flushed by hand): it was not appended, or the
                     // script would have answered with its id.
                     Value::ServerError(err) => {
-                        if err.code() == "NOSCRIPT" {
+                        // NOSCRIPT: loaded again on a new connection before
+                        // the next pipeline. READONLY: the server is a
+                        // replica now (a demoted master): the next connect
+                        // finds the master (through the sentinels).
+                        if matches!(err.code(), "NOSCRIPT" | "READONLY") {
                             if let Some(held) = state.connection.as_mut() {
-                                // Loaded again before the next pipeline.
                                 held.outages = u64::MAX;
                             }
                         }
