@@ -396,8 +396,9 @@ export interface ResumePoint {
   /** The stream id to replay after, or `null`: live only. */
   after?: string
   /**
-   * With no id to replay after: whether the client missed nothing
-   * (it sent no id, or its composite id does not name the stream).
+   * With no id to replay after: whether the client missed nothing (it
+   * sent no id, or its composite id does not name the stream); false for
+   * an id of another kind, or a pair of the stream with no id.
    */
   complete: boolean
   /** The client's id was composite: later ones are too. */

@@ -6,7 +6,7 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { Redis, redisSuite, startApp } from './redis-server.mjs';
+import { Redis, redisSuite, startApp, redisCommands } from './redis-server.mjs';
 import { until, tallyEvents, compareStreamIds, serve } from './helpers.mjs';
 import { EventEndpoint, Channel } from 'native-sse';
 
@@ -228,6 +228,47 @@ function registerTests() {
     assert.equal([...cursors.keys()].length, 16);
     assert.equal(cursors.get(`${key}03`), id);
     assert.ok(client.events[0].id.length <= 4096);
+  });
+
+  test('a channel left before its stream is followed is not followed after (Redis holds no subscription for it)', async (t) => {
+    const redis = await Redis.start({ durable: false });
+    t.after(() => redis.stop());
+    const left = new Channel({ redis: { url: redis.url, stream: 'left-at-once' } });
+    const kept = new Channel({ redis: { url: redis.url, stream: 'kept' } });
+    t.after(() => {
+      left.close();
+      kept.close();
+    });
+    await Promise.all([left.ready, kept.ready]);
+    const numsub = async (stream) => Number((await redisCommands(redis.port, [['PUBSUB', 'NUMSUB', stream]]))[0][1]);
+    const endpoints = [];
+    const server = await serve((req, res) => {
+      const endpoint = new EventEndpoint(req, res);
+      endpoints.push(endpoint);
+      if (req.url === '/left') {
+        // Subscribed, then gone in the same turn: the follow's mark is
+        // still queued when the channel stops following.
+        left.subscribe(endpoint);
+        endpoint.close();
+      } else {
+        kept.subscribe(endpoint);
+      }
+    });
+    t.after(() => server.close());
+    const emptied = new Promise((resolve) => left.addEventListener('empty', resolve, { once: true }));
+    // Redis busy for a moment: the follow's mark waits, so the channel is
+    // left before its stream is followed.
+    const busy = redisCommands(redis.port, [['DEBUG', 'SLEEP', '0.5']]);
+    const first = tallyEvents(`${server.url}left`);
+    t.after(() => first.close());
+    await emptied;
+    await busy;
+    // The follower takes its orders in queue order: once it follows the
+    // stream queued after, it has dealt with both orders for the first.
+    const second = tallyEvents(`${server.url}kept`);
+    t.after(() => second.close());
+    await until(async () => (await numsub('kept')) === 1, 20_000, 'the kept stream to be followed');
+    assert.equal(await numsub('left-at-once'), 0);
   });
 
   test('Redis killed under a burst of pipelines and restarted: every broadcast ends appended or not appended, none unknown, and each appended one reaches both processes exactly once', async (t) => {

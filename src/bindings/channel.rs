@@ -43,8 +43,9 @@ fn ids(ids: Vec<StreamId>) -> Option<Vec<String>> {
 pub struct ResumePoint {
     /// The stream id to replay after, or `null`: live only.
     pub after: Option<String>,
-    /// With no id to replay after: whether the client missed nothing
-    /// (it sent no id, or its composite id does not name the stream).
+    /// With no id to replay after: whether the client missed nothing (it
+    /// sent no id, or its composite id does not name the stream); false for
+    /// an id of another kind, or a pair of the stream with no id.
     pub complete: bool,
     /// The client's id was composite: later ones are too.
     pub composite: bool,
@@ -55,6 +56,7 @@ pub struct ResumePoint {
 pub fn resume_point(last_event_id: String, stream: String) -> ResumePoint {
     let (after, complete, composite) = match resume_of(&last_event_id, &stream) {
         Resume::Named(id) => (Some(id), true, true),
+        Resume::Unplaced => (None, false, true),
         Resume::NotNamed => (None, true, true),
         Resume::Plain(id) => (Some(id), true, false),
         Resume::Unknown => (None, last_event_id.is_empty(), false),

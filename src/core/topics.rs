@@ -16,8 +16,12 @@
 //!
 //! Each pair is a stream's key, percent-encoded, then `=`, then the id of
 //! the last entry of that stream this client was sent (or the point it
-//! joined at, if none yet). Pairs are in the order of their keys, so two
-//! processes write the same id for the same cursors. `new URLSearchParams(id)`
+//! joined at, if none yet). The point a client joins a stream at is known
+//! once the stream's follower has started (a few milliseconds after the
+//! first subscriber of a process); until then the pair is `key=`, and a
+//! client that resumes from it is told that its resume of that stream is
+//! incomplete, rather than resumed from a guess. Pairs are in the order of
+//! their keys, so two processes write the same id for the same cursors. `new URLSearchParams(id)`
 //! reads it back. A plain stream id (`1796224121770-0`) has no `=`, and is
 //! what a client following one stream is sent.
 //!
@@ -44,7 +48,7 @@ const LONGEST_STREAM_ID: usize = 41;
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Cursors {
     /// By key, in order; `None` for a stream joined before the point it
-    /// joined at was known (it is left out of the id until then).
+    /// joined at was known (written `key=` until then).
     cursors: Vec<(Arc<str>, Option<StreamId>)>,
     /// Ids are composite from now on: the client follows (or followed, on
     /// its last connection) more than one stream.
@@ -56,6 +60,9 @@ pub struct Cursors {
 pub enum Resume {
     /// A composite id naming this stream: resume after this id.
     Named(StreamId),
+    /// A composite id naming this stream with no id: the client joined it
+    /// before its point was known, and may have missed entries since.
+    Unplaced,
     /// A composite id that does not name this stream: the client did not
     /// follow it, so it missed nothing of it.
     NotNamed,
@@ -153,14 +160,15 @@ impl Cursors {
                 Some((stream, id)) if **key == *stream => Some(id),
                 _ => *cursor,
             };
-            let Some(cursor) = cursor else { continue };
             if !first {
                 out.push(b'&');
             }
             first = false;
             escape_into(key, out);
             out.push(b'=');
-            out.extend_from_slice(cursor.to_string().as_bytes());
+            if let Some(cursor) = cursor {
+                out.extend_from_slice(cursor.to_string().as_bytes());
+            }
         }
     }
 
@@ -189,21 +197,26 @@ pub fn resume_of(last_event_id: &str, stream: &str) -> Resume {
         return Resume::Unknown;
     };
     match pairs.into_iter().find(|(key, _)| key == stream) {
-        Some((_, id)) => Resume::Named(id),
+        Some((_, Some(id))) => Resume::Named(id),
+        Some((_, None)) => Resume::Unplaced,
         None => Resume::NotNamed,
     }
 }
 
 /// Reads a composite id back; `None` unless every pair is a key and a
-/// stream id.
-pub fn parse(id: &str) -> Option<Vec<(String, StreamId)>> {
+/// stream id, or a key and nothing (`key=`: not placed yet).
+pub fn parse(id: &str) -> Option<Vec<(String, Option<StreamId>)>> {
     if !id.contains('=') {
         return None;
     }
     id.split('&')
         .map(|pair| {
             let (key, cursor) = pair.split_once('=')?;
-            Some((unescape(key)?, StreamId::parse(cursor)?))
+            let cursor = match cursor {
+                "" => None,
+                cursor => Some(StreamId::parse(cursor)?),
+            };
+            Some((unescape(key)?, cursor))
         })
         .collect()
 }
@@ -273,8 +286,9 @@ mod tests {
         assert!(!cursors.composite());
         cursors.add(&key("notes ada&co"), None).unwrap();
         assert!(cursors.composite());
-        // A stream whose point is not known yet is left out.
-        assert_eq!(cursors.id(), "room:7=5-0");
+        // A stream whose point is not known yet has no id.
+        assert_eq!(cursors.id(), "notes%20ada%26co=&room:7=5-0");
+        assert_eq!(resume_of(&cursors.id(), "notes ada&co"), Resume::Unplaced);
         cursors.place("notes ada&co", id("4-2"));
         assert_eq!(cursors.id(), "notes%20ada%26co=4-2&room:7=5-0");
         assert_eq!(

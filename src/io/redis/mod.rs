@@ -283,10 +283,14 @@ impl Link {
         }
     }
 
-    /// Stops following `stream`.
+    /// Stops following `stream`, after every follow queued before: it goes
+    /// through the publisher's queue, as follows do.
     pub fn unfollow(&self, stream: Arc<str>) {
         if let Some(follows) = &self.follows {
-            let _ = follows.send(Control::Unfollow { stream });
+            let _ = self.send(Request::Mark {
+                stream,
+                reply: MarkFor::Unfollow(follows.clone()),
+            });
         }
     }
 

@@ -135,6 +135,11 @@ pub enum MarkFor {
     /// follower finds it, if the mark could not be read (Redis down: no
     /// broadcast is appended meanwhile from here).
     Follow(mpsc::UnboundedSender<Control>),
+    /// The follower, to stop following the stream: sent this way, not
+    /// straight to the follower, so that it comes after every follow queued
+    /// before it (a channel left idle before its follow's mark was answered
+    /// would otherwise stay followed).
+    Unfollow(mpsc::UnboundedSender<Control>),
 }
 
 impl MarkFor {
@@ -154,6 +159,9 @@ impl MarkFor {
                     stream,
                     from: mark.ok(),
                 });
+            }
+            MarkFor::Unfollow(follower) => {
+                let _ = follower.send(Control::Unfollow { stream });
             }
         }
     }
