@@ -84,6 +84,11 @@ export declare class RedisLink {
    * one whose `last` is where following starts.
    */
   follow(stream: string): void
+  /**
+   * Starts following `stream` after `from` (see [`Link::follow_from`]);
+   * with no stream id, from its newest, as `follow` does.
+   */
+  followFrom(stream: string, from: string): void
   /** Stops following `stream`. */
   unfollow(stream: string): void
   /** Stops the follower, and the publisher once what is queued has gone. */
@@ -136,6 +141,21 @@ export declare function bufferedAmount(slot: number): number
  * after the last byte (lib/outbox.js), 6 s at this period (ms).
  */
 export declare const BUN_KEEP_ALIVE_MS: number
+
+/**
+ * The map of a Redis Cluster's slots: the URL of each master (with the
+ * cluster URL's userinfo), and for each of the 16,384 slots the index of
+ * its master; or why no node gave it (`failure`, naming the cluster
+ * without userinfo).
+ */
+export interface ClusterMap {
+  masters: Array<string>
+  slots?: Uint16Array
+  failure?: string
+}
+
+/** The cluster slot of a stream's key. */
+export declare function clusterSlotOf(key: string): number
 
 /**
  * Sets the key that signs stop tokens (checked by JavaScript to be at least
@@ -209,6 +229,9 @@ export interface DeliveryResult {
  */
 export declare function detachSocket(slot: number): Buffer | null
 
+/** Asks the nodes of a `redis+cluster://` URL for the map of its slots. */
+export declare function discoverCluster(url: string): Promise<ClusterMap>
+
 /** The registry of codes, by name: `{ SlowConsumer: "ERR_SSE_SLOW_CONSUMER", … }`. */
 export declare function errorCodes(): Record<string, string>
 
@@ -273,6 +296,9 @@ export interface FlushBatch {
  * [`Hub::follow_topic`](crate::core::hub::Hub::follow_topic).
  */
 export declare function followTopic(slot: number, stream: string, at: string, composite: boolean): void
+
+/** Whether a URL is a `redis+cluster://` URL this link can use. */
+export declare function isClusterUrl(url: string): boolean
 
 /**
  * Whether a `Last-Event-ID` is the token of a client told to stop, made
@@ -343,6 +369,9 @@ export interface PublishFailure {
  * many.
  */
 export declare function queueKeepAlives(owner: number): number
+
+/** How a Redis URL is named in messages: without its userinfo. */
+export declare function redisServerName(url: string): string
 
 /** TLS material for `rediss://`, in PEM, as Node's `tls.connect` takes it. */
 export interface RedisTls {

@@ -6,31 +6,9 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { Redis, redisSuite, startApp, redisCommands } from './redis-server.mjs';
+import { Redis, redisSuite, startApp, startRooms, redisCommands } from './redis-server.mjs';
 import { until, tallyEvents, compareStreamIds, serve } from './helpers.mjs';
 import { EventEndpoint, Channel } from 'native-sse';
-
-/** A process of __test__/fixtures/redis-rooms-app.mjs, ended after the test. */
-async function startRooms(t, redis, rooms, prefix) {
-  const child = spawn(process.execPath, ['--no-warnings', '--expose-gc', '__test__/fixtures/redis-rooms-app.mjs'], {
-    cwd: new URL('..', import.meta.url),
-    env: { ...process.env, REDIS_URL: redis.url, ROOMS: String(rooms), PREFIX: prefix },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  t.after(() => child.kill('SIGTERM'));
-  const [line] = await once(child.stdout, 'data');
-  const url = String(line).trim();
-  return {
-    url,
-    async stats() {
-      return (await fetch(`${url}/stats`)).json();
-    },
-    async burst(list) {
-      const response = await fetch(`${url}/burst`, { method: 'POST', body: JSON.stringify(list) });
-      return response.json();
-    },
-  };
-}
 
 /** `count` distinct numbers below `below`, from a seeded generator. */
 function sample(count, below, seed) {

@@ -1,9 +1,11 @@
 // Redis high availability: a master, a replica and three sentinels, two
 // server processes that find the master through the sentinels, and the
-// master killed while broadcasts go on. Every client counts what it got.
+// master killed while broadcasts go on; a cluster of three masters, one of
+// them killed, and a slot moved from one master to another under the
+// channels. Every client counts what it got.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { SentinelGroup, redisSuite, redisCommands, startApp } from './redis-server.mjs';
+import { SentinelGroup, RedisCluster, redisSuite, redisCommands, startApp, startRooms } from './redis-server.mjs';
 import { until, tick, tallyEvents, compareStreamIds } from './helpers.mjs';
 import { Channel } from 'native-sse';
 
@@ -25,6 +27,148 @@ function registerTests() {
         url,
       );
     }
+  });
+
+  test('Cluster: channels on all three masters deliver from two processes; one master killed stops only its channels; a slot moved under a channel is followed', async (t) => {
+    const cluster = await RedisCluster.start();
+    t.after(() => cluster.stop());
+    const rooms = 30;
+    const apps = [await startRooms(t, cluster, rooms, 'room'), await startRooms(t, cluster, rooms, 'room')];
+    const all = Array.from({ length: rooms }, (_, i) => i);
+    // Which master holds each room's stream.
+    const nodeOf = new Map();
+    for (const room of all) nodeOf.set(room, await cluster.nodeOf(`room:${room}`));
+    assert.equal(new Set(nodeOf.values()).size, 3, 'rooms on all three masters');
+    const clients = apps.map((app) =>
+      all.map((room) => tallyEvents(`${app.url}/events?rooms=${room}`, { keep: Infinity })),
+    );
+    t.after(() => {
+      for (const list of clients) for (const c of list) c.close();
+    });
+    await until(
+      () => clients.every((list) => list.every((c) => c.named.some((e) => e.type === 'subscribed'))),
+      20_000,
+      'subscriptions',
+    );
+    /** What each room was sent, in stream order, by the outcomes. */
+    const sent = new Map(all.map((room) => [room, []]));
+    let tag = 0;
+    /** A broadcast to each of `list` from each process, at once. */
+    const burst = async (list) => {
+      const sends = apps.map(() => list.map((room) => [room, `${room}/${tag++}`]));
+      const outcomes = await Promise.all(apps.map((app, i) => app.burst(sends[i])));
+      const results = [];
+      for (const [i, list2] of outcomes.entries()) {
+        for (const [j, outcome] of list2.entries()) {
+          const [room, data] = sends[i][j];
+          if (typeof outcome.id === 'string') sent.get(room).push({ id: outcome.id, data });
+          results.push({ room, data, ...outcome });
+        }
+      }
+      return results;
+    };
+    const expectDelivered = async (list, what) => {
+      for (const room of list) sent.get(room).sort((x, y) => compareStreamIds(x.id, y.id));
+      for (const [p, perRoom] of clients.entries()) {
+        await until(
+          () => list.every((room) => perRoom[room].count >= sent.get(room).length),
+          30_000,
+          `${what} on process ${p}`,
+        );
+        for (const room of list) {
+          assert.deepEqual(perRoom[room].events, sent.get(room), `room ${room} on process ${p}: ${what}`);
+        }
+      }
+    };
+    const first = await burst(all);
+    assert.deepEqual(
+      first.filter((o) => !o.id),
+      [],
+      'every broadcast appended',
+    );
+    await expectDelivered(all, 'the first broadcasts');
+
+    // One master killed: its channels' broadcasts are refused; the others'
+    // go on, delivered on both processes.
+    const dead = nodeOf.get(0);
+    await dead.kill();
+    const onDead = all.filter((room) => nodeOf.get(room) === dead);
+    const alive = all.filter((room) => nodeOf.get(room) !== dead);
+    const started = Date.now();
+    const during = await burst(all);
+    const tookMs = Date.now() - started;
+    for (const o of during) {
+      if (onDead.includes(o.room)) {
+        assert.ok(
+          o.code === 'ERR_SSE_REDIS_NOT_APPENDED' || o.code === 'ERR_SSE_REDIS_OUTCOME_UNKNOWN',
+          JSON.stringify(o),
+        );
+      } else {
+        assert.equal(typeof o.id, 'string', JSON.stringify(o));
+      }
+    }
+    await expectDelivered(alive, 'broadcasts while a master is down');
+    // Restarted, it serves its channels again.
+    await dead.run();
+    await cluster.untilOk(cluster.nodes);
+    await until(
+      async () => (await burst(onDead.slice(0, 1))).every((o) => typeof o.id === 'string'),
+      30_000,
+      'the restarted master to take broadcasts',
+    );
+    const back = await burst(all);
+    assert.deepEqual(
+      back.filter((o) => !o.id),
+      [],
+      'every broadcast appended after the restart',
+    );
+    await expectDelivered(all, 'broadcasts after the restart');
+
+    // A slot moved: room 1's slot goes from its master to another, with
+    // its stream (MIGRATE), as a resharding does.
+    const room = 1;
+    const key = `room:${room}`;
+    const from = nodeOf.get(room);
+    const to = cluster.nodes.find((n) => n !== from);
+    const [slot] = await from.commands([['CLUSTER', 'KEYSLOT', key]]);
+    const [[fromId], [toId]] = await Promise.all([
+      from.commands([['CLUSTER', 'MYID']]),
+      to.commands([['CLUSTER', 'MYID']]),
+    ]);
+    await to.commands([['CLUSTER', 'SETSLOT', slot, 'IMPORTING', String(fromId)]]);
+    await from.commands([['CLUSTER', 'SETSLOT', slot, 'MIGRATING', String(toId)]]);
+    const [keys] = await from.commands([['CLUSTER', 'GETKEYSINSLOT', slot, 1000]]);
+    const [migrated] = await from.commands([
+      ['MIGRATE', '127.0.0.1', to.port, '', 0, 5000, 'KEYS', ...keys.map(String)],
+    ]);
+    assert.equal(String(migrated), 'OK');
+    for (const node of cluster.nodes) await node.commands([['CLUSTER', 'SETSLOT', slot, 'NODE', String(toId)]]);
+    // The first broadcast after the move may be refused (MOVED: not
+    // appended); the link reads the map again and the next ones go to the
+    // new master, and reach both processes' clients.
+    const moved = [];
+    await until(
+      async () => {
+        const outcomes = await burst([room]);
+        moved.push(...outcomes);
+        return outcomes.every((o) => typeof o.id === 'string');
+      },
+      30_000,
+      'broadcasts to the moved slot to be appended',
+    );
+    for (const o of moved) if (!o.id) assert.equal(o.code, 'ERR_SSE_REDIS_NOT_APPENDED', JSON.stringify(o));
+    await burst(all);
+    await expectDelivered(all, 'broadcasts after the slot moved');
+    for (const app of apps) {
+      const stats = await app.stats();
+      // A link per master, each of a publisher, a follower and two pages.
+      assert.ok(stats.redisConnections <= 12, `${stats.redisConnections} Redis connections`);
+      assert.deepEqual(stats.warnings, []);
+    }
+    t.diagnostic(
+      `cluster: ${onDead.length} of ${rooms} rooms on the killed master; a burst to all rooms while it was down took ${tookMs} ms; ` +
+        `${moved.filter((o) => !o.id).length} broadcast(s) refused (MOVED) when the slot moved`,
+    );
   });
 
   test('Sentinel: the master killed under broadcasts; after the promotion broadcasts and deliveries resume, every outcome is known and true, clients get each entry of the stream once, in order', async (t) => {

@@ -290,6 +290,88 @@ export class SentinelGroup {
   }
 }
 
+/**
+ * A Redis Cluster of three masters and no replicas, each a redis-server of
+ * its own on a free port of 127.0.0.1, joined by `redis-cli --cluster
+ * create` (the slots split in three). Resolves once every node says the
+ * cluster is ok.
+ */
+export class RedisCluster {
+  static async start() {
+    const cluster = new RedisCluster();
+    for (let i = 0; i < 3; i++) {
+      const port = await freePort();
+      cluster.nodes.push(
+        await Redis.start({
+          durable: false,
+          port,
+          extra: [
+            '--cluster-enabled',
+            'yes',
+            '--cluster-config-file',
+            `nodes-${port}.conf`,
+            '--cluster-node-timeout',
+            '2000',
+          ],
+        }),
+      );
+    }
+    const create = spawnSync(
+      'redis-cli',
+      [
+        '--cluster',
+        'create',
+        ...cluster.nodes.map((n) => `127.0.0.1:${n.port}`),
+        '--cluster-replicas',
+        '0',
+        '--cluster-yes',
+      ],
+      { encoding: 'utf8' },
+    );
+    if (create.status !== 0) throw new Error(`redis-cli --cluster create failed: ${create.stdout}${create.stderr}`);
+    await cluster.untilOk(cluster.nodes);
+    return cluster;
+  }
+
+  nodes = [];
+
+  get url() {
+    return `redis+cluster://${this.nodes.map((n) => `127.0.0.1:${n.port}`).join(',')}`;
+  }
+
+  /** Resolves once each of `nodes` says cluster_state:ok. */
+  async untilOk(nodes) {
+    await until(
+      async () => {
+        for (const node of nodes) {
+          const [info] = await node.commands([['CLUSTER', 'INFO']]).catch(() => ['']);
+          if (!String(info).includes('cluster_state:ok')) return false;
+        }
+        return true;
+      },
+      30_000,
+      'the cluster to be ok',
+    );
+  }
+
+  /** The node that holds `key`'s slot now. */
+  async nodeOf(key) {
+    const [slot] = await this.nodes[0].commands([['CLUSTER', 'KEYSLOT', key]]);
+    for (const node of this.nodes) {
+      const [slots] = await node.commands([['CLUSTER', 'SLOTS']]).catch(() => [null]);
+      if (!Array.isArray(slots)) continue;
+      for (const [start, end, [, port]] of slots) {
+        if (slot >= start && slot <= end) return this.nodes.find((n) => n.port === Number(port));
+      }
+    }
+    return null;
+  }
+
+  async stop() {
+    for (const node of this.nodes) await node.stop();
+  }
+}
+
 /** Whether redis-server is on the PATH. */
 export const hasRedis = spawnSync('redis-server', ['--version']).status === 0;
 
@@ -358,6 +440,28 @@ export async function startApp(t, redis, stream, env = {}) {
     },
     async stopAll() {
       await get('/stop');
+    },
+  };
+}
+
+/** A process of __test__/fixtures/redis-rooms-app.mjs, ended after the test. */
+export async function startRooms(t, redis, rooms, prefix) {
+  const child = spawn(process.execPath, ['--no-warnings', '--expose-gc', '__test__/fixtures/redis-rooms-app.mjs'], {
+    cwd: new URL('..', import.meta.url),
+    env: { ...process.env, REDIS_URL: redis.url, ROOMS: String(rooms), PREFIX: prefix },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  t.after(() => child.kill('SIGTERM'));
+  const [line] = await once(child.stdout, 'data');
+  const url = String(line).trim();
+  return {
+    url,
+    async stats() {
+      return (await fetch(`${url}/stats`)).json();
+    },
+    async burst(list) {
+      const response = await fetch(`${url}/burst`, { method: 'POST', body: JSON.stringify(list) });
+      return response.json();
     },
   };
 }

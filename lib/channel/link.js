@@ -16,6 +16,25 @@ const { handled, invalidValue, withCode, publishError } = require('../errors.js'
 
 const noop = () => {};
 
+/** A reply of a cluster node that sends the request elsewhere. */
+const REDIRECT = /\b(moved|ask):? \d+ /i;
+
+/** Keeps the process alive while its count is above zero: results come
+ * through weak thread-safe functions, which do not. */
+class Hold {
+  #count = 0;
+  #timer = null;
+
+  change(up) {
+    this.#count += up ? 1 : -1;
+    if (this.#count > 0) this.#timer ??= setInterval(noop, 1 << 30);
+    else {
+      clearInterval(this.#timer);
+      this.#timer = null;
+    }
+  }
+}
+
 /** Why a mark (`ready`) failed: the reason as it is, with its code. */
 function markError(failure) {
   return withCode(new Error(failure.reason), failure.code);
@@ -58,8 +77,10 @@ class Link {
   #head = 0;
   #keepAlive = null;
   /** Keeps the process alive while a channel waits for its first page. */
-  #starting = 0;
-  #startTimer = null;
+  #starting = new Hold();
+  /** Called when Redis sends a request elsewhere (MOVED, ASK): the map of
+   * a cluster's slots changed. */
+  #onRedirect = new Set();
 
   constructor(key, redis) {
     this.#key = key;
@@ -151,12 +172,31 @@ class Link {
   /** The process stays alive while a channel waits for where its following
    * starts (pages come through a weak thread-safe function). */
   holdOpen(waiting) {
-    this.#starting += waiting ? 1 : -1;
-    if (this.#starting > 0) this.#startTimer ??= setInterval(noop, 1 << 30);
-    else {
-      clearInterval(this.#startTimer);
-      this.#startTimer = null;
+    this.#starting.change(waiting);
+  }
+
+  /** Starts giving `follower` the pages of its stream after `from`, where
+   * it was followed up to elsewhere (another master of a cluster). */
+  followFrom(follower, from) {
+    let set = this.#followers.get(follower.stream);
+    if (set === undefined) {
+      set = new Set();
+      this.#followers.set(follower.stream, set);
     }
+    set.add(follower);
+    this.native.followFrom(follower.stream, from ?? '');
+  }
+
+  /** Reads a page of `stream` after `after`; see RedisLink#readPage. */
+  readPage(stream, after, count) {
+    return this.native.readPage(stream, after, count);
+  }
+
+  /** Calls `callback` when Redis answers that a stream's slot is held by
+   * another node; returns the function that stops it. */
+  watchRedirects(callback) {
+    this.#onRedirect.add(callback);
+    return () => this.#onRedirect.delete(callback);
   }
 
   #route(pages) {
@@ -186,6 +226,9 @@ class Link {
         resolve?.(ids[i]);
       } else {
         while (failures[failure].index < i) failure++;
+        if (this.#onRedirect.size > 0 && REDIRECT.test(failures[failure].reason)) {
+          for (const callback of this.#onRedirect) callback();
+        }
         reject?.(errorOf(failures[failure]));
       }
     }
@@ -211,4 +254,4 @@ class Link {
   }
 }
 
-module.exports = { Link };
+module.exports = { Link, Hold, REDIRECT };

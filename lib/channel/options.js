@@ -8,8 +8,10 @@ const { MAX_U32, optionalString, requiredString } = require('../options.js');
 const codes = require('../codes.js');
 const { invalid, invalidValue, fromNative, largest, withCode } = require('../errors.js');
 
-const REDIS_PROTOCOLS = new Set(['redis:', 'rediss:', 'redis+unix:', 'unix:', 'redis+sentinel:']);
-const SENTINEL_PREFIX = 'redis+sentinel://';
+const REDIS_PROTOCOLS = new Set(['redis:', 'rediss:', 'redis+unix:', 'unix:', 'redis+sentinel:', 'redis+cluster:']);
+/** URLs that list several hosts, which URL does not parse; Rust reads them
+ * (src/io/redis/connector.rs, cluster.rs). */
+const MULTI_HOST = /^(redis\+sentinel|redis\+cluster):\/\//;
 
 function incompleteEventOf(name) {
   if (name === undefined || name === null) return null;
@@ -76,15 +78,13 @@ function redisOptionsOf(redis) {
   const url = requiredString('options.redis.url', redis.url);
   let protocol;
   try {
-    // A Sentinel URL lists several hosts, which URL does not parse; Rust
-    // reads it (src/io/redis/connector.rs).
-    protocol = url.startsWith(SENTINEL_PREFIX) ? 'redis+sentinel:' : new URL(url).protocol;
+    protocol = MULTI_HOST.test(url) ? `${MULTI_HOST.exec(url)[1]}:` : new URL(url).protocol;
   } catch {
     protocol = '';
   }
   if (!REDIS_PROTOCOLS.has(protocol)) {
     // The URL itself is not echoed: it may hold a password.
-    throw invalidValue('options.redis.url', 'must be a redis://, rediss:// or redis+sentinel:// URL');
+    throw invalidValue('options.redis.url', 'must be a redis://, rediss://, redis+sentinel:// or redis+cluster:// URL');
   }
   const stream = requiredString('options.redis.stream', redis.stream);
   if (stream === '') throw invalid('options.redis.stream', 'a non-empty string', stream);

@@ -5,6 +5,7 @@ const outbox = require('../outbox.js');
 const codes = require('../codes.js');
 const warnings = require('../diagnostics/warnings.js');
 const { Link } = require('./link.js');
+const { ClusterLink } = require('./cluster-link.js');
 const { broadcastArgumentsOf, broadcastError, tooManyChannels } = require('./options.js');
 const { handled, invalidValue, withCode } = require('../errors.js');
 const { kSlot, kAbort, kWhenWritable, kRoom, kResumeFrom } = require('../internal.js');
@@ -105,7 +106,7 @@ class RedisStream {
    */
   constructor(coreOf, redis) {
     this.#coreOf = coreOf;
-    const link = Link.acquire(redis);
+    const link = ClusterLink.isClusterUrl(redis.url) ? ClusterLink.acquire(redis) : Link.acquire(redis);
     this.#link = link;
     this.#server = link.server;
     this.stream = redis.stream;
@@ -135,6 +136,11 @@ class RedisStream {
   /** How the stream is named in warnings and errors. */
   get #where() {
     return `Redis stream ${JSON.stringify(this.stream)} at ${this.#server}`;
+  }
+
+  /** The id the link has delivered the stream up to here, or null. */
+  get position() {
+    return this.#position;
   }
 
   /** How many endpoints are being replayed the stream now. */
@@ -356,7 +362,7 @@ class RedisStream {
       if (endpoint.closed) return;
       if (link === null) throw new Error('the channel is closed');
       const count = pageSize(endpoint[kRoom](), entryBytes);
-      const page = await link.native.readPage(this.stream, cursor, count);
+      const page = await link.readPage(this.stream, cursor, count);
       if (endpoint.closed) return;
       if (page.failure != null) throw new Error(page.failure);
       if (page.trimmed) {

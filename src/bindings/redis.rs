@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use napi::bindgen_prelude::{Buffer, Function};
+use napi::bindgen_prelude::{Buffer, Function, Uint16Array};
 use napi_derive::napi;
 
 use super::callback::{call, spawn, weak};
@@ -14,7 +14,7 @@ use super::error::{error, internal, Result};
 use super::state::add_shared_stop_key;
 use crate::core::codes::Code;
 use crate::core::stream_entry::{ReadyEntry, StreamId};
-use crate::io::redis::{self as link, Connector, Link};
+use crate::io::redis::{self as link, cluster, Connector, Link};
 
 /// TLS material for `rediss://`, in PEM, as Node's `tls.connect` takes it.
 #[napi(object)]
@@ -261,6 +261,16 @@ impl RedisLink {
         self.link.follow(Arc::from(stream));
     }
 
+    /// Starts following `stream` after `from` (see [`Link::follow_from`]);
+    /// with no stream id, from its newest, as `follow` does.
+    #[napi(catch_unwind)]
+    pub fn follow_from(&self, stream: String, from: String) {
+        match StreamId::parse(&from) {
+            Some(from) => self.link.follow_from(Arc::from(stream), from),
+            None => self.link.follow(Arc::from(stream)),
+        }
+    }
+
     /// Stops following `stream`.
     #[napi(catch_unwind)]
     pub fn unfollow(&self, stream: String) {
@@ -282,4 +292,70 @@ impl Drop for RedisLink {
     fn drop(&mut self) {
         self.close();
     }
+}
+
+/// The map of a Redis Cluster's slots: the URL of each master (with the
+/// cluster URL's userinfo), and for each of the 16,384 slots the index of
+/// its master; or why no node gave it (`failure`, naming the cluster
+/// without userinfo).
+#[napi(object)]
+pub struct ClusterMap {
+    pub masters: Vec<String>,
+    pub slots: Option<Uint16Array>,
+    pub failure: Option<String>,
+}
+
+/// Asks the nodes of a `redis+cluster://` URL for the map of its slots.
+#[napi]
+pub async fn discover_cluster(url: String) -> napi::Result<ClusterMap> {
+    let ranges = match cluster::discover(&url).await {
+        Ok(ranges) => ranges,
+        Err(why) => {
+            let server = link::server_name(&url);
+            return Ok(ClusterMap {
+                masters: Vec::new(),
+                slots: None,
+                failure: Some(format!("Cannot connect to Redis at {server}: {why}")),
+            });
+        }
+    };
+    let userinfo = cluster::parse_cluster_url(&url).and_then(|(_, userinfo)| userinfo);
+    let mut masters: Vec<String> = Vec::new();
+    let mut slots = vec![u16::MAX; cluster::SLOTS as usize];
+    for range in ranges {
+        let url = cluster::node_url(userinfo.as_deref(), &range.master);
+        let index = match masters.iter().position(|m| *m == url) {
+            Some(index) => index,
+            None => {
+                masters.push(url);
+                masters.len() - 1
+            }
+        };
+        for slot in range.start..=range.end {
+            slots[slot as usize] = index as u16;
+        }
+    }
+    Ok(ClusterMap {
+        masters,
+        slots: Some(Uint16Array::new(slots)),
+        failure: None,
+    })
+}
+
+/// The cluster slot of a stream's key.
+#[napi(catch_unwind)]
+pub fn cluster_slot_of(key: String) -> u32 {
+    u32::from(cluster::slot_of(key.as_bytes()))
+}
+
+/// Whether a URL is a `redis+cluster://` URL this link can use.
+#[napi(catch_unwind)]
+pub fn is_cluster_url(url: String) -> bool {
+    cluster::parse_cluster_url(&url).is_some()
+}
+
+/// How a Redis URL is named in messages: without its userinfo.
+#[napi(catch_unwind)]
+pub fn redis_server_name(url: String) -> String {
+    link::server_name(&url)
 }

@@ -240,6 +240,9 @@ fn percent_decode(text: &str) -> Option<String> {
 /// The URL without its userinfo, query or fragment: how the server is named
 /// in every message.
 pub fn server_name(url: &str) -> String {
+    if let Some((nodes, _)) = super::cluster::parse_cluster_url(url) {
+        return format!("{}{}", super::cluster::CLUSTER_SCHEME, nodes.join(","));
+    }
     if let Some(parsed) = parse_sentinel_url(url) {
         let hosts: Vec<String> = parsed
             .sentinels
@@ -306,6 +309,10 @@ mod tests {
         assert_eq!(
             server_name("redis+sentinel://ada:secret@h1:1,h2:2/mymaster"),
             "redis+sentinel://h1:1,h2:2/mymaster/0"
+        );
+        assert_eq!(
+            server_name("redis+cluster://ada:secret@h1:1,h2:2"),
+            "redis+cluster://h1:1,h2:2"
         );
         assert_eq!(
             server_name("redis://ada:secret@127.0.0.1:6379/0"),

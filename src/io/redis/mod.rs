@@ -18,6 +18,9 @@
 //! many channels it has; a channel with no subscribers here costs Redis
 //! nothing beyond its stream (it is not subscribed to).
 //!
+//! A link to a Redis Cluster is a link per master: [`cluster`] says which
+//! master holds a stream.
+//!
 //! [`replies`] reads Redis's replies. Everything said about the server names
 //! it without the userinfo of its URL: passwords never reach a message.
 //!
@@ -35,6 +38,7 @@ use crate::core::backoff::Backoff;
 use crate::core::codes::Code;
 use crate::core::stream_entry::{Page, StreamId};
 
+pub mod cluster;
 pub mod connector;
 pub mod follower;
 pub mod pages;
@@ -279,6 +283,18 @@ impl Link {
             let _ = self.send(Request::Mark {
                 stream,
                 reply: MarkFor::Follow(follows.clone()),
+            });
+        }
+    }
+
+    /// Starts following `stream` after `from`, an id it was followed up to
+    /// elsewhere (on the master that held its slot before): what came since
+    /// is read, not missed.
+    pub fn follow_from(&self, stream: Arc<str>, from: StreamId) {
+        if let Some(follows) = &self.follows {
+            let _ = follows.send(Control::Follow {
+                stream,
+                from: Some(from),
             });
         }
     }

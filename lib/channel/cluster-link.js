@@ -1,0 +1,243 @@
+'use strict';
+
+const native = require('../native.js');
+const codes = require('../codes.js');
+const { handled, invalidValue, withCode, publishError } = require('../errors.js');
+const { Link, Hold } = require('./link.js');
+
+// The link to a Redis Cluster (src/io/redis/cluster.rs): a Link per master
+// (./link.js), each what the link to one server is, and the map of the
+// 16,384 slots to them, asked of the cluster when the first channel is made
+// and again when a node answers that a slot moved (MOVED, ASK). A stream's
+// broadcasts, marks, follows and pages go to the master of its slot, so a
+// stream's broadcasts stay one queue, in call order, and a master that
+// fails stops only its own slots' channels. Until the map is known, what
+// the channels ask for waits here, in call order.
+
+const CLUSTER_PREFIX = 'redis+cluster://';
+
+/** Cluster links by URL. */
+const clusters = new Map();
+
+/** Retries of a map that could not be read, the first at once. */
+const REDISCOVER_MS = 500;
+
+function unavailable(reason) {
+  return withCode(new Error(reason), codes.RedisUnavailable);
+}
+
+class ClusterLink {
+  #url;
+  #users = 0;
+  /** The map: a Link per master, and each slot's master. */
+  #masters = [];
+  #slots = null;
+  /** Slots by stream, computed once. */
+  #slotOf = new Map();
+  /** What waits for the map, in call order: each is called with null once
+   * it is known, or with why it could not be read. */
+  #waiting = [];
+  #discovering = false;
+  #lastFailure = 0;
+  /** Followers, and the Link each follows on (to move them with their slot). */
+  #followed = new Map();
+  #unwatch = [];
+  #hold = new Hold();
+  #closed = false;
+  server;
+
+  static isClusterUrl(url) {
+    return url.startsWith(CLUSTER_PREFIX);
+  }
+
+  static acquire(redis) {
+    let link = clusters.get(redis.url);
+    if (link === undefined) {
+      link = new ClusterLink(redis.url);
+      clusters.set(redis.url, link);
+    }
+    link.#users++;
+    return link;
+  }
+
+  constructor(url) {
+    this.#url = url;
+    this.server = native.redisServerName(url);
+    if (!native.isClusterUrl(url)) {
+      throw withCode(
+        invalidValue(
+          'options.redis.url',
+          'cannot be used: a cluster URL is redis+cluster://[user:password@]host:port[,host:port…]',
+        ),
+        codes.RedisConfig,
+      );
+    }
+    this.#discover();
+  }
+
+  release() {
+    if (--this.#users > 0) return;
+    clusters.delete(this.#url);
+    this.#closed = true;
+    this.#setMasters([]);
+    this.#settleWaiting(unavailable('The channel is closed'));
+  }
+
+  /** Asks for the map of the slots, unless that is under way. */
+  #discover() {
+    if (this.#discovering || this.#closed) return;
+    this.#discovering = true;
+    this.#hold.change(true);
+    native.discoverCluster(this.#url).then(
+      (map) => this.#discovered(map.failure ?? null, map),
+      (err) => this.#discovered(String(err?.message ?? err), null),
+    );
+  }
+
+  #discovered(failure, map) {
+    this.#discovering = false;
+    this.#hold.change(false);
+    if (this.#closed) return;
+    if (failure !== null) {
+      this.#lastFailure = Date.now();
+      this.#settleWaiting(unavailable(failure));
+      return;
+    }
+    this.#slots = map.slots;
+    this.#setMasters(map.masters.map((url) => Link.acquire({ url, tls: undefined })));
+    // Followers whose slot moved follow on its new master, from where they
+    // were: what came since is read there.
+    for (const [follower, on] of this.#followed) {
+      const now = this.#masterOf(follower.stream);
+      if (now === on) continue;
+      on?.unfollow(follower);
+      now?.followFrom(follower, follower.position);
+      this.#followed.set(follower, now);
+    }
+    this.#settleWaiting(null);
+  }
+
+  #setMasters(masters) {
+    const old = this.#masters;
+    for (const stop of this.#unwatch) stop();
+    this.#masters = masters;
+    this.#unwatch = masters.map((link) => link.watchRedirects(() => this.#refresh()));
+    for (const link of old) link.release();
+  }
+
+  /** A node said a slot moved: read the map again (new requests wait for it). */
+  #refresh() {
+    if (this.#closed) return;
+    this.#slots = null;
+    this.#discover();
+  }
+
+  #settleWaiting(failure) {
+    const waiting = this.#waiting;
+    this.#waiting = [];
+    for (const next of waiting) next(failure);
+  }
+
+  /** Runs `work` once the map is known (now, if it is); `failed` with why
+   * if it cannot be read. */
+  #whenMapped(work, failed) {
+    if (this.#slots !== null) return work();
+    if (this.#closed) return failed(unavailable('The channel is closed'));
+    this.#waiting.push((failure) => (failure === null ? work() : failed(failure)));
+    if (!this.#discovering && Date.now() - this.#lastFailure >= REDISCOVER_MS) this.#discover();
+    else if (!this.#discovering) setTimeout(() => this.#discover(), REDISCOVER_MS).unref();
+    return undefined;
+  }
+
+  #masterOf(stream) {
+    let slot = this.#slotOf.get(stream);
+    if (slot === undefined) {
+      slot = native.clusterSlotOf(stream);
+      this.#slotOf.set(stream, slot);
+    }
+    return this.#masters[this.#slots[slot]] ?? null;
+  }
+
+  /** See Link#publish: a refusal (a string), or a promise of the id. */
+  publish(nativeChannel, stream, maxLen, data, event) {
+    if (this.#slots !== null) return this.#publishNow(nativeChannel, stream, maxLen, data, event);
+    return handled(
+      new Promise((resolve, reject) => {
+        this.#whenMapped(
+          () => {
+            let outcome;
+            try {
+              outcome = this.#publishNow(nativeChannel, stream, maxLen, data, event);
+            } catch (err) {
+              reject(err);
+              return;
+            }
+            if (typeof outcome === 'string') reject(publishError({ code: codes.RedisNotAppended, reason: outcome }));
+            else outcome.then(resolve, reject);
+          },
+          (failure) => reject(publishError({ code: codes.RedisNotAppended, reason: failure.message })),
+        );
+      }),
+    );
+  }
+
+  #publishNow(nativeChannel, stream, maxLen, data, event) {
+    const master = this.#masterOf(stream);
+    if (master === null) return `No master of the Redis Cluster at ${this.server} holds the stream's slot`;
+    return master.publish(nativeChannel, stream, maxLen, data, event);
+  }
+
+  /** See Link#ready. */
+  ready(stream) {
+    return handled(
+      new Promise((resolve, reject) => {
+        this.#whenMapped(() => {
+          const master = this.#masterOf(stream);
+          if (master === null)
+            reject(unavailable(`No master of the Redis Cluster at ${this.server} holds the stream's slot`));
+          else master.ready(stream).then(resolve, reject);
+        }, reject);
+      }),
+    );
+  }
+
+  follow(follower) {
+    this.#followed.set(follower, null);
+    this.#whenMapped(
+      () => {
+        if (!this.#followed.has(follower)) return;
+        const master = this.#masterOf(follower.stream);
+        this.#followed.set(follower, master);
+        master?.follow(follower);
+      },
+      () => {},
+    );
+  }
+
+  unfollow(follower) {
+    const on = this.#followed.get(follower);
+    this.#followed.delete(follower);
+    on?.unfollow(follower);
+  }
+
+  holdOpen(waiting) {
+    this.#hold.change(waiting);
+  }
+
+  /** See Link#readPage; a page that says why when no master holds the slot. */
+  readPage(stream, after, count) {
+    return new Promise((resolve) => {
+      this.#whenMapped(
+        () => {
+          const master = this.#masterOf(stream);
+          if (master === null)
+            resolve({ failure: `No master of the Redis Cluster at ${this.server} holds the stream's slot` });
+          else resolve(master.readPage(stream, after, count));
+        },
+        (failure) => resolve({ failure: failure.message }),
+      );
+    });
+  }
+}
+
+module.exports = { ClusterLink };
