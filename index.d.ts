@@ -222,9 +222,10 @@ export interface ChannelOptions {
 export interface RedisStreamOptions {
   /**
    * For example `redis://127.0.0.1:6379`, `redis://user:password@host:6379/0`
-   * (an ACL user), or `rediss://host:6380` (TLS). A single Redis server:
-   * Cluster and Sentinel are not supported. Messages name the server
-   * without the URL's userinfo.
+   * (an ACL user), `rediss://host:6380` (TLS),
+   * `redis+sentinel://host:26379,host:26379/mymaster` (the master of a
+   * Sentinel group) or `redis+cluster://host:7000,host:7001` (a Redis
+   * Cluster). Messages name the server without the URL's userinfo.
    */
   url: string;
   /** The key of the Redis Stream; every process of the channel names the same. */
