@@ -4,8 +4,6 @@
 // pipeline. Every client counts what it got, on the client side.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { Redis, redisSuite, startApp, startRooms, redisCommands } from './redis-server.mjs';
 import { until, tallyEvents, compareStreamIds, serve } from './helpers.mjs';
 import { EventEndpoint, Channel } from 'native-sse';

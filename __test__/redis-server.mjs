@@ -291,15 +291,16 @@ export class SentinelGroup {
 }
 
 /**
- * A Redis Cluster of three masters and no replicas, each a redis-server of
- * its own on a free port of 127.0.0.1, joined by `redis-cli --cluster
- * create` (the slots split in three). Resolves once every node says the
- * cluster is ok.
+ * A Redis Cluster of three masters, with `replicas` replicas each (none by
+ * default), each a redis-server of its own on a free port of 127.0.0.1,
+ * joined by `redis-cli --cluster create` (the slots split in three). A
+ * master that does not answer for 2 s is deemed failed. Resolves once every
+ * node says the cluster is ok.
  */
 export class RedisCluster {
-  static async start() {
+  static async start({ replicas = 0 } = {}) {
     const cluster = new RedisCluster();
-    for (let i = 0; i < 3; i++) {
+    for (let i = 0; i < 3 * (1 + replicas); i++) {
       const port = await freePort();
       cluster.nodes.push(
         await Redis.start({
@@ -323,7 +324,7 @@ export class RedisCluster {
         'create',
         ...cluster.nodes.map((n) => `127.0.0.1:${n.port}`),
         '--cluster-replicas',
-        '0',
+        String(replicas),
         '--cluster-yes',
       ],
       { encoding: 'utf8' },

@@ -19,8 +19,15 @@ const CLUSTER_PREFIX = 'redis+cluster://';
 /** Cluster links by URL. */
 const clusters = new Map();
 
-/** Retries of a map that could not be read, the first at once. */
+/** Retries of a map that could not be read, the first at once; and the
+ * least time between two readings asked for by failures. */
 const REDISCOVER_MS = 500;
+/** The map is read again this often, in case the cluster changed without a
+ * request noticing (a replica promoted in place of a master that died). */
+const REFRESH_EVERY_MS = 5000;
+/** A failure that says the map may have changed: a node that sends the
+ * request elsewhere (MOVED, ASK), or a master that cannot be reached. */
+const STALE_MAP = /\b(moved|ask):? \d+ |Cannot connect to Redis/i;
 
 function unavailable(reason) {
   return withCode(new Error(reason), codes.RedisUnavailable);
@@ -44,6 +51,8 @@ class ClusterLink {
   #unwatch = [];
   #hold = new Hold();
   #closed = false;
+  #refreshTimer = null;
+  #lastRefresh = 0;
   server;
 
   static isClusterUrl(url) {
@@ -73,36 +82,49 @@ class ClusterLink {
       );
     }
     this.#discover();
+    this.#refreshTimer = setInterval(() => this.#refresh(), REFRESH_EVERY_MS).unref();
   }
 
   release() {
     if (--this.#users > 0) return;
     clusters.delete(this.#url);
     this.#closed = true;
+    clearInterval(this.#refreshTimer);
     this.#setMasters([]);
     this.#settleWaiting(unavailable('The channel is closed'));
   }
 
-  /** Asks for the map of the slots, unless that is under way. */
+  /** Asks for the map of the slots, unless that is under way. While it is
+   * read again, requests go on by the map held. */
   #discover() {
     if (this.#discovering || this.#closed) return;
     this.#discovering = true;
-    this.#hold.change(true);
+    this.#lastRefresh = Date.now();
+    // A first reading keeps the process alive; a refresh does not.
+    const first = this.#slots === null;
+    if (first) this.#hold.change(true);
     native.discoverCluster(this.#url).then(
-      (map) => this.#discovered(map.failure ?? null, map),
-      (err) => this.#discovered(String(err?.message ?? err), null),
+      (map) => this.#discovered(first, map.failure ?? null, map),
+      (err) => this.#discovered(first, String(err?.message ?? err), null),
     );
   }
 
-  #discovered(failure, map) {
+  #discovered(first, failure, map) {
     this.#discovering = false;
-    this.#hold.change(false);
+    if (first) this.#hold.change(false);
     if (this.#closed) return;
     if (failure !== null) {
       this.#lastFailure = Date.now();
-      this.#settleWaiting(unavailable(failure));
+      // A refresh that failed keeps the map held.
+      if (this.#slots === null) this.#settleWaiting(unavailable(failure));
       return;
     }
+    const same =
+      this.#slots !== null &&
+      map.masters.length === this.#masters.length &&
+      map.masters.every((url, i) => this.#masters[i].url === url) &&
+      map.slots.every((master, slot) => this.#slots[slot] === master);
+    if (same) return;
     this.#slots = map.slots;
     this.#setMasters(map.masters.map((url) => Link.acquire({ url, tls: undefined })));
     // Followers whose slot moved follow on its new master, from where they
@@ -121,14 +143,17 @@ class ClusterLink {
     const old = this.#masters;
     for (const stop of this.#unwatch) stop();
     this.#masters = masters;
-    this.#unwatch = masters.map((link) => link.watchRedirects(() => this.#refresh()));
+    this.#unwatch = masters.map((link) =>
+      link.watchFailures((reason) => {
+        if (STALE_MAP.test(reason)) this.#refresh();
+      }),
+    );
     for (const link of old) link.release();
   }
 
-  /** A node said a slot moved: read the map again (new requests wait for it). */
+  /** Reads the map again, at most once per REDISCOVER_MS. */
   #refresh() {
-    if (this.#closed) return;
-    this.#slots = null;
+    if (this.#closed || Date.now() - this.#lastRefresh < REDISCOVER_MS) return;
     this.#discover();
   }
 

@@ -16,9 +16,6 @@ const { handled, invalidValue, withCode, publishError } = require('../errors.js'
 
 const noop = () => {};
 
-/** A reply of a cluster node that sends the request elsewhere. */
-const REDIRECT = /\b(moved|ask):? \d+ /i;
-
 /** Keeps the process alive while its count is above zero: results come
  * through weak thread-safe functions, which do not. */
 class Hold {
@@ -66,6 +63,8 @@ class Link {
   native;
   /** How the server is named (no userinfo). */
   server;
+  /** The URL it was made for. */
+  url;
   /** Channels on the link. */
   #users = 0;
   /** Followers by stream, and which streams are followed. */
@@ -78,12 +77,14 @@ class Link {
   #keepAlive = null;
   /** Keeps the process alive while a channel waits for its first page. */
   #starting = new Hold();
-  /** Called when Redis sends a request elsewhere (MOVED, ASK): the map of
-   * a cluster's slots changed. */
-  #onRedirect = new Set();
+  /** Called with the reason of each broadcast or mark that failed (a
+   * cluster link reads its map again when a node sends a request
+   * elsewhere, MOVED or ASK, or cannot be reached). */
+  #onFailure = new Set();
 
   constructor(key, redis) {
     this.#key = key;
+    this.url = redis.url;
     try {
       this.native = new native.RedisLink(
         redis.url,
@@ -192,11 +193,11 @@ class Link {
     return this.native.readPage(stream, after, count);
   }
 
-  /** Calls `callback` when Redis answers that a stream's slot is held by
-   * another node; returns the function that stops it. */
-  watchRedirects(callback) {
-    this.#onRedirect.add(callback);
-    return () => this.#onRedirect.delete(callback);
+  /** Calls `callback(reason)` for each broadcast or mark that fails;
+   * returns the function that stops it. */
+  watchFailures(callback) {
+    this.#onFailure.add(callback);
+    return () => this.#onFailure.delete(callback);
   }
 
   #route(pages) {
@@ -226,9 +227,7 @@ class Link {
         resolve?.(ids[i]);
       } else {
         while (failures[failure].index < i) failure++;
-        if (this.#onRedirect.size > 0 && REDIRECT.test(failures[failure].reason)) {
-          for (const callback of this.#onRedirect) callback();
-        }
+        for (const callback of this.#onFailure) callback(failures[failure].reason);
         reject?.(errorOf(failures[failure]));
       }
     }
@@ -254,4 +253,4 @@ class Link {
   }
 }
 
-module.exports = { Link, Hold, REDIRECT };
+module.exports = { Link, Hold };
