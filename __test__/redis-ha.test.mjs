@@ -5,9 +5,17 @@
 // channels. Every client counts what it got.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { SentinelGroup, RedisCluster, redisSuite, redisCommands, startApp, startRooms } from './redis-server.mjs';
-import { until, tick, tallyEvents, compareStreamIds } from './helpers.mjs';
-import { Channel } from 'native-sse';
+import {
+  SentinelGroup,
+  RedisCluster,
+  freePort,
+  redisSuite,
+  redisCommands,
+  startApp,
+  startRooms,
+} from './redis-server.mjs';
+import { until, tick, tallyEvents, compareStreamIds, serve } from './helpers.mjs';
+import { Channel, EventEndpoint } from 'native-sse';
 
 const STREAM = 'ha';
 
@@ -176,6 +184,40 @@ function registerTests() {
     t.diagnostic(
       `cluster: ${onDead.length} of ${rooms} rooms on the killed master; a burst to all rooms while it was down took ${tookMs} ms; ` +
         `${moved.filter((o) => !o.id).length} broadcast(s) refused (MOVED) when the slot moved`,
+    );
+  });
+
+  test('Cluster unreachable at start: ready rejects, broadcasts are refused, and once the cluster is up the channel appends and delivers by itself', async (t) => {
+    const ports = [await freePort(), await freePort(), await freePort()];
+    const url = `redis+cluster://${ports.map((port) => `127.0.0.1:${port}`).join(',')}`;
+    const channel = new Channel({ redis: { url, stream: 'late' } });
+    t.after(() => channel.close());
+    await assert.rejects(channel.ready, (err) => err.code === 'ERR_SSE_REDIS_UNAVAILABLE' && err.message.includes(url));
+    await assert.rejects(channel.broadcast('early'), (err) => err.code === 'ERR_SSE_REDIS_NOT_APPENDED');
+    // A client subscribed while the cluster is down.
+    const server = await serve((req, res) => {
+      const endpoint = new EventEndpoint(req, res);
+      channel.subscribe(endpoint).then(() => endpoint.sendEvent('subscribed', '').catch(() => {}));
+    });
+    t.after(() => server.close());
+    const client = tallyEvents(server.url, { keep: Infinity });
+    t.after(() => client.close());
+    await until(() => client.named.length > 0, 20_000, 'the subscription');
+    const cluster = await RedisCluster.start({ ports });
+    t.after(() => cluster.stop());
+    let id = null;
+    await until(
+      async () => {
+        id = await channel.broadcast('up').catch(() => null);
+        return id !== null;
+      },
+      30_000,
+      'a broadcast to be appended',
+    );
+    await until(() => client.events.some((e) => e.id === id), 30_000, 'the client to get it');
+    assert.deepEqual(
+      client.events.map((e) => e.data).filter((d) => d !== 'up'),
+      [],
     );
   });
 

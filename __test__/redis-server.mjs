@@ -294,14 +294,15 @@ export class SentinelGroup {
  * A Redis Cluster of three masters, with `replicas` replicas each (none by
  * default), each a redis-server of its own on a free port of 127.0.0.1,
  * joined by `redis-cli --cluster create` (the slots split in three). A
- * master that does not answer for 2 s is deemed failed. Resolves once every
- * node says the cluster is ok.
+ * master that does not answer for 2 s is deemed failed; `ports` picks the
+ * nodes' ports (free ones by default). Resolves once every node says the
+ * cluster is ok.
  */
 export class RedisCluster {
-  static async start({ replicas = 0 } = {}) {
+  static async start({ replicas = 0, ports = [] } = {}) {
     const cluster = new RedisCluster();
     for (let i = 0; i < 3 * (1 + replicas); i++) {
-      const port = await freePort();
+      const port = ports[i] ?? (await freePort());
       cluster.nodes.push(
         await Redis.start({
           durable: false,

@@ -42,8 +42,14 @@ class ClusterLink {
   /** Slots by stream, computed once. */
   #slotOf = new Map();
   /** What waits for the map, in call order: each is called with null once
-   * it is known, or with why it could not be read. */
+   * it is known, or with why it could not be read. The process stays alive
+   * while anything waits (as it does while a broadcast waits for Redis). */
   #waiting = [];
+  #waitingHold = new Hold();
+  /** Follows that wait for a map that could not be read: started by the
+   * next reading that succeeds (before what waits then); these do not keep
+   * the process alive. */
+  #followsWaiting = [];
   #discovering = false;
   #lastFailure = 0;
   /** Followers, and the Link each follows on (to move them with their slot). */
@@ -52,6 +58,7 @@ class ClusterLink {
   #hold = new Hold();
   #closed = false;
   #refreshTimer = null;
+  #retryTimer = null;
   #lastRefresh = 0;
   server;
 
@@ -90,6 +97,7 @@ class ClusterLink {
     clusters.delete(this.#url);
     this.#closed = true;
     clearInterval(this.#refreshTimer);
+    clearTimeout(this.#retryTimer);
     this.#setMasters([]);
     this.#settleWaiting(unavailable('The channel is closed'));
   }
@@ -158,9 +166,21 @@ class ClusterLink {
   }
 
   #settleWaiting(failure) {
+    if (failure === null) {
+      const follows = this.#followsWaiting;
+      this.#followsWaiting = [];
+      for (const start of follows) start();
+    }
     const waiting = this.#waiting;
+    if (waiting.length === 0) return;
     this.#waiting = [];
+    this.#waitingHold.change(false);
     for (const next of waiting) next(failure);
+  }
+
+  #wait(next) {
+    if (this.#waiting.length === 0) this.#waitingHold.change(true);
+    this.#waiting.push(next);
   }
 
   /** Runs `work` once the map is known (now, if it is); `failed` with why
@@ -168,9 +188,14 @@ class ClusterLink {
   #whenMapped(work, failed) {
     if (this.#slots !== null) return work();
     if (this.#closed) return failed(unavailable('The channel is closed'));
-    this.#waiting.push((failure) => (failure === null ? work() : failed(failure)));
+    this.#wait((failure) => (failure === null ? work() : failed(failure)));
     if (!this.#discovering && Date.now() - this.#lastFailure >= REDISCOVER_MS) this.#discover();
-    else if (!this.#discovering) setTimeout(() => this.#discover(), REDISCOVER_MS).unref();
+    else if (!this.#discovering) {
+      this.#retryTimer ??= setTimeout(() => {
+        this.#retryTimer = null;
+        this.#discover();
+      }, REDISCOVER_MS).unref();
+    }
     return undefined;
   }
 
@@ -228,15 +253,15 @@ class ClusterLink {
 
   follow(follower) {
     this.#followed.set(follower, null);
-    this.#whenMapped(
-      () => {
-        if (!this.#followed.has(follower)) return;
-        const master = this.#masterOf(follower.stream);
-        this.#followed.set(follower, master);
-        master?.follow(follower);
-      },
-      () => {},
-    );
+    const start = () => {
+      if (!this.#followed.has(follower)) return;
+      const master = this.#masterOf(follower.stream);
+      this.#followed.set(follower, master);
+      master?.follow(follower);
+    };
+    // The map could not be read: the follow waits for the next reading
+    // that succeeds (they go on every REFRESH_EVERY_MS).
+    this.#whenMapped(start, () => this.#followsWaiting.push(start));
   }
 
   unfollow(follower) {
