@@ -28,6 +28,16 @@ const REFRESH_EVERY_MS = 5000;
 /** A failure that says the map may have changed: a node that sends the
  * request elsewhere (MOVED, ASK), or a master that cannot be reached. */
 const STALE_MAP = /\b(moved|ask):? \d+ |Cannot connect to Redis/i;
+/** A node's answer that sends the request elsewhere. */
+const REDIRECTED = /\b(moved|ask):? \d+ /i;
+/** How many times a broadcast sent elsewhere is sent again. */
+const MAX_REDIRECTS = 3;
+
+/** Settles a promise with an outcome of Link#publish (a refusal or a promise). */
+function settle(outcome, resolve, reject) {
+  if (typeof outcome === 'string') reject(publishError({ code: codes.RedisNotAppended, reason: outcome }));
+  else outcome.then(resolve, reject);
+}
 
 function unavailable(reason) {
   return withCode(new Error(reason), codes.RedisUnavailable);
@@ -52,6 +62,10 @@ class ClusterLink {
   #followsWaiting = [];
   #discovering = false;
   #lastFailure = 0;
+  /** Broadcasts sent to a master and not settled yet, by stream; and what
+   * waits for streams whose slot moved (see publish). */
+  #inflight = new Map();
+  #moving = new Map();
   /** Followers, and the Link each follows on (to move them with their slot). */
   #followed = new Map();
   #unwatch = [];
@@ -100,6 +114,11 @@ class ClusterLink {
     clearTimeout(this.#retryTimer);
     this.#setMasters([]);
     this.#settleWaiting(unavailable('The channel is closed'));
+    // Broadcasts that wait for a moved stream are refused now.
+    for (const [stream, moving] of this.#moving) {
+      moving.mapped = true;
+      this.#sendMoved(stream);
+    }
   }
 
   /** Asks for the map of the slots, unless that is under way. While it is
@@ -121,6 +140,15 @@ class ClusterLink {
     this.#discovering = false;
     if (first) this.#hold.change(false);
     if (this.#closed) return;
+    // What waits for moved streams goes once this reading is in (by the
+    // map held, if it failed: each is sent elsewhere at most MAX_REDIRECTS
+    // times).
+    queueMicrotask(() => {
+      for (const [stream, moving] of this.#moving) {
+        moving.mapped = true;
+        this.#sendMoved(stream);
+      }
+    });
     if (failure !== null) {
       this.#lastFailure = Date.now();
       // A refresh that failed keeps the map held.
@@ -208,33 +236,99 @@ class ClusterLink {
     return this.#masters[this.#slots[slot]] ?? null;
   }
 
-  /** See Link#publish: a refusal (a string), or a promise of the id. */
+  /** See Link#publish: a refusal (a string), or a promise of the id. A
+   * broadcast that a node sends elsewhere (MOVED, ASK) was not appended, and
+   * is sent again, after the map is read again, to the master named then,
+   * up to MAX_REDIRECTS times: the stream's later broadcasts wait behind it,
+   * so that the call order stays the stream's order. */
   publish(nativeChannel, stream, maxLen, data, event) {
-    if (this.#slots !== null) return this.#publishNow(nativeChannel, stream, maxLen, data, event);
+    const send = { nativeChannel, stream, maxLen, data, event, tries: 0 };
+    if (this.#slots !== null && !this.#moving.has(stream)) return this.#send(send);
     return handled(
       new Promise((resolve, reject) => {
-        this.#whenMapped(
-          () => {
-            let outcome;
-            try {
-              outcome = this.#publishNow(nativeChannel, stream, maxLen, data, event);
-            } catch (err) {
-              reject(err);
-              return;
-            }
-            if (typeof outcome === 'string') reject(publishError({ code: codes.RedisNotAppended, reason: outcome }));
-            else outcome.then(resolve, reject);
-          },
-          (failure) => reject(publishError({ code: codes.RedisNotAppended, reason: failure.message })),
+        const later = () => this.#attempt(send, resolve, reject);
+        const moving = this.#moving.get(stream);
+        if (moving !== undefined) {
+          moving.later.push(later);
+          return;
+        }
+        this.#whenMapped(later, (failure) =>
+          reject(publishError({ code: codes.RedisNotAppended, reason: failure.message })),
         );
       }),
     );
   }
 
-  #publishNow(nativeChannel, stream, maxLen, data, event) {
-    const master = this.#masterOf(stream);
+  /** #send, settling a promise with its outcome (a broadcast that waited). */
+  #attempt(send, resolve, reject) {
+    let outcome;
+    try {
+      outcome = this.#send(send);
+    } catch (err) {
+      reject(err);
+      return;
+    }
+    settle(outcome, resolve, reject);
+  }
+
+  /** Sends a broadcast to the master of its stream's slot now. */
+  #send(send) {
+    const master = this.#masterOf(send.stream);
     if (master === null) return `No master of the Redis Cluster at ${this.server} holds the stream's slot`;
-    return master.publish(nativeChannel, stream, maxLen, data, event);
+    const outcome = master.publish(send.nativeChannel, send.stream, send.maxLen, send.data, send.event);
+    if (typeof outcome === 'string') return outcome;
+    const stream = send.stream;
+    this.#inflight.set(stream, (this.#inflight.get(stream) ?? 0) + 1);
+    return outcome.then(
+      (id) => {
+        this.#settled(stream);
+        return id;
+      },
+      (err) => {
+        let again = null;
+        if (send.tries < MAX_REDIRECTS && err?.code === codes.RedisNotAppended && REDIRECTED.test(err.message)) {
+          send.tries++;
+          again = new Promise((resolve, reject) => {
+            this.#movingOf(stream).retries.push(() => this.#attempt(send, resolve, reject));
+          });
+        }
+        this.#settled(stream);
+        if (again === null) throw err;
+        return again;
+      },
+    );
+  }
+
+  /** What waits for a stream whose slot moved, made with the first
+   * broadcast sent elsewhere: the map is read again now. */
+  #movingOf(stream) {
+    let moving = this.#moving.get(stream);
+    if (moving === undefined) {
+      moving = { retries: [], later: [], mapped: false };
+      this.#moving.set(stream, moving);
+      this.#discover();
+    }
+    return moving;
+  }
+
+  #settled(stream) {
+    const left = this.#inflight.get(stream) - 1;
+    if (left > 0) this.#inflight.set(stream, left);
+    else {
+      this.#inflight.delete(stream);
+      this.#sendMoved(stream);
+    }
+  }
+
+  /** Sends again what waits for a moved stream, in call order (those that
+   * were sent elsewhere first), once the map was read again and nothing of
+   * the stream is in flight. */
+  #sendMoved(stream) {
+    const moving = this.#moving.get(stream);
+    if (moving === undefined || !moving.mapped || this.#inflight.has(stream)) return;
+    this.#moving.delete(stream);
+    for (const next of moving.retries) next();
+    for (const next of moving.later) next();
   }
 
   /** See Link#ready. */
