@@ -25,11 +25,12 @@ const REDISCOVER_MS = 500;
 /** The map is read again this often, in case the cluster changed without a
  * request noticing (a replica promoted in place of a master that died). */
 const REFRESH_EVERY_MS = 5000;
-/** A failure that says the map may have changed: a node that sends the
- * request elsewhere (MOVED, ASK), or a master that cannot be reached. */
-const STALE_MAP = /\b(moved|ask):? \d+ |Cannot connect to Redis/i;
 /** A node's answer that sends the request elsewhere. */
 const REDIRECTED = /\b(moved|ask):? \d+ /i;
+/** A master that cannot be reached. */
+const UNREACHABLE = /Cannot connect to Redis/;
+/** A failure that says the map may have changed: either of those. */
+const mapMayHaveChanged = (reason) => REDIRECTED.test(reason) || UNREACHABLE.test(reason);
 /** How many times a broadcast sent elsewhere is sent again. */
 const MAX_REDIRECTS = 3;
 
@@ -181,7 +182,7 @@ class ClusterLink {
     this.#masters = masters;
     this.#unwatch = masters.map((link) =>
       link.watchFailures((reason) => {
-        if (STALE_MAP.test(reason)) this.#refresh();
+        if (mapMayHaveChanged(reason)) this.#refresh();
       }),
     );
     for (const link of old) link.release();
