@@ -273,7 +273,12 @@ function registerTests() {
       'a broadcast appended after the promotion',
     );
     const appendedAt = outcomes.find((o) => o.id && o.at > promotedAt).at;
-    await tick(200);
+    // A few more go to the promoted master before the loop stops.
+    await until(
+      () => outcomes.filter((o) => o.at > appendedAt).length >= 10,
+      30_000,
+      'broadcasts after the first append',
+    );
     going = false;
     await loop;
     await send();
@@ -344,7 +349,8 @@ function registerTests() {
         await tick(10);
       }
     });
-    await tick(300);
+    // Some broadcasts go to the master before it dies.
+    await until(() => outcomes.length >= 20, 20_000, 'broadcasts before the kill');
     const killedAt = Date.now();
     await group.master.kill();
     await until(
@@ -368,7 +374,11 @@ function registerTests() {
       'deliveries after the promotion',
     );
     const deliveredAt = Date.now();
-    await tick(300);
+    await until(
+      () => outcomes.filter((o) => o.started > deliveredAt).length >= 10,
+      30_000,
+      'broadcasts after the delivery',
+    );
     going = false;
     await Promise.all(loops);
     const last = await apps[1].burst(100, 'after');

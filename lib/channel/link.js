@@ -149,15 +149,21 @@ class Link {
 
   /** Starts giving `follower` the pages of its stream. */
   follow(follower) {
-    let set = this.#followers.get(follower.stream);
-    if (set === undefined) {
-      set = new Set();
-      this.#followers.set(follower.stream, set);
-    }
+    const set = this.#followersOf(follower.stream);
     if (set.has(follower)) return;
     set.add(follower);
     // Every follower asks: each gets the page naming where it starts.
     this.native.follow(follower.stream);
+  }
+
+  /** The followers of `stream` here, made empty on first use. */
+  #followersOf(stream) {
+    let set = this.#followers.get(stream);
+    if (set === undefined) {
+      set = new Set();
+      this.#followers.set(stream, set);
+    }
+    return set;
   }
 
   /** Stops giving `follower` pages; the stream is unfollowed when no
@@ -179,12 +185,7 @@ class Link {
   /** Starts giving `follower` the pages of its stream after `from`, where
    * it was followed up to elsewhere (another master of a cluster). */
   followFrom(follower, from) {
-    let set = this.#followers.get(follower.stream);
-    if (set === undefined) {
-      set = new Set();
-      this.#followers.set(follower.stream, set);
-    }
-    set.add(follower);
+    this.#followersOf(follower.stream).add(follower);
     this.native.followFrom(follower.stream, from ?? '');
   }
 

@@ -1,5 +1,6 @@
-//! Lowercase hexadecimal, written without `format!`: a chunk's size line
-//! once per stream per flush, and the stop-token key shared through Redis.
+//! Hexadecimal, written without `format!`: a chunk's size line once per
+//! stream per flush, and the stop-token key shared through Redis; and the
+//! `%XX` escapes of URLs and of composite ids, read back.
 
 const DIGITS: &[u8; 16] = b"0123456789abcdef";
 
@@ -45,6 +46,32 @@ pub fn decode(text: &str, out: &mut [u8]) -> Option<()> {
         out[i] = (digit(pair[0])? << 4) | digit(pair[1])?;
     }
     Some(())
+}
+
+/// Undoes `%XX` escapes (either case); with `plus_is_space`, a `+` is a
+/// space, as in a query string (`URLSearchParams`). `None` for a broken
+/// escape or bytes that are not UTF-8.
+pub fn percent_decode(text: &str, plus_is_space: bool) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                out.push(u8::from_str_radix(text.get(i + 1..i + 3)?, 16).ok()?);
+                i += 3;
+            }
+            b'+' if plus_is_space => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 #[cfg(test)]

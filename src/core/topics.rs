@@ -39,6 +39,7 @@
 use std::sync::Arc;
 
 use crate::core::frame::MAX_ID_BYTES;
+use crate::core::hex::percent_decode;
 use crate::core::stream_entry::StreamId;
 
 /// The longest stream id, in bytes (`<u64>-<u64>`).
@@ -216,7 +217,7 @@ pub fn parse(id: &str) -> Option<Vec<(String, Option<StreamId>)>> {
                 "" => None,
                 cursor => Some(StreamId::parse(cursor)?),
             };
-            Some((unescape(key)?, cursor))
+            Some((percent_decode(key, true)?, cursor))
         })
         .collect()
 }
@@ -240,31 +241,6 @@ fn escape_into(key: &str, out: &mut Vec<u8>) {
             out.extend_from_slice(&[b'%', HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]);
         }
     }
-}
-
-/// Undoes [`escape_into`], as `URLSearchParams` does (a `+` is a space).
-fn unescape(key: &str) -> Option<String> {
-    let bytes = key.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                let hex = key.get(i + 1..i + 3)?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@ use redis::{AsyncConnectionConfig, ErrorKind, RedisConnectionInfo, RedisError, R
 use tokio::sync::Mutex;
 
 use super::CONNECT_TIMEOUT;
+use crate::core::hex::percent_decode;
 
 /// The scheme of a Sentinel URL.
 const SENTINEL_SCHEME: &str = "redis+sentinel://";
@@ -185,11 +186,11 @@ fn parse_sentinel_url(url: &str) -> Option<SentinelUrl> {
                 None => (userinfo, None),
             };
             let password = match password {
-                Some(password) => Some(percent_decode(password)?),
+                Some(password) => Some(percent_decode(password, false)?),
                 None => None,
             };
             (
-                Some(percent_decode(user)?).filter(|u| !u.is_empty()),
+                Some(percent_decode(user, false)?).filter(|u| !u.is_empty()),
                 password,
             )
         }
@@ -204,7 +205,7 @@ fn parse_sentinel_url(url: &str) -> Option<SentinelUrl> {
         .collect::<Option<Vec<_>>>()?;
     let path = path.split(['?', '#']).next().unwrap_or_default();
     let mut segments = path.split('/');
-    let master = percent_decode(segments.next()?)?;
+    let master = percent_decode(segments.next()?, false)?;
     let db = match segments.next() {
         None | Some("") => 0,
         Some(db) => db.parse().ok()?,
@@ -219,22 +220,6 @@ fn parse_sentinel_url(url: &str) -> Option<SentinelUrl> {
         username,
         password,
     })
-}
-
-fn percent_decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            out.push(u8::from_str_radix(text.get(i + 1..i + 3)?, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// The URL without its userinfo, query or fragment: how the server is named
