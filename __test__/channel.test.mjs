@@ -1,6 +1,7 @@
 // Channel: broadcast encoded once, history, resume by Last-Event-ID.
 import test from 'node:test';
 import assert from 'node:assert/strict';
+import events from 'node:events';
 import { EventSource } from 'eventsource';
 import { EventEndpoint, Channel } from 'native-sse';
 import { serve, RawClient, until, tick, parseEventStream } from './helpers.mjs';
@@ -343,8 +344,25 @@ test('history is bounded in bytes too: 300 broadcasts of 1 MiB with ids keep at 
 
 test('a channel says when its last endpoint has left (empty): once, not while one is there, not if one joins in the same turn', async (t) => {
   const channel = new Channel();
+  assert.ok(channel instanceof EventTarget);
   let empties = 0;
-  channel.addEventListener('empty', () => empties++);
+  /** What the first `empty` event looked like to a listener. */
+  let seen = null;
+  channel.addEventListener('empty', function (event) {
+    empties++;
+    seen ??= { self: this, target: event.target, current: event.currentTarget, path: event.composedPath() };
+  });
+  // A listener removed, and one added twice, are called as an EventTarget
+  // calls them: not at all, and once.
+  let removedCalls = 0;
+  const removed = () => removedCalls++;
+  channel.addEventListener('empty', removed);
+  channel.removeEventListener('empty', removed);
+  let twiceCalls = 0;
+  const twice = () => twiceCalls++;
+  channel.addEventListener('empty', twice);
+  channel.addEventListener('empty', twice);
+  const once = events.once(channel, 'empty');
   const endpoints = [];
   const app = await serve((req, res) => {
     const endpoint = new EventEndpoint(req, res);
@@ -364,6 +382,17 @@ test('a channel says when its last endpoint has left (empty): once, not while on
   clients[1].destroy();
   await until(() => empties === 1, 10_000, 'the empty event');
   assert.equal(channel.size, 0);
+  // The event names the channel, as an EventTarget's own event does.
+  assert.equal(seen.self, channel);
+  assert.equal(seen.target, channel);
+  assert.equal(seen.current, channel);
+  assert.deepEqual(seen.path, [channel]);
+  const [event] = await once;
+  assert.equal(event.type, 'empty');
+  assert.equal(event.target, channel);
+  assert.equal(event.currentTarget, null, 'after dispatch');
+  assert.equal(removedCalls, 0);
+  assert.equal(twiceCalls, 1);
 
   // unsubscribe() empties it too; a subscribe() in the same turn keeps it.
   clients.push(RawClient.connect(app.port));

@@ -1,6 +1,6 @@
 'use strict';
 
-// Names of the endpoint's internals that a Channel uses. Symbols kept
+// Names of the internals that one part of the package uses of another. Symbols kept
 // inside the package, so they are not part of the public API.
 
 module.exports = {
@@ -27,6 +27,9 @@ module.exports = {
   kDestroy: Symbol('destroy'),
   /** channel[kDrop](endpoint): a subscriber closed. */
   kDrop: Symbol('drop'),
+  /** target[kDispatchOwn](type): a LazyEventTarget dispatches an event of
+   * its own (../listeners.js). */
+  kDispatchOwn: Symbol('dispatchOwn'),
   /** channel[kLastId](): [the last id broadcast, its sequence number,
    * whether it is a Redis stream's]. */
   kLastId: Symbol('lastId'),
