@@ -333,16 +333,15 @@ class ClusterLink {
   }
 
   /** See Link#ready. */
-  ready(stream) {
-    return handled(
-      new Promise((resolve, reject) => {
-        this.#whenMapped(() => {
-          const master = this.#masterOf(stream);
-          if (master === null)
-            reject(unavailable(`No master of the Redis Cluster at ${this.server} holds the stream's slot`));
-          else master.ready(stream).then(resolve, reject);
-        }, reject);
-      }),
+  ready(stream, target) {
+    this.#whenMapped(
+      () => {
+        const master = this.#masterOf(stream);
+        if (master === null)
+          target.marked(unavailable(`No master of the Redis Cluster at ${this.server} holds the stream's slot`));
+        else master.ready(stream, target);
+      },
+      (err) => target.marked(err),
     );
   }
 

@@ -6,7 +6,7 @@ const { EventEndpoint } = require('../endpoint.js');
 const { optionalString } = require('../options.js');
 const { checkId, invalid } = require('../errors.js');
 const { CloseReason } = require('../close-reasons.js');
-const { kSlot, kJoin, kLeave, kAbort, kDrop, kLastId, nextSequence } = require('../internal.js');
+const { kSlot, kJoin, kLeave, kAbort, kDrop, kLastId, kDispatchOwn, nextSequence } = require('../internal.js');
 const {
   incompleteEventOf,
   historySizeOf,
@@ -17,7 +17,7 @@ const {
   tooManyChannels,
 } = require('./options.js');
 const { RedisStream } = require('./redis.js');
-const { GuardedEventTarget } = require('../listeners.js');
+const { LazyEventTarget } = require('../listeners.js');
 
 const noop = () => {};
 
@@ -43,14 +43,17 @@ function endpointArgument(endpoint) {
  * user or room can be dropped): it fires once the channel, having had
  * subscribers, has none, and no client is being resumed into it.
  */
-/** Stands in for what an idle Redis-backed channel has not made yet: its
+/** Stand in for what an idle Redis-backed channel has not made yet: its
  * subscribers' map (never written), and the NativeChannel that checks its
- * broadcasts (it has no subscribers). So an idle channel costs about a
- * kilobyte. */
+ * broadcasts (it has no subscribers). With the EventTarget made with the
+ * first listener (LazyEventTarget), an idle channel costs a few hundred
+ * bytes. */
 const NO_SUBSCRIBERS = new Map();
 let unsubscribedNative = null;
+/** What `ready` is for every local channel. */
+const LOCAL_READY = Promise.resolve();
 
-class Channel extends GuardedEventTarget {
+class Channel extends LazyEventTarget {
   /** Its NativeChannel; for a Redis-backed channel, made with its first
    * subscriber (see #join). */
   #native = null;
@@ -65,28 +68,35 @@ class Channel extends GuardedEventTarget {
   /** An `empty` event is queued. */
   #emptying = false;
 
-  /**
-   * Resolves once the channel can broadcast: at once for a local channel;
-   * once connected for a Redis-backed one, and rejects with a clear error
-   * if Redis cannot be reached at first (the channel keeps trying).
-   */
-  ready;
-
   constructor(options = undefined) {
-    super('Channel');
+    super();
     if (options === undefined || options === null) options = {};
     if (typeof options !== 'object') throw invalid('options', 'an object', options);
     const redis = redisOptionsOf(options.redis);
     this.#incompleteEvent = incompleteEventOf(options.incompleteEvent);
     if (redis === null) {
       this.#native = new native.NativeChannel(historySizeOf(options), historyBytesOf(options));
-      this.ready = Promise.resolve();
       return;
     }
     // A Redis-backed channel resumes clients from the stream, not from a
     // local history; its NativeChannel is made when it is first needed.
-    this.#redis = new RedisStream(() => this.#core(), redis);
-    this.ready = this.#redis.ready;
+    this.#redis = new RedisStream(this, Channel.#coreOf, redis);
+  }
+
+  /**
+   * Resolves once the channel can broadcast: at once for a local channel;
+   * once connected for a Redis-backed one, and rejects with a clear error
+   * if Redis cannot be reached at first (the channel keeps trying).
+   */
+  get ready() {
+    return this.#redis === null ? LOCAL_READY : this.#redis.ready;
+  }
+
+  /** Makes what the Redis half of `channel` shares with it: one function
+   * for every channel (a closure each would cost an idle channel 100
+   * bytes). */
+  static #coreOf(channel) {
+    return channel.#core();
   }
 
   /** What the Redis half shares with this channel (see ./redis.js). */
@@ -232,7 +242,7 @@ class Channel extends GuardedEventTarget {
       this.#emptying = false;
       if (!this.#isEmpty()) return;
       this.#redis?.idle();
-      this.dispatchEvent(new Event('empty'));
+      this[kDispatchOwn]('empty');
     });
   }
 

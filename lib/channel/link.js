@@ -40,13 +40,21 @@ function markError(failure) {
 /** Links by what identifies a deployment: URL and TLS material. */
 const links = new Map();
 
+/** The key of the last plain (no TLS material) URL asked for: a hundred
+ * thousand channels made on one Redis do not hash it each. */
+let lastPlain = { url: null, key: null };
+
 function keyOf(redis) {
+  const plain = redis.tls == null;
+  if (plain && redis.url === lastPlain.url) return lastPlain.key;
   const hash = createHash('sha256').update(redis.url);
   for (const pem of [redis.tls?.ca, redis.tls?.cert, redis.tls?.key]) {
     hash.update('\0');
     if (pem != null) hash.update(pem);
   }
-  return hash.digest('hex');
+  const key = hash.digest('hex');
+  if (plain) lastPlain = { url: redis.url, key };
+  return key;
 }
 
 /**
@@ -69,8 +77,9 @@ class Link {
   #users = 0;
   /** Followers by stream, and which streams are followed. */
   #followers = new Map();
-  /** Settlers of the broadcasts and marks sent and not yet answered, in
-   * queue order, as [resolve, reject, errorOf, …] from #head on; and the
+  /** What waits for the broadcasts and marks sent and not yet answered,
+   * in queue order, three places each from #head on: a broadcast's
+   * [resolve, reject, errorOf], a mark's [target, null, markError]; and the
    * handle that keeps the process alive meanwhile. */
   #pending = [];
   #head = 0;
@@ -124,27 +133,29 @@ class Link {
   publish(nativeChannel, stream, maxLen, data, event) {
     const refusal = nativeChannel.publish(this.native, stream, maxLen, data, event);
     if (refusal != null) return refusal;
-    return this.#await(publishError);
+    return handled(new Promise((resolve, reject) => this.#waitFor(resolve, reject, publishError)));
   }
 
-  /** Resolves once the publisher is connected and has read `stream` at
-   * this place in the queue; rejects with why not (the code says whether
-   * Redis is unavailable or the stream unreadable). */
-  ready(stream) {
+  /** Calls `target.marked(null)` once the publisher is connected and has
+   * read `stream` at this place in the queue, or `target.marked(error)`
+   * with why not (the code says whether Redis is unavailable or the stream
+   * unreadable). No promise: a hundred thousand channels made at once ask
+   * this each. */
+  ready(stream, target) {
     if (!this.native.mark(stream)) {
-      return handled(Promise.reject(withCode(new Error('The channel is closed'), codes.ChannelClosed)));
+      target.marked(withCode(new Error('The channel is closed'), codes.ChannelClosed));
+      return;
     }
-    return this.#await(markError);
+    this.#waitFor(target, null, markError);
   }
 
-  /** The outcome of what was just queued, from #settle, in queue order;
-   * `errorOf` makes a failure's error. */
-  #await(errorOf) {
-    const outcome = new Promise((resolve, reject) => this.#pending.push(resolve, reject, errorOf));
+  /** Waits for the outcome of what was just queued, from #settle, in queue
+   * order; `errorOf` makes a failure's error. */
+  #waitFor(first, second, errorOf) {
+    this.#pending.push(first, second, errorOf);
     // A weak thread-safe function brings the outcomes: this keeps the
     // process alive until they are in.
     this.#keepAlive ??= setInterval(noop, 1 << 30);
-    return handled(outcome);
   }
 
   /** Starts giving `follower` the pages of its stream. */
@@ -219,18 +230,20 @@ class Link {
     let failure = 0;
     for (let i = 0; i < ids.length; i++) {
       const at = this.#head;
-      const resolve = pending[at];
-      const reject = pending[at + 1];
+      const first = pending[at];
+      const second = pending[at + 1];
       const errorOf = pending[at + 2];
       pending[at] = pending[at + 1] = pending[at + 2] = undefined;
       this.#head = at + 3;
-      if (ids[i] !== '') {
-        resolve?.(ids[i]);
-      } else {
+      let error = null;
+      if (ids[i] === '') {
         while (failures[failure].index < i) failure++;
         for (const callback of this.#onFailure) callback(failures[failure].reason);
-        reject?.(errorOf(failures[failure]));
+        error = errorOf(failures[failure]);
       }
+      if (second === null) first.marked(error);
+      else if (error === null) first(ids[i]);
+      else second(error);
     }
     if (this.#head === pending.length) {
       pending.length = 0;

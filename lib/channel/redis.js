@@ -70,12 +70,27 @@ function notAppended(reason) {
 
 /** Stands in for the set of resuming endpoints until there is one. */
 const NONE_RESUMING = new Set();
+/** Not ready yet, and nobody asked. */
+const PENDING = Symbol('pending');
+
+/** Not ready yet: what settles the `ready` that was asked for. */
+class ReadySettlers {
+  constructor(resolve, reject) {
+    this.resolve = resolve;
+    this.reject = reject;
+  }
+}
+
+// A hundred thousand of these may sit idle in a process (a channel per user
+// or room), so what an idle one holds is kept small: what only a followed
+// stream needs is made when following starts, and `ready` when asked for.
 
 class RedisStream {
-  /** @type {() => ChannelCore} made on first use */
+  /** The Channel until its ChannelCore is made (on first use), then that
+   * core; and what makes it from the Channel, until then. */
+  #core;
+  /** @type {((channel: object) => ChannelCore) | null} */
   #coreOf;
-  /** @type {ChannelCore | null} */
-  #core = null;
   /** The shared link; null once closed. */
   #link;
   /** The stream's key (the link routes pages by it). */
@@ -83,28 +98,31 @@ class RedisStream {
   /** The server, named without userinfo (kept after close). */
   #server;
   #maxLen;
-  /** The link follows the stream for this channel. */
-  #following = false;
-  /** The id the follower has read up to; null until it says where it
-   * starts. */
-  #position = null;
-  /** Resolves once #position is known; its settlers while it is not. */
-  #positionKnown = null;
-  #positionWait = null;
+  /**
+   * While the link follows the stream for this channel: the id the
+   * follower has read up to (null until it says where it starts), what
+   * resolves once that is known, and its settlers until then.
+   *
+   * @type {{ position: string | null, known: Promise<void>, wait: object | null } | null}
+   */
+  #follow = null;
   /** Endpoints still being replayed the stream. */
   #resuming = NONE_RESUMING;
   /** The stream cannot be read now (and it was reported). */
   #unreadable = false;
-
-  /** Resolves once broadcasts can be appended and the stream read; see
-   * Channel#ready. */
-  ready;
+  /** PENDING, or the settlers of `ready` once asked for while pending;
+   * then null once ready, or the error that says why not. And the promise
+   * `ready` gave. */
+  #readiness = PENDING;
+  #ready = null;
 
   /**
-   * @param {() => ChannelCore} coreOf the channel's core, made on first use
+   * @param {object} owner the Channel
+   * @param {(channel: object) => ChannelCore} coreOf makes its core, on first use
    * @param {{ url: string, stream: string, maxLen: number, tls?: object }} redis checked options
    */
-  constructor(coreOf, redis) {
+  constructor(owner, coreOf, redis) {
+    this.#core = owner;
     this.#coreOf = coreOf;
     const link = ClusterLink.isClusterUrl(redis.url) ? ClusterLink.acquire(redis) : Link.acquire(redis);
     this.#link = link;
@@ -114,22 +132,45 @@ class RedisStream {
     // Ready once the publisher is connected and has read the stream: a
     // client subscribed then misses nothing broadcast after; rejected when
     // Redis cannot be reached or the stream read.
-    this.ready = handled(
-      link.ready(redis.stream).then(
-        () => {
-          if (this.#link === null) throw closedBeforeReady();
-        },
-        (err) => {
-          if (err.code === codes.RedisUnreadable) this.#reportUnreadable(err.message);
-          throw this.#link === null ? closedBeforeReady() : err;
-        },
-      ),
-    );
+    link.ready(redis.stream, this);
+  }
+
+  /** Resolves once broadcasts can be appended and the stream read; see
+   * Channel#ready. Made when first asked for. */
+  get ready() {
+    if (this.#ready === null) {
+      const readiness = this.#readiness;
+      if (readiness === null) this.#ready = Promise.resolve();
+      else if (readiness !== PENDING) this.#ready = handled(Promise.reject(readiness));
+      else {
+        this.#ready = handled(
+          new Promise((resolve, reject) => {
+            this.#readiness = new ReadySettlers(resolve, reject);
+          }),
+        );
+      }
+    }
+    return this.#ready;
+  }
+
+  /** The link's answer to getting ready: null, or why not. Once. */
+  marked(error) {
+    const waiting = this.#readiness;
+    if (waiting !== PENDING && !(waiting instanceof ReadySettlers)) return;
+    if (error?.code === codes.RedisUnreadable) this.#reportUnreadable(error.message);
+    if (this.#link === null) error = closedBeforeReady();
+    this.#readiness = error;
+    if (waiting === PENDING) return;
+    if (error === null) waiting.resolve();
+    else waiting.reject(error);
   }
 
   /** The channel's side of what the two share. */
   get #channel() {
-    this.#core ??= this.#coreOf();
+    if (this.#coreOf !== null) {
+      this.#core = this.#coreOf(this.#core);
+      this.#coreOf = null;
+    }
     return this.#core;
   }
 
@@ -140,7 +181,7 @@ class RedisStream {
 
   /** The id the link has delivered the stream up to here, or null. */
   get position() {
-    return this.#position;
+    return this.#follow?.position ?? null;
   }
 
   /** How many endpoints are being replayed the stream now. */
@@ -179,29 +220,27 @@ class RedisStream {
   }
 
   #startFollowing() {
-    if (this.#following || this.#link === null) return;
-    this.#following = true;
-    this.#position = null;
-    let settle;
-    this.#positionKnown = handled(new Promise((resolve, reject) => (settle = { resolve, reject })));
-    this.#positionWait = settle;
+    if (this.#follow !== null || this.#link === null) return;
+    let wait;
+    const known = handled(new Promise((resolve, reject) => (wait = { resolve, reject })));
+    this.#follow = { position: null, known, wait };
     this.#link.holdOpen(true);
     this.#link.follow(this);
   }
 
   #stopFollowing() {
-    if (!this.#following) return;
-    this.#following = false;
-    this.#position = null;
+    const follow = this.#follow;
+    if (follow === null) return;
+    this.#follow = null;
     this.#link.unfollow(this);
-    this.#positionSettled()?.reject(new Error('the channel stopped following the stream'));
+    this.#positionSettled(follow)?.reject(new Error('the channel stopped following the stream'));
   }
 
-  /** The settlers of #positionKnown, once: null if settled already. */
-  #positionSettled() {
-    const wait = this.#positionWait;
+  /** The settlers of `follow.known`, once: null if settled already. */
+  #positionSettled(follow) {
+    const wait = follow.wait;
     if (wait === null) return null;
-    this.#positionWait = null;
+    follow.wait = null;
     this.#link?.holdOpen(false);
     return wait;
   }
@@ -245,7 +284,8 @@ class RedisStream {
    * following starts): to the live subscribers, each entry encoded once.
    * `keep`: another channel on this stream gets the page after this one. */
   onPage(page, keep) {
-    if (this.#link === null || !this.#following) return;
+    const follow = this.#follow;
+    if (this.#link === null || follow === null) return;
     if (page.failure != null) {
       this.#reportUnreadable(page.failure);
       return;
@@ -269,8 +309,8 @@ class RedisStream {
     }
     if (lastEntry != null) channel.sent(lastEntry);
     if (page.last != null) {
-      this.#position = page.last;
-      this.#positionSettled()?.resolve();
+      follow.position = page.last;
+      this.#positionSettled(follow)?.resolve();
     }
   }
 
@@ -303,7 +343,7 @@ class RedisStream {
       this.#startFollowing();
       result.complete = complete;
       try {
-        channel.join(endpoint, { floor: null, at: this.#position, replayedId: undefined, composite });
+        channel.join(endpoint, { floor: null, at: this.position, replayedId: undefined, composite });
       } catch (err) {
         channel.left();
         throw err;
@@ -336,14 +376,15 @@ class RedisStream {
 
   /** Resolves once the follower has said where it starts. */
   async #readerStarted() {
-    if (this.#position !== null) return;
-    if (!this.#following) throw new Error('the channel stopped following the stream');
+    const follow = this.#follow;
+    if (follow === null) throw new Error('the channel stopped following the stream');
+    if (follow.position !== null) return;
     let timer;
     const late = new Promise((_, reject) => {
       timer = setTimeout(() => reject(new Error('the stream is not followed yet')), native.RESUME_WAIT_MS);
     });
     try {
-      await Promise.race([this.#positionKnown, late]);
+      await Promise.race([follow.known, late]);
     } finally {
       clearTimeout(timer);
     }
@@ -396,17 +437,17 @@ class RedisStream {
       if (atEnd) {
         await this.#readerStarted();
         if (endpoint.closed) return;
-        if (page.read === 0 || compareStreamIds(cursor, this.#position) >= 0) break;
+        if (page.read === 0 || compareStreamIds(cursor, this.position) >= 0) break;
       }
       // The client takes what it was given before the next page is read.
       await endpoint[kWhenWritable]();
     }
-    if (cursor !== null && compareStreamIds(cursor, this.#position) < 0) {
+    if (cursor !== null && compareStreamIds(cursor, this.position) < 0) {
       // What lay between was delivered live before this endpoint joined and
       // is gone from the stream (Redis lost its data).
       result.complete = false;
     }
-    this.#channel.join(endpoint, { floor: cursor, at: cursor ?? this.#position, replayedId: replayedTo, composite });
+    this.#channel.join(endpoint, { floor: cursor, at: cursor ?? this.position, replayedId: replayedTo, composite });
   }
 }
 
