@@ -72,10 +72,13 @@ function tlsOptionsOf(tls, url) {
   return result;
 }
 
-function redisOptionsOf(redis) {
-  if (redis === undefined) return null;
-  if (redis === null || typeof redis !== 'object') throw invalid('options.redis', 'an object', redis);
-  const url = requiredString('options.redis.url', redis.url);
+/** The URL last found to be of Redis: a hundred thousand channels made on
+ * one Redis are not each parsed again (a URL object apiece, garbage that
+ * the process's RSS would keep as its peak). */
+let lastRedisUrl = null;
+
+function checkRedisUrl(url) {
+  if (url === lastRedisUrl) return;
   let protocol;
   try {
     protocol = MULTI_HOST.test(url) ? `${MULTI_HOST.exec(url)[1]}:` : new URL(url).protocol;
@@ -86,6 +89,14 @@ function redisOptionsOf(redis) {
     // The URL itself is not echoed: it may hold a password.
     throw invalidValue('options.redis.url', 'must be a redis://, rediss://, redis+sentinel:// or redis+cluster:// URL');
   }
+  lastRedisUrl = url;
+}
+
+function redisOptionsOf(redis) {
+  if (redis === undefined) return null;
+  if (redis === null || typeof redis !== 'object') throw invalid('options.redis', 'an object', redis);
+  const url = requiredString('options.redis.url', redis.url);
+  checkRedisUrl(url);
   const stream = requiredString('options.redis.stream', redis.stream);
   if (stream === '') throw invalid('options.redis.stream', 'a non-empty string', stream);
   const maxLen = redis.maxLen ?? native.DEFAULT_STREAM_MAX_LEN;
