@@ -311,8 +311,9 @@ export interface Channel extends EventTarget {
   /**
    * `empty`: the last endpoint left (it closed, or was unsubscribed), so
    * that a channel per user or room can be dropped. Fires after the turn's
-   * microtasks, and only if no endpoint joined meanwhile. A listener that
-   * throws is reported as a `ChannelListenerError` warning.
+   * microtasks, and only if no endpoint joined meanwhile; its `target` is
+   * the channel. A listener that throws is reported as a
+   * `ChannelListenerError` warning.
    */
   addEventListener(type: 'empty', listener: (ev: Event) => void, options?: boolean | AddListenerOptions): void;
   addEventListener(type: string, listener: Listener | null, options?: boolean | AddListenerOptions): void;

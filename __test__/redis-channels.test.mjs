@@ -68,6 +68,10 @@ function registerTests() {
       // ran out of connections at 5,000).
       assert.ok(stats.setup.readyMs < 120_000, `${stats.setup.readyMs} ms to make the channels ready`);
       assert.deepEqual(stats.warnings, []);
+      // What an idle channel holds in the heap (0.3 KiB under Node 20 to
+      // 26): one regression, such as an EventTarget made for every channel
+      // (0.4 KiB), would cross this.
+      assert.ok(stats.setup.heapPerChannel < 512, `${stats.setup.heapPerChannel} heap bytes per idle channel`);
       t.diagnostic(
         `${rooms} channels ready in ${(stats.setup.readyMs / 1000).toFixed(1)} s; ` +
           `${stats.redisConnections} Redis connections; ` +
