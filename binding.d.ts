@@ -394,6 +394,13 @@ export interface ReplayResult {
   overflow: boolean
 }
 
+/**
+ * Makes the last close of the socket whose open descriptor is `fd` reset
+ * the connection, discarding what is still queued for the client (see
+ * [`crate::io::direct::reset_on_close`]). Returns whether it was set.
+ */
+export declare function resetOnClose(fd: number): boolean
+
 /** Entries in a resume's first page, before the size of an entry is known. */
 export declare const RESUME_FIRST_PAGE_SIZE: number
 

@@ -869,6 +869,7 @@ module.exports.pauseStream = nativeBinding.pauseStream
 module.exports.queueKeepAlives = nativeBinding.queueKeepAlives
 module.exports.redisServerName = nativeBinding.redisServerName
 module.exports.releaseStream = nativeBinding.releaseStream
+module.exports.resetOnClose = nativeBinding.resetOnClose
 module.exports.RESUME_FIRST_PAGE_SIZE = nativeBinding.RESUME_FIRST_PAGE_SIZE
 module.exports.RESUME_PAGE_SIZE = nativeBinding.RESUME_PAGE_SIZE
 module.exports.RESUME_WAIT_MS = nativeBinding.RESUME_WAIT_MS

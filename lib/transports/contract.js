@@ -30,7 +30,8 @@
  *   within `timeout` ms (closeTimeout), so that every close finishes.
  *   Idempotent.
  * - `destroy(reason: string): void` — drops the connection: nothing more is
- *   written. Idempotent.
+ *   written, and a transport that owns a TCP connection resets it, so that
+ *   the kernel does not keep what the client never took. Idempotent.
  * - `finished: Promise<void>` — resolves once the transport is done with its
  *   connection (the response closed, or the body ended), for `closeAll()`.
  *

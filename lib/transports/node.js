@@ -243,15 +243,26 @@ class NodeTransport {
     if (rest !== null) response.write(rest);
     response.end();
     if (!response.destroyed && !response.writableFinished) {
-      const timer = setTimeout(() => response.destroy(), timeout);
+      const timer = setTimeout(() => this.destroy(), timeout);
       timer.unref();
       response.once('close', () => clearTimeout(timer));
     }
   }
 
-  /** Drops the connection: nothing more is written. */
+  /** Drops the connection: nothing more is written, and what the kernel
+   * still holds for the client is discarded (the connection is reset), so
+   * that a client that does not read leaves no orphaned socket holding its
+   * backlog. */
   destroy() {
-    this.#response.destroy();
+    const response = this.#response;
+    if (!response.destroyed && response instanceof ServerResponse) {
+      const socket = response.socket;
+      if (socket != null && !socket.encrypted && socket._httpMessage === response) {
+        const fd = socket._handle?.fd;
+        if (typeof fd === 'number' && fd >= 0) native.resetOnClose(fd);
+      }
+    }
+    response.destroy();
   }
 }
 

@@ -35,6 +35,14 @@ pub fn detach_socket(slot: u32) -> Option<Buffer> {
     (!pending.is_empty()).then(|| Buffer::from(pending))
 }
 
+/// Makes the last close of the socket whose open descriptor is `fd` reset
+/// the connection, discarding what is still queued for the client (see
+/// [`crate::io::direct::reset_on_close`]). Returns whether it was set.
+#[napi(catch_unwind)]
+pub fn reset_on_close(fd: i32) -> bool {
+    crate::io::direct::reset_on_close(fd)
+}
+
 /// Sets the function that `owner`'s direct sockets call (with the slot)
 /// when they can be written again.
 #[napi(catch_unwind)]

@@ -88,6 +88,39 @@ fn unsent(fd: &OwnedFd) -> Option<usize> {
     }
 }
 
+/// Makes the last close of a socket reset the connection (`SO_LINGER` on,
+/// with a time of 0) instead of ending it: the kernel discards what is
+/// still queued for the client and sends `RST`, rather than keeping the
+/// bytes (megabytes, for a client that never reads) in an orphaned socket
+/// in `FIN-WAIT-1` until the peer takes them or the kernel gives up. For
+/// the endings that drop a client (slow consumer, stall, `closeTimeout`,
+/// `closeAll()`'s timeout). Returns whether the option was set.
+///
+/// `fd` must be open, read by the caller from the socket's live handle in
+/// the same call: only the socket is changed (the option is shared by
+/// every descriptor of it), nothing is written.
+pub fn reset_on_close(fd: i32) -> bool {
+    if fd < 0 {
+        return false;
+    }
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: `fd` is an open socket (see above); SO_LINGER reads one
+    // `linger` of the given size.
+    let done = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    done == 0
+}
+
 impl DirectSocket {
     /// Notes a write that took `n` bytes and left `pending` behind.
     fn progress(&mut self, n: usize, now: Instant) {

@@ -6,6 +6,11 @@ use std::time::{Duration, Instant};
 use crate::core::hub::{Hub, Owner, Slot};
 use crate::io::{Spawn, Wakeup, Written};
 
+/// Not supported here: the connection ends as Node ends it.
+pub fn reset_on_close(_: i32) -> bool {
+    false
+}
+
 pub struct Direct;
 
 impl Direct {
