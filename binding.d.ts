@@ -124,6 +124,22 @@ export declare class StreamPage {
 }
 
 /**
+ * What an adopted connection tells its owner: the client left (`gone`),
+ * or the connection is closed (then never again of that `id`).
+ */
+export interface AdoptionEvent {
+  id: number
+  gone: boolean
+}
+
+/**
+ * Takes over a stream's connection, which Rust writes to already, for
+ * Node to let go of (see [`crate::io::adopted`]): returns its adoption id,
+ * or -1 where it cannot be done (nothing changed).
+ */
+export declare function adoptSocket(slot: number): number
+
+/**
  * Takes over writing a stream's bytes to its socket: `fd` is the socket's
  * descriptor, whose headers have gone out and of which Node holds no
  * unwritten byte. Returns false where that cannot be done (then nothing
@@ -232,6 +248,13 @@ export declare function detachSocket(slot: number): Buffer | null
 /** Asks the nodes of a `redis+cluster://` URL for the map of its slots. */
 export declare function discoverCluster(url: string): Promise<ClusterMap>
 
+/**
+ * Ends an adopted stream's connection cleanly within `timeout_ms` (or
+ * resets it): what is queued, then the response's last chunk. Returns
+ * false if the stream's connection is not adopted.
+ */
+export declare function endAdopted(slot: number, timeoutMs: number): boolean
+
 /** The registry of codes, by name: `{ SlowConsumer: "ERR_SSE_SLOW_CONSUMER", … }`. */
 export declare function errorCodes(): Record<string, string>
 
@@ -248,6 +271,8 @@ export interface Figures {
   keepAliveTimer: boolean
   /** Sockets Rust writes to itself. */
   directSockets: number
+  /** Connections Rust has taken over from Node, streaming or finishing. */
+  adoptedConnections: number
   /** Bytes held for all streams now: queued, and held by their responses. */
   heldBytes: number
   /** The memory budget, in bytes. */
@@ -479,6 +504,12 @@ export declare function sendRetry(slot: number, ms: number): boolean
  * `null` if the client is too far behind to receive it.
  */
 export declare function sendStop(slot: number): string | null
+
+/**
+ * Sets the function that `owner`'s adopted connections call with their
+ * [`AdoptionEvent`]s.
+ */
+export declare function setAdoptionEvents(owner: number, onEvent: (arg: AdoptionEvent) => void): void
 
 /**
  * Sets the function that `owner`'s direct sockets call (with the slot)

@@ -63,6 +63,15 @@ export interface EventEndpointOptions {
    */
   stallTimeout?: number;
   /**
+   * Experimental. Lets Rust take a plain HTTP/1.1 connection on TCP over
+   * from Node once its headers are out: Node's socket, request, response
+   * and parser are released, and Rust alone writes, watches and ends the
+   * connection (one descriptor, and a fraction of the memory). What changes
+   * for the application is in the README ("Adoption"). Default: `false`
+   * (`NATIVE_SSE_ADOPT=1` makes it `true`).
+   */
+  adopt?: boolean;
+  /**
    * Bytes waiting for one client past which `send()` waits until the client
    * has taken them. Default: `65536`. Capped at `maxBufferedBytes`.
    */
@@ -393,6 +402,15 @@ export declare function diagnostics(): {
   keepAliveTimer: boolean;
   /** Sockets whose bytes Rust writes itself (plain HTTP/1.1 on TCP). */
   directSockets: number;
+  /** Connections Rust has adopted (`adopt: true`) that are open now,
+   * streaming or finishing. */
+  adoptedConnections: number;
+  /** Connections adopted since start. */
+  adopted: number;
+  /** Connections that `adopt: true` asked for and that stayed with Node,
+   * since start, by why: `requestUnread`, `readAhead`, `socketListeners`,
+   * `unwatchable`. */
+  notAdopted: Record<string, number>;
   /** Bytes held now for this thread's clients (queued, or held by their responses). */
   heldBytes: number;
   /** This thread's memory budget, in bytes (see {@link setMemoryBudget}). */

@@ -7,27 +7,12 @@
 // the client sees its connection end. Linux (the table is read from /proc).
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, existsSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { EventEndpoint, closeAll } from 'native-sse';
-import { serve, RawClient, until } from './helpers.mjs';
+import { serve, RawClient, until, serverSocket } from './helpers.mjs';
 
 const KIB = 1024;
 const frame = 'x'.repeat(KIB - 10);
-
-/** The kernel's socket of this server for the client's connection, as
- * { state, queued } (state in hex, as /proc/net/tcp has it: 04 FIN-WAIT-1),
- * or null once it is gone. */
-function serverSocket(serverPort, clientPort) {
-  const hex = (port) => port.toString(16).toUpperCase().padStart(4, '0');
-  for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
-    const cols = line.trim().split(/\s+/);
-    if (cols.length < 5) continue;
-    if (cols[1].endsWith(`:${hex(serverPort)}`) && cols[2].endsWith(`:${hex(clientPort)}`)) {
-      return { state: cols[3], queued: Number.parseInt(cols[4].split(':')[0], 16) };
-    }
-  }
-  return null;
-}
 
 /** A server whose one endpoint is handed to `t`'s test, and a client that
  * never reads. */

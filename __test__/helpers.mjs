@@ -3,6 +3,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { once } from 'node:events';
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { EventEndpoint } from 'native-sse';
@@ -323,3 +324,18 @@ export const PORTABLE_SUITES = [
   'redis-production',
   'stop-tokens',
 ].map((name) => `./__test__/${name}.test.mjs`);
+
+/** The kernel's socket of this server for the client's connection, as
+ * { state, queued } (state in hex, as /proc/net/tcp has it: 04 FIN-WAIT-1),
+ * or null once it is gone. */
+export function serverSocket(serverPort, clientPort) {
+  const hex = (port) => port.toString(16).toUpperCase().padStart(4, '0');
+  for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
+    const cols = line.trim().split(/\s+/);
+    if (cols.length < 5) continue;
+    if (cols[1].endsWith(`:${hex(serverPort)}`) && cols[2].endsWith(`:${hex(clientPort)}`)) {
+      return { state: cols[3], queued: Number.parseInt(cols[4].split(':')[0], 16) };
+    }
+  }
+  return null;
+}

@@ -183,8 +183,7 @@ class EventEndpoint extends GuardedEventTarget {
       keepAlive: options.keepAlive,
     });
     this.#slot = slot;
-    if (response !== null)
-      this.#transport = new NodeTransport(slot, response, this.#transportEvents(), options.stallTimeout);
+    if (response !== null) this.#transport = new NodeTransport(slot, response, this.#transportEvents(), options);
     open.add(this);
     metrics.opened();
     outbox.attach(slot, {
@@ -298,10 +297,12 @@ class EventEndpoint extends GuardedEventTarget {
       if (native.bufferedAmount(slot) >= this.#highWaterMark) native.takeQueued(slot);
       native.sendStop(slot);
     }
-    const rest = native.takeQueued(slot);
     const transport = this.#transport;
-    // Before the slot goes: Rust may hold bytes it is writing to the socket.
+    // Before the slot goes: Rust may hold bytes it is writing to the socket
+    // (given back, to go first), or own the connection (it ends it, with
+    // what is queued).
     transport.reclaim();
+    const rest = native.takeQueued(slot);
     this.#closingByServer = true;
     this.#end(true, noReconnect ? CloseReason.ClosedNoReconnect : CloseReason.ClosedByServer);
     // A client that does not take the rest within closeTimeout is dropped:

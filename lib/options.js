@@ -81,7 +81,18 @@ function normalizeOptions(options) {
     highWaterMark: Math.min(highWaterMark, maxBufferedBytes),
     maxBufferedBytes,
     headers: headerMap('options.headers', options.headers),
+    adopt: adoptOf(options.adopt),
   };
+}
+
+/** `NATIVE_SSE_ADOPT=1` makes adoption every endpoint's default: for
+ * running the suite with it. */
+const ADOPT_BY_DEFAULT = process.env.NATIVE_SSE_ADOPT === '1';
+
+function adoptOf(adopt) {
+  if (adopt === undefined) return ADOPT_BY_DEFAULT;
+  if (typeof adopt !== 'boolean') throw invalid('options.adopt', 'a boolean', adopt);
+  return adopt;
 }
 
 /** An optional string argument: undefined and null mean "none". */

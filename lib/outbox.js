@@ -46,6 +46,25 @@ native.setDirectWakeup(owner, (slot) => {
   schedule();
 });
 
+/** adoption id → what is told of the adopted connection: `gone()` (the
+ * client left) and `finished()` (the connection is closed). */
+const adoptions = new Map();
+
+native.setAdoptionEvents(owner, ({ id, gone }) => {
+  const sink = adoptions.get(id);
+  if (sink === undefined) return;
+  if (gone) sink.gone();
+  else {
+    adoptions.delete(id);
+    sink.finished();
+  }
+});
+
+/** Routes an adopted connection's events to `sink` until it is finished. */
+function adopted(id, sink) {
+  adoptions.set(id, sink);
+}
+
 /** Makes sure a flush runs at the end of this turn. */
 function schedule() {
   if (!scheduled) {
@@ -107,4 +126,4 @@ function releaseKeepAlive(ms) {
   }
 }
 
-module.exports = { owner, schedule, attach, detach, retainKeepAlive, releaseKeepAlive };
+module.exports = { owner, schedule, attach, detach, adopted, retainKeepAlive, releaseKeepAlive };

@@ -23,6 +23,7 @@ function diagnostics() {
     openStreams: figures.openStreams,
     keepAliveTimer: figures.keepAliveTimer,
     directSockets: figures.directSockets,
+    adoptedConnections: figures.adoptedConnections,
     heldBytes: figures.heldBytes,
     memoryBudget: figures.memoryBudget,
     eventsQueued: figures.eventsQueued,
@@ -37,6 +38,8 @@ function diagnostics() {
     streamsOpened: metrics.counts.streamsOpened,
     streamsClosed: { ...metrics.counts.streamsClosed },
     stopTokenRefusals: metrics.counts.stopTokenRefusals,
+    adopted: metrics.counts.adopted,
+    notAdopted: { ...metrics.counts.notAdopted },
   };
 }
 

@@ -11,7 +11,19 @@ const counts = {
   streamsClosed: { server: 0, client: 0, slowConsumer: 0, error: 0 },
   /** Reconnects refused with 204 because they carried a stop token. */
   stopTokenRefusals: 0,
+  /** Connections adopted (`adopt: true`), and those that could not be, by
+   * why not (see lib/transports/adoption.js). */
+  adopted: 0,
+  notAdopted: {},
 };
+
+function adopted() {
+  counts.adopted++;
+}
+
+function notAdopted(why) {
+  counts.notAdopted[why] = (counts.notAdopted[why] ?? 0) + 1;
+}
 
 function opened() {
   counts.streamsOpened++;
@@ -26,4 +38,4 @@ function closed(byServer, wasClean, reason) {
   counts.streamsClosed[closedBy(byServer, wasClean, reason)]++;
 }
 
-module.exports = { counts, opened, refused, closed };
+module.exports = { counts, opened, refused, closed, adopted, notAdopted };

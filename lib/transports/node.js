@@ -10,6 +10,9 @@ const { CloseReason } = require('../close-reasons.js');
 const { MAX_U32 } = require('../options.js');
 const { IS_DENO } = require('../runtime.js');
 const { ownShare } = require('./contract.js');
+const { whyNotAdoptable, letGo, tellClosed } = require('./adoption.js');
+const outbox = require('../outbox.js');
+const metrics = require('../diagnostics/metrics.js');
 
 /**
  * The socket of a chunked HTTP/1.1 response whose headers have gone out, if
@@ -78,23 +81,47 @@ class NodeTransport {
   #sink = undefined;
   /** How long Rust lets the socket take nothing before cutting it off. */
   #stallTimeout;
+  /** Whether Rust may adopt the connection, and how long a clean end of
+   * an adopted one may take (closeTimeout). */
+  #adopt;
+  #closeTimeout;
+  /** Once adopted: the connection's adoption id; -1 before. */
+  #adoptedId = -1;
+  #onGone;
+  /** The transport's own listeners on the response (not the
+   * application's, which adoption keeps for the real close). */
+  #ours = new Set();
+  #resolveFinished;
 
   /**
    * @param {number} slot the stream's slot in Rust
    * @param response an http.ServerResponse or http2.Http2ServerResponse
    * @param {import('./contract.js').TransportEvents} events
-   * @param {number} stallTimeout ms a socket Rust writes to may take nothing
+   * @param {{ stallTimeout: number, closeTimeout: number, adopt: boolean }} options
+   *   ms a socket Rust writes to may take nothing; ms a clean end may take;
+   *   whether Rust may adopt the connection
    */
-  constructor(slot, response, { onDrain, onGone }, stallTimeout) {
+  constructor(slot, response, { onDrain, onGone }, { stallTimeout, closeTimeout, adopt }) {
     this.#slot = slot;
     this.#stallTimeout = stallTimeout;
+    this.#closeTimeout = closeTimeout;
+    this.#adopt = adopt;
     this.#response = response;
     this.#onDrain = onDrain;
-    /** Resolves once the response is done with its connection. */
-    this.finished = new Promise((resolve) => response.once('close', resolve));
+    this.#onGone = onGone;
+    /** Resolves once the response is done with its connection (for an
+     * adopted one, once Rust has closed it). */
+    this.finished = new Promise((resolve) => {
+      this.#resolveFinished = resolve;
+    });
+    const onFinished = () => this.#resolveFinished();
+    this.#ours.add(onFinished);
+    response.on('close', onFinished);
     // An error, if any, comes first; `close` follows in every case. A response
     // destroyed with an error may report it only as `errored`.
-    response.on('error', (err) => onGone(false, err?.message || String(err)));
+    const onError = (err) => onGone(false, err?.message || String(err));
+    this.#ours.add(onError);
+    response.on('error', onError);
     let destroyedWith = null;
     if (IS_DENO) {
       // Deno's node:http neither sets `errored` nor emits 'error' on a
@@ -105,7 +132,7 @@ class NodeTransport {
         return destroy.call(this, err, ...rest);
       };
     }
-    response.once('close', () => {
+    const onClose = () => {
       const err = response.errored ?? destroyedWith;
       if (err) onGone(false, err.message || String(err));
       else if (response.writableEnded && !this.#ending) {
@@ -114,14 +141,18 @@ class NodeTransport {
         warnEndedBehind();
         onGone(true, CloseReason.EndedBehind);
       } else onGone(true, CloseReason.ClientDisconnected);
-    });
+    };
+    this.#ours.add(onClose);
+    response.on('close', onClose);
   }
 
   /** Writes a share of a flush; false when the response is full (then
    * `onDrain` follows once it has room). */
   write(chunk) {
     const response = this.#response;
-    if (response.destroyed || response.writableEnded) return true;
+    // Adopted (Rust writes, and no flush hands this stream's bytes here),
+    // ended or destroyed: the chunk is dropped.
+    if (response === null || response.destroyed || response.writableEnded) return true;
     let sink = this.#sink;
     let written;
     if (sink === undefined) {
@@ -146,21 +177,79 @@ class NodeTransport {
         this.#report(0);
         this.#onDrain();
       });
-    } else if (
-      DIRECT_WRITES &&
-      sink !== response &&
-      sink.writableLength === 0 &&
-      response.writableLength === 0 &&
-      native.attachSocket(this.#slot, descriptorOf(sink), this.#stallTimeout)
-    ) {
-      // Node holds none of the socket's bytes (the write went out at once,
-      // uncorked): from the next flush on, Rust writes to it itself. Both
-      // counts matter: Node 26 keeps a corked response's bytes in the
-      // response, not in its socket, until the next tick.
-      this.#sink = RUST;
-      this.#guardResponse();
+    } else if (!this.#attach(this.#adopt) && this.#adopt && sink !== response) {
+      // Node still holds the opening's bytes (corked until the next tick):
+      // tried again then, so that a stream is adopted without waiting for
+      // its next event (an idle one may have none for long).
+      setImmediate(() => this.#attach());
     }
     return written;
+  }
+
+  /** Hands the socket to Rust if Node holds none of its bytes; returns
+   * whether it did. `now`: what Node corked is written out first (for a
+   * connection to adopt: its request, response and socket are then let go
+   * of in the turn they were made, and die young, before V8 moves them to
+   * its old space, whose pages it keeps). */
+  #attach(now = false) {
+    const response = this.#response;
+    const sink = this.#sink;
+    if (response === null || sink === RUST || sink === response || sink == null) return false;
+    if (this.#ending || response.destroyed || response.writableEnded) return false;
+    if (now) {
+      // Node uncorks them at the next tick anyway; uncork() past zero does
+      // nothing.
+      response.uncork?.();
+      sink.uncork();
+    }
+    if (
+      !DIRECT_WRITES ||
+      sink.writableLength !== 0 ||
+      response.writableLength !== 0 ||
+      !native.attachSocket(this.#slot, descriptorOf(sink), this.#stallTimeout)
+    )
+      return false;
+    // Node holds none of the socket's bytes (the write went out at once,
+    // uncorked): from the next flush on, Rust writes to it itself. Both
+    // counts matter: Node 26 keeps a corked response's bytes in the
+    // response, not in its socket, until the next tick.
+    this.#sink = RUST;
+    if (!this.#adopt || !this.#adoptConnection()) this.#guardResponse();
+    return true;
+  }
+
+  /** Rust takes the connection over, and Node lets go of it (see
+   * ./adoption.js); returns false where it cannot be (nothing changed:
+   * the stream goes on as a direct one), and counts why not. */
+  #adoptConnection() {
+    const response = this.#response;
+    const why = whyNotAdoptable(response);
+    if (why !== null) {
+      metrics.notAdopted(why);
+      return false;
+    }
+    const id = native.adoptSocket(this.#slot);
+    if (id < 0) {
+      metrics.notAdopted('unwatchable');
+      return false;
+    }
+    this.#adoptedId = id;
+    let later = null;
+    outbox.adopted(id, {
+      gone: () => this.#onGone(true, CloseReason.ClientDisconnected),
+      finished: () => {
+        this.#resolveFinished();
+        if (later !== null) tellClosed(later);
+        later = null;
+      },
+    });
+    later = letGo(response, this.#ours);
+    // Nothing of Node's connection is held from here on (the listeners
+    // taken off hold only what the application's do).
+    this.#ours = null;
+    this.#response = null;
+    metrics.adopted();
+    return true;
   }
 
   /** What the response held when last told to Rust (which counts it
@@ -179,6 +268,7 @@ class NodeTransport {
   /** Bytes the response holds that the socket has not taken yet, beyond
    * what Rust was last told (Rust's own count has the rest). */
   get buffered() {
+    if (this.#adoptedId >= 0) return 0; // Rust's own count has it all
     return Math.max(0, (this.#response.writableLength ?? 0) - this.#reported);
   }
 
@@ -222,6 +312,13 @@ class NodeTransport {
    * framed and could not write yet goes to the socket first, as it is. */
   reclaim() {
     if (this.#sink !== RUST) return;
+    if (this.#adoptedId >= 0) {
+      // Nothing to give back: Rust ends the connection itself, with what
+      // is queued and the response's last chunk, within closeTimeout.
+      this.#sink = null;
+      native.endAdopted(this.#slot, this.#closeTimeout);
+      return;
+    }
     const response = this.#response;
     this.#unguard?.();
     this.#unguard = null;
@@ -239,6 +336,7 @@ class NodeTransport {
     const response = this.#response;
     this.#ending = true;
     this.reclaim();
+    if (response === null) return; // adopted: Rust ends it (see reclaim)
     if (response.destroyed || response.writableEnded) return;
     if (rest !== null) response.write(rest);
     response.end();
@@ -255,6 +353,8 @@ class NodeTransport {
    * backlog. */
   destroy() {
     const response = this.#response;
+    // Adopted: releasing the stream resets the connection (src/io/adopted.rs).
+    if (response === null) return;
     if (!response.destroyed && response instanceof ServerResponse) {
       const socket = response.socket;
       if (socket != null && !socket.encrypted && socket._httpMessage === response) {

@@ -15,6 +15,8 @@ pub struct Figures {
     pub keep_alive_timer: bool,
     /// Sockets Rust writes to itself.
     pub direct_sockets: u32,
+    /// Connections Rust has taken over from Node, streaming or finishing.
+    pub adopted_connections: u32,
     /// Bytes held for all streams now: queued, and held by their responses.
     pub held_bytes: f64,
     /// The memory budget, in bytes.
@@ -39,6 +41,7 @@ pub fn figures() -> Figures {
             timers.values().any(|timer| !timer.is_finished())
         }),
         direct_sockets: with_direct(|direct| direct.count()) as u32,
+        adopted_connections: with_direct(|direct| direct.adopted_count()) as u32,
         held_bytes: held_bytes as f64,
         memory_budget: memory_budget as f64,
         events_queued: counters.events as f64,

@@ -11,6 +11,7 @@ use super::callback::{call, weak};
 use super::error::{internal, Result};
 use super::state::{with_after_wakeups, with_direct, with_hub};
 use crate::core::hub::Framing;
+use crate::io::Adoption;
 
 /// Takes over writing a stream's bytes to its socket: `fd` is the socket's
 /// descriptor, whose headers have gone out and of which Node holds no
@@ -57,6 +58,51 @@ pub fn set_direct_wakeup(owner: u32, on_writable: Function<u32, ()>) -> Result<(
         )
     });
     Ok(())
+}
+
+/// What an adopted connection tells its owner: the client left (`gone`),
+/// or the connection is closed (then never again of that `id`).
+#[napi(object)]
+pub struct AdoptionEvent {
+    pub id: u32,
+    pub gone: bool,
+}
+
+/// Sets the function that `owner`'s adopted connections call with their
+/// [`AdoptionEvent`]s.
+#[napi(catch_unwind)]
+pub fn set_adoption_events(owner: u32, on_event: Function<AdoptionEvent, ()>) -> Result<()> {
+    let on_event = weak(&on_event).map_err(internal)?;
+    with_direct(|direct| {
+        direct.set_adoption_events(
+            owner,
+            Arc::new(move |event| {
+                let (id, gone) = match event {
+                    Adoption::Gone(id) => (id, true),
+                    Adoption::Finished(id) => (id, false),
+                };
+                call(&on_event, AdoptionEvent { id, gone });
+            }),
+        )
+    });
+    Ok(())
+}
+
+/// Takes over a stream's connection, which Rust writes to already, for
+/// Node to let go of (see [`crate::io::adopted`]): returns its adoption id,
+/// or -1 where it cannot be done (nothing changed).
+#[napi(catch_unwind)]
+pub fn adopt_socket(slot: u32) -> i64 {
+    with_direct(|direct| direct.adopt(slot)).map_or(-1, i64::from)
+}
+
+/// Ends an adopted stream's connection cleanly within `timeout_ms` (or
+/// resets it): what is queued, then the response's last chunk. Returns
+/// false if the stream's connection is not adopted.
+#[napi(catch_unwind)]
+pub fn end_adopted(slot: u32, timeout_ms: u32) -> bool {
+    let timeout = Duration::from_millis(timeout_ms.into());
+    with_hub(|hub| with_direct(|direct| direct.end_adopted(hub, slot, timeout)))
 }
 
 /// After a wakeup: writes what a direct socket had pending. Returns whether

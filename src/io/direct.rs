@@ -36,7 +36,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::core::hub::{Framing, Hub, Owner, Slot};
-use crate::io::{Spawn, Wakeup, Written};
+use crate::io::adopted::{self, Adopted, Command};
+use crate::io::{Adoption, AdoptionEvents, Spawn, Wakeup, Written};
+
+/// The last chunk of a chunked HTTP/1.1 response: it ends the body.
+const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 
 /// One stream's own reference to its socket.
 struct DirectSocket {
@@ -52,11 +56,13 @@ struct DirectSocket {
     queued: usize,
     /// How long it may stay so before the client is cut off.
     stall_timeout: Duration,
+    /// Once Node has let go of the connection: its task (src/io/adopted.rs).
+    adopted: Option<Adopted>,
 }
 
 /// Bytes in a socket's send queue not yet acknowledged by the peer, where
 /// the system says (`SIOCOUTQ` on Linux, `SO_NWRITE` on macOS).
-fn unsent(fd: &OwnedFd) -> Option<usize> {
+pub(super) fn unsent(fd: &OwnedFd) -> Option<usize> {
     #[cfg(target_os = "linux")]
     {
         let mut queued: libc::c_int = 0;
@@ -160,6 +166,11 @@ impl DirectSocket {
         if let Some(previous) = self.waiting.take() {
             previous.abort();
         }
+        if let Some(adopted) = &self.adopted {
+            // Its task watches the socket (it holds its one registration).
+            adopted.send(Command::Writable(self.deadline()));
+            return;
+        }
         self.waiting = wakeup.map(|wakeup| {
             spawn(Box::pin(wait_writable(
                 self.fd.clone(),
@@ -220,6 +231,12 @@ pub struct Direct {
     /// By slot: a stream's socket, if Rust writes to it.
     sockets: Sockets,
     wakeups: HashMap<Owner, Wakeup>,
+    /// What each owner is told of its adopted connections.
+    adoption_events: HashMap<Owner, AdoptionEvents>,
+    /// The id of the next adopted connection.
+    next_adoption: u32,
+    /// Adopted connections open (streaming or finishing), for diagnostics.
+    adopted: Arc<std::sync::atomic::AtomicUsize>,
     scratch: Vec<u8>,
     spawn: Spawn,
 }
@@ -232,7 +249,7 @@ enum Outcome {
 
 /// Writes `bytes` to `fd` without blocking and without SIGPIPE; returns how
 /// many were taken (0 for `EAGAIN`).
-fn send(fd: &OwnedFd, bytes: &[u8]) -> std::io::Result<usize> {
+pub(super) fn send(fd: &OwnedFd, bytes: &[u8]) -> std::io::Result<usize> {
     let mut sent = 0;
     while sent < bytes.len() {
         let rest = &bytes[sent..];
@@ -269,6 +286,7 @@ impl Direct {
             wakeups,
             scratch,
             spawn,
+            ..
         } = self;
         let Some(socket) = sockets.get_mut(&slot) else {
             return Outcome::Failed;
@@ -340,6 +358,9 @@ impl Direct {
         Direct {
             sockets: Sockets::default(),
             wakeups: HashMap::new(),
+            adoption_events: HashMap::new(),
+            next_adoption: 0,
+            adopted: Arc::default(),
             scratch: Vec::new(),
             spawn,
         }
@@ -399,6 +420,7 @@ impl Direct {
                 stalled_since: None,
                 queued: 0,
                 stall_timeout,
+                adopted: None,
             },
         );
         hub.set_framing(slot, Framing::Direct);
@@ -467,5 +489,84 @@ impl Direct {
     /// How many sockets Rust writes to on this thread.
     pub fn count(&self) -> usize {
         self.sockets.len()
+    }
+
+    /// Sets what `owner` is told of its adopted connections.
+    pub fn set_adoption_events(&mut self, owner: Owner, events: AdoptionEvents) {
+        self.adoption_events.insert(owner, events);
+    }
+
+    /// Takes over a stream's connection, whose socket Rust writes to
+    /// already, once Node has let go of it (see src/io/adopted.rs): from
+    /// now on its task watches it and ends it. Returns the connection's
+    /// adoption id, or None (nothing changed) where it cannot be done.
+    pub fn adopt(&mut self, slot: Slot) -> Option<u32> {
+        let spawn = self.spawn;
+        let socket = self.sockets.get_mut(&slot)?;
+        if socket.adopted.is_some() {
+            return None;
+        }
+        let events = self.adoption_events.get(&socket.owner)?.clone();
+        let id = self.next_adoption;
+        self.next_adoption = self.next_adoption.wrapping_add(1);
+        if let Some(task) = socket.waiting.take() {
+            task.abort();
+        }
+        // The count goes down when the connection is closed.
+        let open = self.adopted.clone();
+        open.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let counted: AdoptionEvents = Arc::new(move |event| {
+            if let Adoption::Finished(_) = event {
+                open.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            events(event)
+        });
+        let wakeup = self.wakeups.get(&socket.owner).cloned();
+        socket.adopted = Some(adopted::adopt(
+            socket.fd.clone(),
+            slot,
+            id,
+            wakeup,
+            counted,
+            spawn,
+        ));
+        // A write that was waiting for room goes on waiting, in the task.
+        if !socket.pending.is_empty() {
+            socket.wait(slot, None, spawn);
+        }
+        Some(id)
+    }
+
+    /// Ends an adopted stream's connection cleanly: what it has pending and
+    /// queued, then the response's last chunk, within `timeout`, or the
+    /// connection is reset. The stream's socket is no longer the slot's.
+    /// Returns false (nothing changed) if the stream's connection is not
+    /// adopted.
+    pub fn end_adopted(&mut self, hub: &mut Hub, slot: Slot, timeout: Duration) -> bool {
+        let is_adopted = self
+            .sockets
+            .get_mut(&slot)
+            .is_some_and(|s| s.adopted.is_some());
+        if !is_adopted {
+            return false;
+        }
+        let Some(mut socket) = self.sockets.remove(&slot) else {
+            return false;
+        };
+        let mut bytes = std::mem::take(&mut socket.pending);
+        hub.take_chunk(slot, Instant::now(), &mut bytes);
+        hub.set_held(slot, 0);
+        bytes.extend_from_slice(LAST_CHUNK);
+        if let Some(adopted) = socket.adopted.take() {
+            adopted.send(Command::Finish { bytes, timeout });
+            // Finish comes first: the Reset its drop sends is never read.
+            drop(adopted);
+        }
+        true
+    }
+
+    /// How many adopted connections are open on this thread.
+    pub fn adopted_count(&self) -> usize {
+        self.adopted.load(std::sync::atomic::Ordering::Relaxed)
     }
 }

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use crate::core::hub::{Hub, Owner, Slot};
-use crate::io::{Spawn, Wakeup, Written};
+use crate::io::{AdoptionEvents, Spawn, Wakeup, Written};
 
 /// Not supported here: the connection ends as Node ends it.
 pub fn reset_on_close(_: i32) -> bool {
@@ -40,6 +40,21 @@ impl Direct {
     pub fn release(&mut self, _: Slot) {}
 
     pub fn count(&self) -> usize {
+        0
+    }
+
+    pub fn set_adoption_events(&mut self, _: Owner, _: AdoptionEvents) {}
+
+    /// Never adopts: no socket is taken.
+    pub fn adopt(&mut self, _: Slot) -> Option<u32> {
+        None
+    }
+
+    pub fn end_adopted(&mut self, _: &mut Hub, _: Slot, _: Duration) -> bool {
+        false
+    }
+
+    pub fn adopted_count(&self) -> usize {
         0
     }
 }

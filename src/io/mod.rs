@@ -6,12 +6,16 @@
 //!
 //! - [`direct`]: writing streams' bytes straight to their sockets (Unix;
 //!   elsewhere a stand-in that takes no socket).
+//! - `adopted`: connections Rust has taken over from Node, each watched
+//!   by a task of its own (Unix).
 //! - [`redis`]: a channel's link to a Redis Stream: the publisher, the
 //!   reader, pages for resuming clients, and what their replies mean.
 
 use std::future::Future;
 use std::pin::Pin;
 
+#[cfg(unix)]
+pub mod adopted;
 #[cfg(unix)]
 pub mod direct;
 #[cfg(not(unix))]
@@ -29,6 +33,21 @@ pub type Task = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 /// the socket is writable again or its stall deadline came: the bindings
 /// make it wake the owner's JavaScript. It must not block.
 pub type Wakeup = std::sync::Arc<dyn Fn(crate::core::hub::Slot) + Send + Sync>;
+
+/// What an adopted connection (src/io/adopted.rs) tells its owner's
+/// JavaScript, by its adoption id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Adoption {
+    /// The client left (the end of its side, or an error): the stream is
+    /// to end. Said once.
+    Gone(u32),
+    /// The connection is closed and its descriptor released. Said once,
+    /// last.
+    Finished(u32),
+}
+
+/// What the owner is told of its adopted connections; must not block.
+pub type AdoptionEvents = std::sync::Arc<dyn Fn(Adoption) + Send + Sync>;
 
 /// Starts a task on the runtime the bindings run (Node-API's tokio
 /// runtime) and returns the handle that stops it.

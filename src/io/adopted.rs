@@ -1,0 +1,342 @@
+//! Connections Rust has taken over from Node (adopted): Node's socket,
+//! request, response and parser are gone, and Rust alone writes to the
+//! connection, watches it, and ends it.
+//!
+//! Each adopted connection has one task, [`watch`], that owns the
+//! connection's registration with tokio's reactor (one registration for
+//! both directions: a descriptor can be registered only once) and
+//!
+//! - reads what the client sends, and discards it, until the end or an
+//!   error: the client left ([`Adoption::Gone`]);
+//! - wakes the stream's owner when a full socket is writable again, or at
+//!   its stall deadline ([`Command::Writable`]), as [`super::direct`]'s
+//!   waiting task does for streams Node still owns;
+//! - ends the connection: cleanly ([`Command::Finish`]: the last bytes, the
+//!   response's last chunk, a `FIN`, then the client's end, all within a
+//!   time), or with a reset ([`Command::Reset`], or its stream released
+//!   without a clean end);
+//! - and says when the connection is closed ([`Adoption::Finished`]): its
+//!   descriptor is closed then.
+//!
+//! A connection is named by its adoption id, not its slot: the slot is
+//! reused once the stream is released, and the connection may outlive it
+//! while it finishes.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+use tokio::sync::Notify;
+
+use crate::core::hub::Slot;
+use crate::io::{Adoption, AdoptionEvents, Wakeup};
+
+/// What the stream's side asks of the connection's task.
+#[derive(Debug)]
+pub enum Command {
+    /// A write left bytes behind: wake the owner once the socket is
+    /// writable, or at the stall deadline.
+    Writable(Option<Instant>),
+    /// End the connection cleanly: write `bytes` (the last of the stream,
+    /// framed, and the response's last chunk), end our side, and wait for
+    /// the client's end; reset the connection if that takes over `timeout`.
+    Finish { bytes: Vec<u8>, timeout: Duration },
+    /// End the connection with a reset: nothing more is written.
+    Reset,
+}
+
+/// What the stream's side has asked of the task and the task has not
+/// taken yet: the latest wish to be woken when writable, and how to end.
+/// (Not a channel: tokio's allocates a block of 32 commands per
+/// connection, 1.5 KiB that an idle connection would hold.)
+#[derive(Default)]
+struct Mail {
+    writable: Option<Option<Instant>>,
+    ending: Option<Command>,
+}
+
+#[derive(Default)]
+struct Mailbox {
+    mail: std::sync::Mutex<Mail>,
+    posted: Notify,
+}
+
+impl Mailbox {
+    fn post(&self, command: Command) {
+        {
+            let mut mail = self
+                .mail
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            match command {
+                Command::Writable(deadline) => mail.writable = Some(deadline),
+                // The first ending asked for is the one.
+                ending => {
+                    if mail.ending.is_none() {
+                        mail.ending = Some(ending);
+                    }
+                }
+            }
+        }
+        self.posted.notify_one();
+    }
+
+    /// The next command: an ending before a wish to be woken. What was
+    /// posted is looked at on every call, so none is missed when a call is
+    /// dropped by the task's `select!`.
+    async fn next(&self) -> Command {
+        loop {
+            {
+                let mut mail = self
+                    .mail
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                if let Some(ending) = mail.ending.take() {
+                    return ending;
+                }
+                if let Some(deadline) = mail.writable.take() {
+                    return Command::Writable(deadline);
+                }
+            }
+            self.posted.notified().await;
+        }
+    }
+}
+
+/// The stream's handle on its adopted connection.
+pub struct Adopted {
+    mailbox: Arc<Mailbox>,
+}
+
+impl Adopted {
+    /// Asks the connection's task for `command`; a task that is done
+    /// needs nothing more.
+    pub fn send(&self, command: Command) {
+        self.mailbox.post(command);
+    }
+}
+
+impl Drop for Adopted {
+    /// A stream released without a clean end resets its connection (after
+    /// a Finish, this comes second and is never taken).
+    fn drop(&mut self) {
+        self.mailbox.post(Command::Reset);
+    }
+}
+
+/// Starts watching an adopted connection: `fd` is the stream's own
+/// descriptor of it. Returns the stream's handle on it.
+pub fn adopt(
+    fd: Arc<OwnedFd>,
+    slot: Slot,
+    id: u32,
+    wakeup: Option<Wakeup>,
+    events: AdoptionEvents,
+    spawn: crate::io::Spawn,
+) -> Adopted {
+    let mailbox = Arc::new(Mailbox::default());
+    spawn(Box::pin(watch(
+        fd,
+        slot,
+        id,
+        mailbox.clone(),
+        wakeup,
+        events,
+    )));
+    Adopted { mailbox }
+}
+
+/// Whether `fd` has room for writing now (`poll`, not waiting).
+fn writable_now(fd: &OwnedFd) -> bool {
+    let mut poll = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, a zero timeout.
+    let n = unsafe { libc::poll(&mut poll, 1, 0) };
+    n > 0 && poll.revents & (libc::POLLOUT | libc::POLLERR | libc::POLLHUP) != 0
+}
+
+/// Reads and discards what the client sent (an SSE client sends nothing
+/// after its request) until there is nothing more: returns true once its
+/// side has ended or the connection failed, false when it would block.
+fn drain(fd: &OwnedFd) -> bool {
+    let mut scratch = [0u8; 1024];
+    loop {
+        // SAFETY: `fd` is our open descriptor; the buffer is valid for its
+        // length.
+        let n = unsafe {
+            libc::recv(
+                fd.as_raw_fd(),
+                scratch.as_mut_ptr().cast(),
+                scratch.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if n == 0 {
+            return true;
+        }
+        if n > 0 {
+            continue;
+        }
+        match std::io::Error::last_os_error().kind() {
+            std::io::ErrorKind::WouldBlock => return false,
+            std::io::ErrorKind::Interrupted => continue,
+            _ => return true,
+        }
+    }
+}
+
+/// The task of one adopted connection (see the module's docs).
+async fn watch(
+    fd: Arc<OwnedFd>,
+    slot: Slot,
+    id: u32,
+    mailbox: Arc<Mailbox>,
+    wakeup: Option<Wakeup>,
+    events: AdoptionEvents,
+) {
+    // SAFETY: the descriptor is the stream's own, kept open by the `Arc`
+    // the registration holds for as long as it lives.
+    let registered = unsafe {
+        AsyncFd::register_with_interest(fd.clone(), Interest::READABLE | Interest::WRITABLE)
+    };
+    let Ok(watch) = registered else {
+        // Not watchable: the client is taken to have left, and the
+        // connection is reset once the stream is released.
+        events(Adoption::Gone(id));
+        while let Command::Writable(_) = mailbox.next().await {}
+        super::direct::reset_on_close(fd.as_raw_fd());
+        drop(fd);
+        events(Adoption::Finished(id));
+        return;
+    };
+    // Wake the owner when writable, with a stall deadline or none.
+    let mut wanted: Option<Option<Instant>> = None;
+    let mut gone = false;
+    let ending = loop {
+        let deadline = wanted.flatten();
+        tokio::select! {
+            command = mailbox.next() => match command {
+                Command::Writable(deadline) => {
+                    // The owner's write found the socket full, after this
+                    // task last saw it writable: that readiness is stale.
+                    if let Some(Ok(mut ready)) = futures_now(watch.writable()) {
+                        ready.clear_ready();
+                    }
+                    if writable_now(&fd) {
+                        if let Some(wakeup) = &wakeup {
+                            wakeup(slot);
+                        }
+                    } else {
+                        wanted = Some(deadline);
+                    }
+                }
+                Command::Finish { bytes, timeout } => break Some((bytes, timeout)),
+                Command::Reset => break None,
+            },
+            ready = watch.readable(), if !gone => match ready {
+                Ok(mut ready) => {
+                    if drain(&fd) {
+                        gone = true;
+                        events(Adoption::Gone(id));
+                    } else {
+                        ready.clear_ready();
+                    }
+                }
+                Err(_) => {
+                    gone = true;
+                    events(Adoption::Gone(id));
+                }
+            },
+            _ = watch.writable(), if wanted.is_some() => {
+                wanted = None;
+                if let Some(wakeup) = &wakeup {
+                    wakeup(slot);
+                }
+            },
+            _ = sleep_until(deadline), if deadline.is_some() => {
+                wanted = None;
+                if let Some(wakeup) = &wakeup {
+                    wakeup(slot);
+                }
+            },
+        }
+    };
+    let clean = match ending {
+        Some((bytes, timeout)) if !gone => {
+            tokio::time::timeout(timeout, finish(&watch, &bytes)).await == Ok(true)
+        }
+        _ => false,
+    };
+    if !clean {
+        super::direct::reset_on_close(fd.as_raw_fd());
+    }
+    drop(watch);
+    drop(fd);
+    events(Adoption::Finished(id));
+}
+
+/// `future`'s output if it is ready at once.
+fn futures_now<F: std::future::Future>(future: F) -> Option<F::Output> {
+    let waker = std::task::Waker::noop();
+    let mut context = std::task::Context::from_waker(waker);
+    let mut future = std::pin::pin!(future);
+    match future.as_mut().poll(&mut context) {
+        std::task::Poll::Ready(output) => Some(output),
+        std::task::Poll::Pending => None,
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Writes `bytes`, ends our side, and waits for the client's end. Returns
+/// whether it all went (false: the connection failed).
+async fn finish(watch: &AsyncFd<Arc<OwnedFd>>, bytes: &[u8]) -> bool {
+    let fd = watch.get_ref();
+    let mut sent = 0;
+    while sent < bytes.len() {
+        let Ok(mut ready) = watch.writable().await else {
+            return false;
+        };
+        match super::direct::send(fd, &bytes[sent..]) {
+            Ok(0) => ready.clear_ready(),
+            Ok(n) => sent += n,
+            Err(_) => return false,
+        }
+    }
+    // SAFETY: our open descriptor; SHUT_WR sends a FIN after what is queued.
+    unsafe { libc::shutdown(fd.as_raw_fd(), libc::SHUT_WR) };
+    // Done once the client has taken every byte (its FIN need not come: an
+    // HTTP client may keep the connection for another request), or its side
+    // ends first. Nothing is left queued in the kernel then.
+    loop {
+        if super::direct::unsent(fd).unwrap_or(0) == 0 {
+            return true;
+        }
+        tokio::select! {
+            ready = watch.readable() => {
+                let Ok(mut ready) = ready else {
+                    return false;
+                };
+                if drain(fd) {
+                    return true;
+                }
+                ready.clear_ready();
+            }
+            _ = tokio::time::sleep(UNSENT_POLL) => {}
+        }
+    }
+}
+
+/// How often a finishing connection's send queue is looked at: there is
+/// no readiness for "the client has taken it all".
+const UNSENT_POLL: Duration = Duration::from_millis(10);
