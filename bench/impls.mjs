@@ -69,6 +69,14 @@ export async function loadImplementation(name, params = {}) {
         send: (stream, data, id) => stream.send(data, id),
       };
     }
+    case 'adopted': {
+      // native-sse with adoption: Rust takes the connection over from Node.
+      const { EventEndpoint } = await import('native-sse');
+      return {
+        open: (req, res) => new EventEndpoint(req, res, { adopt: true }),
+        send: (stream, data, id) => stream.send(data, id),
+      };
+    }
     case 'channel': {
       // native-sse's Channel: one broadcast call per message, whatever the
       // number of clients.

@@ -64,6 +64,21 @@ const WORKLOADS = {
     clients: quick ? 1000 : 5000,
     params: {},
   },
+  // Adoption (issue 22): idle connections held by Node (raw node:http, and
+  // native-sse as it is by default) and adopted by Rust, at two sizes
+  // under this machine's 20,000-descriptor limit per process.
+  'idle-adopt-5k': {
+    what: 'idle connections, raw node:http vs native-sse vs adopted; memory per connection after GC',
+    clients: quick ? 1000 : 5000,
+    params: {},
+    implementations: ['baseline', 'native-sse', 'adopted'],
+  },
+  'idle-adopt-15k': {
+    what: 'the same at 15,000 connections',
+    clients: quick ? 3000 : 15_000,
+    params: {},
+    implementations: ['baseline', 'native-sse', 'adopted'],
+  },
   slow: {
     what: '1 client that never reads; the producer awaits each send() of 1 KiB',
     clients: 1,
@@ -125,7 +140,7 @@ async function runOnce(implementation, name) {
   let client;
   try {
     const { port } = await nextMessage(server, ['port'], 10_000);
-    if (name === 'idle') await nextMessage(server.send({ type: 'baseline-memory' }) && server, ['ok'], 10_000);
+    if (name.startsWith('idle')) await nextMessage(server.send({ type: 'baseline-memory' }) && server, ['ok'], 10_000);
     const frames = name === 'burst' || name.startsWith('fanout') ? workload.params.messages : 0;
     client = fork(new URL('./client.mjs', import.meta.url), [
       JSON.stringify({
@@ -158,7 +173,7 @@ async function runOnce(implementation, name) {
             loopDelayMaxMs: report.loopDelayMaxMs,
           };
     }
-    if (name === 'idle') {
+    if (name.startsWith('idle')) {
       server.send({ type: 'report' });
       const { idle, streams } = await nextMessage(server, ['report'], 30_000);
       if (streams !== workload.clients) throw new Error(`${streams} of ${workload.clients} streams open`);
@@ -387,6 +402,7 @@ for (const name of Object.keys(WORKLOADS)) {
   const candidates = [
     ...IMPLEMENTATIONS,
     ...(WORKLOADS[name].implementations?.includes('floor') && buildFloor() ? ['floor'] : []),
+    ...(WORKLOADS[name].implementations?.includes('adopted') ? ['adopted'] : []),
   ];
   for (const implementation of candidates) {
     const runsHere =
@@ -517,6 +533,27 @@ if (ticker?.floor) {
     if (!m) continue;
     console.log(
       `| ${impl} | ${format(m.cpuMicrosPerDelivery)} | ${(m.cpuMicrosPerDelivery / floor.cpuMicrosPerDelivery).toFixed(2)}× | ${format(m.deliveriesPerSecond)} |`,
+    );
+  }
+}
+for (const name of ['idle-adopt-5k', 'idle-adopt-15k']) {
+  const idle = results[name];
+  if (!idle) continue;
+  if (name === 'idle-adopt-5k') {
+    console.log('\nIdle connections (memory per connection after GC, heap included in RSS):');
+    console.log('| connections | implementation | RSS KiB/connection | heap KiB/connection | RSS vs raw node:http |');
+    console.log('|--:|---|--:|--:|--:|');
+  }
+  const raw = idle.baseline?.median.rssKiBPerConnection;
+  for (const [impl, label] of [
+    ['baseline', 'raw node:http'],
+    ['native-sse', 'native-sse'],
+    ['adopted', 'native-sse, adopt: true'],
+  ]) {
+    const m = idle[impl]?.median;
+    if (!m) continue;
+    console.log(
+      `| ${WORKLOADS[name].clients.toLocaleString('en-US')} | ${label} | ${format(m.rssKiBPerConnection)} | ${format(m.heapKiBPerConnection)} | ${raw ? `${(m.rssKiBPerConnection / raw).toFixed(2)}×` : '–'} |`,
     );
   }
 }

@@ -144,7 +144,7 @@ process.on('message', async (message) => {
     case 'report': {
       const cpu = process.cpuUsage(cpuAtGo ?? undefined);
       clearInterval(delaySampler);
-      const memory = workload === 'idle' ? gcMemory() : null;
+      const memory = workload.startsWith('idle') ? gcMemory() : null;
       process.send({
         type: 'report',
         streams: streams.length,
