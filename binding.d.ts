@@ -322,6 +322,9 @@ export interface FlushBatch {
  */
 export declare function followTopic(slot: number, stream: string, at: string, composite: boolean): void
 
+/** Forgets a connection that has said it is closed. */
+export declare function forgetAdopted(id: number): void
+
 /** Whether a URL is a `redis+cluster://` URL this link can use. */
 export declare function isClusterUrl(url: string): boolean
 
@@ -420,6 +423,12 @@ export interface ReplayResult {
 }
 
 /**
+ * Resets a connection that is finishing after its stream ended (see
+ * [`end_adopted`]), now.
+ */
+export declare function resetAdopted(id: number): void
+
+/**
  * Makes the last close of the socket whose open descriptor is `fd` reset
  * the connection, discarding what is still queued for the client (see
  * [`crate::io::direct::reset_on_close`]). Returns whether it was set.
@@ -504,6 +513,13 @@ export declare function sendRetry(slot: number, ms: number): boolean
  * `null` if the client is too far behind to receive it.
  */
 export declare function sendStop(slot: number): string | null
+
+/**
+ * Queues bytes the application wrote to the body itself, behind the
+ * endpoint (`res.write()` on an adopted connection), as they are; false if
+ * the stream's cap refuses them.
+ */
+export declare function sendWrittenBehind(slot: number, bytes: Buffer): boolean
 
 /**
  * Sets the function that `owner`'s adopted connections call with their

@@ -56,6 +56,7 @@ native.setAdoptionEvents(owner, ({ id, gone }) => {
   if (gone) sink.gone();
   else {
     adoptions.delete(id);
+    native.forgetAdopted(id);
     sink.finished();
   }
 });

@@ -12,9 +12,12 @@
  * (lib/_http_server.js), by name; bound functions are named "bound …". */
 const NODE_SOCKET_CLOSE = new Set(['socketOnClose', 'onServerResponseClose']);
 
-function isNodes(listener) {
-  return NODE_SOCKET_CLOSE.has(listener.name.replace(/^bound /, ''));
-}
+/** The `finish` listener Node's HTTP server puts on a response, by its
+ * names across majors. */
+const NODE_RESPONSE_FINISH = new Set(['resOnFinish', 'onResponseFinish']);
+
+const nameOf = (listener) => listener.name.replace(/^bound /, '');
+const isNodes = (listener) => NODE_SOCKET_CLOSE.has(nameOf(listener));
 
 /**
  * Why the connection of `response` (a ServerResponse whose socket Rust
@@ -26,16 +29,24 @@ function isNodes(listener) {
  *   request), which would be lost;
  * - `socketListeners`: someone other than Node listens for the socket's
  *   `close` (for example `on-finished`, which `morgan` uses): it would be
- *   told the connection closed when it is adopted.
+ *   told the connection closed when it is adopted;
+ * - `idleTimeout`: the socket has an idle timeout (`setTimeout`), which
+ *   Rust's writes would not keep from firing;
+ * - `responseListeners`: someone other than Node listens for the
+ *   response's `finish` (a logger, `on-finished`), which an adopted
+ *   response never emits.
  */
 function whyNotAdoptable(response) {
   const request = response.req;
   const socket = response.socket;
   if (request == null || !request.complete) return 'requestUnread';
   if (socket.readableLength > 0) return 'readAhead';
+  if (socket.timeout > 0) return 'idleTimeout';
   const incoming = socket.parser?.incoming;
   if (incoming != null && incoming !== request) return 'readAhead';
   if (socket.rawListeners('close').some((listener) => !isNodes(listener))) return 'socketListeners';
+  if (response.rawListeners('finish').some((listener) => !NODE_RESPONSE_FINISH.has(nameOf(listener))))
+    return 'responseListeners';
   return null;
 }
 
@@ -66,6 +77,92 @@ function letGo(response, ours) {
   return later;
 }
 
+/** The link to the transport of an adopted connection, on its let-go
+ * response and socket. */
+const kAdoptedBy = Symbol('native-sse adopted by');
+
+/** The server's adopted connections (transports), for its
+ * closeAllConnections(). */
+const kAdoptedOf = Symbol('native-sse adopted connections');
+
+// What the application calls to end a stream behind the endpoint still
+// ends it once its connection is adopted: destroy() drops the connection
+// (with the error, if one is given), end() ends it cleanly, and what
+// write() is given goes into the body after what is queued.
+function destroyAdopted(err) {
+  this[kAdoptedBy]?.transport?.dropAdopted(err);
+  return this;
+}
+
+function writeAdopted(chunk, encoding, callback) {
+  if (typeof encoding === 'function') [callback, encoding] = [encoding, undefined];
+  const written = this[kAdoptedBy]?.transport?.writeAdoptedBehind(chunk, encoding) ?? false;
+  if (typeof callback === 'function') process.nextTick(callback, written ? null : new Error('not written'));
+  return written;
+}
+
+function endAdopted(...args) {
+  const callback = args.findLast((arg) => typeof arg === 'function');
+  this[kAdoptedBy]?.transport?.endAdoptedBehind();
+  if (callback !== undefined) process.nextTick(callback);
+  return this;
+}
+
+/** The set of `server`'s adopted connections, made with the first (when
+ * its closeAllConnections() is made to drop them too); null if it has no
+ * such method. Not inside standIn(): a function made there would keep
+ * standIn's first transport alive with the server. */
+function adoptedOf(server) {
+  if (server == null || typeof server.closeAllConnections !== 'function') return null;
+  let adopted = server[kAdoptedOf];
+  if (adopted === undefined) {
+    adopted = server[kAdoptedOf] = new Set();
+    const closeAllConnections = server.closeAllConnections;
+    server.closeAllConnections = function (...args) {
+      for (const each of adopted) each.dropAdopted();
+      return closeAllConnections.apply(this, args);
+    };
+  }
+  return adopted;
+}
+
+/** Makes `destroy()`, `end()` and `write()` of the let-go response and
+ * socket reach the adopted stream of `transport`, and the server's
+ * closeAllConnections() drop it, until the returned function is called
+ * (the connection is closed). Not the request's: Node destroys it as the
+ * socket closes. The response's and socket's are replaced once Node's own
+ * handling of the socket's close is done, as it follows letGo(). They
+ * reach the transport through a link that is cut then; nothing made here
+ * holds the response or the socket past that close (each function is made
+ * in a scope of its own: V8 gives the closures of one scope one context).
+ */
+function standIn(response, socket, transport) {
+  const link = { transport };
+  replaceOnClose(response, socket, link);
+  const adopted = adoptedOf(socket.server);
+  adopted?.add(transport);
+  return forgetter(link, adopted);
+}
+
+function replaceOnClose(response, socket, link) {
+  socket.once('close', () => {
+    if (link.transport === null) return;
+    for (const target of [response, socket]) {
+      target[kAdoptedBy] = link;
+      target.destroy = destroyAdopted;
+      target.end = endAdopted;
+      target.write = writeAdopted;
+    }
+  });
+}
+
+function forgetter(link, adopted) {
+  return () => {
+    adopted?.delete(link.transport);
+    link.transport = null;
+  };
+}
+
 /** Calls what letGo() took off, as the emitters would have. */
 function tellClosed(later) {
   for (const [emitter, listener] of later) {
@@ -81,4 +178,4 @@ function tellClosed(later) {
   }
 }
 
-module.exports = { whyNotAdoptable, letGo, tellClosed };
+module.exports = { whyNotAdoptable, letGo, standIn, tellClosed };

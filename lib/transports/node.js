@@ -10,7 +10,7 @@ const { CloseReason } = require('../close-reasons.js');
 const { MAX_U32 } = require('../options.js');
 const { IS_DENO } = require('../runtime.js');
 const { ownShare } = require('./contract.js');
-const { whyNotAdoptable, letGo, tellClosed } = require('./adoption.js');
+const { whyNotAdoptable, letGo, standIn, tellClosed } = require('./adoption.js');
 const outbox = require('../outbox.js');
 const metrics = require('../diagnostics/metrics.js');
 
@@ -235,21 +235,53 @@ class NodeTransport {
     }
     this.#adoptedId = id;
     let later = null;
+    let forget = null;
     outbox.adopted(id, {
       gone: () => this.#onGone(true, CloseReason.ClientDisconnected),
       finished: () => {
+        forget?.();
+        forget = null;
         this.#resolveFinished();
         if (later !== null) tellClosed(later);
         later = null;
       },
     });
+    const socket = response.socket;
     later = letGo(response, this.#ours);
+    forget = standIn(response, socket, this);
     // Nothing of Node's connection is held from here on (the listeners
     // taken off hold only what the application's do).
     this.#ours = null;
     this.#response = null;
     metrics.adopted();
     return true;
+  }
+
+  /** An adopted stream's response, socket or request was destroyed (or
+   * its server closed every connection): the connection is dropped. */
+  dropAdopted(err) {
+    if (err != null) this.#onGone(false, err?.message || String(err));
+    else this.#onGone(true, CloseReason.ClientDisconnected);
+    this.destroy();
+  }
+
+  /** Bytes written to an adopted stream's response behind the endpoint:
+   * they follow what is queued, as they are. Returns whether they were. */
+  writeAdoptedBehind(chunk, encoding) {
+    if (this.#sink !== RUST) return false;
+    const bytes = typeof chunk === 'string' ? Buffer.from(chunk, encoding) : Buffer.from(chunk);
+    if (!native.sendWrittenBehind(this.#slot, bytes)) return false;
+    outbox.schedule();
+    return true;
+  }
+
+  /** An adopted stream's response (or socket) was ended behind the
+   * endpoint: the connection ends cleanly, after what is queued. */
+  endAdoptedBehind() {
+    if (this.#sink !== RUST) return;
+    this.reclaim();
+    warnEndedBehind();
+    this.#onGone(true, CloseReason.EndedBehind);
   }
 
   /** What the response held when last told to Rust (which counts it
@@ -353,8 +385,12 @@ class NodeTransport {
    * backlog. */
   destroy() {
     const response = this.#response;
-    // Adopted: releasing the stream resets the connection (src/io/adopted.rs).
-    if (response === null) return;
+    if (response === null) {
+      // Adopted: one that is finishing is reset now; releasing the stream
+      // resets the others (src/io/adopted.rs).
+      if (this.#adoptedId >= 0) native.resetAdopted(this.#adoptedId);
+      return;
+    }
     if (!response.destroyed && response instanceof ServerResponse) {
       const socket = response.socket;
       if (socket != null && !socket.encrypted && socket._httpMessage === response) {

@@ -22,6 +22,7 @@ use super::state::{self, with_direct, with_hub, with_last_frame};
 use crate::core::frame::{self, Frame};
 use crate::core::hub::{Framing, PushError, StreamOptions};
 use crate::core::stream_entry::StreamId;
+use crate::io::Written;
 
 /// A stream's settings, as the endpoint validated them.
 #[napi(object)]
@@ -108,6 +109,14 @@ pub fn send_retry(slot: u32, ms: u32) -> bool {
     with_hub(|hub| hub.push_encoded(slot, &block)).is_ok()
 }
 
+/// Queues bytes the application wrote to the body itself, behind the
+/// endpoint (`res.write()` on an adopted connection), as they are; false if
+/// the stream's cap refuses them.
+#[napi(catch_unwind)]
+pub fn send_written_behind(slot: u32, bytes: Buffer) -> bool {
+    with_hub(|hub| hub.push_encoded(slot, &bytes)).is_ok()
+}
+
 /// Takes one stream's queued bytes ahead of the next flush.
 #[napi(catch_unwind)]
 pub fn take_queued(slot: u32) -> Option<Buffer> {
@@ -118,7 +127,14 @@ pub fn take_queued(slot: u32) -> Option<Buffer> {
 /// Bytes queued for a stream and not yet flushed.
 #[napi(catch_unwind)]
 pub fn buffered_amount(slot: u32) -> f64 {
-    with_hub(|hub| hub.buffered(slot) as f64)
+    with_hub(|hub| {
+        // An adopted connection's writes are made off this thread: what it
+        // holds now, not what its last report said.
+        if let Some(held) = with_direct(|direct| direct.held_now(slot)) {
+            hub.set_held(slot, held);
+        }
+        hub.buffered(slot) as f64
+    })
 }
 
 /// Starts following Redis stream `stream` for a stream, its cursor there at
@@ -222,8 +238,14 @@ pub struct FlushBatch {
 pub fn flush(owner: u32) -> Option<FlushBatch> {
     let now = Instant::now();
     let (batch, written) = with_hub(|hub| {
+        // What adopted connections' writes did first: it resumes streams
+        // whose sockets took all.
+        let mut written = Written::default();
+        with_direct(|direct| direct.take_reports(hub, now, &mut written));
         let mut batch = hub.flush(owner, now);
-        let mut written = with_direct(|direct| direct.write_all(hub, &batch.direct, now));
+        written.append(&mut with_direct(|direct| {
+            direct.write_all(hub, &batch.direct, now)
+        }));
         state::with_after_wakeups(|after| written.append(after));
         // A stalled client is cut off like one the budget picked.
         for &slot in &written.stalled {

@@ -2,6 +2,23 @@
 //! request, response and parser are gone, and Rust alone writes to the
 //! connection, watches it, and ends it.
 //!
+//! # Writing
+//!
+//! A flush on the JavaScript thread appends each adopted stream's chunk to
+//! its connection's [`Conn`] (its bytes not yet written, in order) and
+//! hands the connections it appended to over to tasks on the runtime's
+//! threads, a share of them per task ([`write_batch`]): the JavaScript
+//! thread makes no `send()` for them. Each task writes its connections and
+//! leaves one [`Report`] each (how many bytes went, whether the socket was
+//! full or failed) where the JavaScript thread takes them with its next
+//! flush, and wakes it once, when that list was empty. What a connection
+//! holds unwritten stays counted as the stream's own (held), so the
+//! client's cap and the memory budget see it. A full socket is written to
+//! no more until it is writable again and the JavaScript thread, woken by
+//! the connection's task, hands it over once more.
+//!
+//! # Watching
+//!
 //! Each adopted connection has one task, [`watch`], that owns the
 //! connection's registration with tokio's reactor (one registration for
 //! both directions: a descriptor can be registered only once) and
@@ -11,7 +28,7 @@
 //! - wakes the stream's owner when a full socket is writable again, or at
 //!   its stall deadline ([`Command::Writable`]), as [`super::direct`]'s
 //!   waiting task does for streams Node still owns;
-//! - ends the connection: cleanly ([`Command::Finish`]: the last bytes, the
+//! - ends the connection: cleanly ([`Command::Finish`]: what it holds, the
 //!   response's last chunk, a `FIN`, then the client's end, all within a
 //!   time), or with a reset ([`Command::Reset`], or its stream released
 //!   without a clean end);
@@ -39,10 +56,11 @@ pub enum Command {
     /// A write left bytes behind: wake the owner once the socket is
     /// writable, or at the stall deadline.
     Writable(Option<Instant>),
-    /// End the connection cleanly: write `bytes` (the last of the stream,
-    /// framed, and the response's last chunk), end our side, and wait for
-    /// the client's end; reset the connection if that takes over `timeout`.
-    Finish { bytes: Vec<u8>, timeout: Duration },
+    /// End the connection cleanly: write what it holds (the last of the
+    /// stream, framed, and the response's last chunk), end our side, and
+    /// wait for the client's end; reset the connection if that takes over
+    /// `timeout`.
+    Finish { timeout: Duration },
     /// End the connection with a reset: nothing more is written.
     Reset,
 }
@@ -105,12 +123,158 @@ impl Mailbox {
     }
 }
 
-/// The stream's handle on its adopted connection.
-pub struct Adopted {
-    mailbox: Arc<Mailbox>,
+/// A connection's bytes that no write has taken yet.
+#[derive(Default)]
+struct Outgoing {
+    /// In order: what a write left, then what flushes appended since.
+    bytes: Vec<u8>,
+    /// A write found the socket full: no write is made until the owner
+    /// hands the connection over again ([`Conn::unblock`]).
+    blocked: bool,
 }
 
-impl Adopted {
+/// What a write leaves behind beyond this is given back to the allocator
+/// once it is all written: an idle connection holds no large buffer.
+const KEPT_CAPACITY: usize = 4096;
+
+/// An adopted connection, shared by its stream (on the JavaScript thread),
+/// the tasks that write to it and the task that watches it.
+pub struct Conn {
+    fd: Arc<OwnedFd>,
+    slot: Slot,
+    id: u32,
+    out: std::sync::Mutex<Outgoing>,
+    mailbox: Mailbox,
+}
+
+/// What one write of a connection did, for the JavaScript thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Report {
+    pub slot: Slot,
+    pub id: u32,
+    /// Bytes the socket took.
+    pub sent: usize,
+    pub outcome: Wrote,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wrote {
+    /// Everything the connection held went.
+    All,
+    /// The socket was full: the rest waits until it is writable.
+    Blocked,
+    /// The connection failed: the stream is to end.
+    Failed,
+}
+
+/// The reports of the writes made off the JavaScript thread, until its
+/// next flush takes them.
+pub type Reports = Arc<std::sync::Mutex<Vec<Report>>>;
+
+/// The slot a wakeup names when it only says that reports wait.
+pub const REPORTS_WAITING: Slot = Slot::MAX;
+
+fn locked<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Conn {
+    /// Appends with `append` (a flush's chunk) to what the connection
+    /// holds; returns how many bytes it holds now and whether a write may
+    /// be made (it is not blocked on a full socket).
+    pub fn append(&self, append: impl FnOnce(&mut Vec<u8>)) -> (usize, bool) {
+        let mut out = locked(&self.out);
+        append(&mut out.bytes);
+        (out.bytes.len(), !out.blocked)
+    }
+
+    /// How many bytes the connection holds, and whether it is blocked.
+    pub fn held(&self) -> (usize, bool) {
+        let out = locked(&self.out);
+        (out.bytes.len(), out.blocked)
+    }
+
+    /// The socket is writable again: the next write is made.
+    pub fn unblock(&self) {
+        locked(&self.out).blocked = false;
+    }
+
+    /// Writes what the connection holds, unless it is blocked (then there
+    /// is nothing to report: its owner knows). The lock is held over one
+    /// non-blocking `send()`, so that writes of one connection never
+    /// overlap and its bytes stay in order.
+    fn write_out(&self) -> Option<Report> {
+        let mut out = locked(&self.out);
+        if out.blocked {
+            return None;
+        }
+        let report = |sent, outcome| {
+            Some(Report {
+                slot: self.slot,
+                id: self.id,
+                sent,
+                outcome,
+            })
+        };
+        if out.bytes.is_empty() {
+            return report(0, Wrote::All);
+        }
+        match super::direct::send(&self.fd, &out.bytes) {
+            Ok(n) if n == out.bytes.len() => {
+                if out.bytes.capacity() > KEPT_CAPACITY {
+                    out.bytes = Vec::new();
+                } else {
+                    out.bytes.clear();
+                }
+                report(n, Wrote::All)
+            }
+            Ok(n) => {
+                out.bytes.drain(..n);
+                out.blocked = true;
+                report(n, Wrote::Blocked)
+            }
+            Err(_) => {
+                out.bytes = Vec::new();
+                out.blocked = true;
+                report(0, Wrote::Failed)
+            }
+        }
+    }
+}
+
+/// How many connections one writing task takes: a broadcast to many is
+/// spread over the runtime's threads.
+pub const WRITE_SHARE: usize = 256;
+
+/// Writes `conns` (off the JavaScript thread) and leaves their reports in
+/// `reports`, waking the owner if that list was empty.
+pub async fn write_batch(conns: Vec<Arc<Conn>>, reports: Reports, wakeup: Option<Wakeup>) {
+    let mut done: Vec<Report> = conns.iter().filter_map(|conn| conn.write_out()).collect();
+    drop(conns);
+    if done.is_empty() {
+        return;
+    }
+    let was_empty = {
+        let mut reports = locked(&reports);
+        let was_empty = reports.is_empty();
+        reports.append(&mut done);
+        was_empty
+    };
+    if was_empty {
+        if let Some(wakeup) = wakeup {
+            wakeup(REPORTS_WAITING);
+        }
+    }
+}
+
+/// The stream's handle on its adopted connection.
+pub struct Adopted {
+    conn: Arc<Conn>,
+}
+
+impl Conn {
     /// Asks the connection's task for `command`; a task that is done
     /// needs nothing more.
     pub fn send(&self, command: Command) {
@@ -118,34 +282,55 @@ impl Adopted {
     }
 }
 
+impl Adopted {
+    /// Asks the connection's task for `command`.
+    pub fn send(&self, command: Command) {
+        self.conn.send(command);
+    }
+
+    pub fn conn(&self) -> &Arc<Conn> {
+        &self.conn
+    }
+
+    pub fn id(&self) -> u32 {
+        self.conn.id
+    }
+}
+
 impl Drop for Adopted {
     /// A stream released without a clean end resets its connection (after
     /// a Finish, this comes second and is never taken).
     fn drop(&mut self) {
-        self.mailbox.post(Command::Reset);
+        self.conn.mailbox.post(Command::Reset);
     }
 }
 
 /// Starts watching an adopted connection: `fd` is the stream's own
-/// descriptor of it. Returns the stream's handle on it.
+/// descriptor of it, `pending` what a write left of the stream's bytes
+/// (the connection is blocked until it is writable, then). Returns the
+/// stream's handle on it.
 pub fn adopt(
     fd: Arc<OwnedFd>,
     slot: Slot,
     id: u32,
+    pending: Vec<u8>,
     wakeup: Option<Wakeup>,
     events: AdoptionEvents,
     spawn: crate::io::Spawn,
 ) -> Adopted {
-    let mailbox = Arc::new(Mailbox::default());
-    spawn(Box::pin(watch(
+    let blocked = !pending.is_empty();
+    let conn = Arc::new(Conn {
         fd,
         slot,
         id,
-        mailbox.clone(),
-        wakeup,
-        events,
-    )));
-    Adopted { mailbox }
+        out: std::sync::Mutex::new(Outgoing {
+            bytes: pending,
+            blocked,
+        }),
+        mailbox: Mailbox::default(),
+    });
+    spawn(Box::pin(watch(conn.clone(), wakeup, events)));
+    Adopted { conn }
 }
 
 /// Whether `fd` has room for writing now (`poll`, not waiting).
@@ -191,14 +376,8 @@ fn drain(fd: &OwnedFd) -> bool {
 }
 
 /// The task of one adopted connection (see the module's docs).
-async fn watch(
-    fd: Arc<OwnedFd>,
-    slot: Slot,
-    id: u32,
-    mailbox: Arc<Mailbox>,
-    wakeup: Option<Wakeup>,
-    events: AdoptionEvents,
-) {
+async fn watch(conn: Arc<Conn>, wakeup: Option<Wakeup>, events: AdoptionEvents) {
+    let (fd, slot, id, mailbox) = (&conn.fd, conn.slot, conn.id, &conn.mailbox);
     // SAFETY: the descriptor is the stream's own, kept open by the `Arc`
     // the registration holds for as long as it lives.
     let registered = unsafe {
@@ -210,7 +389,7 @@ async fn watch(
         events(Adoption::Gone(id));
         while let Command::Writable(_) = mailbox.next().await {}
         super::direct::reset_on_close(fd.as_raw_fd());
-        drop(fd);
+        drop(conn);
         events(Adoption::Finished(id));
         return;
     };
@@ -227,7 +406,7 @@ async fn watch(
                     if let Some(Ok(mut ready)) = futures_now(watch.writable()) {
                         ready.clear_ready();
                     }
-                    if writable_now(&fd) {
+                    if writable_now(fd) {
                         if let Some(wakeup) = &wakeup {
                             wakeup(slot);
                         }
@@ -235,12 +414,12 @@ async fn watch(
                         wanted = Some(deadline);
                     }
                 }
-                Command::Finish { bytes, timeout } => break Some((bytes, timeout)),
+                Command::Finish { timeout } => break Some(timeout),
                 Command::Reset => break None,
             },
             ready = watch.readable(), if !gone => match ready {
                 Ok(mut ready) => {
-                    if drain(&fd) {
+                    if drain(fd) {
                         gone = true;
                         events(Adoption::Gone(id));
                     } else {
@@ -267,8 +446,13 @@ async fn watch(
         }
     };
     let clean = match ending {
-        Some((bytes, timeout)) if !gone => {
-            tokio::time::timeout(timeout, finish(&watch, &bytes)).await == Ok(true)
+        Some(timeout) if !gone => {
+            // Unless it is reset first (`closeAll()`'s timeout).
+            let reset = async { while let Command::Writable(_) = mailbox.next().await {} };
+            tokio::select! {
+                done = tokio::time::timeout(timeout, finish(&watch, &conn.out)) => done == Ok(true),
+                _ = reset => false,
+            }
         }
         _ => false,
     };
@@ -276,7 +460,7 @@ async fn watch(
         super::direct::reset_on_close(fd.as_raw_fd());
     }
     drop(watch);
-    drop(fd);
+    drop(conn);
     events(Adoption::Finished(id));
 }
 
@@ -298,18 +482,24 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-/// Writes `bytes`, ends our side, and waits for the client's end. Returns
-/// whether it all went (false: the connection failed).
-async fn finish(watch: &AsyncFd<Arc<OwnedFd>>, bytes: &[u8]) -> bool {
+/// Writes what the connection holds, ends our side, and waits for the
+/// client's end. Returns whether it all went (false: the connection
+/// failed).
+async fn finish(watch: &AsyncFd<Arc<OwnedFd>>, out: &std::sync::Mutex<Outgoing>) -> bool {
     let fd = watch.get_ref();
-    let mut sent = 0;
-    while sent < bytes.len() {
+    loop {
         let Ok(mut ready) = watch.writable().await else {
             return false;
         };
-        match super::direct::send(fd, &bytes[sent..]) {
+        let mut out = locked(out);
+        if out.bytes.is_empty() {
+            break;
+        }
+        match super::direct::send(fd, &out.bytes) {
             Ok(0) => ready.clear_ready(),
-            Ok(n) => sent += n,
+            Ok(n) => {
+                out.bytes.drain(..n);
+            }
             Err(_) => return false,
         }
     }

@@ -36,7 +36,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::core::hub::{Framing, Hub, Owner, Slot};
-use crate::io::adopted::{self, Adopted, Command};
+use crate::io::adopted::{self, Adopted, Command, Conn, Report, Reports, Wrote};
 use crate::io::{Adoption, AdoptionEvents, Spawn, Wakeup, Written};
 
 /// The last chunk of a chunked HTTP/1.1 response: it ends the body.
@@ -130,7 +130,12 @@ pub fn reset_on_close(fd: i32) -> bool {
 impl DirectSocket {
     /// Notes a write that took `n` bytes and left `pending` behind.
     fn progress(&mut self, n: usize, now: Instant) {
-        if self.pending.is_empty() {
+        self.progress_left(n, self.pending.len(), now);
+    }
+
+    /// Notes a write that took `n` bytes and left `left` behind.
+    fn progress_left(&mut self, n: usize, left: usize, now: Instant) {
+        if left == 0 {
             self.stalled_since = None;
         } else if n > 0 || self.stalled_since.is_none() {
             self.stalled_since = Some(now);
@@ -237,6 +242,11 @@ pub struct Direct {
     next_adoption: u32,
     /// Adopted connections open (streaming or finishing), for diagnostics.
     adopted: Arc<std::sync::atomic::AtomicUsize>,
+    /// By adoption id: connections whose stream has ended and that are
+    /// finishing (writing their last bytes), until they are closed.
+    finishing: HashMap<u32, Adopted>,
+    /// What the writes of adopted connections did, off this thread.
+    reports: Reports,
     scratch: Vec<u8>,
     spawn: Spawn,
 }
@@ -361,16 +371,45 @@ impl Direct {
             adoption_events: HashMap::new(),
             next_adoption: 0,
             adopted: Arc::default(),
+            finishing: HashMap::new(),
+            reports: Reports::default(),
             scratch: Vec::new(),
             spawn,
         }
     }
 
-    /// Writes the bytes of a flush's direct streams.
+    /// Writes the bytes of a flush's direct streams: those of adopted
+    /// connections are handed to the runtime's threads, the others are
+    /// written here.
     pub fn write_all(&mut self, hub: &mut Hub, slots: &[Slot], now: Instant) -> Written {
         let mut written = Written::default();
+        let mut handed: Vec<Arc<Conn>> = Vec::new();
+        let mut owner = None;
         for &slot in slots {
-            match self.write(hub, slot, now) {
+            let outcome = match self.sockets.get_mut(&slot) {
+                Some(DirectSocket {
+                    adopted: Some(adopted),
+                    owner: its_owner,
+                    ..
+                }) => {
+                    let conn = adopted.conn();
+                    let (held, writable) =
+                        conn.append(|bytes| _ = hub.take_chunk(slot, now, bytes));
+                    hub.set_held(slot, held);
+                    if held == 0 {
+                        Outcome::All
+                    } else {
+                        if writable {
+                            owner = Some(*its_owner);
+                            handed.push(conn.clone());
+                        }
+                        // Reported once written (see `take_reports`).
+                        Outcome::Partial
+                    }
+                }
+                _ => self.write(hub, slot, now),
+            };
+            match outcome {
                 Outcome::All => {
                     if hub.drained(slot) {
                         written.drained.push(slot);
@@ -382,7 +421,82 @@ impl Direct {
         }
         // Paused streams are not in a flush: their stalls are found when
         // their waiting task wakes them at the deadline (see `resume`).
+        if let Some(owner) = owner {
+            self.hand_over(owner, handed);
+        }
         written
+    }
+
+    /// Has the runtime's threads write `conns` (of `owner`), a share of
+    /// them per task.
+    fn hand_over(&self, owner: Owner, mut conns: Vec<Arc<Conn>>) {
+        let wakeup = self.wakeups.get(&owner);
+        while !conns.is_empty() {
+            let share = conns.split_off(conns.len().saturating_sub(adopted::WRITE_SHARE));
+            (self.spawn)(Box::pin(adopted::write_batch(
+                share,
+                self.reports.clone(),
+                wakeup.cloned(),
+            )));
+        }
+    }
+
+    /// Takes what the writes of adopted connections did since the last
+    /// call: counts their bytes, keeps what each still holds counted as
+    /// its stream's, pauses a stream whose socket is full until it is
+    /// writable (or its stall deadline comes), and reports drains and
+    /// failures through `written`.
+    pub fn take_reports(&mut self, hub: &mut Hub, now: Instant, written: &mut Written) {
+        let reports = std::mem::take(
+            &mut *self
+                .reports
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        );
+        for Report {
+            slot,
+            id,
+            sent,
+            outcome,
+        } in reports
+        {
+            hub.counters.bytes_written += sent as u64;
+            let Some(socket) = self.sockets.get_mut(&slot) else {
+                continue;
+            };
+            let Some(conn) = socket
+                .adopted
+                .as_ref()
+                .filter(|a| a.id() == id)
+                .map(|a| a.conn().clone())
+            else {
+                continue;
+            };
+            let (held, blocked) = conn.held();
+            match outcome {
+                Wrote::All => {
+                    socket.progress_left(sent, held, now);
+                    hub.set_held(slot, held);
+                    if !blocked {
+                        hub.resume(slot);
+                        if held == 0 && hub.drained(slot) {
+                            written.drained.push(slot);
+                        }
+                    }
+                }
+                Wrote::Blocked => {
+                    socket.progress_left(sent, held, now);
+                    hub.set_held(slot, held);
+                    hub.pause(slot);
+                    conn.send(Command::Writable(socket.deadline()));
+                }
+                Wrote::Failed => {
+                    hub.set_held(slot, 0);
+                    hub.pause(slot);
+                    written.failed.push(slot);
+                }
+            }
+        }
     }
 
     /// Sets the function that wakes `owner`'s JavaScript when a socket it
@@ -436,6 +550,19 @@ impl Direct {
             return false;
         };
         socket.waiting = None;
+        if let Some(conn) = socket.adopted.as_ref().map(|a| a.conn().clone()) {
+            // Writable, or at its stall deadline: written to again (off
+            // this thread), unless it took nothing for its stall timeout.
+            let now = Instant::now();
+            if socket.stalled(now) {
+                written.stalled.push(slot);
+                return false;
+            }
+            conn.unblock();
+            let owner = socket.owner;
+            self.hand_over(owner, vec![conn]);
+            return false;
+        }
         let pending = std::mem::take(&mut socket.pending);
         let sent = send(&socket.fd, &pending);
         let now = Instant::now();
@@ -522,16 +649,19 @@ impl Direct {
             events(event)
         });
         let wakeup = self.wakeups.get(&socket.owner).cloned();
+        let pending = std::mem::take(&mut socket.pending);
+        let waits = !pending.is_empty();
         socket.adopted = Some(adopted::adopt(
             socket.fd.clone(),
             slot,
             id,
+            pending,
             wakeup,
             counted,
             spawn,
         ));
         // A write that was waiting for room goes on waiting, in the task.
-        if !socket.pending.is_empty() {
+        if waits {
             socket.wait(slot, None, spawn);
         }
         Some(id)
@@ -553,16 +683,36 @@ impl Direct {
         let Some(mut socket) = self.sockets.remove(&slot) else {
             return false;
         };
-        let mut bytes = std::mem::take(&mut socket.pending);
-        hub.take_chunk(slot, Instant::now(), &mut bytes);
         hub.set_held(slot, 0);
-        bytes.extend_from_slice(LAST_CHUNK);
         if let Some(adopted) = socket.adopted.take() {
-            adopted.send(Command::Finish { bytes, timeout });
-            // Finish comes first: the Reset its drop sends is never read.
-            drop(adopted);
+            // After what it holds (a write may be making it go now).
+            adopted.conn().append(|bytes| {
+                hub.take_chunk(slot, Instant::now(), bytes);
+                bytes.extend_from_slice(LAST_CHUNK);
+            });
+            adopted.send(Command::Finish { timeout });
+            // Until it is closed: it may be reset sooner (`reset_adopted`).
+            self.finishing.insert(adopted.id(), adopted);
         }
         true
+    }
+
+    /// Resets a finishing connection now (`closeAll()`'s timeout).
+    pub fn reset_adopted(&mut self, id: u32) {
+        // Its drop asks for the reset.
+        self.finishing.remove(&id);
+    }
+
+    /// Forgets a connection that is closed (after [`Adoption::Finished`]).
+    pub fn forget_adopted(&mut self, id: u32) {
+        self.finishing.remove(&id);
+    }
+
+    /// What an adopted stream's connection holds unwritten now, or None if
+    /// the stream's connection is not adopted.
+    pub fn held_now(&mut self, slot: Slot) -> Option<usize> {
+        let adopted = self.sockets.get_mut(&slot)?.adopted.as_ref()?;
+        Some(adopted.conn().held().0)
     }
 
     /// How many adopted connections are open on this thread.

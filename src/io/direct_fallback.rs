@@ -22,6 +22,9 @@ impl Direct {
         Written::default()
     }
 
+    /// No adopted connection writes elsewhere: nothing to report.
+    pub fn take_reports(&mut self, _: &mut Hub, _: Instant, _: &mut Written) {}
+
     pub fn set_wakeup(&mut self, _: Owner, _: Wakeup) {}
 
     /// Never takes a socket: the stream stays on the JavaScript path.
@@ -56,5 +59,13 @@ impl Direct {
 
     pub fn adopted_count(&self) -> usize {
         0
+    }
+
+    pub fn reset_adopted(&mut self, _: u32) {}
+
+    pub fn forget_adopted(&mut self, _: u32) {}
+
+    pub fn held_now(&mut self, _: Slot) -> Option<usize> {
+        None
     }
 }
