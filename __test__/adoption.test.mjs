@@ -9,7 +9,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, existsSync } from 'node:fs';
-import { EventEndpoint, closeAll, diagnostics } from 'native-sse';
+import { EventEndpoint, Channel, closeAll, diagnostics } from 'native-sse';
 import { serve, RawClient, until, parseEventStream, serverSocket } from './helpers.mjs';
 
 const linux = existsSync('/proc/self/fd') && !globalThis.Bun && !globalThis.Deno;
@@ -110,6 +110,65 @@ test('adopted: close() and close(true) end the body with its last chunk and clos
   await until(() => requestCloses.length === 3, 10_000, 'the request close listeners');
   await until(() => descriptors() <= before - 3, 10_000, 'the server descriptors released');
   assert.equal(diagnostics().adoptedConnections, 0);
+});
+
+test('adopted: a broadcast reaches every client once and in order; awaited sends to a slow reader resolve as it reads', {
+  skip: !linux,
+}, async (t) => {
+  const { app, endpoints } = await adoptingServer(t, { maxBufferedBytes: 32 * 1024 * 1024 });
+  const adoptedBefore = diagnostics().adopted;
+  const count = 120;
+  const clients = Array.from({ length: count }, () => RawClient.connect(app.port));
+  t.after(() => {
+    for (const c of clients) c.destroy();
+  });
+  await until(() => diagnostics().adopted - adoptedBefore === count, 20_000, 'every connection adopted');
+  const room = new Channel({ historySize: 0 });
+  for (const endpoint of endpoints) room.subscribe(endpoint);
+  const written = diagnostics().bytesWritten;
+  const rounds = 300;
+  for (let n = 0; n < rounds; n++) {
+    room.broadcast(String(n), { event: 'tick' });
+    // Some turns carry one event, some several: flushes of every size.
+    if (n % 7 === 0) await new Promise((resolve) => setImmediate(resolve));
+  }
+  const ticks = (c) => parseEventStream(c.body).events.filter((e) => e.type === 'tick');
+  await until(() => clients.every((c) => ticks(c).length === rounds), 30_000, 'every broadcast on every client');
+  const expected = Array.from({ length: rounds }, (_, n) => String(n));
+  for (const c of clients)
+    assert.deepEqual(
+      ticks(c).map((e) => e.data),
+      expected,
+    );
+  // The bytes the threads wrote are counted as written.
+  await until(() => diagnostics().bytesWritten - written >= count * rounds * 20, 10_000, 'bytes counted');
+
+  // One client reads nothing for a while: its awaited sends wait, the
+  // others' do not, and once it reads they all resolve, in order.
+  const quick = clients[1];
+  const slowClient = RawClient.connect(app.port);
+  t.after(() => slowClient.destroy());
+  await until(() => diagnostics().adopted - adoptedBefore === count + 1, 20_000, 'the slow one adopted');
+  slowClient.socket.pause();
+  const slow = endpoints.at(-1);
+  const big = 'y'.repeat(16 * 1024);
+  const sends = 1000; // 16 MiB: more than loopback's socket buffers take
+  const slowSends = [];
+  let resolved = 0;
+  for (let i = 0; i < sends; i++) slowSends.push(slow.send(`${i}:${big}`).then(() => resolved++));
+  await endpoints[1].send('quick');
+  await until(() => quick.body.includes('data: quick'), 10_000, 'the quick one');
+  assert.ok(resolved < sends, 'sends to a reader that reads nothing wait for it');
+  slowClient.socket.resume();
+  await Promise.all(slowSends);
+  const last = `${sends - 1}:${big}\n\n`;
+  await until(() => slowClient.raw.includes(last), 30_000, 'the slow reader has every event');
+  const { events } = parseEventStream(slowClient.body);
+  const messages = events.filter((e) => e.type === 'message');
+  assert.deepEqual(
+    messages.map((e) => Number(e.data.split(':')[0])),
+    Array.from({ length: sends }, (_, i) => i),
+  );
 });
 
 test('adopted: a slow consumer is cut off with a reset, and its descriptor released', { skip: !linux }, async (t) => {
