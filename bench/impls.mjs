@@ -40,11 +40,11 @@ class BaselineStream {
 }
 
 /** Endpoints subscribed to `channel`, which broadcasts. */
-async function channelImplementation(channel) {
+async function channelImplementation(channel, options = undefined) {
   const { EventEndpoint } = await import('native-sse');
   return {
     open: (req, res) => {
-      const endpoint = new EventEndpoint(req, res);
+      const endpoint = new EventEndpoint(req, res, options);
       channel.subscribe(endpoint);
       return endpoint;
     },
@@ -76,6 +76,11 @@ export async function loadImplementation(name, params = {}) {
         open: (req, res) => new EventEndpoint(req, res, { adopt: true }),
         send: (stream, data, id) => stream.send(data, id),
       };
+    }
+    case 'adopted-channel': {
+      // The same, with adopted connections: Rust's threads write.
+      const { Channel } = await import('native-sse');
+      return channelImplementation(new Channel({ historySize: 0 }), { adopt: true });
     }
     case 'channel': {
       // native-sse's Channel: one broadcast call per message, whatever the

@@ -43,7 +43,7 @@ const WORKLOADS = {
     clients: quick ? 500 : 1000,
     params: { messages: quick ? 50 : 100, perTurn: 1 },
     // The floor: a C program making the same writes (bench/floor.c).
-    implementations: ['native-sse', 'channel', 'jsext', 'baseline', 'floor'],
+    implementations: ['native-sse', 'channel', 'jsext', 'baseline', 'floor', 'adopted', 'adopted-channel'],
   },
   'fanout-h2': {
     what: 'fan-out in one go over HTTP/2 (h2c, compatibility API), one connection per client',
@@ -169,6 +169,7 @@ async function runOnce(implementation, name) {
             deliveriesPerSecond: deliveries / (elapsedMs / 1000),
             cpuMicrosPerDelivery: report.cpuMicros / deliveries,
             userMicrosPerDelivery: report.cpuUserMicros / deliveries,
+            jsThreadMicrosPerDelivery: report.jsThreadCpuMicros == null ? null : report.jsThreadCpuMicros / deliveries,
             loopDelayP99Ms: report.loopDelayP99Ms,
             loopDelayMaxMs: report.loopDelayMaxMs,
           };
@@ -402,7 +403,7 @@ for (const name of Object.keys(WORKLOADS)) {
   const candidates = [
     ...IMPLEMENTATIONS,
     ...(WORKLOADS[name].implementations?.includes('floor') && buildFloor() ? ['floor'] : []),
-    ...(WORKLOADS[name].implementations?.includes('adopted') ? ['adopted'] : []),
+    ...['adopted', 'adopted-channel'].filter((i) => WORKLOADS[name].implementations?.includes(i)),
   ];
   for (const implementation of candidates) {
     const runsHere =
@@ -526,13 +527,19 @@ if (ticker?.floor) {
   console.log(
     `\nOne message per turn to ${WORKLOADS['fanout-ticker'].clients} clients, against the floor (bench/floor.c: the same writes from C, no runtime):`,
   );
-  console.log('| implementation | server CPU µs/delivery | × the floor | deliveries/s |');
-  console.log('|---|--:|--:|--:|');
-  for (const impl of ['floor', ...IMPLEMENTATIONS]) {
+  console.log(
+    '| implementation | server CPU µs/delivery | × the floor | JS thread µs/delivery | JS thread × the floor | loop delay p99 ms | deliveries/s |',
+  );
+  console.log('|---|--:|--:|--:|--:|--:|--:|');
+  for (const impl of ['floor', ...IMPLEMENTATIONS, 'adopted', 'adopted-channel']) {
     const m = ticker[impl]?.median;
     if (!m) continue;
+    // The floor is one thread: all its CPU is its thread's.
+    const number = (v) => (typeof v === 'number' ? v : null);
+    const js = impl === 'floor' ? m.cpuMicrosPerDelivery : number(m.jsThreadMicrosPerDelivery);
+    const loopDelay = number(m.loopDelayP99Ms);
     console.log(
-      `| ${impl} | ${format(m.cpuMicrosPerDelivery)} | ${(m.cpuMicrosPerDelivery / floor.cpuMicrosPerDelivery).toFixed(2)}× | ${format(m.deliveriesPerSecond)} |`,
+      `| ${impl} | ${format(m.cpuMicrosPerDelivery)} | ${(m.cpuMicrosPerDelivery / floor.cpuMicrosPerDelivery).toFixed(2)}× | ${js == null ? '–' : format(js)} | ${js == null ? '–' : `${(js / floor.cpuMicrosPerDelivery).toFixed(2)}×`} | ${format(loopDelay)} | ${format(m.deliveriesPerSecond)} |`,
     );
   }
 }

@@ -2,6 +2,7 @@
 // drives it over IPC: it reports its port, then runs one workload on "go"
 // and reports its own measurements on "report".
 import http from 'node:http';
+import { readFileSync } from 'node:fs';
 import http2 from 'node:http2';
 import { createHistogram, performance } from 'node:perf_hooks';
 import { loadImplementation } from './impls.mjs';
@@ -29,6 +30,21 @@ function gcMemory() {
 
 let baselineMemory = null;
 let cpuAtGo = null;
+// The JavaScript thread's own CPU time, in µs (Linux: the main thread's
+// utime + stime in /proc, in clock ticks of 10 ms, USER_HZ being 100), so
+// that what other threads do (Rust's writers) is told apart; null
+// elsewhere.
+function jsThreadCpuMicros() {
+  try {
+    const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'latin1');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10_000;
+  } catch {
+    return null;
+  }
+}
+let jsThreadAtGo = null;
+
 // Event-loop delay: how late a 1 ms interval fires, in µs. Written here
 // rather than with monitorEventLoopDelay, whose first tick after a reset only
 // takes a timestamp, so that a stall right after "go" is not seen.
@@ -127,6 +143,7 @@ process.on('message', async (message) => {
       peakRss = rssAtGo;
       watchLoopDelay();
       cpuAtGo = process.cpuUsage();
+      jsThreadAtGo = jsThreadCpuMicros();
       process.send({ type: 'started', streams: streams.length });
       const result =
         workload === 'burst'
@@ -150,6 +167,7 @@ process.on('message', async (message) => {
         streams: streams.length,
         cpuMicros: cpu.user + cpu.system,
         cpuUserMicros: cpu.user,
+        jsThreadCpuMicros: jsThreadAtGo === null ? null : jsThreadCpuMicros() - jsThreadAtGo,
         loopDelayP99Ms: delay.count ? delay.percentile(99) / 1000 : null,
         loopDelayMaxMs: delay.count ? delay.max / 1000 : null,
         peakRssGrowth: peakRss - rssAtGo,
