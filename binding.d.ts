@@ -322,9 +322,6 @@ export interface FlushBatch {
  */
 export declare function followTopic(slot: number, stream: string, at: string, composite: boolean): void
 
-/** Forgets a connection that has said it is closed. */
-export declare function forgetAdopted(id: number): void
-
 /** Whether a URL is a `redis+cluster://` URL this link can use. */
 export declare function isClusterUrl(url: string): boolean
 
@@ -409,6 +406,13 @@ export interface RedisTls {
 }
 
 /**
+ * Lets go of a connection that is finishing after its stream ended (see
+ * [`end_adopted`]): reset now if it is still open (`closeAll()`'s
+ * timeout), forgotten once it has said it is closed.
+ */
+export declare function releaseAdopted(id: number): void
+
+/**
  * Closes a stream's slot, dropping what is still queued (and our
  * descriptor of its socket, if we held one).
  */
@@ -421,12 +425,6 @@ export interface ReplayResult {
   lastId?: string
   overflow: boolean
 }
-
-/**
- * Resets a connection that is finishing after its stream ended (see
- * [`end_adopted`]), now.
- */
-export declare function resetAdopted(id: number): void
 
 /**
  * Makes the last close of the socket whose open descriptor is `fd` reset

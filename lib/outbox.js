@@ -56,7 +56,7 @@ native.setAdoptionEvents(owner, ({ id, gone }) => {
   if (gone) sink.gone();
   else {
     adoptions.delete(id);
-    native.forgetAdopted(id);
+    native.releaseAdopted(id);
     sink.finished();
   }
 });

@@ -388,7 +388,7 @@ class NodeTransport {
     if (response === null) {
       // Adopted: one that is finishing is reset now; releasing the stream
       // resets the others (src/io/adopted.rs).
-      if (this.#adoptedId >= 0) native.resetAdopted(this.#adoptedId);
+      if (this.#adoptedId >= 0) native.releaseAdopted(this.#adoptedId);
       return;
     }
     if (!response.destroyed && response instanceof ServerResponse) {

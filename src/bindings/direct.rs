@@ -105,17 +105,12 @@ pub fn end_adopted(slot: u32, timeout_ms: u32) -> bool {
     with_hub(|hub| with_direct(|direct| direct.end_adopted(hub, slot, timeout)))
 }
 
-/// Resets a connection that is finishing after its stream ended (see
-/// [`end_adopted`]), now.
+/// Lets go of a connection that is finishing after its stream ended (see
+/// [`end_adopted`]): reset now if it is still open (`closeAll()`'s
+/// timeout), forgotten once it has said it is closed.
 #[napi(catch_unwind)]
-pub fn reset_adopted(id: u32) {
-    with_direct(|direct| direct.reset_adopted(id));
-}
-
-/// Forgets a connection that has said it is closed.
-#[napi(catch_unwind)]
-pub fn forget_adopted(id: u32) {
-    with_direct(|direct| direct.forget_adopted(id));
+pub fn release_adopted(id: u32) {
+    with_direct(|direct| direct.release_adopted(id));
 }
 
 /// After a wakeup: writes what a direct socket had pending. Returns whether

@@ -40,6 +40,7 @@
 //! while it finishes.
 
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -305,6 +306,15 @@ impl Drop for Adopted {
     }
 }
 
+/// Whom an adopted connection's task tells what: the owner's wakeup, the
+/// owner's adoption events, and the count of adopted connections open
+/// (this one is counted out as it is closed).
+pub struct Tell {
+    pub wakeup: Option<Wakeup>,
+    pub events: AdoptionEvents,
+    pub open: Arc<AtomicUsize>,
+}
+
 /// Starts watching an adopted connection: `fd` is the stream's own
 /// descriptor of it, `pending` what a write left of the stream's bytes
 /// (the connection is blocked until it is writable, then). Returns the
@@ -314,8 +324,7 @@ pub fn adopt(
     slot: Slot,
     id: u32,
     pending: Vec<u8>,
-    wakeup: Option<Wakeup>,
-    events: AdoptionEvents,
+    tell: Tell,
     spawn: crate::io::Spawn,
 ) -> Adopted {
     let blocked = !pending.is_empty();
@@ -329,7 +338,7 @@ pub fn adopt(
         }),
         mailbox: Mailbox::default(),
     });
-    spawn(Box::pin(watch(conn.clone(), wakeup, events)));
+    spawn(Box::pin(watch(conn.clone(), tell)));
     Adopted { conn }
 }
 
@@ -376,7 +385,12 @@ fn drain(fd: &OwnedFd) -> bool {
 }
 
 /// The task of one adopted connection (see the module's docs).
-async fn watch(conn: Arc<Conn>, wakeup: Option<Wakeup>, events: AdoptionEvents) {
+async fn watch(conn: Arc<Conn>, tell: Tell) {
+    let Tell {
+        wakeup,
+        events,
+        open,
+    } = tell;
     let (fd, slot, id, mailbox) = (&conn.fd, conn.slot, conn.id, &conn.mailbox);
     // SAFETY: the descriptor is the stream's own, kept open by the `Arc`
     // the registration holds for as long as it lives.
@@ -390,6 +404,7 @@ async fn watch(conn: Arc<Conn>, wakeup: Option<Wakeup>, events: AdoptionEvents) 
         while let Command::Writable(_) = mailbox.next().await {}
         super::direct::reset_on_close(fd.as_raw_fd());
         drop(conn);
+        open.fetch_sub(1, Ordering::Relaxed);
         events(Adoption::Finished(id));
         return;
     };
@@ -461,6 +476,7 @@ async fn watch(conn: Arc<Conn>, wakeup: Option<Wakeup>, events: AdoptionEvents) 
     }
     drop(watch);
     drop(conn);
+    open.fetch_sub(1, Ordering::Relaxed);
     events(Adoption::Finished(id));
 }
 

@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 
 use crate::core::hub::{Framing, Hub, Owner, Slot};
 use crate::io::adopted::{self, Adopted, Command, Conn, Report, Reports, Wrote};
-use crate::io::{Adoption, AdoptionEvents, Spawn, Wakeup, Written};
+use crate::io::{AdoptionEvents, Spawn, Wakeup, Written};
 
 /// The last chunk of a chunked HTTP/1.1 response: it ends the body.
 const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
@@ -464,15 +464,10 @@ impl Direct {
             let Some(socket) = self.sockets.get_mut(&slot) else {
                 continue;
             };
-            let Some(conn) = socket
-                .adopted
-                .as_ref()
-                .filter(|a| a.id() == id)
-                .map(|a| a.conn().clone())
-            else {
+            let Some(adopted) = socket.adopted.as_ref().filter(|a| a.id() == id) else {
                 continue;
             };
-            let (held, blocked) = conn.held();
+            let (held, blocked) = adopted.conn().held();
             match outcome {
                 Wrote::All => {
                     socket.progress_left(sent, held, now);
@@ -488,7 +483,9 @@ impl Direct {
                     socket.progress_left(sent, held, now);
                     hub.set_held(slot, held);
                     hub.pause(slot);
-                    conn.send(Command::Writable(socket.deadline()));
+                    if let Some(adopted) = &socket.adopted {
+                        adopted.send(Command::Writable(socket.deadline()));
+                    }
                 }
                 Wrote::Failed => {
                     hub.set_held(slot, 0);
@@ -639,15 +636,9 @@ impl Direct {
         if let Some(task) = socket.waiting.take() {
             task.abort();
         }
-        // The count goes down when the connection is closed.
-        let open = self.adopted.clone();
-        open.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let counted: AdoptionEvents = Arc::new(move |event| {
-            if let Adoption::Finished(_) = event {
-                open.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-            }
-            events(event)
-        });
+        // Its task counts it out when the connection is closed.
+        self.adopted
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let wakeup = self.wakeups.get(&socket.owner).cloned();
         let pending = std::mem::take(&mut socket.pending);
         let waits = !pending.is_empty();
@@ -656,8 +647,11 @@ impl Direct {
             slot,
             id,
             pending,
-            wakeup,
-            counted,
+            adopted::Tell {
+                wakeup,
+                events,
+                open: self.adopted.clone(),
+            },
             spawn,
         ));
         // A write that was waiting for room goes on waiting, in the task.
@@ -673,38 +667,26 @@ impl Direct {
     /// Returns false (nothing changed) if the stream's connection is not
     /// adopted.
     pub fn end_adopted(&mut self, hub: &mut Hub, slot: Slot, timeout: Duration) -> bool {
-        let is_adopted = self
-            .sockets
-            .get_mut(&slot)
-            .is_some_and(|s| s.adopted.is_some());
-        if !is_adopted {
-            return false;
-        }
-        let Some(mut socket) = self.sockets.remove(&slot) else {
+        let Some(adopted) = self.sockets.get_mut(&slot).and_then(|s| s.adopted.take()) else {
             return false;
         };
+        self.sockets.remove(&slot);
         hub.set_held(slot, 0);
-        if let Some(adopted) = socket.adopted.take() {
-            // After what it holds (a write may be making it go now).
-            adopted.conn().append(|bytes| {
-                hub.take_chunk(slot, Instant::now(), bytes);
-                bytes.extend_from_slice(LAST_CHUNK);
-            });
-            adopted.send(Command::Finish { timeout });
-            // Until it is closed: it may be reset sooner (`reset_adopted`).
-            self.finishing.insert(adopted.id(), adopted);
-        }
+        // After what it holds (a write may be making it go now).
+        adopted.conn().append(|bytes| {
+            hub.take_chunk(slot, Instant::now(), bytes);
+            bytes.extend_from_slice(LAST_CHUNK);
+        });
+        adopted.send(Command::Finish { timeout });
+        // Until it is closed: it may be reset sooner (`release_adopted`).
+        self.finishing.insert(adopted.id(), adopted);
         true
     }
 
-    /// Resets a finishing connection now (`closeAll()`'s timeout).
-    pub fn reset_adopted(&mut self, id: u32) {
-        // Its drop asks for the reset.
-        self.finishing.remove(&id);
-    }
-
-    /// Forgets a connection that is closed (after [`Adoption::Finished`]).
-    pub fn forget_adopted(&mut self, id: u32) {
+    /// Lets go of a finishing connection: one still open is reset now
+    /// (`closeAll()`'s timeout; the handle's drop asks for it), one that is
+    /// closed (after [`crate::io::Adoption::Finished`]) is only forgotten.
+    pub fn release_adopted(&mut self, id: u32) {
         self.finishing.remove(&id);
     }
 

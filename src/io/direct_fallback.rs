@@ -61,9 +61,7 @@ impl Direct {
         0
     }
 
-    pub fn reset_adopted(&mut self, _: u32) {}
-
-    pub fn forget_adopted(&mut self, _: u32) {}
+    pub fn release_adopted(&mut self, _: u32) {}
 
     pub fn held_now(&mut self, _: Slot) -> Option<usize> {
         None
