@@ -67,8 +67,14 @@ class ClusterLink {
    * waits for streams whose slot moved (see publish). */
   #inflight = new Map();
   #moving = new Map();
-  /** Followers, and the Link each follows on (to move them with their slot). */
+  /** Followers, each with the Link it follows on (to move it with its
+   * slot) and what that Link is given in its place (see #via). */
   #followed = new Map();
+  /** What waits for a reading of the map begun after it asked (see
+   * #afterFreshMap), and how many readings have begun. */
+  #afterFresh = [];
+  #readings = 0;
+  #readAgain = false;
   #unwatch = [];
   #hold = new Hold();
   #closed = false;
@@ -127,6 +133,7 @@ class ClusterLink {
   #discover() {
     if (this.#discovering || this.#closed) return;
     this.#discovering = true;
+    this.#readings++;
     this.#lastRefresh = Date.now();
     // A first reading keeps the process alive; a refresh does not.
     const first = this.#slots === null;
@@ -141,6 +148,50 @@ class ClusterLink {
     this.#discovering = false;
     if (first) this.#hold.change(false);
     if (this.#closed) return;
+    this.#mapped(failure, map);
+    // What asked for a fresh map: this reading, if it began after it asked
+    // (a reading under way then may hold the old map); else the next.
+    const round = this.#readings;
+    const fresh = this.#afterFresh.filter((wait) => wait.round <= round);
+    this.#afterFresh = this.#afterFresh.filter((wait) => wait.round > round);
+    for (const wait of fresh) wait.then();
+    if (this.#readAgain || this.#afterFresh.length > 0) {
+      this.#readAgain = false;
+      this.#discover();
+    }
+  }
+
+  /** Calls `then` once a reading of the map that began after this call has
+   * ended (well or not), and begins one if none is under way. */
+  #afterFreshMap(then) {
+    this.#afterFresh.push({ round: this.#readings + 1, then });
+    if (this.#discovering) this.#readAgain = true;
+    else this.#discover();
+  }
+
+  /** What a master's Link is given to follow `follower`'s stream: its pages
+   * go to the follower, but for a read that a node sent elsewhere (MOVED,
+   * ASK), which says the slot moved. That one waits for the map to be read
+   * again: if the slot moved, the follower was moved with it (and reads
+   * there from where it was); if not, it is the follower's to report. */
+  #via(follower) {
+    const via = {
+      stream: follower.stream,
+      onPage: (page, keep) => {
+        if (page.failure == null || !REDIRECTED.test(page.failure)) {
+          follower.onPage(page, keep);
+          return;
+        }
+        this.#afterFreshMap(() => {
+          if (this.#followed.get(follower)?.via === via && !this.#closed) follower.onPage(page, keep);
+        });
+      },
+    };
+    return via;
+  }
+
+  /** The map as read (`failure`: why it could not be). */
+  #mapped(failure, map) {
     // What waits for moved streams goes once this reading is in (by the
     // map held, if it failed: each is sent elsewhere at most MAX_REDIRECTS
     // times).
@@ -166,12 +217,13 @@ class ClusterLink {
     this.#setMasters(map.masters.map((url) => Link.acquire({ url, tls: undefined })));
     // Followers whose slot moved follow on its new master, from where they
     // were: what came since is read there.
-    for (const [follower, on] of this.#followed) {
+    for (const [follower, followed] of this.#followed) {
       const now = this.#masterOf(follower.stream);
-      if (now === on) continue;
-      on?.unfollow(follower);
-      now?.followFrom(follower, follower.position);
-      this.#followed.set(follower, now);
+      if (now === followed.on) continue;
+      followed.on?.unfollow(followed.via);
+      const via = this.#via(follower);
+      now?.followFrom(via, follower.position);
+      this.#followed.set(follower, { on: now, via });
     }
     this.#settleWaiting(null);
   }
@@ -332,26 +384,37 @@ class ClusterLink {
     for (const next of moving.later) next();
   }
 
-  /** See Link#ready. */
-  ready(stream, target) {
+  /** See Link#ready. A mark that a node sends elsewhere (MOVED, ASK) is
+   * asked again of the master named once the map is read again, up to
+   * MAX_REDIRECTS times. */
+  ready(stream, target, tries = 0) {
     this.#whenMapped(
       () => {
         const master = this.#masterOf(stream);
-        if (master === null)
+        if (master === null) {
           target.marked(unavailable(`No master of the Redis Cluster at ${this.server} holds the stream's slot`));
-        else master.ready(stream, target);
+          return;
+        }
+        master.ready(stream, {
+          marked: (err) => {
+            if (err === null || tries >= MAX_REDIRECTS || !REDIRECTED.test(err.message)) target.marked(err);
+            else this.#afterFreshMap(() => this.ready(stream, target, tries + 1));
+          },
+        });
       },
       (err) => target.marked(err),
     );
   }
 
   follow(follower) {
-    this.#followed.set(follower, null);
+    this.#followed.set(follower, { on: null, via: null });
     const start = () => {
-      if (!this.#followed.has(follower)) return;
+      // Gone, or moved onto its master by a reading of the map already.
+      if (this.#followed.get(follower)?.on !== null) return;
       const master = this.#masterOf(follower.stream);
-      this.#followed.set(follower, master);
-      master?.follow(follower);
+      const via = this.#via(follower);
+      this.#followed.set(follower, { on: master, via });
+      master?.follow(via);
     };
     // The map could not be read: the follow waits for the next reading
     // that succeeds (they go on every REFRESH_EVERY_MS).
@@ -359,24 +422,31 @@ class ClusterLink {
   }
 
   unfollow(follower) {
-    const on = this.#followed.get(follower);
+    const followed = this.#followed.get(follower);
     this.#followed.delete(follower);
-    on?.unfollow(follower);
+    followed?.on?.unfollow(followed.via);
   }
 
   holdOpen(waiting) {
     this.#hold.change(waiting);
   }
 
-  /** See Link#readPage; a page that says why when no master holds the slot. */
-  readPage(stream, after, count) {
-    return new Promise((resolve) => {
+  /** See Link#readPage; a page that says why when no master holds the
+   * slot. A read that a node sends elsewhere (MOVED, ASK) is made again on
+   * the master named once the map is read again, up to MAX_REDIRECTS times. */
+  readPage(stream, after, count, tries = 0) {
+    return new Promise((resolve, reject) => {
       this.#whenMapped(
         () => {
           const master = this.#masterOf(stream);
-          if (master === null)
+          if (master === null) {
             resolve({ failure: `No master of the Redis Cluster at ${this.server} holds the stream's slot` });
-          else resolve(master.readPage(stream, after, count));
+            return;
+          }
+          master.readPage(stream, after, count).then((page) => {
+            if (page.failure == null || tries >= MAX_REDIRECTS || !REDIRECTED.test(page.failure)) resolve(page);
+            else this.#afterFreshMap(() => resolve(this.readPage(stream, after, count, tries + 1)));
+          }, reject);
         },
         (failure) => resolve({ failure: failure.message }),
       );
