@@ -39,14 +39,16 @@
 //! reused once the stream is released, and the connection may outlive it
 //! while it finishes.
 
+use std::future::Future;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
-use tokio::sync::Notify;
 
 use crate::core::hub::Slot;
 use crate::io::{Adoption, AdoptionEvents, Wakeup};
@@ -74,21 +76,20 @@ pub enum Command {
 struct Mail {
     writable: Option<Option<Instant>>,
     ending: Option<Command>,
+    /// The task to wake when a command is posted. (Not a `Notify`, whose
+    /// waiting future would be part of what each idle connection holds.)
+    waker: Option<Waker>,
 }
 
 #[derive(Default)]
 struct Mailbox {
     mail: std::sync::Mutex<Mail>,
-    posted: Notify,
 }
 
 impl Mailbox {
     fn post(&self, command: Command) {
-        {
-            let mut mail = self
-                .mail
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let waker = {
+            let mut mail = locked(&self.mail);
             match command {
                 Command::Writable(deadline) => mail.writable = Some(deadline),
                 // The first ending asked for is the one.
@@ -98,29 +99,31 @@ impl Mailbox {
                     }
                 }
             }
+            mail.waker.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
         }
-        self.posted.notify_one();
     }
 
-    /// The next command: an ending before a wish to be woken. What was
-    /// posted is looked at on every call, so none is missed when a call is
-    /// dropped by the task's `select!`.
-    async fn next(&self) -> Command {
-        loop {
-            {
-                let mut mail = self
-                    .mail
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner());
-                if let Some(ending) = mail.ending.take() {
-                    return ending;
-                }
-                if let Some(deadline) = mail.writable.take() {
-                    return Command::Writable(deadline);
-                }
-            }
-            self.posted.notified().await;
+    /// The next command if one was posted (an ending before a wish to be
+    /// woken); else the task of `cx` is woken by the next post.
+    fn poll_next(&self, cx: &Context<'_>) -> Poll<Command> {
+        let mut mail = locked(&self.mail);
+        if let Some(ending) = mail.ending.take() {
+            return Poll::Ready(ending);
         }
+        if let Some(deadline) = mail.writable.take() {
+            return Poll::Ready(Command::Writable(deadline));
+        }
+        if !mail.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            mail.waker = Some(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+
+    async fn next(&self) -> Command {
+        std::future::poll_fn(|cx| self.poll_next(cx)).await
     }
 }
 
@@ -408,67 +411,85 @@ async fn watch(conn: Arc<Conn>, tell: Tell) {
         events(Adoption::Finished(id));
         return;
     };
-    // Wake the owner when writable, with a stall deadline or none.
+    // Wake the owner when writable, with a stall deadline or none. The
+    // timer is made only while there is a deadline: this future is what
+    // each idle connection holds, so it is kept small (see `size_probe`).
     let mut wanted: Option<Option<Instant>> = None;
+    let mut stall: Option<Pin<Box<tokio::time::Sleep>>> = None;
     let mut gone = false;
     let ending = loop {
-        let deadline = wanted.flatten();
-        tokio::select! {
-            command = mailbox.next() => match command {
-                Command::Writable(deadline) => {
-                    // The owner's write found the socket full, after this
-                    // task last saw it writable: that readiness is stale.
-                    if let Some(Ok(mut ready)) = futures_now(watch.writable()) {
-                        ready.clear_ready();
-                    }
-                    if writable_now(fd) {
-                        if let Some(wakeup) = &wakeup {
-                            wakeup(slot);
+        match (wanted.flatten(), &mut stall) {
+            (Some(deadline), Some(sleep)) => sleep.as_mut().reset(deadline.into()),
+            (Some(deadline), None) => {
+                stall = Some(Box::pin(tokio::time::sleep_until(deadline.into())))
+            }
+            (None, _) => stall = None,
+        }
+        // One hand-written poll, not a `select!` of futures: readiness is
+        // polled in place (each readiness future would add 160 bytes to
+        // what every idle connection holds).
+        let woke = std::future::poll_fn(|cx| {
+            if let Poll::Ready(command) = mailbox.poll_next(cx) {
+                return Poll::Ready(Woke::Command(command));
+            }
+            if !gone {
+                loop {
+                    match watch.poll_read_ready(cx) {
+                        Poll::Ready(Ok(mut ready)) => {
+                            if drain(fd) {
+                                return Poll::Ready(Woke::Gone);
+                            }
+                            ready.clear_ready();
                         }
-                    } else {
-                        wanted = Some(deadline);
+                        Poll::Ready(Err(_)) => return Poll::Ready(Woke::Gone),
+                        Poll::Pending => break,
                     }
                 }
-                Command::Finish { timeout } => break Some(timeout),
-                Command::Reset => break None,
-            },
-            ready = watch.readable(), if !gone => match ready {
-                Ok(mut ready) => {
-                    if drain(fd) {
-                        gone = true;
-                        events(Adoption::Gone(id));
-                    } else {
-                        ready.clear_ready();
+            }
+            if wanted.is_some() && watch.poll_write_ready(cx).is_ready() {
+                return Poll::Ready(Woke::Owner);
+            }
+            if let Some(sleep) = stall.as_mut() {
+                if sleep.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Woke::Owner);
+                }
+            }
+            Poll::Pending
+        })
+        .await;
+        match woke {
+            Woke::Command(Command::Writable(deadline)) => {
+                // The owner's write found the socket full, after this task
+                // last saw it writable: that readiness is stale.
+                let mut noop = Context::from_waker(Waker::noop());
+                if let Poll::Ready(Ok(mut ready)) = watch.poll_write_ready(&mut noop) {
+                    ready.clear_ready();
+                }
+                if writable_now(fd) {
+                    if let Some(wakeup) = &wakeup {
+                        wakeup(slot);
                     }
+                } else {
+                    wanted = Some(deadline);
                 }
-                Err(_) => {
-                    gone = true;
-                    events(Adoption::Gone(id));
-                }
-            },
-            _ = watch.writable(), if wanted.is_some() => {
+            }
+            Woke::Command(Command::Finish { timeout }) => break Some(timeout),
+            Woke::Command(Command::Reset) => break None,
+            Woke::Gone => {
+                gone = true;
+                events(Adoption::Gone(id));
+            }
+            Woke::Owner => {
                 wanted = None;
                 if let Some(wakeup) = &wakeup {
                     wakeup(slot);
                 }
-            },
-            _ = sleep_until(deadline), if deadline.is_some() => {
-                wanted = None;
-                if let Some(wakeup) = &wakeup {
-                    wakeup(slot);
-                }
-            },
+            }
         }
     };
     let clean = match ending {
-        Some(timeout) if !gone => {
-            // Unless it is reset first (`closeAll()`'s timeout).
-            let reset = async { while let Command::Writable(_) = mailbox.next().await {} };
-            tokio::select! {
-                done = tokio::time::timeout(timeout, finish(&watch, &conn.out)) => done == Ok(true),
-                _ = reset => false,
-            }
-        }
+        // Boxed: only a finishing connection holds its timers.
+        Some(timeout) if !gone => Box::pin(finish_within(timeout, &watch, &conn)).await,
         _ => false,
     };
     if !clean {
@@ -480,21 +501,23 @@ async fn watch(conn: Arc<Conn>, tell: Tell) {
     events(Adoption::Finished(id));
 }
 
-/// `future`'s output if it is ready at once.
-fn futures_now<F: std::future::Future>(future: F) -> Option<F::Output> {
-    let waker = std::task::Waker::noop();
-    let mut context = std::task::Context::from_waker(waker);
-    let mut future = std::pin::pin!(future);
-    match future.as_mut().poll(&mut context) {
-        std::task::Poll::Ready(output) => Some(output),
-        std::task::Poll::Pending => None,
-    }
+/// What woke an adopted connection's task.
+enum Woke {
+    Command(Command),
+    /// The client left (its side ended, or the connection failed).
+    Gone,
+    /// The socket is writable again, or the stall deadline came: the owner
+    /// is to be woken.
+    Owner,
 }
 
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
-        None => std::future::pending().await,
+/// [`finish`] within `timeout`, unless the connection is reset first
+/// (`closeAll()`'s timeout). Returns whether it all went.
+async fn finish_within(timeout: Duration, watch: &AsyncFd<Arc<OwnedFd>>, conn: &Conn) -> bool {
+    let reset = async { while let Command::Writable(_) = conn.mailbox.next().await {} };
+    tokio::select! {
+        done = tokio::time::timeout(timeout, finish(watch, &conn.out)) => done == Ok(true),
+        _ = reset => false,
     }
 }
 
@@ -546,3 +569,34 @@ async fn finish(watch: &AsyncFd<Arc<OwnedFd>>, out: &std::sync::Mutex<Outgoing>)
 /// How often a finishing connection's send queue is looked at: there is
 /// no readiness for "the client has taken it all".
 const UNSENT_POLL: Duration = Duration::from_millis(10);
+
+#[cfg(test)]
+mod size_probe {
+    use std::sync::Arc;
+
+    /// What each idle adopted connection holds is its task's future: it
+    /// stays small (808 bytes with a `select!` of readiness futures and a
+    /// `Notify`; 264 with the hand-written poll).
+    #[test]
+    fn an_idle_connections_task_is_small() {
+        let (ours, _theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        let conn = Arc::new(super::Conn {
+            fd: Arc::new(ours.into()),
+            slot: 0,
+            id: 0,
+            out: Default::default(),
+            mailbox: Default::default(),
+        });
+        let tell = super::Tell {
+            wakeup: None,
+            events: Arc::new(|_| {}),
+            open: Default::default(),
+        };
+        let task = super::watch(conn, tell);
+        assert!(
+            std::mem::size_of_val(&task) <= 320,
+            "{} bytes",
+            std::mem::size_of_val(&task)
+        );
+    }
+}
