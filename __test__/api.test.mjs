@@ -101,6 +101,29 @@ test('close() ends the stream after queued frames; the close event fires once', 
   assert.match(ev.reason, /server/);
 });
 
+test("the close event names the endpoint as its target, as an EventTarget's own event does", async (t) => {
+  const { endpoint } = await open(t);
+  let seen = null;
+  endpoint.addEventListener('close', function (event) {
+    seen = { self: this, target: event.target, current: event.currentTarget, path: event.composedPath(), event };
+  });
+  const [event] = await Promise.all([
+    new Promise((resolve) => endpoint.addEventListener('close', resolve, { once: true })),
+    endpoint.close(),
+  ]);
+  assert.equal(seen.self, endpoint);
+  assert.equal(seen.target, endpoint);
+  assert.equal(seen.current, endpoint);
+  assert.deepEqual(seen.path, [endpoint]);
+  assert.equal(event, seen.event);
+  assert.ok(event instanceof Event);
+  assert.equal(event.constructor.name, 'CloseEvent');
+  if (typeof globalThis.CloseEvent === 'function') assert.ok(event instanceof globalThis.CloseEvent);
+  assert.equal(event.target, endpoint);
+  assert.equal(event.currentTarget, null, 'after dispatch');
+  assert.equal(event.wasClean, true);
+});
+
 test('a client that goes away gives one close event and closed === true', async (t) => {
   const { endpoint, client } = await open(t);
   const closes = [];

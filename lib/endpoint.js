@@ -8,7 +8,7 @@ const { NodeTransport } = require('./transports/node.js');
 const { WebTransport } = require('./transports/web.js');
 const { CloseReason } = require('./close-reasons.js');
 const { IS_DENO } = require('./runtime.js');
-const { GuardedEventTarget } = require('./listeners.js');
+const { LazyEventTarget } = require('./listeners.js');
 const { normalizeOptions, optionalString, requiredString, count } = require('./options.js');
 const { checkId, largest, handled, invalid, invalidValue, fromNative, tooLarge, closedError } = require('./errors.js');
 const {
@@ -32,6 +32,13 @@ const {
   kRoom,
   kShutdown,
   kDestroy,
+  kFlushed,
+  kDrained,
+  kFailed,
+  kCutOff,
+  kOnDrain,
+  kOnGone,
+  kDispatchOwn,
   nextSequence,
 } = require('./internal.js');
 
@@ -94,7 +101,7 @@ function isHttp1(request, response) {
  * and queued in Rust; this class only holds what JavaScript must hold: the
  * transport to the client and the `EventTarget` it inherits from.
  */
-class EventEndpoint extends GuardedEventTarget {
+class EventEndpoint extends LazyEventTarget {
   #transport = null;
   #webResponse = null;
   #slot = -1;
@@ -119,7 +126,7 @@ class EventEndpoint extends GuardedEventTarget {
   #waiters = null;
 
   constructor(request, ...args) {
-    super('EventEndpoint');
+    super();
     const { response, options } = argumentsOf(request, args);
     this.#lastEventId = lastEventIdOf(request);
     this.#resumeFrom = this.#lastEventId;
@@ -159,7 +166,7 @@ class EventEndpoint extends GuardedEventTarget {
   #open(request, response, options) {
     const headers = streamHeaders(options.headers, { http1: isHttp1(request, response) });
     if (response === null) {
-      this.#transport = new WebTransport(this.#transportEvents());
+      this.#transport = new WebTransport(this);
       this.#webResponse = new Response(this.#transport.body, { status: 200, headers });
       // A client that leaves cancels the body; the request's signal says
       // so sooner where that is all it means. (Deno's also aborts on every
@@ -183,17 +190,12 @@ class EventEndpoint extends GuardedEventTarget {
       keepAlive: options.keepAlive,
     });
     this.#slot = slot;
-    if (response !== null) this.#transport = new NodeTransport(slot, response, this.#transportEvents(), options);
+    // The endpoint is its transport's events and its stream's sink: no
+    // closures made per stream (an idle one holds nothing it need not).
+    if (response !== null) this.#transport = new NodeTransport(slot, response, this, options);
     open.add(this);
     metrics.opened();
-    outbox.attach(slot, {
-      write: (chunk) => this.#write(chunk),
-      drained: () => this.#releaseWaiters(),
-      failed: () => this.#abort(CloseReason.SocketFailed),
-      // Furthest behind when the thread's memory budget ran out, or its
-      // socket stalled: it resumes by Last-Event-ID, like any slow consumer.
-      cutOff: () => this.#abort(CloseReason.SlowConsumer),
-    });
+    outbox.attach(slot, this);
     outbox.schedule();
     if (options.keepAlive > 0) {
       this.#keepAlive = options.keepAlive;
@@ -418,23 +420,40 @@ class EventEndpoint extends GuardedEventTarget {
     return new Promise((resolve) => this.#wait({ resolve, reject: resolve }));
   }
 
-  #transportEvents() {
-    return {
-      onDrain: () => {
-        if (this.#closed) return;
-        if (native.resumeStream(this.#slot)) outbox.schedule();
-        else this.#releaseWaiters(); // nothing left in Rust: the client took it all
-      },
-      onGone: (wasClean, reason) => this.#end(wasClean, reason),
-    };
+  /** The transport has room again (see ./transports/contract.js). */
+  [kOnDrain]() {
+    if (this.#closed) return;
+    if (native.resumeStream(this.#slot)) outbox.schedule();
+    else this.#releaseWaiters(); // nothing left in Rust: the client took it all
   }
 
-  /** Hands this stream's share of a flush to the transport. */
-  #write(chunk) {
+  /** The client or the connection went away. */
+  [kOnGone](wasClean, reason) {
+    this.#end(wasClean, reason);
+  }
+
+  /** This stream's share of a flush (../outbox.js): to the transport. */
+  [kFlushed](chunk) {
     // A full transport: queue in Rust (up to the cap) until it drains.
     if (!this.#transport.write(chunk)) native.pauseStream(this.#slot);
     // The flush emptied this stream's queue in Rust: waiting sends may go.
     this.#releaseWaiters();
+  }
+
+  /** Rust wrote all this stream's bytes to its socket. */
+  [kDrained]() {
+    this.#releaseWaiters();
+  }
+
+  /** The socket Rust writes to failed. */
+  [kFailed]() {
+    this.#abort(CloseReason.SocketFailed);
+  }
+
+  /** Furthest behind when the thread's memory budget ran out, or its
+   * socket stalled: it resumes by Last-Event-ID, like any slow consumer. */
+  [kCutOff]() {
+    this.#abort(CloseReason.SlowConsumer);
   }
 
   /** Waits for the client to take what is queued: settled by the next
@@ -487,7 +506,7 @@ class EventEndpoint extends GuardedEventTarget {
   }
 
   #dispatchClose(wasClean, reason) {
-    super.dispatchEvent(new CloseEvent('close', { wasClean, reason, code: 0 }));
+    this[kDispatchOwn]('close', CloseEvent, { wasClean, reason, code: 0 });
   }
 
   get [Symbol.toStringTag]() {

@@ -33,6 +33,26 @@ module.exports = {
   /** channel[kLastId](): [the last id broadcast, its sequence number,
    * whether it is a Redis stream's]. */
   kLastId: Symbol('lastId'),
+  // A stream's sink in the outbox (../outbox.js), its endpoint:
+  /** sink[kFlushed](chunk): its share of a flush. */
+  kFlushed: Symbol('flushed'),
+  /** sink[kDrained](): Rust wrote all its bytes to its socket. */
+  kDrained: Symbol('drained'),
+  /** sink[kFailed](): that socket failed. */
+  kFailed: Symbol('failed'),
+  /** sink[kCutOff](): it is to be cut off as a slow consumer (the memory
+   * budget picked it, or its socket stalled). */
+  kCutOff: Symbol('cutOff'),
+  // A transport's events (./transports/contract.js), its endpoint:
+  /** events[kOnDrain](): the transport has room again. */
+  kOnDrain: Symbol('onDrain'),
+  /** events[kOnGone](wasClean, reason): the client or connection went. */
+  kOnGone: Symbol('onGone'),
+  // An adopted connection's sink in the outbox, its transport:
+  /** sink[kGone](): the client left. */
+  kGone: Symbol('gone'),
+  /** sink[kFinished](): the connection is closed. */
+  kFinished: Symbol('finished'),
   /** Orders ids sent by endpoints and channels on this thread, so that an
    * endpoint's lastEventId is the latest of either. */
   nextSequence: (() => {

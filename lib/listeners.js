@@ -69,73 +69,60 @@ class ListenerGuards {
   }
 }
 
-/** An `EventTarget` whose listeners are guarded: one that throws (or
- * rejects) is reported as a `<name>ListenerError` warning, and the event
- * goes on to the others. */
-class GuardedEventTarget extends EventTarget {
-  /** The class named in warnings; its guards, made with the first
-   * listener (a channel per user that nobody listens to costs nothing). */
-  #name;
-  #guards = null;
-
-  constructor(name) {
-    super();
-    this.#name = name;
-  }
-
-  addEventListener(type, listener, options = undefined) {
-    this.#guards ??= new ListenerGuards(this.#name, this);
-    const guard = this.#guards.of(type, listener, options, true);
-    super.addEventListener(type, guard ?? listener, options);
-  }
-
-  removeEventListener(type, listener, options = undefined) {
-    const guard = this.#guards?.of(type, listener, options, false);
-    super.removeEventListener(type, guard ?? listener, options);
-  }
-}
-
 /** EventTarget's prototype without its constructor, for LazyEventTarget to
  * inherit (so that `instanceof EventTarget` holds). */
 function EventTargetMethods() {}
 EventTargetMethods.prototype = EventTarget.prototype;
 
+/** By event class: its subclass for a LazyEventTarget's own events. */
+const ownClasses = new Map();
+
 /**
- * An event of a LazyEventTarget's own: `target` and `currentTarget` name
- * the object it was dispatched on (not the inner EventTarget that runs the
- * listeners).
+ * The subclass of `Base` (Event, CloseEvent) for an event of a
+ * LazyEventTarget's own: `target` and `currentTarget` name the object it
+ * was dispatched on (not the inner EventTarget that runs the listeners).
  */
-class OwnEvent extends Event {
-  #owner;
+function ownEventClass(Base) {
+  let Own = ownClasses.get(Base);
+  if (Own !== undefined) return Own;
+  Own = class extends Base {
+    #owner;
 
-  constructor(type, owner) {
-    super(type);
-    this.#owner = owner;
-  }
+    constructor(owner, type, init) {
+      super(type, init);
+      this.#owner = owner;
+    }
 
-  get target() {
-    return this.#owner;
-  }
+    get target() {
+      return this.#owner;
+    }
 
-  get srcElement() {
-    return this.#owner;
-  }
+    get srcElement() {
+      return this.#owner;
+    }
 
-  /** The owner while the event is dispatched; null before and after. */
-  get currentTarget() {
-    return super.currentTarget === null ? null : this.#owner;
-  }
+    /** The owner while the event is dispatched; null before and after. */
+    get currentTarget() {
+      return super.currentTarget === null ? null : this.#owner;
+    }
 
-  composedPath() {
-    return super.composedPath().length === 0 ? [] : [this.#owner];
-  }
+    composedPath() {
+      return super.composedPath().length === 0 ? [] : [this.#owner];
+    }
+  };
+  Object.defineProperty(Own, 'name', { value: Base.name });
+  ownClasses.set(Base, Own);
+  return Own;
 }
 
 /**
- * A GuardedEventTarget for objects made by the hundred thousand (a channel
- * per user or room), most of which nobody listens to: the EventTarget that
- * holds the listeners is made with the first one. In Node an EventTarget
- * costs about 420 bytes (two maps), more than the rest of an idle channel.
+ * An `EventTarget` whose listeners are guarded (one that throws, or
+ * rejects, is reported as a `<name>ListenerError` warning, and the event
+ * goes on to the others), for objects made by the hundred thousand (an
+ * endpoint per client, a channel per user or room), most of which few
+ * listen to: the EventTarget that holds the listeners is made with the
+ * first one. In Node an EventTarget costs about 420 bytes (two maps), as
+ * much as the rest of an idle adopted endpoint.
  *
  * What differs from an EventTarget: an event it dispatches itself
  * (`kDispatchOwn`) names it as `target`; an event a program dispatches on it
@@ -170,11 +157,15 @@ class LazyEventTarget extends EventTargetMethods {
     return this.#listeners.inner.dispatchEvent(event);
   }
 
-  /** Dispatches an event of `type` that names this object as its target;
-   * nothing is made when nobody listens. */
-  [kDispatchOwn](type) {
-    this.#listeners?.inner.dispatchEvent(new OwnEvent(type, this));
+  /** Dispatches an event of `type` (of class `Base`, made with `init`)
+   * that names this object as its target; nothing is made when nobody
+   * listens. */
+  [kDispatchOwn](type, Base = Event, init = undefined) {
+    const inner = this.#listeners?.inner;
+    if (inner === undefined) return;
+    const Own = ownEventClass(Base);
+    inner.dispatchEvent(new Own(this, type, init));
   }
 }
 
-module.exports = { GuardedEventTarget, LazyEventTarget };
+module.exports = { LazyEventTarget };

@@ -10,6 +10,7 @@
 // One call brings back the bytes of every stream with bytes waiting.
 
 const native = require('./native.js');
+const { kFlushed, kDrained, kFailed, kCutOff, kGone, kFinished } = require('./internal.js');
 
 // This copy of the module's identity in Rust. A module registry reset (test
 // runners, dev servers) loads a second copy on the same thread, sharing the
@@ -17,10 +18,9 @@ const native = require('./native.js');
 // only, so that neither takes bytes meant for the other's writers.
 const owner = native.newOwner();
 
-/** slot → the stream's sink: `write(chunk)` its share of a batch,
- * `drained()` when Rust wrote all its bytes to its socket, `failed()` when
- * that socket failed, `cutOff()` when it is to be cut off as a slow
- * consumer (the memory budget picked it, or its socket stalled). */
+/** slot → the stream's sink (its endpoint), told through methods named by
+ * symbols (see ./internal.js), not closures made per stream: `kFlushed`
+ * (its share of a batch), `kDrained`, `kFailed`, `kCutOff`. */
 const sinks = [];
 let scheduled = false;
 
@@ -30,11 +30,11 @@ function flush() {
   if (batch === null) return;
   const { bytes, layout, drained, failed, cutOff } = batch;
   for (let i = 0; i < layout.length; i += 3) {
-    sinks[layout[i]]?.write(bytes.subarray(layout[i + 1], layout[i + 2]));
+    sinks[layout[i]]?.[kFlushed](bytes.subarray(layout[i + 1], layout[i + 2]));
   }
-  if (drained != null) for (const slot of drained) sinks[slot]?.drained();
-  if (failed != null) for (const slot of failed) sinks[slot]?.failed();
-  if (cutOff != null) for (const slot of cutOff) sinks[slot]?.cutOff();
+  if (drained != null) for (const slot of drained) sinks[slot]?.[kDrained]();
+  if (failed != null) for (const slot of failed) sinks[slot]?.[kFailed]();
+  if (cutOff != null) for (const slot of cutOff) sinks[slot]?.[kCutOff]();
   // More than one batch can address waited: the rest goes next turn.
   if (batch.more) schedule();
 }
@@ -46,18 +46,18 @@ native.setDirectWakeup(owner, (slot) => {
   schedule();
 });
 
-/** adoption id → what is told of the adopted connection: `gone()` (the
- * client left) and `finished()` (the connection is closed). */
+/** adoption id → what is told of the adopted connection (its transport):
+ * `kGone` (the client left) and `kFinished` (the connection is closed). */
 const adoptions = new Map();
 
 native.setAdoptionEvents(owner, ({ id, gone }) => {
   const sink = adoptions.get(id);
   if (sink === undefined) return;
-  if (gone) sink.gone();
+  if (gone) sink[kGone]();
   else {
     adoptions.delete(id);
     native.releaseAdopted(id);
-    sink.finished();
+    sink[kFinished]();
   }
 });
 

@@ -128,8 +128,8 @@ function adoptedOf(server) {
 
 /** Makes `destroy()`, `end()` and `write()` of the let-go response and
  * socket reach the adopted stream of `transport`, and the server's
- * closeAllConnections() drop it, until the returned function is called
- * (the connection is closed). Not the request's: Node destroys it as the
+ * closeAllConnections() drop it, until forgetAdopted() is given the link
+ * returned (the connection is closed). Not the request's: Node destroys it as the
  * socket closes. The response's and socket's are replaced once Node's own
  * handling of the socket's close is done, as it follows letGo(). They
  * reach the transport through a link that is cut then; nothing made here
@@ -137,11 +137,11 @@ function adoptedOf(server) {
  * in a scope of its own: V8 gives the closures of one scope one context).
  */
 function standIn(response, socket, transport) {
-  const link = { transport };
-  replaceOnClose(response, socket, link);
   const adopted = adoptedOf(socket.server);
+  const link = { transport, adopted };
+  replaceOnClose(response, socket, link);
   adopted?.add(transport);
-  return forgetter(link, adopted);
+  return link;
 }
 
 function replaceOnClose(response, socket, link) {
@@ -156,11 +156,10 @@ function replaceOnClose(response, socket, link) {
   });
 }
 
-function forgetter(link, adopted) {
-  return () => {
-    adopted?.delete(link.transport);
-    link.transport = null;
-  };
+/** Undoes standIn(): the stand-ins reach nothing any more. */
+function forgetAdopted(link) {
+  link.adopted?.delete(link.transport);
+  link.transport = null;
 }
 
 /** Calls what letGo() took off, as the emitters would have. */
@@ -178,4 +177,4 @@ function tellClosed(later) {
   }
 }
 
-module.exports = { whyNotAdoptable, letGo, standIn, tellClosed };
+module.exports = { whyNotAdoptable, letGo, standIn, forgetAdopted, tellClosed };

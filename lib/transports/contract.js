@@ -16,8 +16,8 @@
  *   flush. The transport owns the chunk from then on (it may keep it until
  *   the client takes it). Returns `false` when the transport is full: the
  *   endpoint then pauses its stream in Rust, and the transport calls
- *   `onDrain` once it has room. A transport that has ended or been destroyed
- *   accepts and drops the chunk (returns `true`).
+ *   `[kOnDrain]()` once it has room. A transport that has ended or been
+ *   destroyed accepts and drops the chunk (returns `true`).
  * - `buffered: number` — bytes handed over that the client has not taken
  *   yet; added to what waits in Rust for `bufferedAmount`.
  * - `reclaim(): void` — called on a clean end before the stream's slot in
@@ -49,16 +49,19 @@
  * socket that did not take it at once, a body not read yet) writes
  * `ownShare(chunk)` instead (below).
  *
- * Events, given to the constructor as `{ onDrain, onGone }`:
+ * Events, told to the object given to the constructor (the endpoint),
+ * through its methods named by the symbols of ../internal.js (an endpoint
+ * makes no closures for its transport: each would be held for as long as
+ * the stream lives):
  *
- * - `onDrain()` — the transport has room again (or, for a pull-based body,
- *   the consumer asks for more).
- * - `onGone(wasClean: boolean, reason: string)` — the client or the
+ * - `[kOnDrain]()` — the transport has room again (or, for a pull-based
+ *   body, the consumer asks for more).
+ * - `[kOnGone](wasClean: boolean, reason: string)` — the client or the
  *   connection went away, or the response was ended or destroyed by someone
  *   else. Called at most once per cause; the endpoint ignores all but the
  *   first.
  *
- * @typedef {{ onDrain(): void, onGone(wasClean: boolean, reason: string): void }} TransportEvents
+ * @typedef {{ [kOnDrain](): void, [kOnGone](wasClean: boolean, reason: string): void }} TransportEvents
  * @typedef {{ write(chunk: Buffer): boolean, readonly buffered: number, reclaim(): void, end(rest: Buffer | null, timeout: number): void, destroy(reason: string): void }} Transport
  */
 

@@ -10,7 +10,8 @@ const { CloseReason } = require('../close-reasons.js');
 const { MAX_U32 } = require('../options.js');
 const { IS_DENO } = require('../runtime.js');
 const { ownShare } = require('./contract.js');
-const { whyNotAdoptable, letGo, standIn, tellClosed } = require('./adoption.js');
+const { whyNotAdoptable, letGo, standIn, forgetAdopted, tellClosed } = require('./adoption.js');
+const { kOnDrain, kOnGone, kGone, kFinished } = require('../internal.js');
 const outbox = require('../outbox.js');
 const metrics = require('../diagnostics/metrics.js');
 
@@ -70,11 +71,14 @@ const DIRECT_WRITES = process.env.NATIVE_SSE_DIRECT !== '0';
 /** Where a stream's bytes go once Rust writes them to its socket itself. */
 const RUST = Symbol('written by Rust');
 
+const FINISHED = Promise.resolve();
+
 /** A transport (see contract.js) over a node:http or node:http2 response. */
 class NodeTransport {
   #slot;
   #response;
-  #onDrain;
+  /** Told of drains and of the client gone (the endpoint). */
+  #events;
   /** Where flushes go once known: `RUST` (Rust writes to the socket), the
    * response's socket (ready-framed chunks written from JavaScript), or the
    * response itself; `undefined` until the first flush. */
@@ -87,11 +91,18 @@ class NodeTransport {
   #closeTimeout;
   /** Once adopted: the connection's adoption id; -1 before. */
   #adoptedId = -1;
-  #onGone;
+  /** Once adopted: the application's close listeners, called when the
+   * connection really closes (null if none), and the link the let-go
+   * response and socket reach this by (see ./adoption.js). */
+  #later = null;
+  #link = null;
   /** The transport's own listeners on the response (not the
    * application's, which adoption keeps for the real close). */
   #ours = new Set();
-  #resolveFinished;
+  /** See `finished`: made when asked for (closeAll()), not per stream. */
+  #finished = null;
+  #resolveFinished = null;
+  #done = false;
 
   /**
    * @param {number} slot the stream's slot in Rust
@@ -101,20 +112,15 @@ class NodeTransport {
    *   ms a socket Rust writes to may take nothing; ms a clean end may take;
    *   whether Rust may adopt the connection
    */
-  constructor(slot, response, { onDrain, onGone }, { stallTimeout, closeTimeout, adopt }) {
+  constructor(slot, response, events, { stallTimeout, closeTimeout, adopt }) {
     this.#slot = slot;
     this.#stallTimeout = stallTimeout;
     this.#closeTimeout = closeTimeout;
     this.#adopt = adopt;
     this.#response = response;
-    this.#onDrain = onDrain;
-    this.#onGone = onGone;
-    /** Resolves once the response is done with its connection (for an
-     * adopted one, once Rust has closed it). */
-    this.finished = new Promise((resolve) => {
-      this.#resolveFinished = resolve;
-    });
-    const onFinished = () => this.#resolveFinished();
+    this.#events = events;
+    const onGone = (wasClean, reason) => events[kOnGone](wasClean, reason);
+    const onFinished = () => this.#markFinished();
     this.#ours.add(onFinished);
     response.on('close', onFinished);
     // An error, if any, comes first; `close` follows in every case. A response
@@ -146,6 +152,21 @@ class NodeTransport {
     response.on('close', onClose);
   }
 
+  /** Resolves once the response is done with its connection (for an
+   * adopted one, once Rust has closed it). */
+  get finished() {
+    if (this.#finished === null) {
+      this.#finished = this.#done ? FINISHED : new Promise((resolve) => (this.#resolveFinished = resolve));
+    }
+    return this.#finished;
+  }
+
+  #markFinished() {
+    this.#done = true;
+    this.#resolveFinished?.();
+    this.#resolveFinished = null;
+  }
+
   /** Writes a share of a flush; false when the response is full (then
    * `onDrain` follows once it has room). */
   write(chunk) {
@@ -175,7 +196,7 @@ class NodeTransport {
     if (!written) {
       sink.once('drain', () => {
         this.#report(0);
-        this.#onDrain();
+        this.#events[kOnDrain]();
       });
     } else if (!this.#attach(this.#adopt) && this.#adopt && sink !== response) {
       // Node still holds the opening's bytes (corked until the next tick):
@@ -234,21 +255,11 @@ class NodeTransport {
       return false;
     }
     this.#adoptedId = id;
-    let later = null;
-    let forget = null;
-    outbox.adopted(id, {
-      gone: () => this.#onGone(true, CloseReason.ClientDisconnected),
-      finished: () => {
-        forget?.();
-        forget = null;
-        this.#resolveFinished();
-        if (later !== null) tellClosed(later);
-        later = null;
-      },
-    });
+    outbox.adopted(id, this);
     const socket = response.socket;
-    later = letGo(response, this.#ours);
-    forget = standIn(response, socket, this);
+    const later = letGo(response, this.#ours);
+    if (later.length > 0) this.#later = later;
+    this.#link = standIn(response, socket, this);
     // Nothing of Node's connection is held from here on (the listeners
     // taken off hold only what the application's do).
     this.#ours = null;
@@ -257,11 +268,26 @@ class NodeTransport {
     return true;
   }
 
+  /** The adopted connection's client left (../outbox.js). */
+  [kGone]() {
+    this.#events[kOnGone](true, CloseReason.ClientDisconnected);
+  }
+
+  /** The adopted connection is closed: its descriptor too. */
+  [kFinished]() {
+    if (this.#link !== null) forgetAdopted(this.#link);
+    this.#link = null;
+    this.#markFinished();
+    const later = this.#later;
+    this.#later = null;
+    if (later !== null) tellClosed(later);
+  }
+
   /** An adopted stream's response, socket or request was destroyed (or
    * its server closed every connection): the connection is dropped. */
   dropAdopted(err) {
-    if (err != null) this.#onGone(false, err?.message || String(err));
-    else this.#onGone(true, CloseReason.ClientDisconnected);
+    if (err != null) this.#events[kOnGone](false, err?.message || String(err));
+    else this.#events[kOnGone](true, CloseReason.ClientDisconnected);
     this.destroy();
   }
 
@@ -281,7 +307,7 @@ class NodeTransport {
     if (this.#sink !== RUST) return;
     this.reclaim();
     warnEndedBehind();
-    this.#onGone(true, CloseReason.EndedBehind);
+    this.#events[kOnGone](true, CloseReason.EndedBehind);
   }
 
   /** What the response held when last told to Rust (which counts it

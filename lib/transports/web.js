@@ -2,6 +2,7 @@
 
 const { CloseReason } = require('../close-reasons.js');
 const { ownShare } = require('./contract.js');
+const { kOnDrain, kOnGone } = require('../internal.js');
 
 // Delivery of a stream's bytes as the body of a web `Response`, for
 // fetch-style servers (Request → Response).
@@ -26,7 +27,7 @@ class WebTransport {
   /**
    * @param {import('./contract.js').TransportEvents} events
    */
-  constructor({ onDrain, onGone }) {
+  constructor(events) {
     this.finished = new Promise((resolve) => (this.#finish = resolve));
     this.body = new ReadableStream(
       {
@@ -35,13 +36,13 @@ class WebTransport {
         },
         pull: () => {
           // The consumer wants bytes: let the next flush bring them.
-          onDrain();
+          events[kOnDrain]();
           return new Promise((resolve) => (this.#pulled = resolve));
         },
         cancel: () => {
           this.#gone = true;
           this.#finish();
-          onGone(true, CloseReason.ClientDisconnected);
+          events[kOnGone](true, CloseReason.ClientDisconnected);
         },
       },
       // No read-ahead: a chunk is produced only for a waiting read.
@@ -50,7 +51,7 @@ class WebTransport {
   }
 
   /** Hands a share of a flush to the consumer. Always false: the stream
-   * waits for the next read (`onDrain`) before it takes more. */
+   * waits for the next read (`kOnDrain`) before it takes more. */
   write(chunk) {
     if (this.#gone) return true;
     // Kept until read: see ownShare.
