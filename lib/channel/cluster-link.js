@@ -121,6 +121,11 @@ class ClusterLink {
     clearTimeout(this.#retryTimer);
     this.#setMasters([]);
     this.#settleWaiting(unavailable('The channel is closed'));
+    // What waits for a fresh map goes on without one: no master holds
+    // anything now, which each says in its own way.
+    const afterFresh = this.#afterFresh;
+    this.#afterFresh = [];
+    for (const wait of afterFresh) wait.then();
     // Broadcasts that wait for a moved stream are refused now.
     for (const [stream, moving] of this.#moving) {
       moving.mapped = true;
