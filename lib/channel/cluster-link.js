@@ -74,7 +74,6 @@ class ClusterLink {
    * #afterFreshMap), and how many readings have begun. */
   #afterFresh = [];
   #readings = 0;
-  #readAgain = false;
   #unwatch = [];
   #hold = new Hold();
   #closed = false;
@@ -160,18 +159,15 @@ class ClusterLink {
     const fresh = this.#afterFresh.filter((wait) => wait.round <= round);
     this.#afterFresh = this.#afterFresh.filter((wait) => wait.round > round);
     for (const wait of fresh) wait.then();
-    if (this.#readAgain || this.#afterFresh.length > 0) {
-      this.#readAgain = false;
-      this.#discover();
-    }
+    // Those that asked while this one was under way need the next.
+    if (this.#afterFresh.length > 0) this.#discover();
   }
 
   /** Calls `then` once a reading of the map that began after this call has
    * ended (well or not), and begins one if none is under way. */
   #afterFreshMap(then) {
     this.#afterFresh.push({ round: this.#readings + 1, then });
-    if (this.#discovering) this.#readAgain = true;
-    else this.#discover();
+    this.#discover();
   }
 
   /** What a master's Link is given to follow `follower`'s stream: its pages

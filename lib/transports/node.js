@@ -102,7 +102,6 @@ class NodeTransport {
   /** See `finished`: made when asked for (closeAll()), not per stream. */
   #finished = null;
   #resolveFinished = null;
-  #done = false;
 
   /**
    * @param {number} slot the stream's slot in Rust
@@ -155,15 +154,13 @@ class NodeTransport {
   /** Resolves once the response is done with its connection (for an
    * adopted one, once Rust has closed it). */
   get finished() {
-    if (this.#finished === null) {
-      this.#finished = this.#done ? FINISHED : new Promise((resolve) => (this.#resolveFinished = resolve));
-    }
+    this.#finished ??= new Promise((resolve) => (this.#resolveFinished = resolve));
     return this.#finished;
   }
 
   #markFinished() {
-    this.#done = true;
-    this.#resolveFinished?.();
+    if (this.#resolveFinished === null) this.#finished ??= FINISHED;
+    else this.#resolveFinished();
     this.#resolveFinished = null;
   }
 
