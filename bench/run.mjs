@@ -45,6 +45,12 @@ const WORKLOADS = {
     // The floor: a C program making the same writes (bench/floor.c).
     implementations: ['native-sse', 'channel', 'jsext', 'baseline', 'floor', 'adopted', 'adopted-channel'],
   },
+  'fanout-ticker-long': {
+    what: 'the ticker for longer: 2,000 messages, so that loop delay percentiles have samples',
+    clients: quick ? 500 : 1000,
+    params: { messages: 2000, perTurn: 1 },
+    implementations: ['channel', 'adopted', 'adopted-channel'],
+  },
   'fanout-h2': {
     what: 'fan-out in one go over HTTP/2 (h2c, compatibility API), one connection per client',
     clients: quick ? 500 : 1000,
@@ -540,6 +546,21 @@ if (ticker?.floor) {
     const loopDelay = number(m.loopDelayP99Ms);
     console.log(
       `| ${impl} | ${format(m.cpuMicrosPerDelivery)} | ${(m.cpuMicrosPerDelivery / floor.cpuMicrosPerDelivery).toFixed(2)}× | ${js == null ? '–' : format(js)} | ${js == null ? '–' : `${(js / floor.cpuMicrosPerDelivery).toFixed(2)}×`} | ${format(loopDelay)} | ${format(m.deliveriesPerSecond)} |`,
+    );
+  }
+}
+const long = results['fanout-ticker-long'];
+if (long) {
+  console.log(
+    `\nThe ticker for longer (${WORKLOADS['fanout-ticker-long'].clients} clients, 2,000 messages, one per turn), for its event-loop delay:`,
+  );
+  console.log('| implementation | deliveries/s | JS thread µs/delivery | loop delay p99 ms | max ms |');
+  console.log('|---|--:|--:|--:|--:|');
+  for (const impl of WORKLOADS['fanout-ticker-long'].implementations) {
+    const m = long[impl]?.median;
+    if (!m) continue;
+    console.log(
+      `| ${impl} | ${format(m.deliveriesPerSecond)} | ${format(m.jsThreadMicrosPerDelivery)} | ${format(m.loopDelayP99Ms)} | ${format(m.loopDelayMaxMs)} |`,
     );
   }
 }

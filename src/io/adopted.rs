@@ -132,9 +132,19 @@ impl Mailbox {
 struct Outgoing {
     /// In order: what a write left, then what flushes appended since.
     bytes: Vec<u8>,
+    /// A write is under way with this many bytes taken out of `bytes` (they
+    /// go before `bytes`); no other write is made meanwhile.
+    writing: Option<usize>,
     /// A write found the socket full: no write is made until the owner
     /// hands the connection over again ([`Conn::unblock`]).
     blocked: bool,
+}
+
+impl Outgoing {
+    /// Bytes held: those being written and those waiting.
+    fn held(&self) -> usize {
+        self.bytes.len() + self.writing.unwrap_or(0)
+    }
 }
 
 /// What a write leaves behind beyond this is given back to the allocator
@@ -191,13 +201,13 @@ impl Conn {
     pub fn append(&self, append: impl FnOnce(&mut Vec<u8>)) -> (usize, bool) {
         let mut out = locked(&self.out);
         append(&mut out.bytes);
-        (out.bytes.len(), !out.blocked)
+        (out.held(), !out.blocked)
     }
 
     /// How many bytes the connection holds, and whether it is blocked.
     pub fn held(&self) -> (usize, bool) {
         let out = locked(&self.out);
-        (out.bytes.len(), out.blocked)
+        (out.held(), out.blocked)
     }
 
     /// The socket is writable again: the next write is made.
@@ -206,44 +216,65 @@ impl Conn {
     }
 
     /// Writes what the connection holds, unless it is blocked (then there
-    /// is nothing to report: its owner knows). The lock is held over one
-    /// non-blocking `send()`, so that writes of one connection never
-    /// overlap and its bytes stay in order.
+    /// is nothing to report: its owner knows) or another write is under
+    /// way (which reports, and writes what was appended meanwhile too). The
+    /// bytes are taken out for the `send()`: the lock is never held over
+    /// a system call, so that a flush on the JavaScript thread, appending,
+    /// never waits for a writer the scheduler put aside mid-write.
     fn write_out(&self) -> Option<Report> {
-        let mut out = locked(&self.out);
-        if out.blocked {
-            return None;
-        }
-        let report = |sent, outcome| {
-            Some(Report {
+        let mut bytes = {
+            let mut out = locked(&self.out);
+            if out.blocked || out.writing.is_some() {
+                return None;
+            }
+            let bytes = std::mem::take(&mut out.bytes);
+            out.writing = Some(bytes.len());
+            bytes
+        };
+        let mut sent = 0;
+        loop {
+            let result = if bytes.is_empty() {
+                Ok(0)
+            } else {
+                super::direct::send(&self.fd, &bytes)
+            };
+            let mut out = locked(&self.out);
+            let outcome = match result {
+                Ok(n) if n == bytes.len() => {
+                    sent += n;
+                    if !out.bytes.is_empty() {
+                        // Appended while this write went: it goes too.
+                        bytes = std::mem::take(&mut out.bytes);
+                        out.writing = Some(bytes.len());
+                        continue;
+                    }
+                    if bytes.capacity() <= KEPT_CAPACITY {
+                        bytes.clear();
+                        out.bytes = bytes;
+                    }
+                    Wrote::All
+                }
+                Ok(n) => {
+                    sent += n;
+                    bytes.drain(..n);
+                    bytes.extend_from_slice(&out.bytes);
+                    out.bytes = bytes;
+                    out.blocked = true;
+                    Wrote::Blocked
+                }
+                Err(_) => {
+                    out.bytes = Vec::new();
+                    out.blocked = true;
+                    Wrote::Failed
+                }
+            };
+            out.writing = None;
+            return Some(Report {
                 slot: self.slot,
                 id: self.id,
                 sent,
                 outcome,
-            })
-        };
-        if out.bytes.is_empty() {
-            return report(0, Wrote::All);
-        }
-        match super::direct::send(&self.fd, &out.bytes) {
-            Ok(n) if n == out.bytes.len() => {
-                if out.bytes.capacity() > KEPT_CAPACITY {
-                    out.bytes = Vec::new();
-                } else {
-                    out.bytes.clear();
-                }
-                report(n, Wrote::All)
-            }
-            Ok(n) => {
-                out.bytes.drain(..n);
-                out.blocked = true;
-                report(n, Wrote::Blocked)
-            }
-            Err(_) => {
-                out.bytes = Vec::new();
-                out.blocked = true;
-                report(0, Wrote::Failed)
-            }
+            });
         }
     }
 }
@@ -337,6 +368,7 @@ pub fn adopt(
         id,
         out: std::sync::Mutex::new(Outgoing {
             bytes: pending,
+            writing: None,
             blocked,
         }),
         mailbox: Mailbox::default(),
@@ -530,16 +562,27 @@ async fn finish(watch: &AsyncFd<Arc<OwnedFd>>, out: &std::sync::Mutex<Outgoing>)
         let Ok(mut ready) = watch.writable().await else {
             return false;
         };
-        let mut out = locked(out);
-        if out.bytes.is_empty() {
-            break;
-        }
-        match super::direct::send(fd, &out.bytes) {
-            Ok(0) => ready.clear_ready(),
-            Ok(n) => {
-                out.bytes.drain(..n);
+        let wrote = {
+            let mut out = locked(out);
+            if out.writing.is_some() {
+                // A write is under way (a send() at most): its bytes go
+                // first.
+                None
+            } else if out.bytes.is_empty() {
+                break;
+            } else {
+                let wrote = super::direct::send(fd, &out.bytes);
+                if let Ok(n) = wrote {
+                    out.bytes.drain(..n);
+                }
+                Some(wrote)
             }
-            Err(_) => return false,
+        };
+        match wrote {
+            None => tokio::task::yield_now().await,
+            Some(Ok(0)) => ready.clear_ready(),
+            Some(Ok(_)) => {}
+            Some(Err(_)) => return false,
         }
     }
     // SAFETY: our open descriptor; SHUT_WR sends a FIN after what is queued.

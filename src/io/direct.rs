@@ -470,7 +470,9 @@ impl Direct {
             let (held, blocked) = adopted.conn().held();
             match outcome {
                 Wrote::All => {
-                    socket.progress_left(sent, held, now);
+                    // It took all it was given: what is held now came
+                    // since, handed over with its flush, no stall.
+                    socket.progress_left(sent, 0, now);
                     hub.set_held(slot, held);
                     if !blocked {
                         hub.resume(slot);
