@@ -29,6 +29,8 @@ function gcMemory() {
 }
 
 let baselineMemory = null;
+/** What the workload said when it was done. */
+let producedResult = null;
 let cpuAtGo = null;
 // The JavaScript thread's own CPU time, in µs (Linux: the main thread's
 // utime + stime in /proc, in clock ticks of 10 ms, USER_HZ being 100), so
@@ -81,12 +83,23 @@ async function burst() {
  * `perTurn` messages are sent before the event loop gets a turn. */
 async function fanout() {
   const texts = messages(params.messages);
+  // The longest a turn's sends and what they set off before the next turn
+  // (the flush: native-sse's runs in an immediate queued before ours) kept
+  // the event loop busy.
+  let longestTurnMs = 0;
+  let turnStart = performance.now();
   for (let m = 0; m < params.messages; m++) {
     const text = texts[m];
     if (impl.broadcast) impl.broadcast(text);
     else for (const stream of streams) impl.send(stream, text);
-    if ((m + 1) % params.perTurn === 0) await nextTurn();
+    if ((m + 1) % params.perTurn === 0) {
+      await nextTurn();
+      const now = performance.now();
+      longestTurnMs = Math.max(longestTurnMs, now - turnStart);
+      turnStart = now;
+    }
   }
+  return { longestTurnMs };
 }
 
 /** Scale-out: messages stamped with the time they are published, one per
@@ -155,6 +168,7 @@ process.on('message', async (message) => {
               : workload === 'slow'
                 ? await slowConsumer()
                 : {};
+      producedResult = result;
       process.send({ type: 'produced', ...result });
       break;
     }
@@ -171,6 +185,7 @@ process.on('message', async (message) => {
         loopDelayP99Ms: delay.count ? delay.percentile(99) / 1000 : null,
         loopDelayMaxMs: delay.count ? delay.max / 1000 : null,
         peakRssGrowth: peakRss - rssAtGo,
+        longestTurnMs: producedResult?.longestTurnMs ?? null,
         idle: memory &&
           baselineMemory && {
             rssPerConnection: (memory.rss - baselineMemory.rss) / streams.length,
