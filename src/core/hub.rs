@@ -105,6 +105,11 @@ struct Stream {
 }
 
 impl Stream {
+    /// Bytes held for the stream: queued, and held elsewhere.
+    fn held(&self) -> usize {
+        self.buffer.len() + self.buffer.held()
+    }
+
     fn new(options: StreamOptions, now: Instant) -> Self {
         Stream {
             owner: options.owner,
@@ -172,6 +177,9 @@ pub struct Hub {
     /// The most bytes held for all streams together (queued, and held
     /// elsewhere: see [`Hub::set_held`]); `usize::MAX` for none.
     budget: usize,
+    /// Bytes held for all open streams now, kept as they change: a flush
+    /// compares it with the budget without visiting every stream.
+    held: usize,
     /// Streams cut off by the budget, not yet released.
     cut_off: Vec<bool>,
     /// Totals since the hub was made, for metrics.
@@ -196,6 +204,7 @@ impl Default for Hub {
             free: Vec::new(),
             dirty: Vec::new(),
             budget: usize::MAX,
+            held: 0,
             cut_off: Vec::new(),
             counters: Counters::default(),
         }
@@ -223,7 +232,8 @@ impl Hub {
         if let Some(cut_off) = self.cut_off.get_mut(slot as usize) {
             *cut_off = false;
         }
-        if let Some(stream) = self.stream_mut(slot) {
+        if let Some(stream) = self.streams.get_mut(slot as usize).filter(|s| s.open) {
+            self.held -= stream.held();
             stream.buffer.clear();
             stream.cursors = None;
             stream.open = false;
@@ -243,11 +253,15 @@ impl Hub {
 
     /// Bytes held now for all open streams: queued, and held elsewhere.
     pub fn held_total(&self) -> usize {
-        self.streams
-            .iter()
-            .filter(|s| s.open)
-            .map(|s| s.buffer.len() + s.buffer.held())
-            .sum()
+        debug_assert_eq!(
+            self.held,
+            self.streams
+                .iter()
+                .filter(|s| s.open)
+                .map(Stream::held)
+                .sum::<usize>()
+        );
+        self.held
     }
 
     /// Past the budget: picks streams to cut off, furthest behind first,
@@ -335,7 +349,9 @@ impl Hub {
         topic: &str,
         entry: &ReadyEntry,
     ) -> Result<usize, PushError> {
-        let stream = self.stream_mut(slot).ok_or(PushError::Closed)?;
+        let stream = self.streams.get_mut(slot as usize).filter(|s| s.open);
+        let stream = stream.ok_or(PushError::Closed)?;
+        let before = stream.buffer.len();
         let queued = match stream.cursors.as_deref_mut() {
             Some(cursors) => {
                 let queued = if cursors.composite() {
@@ -349,6 +365,7 @@ impl Hub {
             }
             None => stream.buffer.push_shared(&entry.frame)?,
         };
+        self.held += queued - before;
         self.counters.events += 1;
         self.mark_dirty(slot);
         Ok(queued)
@@ -410,8 +427,11 @@ impl Hub {
         slot: Slot,
         push: impl FnOnce(&mut OutboundBuffer) -> Result<usize, Refused>,
     ) -> Result<usize, PushError> {
-        let stream = self.stream_mut(slot).ok_or(PushError::Closed)?;
+        let stream = self.streams.get_mut(slot as usize).filter(|s| s.open);
+        let stream = stream.ok_or(PushError::Closed)?;
+        let before = stream.buffer.len();
         let queued = push(&mut stream.buffer)?;
+        self.held += queued - before;
         self.counters.events += 1;
         self.mark_dirty(slot);
         Ok(queued)
@@ -419,8 +439,11 @@ impl Hub {
 
     /// Queues the opening of a stream; see [`OutboundBuffer::push_opening`].
     pub fn push_opening(&mut self, slot: Slot, retry: Option<u32>) -> Result<usize, PushError> {
-        let stream = self.stream_mut(slot).ok_or(PushError::Closed)?;
+        let stream = self.streams.get_mut(slot as usize).filter(|s| s.open);
+        let stream = stream.ok_or(PushError::Closed)?;
+        let before = stream.buffer.len();
         let queued = stream.buffer.push_opening(retry);
+        self.held += queued - before;
         self.mark_dirty(slot);
         Ok(queued)
     }
@@ -437,7 +460,8 @@ impl Hub {
     /// Says how many of a stream's bytes, taken from its queue, wait
     /// elsewhere (unwritten to its socket): they count against its cap.
     pub fn set_held(&mut self, slot: Slot, held: usize) {
-        if let Some(stream) = self.stream_mut(slot) {
+        if let Some(stream) = self.streams.get_mut(slot as usize).filter(|s| s.open) {
+            self.held = self.held - stream.buffer.held() + held;
             stream.buffer.set_held(held);
         }
     }
@@ -445,12 +469,13 @@ impl Hub {
     /// Moves a stream's queued bytes to `out` as one HTTP/1.1 chunk, for
     /// the binding to write to its socket; returns whether there were any.
     pub fn take_chunk(&mut self, slot: Slot, now: Instant, out: &mut Vec<u8>) -> bool {
-        let Some(stream) = self.stream_mut(slot) else {
+        let Some(stream) = self.streams.get_mut(slot as usize).filter(|s| s.open) else {
             return false;
         };
         if stream.buffer.is_empty() {
             return false;
         }
+        self.held -= stream.buffer.len();
         put_chunk(out, &mut stream.buffer);
         stream.dirty = false;
         stream.last_sent = now;
@@ -517,9 +542,10 @@ impl Hub {
     /// Takes one stream's queued bytes now, ahead of the next flush (used
     /// when a stream is about to end).
     pub fn take(&mut self, slot: Slot) -> Vec<u8> {
-        match self.stream_mut(slot) {
+        match self.streams.get_mut(slot as usize).filter(|s| s.open) {
             Some(stream) => {
                 stream.dirty = false;
+                self.held -= stream.buffer.len();
                 stream.buffer.take()
             }
             None => Vec::new(),
@@ -546,7 +572,8 @@ impl Hub {
                 continue;
             }
             // A cap smaller than a comment refuses it: nothing is queued.
-            if stream.buffer.push_encoded(b":\n").is_ok() {
+            if let Ok(added) = stream.buffer.push_encoded(b":\n") {
+                self.held += added;
                 self.mark_dirty(slot as Slot);
                 queued += 1;
             }
@@ -594,6 +621,9 @@ impl Hub {
                 continue;
             }
             let start = batch.bytes.len() as u32;
+            if stream.framing != Framing::Direct {
+                self.held -= stream.buffer.len();
+            }
             match stream.framing {
                 Framing::Plain => stream.buffer.drain_into(&mut batch.bytes),
                 Framing::Chunked => put_chunk(&mut batch.bytes, &mut stream.buffer),
