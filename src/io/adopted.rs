@@ -4,18 +4,19 @@
 //!
 //! # Writing
 //!
-//! A flush on the JavaScript thread appends each adopted stream's chunk to
-//! its connection's [`Conn`] (its bytes not yet written, in order) and
-//! hands the connections it appended to over to tasks on the runtime's
-//! threads, a share of them per task ([`write_batch`]): the JavaScript
-//! thread makes no `send()` for them. Each task writes its connections and
-//! leaves one [`Report`] each (how many bytes went, whether the socket was
-//! full or failed) where the JavaScript thread takes them with its next
-//! flush, and wakes it once, when that list was empty. What a connection
-//! holds unwritten stays counted as the stream's own (held), so the
-//! client's cap and the memory budget see it. A full socket is written to
-//! no more until it is writable again and the JavaScript thread, woken by
-//! the connection's task, hands it over once more.
+//! A flush on the JavaScript thread copies each adopted stream's chunk into
+//! one buffer per writer shard and hands each shard its buffer (see
+//! [`super::writers`]): the JavaScript thread makes no `send()` and touches
+//! no connection for them. A shard's task appends each chunk to its
+//! connection's [`Conn`] (its bytes not yet written, in order), writes it,
+//! and leaves one [`Report`] (how many bytes went, in all, and whether the
+//! socket was full or failed) where the JavaScript thread takes them with
+//! its next flush, waking it once, when that list was empty. What was
+//! handed to a connection and not yet taken by its socket stays counted as
+//! the stream's own (held), so the client's cap and the memory budget see
+//! it. A full socket is written to no more until it is writable again and
+//! the JavaScript thread, woken by the connection's task, asks its shard to
+//! go on.
 //!
 //! # Watching
 //!
@@ -51,6 +52,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
 use crate::core::hub::Slot;
+use crate::io::writers::{Job, Shard};
 use crate::io::{Adoption, AdoptionEvents, Wakeup};
 
 /// What the stream's side asks of the connection's task.
@@ -138,13 +140,8 @@ struct Outgoing {
     /// A write found the socket full: no write is made until the owner
     /// hands the connection over again ([`Conn::unblock`]).
     blocked: bool,
-}
-
-impl Outgoing {
-    /// Bytes held: those being written and those waiting.
-    fn held(&self) -> usize {
-        self.bytes.len() + self.writing.unwrap_or(0)
-    }
+    /// Bytes the socket has taken, in all.
+    sent: u64,
 }
 
 /// What a write leaves behind beyond this is given back to the allocator
@@ -166,8 +163,12 @@ pub struct Conn {
 pub struct Report {
     pub slot: Slot,
     pub id: u32,
-    /// Bytes the socket took.
+    /// Bytes the socket took in this write.
     pub sent: usize,
+    /// Bytes the socket has taken since the connection was adopted: what
+    /// was handed to it less this is what it holds, whatever is still on
+    /// its way to it.
+    pub sent_total: u64,
     pub outcome: Wrote,
 }
 
@@ -188,26 +189,21 @@ pub type Reports = Arc<std::sync::Mutex<Vec<Report>>>;
 /// The slot a wakeup names when it only says that reports wait.
 pub const REPORTS_WAITING: Slot = Slot::MAX;
 
-fn locked<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(super) fn locked<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Conn {
-    /// Appends with `append` (a flush's chunk) to what the connection
-    /// holds; returns how many bytes it holds now and whether a write may
-    /// be made (it is not blocked on a full socket).
-    pub fn append(&self, append: impl FnOnce(&mut Vec<u8>)) -> (usize, bool) {
-        let mut out = locked(&self.out);
-        append(&mut out.bytes);
-        (out.held(), !out.blocked)
+    /// Appends `bytes` (a flush's chunk) to what the connection holds.
+    pub fn append(&self, bytes: &[u8]) {
+        locked(&self.out).bytes.extend_from_slice(bytes);
     }
 
-    /// How many bytes the connection holds, and whether it is blocked.
-    pub fn held(&self) -> (usize, bool) {
-        let out = locked(&self.out);
-        (out.held(), out.blocked)
+    /// Bytes the socket has taken since the connection was adopted.
+    pub fn sent_total(&self) -> u64 {
+        locked(&self.out).sent
     }
 
     /// The socket is writable again: the next write is made.
@@ -221,7 +217,7 @@ impl Conn {
     /// bytes are taken out for the `send()`: the lock is never held over
     /// a system call, so that a flush on the JavaScript thread, appending,
     /// never waits for a writer the scheduler put aside mid-write.
-    fn write_out(&self) -> Option<Report> {
+    pub(super) fn write_out(&self) -> Option<Report> {
         let mut bytes = {
             let mut out = locked(&self.out);
             if out.blocked || out.writing.is_some() {
@@ -239,6 +235,9 @@ impl Conn {
                 super::direct::send(&self.fd, &bytes)
             };
             let mut out = locked(&self.out);
+            if let Ok(n) = result {
+                out.sent += n as u64;
+            }
             let outcome = match result {
                 Ok(n) if n == bytes.len() => {
                     sent += n;
@@ -273,40 +272,19 @@ impl Conn {
                 slot: self.slot,
                 id: self.id,
                 sent,
+                sent_total: out.sent,
                 outcome,
             });
         }
     }
 }
 
-/// How many connections one writing task takes: a broadcast to many is
-/// spread over the runtime's threads.
-pub const WRITE_SHARE: usize = 256;
-
-/// Writes `conns` (off the JavaScript thread) and leaves their reports in
-/// `reports`, waking the owner if that list was empty.
-pub async fn write_batch(conns: Vec<Arc<Conn>>, reports: Reports, wakeup: Option<Wakeup>) {
-    let mut done: Vec<Report> = conns.iter().filter_map(|conn| conn.write_out()).collect();
-    drop(conns);
-    if done.is_empty() {
-        return;
-    }
-    let was_empty = {
-        let mut reports = locked(&reports);
-        let was_empty = reports.is_empty();
-        reports.append(&mut done);
-        was_empty
-    };
-    if was_empty {
-        if let Some(wakeup) = wakeup {
-            wakeup(REPORTS_WAITING);
-        }
-    }
-}
-
-/// The stream's handle on its adopted connection.
+/// The stream's handle on its adopted connection. Its adoption id and
+/// shard are kept here, so that a flush reads nothing of the connection.
 pub struct Adopted {
     conn: Arc<Conn>,
+    id: u32,
+    shard: Arc<Shard>,
 }
 
 impl Conn {
@@ -328,15 +306,22 @@ impl Adopted {
     }
 
     pub fn id(&self) -> u32 {
-        self.conn.id
+        self.id
+    }
+
+    /// Has the connection's shard do `job` after what it was given before.
+    pub fn push(&self, job: Job) {
+        self.shard.push(job);
     }
 }
 
 impl Drop for Adopted {
     /// A stream released without a clean end resets its connection (after
-    /// a Finish, this comes second and is never taken).
+    /// a Finish, this comes second and is never taken); its shard forgets
+    /// it once done with what it was given before.
     fn drop(&mut self) {
         self.conn.mailbox.post(Command::Reset);
+        self.shard.push(Job::Forget(self.id));
     }
 }
 
@@ -359,6 +344,7 @@ pub fn adopt(
     id: u32,
     pending: Vec<u8>,
     tell: Tell,
+    shard: Arc<Shard>,
     spawn: crate::io::Spawn,
 ) -> Adopted {
     let blocked = !pending.is_empty();
@@ -370,11 +356,13 @@ pub fn adopt(
             bytes: pending,
             writing: None,
             blocked,
+            sent: 0,
         }),
         mailbox: Mailbox::default(),
     });
+    shard.push(Job::Adopt(id, Arc::downgrade(&conn)));
     spawn(Box::pin(watch(conn.clone(), tell)));
-    Adopted { conn }
+    Adopted { conn, id, shard }
 }
 
 /// Whether `fd` has room for writing now (`poll`, not waiting).
@@ -574,6 +562,7 @@ async fn finish(watch: &AsyncFd<Arc<OwnedFd>>, out: &std::sync::Mutex<Outgoing>)
                 let wrote = super::direct::send(fd, &out.bytes);
                 if let Ok(n) = wrote {
                     out.bytes.drain(..n);
+                    out.sent += n as u64;
                 }
                 Some(wrote)
             }

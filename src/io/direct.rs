@@ -36,7 +36,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::core::hub::{Framing, Hub, Owner, Slot};
-use crate::io::adopted::{self, Adopted, Command, Conn, Report, Reports, Wrote};
+use crate::io::adopted::{self, Adopted, Command, Report, Reports, Wrote};
+use crate::io::writers::{Handed, Job, Writers};
 use crate::io::{AdoptionEvents, Spawn, Wakeup, Written};
 
 /// The last chunk of a chunked HTTP/1.1 response: it ends the body.
@@ -58,6 +59,19 @@ struct DirectSocket {
     stall_timeout: Duration,
     /// Once Node has let go of the connection: its task (src/io/adopted.rs).
     adopted: Option<Adopted>,
+    /// Adopted: bytes handed to the connection since it was adopted, and
+    /// of those, how many its socket took by the last report; the
+    /// difference is what the connection holds for the stream.
+    handed: u64,
+    reported_sent: u64,
+}
+
+impl DirectSocket {
+    /// An adopted connection's bytes not yet taken by its socket, as far as
+    /// this thread knows: handed over, less what reports said went.
+    fn held(&self) -> usize {
+        self.handed.saturating_sub(self.reported_sent) as usize
+    }
 }
 
 /// Bytes in a socket's send queue not yet acknowledged by the peer, where
@@ -247,6 +261,8 @@ pub struct Direct {
     finishing: HashMap<u32, Adopted>,
     /// What the writes of adopted connections did, off this thread.
     reports: Reports,
+    /// Who writes adopted connections (see src/io/writers.rs).
+    writers: Writers,
     scratch: Vec<u8>,
     spawn: Spawn,
 }
@@ -365,14 +381,16 @@ async fn wait_writable(fd: Arc<OwnedFd>, slot: Slot, deadline: Option<Instant>, 
 impl Direct {
     /// No sockets yet; waiting tasks are started with `spawn`.
     pub fn new(spawn: Spawn) -> Self {
+        let reports = Reports::default();
         Direct {
+            writers: Writers::new(reports.clone(), spawn),
             sockets: Sockets::default(),
             wakeups: HashMap::new(),
             adoption_events: HashMap::new(),
             next_adoption: 0,
             adopted: Arc::default(),
             finishing: HashMap::new(),
-            reports: Reports::default(),
+            reports,
             scratch: Vec::new(),
             spawn,
         }
@@ -383,26 +401,28 @@ impl Direct {
     /// written here.
     pub fn write_all(&mut self, hub: &mut Hub, slots: &[Slot], now: Instant) -> Written {
         let mut written = Written::default();
-        let mut handed: Vec<Arc<Conn>> = Vec::new();
+        // A buffer per shard: the connections themselves are not touched
+        // here (see src/io/writers.rs).
+        let mut handed: Vec<Handed> = Vec::new();
         let mut owner = None;
         for &slot in slots {
             let outcome = match self.sockets.get_mut(&slot) {
-                Some(DirectSocket {
-                    adopted: Some(adopted),
-                    owner: its_owner,
-                    ..
-                }) => {
-                    let conn = adopted.conn();
-                    let (held, writable) =
-                        conn.append(|bytes| _ = hub.take_chunk(slot, now, bytes));
+                Some(socket) if socket.adopted.is_some() => {
+                    let id = socket.adopted.as_ref().map_or(0, Adopted::id);
+                    if handed.is_empty() {
+                        handed.resize_with(self.writers.len(), Handed::default);
+                    }
+                    let added = handed[self.writers.shard_of(id)]
+                        .add(id, |bytes| _ = hub.take_chunk(slot, now, bytes));
+                    socket.handed += added as u64;
+                    if added > 0 {
+                        owner = Some(socket.owner);
+                    }
+                    let held = socket.held();
                     hub.set_held(slot, held);
                     if held == 0 {
                         Outcome::All
                     } else {
-                        if writable {
-                            owner = Some(*its_owner);
-                            handed.push(conn.clone());
-                        }
                         // Reported once written (see `take_reports`).
                         Outcome::Partial
                     }
@@ -421,24 +441,15 @@ impl Direct {
         }
         // Paused streams are not in a flush: their stalls are found when
         // their waiting task wakes them at the deadline (see `resume`).
-        if let Some(owner) = owner {
-            self.hand_over(owner, handed);
+        let wakeup = owner.and_then(|owner| self.wakeups.get(&owner));
+        for (index, handed) in handed.into_iter().enumerate() {
+            if !handed.is_empty() {
+                self.writers
+                    .shard(index)
+                    .push(Job::Write(handed, wakeup.cloned()));
+            }
         }
         written
-    }
-
-    /// Has the runtime's threads write `conns` (of `owner`), a share of
-    /// them per task.
-    fn hand_over(&self, owner: Owner, mut conns: Vec<Arc<Conn>>) {
-        let wakeup = self.wakeups.get(&owner);
-        while !conns.is_empty() {
-            let share = conns.split_off(conns.len().saturating_sub(adopted::WRITE_SHARE));
-            (self.spawn)(Box::pin(adopted::write_batch(
-                share,
-                self.reports.clone(),
-                wakeup.cloned(),
-            )));
-        }
     }
 
     /// Takes what the writes of adopted connections did since the last
@@ -457,6 +468,7 @@ impl Direct {
             slot,
             id,
             sent,
+            sent_total,
             outcome,
         } in reports
         {
@@ -464,21 +476,22 @@ impl Direct {
             let Some(socket) = self.sockets.get_mut(&slot) else {
                 continue;
             };
-            let Some(adopted) = socket.adopted.as_ref().filter(|a| a.id() == id) else {
+            if socket.adopted.as_ref().is_none_or(|a| a.id() != id) {
                 continue;
-            };
-            let (held, blocked) = adopted.conn().held();
+            }
+            socket.reported_sent = socket.reported_sent.max(sent_total);
+            let held = socket.held();
             match outcome {
                 Wrote::All => {
                     // It took all it was given: what is held now came
-                    // since, handed over with its flush, no stall.
+                    // since, handed over with a later flush, no stall. (A
+                    // later report of the same connection, further on in
+                    // this list, pauses it again if its socket was full.)
                     socket.progress_left(sent, 0, now);
                     hub.set_held(slot, held);
-                    if !blocked {
-                        hub.resume(slot);
-                        if held == 0 && hub.drained(slot) {
-                            written.drained.push(slot);
-                        }
+                    hub.resume(slot);
+                    if held == 0 && hub.drained(slot) {
+                        written.drained.push(slot);
                     }
                 }
                 Wrote::Blocked => {
@@ -534,6 +547,8 @@ impl Direct {
                 queued: 0,
                 stall_timeout,
                 adopted: None,
+                handed: 0,
+                reported_sent: 0,
             },
         );
         hub.set_framing(slot, Framing::Direct);
@@ -549,7 +564,7 @@ impl Direct {
             return false;
         };
         socket.waiting = None;
-        if let Some(conn) = socket.adopted.as_ref().map(|a| a.conn().clone()) {
+        if socket.adopted.is_some() {
             // Writable, or at its stall deadline: written to again (off
             // this thread), unless it took nothing for its stall timeout.
             let now = Instant::now();
@@ -557,9 +572,10 @@ impl Direct {
                 written.stalled.push(slot);
                 return false;
             }
-            conn.unblock();
-            let owner = socket.owner;
-            self.hand_over(owner, vec![conn]);
+            let wakeup = self.wakeups.get(&socket.owner).cloned();
+            if let Some(adopted) = &socket.adopted {
+                adopted.push(Job::Resume(adopted.id(), wakeup));
+            }
             return false;
         }
         let pending = std::mem::take(&mut socket.pending);
@@ -644,6 +660,9 @@ impl Direct {
         let wakeup = self.wakeups.get(&socket.owner).cloned();
         let pending = std::mem::take(&mut socket.pending);
         let waits = !pending.is_empty();
+        socket.handed = pending.len() as u64;
+        socket.reported_sent = 0;
+        let shard = self.writers.shard(self.writers.shard_of(id)).clone();
         socket.adopted = Some(adopted::adopt(
             socket.fd.clone(),
             slot,
@@ -654,6 +673,7 @@ impl Direct {
                 events,
                 open: self.adopted.clone(),
             },
+            shard,
             spawn,
         ));
         // A write that was waiting for room goes on waiting, in the task.
@@ -674,12 +694,15 @@ impl Direct {
         };
         self.sockets.remove(&slot);
         hub.set_held(slot, 0);
-        // After what it holds (a write may be making it go now).
-        adopted.conn().append(|bytes| {
-            hub.take_chunk(slot, Instant::now(), bytes);
-            bytes.extend_from_slice(LAST_CHUNK);
+        // After what it was handed before (its shard keeps the order).
+        let mut last = Vec::new();
+        hub.take_chunk(slot, Instant::now(), &mut last);
+        last.extend_from_slice(LAST_CHUNK);
+        adopted.push(Job::Finish {
+            id: adopted.id(),
+            last,
+            timeout,
         });
-        adopted.send(Command::Finish { timeout });
         // Until it is closed: it may be reset sooner (`release_adopted`).
         self.finishing.insert(adopted.id(), adopted);
         true
@@ -695,8 +718,9 @@ impl Direct {
     /// What an adopted stream's connection holds unwritten now, or None if
     /// the stream's connection is not adopted.
     pub fn held_now(&mut self, slot: Slot) -> Option<usize> {
-        let adopted = self.sockets.get_mut(&slot)?.adopted.as_ref()?;
-        Some(adopted.conn().held().0)
+        let socket = self.sockets.get_mut(&slot)?;
+        let sent = socket.adopted.as_ref()?.conn().sent_total();
+        Some(socket.handed.saturating_sub(sent) as usize)
     }
 
     /// How many adopted connections are open on this thread.

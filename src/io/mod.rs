@@ -8,6 +8,8 @@
 //!   elsewhere a stand-in that takes no socket).
 //! - `adopted`: connections Rust has taken over from Node, each watched
 //!   by a task of its own (Unix).
+//! - `writers`: the shards whose tasks write adopted connections, so that
+//!   a flush hands each shard one buffer (Unix).
 //! - [`redis`]: a channel's link to a Redis Stream: the publisher, the
 //!   reader, pages for resuming clients, and what their replies mean.
 
@@ -22,6 +24,8 @@ pub mod direct;
 #[path = "direct_fallback.rs"]
 pub mod direct;
 pub mod redis;
+#[cfg(unix)]
+pub mod writers;
 mod written;
 
 pub use written::Written;
