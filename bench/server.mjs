@@ -2,9 +2,10 @@
 // drives it over IPC: it reports its port, then runs one workload on "go"
 // and reports its own measurements on "report".
 import http from 'node:http';
-import { readFileSync } from 'node:fs';
+import { openSync, readFileSync, readSync } from 'node:fs';
 import http2 from 'node:http2';
 import { createHistogram, performance } from 'node:perf_hooks';
+import v8 from 'node:v8';
 import { loadImplementation } from './impls.mjs';
 
 const { implementation, workload, params } = JSON.parse(process.argv[2]);
@@ -22,13 +23,52 @@ server.listen({ port: 0, host: '127.0.0.1', backlog: 4096 }, () => {
 
 const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
 
+// RSS is read from a descriptor opened now: a server that holds as many
+// connections as its limit allows could not open one later
+// (process.memoryUsage() opens /proc/self/stat each time).
+const statm = (() => {
+  try {
+    return openSync('/proc/self/statm', 'r');
+  } catch {
+    return null;
+  }
+})();
+const statmBuffer = Buffer.alloc(256);
+const residentPages = () =>
+  Number(statmBuffer.toString('latin1', 0, readSync(statm, statmBuffer, 0, statmBuffer.length, 0)).split(' ')[1]);
+// The page size, from what process.memoryUsage() says now (a power of two).
+const pageSize = statm === null ? 0 : 2 ** Math.round(Math.log2(process.memoryUsage.rss() / residentPages()));
+function residentBytes() {
+  return statm === null ? process.memoryUsage.rss() : residentPages() * pageSize;
+}
+
 function gcMemory() {
   for (let i = 0; i < 3; i++) global.gc();
-  const { rss, heapUsed } = process.memoryUsage();
-  return { rss, heapUsed };
+  return { rss: residentBytes(), heapUsed: v8.getHeapStatistics().used_heap_size };
+}
+
+/** The young generation's committed size, in bytes. */
+const youngGeneration = () =>
+  v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')?.physical_space_size ?? 0;
+
+/** A burst of connections grows V8's young generation to its most (32 MiB
+ * here), and V8 gives it back only once its memory reducer sees the
+ * process idle, some seconds later: what idle connections cost is
+ * measured after that, for every implementation alike, or the burst's
+ * leftover is divided among the connections. Waits until the young
+ * generation is back to its size before the connections (or 1 MiB more),
+ * for at most 60 s; returns how long that took, or null if it never was. */
+async function youngGenerationSettled(before) {
+  const started = performance.now();
+  while (performance.now() - started < 60_000) {
+    if (youngGeneration() <= before + 1024 * 1024) return performance.now() - started;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  return null;
 }
 
 let baselineMemory = null;
+let youngAtBaseline = 0;
 /** What the workload said when it was done. */
 let producedResult = null;
 let cpuAtGo = null;
@@ -149,6 +189,7 @@ process.on('message', async (message) => {
   switch (message.type) {
     case 'baseline-memory':
       baselineMemory = gcMemory();
+      youngAtBaseline = youngGeneration();
       process.send({ type: 'ok' });
       break;
     case 'go': {
@@ -175,6 +216,7 @@ process.on('message', async (message) => {
     case 'report': {
       const cpu = process.cpuUsage(cpuAtGo ?? undefined);
       clearInterval(delaySampler);
+      const settledMs = workload.startsWith('idle') ? await youngGenerationSettled(youngAtBaseline) : null;
       const memory = workload.startsWith('idle') ? gcMemory() : null;
       process.send({
         type: 'report',
@@ -190,6 +232,7 @@ process.on('message', async (message) => {
           baselineMemory && {
             rssPerConnection: (memory.rss - baselineMemory.rss) / streams.length,
             heapPerConnection: (memory.heapUsed - baselineMemory.heapUsed) / streams.length,
+            youngGenerationSettledMs: settledMs,
           },
       });
       break;
