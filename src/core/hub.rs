@@ -157,6 +157,12 @@ impl Batch {
     }
 }
 
+/// The open stream at `slot`, borrowing only the streams (so that the
+/// hub's totals can change beside it).
+fn open_mut(streams: &mut [Stream], slot: Slot) -> Option<&mut Stream> {
+    streams.get_mut(slot as usize).filter(|s| s.open)
+}
+
 /// The most a chunk's size line and trailing CRLF add: 16 hex digits + 4.
 const CHUNK_FRAMING_MAX: usize = 20;
 
@@ -232,7 +238,7 @@ impl Hub {
         if let Some(cut_off) = self.cut_off.get_mut(slot as usize) {
             *cut_off = false;
         }
-        if let Some(stream) = self.streams.get_mut(slot as usize).filter(|s| s.open) {
+        if let Some(stream) = open_mut(&mut self.streams, slot) {
             self.held -= stream.held();
             stream.buffer.clear();
             stream.cursors = None;
@@ -349,8 +355,7 @@ impl Hub {
         topic: &str,
         entry: &ReadyEntry,
     ) -> Result<usize, PushError> {
-        let stream = self.streams.get_mut(slot as usize).filter(|s| s.open);
-        let stream = stream.ok_or(PushError::Closed)?;
+        let stream = open_mut(&mut self.streams, slot).ok_or(PushError::Closed)?;
         let before = stream.buffer.len();
         let queued = match stream.cursors.as_deref_mut() {
             Some(cursors) => {
@@ -427,8 +432,7 @@ impl Hub {
         slot: Slot,
         push: impl FnOnce(&mut OutboundBuffer) -> Result<usize, Refused>,
     ) -> Result<usize, PushError> {
-        let stream = self.streams.get_mut(slot as usize).filter(|s| s.open);
-        let stream = stream.ok_or(PushError::Closed)?;
+        let stream = open_mut(&mut self.streams, slot).ok_or(PushError::Closed)?;
         let before = stream.buffer.len();
         let queued = push(&mut stream.buffer)?;
         self.held += queued - before;
@@ -439,8 +443,7 @@ impl Hub {
 
     /// Queues the opening of a stream; see [`OutboundBuffer::push_opening`].
     pub fn push_opening(&mut self, slot: Slot, retry: Option<u32>) -> Result<usize, PushError> {
-        let stream = self.streams.get_mut(slot as usize).filter(|s| s.open);
-        let stream = stream.ok_or(PushError::Closed)?;
+        let stream = open_mut(&mut self.streams, slot).ok_or(PushError::Closed)?;
         let before = stream.buffer.len();
         let queued = stream.buffer.push_opening(retry);
         self.held += queued - before;
@@ -460,7 +463,7 @@ impl Hub {
     /// Says how many of a stream's bytes, taken from its queue, wait
     /// elsewhere (unwritten to its socket): they count against its cap.
     pub fn set_held(&mut self, slot: Slot, held: usize) {
-        if let Some(stream) = self.streams.get_mut(slot as usize).filter(|s| s.open) {
+        if let Some(stream) = open_mut(&mut self.streams, slot) {
             self.held = self.held - stream.buffer.held() + held;
             stream.buffer.set_held(held);
         }
@@ -469,7 +472,7 @@ impl Hub {
     /// Moves a stream's queued bytes to `out` as one HTTP/1.1 chunk, for
     /// the binding to write to its socket; returns whether there were any.
     pub fn take_chunk(&mut self, slot: Slot, now: Instant, out: &mut Vec<u8>) -> bool {
-        let Some(stream) = self.streams.get_mut(slot as usize).filter(|s| s.open) else {
+        let Some(stream) = open_mut(&mut self.streams, slot) else {
             return false;
         };
         if stream.buffer.is_empty() {
@@ -542,7 +545,7 @@ impl Hub {
     /// Takes one stream's queued bytes now, ahead of the next flush (used
     /// when a stream is about to end).
     pub fn take(&mut self, slot: Slot) -> Vec<u8> {
-        match self.streams.get_mut(slot as usize).filter(|s| s.open) {
+        match open_mut(&mut self.streams, slot) {
             Some(stream) => {
                 stream.dirty = false;
                 self.held -= stream.buffer.len();
@@ -648,7 +651,7 @@ impl Hub {
     }
 
     fn stream_mut(&mut self, slot: Slot) -> Option<&mut Stream> {
-        self.streams.get_mut(slot as usize).filter(|s| s.open)
+        open_mut(&mut self.streams, slot)
     }
 
     fn mark_dirty(&mut self, slot: Slot) {
