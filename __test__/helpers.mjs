@@ -278,6 +278,36 @@ export function tallyEvents(url, { headers = {}, keep = 1000, paused = false } =
 }
 
 /**
+ * The same tally, kept by a client in a process of its own
+ * (`fixtures/tally-client.mjs`), for a test that measures this process's
+ * memory: the strings a client builds to parse megabytes of events are
+ * garbage that V8 collects when it likes, and would count as the server's.
+ * The tally's fields follow the child's reports; the child is killed after
+ * the test.
+ */
+export function tallyElsewhere(t, url, { headers = {} } = {}) {
+  const tally = { status: 0, count: 0, firstId: '', lastId: '', outOfOrder: 0, ended: false, bytes: 0 };
+  const child = spawn(
+    process.execPath,
+    [new URL('./fixtures/tally-client.mjs', import.meta.url).pathname, url, JSON.stringify(headers)],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
+  let pending = '';
+  child.stdout.setEncoding('utf8');
+  child.stdout.on('data', (text) => {
+    pending += text;
+    const lines = pending.split('\n');
+    pending = lines.pop();
+    if (lines.length > 0) Object.assign(tally, JSON.parse(lines.at(-1)));
+  });
+  child.on('exit', () => (tally.ended = true));
+  t.after(() => child.kill());
+  return tally;
+}
+
+/**
  * Registers tests that need a program the project's CI installs (`.ci/run`),
  * or, without it, says loudly that they did not run, and fails under CI.
  */
