@@ -8,7 +8,7 @@
 //! than allowed to grow the server's memory without bound, and a frame that
 //! would cross the cap is refused whole, so the stream never ends mid-frame.
 
-use std::collections::VecDeque;
+use smallvec::SmallVec;
 
 use bytes::{Bytes, BytesMut};
 
@@ -32,7 +32,7 @@ pub enum Refused {
 /// encoded for this client alone since the last of them.
 #[derive(Debug)]
 pub struct OutboundBuffer {
-    segments: VecDeque<Bytes>,
+    segments: SmallVec<[Bytes; 1]>,
     tail: BytesMut,
     len: usize,
     /// This client's bytes held elsewhere (taken from here, not yet written
@@ -51,7 +51,7 @@ impl OutboundBuffer {
     /// A buffer that refuses to hold more than `max` bytes.
     pub fn with_limit(max: usize) -> Self {
         OutboundBuffer {
-            segments: VecDeque::new(),
+            segments: SmallVec::new(),
             tail: BytesMut::new(),
             len: 0,
             held: 0,
@@ -86,9 +86,9 @@ impl OutboundBuffer {
         self.len += own.len();
         if !self.tail.is_empty() {
             // Keep the order: what was encoded before goes first.
-            self.segments.push_back(self.tail.split().freeze());
+            self.segments.push(self.tail.split().freeze());
         }
-        self.segments.push_back(bytes.clone());
+        self.segments.push(bytes.clone());
         self.len += bytes.len();
         Ok(self.len)
     }
@@ -183,7 +183,7 @@ impl OutboundBuffer {
 
     /// Forgets what is queued, for a client that is gone.
     pub fn clear(&mut self) {
-        self.segments = VecDeque::new();
+        self.segments = SmallVec::new();
         self.tail = BytesMut::new();
         self.len = 0;
         self.held = 0;
