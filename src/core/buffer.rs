@@ -32,6 +32,8 @@ pub enum Refused {
 /// encoded for this client alone since the last of them.
 #[derive(Debug)]
 pub struct OutboundBuffer {
+    /// Inline for the first: a broadcast to thousands of streams with
+    /// nothing queued allocates nothing per stream.
     segments: SmallVec<[Bytes; 1]>,
     tail: BytesMut,
     len: usize,
