@@ -176,6 +176,23 @@ impl OutboundBuffer {
         self.len = 0;
     }
 
+    /// The one shared frame that is all this buffer holds, if it is so (a
+    /// broadcast's frame, queued on a stream that had nothing else).
+    pub fn sole_shared(&self) -> Option<&Bytes> {
+        match self.segments.as_slice() {
+            [only] if self.tail.is_empty() => Some(only),
+            _ => None,
+        }
+    }
+
+    /// Forgets what is queued, its bytes having been taken as they are
+    /// elsewhere; what is held elsewhere stays counted.
+    pub fn discard_queued(&mut self) {
+        self.segments.clear();
+        self.tail.clear();
+        self.len = 0;
+    }
+
     /// The queued bytes, in order, leaving the buffer empty.
     pub fn take(&mut self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.len);

@@ -410,10 +410,10 @@ impl Direct {
                 Some(socket) if socket.adopted.is_some() => {
                     let id = socket.adopted.as_ref().map_or(0, Adopted::id);
                     if handed.is_empty() {
-                        handed.resize_with(self.writers.len(), Handed::default);
+                        let shards = self.writers.len();
+                        handed.resize_with(shards, || Handed::for_about(slots.len() / shards + 1));
                     }
-                    let added = handed[self.writers.shard_of(id)]
-                        .add(id, |bytes| _ = hub.take_chunk(slot, now, bytes));
+                    let added = handed[self.writers.shard_of(id)].add(id, hub, slot, now);
                     socket.handed += added as u64;
                     if added > 0 {
                         owner = Some(socket.owner);
@@ -442,8 +442,9 @@ impl Direct {
         // Paused streams are not in a flush: their stalls are found when
         // their waiting task wakes them at the deadline (see `resume`).
         let wakeup = owner.and_then(|owner| self.wakeups.get(&owner));
-        for (index, handed) in handed.into_iter().enumerate() {
+        for (index, mut handed) in handed.into_iter().enumerate() {
             if !handed.is_empty() {
+                handed.chunks.seal();
                 self.writers
                     .shard(index)
                     .push(Job::Write(handed, wakeup.cloned()));

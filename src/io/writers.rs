@@ -10,7 +10,8 @@
 //! append cost the JavaScript thread a cache line fetched from another core:
 //! measured here, 0.4–0.6 µs a connection, 9–16 ms for one broadcast to
 //! 15,000 clients. Now the flush copies every adopted stream's chunk into one
-//! buffer per shard ([`Handed`]), naming each connection by its adoption id,
+//! buffer per shard ([`Handed`]; once for all the streams that hold the same
+//! broadcast, see [`Chunks`]), naming each connection by its adoption id,
 //! and hands each shard that buffer: one job per shard and flush, however
 //! many clients. The shard's task finds the connection, appends, writes,
 //! and reports; the JavaScript thread learns what the socket took from the
@@ -42,34 +43,44 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use crate::core::hub::{Chunks, Hub, Slot};
 use crate::io::adopted::{locked, Command, Conn, Report, Reports, REPORTS_WAITING};
 use crate::io::{Spawn, Wakeup};
 
-/// Bytes of one flush for the connections of one shard: `bytes[start..end]`
-/// goes to the connection with adoption id `id`, for each entry.
+/// Bytes of one flush for the connections of one shard: `chunks.bytes
+/// [start..end]` goes to the connection with adoption id `id`, for each
+/// entry. Connections given the same broadcast share its chunk.
 #[derive(Default)]
 pub struct Handed {
-    pub bytes: Vec<u8>,
+    pub chunks: Chunks,
     pub entries: Vec<(u32, u32, u32)>,
 }
 
 impl Handed {
+    /// Room for `connections` entries.
+    pub fn for_about(connections: usize) -> Self {
+        Handed {
+            chunks: Chunks::default(),
+            entries: Vec::with_capacity(connections),
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 
-    /// Appends with `append` (a stream's chunk) for connection `id`;
-    /// returns how many bytes it added.
-    pub fn add(&mut self, id: u32, append: impl FnOnce(&mut Vec<u8>)) -> usize {
-        let start = self.bytes.len();
-        append(&mut self.bytes);
-        let end = self.bytes.len();
-        if end > start {
-            self.entries.push((id, start as u32, end as u32));
+    /// Takes the chunk of the stream at `slot` for connection `id`;
+    /// returns how many bytes the connection is given.
+    pub fn add(&mut self, id: u32, hub: &mut Hub, slot: Slot, now: Instant) -> usize {
+        match hub.take_chunk_to(slot, now, &mut self.chunks) {
+            Some((start, end)) => {
+                self.entries.push((id, start, end));
+                (end - start) as usize
+            }
+            None => 0,
         }
-        end - start
     }
 }
 
@@ -217,7 +228,7 @@ fn do_job(
         Job::Write(handed, owner) => {
             for &(id, start, end) in &handed.entries {
                 if let Some(conn) = find(conns, id) {
-                    conn.append(&handed.bytes[start as usize..end as usize]);
+                    conn.append(&handed.chunks.bytes[start as usize..end as usize]);
                     touched.add(id, conn);
                 }
             }
