@@ -150,7 +150,9 @@ impl NativeChannel {
     ) -> Result<Option<String>> {
         let frame =
             Frame::new(&data, event.as_deref(), Some(LONGEST_STREAM_ID)).map_err(frame_error)?;
-        with_hub(|hub| self.channel.check_size(hub, frame.encoded_len())).map_err(too_large)?;
+        self.channel
+            .check_size(frame.encoded_len())
+            .map_err(too_large)?;
         Ok(link.link().enqueue(stream.into(), max_len, data, event))
     }
 

@@ -12,7 +12,7 @@
 //! Frames without an id are delivered live only: there is nothing a client
 //! could name to resume after them.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -81,6 +81,11 @@ pub struct Channel {
     /// Subscribers, in no order, with each one's index for O(1) removal.
     subscribers: Vec<Slot>,
     index: HashMap<Slot, usize>,
+    /// Each subscriber's cap (`maxBufferedBytes`), beside it, and how many
+    /// subscribers have each cap: a broadcast is checked against the
+    /// smallest without visiting every subscriber.
+    caps: Vec<usize>,
+    cap_counts: BTreeMap<usize, usize>,
     history: VecDeque<Entry>,
     history_size: usize,
     /// Bytes the history may hold (frames and ids), and holds.
@@ -141,8 +146,7 @@ impl Channel {
         if self.contains(slot) {
             return replay;
         }
-        self.index.insert(slot, self.subscribers.len());
-        self.subscribers.push(slot);
+        self.add(hub, slot);
         if last_event_id.is_empty() {
             return replay;
         }
@@ -190,8 +194,7 @@ impl Channel {
         }
         hub.follow_topic(slot, topic, at, composite)?;
         self.topic.get_or_insert_with(|| topic.clone());
-        self.index.insert(slot, self.subscribers.len());
-        self.subscribers.push(slot);
+        self.add(hub, slot);
         if let Some(floor) = floor {
             self.floors.insert(slot, floor);
         }
@@ -227,10 +230,26 @@ impl Channel {
             return false;
         };
         self.subscribers.swap_remove(at);
+        let cap = self.caps.swap_remove(at);
+        if let Some(count) = self.cap_counts.get_mut(&cap) {
+            *count -= 1;
+            if *count == 0 {
+                self.cap_counts.remove(&cap);
+            }
+        }
         if let Some(&moved) = self.subscribers.get(at) {
             self.index.insert(moved, at);
         }
         true
+    }
+
+    /// Adds a stream to the subscribers (it is not one).
+    fn add(&mut self, hub: &Hub, slot: Slot) {
+        let cap = hub.max_buffered_bytes(slot);
+        self.index.insert(slot, self.subscribers.len());
+        self.subscribers.push(slot);
+        self.caps.push(cap);
+        *self.cap_counts.entry(cap).or_default() += 1;
     }
 
     /// Encodes `frame` once, keeps it in the history if it has an id, and
@@ -246,7 +265,7 @@ impl Channel {
         frame: &Frame,
         id: Option<&str>,
     ) -> Result<Vec<Slot>, FrameTooLarge> {
-        self.check_size(hub, frame.encoded_len())?;
+        self.check_size(frame.encoded_len())?;
         let bytes = frame.to_bytes().freeze();
         if let Some(id) = id.filter(|id| !id.is_empty()) {
             self.keep(Entry {
@@ -289,17 +308,10 @@ impl Channel {
     }
 
     /// Refuses a frame of `len` bytes that some subscriber could never take.
-    pub fn check_size(&self, hub: &Hub, len: usize) -> Result<(), FrameTooLarge> {
-        match self
-            .subscribers
-            .iter()
-            .find(|&&s| hub.max_buffered_bytes(s) < len)
-        {
-            Some(&slot) => Err(FrameTooLarge {
-                len,
-                max: hub.max_buffered_bytes(slot),
-            }),
-            None => Ok(()),
+    pub fn check_size(&self, len: usize) -> Result<(), FrameTooLarge> {
+        match self.cap_counts.first_key_value() {
+            Some((&max, _)) if max < len => Err(FrameTooLarge { len, max }),
+            _ => Ok(()),
         }
     }
 
@@ -545,6 +557,40 @@ mod tests {
             channel.broadcast(&mut hub, &Frame::message(&big), None),
             Err(FrameTooLarge { len: 48, max: 30 })
         );
+    }
+
+    #[test]
+    fn the_smallest_cap_of_those_subscribed_now_decides_what_is_too_large() {
+        let mut hub = Hub::default();
+        let mut channel = Channel::new(0, usize::MAX);
+        let small = open_capped(&mut hub, 30);
+        let also_small = open_capped(&mut hub, 30);
+        let middle = open_capped(&mut hub, 60);
+        let large = open(&mut hub);
+        for slot in [small, also_small, middle, large] {
+            channel.subscribe(&mut hub, slot, "");
+        }
+        let (forty, eighty) = ("x".repeat(40), "x".repeat(80));
+        let frame = Frame::message(&forty);
+        let refused = Err(FrameTooLarge { len: 48, max: 30 });
+        assert_eq!(channel.broadcast(&mut hub, &frame, None), refused);
+        // One of the two small ones left: the other still cannot take it.
+        channel.unsubscribe(&mut hub, small);
+        assert_eq!(channel.broadcast(&mut hub, &frame, None), refused);
+        channel.unsubscribe(&mut hub, also_small);
+        assert_eq!(channel.broadcast(&mut hub, &frame, None), Ok(vec![]));
+        assert_eq!(events(&mut hub, middle).len(), 1);
+        assert_eq!(events(&mut hub, large).len(), 1);
+        let larger = Frame::message(&eighty);
+        assert_eq!(
+            channel.broadcast(&mut hub, &larger, None),
+            Err(FrameTooLarge { len: 88, max: 60 })
+        );
+        channel.unsubscribe(&mut hub, middle);
+        assert_eq!(channel.broadcast(&mut hub, &larger, None), Ok(vec![]));
+        // Subscribing again counts again.
+        channel.subscribe(&mut hub, small, "");
+        assert_eq!(channel.broadcast(&mut hub, &frame, None), refused);
     }
 
     fn ready(id: &str, data: &str) -> ReadyEntry {
