@@ -414,6 +414,7 @@ async fn watch(conn: Arc<Conn>, tell: Tell) {
         events,
         open,
     } = tell;
+    crate::io::writers::lower_this_threads_priority();
     let (fd, slot, id, mailbox) = (&conn.fd, conn.slot, conn.id, &conn.mailbox);
     // SAFETY: the descriptor is the stream's own, kept open by the `Arc`
     // the registration holds for as long as it lives.
