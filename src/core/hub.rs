@@ -495,17 +495,13 @@ impl Hub {
     /// Moves a stream's queued bytes to `out` as one HTTP/1.1 chunk, for
     /// the binding to write to its socket; returns whether there were any.
     pub fn take_chunk(&mut self, slot: Slot, now: Instant, out: &mut Vec<u8>) -> bool {
-        let Some(stream) = open_mut(&mut self.streams, slot) else {
-            return false;
+        let mut chunks = Chunks {
+            bytes: std::mem::take(out),
+            last: None,
         };
-        if stream.buffer.is_empty() {
-            return false;
-        }
-        self.held -= stream.buffer.len();
-        put_chunk(out, &mut stream.buffer);
-        stream.dirty = false;
-        stream.last_sent = now;
-        true
+        let taken = self.take_chunk_to(slot, now, &mut chunks).is_some();
+        *out = chunks.bytes;
+        taken
     }
 
     /// Moves a stream's queued bytes to `chunks` as one HTTP/1.1 chunk and
