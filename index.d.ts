@@ -191,10 +191,33 @@ export declare class EventEndpoint<
    * not fit Node's default header limit on the reconnect (code
    * `ERR_SSE_INVALID_ID`).
    */
-  send(data: string, eventId?: string): Promise<void>;
+  send(data: EventData, eventId?: string): Promise<void>;
 
   /** Sends an event that the client receives under the name `event`. */
-  sendEvent(event: string, data: string, eventId?: string): Promise<void>;
+  sendEvent(event: string, data: EventData, eventId?: string): Promise<void>;
+
+  /**
+   * Aborted when the stream ends, whatever ended it (the client left, a
+   * `close()`, a slow consumer cut off); its `reason` is the error a
+   * `send()` then rejects with (code `ERR_SSE_CLOSED` or
+   * `ERR_SSE_SLOW_CONSUMER`). Hand it to work that should stop with the
+   * client: a `fetch` to an upstream, a database cursor.
+   */
+  readonly signal: AbortSignal;
+
+  /**
+   * Sends everything `source` yields, one event an item (objects as JSON,
+   * strings as they are, bytes as UTF-8 text), at the client's pace: each
+   * item waits for the one before to be taken, as an awaited `send()` does.
+   * When the stream ends first (the client left) or `options.signal` aborts,
+   * the source is stopped — its iterator's `return()`: an async generator's
+   * `finally` runs, a `Readable` is destroyed, a `ReadableStream` is
+   * cancelled — and the promise resolves with `complete: false`. Rejects
+   * with a `TypeError` for invalid arguments (before anything is read) or
+   * an item that cannot be sent, and with the source's own error; the
+   * source is stopped then too. The stream stays open either way.
+   */
+  sendAll<Item>(source: SendAllSource<Item>, options?: SendAllOptions<Item>): Promise<SendAllResult>;
 
   /**
    * Ends the stream after what is queued. With `noReconnect`, the client is
@@ -314,7 +337,16 @@ export interface Channel extends EventTarget {
    * nothing is sent then. Subscribers a whole `maxBufferedBytes` behind are
    * cut off as slow consumers; the others are never held up by them.
    */
-  broadcast(data: string, options?: { event?: string; id?: string }): void;
+  broadcast(data: EventData, options?: { event?: string; id?: string }): void;
+  /**
+   * Broadcasts everything `source` yields, one event an item (as
+   * {@link EventEndpoint.sendAll} sends them), letting the event loop turn
+   * between items so that each leaves before the next. When
+   * `options.signal` aborts (an endpoint's {@link EventEndpoint.signal},
+   * say), the source is stopped and the promise resolves with
+   * `complete: false`.
+   */
+  broadcastAll<Item>(source: SendAllSource<Item>, options?: SendAllOptions<Item>): Promise<SendAllResult>;
   /** Does nothing for a local channel. */
   close(): void;
   /**
@@ -369,7 +401,14 @@ export interface RedisChannel extends EventTarget {
    * and with a {@link RedisPublishError} when Redis did not take it. A
    * rejection that is not awaited is not reported as unhandled.
    */
-  broadcast(data: string, options?: { event?: string }): Promise<string>;
+  broadcast(data: EventData, options?: { event?: string }): Promise<string>;
+  /**
+   * Broadcasts everything `source` yields, awaiting each broadcast (see
+   * {@link Channel.broadcastAll}); rejects with the first broadcast Redis
+   * did not take, the source stopped. No `options.id`: the ids are the
+   * stream's.
+   */
+  broadcastAll<Item>(source: SendAllSource<Item>, options?: Omit<SendAllOptions<Item>, 'id'>): Promise<SendAllResult>;
   /**
    * Stops reading the stream; broadcasts already made still go to Redis,
    * later ones are refused, and a later `subscribe()` ends the endpoint.
@@ -461,6 +500,56 @@ export interface StopTokenOptions {
 
 /** Sets how stop tokens are signed and how long they are honoured. */
 export declare function configureStopTokens(options: StopTokenOptions): void;
+
+/**
+ * What an event carries: a string as it is (the API of
+ * `@ayonli/jsext/sse`), any other value as its JSON text. `undefined`, a
+ * function, a symbol, a `bigint` and a circular object are refused with a
+ * `TypeError` naming the argument.
+ */
+export type EventData = string | number | boolean | null | object;
+
+/** What {@link EventEndpoint.sendAll} and {@link Channel.broadcastAll} take. */
+export type SendAllSource<Item> =
+  | AsyncIterable<Item>
+  | Iterable<Item>
+  | ReadableStream<Item>
+  | NodeJS.ReadableStream;
+
+/** The options of {@link EventEndpoint.sendAll} and {@link Channel.broadcastAll}. */
+export interface SendAllOptions<Item> {
+  /** The events' name, or a function naming each item's. Default: `message`. */
+  event?: string | ((item: Item, index: number) => string | undefined);
+  /** Each item's id (remembered by the client, sent back as `Last-Event-ID`). */
+  id?: (item: Item, index: number) => string | undefined;
+  /** Each item's data. Default: a string as it is, bytes as UTF-8 text, any other value as JSON. */
+  serialize?: (item: Item, index: number) => EventData;
+  /** Stops sending (and the source) when it aborts. */
+  signal?: AbortSignal;
+}
+
+/** How a {@link EventEndpoint.sendAll} or {@link Channel.broadcastAll} went. */
+export interface SendAllResult {
+  /** Items sent. */
+  sent: number;
+  /** The source ended by itself; `false` if it was stopped. */
+  complete: boolean;
+}
+
+/**
+ * Whether `err` is an error native-sse made, and with `code`, one of that
+ * code: a type guard, so that `err.code` needs no cast.
+ *
+ * ```ts
+ * try { await endpoint.send(data) } catch (err) {
+ *   if (!isSseError(err, "ERR_SSE_CLOSED")) throw err;
+ * }
+ * ```
+ */
+export declare function isSseError<Code extends SseErrorCode = SseErrorCode>(
+  err: unknown,
+  code?: Code,
+): err is Error & { code: Code };
 
 /**
  * The `code` of every error native-sse throws or rejects with (see the

@@ -9,5 +9,15 @@ const { Channel } = require('./lib/channel/index.js');
 const { diagnostics } = require('./lib/diagnostics/index.js');
 const { configureStopTokens } = require('./lib/stop-tokens.js');
 const { setMemoryBudget } = require('./lib/budget.js');
+const { isSseError } = require('./lib/errors.js');
 
-module.exports = { EventEndpoint, Channel, CloseEvent, diagnostics, configureStopTokens, closeAll, setMemoryBudget };
+module.exports = {
+  EventEndpoint,
+  Channel,
+  CloseEvent,
+  diagnostics,
+  configureStopTokens,
+  closeAll,
+  setMemoryBudget,
+  isSseError,
+};

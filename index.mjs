@@ -2,5 +2,14 @@
 // `import` and `require` users share one event loop flush and one registry.
 import cjs from './index.js';
 
-export const { EventEndpoint, Channel, CloseEvent, diagnostics, configureStopTokens, closeAll, setMemoryBudget } = cjs;
+export const {
+  EventEndpoint,
+  Channel,
+  CloseEvent,
+  diagnostics,
+  configureStopTokens,
+  closeAll,
+  setMemoryBudget,
+  isSseError,
+} = cjs;
 export default cjs;

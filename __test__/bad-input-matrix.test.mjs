@@ -37,9 +37,24 @@ const VALUES = [
 
 const tooLarge = (value) => typeof value === 'string' && value.length > 4 * MiB;
 
+/** What an event's data is sent as: a string as it is, another value as
+ * its JSON text; null for what JSON cannot say (refused). */
+function dataOf(value) {
+  if (typeof value === 'string') return value;
+  if (value === undefined || typeof value === 'function' || typeof value === 'symbol') return null;
+  try {
+    return JSON.stringify(value) ?? null;
+  } catch {
+    return null;
+  }
+}
+
 /** What each argument accepts: 'ok', or the error message pattern. */
 const expect = {
-  data: (v) => (typeof v !== 'string' ? /"data"/ : tooLarge(v) ? /"data" argument is too large/ : 'ok'),
+  data: (v) => {
+    const text = dataOf(v);
+    return text === null ? /"data"/ : tooLarge(text) ? /"data" argument is too large/ : 'ok';
+  },
   eventId: (v, name = 'eventId') =>
     v === undefined || v === null
       ? 'ok'
@@ -102,7 +117,7 @@ test('send(data, eventId) and sendEvent(event, data, eventId) × every kind of v
   const state = { lastId: '' };
   for (const [label, value] of VALUES) {
     if (await check(`send(${label})`, expect.data(value), () => endpoint.send(value))) {
-      expected.push(decoded(undefined, value, undefined, state));
+      expected.push(decoded(undefined, dataOf(value), undefined, state));
     }
     if (await check(`send('d', ${label})`, expect.eventId(value), () => endpoint.send('d', value))) {
       expected.push(decoded(undefined, 'd', value || undefined, state));
@@ -111,7 +126,7 @@ test('send(data, eventId) and sendEvent(event, data, eventId) × every kind of v
       expected.push(decoded(value, 'd', undefined, state));
     }
     if (await check(`sendEvent('e', ${label})`, expect.data(value), () => endpoint.sendEvent('e', value))) {
-      expected.push(decoded('e', value, undefined, state));
+      expected.push(decoded('e', dataOf(value), undefined, state));
     }
     if (
       await check(`sendEvent('e', 'd', ${label})`, expect.eventId(value), () => endpoint.sendEvent('e', 'd', value))
@@ -119,8 +134,10 @@ test('send(data, eventId) and sendEvent(event, data, eventId) × every kind of v
       expected.push(decoded('e', 'd', value || undefined, state));
     }
     const message = new MessageEvent('message', { data: value });
-    if (await check(`dispatchEvent(data: ${label})`, expect.data(value), () => endpoint.dispatchEvent(message))) {
-      expected.push(decoded(undefined, value, undefined, state));
+    // A MessageEvent's data defaults to null.
+    const sent = message.data;
+    if (await check(`dispatchEvent(data: ${label})`, expect.data(sent), () => endpoint.dispatchEvent(message))) {
+      expected.push(decoded(undefined, dataOf(sent), undefined, state));
     }
   }
   assert.equal(endpoint.closed, false, 'bad input never closes the stream');
@@ -212,7 +229,7 @@ test('Channel × every kind of value', async (t) => {
   const state = { lastId: '' };
   for (const [label, value] of VALUES) {
     if (await check(`broadcast(${label})`, expect.data(value), () => channel.broadcast(value))) {
-      expected.push(decoded(undefined, value, undefined, state));
+      expected.push(decoded(undefined, dataOf(value), undefined, state));
     }
     if (
       await check(`broadcast('d', { id: ${label} })`, expect.eventId(value, 'options.id'), () =>

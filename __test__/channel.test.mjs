@@ -186,7 +186,7 @@ test('bad input to Channel is a TypeError naming the argument', async (t) => {
   const channel = new Channel();
   assert.throws(() => channel.subscribe({}), /"endpoint"/);
   assert.throws(() => channel.unsubscribe(null), /"endpoint"/);
-  assert.throws(() => channel.broadcast(1), /"data"/);
+  assert.throws(() => channel.broadcast(1n), /"data"/);
   assert.throws(() => channel.broadcast('x', 'id'), /"options"/);
   assert.throws(
     () => channel.broadcast('x', { id: 'a\nb' }),

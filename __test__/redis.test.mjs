@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { EventSource } from 'eventsource';
 import { redisForFile, freePort, startApp, redisSuite } from './redis-server.mjs';
 import { Channel } from 'native-sse';
-import { until, tick, startProgram } from './helpers.mjs';
+import { until, tick, startProgram, openEndpoint, parseEventStream } from './helpers.mjs';
 
 function listen(t, url, headers = {}) {
   const es = new EventSource(`${url}/events`, {
@@ -28,6 +28,32 @@ const subscribed = (clients) => until(() => clients.every((c) => c.subscribed), 
 function registerTests() {
   const file = redisForFile('native-sse-test');
   const nextStream = file.nextStream;
+
+  test('broadcastAll on a Redis-backed channel appends every item in order, each awaited', async (t) => {
+    const channel = new Channel({ redis: { url: file.redis.url, stream: nextStream() } });
+    t.after(() => channel.close());
+    await channel.ready;
+    const { endpoint, client } = await openEndpoint(t);
+    await channel.subscribe(endpoint);
+    async function* items() {
+      for (let i = 0; i < 200; i++) yield { i };
+    }
+    assert.deepEqual(await channel.broadcastAll(items(), { event: 'item' }), { sent: 200, complete: true });
+    await client.waitFor('data: {"i":199}\n\n', 10_000);
+    const { events } = parseEventStream(client.body);
+    assert.deepEqual(
+      events.map((e) => [e.type, e.data]),
+      Array.from({ length: 200 }, (_, i) => ['item', JSON.stringify({ i })]),
+    );
+    // The ids are the stream's: an id option is refused before anything is read.
+    const state = { read: false };
+    async function* unread() {
+      state.read = true;
+      yield 'x';
+    }
+    await assert.rejects(channel.broadcastAll(unread(), { id: () => '1' }), /"options\.id"/);
+    assert.equal(state.read, false);
+  });
 
   test('broadcasts from either of two processes reach the clients of both, in one order', async (t) => {
     const stream = nextStream();

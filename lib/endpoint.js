@@ -9,7 +9,8 @@ const { WebTransport } = require('./transports/web.js');
 const { CloseReason } = require('./close-reasons.js');
 const { IS_DENO } = require('./runtime.js');
 const { LazyEventTarget } = require('./listeners.js');
-const { normalizeOptions, optionalString, requiredString, count } = require('./options.js');
+const sendAll = require('./send-all.js');
+const { normalizeOptions, optionalString, requiredString, eventData, count } = require('./options.js');
 const { checkId, largest, handled, invalid, invalidValue, fromNative, tooLarge, closedError } = require('./errors.js');
 const {
   isWebRequest,
@@ -124,6 +125,8 @@ class EventEndpoint extends LazyEventTarget {
   #closingByServer = false;
   /** Settlers of the send() calls waiting for the buffer to go down. */
   #waiters = null;
+  /** Behind `signal`, made when it is first asked for. */
+  #aborter = null;
 
   constructor(request, ...args) {
     super();
@@ -230,6 +233,17 @@ class EventEndpoint extends LazyEventTarget {
     return this.#closed;
   }
 
+  /** Aborted when the stream ends, whatever ended it; its `reason` is the
+   * error a `send()` then rejects with (`ERR_SSE_CLOSED`, or
+   * `ERR_SSE_SLOW_CONSUMER`). For work that should stop with the client. */
+  get signal() {
+    if (this.#aborter === null) {
+      this.#aborter = new AbortController();
+      if (this.#closed) this.#aborter.abort(closedError(this.#closeReason));
+    }
+    return this.#aborter.signal;
+  }
+
   /** The web `Response` to return from a fetch-style handler; `null` when
    * the endpoint was made from a node:http or node:http2 request. */
   get response() {
@@ -265,6 +279,25 @@ class EventEndpoint extends LazyEventTarget {
     } catch (err) {
       return Promise.reject(err);
     }
+  }
+
+  /**
+   * Sends everything `source` yields (an async iterable, an iterable, a
+   * Node `Readable` or a web `ReadableStream`), one event an item, at the
+   * client's pace. When the stream ends first (the client left, or it was
+   * closed), or `options.signal` aborts, the source is stopped (its
+   * iterator's `return()`) and the promise resolves with `complete: false`.
+   */
+  sendAll(source, options = undefined) {
+    let checked;
+    try {
+      checked = sendAll.optionsOf(options);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const signals = checked.signal === undefined ? [this.signal] : [this.signal, checked.signal];
+    const send = (data, event, id) => this.#enqueue(optionalString('options.event', event), data, id);
+    return sendAll.sendAll(source, checked, signals, send, () => this.#closed);
   }
 
   /**
@@ -316,8 +349,8 @@ class EventEndpoint extends LazyEventTarget {
    * Validates and queues a frame; returns the promise send() hands back.
    * Throws a TypeError for invalid input.
    */
-  #enqueue(event, data, eventId) {
-    requiredString('data', data);
+  #enqueue(event, value, eventId) {
+    const data = eventData('data', value);
     const id = checkId('eventId', optionalString('eventId', eventId) || undefined);
     if (this.#closed) return handled(Promise.reject(closedError(this.#closeReason)));
     let queued = SEND_STALE;
@@ -502,6 +535,7 @@ class EventEndpoint extends LazyEventTarget {
       this.#waiters = null;
       for (const waiter of waiters) waiter.reject(closedError(reason));
     }
+    this.#aborter?.abort(closedError(reason));
     queueMicrotask(() => this.#dispatchClose(wasClean, reason));
   }
 

@@ -19,9 +19,27 @@ function describe(value) {
   return `${typeof value} ${String(value)}`;
 }
 
+/** Marks every error native-sse makes, whatever its code (Node's own
+ * `ERR_INVALID_ARG_TYPE` among them): what `isSseError` looks for. Shared by
+ * every copy of the module (a module registry reset loads a second). */
+const kSseError = Symbol.for('native-sse.error');
+
 function withCode(err, code) {
   err.code = code;
+  Object.defineProperty(err, kSseError, { value: true });
   return err;
+}
+
+/**
+ * Whether `err` is an error native-sse made (and, with `code`, one with that
+ * code): a type guard, so that TypeScript reads `err.code` without a cast.
+ * Errors from the addon itself carry a code of native-sse's own
+ * (`ERR_SSE_…`) and count too.
+ */
+function isSseError(err, code = undefined) {
+  if (!(err instanceof Error)) return false;
+  const ours = err[kSseError] === true || (typeof err.code === 'string' && err.code.startsWith('ERR_SSE_'));
+  return ours && (code === undefined || err.code === code);
 }
 
 /** An argument of the wrong type or out of range. */
@@ -124,6 +142,7 @@ function handled(promise) {
 function ignore() {}
 
 module.exports = {
+  isSseError,
   checkId,
   largest,
   handled,

@@ -107,4 +107,22 @@ function requiredString(name, value) {
   return value;
 }
 
-module.exports = { MAX_U32, normalizeOptions, optionalString, requiredString, count };
+/** An event's data: a string as it is (the API of jsext), and any other
+ * value JSON can represent as its JSON text, so that objects need no
+ * `JSON.stringify` by hand. */
+function eventData(name, value) {
+  if (typeof value === 'string') return value;
+  if (value === undefined || typeof value === 'function' || typeof value === 'symbol') {
+    throw invalid(name, 'a string or a value JSON can represent', value);
+  }
+  let json;
+  try {
+    json = JSON.stringify(value);
+  } catch (err) {
+    throw invalidValue(name, `cannot be serialized as JSON: ${err.message}`);
+  }
+  if (json === undefined) throw invalidValue(name, 'serializes to nothing as JSON');
+  return json;
+}
+
+module.exports = { MAX_U32, normalizeOptions, optionalString, requiredString, eventData, count };

@@ -2,7 +2,7 @@
 // against index.d.ts, and misuse must not.
 import * as http from 'node:http';
 import * as http2 from 'node:http2';
-import { EventEndpoint, type CloseEvent, type EventEndpointOptions } from 'native-sse';
+import { EventEndpoint, isSseError, type CloseEvent, type EventEndpointOptions, type SendAllResult } from 'native-sse';
 
 const options: EventEndpointOptions = { reconnectionTime: 3000, headers: { 'Access-Control-Allow-Origin': '*' } };
 
@@ -27,8 +27,25 @@ http.createServer(async (req, res) => {
   console.log(dispatched, id, closed, buffered, response);
   events.close(true);
 
-  // @ts-expect-error data must be a string
-  void events.send(42);
+  // Objects go as JSON; what JSON cannot say does not type.
+  await events.send({ price: 42, at: [1, 2] });
+  // @ts-expect-error undefined is no data
+  void events.send(undefined);
+  const result: SendAllResult = await events.sendAll(
+    (async function* () {
+      yield { token: 'a' };
+    })(),
+    { event: 'token', id: (item, index) => `${item.token}-${index}` },
+  );
+  console.log(result.complete, events.signal.aborted);
+  try {
+    await events.send('x');
+  } catch (err) {
+    if (isSseError(err, 'ERR_SSE_CLOSED')) {
+      const code: 'ERR_SSE_CLOSED' = err.code;
+      console.log(code);
+    }
+  }
   // @ts-expect-error the event name comes first
   void events.sendEvent('tick');
   // @ts-expect-error reconnectionTime is a number

@@ -14,10 +14,12 @@ const {
   redisOptionsOf,
   broadcastArgumentsOf,
   broadcastError,
+  redisIdGiven,
   tooManyChannels,
 } = require('./options.js');
 const { RedisStream } = require('./redis.js');
 const { LazyEventTarget } = require('../listeners.js');
+const sendAll = require('../send-all.js');
 
 const noop = () => {};
 
@@ -162,9 +164,9 @@ class Channel extends LazyEventTarget {
    * `maxBufferedBytes` behind are cut off as slow consumers; the others are
    * never held up by them.
    */
-  broadcast(data, options = undefined) {
-    if (this.#redis !== null) return this.#redis.broadcast(data, options);
-    const { event, id: given } = broadcastArgumentsOf(data, options);
+  broadcast(value, options = undefined) {
+    if (this.#redis !== null) return this.#redis.broadcast(value, options);
+    const { data, event, id: given } = broadcastArgumentsOf(value, options);
     const id = checkId('options.id', optionalString('options.id', given) || undefined);
     let overflowed;
     try {
@@ -175,6 +177,33 @@ class Channel extends LazyEventTarget {
     if (overflowed !== null) this.#cutOff(overflowed);
     if (id !== undefined) this.#sent(id);
     if (this.#subscribers.size > 0) outbox.schedule();
+  }
+
+  /**
+   * Broadcasts everything `source` yields (an async iterable, an iterable,
+   * a Node `Readable` or a web `ReadableStream`), one event an item: a
+   * Redis-backed channel awaits each broadcast, a local one lets the event
+   * loop turn (and flush) between them. When `options.signal` aborts (an
+   * endpoint's `signal`, say), the source is stopped (its iterator's
+   * `return()`) and the promise resolves with `complete: false`.
+   */
+  broadcastAll(source, options = undefined) {
+    let checked;
+    try {
+      checked = sendAll.optionsOf(options);
+      if (this.#redis !== null && checked.id !== undefined) throw redisIdGiven();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const signals = checked.signal === undefined ? [] : [checked.signal];
+    const send =
+      this.#redis !== null
+        ? (data, event, id) => this.#redis.broadcast(data, { event, id })
+        : (data, event, id) => {
+            this.broadcast(data, { event, id });
+            return new Promise(setImmediate);
+          };
+    return sendAll.sendAll(source, checked, signals, send, () => false);
   }
 
   /** Stops a Redis-backed channel: its reader stops, broadcasts not yet

@@ -4,7 +4,7 @@
 // anything is connected.
 
 const native = require('../native.js');
-const { MAX_U32, optionalString, requiredString } = require('../options.js');
+const { MAX_U32, optionalString, requiredString, eventData } = require('../options.js');
 const codes = require('../codes.js');
 const { invalid, invalidValue, fromNative, largest, withCode } = require('../errors.js');
 
@@ -110,11 +110,16 @@ function redisOptionsOf(redis) {
  * `options.event`; `options.id` as given (each kind of channel has its own
  * rule for it). */
 function broadcastArgumentsOf(data, options) {
-  requiredString('data', data);
+  const text = eventData('data', data);
   if (options !== undefined && options !== null && typeof options !== 'object') {
     throw invalid('options', 'an object', options);
   }
-  return { event: optionalString('options.event', options?.event), id: options?.id };
+  return { data: text, event: optionalString('options.event', options?.event), id: options?.id };
+}
+
+/** An id given for a broadcast of a Redis-backed channel. */
+function redisIdGiven() {
+  return invalidValue('options.id', 'cannot be given: the ids of a Redis-backed channel are its stream ids');
 }
 
 /** The error a user sees for a broadcast that Rust refused; an event too
@@ -147,5 +152,6 @@ module.exports = {
   historyBytesOf,
   redisOptionsOf,
   broadcastArgumentsOf,
+  redisIdGiven,
   broadcastError,
 };

@@ -6,8 +6,8 @@ const codes = require('../codes.js');
 const warnings = require('../diagnostics/warnings.js');
 const { Link } = require('./link.js');
 const { ClusterLink } = require('./cluster-link.js');
-const { broadcastArgumentsOf, broadcastError, tooManyChannels } = require('./options.js');
-const { handled, invalidValue, withCode } = require('../errors.js');
+const { broadcastArgumentsOf, broadcastError, redisIdGiven, tooManyChannels } = require('./options.js');
+const { handled, withCode } = require('../errors.js');
 const { kSlot, kAbort, kWhenWritable, kRoom, kResumeFrom } = require('../internal.js');
 
 // The Redis-backed half of a Channel: its stream, on the link to its Redis
@@ -258,11 +258,9 @@ class RedisStream {
     this.#setUnreadable(true);
   }
 
-  #publish(data, options) {
-    const { event, id } = broadcastArgumentsOf(data, options);
-    if (id !== undefined && id !== null) {
-      throw invalidValue('options.id', 'cannot be given: the ids of a Redis-backed channel are its stream ids');
-    }
+  #publish(given, options) {
+    const { data, event, id } = broadcastArgumentsOf(given, options);
+    if (id !== undefined && id !== null) throw redisIdGiven();
     if (this.#link === null) throw notAppended('The channel is closed');
     let outcome;
     try {
