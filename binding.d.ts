@@ -227,6 +227,12 @@ export declare const DEFAULT_MEMORY_BUDGET: number
  */
 export declare const DEFAULT_STALL_TIMEOUT_MS: number
 
+/**
+ * How long a stop token is honoured unless configured (ms); the marks of
+ * `close(true)` (lib/stop-marks.js) are kept as long.
+ */
+export declare const DEFAULT_STOP_MAX_AGE_MS: number
+
 /** Entries a stream is trimmed to (about), unless the channel says otherwise. */
 export declare const DEFAULT_STREAM_MAX_LEN: number
 

@@ -852,6 +852,7 @@ module.exports.DEFAULT_KEEP_ALIVE_MS = nativeBinding.DEFAULT_KEEP_ALIVE_MS
 module.exports.DEFAULT_MAX_BUFFERED_BYTES = nativeBinding.DEFAULT_MAX_BUFFERED_BYTES
 module.exports.DEFAULT_MEMORY_BUDGET = nativeBinding.DEFAULT_MEMORY_BUDGET
 module.exports.DEFAULT_STALL_TIMEOUT_MS = nativeBinding.DEFAULT_STALL_TIMEOUT_MS
+module.exports.DEFAULT_STOP_MAX_AGE_MS = nativeBinding.DEFAULT_STOP_MAX_AGE_MS
 module.exports.DEFAULT_STREAM_MAX_LEN = nativeBinding.DEFAULT_STREAM_MAX_LEN
 module.exports.detachSocket = nativeBinding.detachSocket
 module.exports.discoverCluster = nativeBinding.discoverCluster

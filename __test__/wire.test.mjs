@@ -145,7 +145,13 @@ test('close(true) ends with a stop token; the reconnect carrying it gets 204', a
   assert.equal(endpoints[1].closed, true);
   assert.equal(endpoints[1].lastEventId, token);
 
-  // Another client that holds the application's id is not stopped, nor is a forger.
+  // The endpoint's own last id is marked, as jsext marks it: the first
+  // request carrying it gets 204 and uses the mark up (stop-marks.test.mjs).
+  const marked = RawClient.connect(app.port, { headers: { 'Last-Event-ID': '42' } });
+  t.after(() => marked.destroy());
+  await until(() => marked.head !== null);
+  assert.equal(marked.head.status, 204);
+  // Then a client that holds the application's id is not stopped, nor is a forger.
   for (const id of ['42', 'f'.repeat(80), token.slice(0, 79) + (token.at(-1) === '0' ? '1' : '0')]) {
     const other = RawClient.connect(app.port, { headers: { 'Last-Event-ID': id } });
     t.after(() => other.destroy());

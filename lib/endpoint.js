@@ -10,6 +10,7 @@ const { CloseReason } = require('./close-reasons.js');
 const { IS_DENO } = require('./runtime.js');
 const { LazyEventTarget } = require('./listeners.js');
 const sendAll = require('./send-all.js');
+const { mark, takeMark } = require('./stop-marks.js');
 const { normalizeOptions, optionalString, requiredString, eventData, count } = require('./options.js');
 const { checkId, largest, handled, invalid, invalidValue, fromNative, tooLarge, closedError } = require('./errors.js');
 const {
@@ -115,6 +116,8 @@ class EventEndpoint extends LazyEventTarget {
   #lastFromStream = false;
   /** The Last-Event-ID the request carried. */
   #resumeFrom = '';
+  /** The id of the last event this endpoint sent itself (not a channel). */
+  #ownLastId = '';
   /** The channels this endpoint is subscribed to, or null. */
   #channels = null;
   #highWaterMark = 0;
@@ -135,7 +138,8 @@ class EventEndpoint extends LazyEventTarget {
     this.#resumeFrom = this.#lastEventId;
     // A client told to stop by close(true) is refused with 204, which makes
     // EventSource give up instead of reconnecting again.
-    const stopped = this.#lastEventId !== '' && native.isStopToken(this.#lastEventId);
+    // So is one whose id a close(true) marked, as jsext answers it (once).
+    const stopped = this.#lastEventId !== '' && (native.isStopToken(this.#lastEventId) || takeMark(this.#lastEventId));
     if (stopped || request.method === 'HEAD') {
       this.#answerOnly(request, response, options, stopped);
       return;
@@ -331,6 +335,9 @@ class EventEndpoint extends LazyEventTarget {
       // client cannot take even that; it is ended like any other then.)
       if (native.bufferedAmount(slot) >= this.#highWaterMark) native.takeQueued(slot);
       native.sendStop(slot);
+      // jsext's mark: the last id this endpoint sent itself, or, if it sent
+      // none and never joined a channel, the one its request carried.
+      mark(this.#ownLastId !== '' || this.#channels !== null ? this.#ownLastId : this.#resumeFrom);
     }
     const transport = this.#transport;
     // Before the slot goes: Rust may hold bytes it is writing to the socket
@@ -384,7 +391,10 @@ class EventEndpoint extends LazyEventTarget {
       this.#abort(CloseReason.SlowConsumer);
       return handled(Promise.reject(closedError(CloseReason.SlowConsumer)));
     }
-    if (id !== undefined) this.#setLastEventId(id);
+    if (id !== undefined) {
+      this.#ownLastId = id;
+      this.#setLastEventId(id);
+    }
     outbox.schedule();
     if (queued < this.#highWaterMark) return RESOLVED;
     return handled(new Promise((resolve, reject) => this.#wait({ resolve, reject })));

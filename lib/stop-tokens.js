@@ -4,6 +4,7 @@
 
 const native = require('./native.js');
 const { invalid, invalidValue } = require('./errors.js');
+const { setMarkMaxAge } = require('./stop-marks.js');
 
 /**
  * Sets the key that signs stop tokens, so that every process of a deployment
@@ -41,6 +42,7 @@ function configureStopTokens(options) {
     throw invalid('options.maxAge', 'a positive number of milliseconds', maxAge);
   }
   native.configureStopTokens(key, maxAge === undefined ? undefined : Math.floor(maxAge));
+  if (maxAge !== undefined) setMarkMaxAge(Math.floor(maxAge));
 }
 
 module.exports = { configureStopTokens };

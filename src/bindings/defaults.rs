@@ -67,6 +67,11 @@ pub const BUN_KEEP_ALIVE_MS: u32 = 5_000;
 #[napi]
 pub const MIN_STOP_KEY_BYTES: u32 = stop::MIN_KEY_LEN as u32;
 
+/// How long a stop token is honoured unless configured (ms); the marks of
+/// `close(true)` (lib/stop-marks.js) are kept as long.
+#[napi]
+pub const DEFAULT_STOP_MAX_AGE_MS: u32 = stop::DEFAULT_MAX_AGE.as_millis() as u32;
+
 // Channels.
 
 /// Events with an id that a local channel keeps for resuming clients,
