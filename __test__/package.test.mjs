@@ -54,6 +54,16 @@ test('npm run package: the tarballs install into a new project with no network a
     );
     // The main package holds no binary: it comes from the platform package.
     assert.ok(!readdirSync(join(project, 'node_modules', 'native-sse')).some((name) => name.endsWith('.node')));
+    // Its package.json holds what a consumer needs, nothing of development.
+    const { readFileSync } = await import('node:fs');
+    const manifest = JSON.parse(readFileSync(join(project, 'node_modules', 'native-sse', 'package.json'), 'utf8'));
+    for (const field of ['scripts', 'devDependencies', 'overrides', 'napi']) {
+      assert.equal(manifest[field], undefined, `the published package.json has no ${field}`);
+    }
+    assert.deepEqual(Object.keys(manifest.optionalDependencies ?? {}), ['native-sse-linux-x64-gnu']);
+    for (const field of ['name', 'version', 'main', 'types', 'exports', 'files', 'engines', 'license']) {
+      assert.ok(manifest[field] !== undefined, `the published package.json has ${field}`);
+    }
     const script = `
       import http from 'node:http';
       import net from 'node:net';
@@ -104,14 +114,27 @@ test('installed without its platform package, require() fails with one line nami
       process.execPath,
       [
         '-e',
-        "try { require('native-sse') } catch (err) { console.log(JSON.stringify({ code: err.code, message: err.message })) }",
+        "try { require('native-sse') } catch (err) { console.log(JSON.stringify({ code: err.code, message: err.message, why: Boolean(err.loadError) })) }",
       ],
       { cwd: project, encoding: 'utf8' },
     );
-    const { code, message } = JSON.parse(run.stdout);
+    const { code, message, why } = JSON.parse(run.stdout);
     assert.equal(code, 'ERR_SSE_NO_BINARY');
     assert.match(message, /^native-sse has no prebuilt binary for linux-x64-gnu: build it from source/);
     assert.ok(!message.includes('\n'), 'one line');
+    assert.ok(why, "the loader's own error is kept, as loadError");
+    // Uncaught, it prints its one line (and where it was thrown), not the
+    // loader's attempts, nor the chain of require() calls.
+    const uncaught = spawnSync(process.execPath, ['-e', "require('native-sse')"], { cwd: project, encoding: 'utf8' });
+    assert.notEqual(uncaught.status, 0);
+    const printed = uncaught.stderr.split('\n').filter((line) => line.trim() !== '');
+    assert.ok(
+      printed.some((line) => line.startsWith('Error [ERR_SSE_NO_BINARY]: native-sse has no prebuilt binary')),
+      uncaught.stderr,
+    );
+    assert.ok(!/cause|Cannot find|loadError|code:/.test(uncaught.stderr), uncaught.stderr);
+    assert.ok(printed.filter((line) => /^\s+at /.test(line)).length <= 1, uncaught.stderr);
+    assert.ok(printed.length <= 6, uncaught.stderr);
   } finally {
     rmSync(project, { recursive: true, force: true });
   }

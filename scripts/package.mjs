@@ -47,6 +47,9 @@ const PLATFORMS = {
   'aarch64-unknown-linux-musl': 'linux-arm64-musl',
 };
 
+/** Fields of package.json for developing native-sse, left out of the release. */
+const DEVELOPMENT_FIELDS = ['scripts', 'devDependencies', 'overrides', 'napi'];
+
 const stage = mkdtempSync(join(tmpdir(), 'native-sse-package-'));
 try {
   run('npm', ['pack', '--pack-destination', stage, '--silent'], root);
@@ -70,6 +73,12 @@ try {
   run('git', [...git, 'commit', '-qm', 'release'], pkg);
   run(napi, ['pre-publish', '--skip-optional-publish', '--tag-style', 'npm'], pkg);
   rmSync(join(pkg, '.git'), { recursive: true, force: true });
+  // What a consumer needs, nothing of the development setup: no scripts
+  // (npm would run none of them on install, but they name this repository's
+  // tools), devDependencies, overrides, or napi's build settings.
+  const published = JSON.parse(readFileSync(join(pkg, 'package.json'), 'utf8'));
+  for (const field of DEVELOPMENT_FIELDS) delete published[field];
+  writeFileSync(join(pkg, 'package.json'), `${JSON.stringify(published, null, 2)}\n`);
 
   rmSync(dist, { recursive: true, force: true });
   mkdirSync(dist);
