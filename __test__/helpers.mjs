@@ -72,14 +72,16 @@ export class RawClient {
   raw = Buffer.alloc(0);
   closed = false;
 
-  static connect(port, { path = '/', headers = {} } = {}) {
+  static connect(port, { path = '/', headers = {}, method = 'GET', body = undefined } = {}) {
     const client = new RawClient();
     const socket = net.connect(port, '127.0.0.1');
     client.socket = socket;
-    const lines = [`GET ${path} HTTP/1.1`, `Host: 127.0.0.1:${port}`, 'Accept: text/event-stream'];
+    const lines = [`${method} ${path} HTTP/1.1`, `Host: 127.0.0.1:${port}`, 'Accept: text/event-stream'];
+    if (body !== undefined) lines.push(`Content-Length: ${Buffer.byteLength(body)}`);
     for (const [name, value] of Object.entries(headers)) lines.push(`${name}: ${value}`);
     // latin1: one byte per character, so that a test can send any bytes.
     socket.write(`${lines.join('\r\n')}\r\n\r\n`, 'latin1');
+    if (body !== undefined) socket.write(body, 'utf8');
     socket.on('data', (data) => {
       client.raw = Buffer.concat([client.raw, data]);
     });

@@ -23,9 +23,19 @@
 //   "redis": true          a redis-server of the test's own stands in for
 //                          redis://127.0.0.1:6379
 //   "logFile": "app.log"   a 200,000-line file of that name beside it
+//   "method": "POST", "body": "…"   the clients' request (default GET, no body)
+//   "headers": { … }       headers the clients send
+//   "client": "Done"       the block is a client, not a server: it runs
+//                          against the program before it in the same file
+//                          (its http://localhost:3000 becomes that one's
+//                          URL), and must exit with 0, print nothing to
+//                          stderr, and print this text
+//
+// The same holds for CONTRIBUTING.md and every guide in docs/.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { once } from 'node:events';
@@ -66,16 +76,28 @@ function codeBlocks(markdown) {
   return blocks;
 }
 
-const readme = readFileSync(join(root, 'README.md'), 'utf8');
-const blocks = codeBlocks(readme).filter((b) => CODE.has(b.lang));
+/** The documents whose code must run: the README, CONTRIBUTING.md and the guides. */
+const FILES = [
+  'README.md',
+  'CONTRIBUTING.md',
+  ...readdirSync(join(root, 'docs'))
+    .filter((name) => name.endsWith('.md'))
+    .map((name) => `docs/${name}`),
+];
+const blocks = FILES.flatMap((file) =>
+  codeBlocks(readFileSync(join(root, file), 'utf8'))
+    .filter((b) => CODE.has(b.lang))
+    .map((b) => ({ ...b, file })),
+);
 const programs = blocks.filter((b) => !b.fragment);
 
-test('README: every JavaScript and TypeScript block is a program or marked as a fragment', () => {
-  assert.ok(programs.length >= 8, `${programs.length} programs found among ${blocks.length} blocks`);
+test('README and docs: every JavaScript and TypeScript block is a program or marked as a fragment', () => {
+  const inReadme = programs.filter((b) => b.file === 'README.md');
+  assert.ok(inReadme.length >= 8, `${inReadme.length} programs found in README.md`);
   for (const block of programs) {
     assert.ok(
       !isTypeScript(block),
-      `line ${block.line}: a TypeScript program has no runner here; mark it <!-- fragment --> or write it in JavaScript`,
+      `${block.file} line ${block.line}: a TypeScript program has no runner here; mark it <!-- fragment --> or write it in JavaScript`,
     );
   }
 });
@@ -83,7 +105,7 @@ test('README: every JavaScript and TypeScript block is a program or marked as a 
 /** Writes a block into a folder of its own inside the project (so that
  * "native-sse" and the dev dependencies resolve) and returns its entry. */
 function writeProgram(block, redisUrl) {
-  const dir = join(root, '.cache', 'readme', `line-${block.line}-${process.pid}`);
+  const dir = join(root, '.cache', 'readme', `${block.file.replace(/\W/g, '-')}-${block.line}-${process.pid}`);
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
   let code = block.code;
@@ -109,8 +131,13 @@ function writeProgram(block, redisUrl) {
 
 /** Opens a client on the program's stream and waits for an event. */
 async function readEvent(t, url, block, headers = {}) {
-  const { stream = '/', post } = block.directives;
-  const client = RawClient.connect(Number(url.port), { path: stream, headers });
+  const { stream = '/', post, method, body } = block.directives;
+  const client = RawClient.connect(Number(url.port), {
+    path: stream,
+    headers: { ...block.directives.headers, ...headers },
+    method,
+    body,
+  });
   t.after(() => client.destroy());
   await until(() => client.head !== null || client.closed, 30_000, `the response to GET ${stream}`);
   assert.equal(client.head?.status, 200, `GET ${stream}: ${client.raw.toString('latin1').slice(0, 200)}`);
@@ -122,12 +149,33 @@ async function readEvent(t, url, block, headers = {}) {
   return client;
 }
 
-async function runProgram(t, block, redisUrl) {
+/** Starts a block's program; resolves with it and its URL. */
+async function startBlock(t, block, redisUrl) {
   const { dir, entry } = writeProgram(block, redisUrl);
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const env = { SSE_STOP_KEY: 'the stop-token key of this deployment, 32 bytes or more', NO_COLOR: '1' };
   const program = await startProgram(t, process.execPath, ['--import', preload, entry], env, { cwd: dir });
-  const url = new URL(program.url);
+  return { program, url: new URL(program.url) };
+}
+
+/** Runs a client block against its server's program. */
+async function runClient(t, client, server) {
+  const { program, url } = await startBlock(t, server);
+  const dir = join(root, '.cache', 'readme', `${client.file.replace(/\W/g, '-')}-${client.line}-${process.pid}`);
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'client.mjs'), client.code.replaceAll('http://localhost:3000', url.origin));
+  const run = spawnSync(process.execPath, ['client.mjs'], { cwd: dir, encoding: 'utf8', timeout: 60_000 });
+  assert.equal(run.status, 0, `the client exited with ${run.status}: ${run.stderr}`);
+  assert.equal(run.stderr, '', "nothing on the client's stderr");
+  assert.ok(run.stdout.includes(client.directives.client), `the client printed: ${run.stdout}`);
+  assert.equal(program.child.exitCode, null, 'the server is still running');
+  assert.equal(program.stderr(), '', "nothing on the server's stderr");
+}
+
+async function runProgram(t, block, redisUrl) {
+  const { program, url } = await startBlock(t, block, redisUrl);
   const alive = () => program.child.exitCode === null && program.child.signalCode === null;
 
   // The first client reads an event, then leaves mid-stream (or, stopped,
@@ -167,9 +215,17 @@ async function runProgram(t, block, redisUrl) {
   assert.equal(program.stderr(), '', 'nothing on stderr');
 }
 
-for (const block of programs) {
+for (const [at, block] of programs.entries()) {
   if (isTypeScript(block)) continue; // refused by the test above
-  const name = `README line ${block.line} ("${block.heading}") runs as written`;
+  if (block.directives.client !== undefined) {
+    const server = programs.slice(0, at).findLast((b) => b.file === block.file && b.directives.client === undefined);
+    test(`${block.file} line ${block.line} ("${block.heading}"), a client, runs as written`, async (t) => {
+      assert.ok(server, 'a client block follows the program it is a client of');
+      await runClient(t, block, server);
+    });
+    continue;
+  }
+  const name = `${block.file} line ${block.line} ("${block.heading}") runs as written`;
   const register = () =>
     test(name, async (t) => {
       let redis;
