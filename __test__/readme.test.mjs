@@ -102,12 +102,18 @@ test('README and docs: every JavaScript and TypeScript block is a program or mar
   }
 });
 
-/** Writes a block into a folder of its own inside the project (so that
- * "native-sse" and the dev dependencies resolve) and returns its entry. */
-function writeProgram(block, redisUrl) {
+/** A new, empty folder for a block inside the project (so that
+ * "native-sse" and the dev dependencies resolve). */
+function blockDir(block) {
   const dir = join(root, '.cache', 'readme', `${block.file.replace(/\W/g, '-')}-${block.line}-${process.pid}`);
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+/** Writes a block into a folder of its own and returns its entry. */
+function writeProgram(block, redisUrl) {
+  const dir = blockDir(block);
   let code = block.code;
   if (block.directives.redis) {
     assert.ok(code.includes('redis://127.0.0.1:6379'), 'a Redis block names redis://127.0.0.1:6379');
@@ -161,9 +167,7 @@ async function startBlock(t, block, redisUrl) {
 /** Runs a client block against its server's program. */
 async function runClient(t, client, server) {
   const { program, url } = await startBlock(t, server);
-  const dir = join(root, '.cache', 'readme', `${client.file.replace(/\W/g, '-')}-${client.line}-${process.pid}`);
-  rmSync(dir, { recursive: true, force: true });
-  mkdirSync(dir, { recursive: true });
+  const dir = blockDir(client);
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   writeFileSync(join(dir, 'client.mjs'), client.code.replaceAll('http://localhost:3000', url.origin));
   const run = spawnSync(process.execPath, ['client.mjs'], { cwd: dir, encoding: 'utf8', timeout: 60_000 });

@@ -109,4 +109,4 @@ async function sendAll(source, options, signals, send, quiet) {
   return { sent, complete: ended };
 }
 
-module.exports = { sendAll, optionsOf, iteratorOf };
+module.exports = { sendAll, optionsOf };
