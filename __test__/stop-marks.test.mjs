@@ -5,6 +5,9 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
+import http from 'node:http';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { Channel, EventEndpoint } from 'native-sse';
 import { serve, until, tallyEvents } from './helpers.mjs';
 
@@ -83,19 +86,112 @@ test("a Channel's ids are never marked: the other clients holding one go on", as
 });
 
 test('marks are bounded in number (the oldest go first) and in age', () => {
-  marks.mark('oldest');
-  for (let i = 0; i < marks.MAX_MARKS; i++) marks.mark(`id-${i}`);
-  assert.equal(marks.takeMark('oldest'), false, 'pushed out by the newer ones');
-  assert.equal(marks.takeMark(`id-${marks.MAX_MARKS - 1}`), true);
-  assert.equal(marks.takeMark(`id-${marks.MAX_MARKS - 1}`), false, 'used up');
-  for (let i = 0; i < marks.MAX_MARKS; i++) marks.takeMark(`id-${i}`);
+  const who = 'fingerprint';
+  marks.mark(who, 'oldest');
+  for (let i = 0; i < marks.MAX_MARKS; i++) marks.mark(who, `id-${i}`);
+  const request = { headers: {}, socket: null };
+  const fingerprint = marks.fingerprintOf(request);
+  marks.mark(fingerprint, 'mine');
+  assert.equal(marks.takeMark(request, 'oldest'), false, 'pushed out by the newer ones');
+  assert.equal(marks.takeMark(request, 'mine'), true);
+  assert.equal(marks.takeMark(request, 'mine'), false, 'used up');
+  assert.ok(marks.markCount() <= marks.MAX_MARKS);
   marks.setMarkMaxAge(0);
   try {
-    marks.mark('expired');
-    assert.equal(marks.takeMark('expired'), false);
+    marks.mark(fingerprint, 'expired');
+    assert.equal(marks.takeMark(request, 'expired'), false);
   } finally {
     marks.setMarkMaxAge(24 * 60 * 60 * 1000);
   }
-  marks.mark('');
-  assert.equal(marks.takeMark(''), false, 'no id, no mark');
+  marks.mark(fingerprint, '');
+  assert.equal(marks.takeMark(request, ''), false, 'no id, no mark');
+});
+
+/** A GET of the stream from `localAddress`, with `headers`; resolves with
+ * its status and the ids it read once answered. */
+function get(port, { localAddress = '127.0.0.1', headers = {} } = {}) {
+  return new Promise((resolve, reject) => {
+    const request = http.get(
+      { host: '127.0.0.1', port, localAddress, headers: { accept: 'text/event-stream', ...headers } },
+      (response) => {
+        const result = { status: response.statusCode, ids: [], close: () => request.destroy() };
+        response.setEncoding('utf8');
+        response.on('data', (text) => {
+          for (const [, id] of text.matchAll(/^id: (.*)$/gm)) result.ids.push(id);
+        });
+        response.on('error', () => {});
+        resolve(result);
+      },
+    );
+    request.on('error', reject);
+  });
+}
+
+test("a stop cannot be forged through the request's id: the victim is served", async (t) => {
+  // The route refuses some clients with close(true) before sending them any
+  // id; everyone else is sent a counter, as ids.
+  let counter = 0;
+  const app = await serve((req, res) => {
+    const endpoint = new EventEndpoint(req, res);
+    if (req.headers['x-refuse'] === '1') endpoint.close(true);
+    else if (!endpoint.closed) endpoint.send('tick', String(++counter));
+  });
+  t.after(() => app.close());
+  // Victims: one on another address, one on the attacker's with a session.
+  const elsewhere = await get(app.port, { localAddress: '127.0.0.2' });
+  const sameAddress = await get(app.port, { headers: { cookie: 'session=victim' } });
+  await until(() => elsewhere.ids.length === 1 && sameAddress.ids.length === 1, 5000, 'the ids');
+  elsewhere.close();
+  sameAddress.close();
+  // The attacker names each victim's id as its own, and is refused.
+  for (const id of [elsewhere.ids[0], sameAddress.ids[0]]) {
+    const attack = await get(app.port, { headers: { 'last-event-id': id, 'x-refuse': '1' } });
+    assert.equal(attack.status, 200);
+  }
+  // The victims come back with their ids: served, not stopped.
+  const back1 = await get(app.port, { localAddress: '127.0.0.2', headers: { 'last-event-id': elsewhere.ids[0] } });
+  const back2 = await get(app.port, { headers: { 'last-event-id': sameAddress.ids[0], cookie: 'session=victim' } });
+  assert.equal(back1.status, 200);
+  assert.equal(back2.status, 200);
+  back1.close();
+  back2.close();
+  // The attacker itself, stopped, is answered 204 on its own reconnect (the
+  // mark was its own), as jsext answers it.
+  const again = await get(app.port, { headers: { 'last-event-id': sameAddress.ids[0] } });
+  assert.equal(again.status, 204);
+});
+
+test('marks of 10,000 stopped clients with 15 KB and 4 KB ids keep a digest each, not the id', async (t) => {
+  v8.setFlagsFromString('--expose-gc');
+  const gc = vm.runInNewContext('gc');
+  const app = await serve((req, res) => new EventEndpoint(req, res).close(true));
+  t.after(() => app.close());
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
+  t.after(() => agent.destroy());
+  const stop = (id) =>
+    new Promise((resolve, reject) => {
+      http
+        .get({ host: '127.0.0.1', port: app.port, agent, headers: { 'last-event-id': id } }, (response) => {
+          response.resume();
+          response.on('end', resolve);
+        })
+        .on('error', reject);
+    });
+  gc();
+  const before = process.memoryUsage().heapUsed;
+  const n = 10_000;
+  for (let i = 0; i < n; i += 100) {
+    const batch = [];
+    for (let j = i; j < i + 100; j++) {
+      // Half past what native-sse would send (never marked), half just under.
+      const size = j % 2 === 0 ? 15_000 : 4_000;
+      batch.push(stop(`${j}-`.padEnd(size, 'x')));
+    }
+    await Promise.all(batch);
+  }
+  gc();
+  const growth = process.memoryUsage().heapUsed - before;
+  assert.ok(marks.markCount() <= marks.MAX_MARKS);
+  // The ids alone are 95 MB; a digest each is well under 8 MiB.
+  assert.ok(growth < 8 * 1024 * 1024, `heap grew ${(growth / 1048576).toFixed(1)} MiB for ${n} marks`);
 });

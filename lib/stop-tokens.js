@@ -5,6 +5,7 @@
 const native = require('./native.js');
 const { invalid, invalidValue } = require('./errors.js');
 const { setMarkMaxAge } = require('./stop-marks.js');
+const { optionsObject } = require('./options.js');
 
 /**
  * Sets the key that signs stop tokens, so that every process of a deployment
@@ -14,6 +15,7 @@ const { setMarkMaxAge } = require('./stop-marks.js');
  */
 function configureStopTokens(options) {
   if (options === null || typeof options !== 'object') throw invalid('options', 'an object', options);
+  optionsObject('options', options, ['key', 'maxAge'], 'configureStopTokens()');
   let key;
   // A key given as undefined is most often an environment variable that is
   // not set: refused, or tokens would quietly stop working across processes.

@@ -19,7 +19,13 @@ use crate::core::stop::STOP_EVENT;
 pub fn send_stop(slot: u32) -> Result<Option<String>> {
     let token = stop_keys().issue(SystemTime::now());
     let frame = Frame::new("", Some(STOP_EVENT), Some(&token)).map_err(frame_error)?;
-    let queued = with_hub(|hub| hub.push_frame(slot, &frame)).is_ok();
+    let queued = with_hub(|hub| {
+        // The client is stopping: a replay still being fed is not owed, and
+        // the farewell must not wait behind it.
+        hub.drop_replays(slot);
+        hub.push_frame(slot, &frame)
+    })
+    .is_ok();
     Ok(queued.then_some(token))
 }
 
