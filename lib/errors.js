@@ -13,6 +13,7 @@ const { closedCode } = require('./close-reasons.js');
 
 function describe(value) {
   if (value === null) return 'null';
+  if (value === undefined) return 'undefined';
   if (typeof value === 'object') return `an instance of ${value.constructor?.name ?? 'Object'}`;
   if (typeof value === 'string') return `a string of length ${value.length}`;
   if (typeof value === 'symbol') return 'a symbol';

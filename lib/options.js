@@ -6,6 +6,7 @@
 const native = require('./native.js');
 const { invalid, invalidValue } = require('./errors.js');
 const { IS_BUN } = require('./runtime.js');
+const { checkOptionNames } = require('./option-names.js');
 
 /** The largest count Rust takes (a u32). */
 const MAX_U32 = 0xffff_ffff;
@@ -24,12 +25,29 @@ function count(name, value, fallback) {
   return Math.floor(value);
 }
 
+const HEADERS_EXPECTED = 'a plain object of header names to strings, a Headers or an array of [name, value] pairs';
+
+/** The [name, value] pairs of `headers`: a plain object, a web `Headers`, or
+ * an array of pairs; anything else (a Map, a class instance whose fields
+ * would be read as headers) is refused rather than read wrongly. */
+function headerEntries(name, value) {
+  if (typeof Headers === 'function' && value instanceof Headers) return [...value.entries()];
+  if (Array.isArray(value)) {
+    return value.map((pair, index) => {
+      if (!Array.isArray(pair) || pair.length !== 2 || typeof pair[0] !== 'string') {
+        throw invalid(`${name}[${index}]`, 'a [name, value] pair of strings', pair);
+      }
+      return [pair[0], pair[1]];
+    });
+  }
+  const proto = value !== null && typeof value === 'object' ? Object.getPrototypeOf(value) : undefined;
+  if (proto !== Object.prototype && proto !== null) throw invalid(name, HEADERS_EXPECTED, value);
+  return Object.entries(value);
+}
+
 function headerMap(name, value) {
   if (value === undefined) return undefined;
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw invalid(name, 'an object of header names to strings', value);
-  }
-  const entries = Object.entries(value);
+  const entries = headerEntries(name, value);
   for (const [key, item] of entries) {
     // Checked here, so that a bad header fails before any byte is written,
     // naming itself; a CR or LF in a value would be header injection.
@@ -61,9 +79,31 @@ function retryOf(options) {
  * Validates EventEndpointOptions and returns them normalised.
  * `undefined` and `null` mean "all defaults".
  */
+const ENDPOINT_OPTIONS = [
+  'reconnectionTime',
+  'reconnectionJitter',
+  'keepAlive',
+  'closeTimeout',
+  'stallTimeout',
+  'adopt',
+  'highWaterMark',
+  'maxBufferedBytes',
+  'headers',
+];
+
+/** An options argument: undefined and null mean "all defaults"; anything
+ * else must be a plain object (or one made by Object.create(null)) whose
+ * every property is a known option. */
+function optionsObject(name, options, known, what) {
+  if (options === undefined || options === null) return {};
+  const proto = typeof options === 'object' ? Object.getPrototypeOf(options) : undefined;
+  if (proto !== Object.prototype && proto !== null) throw invalid(name, 'an object of options', options);
+  checkOptionNames(name, options, known, what);
+  return options;
+}
+
 function normalizeOptions(options) {
-  if (options === undefined || options === null) options = {};
-  if (typeof options !== 'object') throw invalid('options', 'an object', options);
+  options = optionsObject('options', options, ENDPOINT_OPTIONS, 'EventEndpoint');
   const maxBufferedBytes = count(
     'options.maxBufferedBytes',
     options.maxBufferedBytes,
@@ -125,4 +165,4 @@ function eventData(name, value) {
   return json;
 }
 
-module.exports = { MAX_U32, normalizeOptions, optionalString, requiredString, eventData, count };
+module.exports = { MAX_U32, optionsObject, normalizeOptions, optionalString, requiredString, eventData, count };

@@ -10,6 +10,7 @@
 // promise resolves, with `complete: false`.
 
 const { invalid } = require('./errors.js');
+const { optionsObject } = require('./options.js');
 
 const STOPPED = Symbol('stopped');
 const ignore = () => {};
@@ -39,9 +40,9 @@ function stop(iterator) {
 
 /** The options of sendAll() and broadcastAll(), checked before anything is
  * read from the source. */
-function optionsOf(options) {
+function optionsOf(options, what) {
   if (options === undefined || options === null) return {};
-  if (typeof options !== 'object') throw invalid('options', 'an object', options);
+  optionsObject('options', options, ['event', 'id', 'serialize', 'signal'], what);
   const { event, id, serialize, signal } = options;
   if (event !== undefined && typeof event !== 'string' && typeof event !== 'function')
     throw invalid('options.event', 'a string or a function', event);

@@ -50,6 +50,15 @@ http.createServer(async (req, res) => {
   void events.sendEvent('tick');
   // @ts-expect-error reconnectionTime is a number
   new EventEndpoint(req, res, { reconnectionTime: '3s' });
+  // @ts-expect-error a Node request needs its response
+  new EventEndpoint(req);
+  // @ts-expect-error a Node request needs its response, not options
+  new EventEndpoint(req, { keepAlive: 1000 });
+  // Headers as an object, a Headers or pairs.
+  new EventEndpoint(req, res, { headers: [['X-A', 'a']] });
+  new EventEndpoint(req, res, { headers: new Headers({ 'X-A': 'a' }) });
+  // @ts-expect-error a Map is not headers
+  new EventEndpoint(req, res, { headers: new Map([['X-A', 'a']]) });
 });
 
 const target: EventTarget = new EventEndpoint(
@@ -63,6 +72,8 @@ export function fetchHandler(request: Request): Response {
   const events = new EventEndpoint(request, { keepAlive: 10_000 });
   void events.send('hello');
   const response: Response = events.response;
+  // @ts-expect-error a web Request's response is its own: no Node response
+  new EventEndpoint(request, new http.ServerResponse(null as never));
   return response;
 }
 

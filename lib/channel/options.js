@@ -4,7 +4,7 @@
 // anything is connected.
 
 const native = require('../native.js');
-const { MAX_U32, optionalString, requiredString, eventData } = require('../options.js');
+const { MAX_U32, optionalString, requiredString, eventData, optionsObject } = require('../options.js');
 const codes = require('../codes.js');
 const { invalid, invalidValue, fromNative, largest, withCode } = require('../errors.js');
 
@@ -57,7 +57,7 @@ function pemOf(name, value, label) {
 
 function tlsOptionsOf(tls, url) {
   if (tls === undefined || tls === null) return undefined;
-  if (typeof tls !== 'object') throw invalid('options.redis.tls', 'an object', tls);
+  optionsObject('options.redis.tls', tls, ['ca', 'cert', 'key'], 'a Redis TLS setting');
   if (!url.startsWith('rediss:')) {
     throw invalidValue('options.redis.tls', 'needs a rediss:// URL in "options.redis.url"');
   }
@@ -95,6 +95,7 @@ function checkRedisUrl(url) {
 function redisOptionsOf(redis) {
   if (redis === undefined) return null;
   if (redis === null || typeof redis !== 'object') throw invalid('options.redis', 'an object', redis);
+  optionsObject('options.redis', redis, ['url', 'stream', 'maxLen', 'tls'], 'a Redis-backed Channel');
   const url = requiredString('options.redis.url', redis.url);
   checkRedisUrl(url);
   const stream = requiredString('options.redis.stream', redis.stream);
@@ -111,9 +112,7 @@ function redisOptionsOf(redis) {
  * rule for it). */
 function broadcastArgumentsOf(data, options) {
   const text = eventData('data', data);
-  if (options !== undefined && options !== null && typeof options !== 'object') {
-    throw invalid('options', 'an object', options);
-  }
+  optionsObject('options', options, ['event', 'id'], 'broadcast()');
   return { data: text, event: optionalString('options.event', options?.event), id: options?.id };
 }
 
