@@ -10,6 +10,53 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { until } from './helpers.mjs';
 
+/**
+ * Sends a signal to a child process. Through process.kill, not
+ * ChildProcess#kill: under Deno the latter acts on its first call only, so a
+ * SIGCONT after a SIGSTOP, or a SIGKILL after a SIGTERM, would be ignored.
+ * A process that has exited meanwhile is not an error.
+ */
+export function signal(child, name) {
+  try {
+    process.kill(child.pid, name);
+  } catch (err) {
+    if (err.code !== 'ESRCH') throw err;
+  }
+}
+
+/**
+ * Ends a child process within a bounded time: SIGCONT first (a test may have
+ * paused it with SIGSTOP, and a stopped process never acts on SIGTERM), then
+ * SIGTERM, then SIGKILL if it has not exited 10 s later. A test's teardown
+ * must never wait for ever.
+ */
+export async function endProcess(child) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  signal(child, 'SIGCONT');
+  signal(child, 'SIGTERM');
+  let timer;
+  const late = new Promise((resolve) => {
+    timer = setTimeout(resolve, 10_000, 'late');
+  });
+  if ((await Promise.race([exited, late])) === 'late') {
+    signal(child, 'SIGKILL');
+    await exited;
+  }
+  clearTimeout(timer);
+}
+
+/** The first output of a child process (the URL it listens on); rejects if
+ * it exits first, instead of waiting for ever. */
+async function firstLine(child) {
+  const ended = once(child, 'exit').then(([code, signal]) => {
+    throw new Error(`the app exited (${signal ?? code}) before printing its URL`);
+  });
+  ended.catch(() => {});
+  const [line] = await Promise.race([once(child.stdout, 'data'), ended]);
+  return line;
+}
+
 export async function freePort() {
   const server = net.createServer().listen(0, '127.0.0.1');
   await once(server, 'listening');
@@ -72,6 +119,8 @@ export async function redisCommands(port, commands) {
   const replies = [];
   const done = new Promise((resolve, reject) => {
     socket.on('error', reject);
+    // A paused server (SIGSTOP) accepts the connection and never answers.
+    socket.setTimeout(10_000, () => reject(new Error(`no reply from the Redis server on port ${port} in 10 s`)));
     socket.on('data', (data) => {
       pending = pending.length === 0 ? data : Buffer.concat([pending, data]);
       let at = 0;
@@ -187,15 +236,13 @@ export class Redis {
 
   async kill() {
     this.#up = false;
+    // The first signal this child object sends (see signal()).
     this.process.kill('SIGKILL');
     await once(this.process, 'exit');
   }
 
   async stop() {
-    if (this.process.exitCode === null && this.process.signalCode === null) {
-      this.process.kill('SIGTERM');
-      await once(this.process, 'exit');
-    }
+    await endProcess(this.process);
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
@@ -278,12 +325,7 @@ export class SentinelGroup {
   }
 
   async stop() {
-    for (const { process } of this.sentinels) {
-      if (process.exitCode === null && process.signalCode === null) {
-        process.kill('SIGTERM');
-        await once(process, 'exit');
-      }
-    }
+    for (const { process } of this.sentinels) await endProcess(process);
     await this.master?.stop();
     await this.replica?.stop();
     rmSync(this.dir, { recursive: true, force: true });
@@ -417,11 +459,11 @@ export async function startApp(t, redis, stream, env = {}) {
     env: { ...process.env, REDIS_URL: redis.url, STREAM: stream, ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
-  t.after(() => child.kill('SIGTERM'));
-  const [line] = await once(child.stdout, 'data');
+  t.after(() => endProcess(child));
+  const line = await firstLine(child);
   const url = String(line).trim();
   const get = async (path) => {
-    const response = await fetch(`${url}${path}`);
+    const response = await fetch(`${url}${path}`, { signal: AbortSignal.timeout(60_000) });
     return { status: response.status, body: await response.text() };
   };
   return {
@@ -453,8 +495,8 @@ export async function startRooms(t, redis, rooms, prefix) {
     env: { ...process.env, REDIS_URL: redis.url, ROOMS: String(rooms), PREFIX: prefix },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
-  t.after(() => child.kill('SIGTERM'));
-  const [line] = await once(child.stdout, 'data');
+  t.after(() => endProcess(child));
+  const line = await firstLine(child);
   const url = String(line).trim();
   return {
     url,

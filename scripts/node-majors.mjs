@@ -45,11 +45,15 @@ process.exitCode = results.every((r) => r.passed) ? 0 : 1;
  * spec reporter's "failing tests" part (at most 200 lines) is kept. */
 function runSuite(node, bin) {
   return new Promise((resolve) => {
-    const child = spawn(node, ['--test', '--test-reporter=spec', ...files], {
-      cwd: root,
-      stdio: ['ignore', 'pipe', 'inherit'],
-      env: { ...process.env, PATH: `${bin}${delimiter}${process.env.PATH}` },
-    });
+    const child = spawn(
+      node,
+      ['--test', '--test-timeout=300000', '--test-force-exit', '--test-reporter=spec', ...files],
+      {
+        cwd: root,
+        stdio: ['ignore', 'pipe', 'inherit'],
+        env: { ...process.env, PATH: `${bin}${delimiter}${process.env.PATH}` },
+      },
+    );
     const failing = [];
     let inFailing = false;
     let rest = '';

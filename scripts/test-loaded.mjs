@@ -54,7 +54,10 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
 
 console.log(`test:loaded: ${cores} busy-looping processes beside node --test (${files.length} files)`);
 const started = Date.now();
-const suite = spawn(process.execPath, ['--test', ...files], { cwd: root, stdio: 'inherit' });
+const suite = spawn(process.execPath, ['--test', '--test-timeout=300000', '--test-force-exit', ...files], {
+  cwd: root,
+  stdio: 'inherit',
+});
 suite.on('exit', (code, signal) => {
   stopBusy();
   console.log(
