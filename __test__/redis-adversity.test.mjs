@@ -94,12 +94,12 @@ function registerTests() {
     });
   }
 
-  test('a stream that went back (emptied and refilled, then a new Redis whose ids are behind): the channel goes on from where the new timeline begins, warns, and counts it', async (t) => {
+  test('a stream that went back (emptied and refilled, then a new Redis whose ids are behind): the channel goes on from where the new timeline begins, warns, counts it, and tells live clients when it lost track during an outage', async (t) => {
     const redis = await startRedis(t);
     const stream = 'rewound';
     const rewinds = warningsOf(t, 'ERR_SSE_REDIS_REWOUND');
     const before = diagnostics().streamRewinds;
-    const channel = await redisChannel(t, redis, stream);
+    const channel = await redisChannel(t, redis, stream, { incompleteEvent: 'resync' });
     const server = await channelServer(t, channel);
     const clients = [0, 1, 2].map(() => tallyEvents(server.url));
     t.after(() => {
@@ -158,6 +158,13 @@ function registerTests() {
         afterRestart,
       );
       assert.equal(client.count, 22);
+      // Deleted on the same server, read on at once: nothing could be
+      // missed. Found empty after an outage: what was written between the
+      // outage and the reconnect may have been, and the client is told.
+      assert.deepEqual(
+        client.named.filter((e) => e.type === 'resync').map((e) => JSON.parse(e.data)),
+        [{ lastEventId: farAhead, replayed: 0 }],
+      );
     }
     assert.ok(rewinds.length >= 2, `${rewinds.length} ERR_SSE_REDIS_REWOUND warnings`);
     assert.ok(diagnostics().streamRewinds >= before + 2);
@@ -168,6 +175,59 @@ function registerTests() {
     assert.equal(server.results[3].complete, false);
     const live = await channel.broadcast('live');
     await until(() => resumer.lastId === live, 10_000, 'a live broadcast to the resumed client');
+  });
+
+  test('the last entry delivered gone while entries below and after it are there (another timeline, as an old master that answers late after a split brain): the channel goes back to the newest entry both have, so none is skipped; a stream that lost everything up to it tells the client', async (t) => {
+    const redis = await startRedis(t);
+    const stream = 'timeline';
+    const rewinds = warningsOf(t, 'ERR_SSE_REDIS_REWOUND');
+    const channel = await redisChannel(t, redis, stream, { incompleteEvent: 'resync' });
+    const server = await channelServer(t, channel);
+    const client = tallyEvents(server.url);
+    t.after(() => client.close());
+    await until(() => server.results.length === 1, 10_000, 'a live subscriber');
+    // Ids written by hand (with the notice another producer publishes),
+    // ahead of this clock so that the channel's own ids never mix in.
+    const base = Date.now() + 600_000;
+    const id = (k) => `${base + k}-0`;
+    const notice = (k) => redis.commands([['PUBLISH', stream, id(k)]]);
+    for (const [k, text] of [[0, 'a'], [10, 'b'], [20, 'x']]) {
+      await redis.commands([['XADD', stream, id(k), 'd', text]]);
+      await notice(k);
+    }
+    await until(() => client.lastId === id(20), 10_000, 'the first timeline');
+    // Another timeline, made in one step: a and b, then c below x and d
+    // after it; x is not there. Reading on after x would skip c.
+    await redis.commands([
+      ['MULTI'],
+      ['DEL', stream],
+      ...[[0, 'a'], [10, 'b'], [15, 'c'], [30, 'd']].map(([k, text]) => ['XADD', stream, id(k), 'd', text]),
+      ['EXEC'],
+    ]);
+    await notice(30);
+    await until(() => client.events.some((e) => e.data === 'd'), 10_000, 'the entry after x');
+    assert.deepEqual(
+      client.events.map((e) => e.data),
+      ['a', 'b', 'x', 'c', 'd'],
+    );
+    assert.deepEqual(client.named, [], 'nothing was missed: the client is not told');
+    await until(() => rewinds.length === 1, 5000, 'the warning');
+    assert.match(rewinds[0].message, new RegExp(`${id(20)}, the last entry it delivered, is not there; it goes on after ${id(10)}`));
+    // Everything up to d gone (trimmed past it, or deleted and written
+    // again): what lay between may have been missed, and the client is told.
+    await redis.commands([['MULTI'], ['DEL', stream], ['XADD', stream, id(40), 'd', 'e'], ['EXEC']]);
+    await notice(40);
+    await until(() => client.named.some((e) => e.type === 'resync'), 10_000, 'the incomplete event');
+    await until(() => client.lastId === id(40), 10_000, 'the entry after the gap');
+    assert.deepEqual(
+      client.events.map((e) => e.data),
+      ['a', 'b', 'x', 'c', 'd', 'e'],
+    );
+    assert.equal(rewinds.length, 2);
+    // And it goes on live.
+    const live = await channel.broadcast('live');
+    await until(() => client.lastId === live, 10_000, 'a live broadcast');
+    assert.equal(client.outOfOrder, 1, 'c, below x, is the one entry that came after a higher id');
   });
 
   test('an ACL user that may XADD but not read the stream: ready rejects naming the command, one warning, diagnostics say so; read again once allowed', async (t) => {

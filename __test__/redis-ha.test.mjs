@@ -13,11 +13,26 @@ import {
   redisCommands,
   startApp,
   startRooms,
+  signal,
 } from './redis-server.mjs';
 import { until, tick, tallyEvents, compareStreamIds, serve } from './helpers.mjs';
 import { Channel, EventEndpoint } from 'native-sse';
 
 const STREAM = 'ha';
+
+/** A Sentinel group, two server processes on it and a client of each,
+ * subscribed; all stopped after the test. */
+async function sentinelWithTwoApps(t) {
+  const group = await SentinelGroup.start();
+  t.after(() => group.stop());
+  const apps = [await startApp(t, group, STREAM), await startApp(t, group, STREAM)];
+  const clients = apps.map((app) => tallyEvents(`${app.url}/events`, { keep: Infinity }));
+  t.after(() => {
+    for (const client of clients) client.close();
+  });
+  await until(() => clients.every((c) => c.named.some((e) => e.type === 'subscribed')), 20_000, 'subscriptions');
+  return { group, apps, clients };
+}
 
 function registerTests() {
   test('a Sentinel URL that cannot be used is refused up front, naming its form and no password', () => {
@@ -332,14 +347,7 @@ function registerTests() {
   });
 
   test('Sentinel: the master killed under broadcasts; after the promotion broadcasts and deliveries resume, every outcome is known and true, clients get each entry of the stream once, in order', async (t) => {
-    const group = await SentinelGroup.start();
-    t.after(() => group.stop());
-    const apps = [await startApp(t, group, STREAM), await startApp(t, group, STREAM)];
-    const clients = apps.map((app) => tallyEvents(`${app.url}/events`, { keep: Infinity }));
-    t.after(() => {
-      for (const client of clients) client.close();
-    });
-    await until(() => clients.every((c) => c.named.some((e) => e.type === 'subscribed')), 20_000, 'subscriptions');
+    const { group, apps, clients } = await sentinelWithTwoApps(t);
     const first = await apps[0].burst(100, 'before');
     assert.ok(
       first.every((o) => typeof o.id === 'string'),
@@ -450,3 +458,96 @@ function registerTests() {
 }
 
 redisSuite(registerTests);
+
+function registerSplitBrain() {
+  test('Sentinel split brain: the master paused past the failover and resumed under broadcasts from two processes: no broadcast reported not appended is ever delivered, and each live client gets the final stream once, in order, or is told', async (t) => {
+    const { group, apps, clients } = await sentinelWithTwoApps(t);
+    const outcomes = [];
+    let going = true;
+    const loops = apps.map(async (app, i) => {
+      for (let n = 0; going; n++) {
+        const text = `split-${i}-${n}`;
+        outcomes.push({ text, ...(await app.publish(text)) });
+        await tick(10);
+      }
+    });
+    t.after(() => {
+      going = false;
+    });
+    await until(() => outcomes.length >= 20, 20_000, 'broadcasts before the pause');
+    // Paused, not dead: the sentinels promote the replica, and the old
+    // master, resumed, still holds (and may run) what it was sent.
+    signal(group.master.process, 'SIGSTOP');
+    try {
+      await until(
+        async () => (await group.masterPort()) === group.replica.port,
+        60_000,
+        'the sentinels to promote the replica',
+      );
+      const promotedAt = outcomes.length;
+      await until(
+        () => outcomes.slice(promotedAt).filter((o) => o.ok).length >= 10,
+        30_000,
+        'broadcasts appended on the new master',
+      );
+    } finally {
+      signal(group.master.process, 'SIGCONT');
+    }
+    // The old master runs what it held, then is demoted by the sentinels.
+    await until(
+      async () => {
+        const [role] = await redisCommands(group.master.port, [['ROLE']]).catch(() => [null]);
+        return Array.isArray(role) && String(role[0]) === 'slave';
+      },
+      60_000,
+      'the old master to be demoted',
+    );
+    const resumedAt = outcomes.length;
+    await until(() => outcomes.length >= resumedAt + 20, 30_000, 'broadcasts after the demotion');
+    going = false;
+    await Promise.all(loops);
+    const last = await apps[0].burst(20, 'split-last');
+    assert.ok(last.every((o) => typeof o.id === 'string'));
+    const lastId = last.at(-1).id;
+    for (const [i, client] of clients.entries()) {
+      await until(() => client.events.some((e) => e.id === lastId), 30_000, `client ${i} to reach the last burst`);
+    }
+    const notAppended = outcomes.filter((o) => !o.ok);
+    const byCode = {};
+    for (const o of notAppended) {
+      const code = o.body.split(':')[0];
+      byCode[code] = (byCode[code] ?? 0) + 1;
+    }
+    const [entries] = await redisCommands(group.replica.port, [['XRANGE', STREAM, '-', '+']]);
+    const finalIds = entries.map(([id]) => String(id));
+    const finalStream = new Set(finalIds);
+    for (const [i, client] of clients.entries()) {
+      const received = client.events.filter((e) => finalStream.has(e.id)).map((e) => e.id);
+      const extra = client.events.length - received.length;
+      const told = client.named.filter((e) => e.type === 'incomplete').length;
+      const { diagnostics } = await apps[i].stats();
+      t.diagnostic(
+        `client ${i}: ${received.length} of the final stream's ${finalIds.length} entries received, ${extra} events of the old master's timeline; incomplete events: ${told}; stream rewinds reported: ${diagnostics.streamRewinds}`,
+      );
+      // Every entry of the final stream once, in order, from the first one
+      // the client was sent; or the client (and application) was told.
+      if (told === 0) {
+        const from = finalIds.indexOf(received[0]);
+        assert.deepEqual(received, finalIds.slice(from), `client ${i}: the final stream, once, in order`);
+      } else {
+        assert.equal(new Set(received).size, received.length, `client ${i} got an entry twice`);
+      }
+    }
+    t.diagnostic(`${outcomes.length} broadcasts during the split brain; refused: ${JSON.stringify(byCode)}`);
+    // Not appended means absent: no client, in either process, ever got one.
+    const refused = new Set(
+      notAppended.filter((o) => o.body.startsWith('ERR_SSE_REDIS_NOT_APPENDED')).map((o) => o.text),
+    );
+    for (const [i, client] of clients.entries()) {
+      const delivered = client.events.filter((e) => refused.has(e.data)).map((e) => e.data);
+      assert.deepEqual(delivered, [], `client ${i} got broadcasts reported not appended`);
+    }
+  });
+}
+
+redisSuite(registerSplitBrain);

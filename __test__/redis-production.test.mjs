@@ -6,7 +6,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { EventEndpoint, Channel } from 'native-sse';
-import { Redis, freePort, makeCertificates, redisSuite } from './redis-server.mjs';
+import { Redis, freePort, makeCertificates, redisSuite, signal } from './redis-server.mjs';
 import { serve, until, tick, tallyEvents } from './helpers.mjs';
 
 const unhandled = [];
@@ -218,10 +218,10 @@ function registerTests() {
     // A Redis that does not answer again within the stated time leaves the
     // outcome unknown, and says so: stopped (SIGSTOP), it takes the
     // pipeline into its socket and answers nothing.
-    redis.process.kill('SIGSTOP');
+    signal(redis.process, 'SIGSTOP');
     const started = Date.now();
     const unknown = await channel.broadcast('lost').catch((err) => err);
-    redis.process.kill('SIGCONT');
+    signal(redis.process, 'SIGCONT');
     assert.equal(unknown.code, 'ERR_SSE_REDIS_OUTCOME_UNKNOWN', String(unknown));
     assert.match(unknown.message, /may or may not have been appended/);
     assert.match(unknown.message, /could not be learnt within 10 s/);

@@ -8,6 +8,7 @@ const { Link } = require('./link.js');
 const { ClusterLink } = require('./cluster-link.js');
 const { broadcastArgumentsOf, broadcastError, redisIdGiven, tooManyChannels } = require('./options.js');
 const { handled, withCode } = require('../errors.js');
+const { reserveReplayRoom, releaseReplayRoom } = require('../budget.js');
 const { kSlot, kAbort, kWhenWritable, kRoom, kResumeFrom } = require('../internal.js');
 
 // The Redis-backed half of a Channel: its stream, on the link to its Redis
@@ -292,8 +293,10 @@ class RedisStream {
     const channel = this.#channel;
     if (page.rewoundFrom != null) {
       // The stream went back: ids delivered live are no guide any more.
-      warnings.rewoundStream(this.#where, page.rewoundFrom, page.last);
+      if (page.diverged) warnings.divergedStream(this.#where, page.rewoundFrom, page.last, page.lostTrack);
+      else warnings.rewoundStream(this.#where, page.rewoundFrom, page.last);
       channel.native.forgetFloors();
+      if (page.lostTrack) channel.tellLiveIncomplete(page.rewoundFrom);
     }
     if (!keep) this.#reportSkipped(page);
     const lastEntry = page.lastEntry; // before deliver() takes the entries
@@ -400,9 +403,17 @@ class RedisStream {
       const link = this.#link;
       if (endpoint.closed) return;
       if (link === null) throw new Error('the channel is closed');
-      const count = pageSize(endpoint[kRoom](), entryBytes);
-      const page = await link.readPage(this.stream, cursor, count);
-      if (endpoint.closed) return;
+      // A page fits what the client can take and the room replays have
+      // under the budget.
+      const room = await reserveReplayRoom(endpoint[kRoom](), () => endpoint.closed);
+      const count = pageSize(room, entryBytes);
+      let page;
+      try {
+        page = await link.readPage(this.stream, cursor, count);
+        if (endpoint.closed) return;
+      } finally {
+        releaseReplayRoom(room);
+      }
       if (page.failure != null) throw new Error(page.failure);
       if (page.trimmed) {
         // The entry this page follows is gone: entries between it and the

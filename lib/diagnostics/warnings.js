@@ -82,6 +82,26 @@ function rewoundStream(where, from, to) {
   );
 }
 
+/** The server read lacks the last entry this process delivered, though it
+ * has entries after it: another timeline (a failover after a split brain),
+ * or a stream that lost its front past it (trimmed, or deleted and written
+ * again). */
+function divergedStream(where, from, to, lostTrack) {
+  counts.streamRewinds++;
+  const how = lostTrack
+    ? `none of the entries it delivered last is there: it goes on after ${to}, and entries before may have been missed (live clients are sent the incomplete event)`
+    : `it goes on after ${to}, the newest entry it delivered that the server has, so that none is missed`;
+  process.emitWarning(
+    `${where} is not the stream this process read: ${from}, the last entry it delivered, is not there; ${how}`,
+    {
+      type: 'NativeSseWarning',
+      code: codes.RedisRewound,
+      detail:
+        'A failover after a split brain (the old master appended entries the new one never had), a stream trimmed past what this process had read, or one deleted and written again. Entries delivered from another timeline are not in the stream; clients that resume after them are told their resume is incomplete.',
+    },
+  );
+}
+
 /** A fault of ours in work called back from Rust (a thread-safe function):
  * reported, never thrown to uncaughtException. */
 function internalFault(where, err) {
@@ -92,4 +112,12 @@ function internalFault(where, err) {
   });
 }
 
-module.exports = { skippedEntry, oversizedEntry, unreadableStream, rewoundStream, internalFault, counts };
+module.exports = {
+  skippedEntry,
+  oversizedEntry,
+  unreadableStream,
+  rewoundStream,
+  divergedStream,
+  internalFault,
+  counts,
+};

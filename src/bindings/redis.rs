@@ -154,6 +154,20 @@ impl StreamPage {
         self.0.rewound_from.map(|id| id.to_string())
     }
 
+    /// After an outage, the server's stream was another timeline than the
+    /// one delivered from (a failover after a split brain).
+    #[napi(getter)]
+    pub fn diverged(&self) -> bool {
+        self.0.diverged
+    }
+
+    /// ... and none of the ids delivered last was on it: entries may have
+    /// been missed.
+    #[napi(getter)]
+    pub fn lost_track(&self) -> bool {
+        self.0.lost_track
+    }
+
     /// The entries skipped, `[id, reason, id, reason, …]`.
     #[napi]
     pub fn skipped(&self) -> Vec<String> {

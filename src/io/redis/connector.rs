@@ -18,7 +18,9 @@ use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
 use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
-use redis::{AsyncConnectionConfig, ErrorKind, RedisConnectionInfo, RedisError, RedisResult};
+use redis::{
+    AsyncConnectionConfig, ConnectionInfo, ErrorKind, RedisConnectionInfo, RedisError, RedisResult,
+};
 use tokio::sync::Mutex;
 
 use super::CONNECT_TIMEOUT;
@@ -122,12 +124,32 @@ impl Connector {
         &self,
         reply_timeout: Duration,
     ) -> RedisResult<MultiplexedConnection> {
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_response_timeout(Some(reply_timeout));
-        self.client()
-            .await?
-            .get_multiplexed_async_connection_with_config(&config)
+        Ok(self.connect_at(reply_timeout).await?.0)
+    }
+
+    /// A connection, and how the server it went to is reached (for
+    /// Sentinel, the master named at this connect): a connection's client id
+    /// means something only on the server it belongs to.
+    pub(super) async fn connect_at(
+        &self,
+        reply_timeout: Duration,
+    ) -> RedisResult<(MultiplexedConnection, ConnectionInfo)> {
+        let client = self.client().await?;
+        let info = client.get_connection_info().clone();
+        let connection = client
+            .get_multiplexed_async_connection_with_config(&config_for(reply_timeout))
+            .await?;
+        Ok((connection, info))
+    }
+
+    /// A connection to the server `info` names, whatever the deployment
+    /// says now (the master a failover left behind).
+    pub(super) async fn connect_to(
+        info: &ConnectionInfo,
+        reply_timeout: Duration,
+    ) -> RedisResult<MultiplexedConnection> {
+        redis::Client::open(info.clone())?
+            .get_multiplexed_async_connection_with_config(&config_for(reply_timeout))
             .await
     }
 
@@ -135,6 +157,12 @@ impl Connector {
     pub(super) async fn pubsub(&self) -> RedisResult<redis::aio::PubSub> {
         self.client().await?.get_async_pubsub().await
     }
+}
+
+fn config_for(reply_timeout: Duration) -> AsyncConnectionConfig {
+    AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(CONNECT_TIMEOUT))
+        .set_response_timeout(Some(reply_timeout))
 }
 
 /// A setting that cannot be used; `detail` is what a user reads.

@@ -32,8 +32,21 @@
 //! outage, the entries made since the connection was lost (a restored
 //! snapshot's older entries are not sent again); it says so on the page
 //! (`rewound_from`).
+//!
+//! # Another timeline
+//!
+//! A read after an entry the follow delivered reads that entry too
+//! (`XRANGE stream last + COUNT n+1`), one entry more per read, so that a
+//! server without it is noticed at once: after a failover that split the
+//! brain, the old master may have appended (and answered a read with)
+//! entries the new one never had, while the new one appended others below
+//! the last id delivered. Reading on after that id would skip them without
+//! a word. Instead the follow goes back to the newest entry it delivered
+//! that the server has (it remembers the last [`RECENT_IDS`]) and reads on
+//! from there; with none, the page says the follow lost track
+//! (`lost_track`), and live clients are told.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -49,6 +62,10 @@ use crate::core::stream_entry::{Page, StreamId};
 
 /// Entries read at most per read of one stream.
 const READ_COUNT: usize = 1_000;
+/// How many of the ids it delivered last a follow remembers, to find, after
+/// an outage, where the server it reconnected to (a promoted replica, after
+/// a split brain) and what it delivered still agree.
+const RECENT_IDS: usize = 1_024;
 /// Streams subscribed to per `SUBSCRIBE` at most.
 const SUBSCRIBE_CHUNK: usize = 1_000;
 /// How often the pub/sub connection is asked whether it is alive, and how
@@ -64,8 +81,19 @@ const OUTAGE_SLACK_MS: u64 = 1_000;
 
 /// What the follower is asked to do.
 pub enum Control {
-    /// Follow `stream` from `from` (exclusive), or from its end when `None`.
+    /// Follow `stream` from `from` (exclusive), or from its end when `None`:
+    /// a stream followed elsewhere until now (another master of a cluster),
+    /// whose follow here starts over at `from`.
     Follow {
+        stream: Arc<str>,
+        from: Option<StreamId>,
+    },
+    /// A channel of this process starts following `stream`, whose end was
+    /// `from` at its place in the publisher's queue. A stream already
+    /// followed is followed on as it is: starting it over at `from` would
+    /// skip, for the channels already on it, whatever lay between what they
+    /// were given and `from`. The newcomer is told where the follow is.
+    Join {
         stream: Arc<str>,
         from: Option<StreamId>,
     },
@@ -105,6 +133,8 @@ struct Followed {
     outage_ms: Option<u64>,
     /// The stream has been subscribed to on the current connection.
     subscribed: bool,
+    /// The ids of the entries delivered last, oldest first.
+    recent: VecDeque<StreamId>,
 }
 
 /// A read's outcome, back on the follower's task.
@@ -126,6 +156,18 @@ enum Read {
     },
     /// Nothing was read: a retry after a failure.
     Retry,
+    /// `last`, an entry this follow delivered, is not on the server: the
+    /// server read is another timeline than the one delivered from (a
+    /// failover after a split brain, an old master that answered a read
+    /// late, a new or restored Redis), or the stream lost its front past
+    /// `last` (trimmed, or deleted and written again). `below`: the server's
+    /// ids up to `last`, the newest of them, to find the newest entry both
+    /// agree on; what the server has after it was not delivered. `newest`:
+    /// as for `After`.
+    Diverged {
+        below: HashSet<StreamId>,
+        newest: StreamId,
+    },
 }
 
 /// Why the follower left its connection.
@@ -215,11 +257,13 @@ impl Follower {
                     request = control.recv() => {
                         let Some(request) = request else { break Leave::Closed };
                         let subscribe = match &request {
-                            Control::Follow { stream, .. } => !follows.get(stream).is_some_and(|f| f.subscribed),
+                            Control::Follow { stream, .. } | Control::Join { stream, .. } => {
+                                !follows.get(stream).is_some_and(|f| f.subscribed)
+                            }
                             Control::Unfollow { .. } => false,
                         };
                         match &request {
-                            Control::Follow { stream, .. } if subscribe => {
+                            Control::Follow { stream, .. } | Control::Join { stream, .. } if subscribe => {
                                 if !answered(sink.subscribe(&**stream)).await {
                                     self.apply(&mut follows, &mut generation, request);
                                     break Leave::Lost;
@@ -231,7 +275,7 @@ impl Follower {
                                     break Leave::Lost;
                                 }
                             }
-                            Control::Follow { .. } => {}
+                            Control::Follow { .. } | Control::Join { .. } => {}
                         }
                         let followed = self.apply(&mut follows, &mut generation, request);
                         if let Some(name) = followed {
@@ -314,7 +358,8 @@ impl Follower {
         request: Control,
     ) -> Option<Arc<str>> {
         match request {
-            Control::Follow { stream, from } => {
+            Control::Join { stream, .. } if follows.contains_key(&stream) => Some(stream),
+            Control::Follow { stream, from } | Control::Join { stream, from } => {
                 *generation += 1;
                 follows.insert(
                     stream.clone(),
@@ -330,6 +375,7 @@ impl Follower {
                         // outage.
                         outage_ms: from.is_none().then(now_ms),
                         subscribed: false,
+                        recent: VecDeque::new(),
                     },
                 );
                 Some(stream)
@@ -372,22 +418,13 @@ impl Follower {
         let generation = followed.generation;
         let from = followed.last;
         let done_to = done_to.clone();
+        // A follow whose position is an entry it delivered reads from that
+        // entry on, to see that the server still has it (see `Read::Diverged`).
+        let delivered = from.is_some() && followed.recent.back() == from.as_ref();
         tokio::spawn(async move {
             let result = match from {
                 None => pages.newest(&stream).await.map(Read::Start),
-                // The newest id is asked for only when nothing was read: it
-                // tells a stream that went back from one with nothing new.
-                Some(from) => match pages.after(&stream, from, READ_COUNT).await {
-                    Ok(entries) if entries.is_empty() => pages
-                        .newest(&stream)
-                        .await
-                        .map(|newest| Read::After { entries, newest }),
-                    Ok(entries) => Ok(Read::After {
-                        entries,
-                        newest: from,
-                    }),
-                    Err(err) => Err(err),
-                },
+                Some(from) => Self::read_on(&pages, &stream, from, delivered).await,
             };
             let _ = done_to.send(Done {
                 stream,
@@ -396,6 +433,57 @@ impl Follower {
                 result,
             });
         });
+    }
+
+    /// The read after `from`. The newest id is asked for only when nothing
+    /// was read: it tells a stream that went back from one with nothing new.
+    async fn read_on(
+        pages: &Pages,
+        stream: &str,
+        from: StreamId,
+        delivered: bool,
+    ) -> redis::RedisResult<Read> {
+        let (entries, present) = pages.after_checked(stream, from, READ_COUNT).await?;
+        let newest = if entries.is_empty() {
+            pages.newest(stream).await?
+        } else {
+            from
+        };
+        if delivered && !present {
+            let below = pages
+                .ids_up_to(stream, from, RECENT_IDS + READ_COUNT)
+                .await?;
+            return Ok(Read::Diverged { below, newest });
+        }
+        Ok(Read::After { entries, newest })
+    }
+
+    /// The stream went back (nothing after `from`, its newest entry
+    /// `newest` before it): the follow goes on from before the first entry
+    /// of its new timeline that can be placed.
+    fn went_back(
+        &self,
+        name: &Arc<str>,
+        followed: &mut Followed,
+        from: StreamId,
+        newest: StreamId,
+        lost_track: bool,
+        pages: &mut Vec<StreamPage>,
+    ) {
+        let mut back = newest;
+        if let Some(low) = followed.low.take() {
+            back = back.min(low.before());
+        }
+        if let Some(lost) = followed.outage_ms {
+            back = back.min(since(lost));
+        }
+        let mut page = StreamPage::at(name.clone(), back);
+        page.rewound_from = Some(from);
+        page.diverged = lost_track;
+        page.lost_track = lost_track;
+        pages.push(page);
+        followed.last = Some(back);
+        followed.dirty = true;
     }
 
     /// Reads again after `RETRY_READ`.
@@ -463,6 +551,59 @@ impl Follower {
                 self.read(&name, followed, done_to);
                 return;
             }
+            Ok(Read::Diverged { below, newest }) => {
+                let from = done.from.unwrap_or_default();
+                followed.failing = false;
+                let common = followed
+                    .recent
+                    .iter()
+                    .rev()
+                    .find(|id| below.contains(id))
+                    .copied();
+                // Go on after the newest entry both agree on: everything
+                // after it on this server is undelivered. With none: a
+                // stream with nothing after `from` went back (below); one
+                // with nothing up to `from` lost its front past it (what was
+                // trimmed or deleted past it may have been missed); one with
+                // other entries up to `from` is another timeline, read from
+                // the lowest entry delivered lately (what came before it
+                // there may have been missed).
+                let back = match common {
+                    Some(common) => common,
+                    None if newest < from => {
+                        // After an outage, a new or restored server: what
+                        // was written to it before the follow came back
+                        // may have been missed.
+                        let lost_track = followed.outage_ms.is_some();
+                        followed.recent.clear();
+                        self.went_back(&name, followed, from, newest, lost_track, pages);
+                        followed.outage_ms = None;
+                        if followed.dirty {
+                            self.read(&name, followed, done_to);
+                        }
+                        return;
+                    }
+                    None if below.is_empty() => from,
+                    None => followed
+                        .recent
+                        .iter()
+                        .min()
+                        .map_or(from, |low| low.before()),
+                };
+                let mut page = StreamPage::at(name.clone(), back);
+                page.rewound_from = Some(from);
+                page.diverged = true;
+                page.lost_track = common.is_none();
+                pages.push(page);
+                // The next read checks `back` only if it was delivered.
+                followed
+                    .recent
+                    .retain(|id| *id < back || common == Some(*id));
+                followed.last = Some(back);
+                followed.low = None;
+                followed.dirty = true;
+                followed.outage_ms = None;
+            }
             Ok(Read::Start(newest)) => {
                 let start = match followed.outage_ms.take() {
                     Some(asked) => newest.min(since(asked)),
@@ -477,20 +618,7 @@ impl Follower {
                 let from = done.from.unwrap_or_default();
                 let was_failing = std::mem::replace(&mut followed.failing, false);
                 if entries.is_empty() && newest < from {
-                    // The stream went back: go on from before the first
-                    // entry of its new timeline that can be placed.
-                    let mut back = newest;
-                    if let Some(low) = followed.low.take() {
-                        back = back.min(low.before());
-                    }
-                    if let Some(lost) = followed.outage_ms {
-                        back = back.min(since(lost));
-                    }
-                    let mut page = StreamPage::at(name.clone(), back);
-                    page.rewound_from = Some(from);
-                    pages.push(page);
-                    followed.last = Some(back);
-                    followed.dirty = true;
+                    self.went_back(&name, followed, from, newest, false, pages);
                 } else if entries.is_empty() {
                     if was_failing {
                         pages.push(StreamPage::at(name.clone(), from));
@@ -504,6 +632,15 @@ impl Follower {
                     match page.last {
                         Some(read_to) if read_to > from => {
                             followed.last = Some(read_to);
+                            let newest = entries.len().saturating_sub(RECENT_IDS);
+                            for (id, _) in &entries[newest..] {
+                                if let Some(id) = StreamId::parse(id) {
+                                    if followed.recent.len() == RECENT_IDS {
+                                        followed.recent.pop_front();
+                                    }
+                                    followed.recent.push_back(id);
+                                }
+                            }
                             if full {
                                 followed.dirty = true;
                             }

@@ -135,6 +135,13 @@ pub struct StreamPage {
     /// new or restored Redis, a clock behind): that id. It goes on from
     /// `last`.
     pub rewound_from: Option<StreamId>,
+    /// After an outage, the server's stream did not have the last id the
+    /// follower had delivered: another timeline (a failover after a split
+    /// brain). The follower goes on after the newest id both agree on.
+    pub diverged: bool,
+    /// ... and none of the ids it delivered last was there: entries between
+    /// what it delivered and where it goes on may have been missed.
+    pub lost_track: bool,
 }
 
 impl StreamPage {

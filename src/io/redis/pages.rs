@@ -80,30 +80,58 @@ impl Pages {
         Ok(newest_of(reply))
     }
 
-    /// Up to `count` entries after `from` (exclusive).
-    pub async fn after(
+    /// Up to `count` entries after `from` (exclusive), and whether `from`
+    /// itself is on the server: the read starts at it.
+    pub async fn after_checked(
         &self,
         stream: &str,
         from: StreamId,
         count: usize,
-    ) -> redis::RedisResult<Vec<(String, RawFields)>> {
-        let start = if from == StreamId::default() {
-            "-".to_string()
-        } else {
-            format!("({from}")
-        };
+    ) -> redis::RedisResult<(Vec<(String, RawFields)>, bool)> {
         let entries: Value = self
             .query(
                 redis::cmd("XRANGE")
                     .arg(stream)
-                    .arg(&start)
+                    .arg(from.to_string())
                     .arg("+")
+                    .arg("COUNT")
+                    .arg(count + 1)
+                    .clone(),
+            )
+            .await?;
+        let mut entries = entries_of(entries);
+        let present = entries
+            .first()
+            .is_some_and(|(id, _)| StreamId::parse(id) == Some(from));
+        if present {
+            entries.remove(0);
+        }
+        Ok((entries, present))
+    }
+
+    /// The ids of `stream` up to `high` (inclusive), the newest `count` of
+    /// them.
+    pub async fn ids_up_to(
+        &self,
+        stream: &str,
+        high: StreamId,
+        count: usize,
+    ) -> redis::RedisResult<std::collections::HashSet<StreamId>> {
+        let entries: Value = self
+            .query(
+                redis::cmd("XREVRANGE")
+                    .arg(stream)
+                    .arg(high.to_string())
+                    .arg("-")
                     .arg("COUNT")
                     .arg(count)
                     .clone(),
             )
             .await?;
-        Ok(entries_of(entries))
+        Ok(entries_of(entries)
+            .iter()
+            .filter_map(|(id, _)| StreamId::parse(id))
+            .collect())
     }
 
     /// One page after `after`, and whether it follows on from `after`: the

@@ -155,7 +155,7 @@ impl MarkFor {
                 Err((code, reason)) => fates.failed(code, reason),
             },
             MarkFor::Follow(follower) => {
-                let _ = follower.send(Control::Follow {
+                let _ = follower.send(Control::Join {
                     stream,
                     from: mark.ok(),
                 });
@@ -198,12 +198,69 @@ struct Connection {
     /// Redis's id for it (`CLIENT ID`), to kill it after a lost reply;
     /// `None` where Redis would not say.
     client_id: Option<i64>,
+    /// Which server it is on: its address, and the server process's
+    /// `run_id` (`None` where Redis would not say).
+    server_at: ServerAt,
     /// The follower's count of outages when it was made: once the count
     /// moves, the connection is presumed dead too and replaced before it is
     /// used, rather than found dead by losing a pipeline's reply.
     outages: u64,
     /// The script is loaded on this server (`SCRIPT LOAD` at connect).
     sha: String,
+}
+
+/// Which server a connection went to.
+#[derive(Debug, Clone)]
+struct ServerAt {
+    /// How it is reached (its address, with the deployment's credentials).
+    info: redis::ConnectionInfo,
+    address: String,
+    run_id: Option<String>,
+}
+
+impl ServerAt {
+    fn new(info: redis::ConnectionInfo, run_id: Option<String>) -> Self {
+        let address = info.addr().to_string();
+        ServerAt {
+            info,
+            address,
+            run_id,
+        }
+    }
+}
+
+/// Whether what an old connection still held can no longer run, as far as a
+/// fresh connection can tell: `Some(client id)` to kill it by id there, or
+/// `None` when no kill is needed (`Gone`) or none can be trusted (`Elsewhere`).
+#[derive(Debug, PartialEq, Eq)]
+enum OldFate {
+    /// Same server process: kill the old connection by its id.
+    Kill(i64),
+    /// The same address answers with another process (a restart): the old
+    /// process, and every connection it had, is gone.
+    Gone,
+    /// Another server (a failover moved the master): the old one is asked
+    /// itself (see [`old_server_gone`]); no id is killed on the fresh one
+    /// (an id of the old server names another connection, or none, there).
+    Elsewhere,
+    /// The server would not say which process it is: what is not found
+    /// stays unknown.
+    Unsure,
+}
+
+/// What can be known of an old connection's fate from a fresh one.
+fn old_fate(old: Option<(i64, &ServerAt)>, fresh: &ServerAt) -> OldFate {
+    let Some((client_id, old)) = old else {
+        return OldFate::Unsure;
+    };
+    if old.address != fresh.address {
+        return OldFate::Elsewhere;
+    }
+    match (&old.run_id, &fresh.run_id) {
+        (Some(a), Some(b)) if a == b => OldFate::Kill(client_id),
+        (Some(_), Some(_)) => OldFate::Gone,
+        _ => OldFate::Unsure,
+    }
 }
 
 /// The publisher's state between pipelines.
@@ -327,7 +384,7 @@ impl Publisher {
 
     /// Opens a connection, loads the script and shares the stop key.
     async fn open(&self, outages: u64) -> redis::RedisResult<Connection> {
-        let mut connection = self.connector.connect(REPLY_TIMEOUT).await?;
+        let (mut connection, info) = self.connector.connect_at(REPLY_TIMEOUT).await?;
         let sha: String = redis::cmd("SCRIPT")
             .arg("LOAD")
             .arg(append_script())
@@ -338,10 +395,12 @@ impl Publisher {
             .query_async(&mut connection)
             .await
             .ok();
+        let run_id = run_id(&mut connection).await;
         self.share_stop_key(&mut connection).await;
         Ok(Connection {
             connection,
             client_id,
+            server_at: ServerAt::new(info, run_id),
             outages,
             sha,
         })
@@ -431,7 +490,13 @@ impl Publisher {
                 let reason = format!("Lost the reply of Redis at {}: {reason}", self.server);
                 let old = state.connection.take();
                 let found = self
-                    .search(state, old.and_then(|old| old.client_id), &sent, lower_ms)
+                    .search(
+                        state,
+                        old.as_ref()
+                            .and_then(|old| Some((old.client_id?, old.server_at.clone()))),
+                        &sent,
+                        lower_ms,
+                    )
                     .await;
                 self.settle_lost(batch, found, &reason)
             }
@@ -545,7 +610,7 @@ impl Publisher {
     async fn search(
         &self,
         state: &mut State,
-        old_client: Option<i64>,
+        old: Option<(i64, ServerAt)>,
         sent: &[Sent],
         lower_ms: u64,
     ) -> Vec<Option<Option<String>>> {
@@ -555,12 +620,20 @@ impl Publisher {
             let outages = self.outages.load(Ordering::Relaxed);
             if let Ok(mut fresh) = self.open(outages).await {
                 // Nothing still queued on the old connection may run once
-                // the search has looked: kill it first. A Redis that will
-                // not say which it was, or will not kill it, leaves what is
-                // not found unknown.
-                let killed = match old_client {
-                    Some(id) => kill(&mut fresh.connection, id).await,
-                    None => false,
+                // the search has looked: kill it first, on its own server
+                // only. A Redis that will not say which it was, or will not
+                // kill it, or another server (a failover: the old master may
+                // run what it holds when it comes back), leaves what is not
+                // found unknown; one whose process is gone does not.
+                let fate = old_fate(old.as_ref().map(|(id, at)| (*id, at)), &fresh.server_at);
+                let killed = match fate {
+                    OldFate::Kill(id) => kill(&mut fresh.connection, id).await,
+                    OldFate::Gone => true,
+                    OldFate::Elsewhere => match &old {
+                        Some((id, at)) => old_server_gone(at, *id).await,
+                        None => false,
+                    },
+                    OldFate::Unsure => false,
                 };
                 if let Ok(found) = self.find_tags(&mut fresh.connection, sent, lower_ms).await {
                     state.connection = Some(fresh);
@@ -815,6 +888,54 @@ async fn kill(connection: &mut MultiplexedConnection, client_id: i64) -> bool {
     }
 }
 
+/// Which server process a connection is on (`INFO server`'s `run_id`).
+async fn run_id(connection: &mut MultiplexedConnection) -> Option<String> {
+    let info: String = redis::cmd("INFO")
+        .arg("server")
+        .query_async(connection)
+        .await
+        .ok()?;
+    run_id_of(&info)
+}
+
+/// How long the master a failover left behind is given to answer.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// After a failover, whether the old server can no longer run what an old
+/// connection of `client_id` held: nothing listens where it was (its
+/// process is gone), or another process does (it was restarted). A server
+/// that answers as the same process is alive: its connection is killed
+/// there, so that nothing it still holds runs later, but what it may
+/// already have run on its own timeline cannot be known from here (a
+/// follower of it may have delivered it), so the answer is no. One that
+/// does not answer in time (paused, cut off) may run it when it comes back.
+async fn old_server_gone(old: &ServerAt, client_id: i64) -> bool {
+    let probe = async {
+        match Connector::connect_to(&old.info, REPLY_TIMEOUT).await {
+            Err(err) => err.is_connection_refusal(),
+            Ok(mut connection) => match (run_id(&mut connection).await, &old.run_id) {
+                (Some(now), Some(then)) if now != *then => true,
+                (Some(_), Some(_)) => {
+                    kill(&mut connection, client_id).await;
+                    false
+                }
+                _ => false,
+            },
+        }
+    };
+    tokio::time::timeout(PROBE_TIMEOUT, probe)
+        .await
+        .unwrap_or(false)
+}
+
+/// The `run_id` of an `INFO server` reply: which server process it is.
+fn run_id_of(info: &str) -> Option<String> {
+    info.lines()
+        .find_map(|line| line.strip_prefix("run_id:"))
+        .map(|id| id.trim().to_string())
+        .filter(|id| !id.is_empty())
+}
+
 /// A stream id in a reply.
 fn id_of(reply: &Value) -> Option<String> {
     match reply {
@@ -828,4 +949,43 @@ fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |since| since.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(address: &str, run_id: Option<&str>) -> ServerAt {
+        let info: redis::ConnectionInfo = format!("redis://{address}").parse().unwrap();
+        ServerAt::new(info, run_id.map(str::to_string))
+    }
+
+    #[test]
+    fn a_connection_is_killed_by_id_only_on_its_own_server_process() {
+        let old = at("10.0.0.1:6379", Some("aaa"));
+        assert_eq!(old_fate(Some((7, &old)), &old), OldFate::Kill(7));
+        // Restarted at the same address: its connections died with it.
+        assert_eq!(
+            old_fate(Some((7, &old)), &at("10.0.0.1:6379", Some("bbb"))),
+            OldFate::Gone
+        );
+        // A failover moved the master: id 7 means nothing there, and the
+        // old master may still run what it holds.
+        assert_eq!(
+            old_fate(Some((7, &old)), &at("10.0.0.2:6379", Some("aaa"))),
+            OldFate::Elsewhere
+        );
+        assert_eq!(
+            old_fate(Some((7, &old)), &at("10.0.0.1:6379", None)),
+            OldFate::Unsure
+        );
+        assert_eq!(old_fate(None, &old), OldFate::Unsure);
+    }
+
+    #[test]
+    fn the_run_id_is_read_from_info_server() {
+        let info = "# Server\r\nredis_version:7.0.15\r\nrun_id:5f3c0a\r\ntcp_port:6379\r\n";
+        assert_eq!(run_id_of(info).as_deref(), Some("5f3c0a"));
+        assert_eq!(run_id_of("# Server\r\n"), None);
+    }
 }
