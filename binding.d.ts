@@ -119,6 +119,16 @@ export declare class StreamPage {
   get lasting(): boolean
   /** The id the stream went back from, or `null`. */
   get rewoundFrom(): string | null
+  /**
+   * After an outage, the server's stream was another timeline than the
+   * one delivered from (a failover after a split brain).
+   */
+  get diverged(): boolean
+  /**
+   * ... and none of the ids delivered last was on it: entries may have
+   * been missed.
+   */
+  get lostTrack(): boolean
   /** The entries skipped, `[id, reason, id, reason, …]`. */
   skipped(): Array<string>
 }
@@ -431,6 +441,12 @@ export interface ReplayResult {
   lastId?: string
   overflow: boolean
 }
+
+/**
+ * Bytes replays may still add under this thread's budget (see
+ * [`Hub::replay_room`](crate::core::hub::Hub::replay_room)).
+ */
+export declare function replayRoom(): number
 
 /**
  * Makes the last close of the socket whose open descriptor is `fd` reset

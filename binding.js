@@ -873,6 +873,7 @@ module.exports.queueKeepAlives = nativeBinding.queueKeepAlives
 module.exports.redisServerName = nativeBinding.redisServerName
 module.exports.releaseAdopted = nativeBinding.releaseAdopted
 module.exports.releaseStream = nativeBinding.releaseStream
+module.exports.replayRoom = nativeBinding.replayRoom
 module.exports.resetOnClose = nativeBinding.resetOnClose
 module.exports.RESUME_FIRST_PAGE_SIZE = nativeBinding.RESUME_FIRST_PAGE_SIZE
 module.exports.RESUME_PAGE_SIZE = nativeBinding.RESUME_PAGE_SIZE

@@ -177,6 +177,8 @@ test('adopted: a slow consumer is cut off with a reset, and its descriptor relea
   const client = RawClient.connect(app.port);
   t.after(() => client.destroy());
   await until(() => diagnostics().adopted - adoptedBefore === 1, 20_000, 'adopted');
+  // Read now: once the reset arrives, the client's socket forgets its port.
+  const clientPort = client.socket.localPort;
   client.socket.pause();
   const [endpoint] = endpoints;
   const frame = 'x'.repeat(1000);
@@ -185,7 +187,6 @@ test('adopted: a slow consumer is cut off with a reset, and its descriptor relea
     await new Promise((resolve) => setImmediate(resolve));
   }
   assert.deepEqual(endpoint.closes, ['slow consumer']);
-  const clientPort = client.socket.localPort;
   await until(() => serverSocket(app.port, clientPort) === null, 10_000, 'the reset socket to go');
   await until(() => diagnostics().adoptedConnections === 0, 10_000, 'the connection released');
   client.socket.resume();

@@ -421,3 +421,71 @@ test('a channel says when its last endpoint has left (empty): once, not while on
   assert.equal(warnings[0].name, 'ChannelListenerError');
   assert.match(warnings[0].message, /listener fault/);
 });
+
+test('a replay goes at its client pace, and what is sent meanwhile (broadcasts, the endpoint own sends) comes after it, once, in order, on the direct path and over HTTP/2', async (t) => {
+  const http2 = await import('node:http2');
+  const channel = new Channel({ historySize: 3000 });
+  const kib = 'k'.repeat(1024);
+  for (let n = 1; n <= 3000; n++) channel.broadcast(`${n} ${kib}`, { id: String(n) });
+  const subscribed = [];
+  const handler = (req, res) => {
+    const endpoint = new EventEndpoint(req, res, { keepAlive: 0 });
+    const result = channel.subscribe(endpoint);
+    subscribed.push(result);
+    // Queued while 2,000 events (2 MiB) are still to be replayed.
+    endpoint.send(`own ${kib}`, 'own');
+  };
+  const app = await serve(handler);
+  t.after(() => app.close());
+  const h2 = http2.createServer(handler).listen(0, '127.0.0.1');
+  await events.once(h2, 'listening');
+  t.after(() => h2.close());
+  // Broadcasts go on during the replays.
+  let next = 3001;
+  const ticker = setInterval(() => channel.broadcast(`${next} live`, { id: String(next++) }), 2);
+  t.after(() => clearInterval(ticker));
+
+  const direct = RawClient.connect(app.port, { headers: { 'Last-Event-ID': '1000' } });
+  t.after(() => direct.destroy());
+  const session = http2.connect(`http://127.0.0.1:${h2.address().port}`);
+  t.after(() => session.close());
+  const stream = session.request({ ':path': '/', 'last-event-id': '1000' });
+  let h2Body = '';
+  stream.setEncoding('utf8');
+  stream.on('data', (text) => (h2Body += text));
+
+  const idsOf = (body) =>
+    parseEventStream(body)
+      .events.filter((e) => e.type === 'message')
+      .map((e) => e.lastEventId);
+  const ownAt = (ids) => ids.indexOf('own');
+  await until(() => ownAt(idsOf(direct.body)) >= 0 && ownAt(idsOf(h2Body)) >= 0, 30_000, 'both replays');
+  const stop = next + 20;
+  await until(() => [direct.body, h2Body].every((b) => idsOf(b).includes(String(stop))), 30_000, 'live events after');
+  clearInterval(ticker);
+  assert.equal(subscribed.length, 2);
+  for (const [i, ids] of [idsOf(direct.body), idsOf(h2Body)].entries()) {
+    const own = ownAt(ids);
+    // The replay, whole and in order (what the history held when the
+    // client subscribed), then the endpoint's own send, then every
+    // broadcast made since, once, in order.
+    const replayed = ids.slice(0, own).map(Number);
+    assert.ok(replayed.length >= 2000);
+    assert.deepEqual(
+      subscribed.map((r) => r.complete),
+      [true, true],
+    );
+    assert.ok(
+      subscribed.some((r) => r.replayed === replayed.length),
+      `client ${i}: replayed ${replayed.length}`,
+    );
+    const live = ids.slice(own + 1).map(Number);
+    assert.ok(live.length > 20);
+    const all = [...replayed, ...live];
+    assert.deepEqual(
+      all,
+      Array.from({ length: all.length }, (_, n) => 1001 + n),
+      `client ${i}: every event once, in order`,
+    );
+  }
+});

@@ -19,4 +19,36 @@ function setMemoryBudget(bytes) {
   native.setMemoryBudget(Math.min(bytes, Number.MAX_SAFE_INTEGER));
 }
 
-module.exports = { setMemoryBudget };
+// Resumes from Redis read their pages under the budget too: a page is read
+// only into room that replays have under it (see replay_room in
+// src/core/hub.rs), less what pages being read already took, so that a
+// thousand resumes at once read no more than the budget holds.
+let reserved = 0;
+
+/**
+ * Takes up to `want` bytes of the replays' room for a page about to be
+ * read; resolves with what it took (at least 1) once there is room. The
+ * caller gives it back with `releaseReplayRoom` once the page is queued
+ * (from then on its bytes are counted as held).
+ */
+async function reserveReplayRoom(want, isClosed) {
+  for (;;) {
+    const room = Math.min(want, native.replayRoom() - reserved);
+    if (room > 0 || isClosed()) {
+      const taken = Math.max(1, room);
+      reserved += taken;
+      return taken;
+    }
+    // Full: what is held leaves as clients read; no event says when for
+    // every transport, so the room is looked at again shortly.
+    await new Promise((resolve) => setTimeout(resolve, ROOM_RETRY_MS));
+  }
+}
+
+function releaseReplayRoom(taken) {
+  reserved -= taken;
+}
+
+const ROOM_RETRY_MS = 10;
+
+module.exports = { setMemoryBudget, reserveReplayRoom, releaseReplayRoom };

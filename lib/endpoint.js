@@ -10,8 +10,8 @@ const { CloseReason } = require('./close-reasons.js');
 const { IS_DENO } = require('./runtime.js');
 const { LazyEventTarget } = require('./listeners.js');
 const sendAll = require('./send-all.js');
-const { mark, takeMark } = require('./stop-marks.js');
-const { normalizeOptions, optionalString, requiredString, eventData, count } = require('./options.js');
+const { fingerprintOf, mark, takeMark } = require('./stop-marks.js');
+const { normalizeOptions, optionsObject, optionalString, requiredString, eventData, count } = require('./options.js');
 const { checkId, largest, handled, invalid, invalidValue, fromNative, tooLarge, closedError } = require('./errors.js');
 const {
   isWebRequest,
@@ -73,11 +73,24 @@ function argumentsOf(request, args) {
   let response = null;
   let options;
   if (isWebRequest(request)) {
+    // A web Request's response is the endpoint's own (`endpoint.response`):
+    // a Node response here would be read as options and never written.
+    if (isNodeResponse(args[0])) {
+      throw invalidValue(
+        'options',
+        'is a Node response: a web Request takes (request, options?), and its Response is endpoint.response',
+      );
+    }
+    if (args.length > 1) throw invalidValue('options', 'is the last argument with a web Request: (request, options?)');
     options = normalizeOptions(args[0]);
   } else if (isNodeRequest(request)) {
     response = args[0];
     if (!isNodeResponse(response)) {
-      throw invalid('response', 'an http.ServerResponse or http2.Http2ServerResponse', response);
+      throw invalid(
+        'response',
+        'an http.ServerResponse or http2.Http2ServerResponse (a Node request takes (request, response, options?))',
+        response,
+      );
     }
     options = normalizeOptions(args[1]);
     if (response.headersSent) throw invalidValue('response', 'has already sent its headers');
@@ -118,6 +131,8 @@ class EventEndpoint extends LazyEventTarget {
   #resumeFrom = '';
   /** The id of the last event this endpoint sent itself (not a channel). */
   #ownLastId = '';
+  /** Who the client is, for jsext's mark (./stop-marks.js). */
+  #fingerprint = '';
   /** The channels this endpoint is subscribed to, or null. */
   #channels = null;
   #highWaterMark = 0;
@@ -139,11 +154,13 @@ class EventEndpoint extends LazyEventTarget {
     // A client told to stop by close(true) is refused with 204, which makes
     // EventSource give up instead of reconnecting again.
     // So is one whose id a close(true) marked, as jsext answers it (once).
-    const stopped = this.#lastEventId !== '' && (native.isStopToken(this.#lastEventId) || takeMark(this.#lastEventId));
+    const stopped =
+      this.#lastEventId !== '' && (native.isStopToken(this.#lastEventId) || takeMark(request, this.#lastEventId));
     if (stopped || request.method === 'HEAD') {
       this.#answerOnly(request, response, options, stopped);
       return;
     }
+    this.#fingerprint = fingerprintOf(request);
     this.#open(request, response, options);
   }
 
@@ -295,7 +312,7 @@ class EventEndpoint extends LazyEventTarget {
   sendAll(source, options = undefined) {
     let checked;
     try {
-      checked = sendAll.optionsOf(options);
+      checked = sendAll.optionsOf(options, 'sendAll()');
     } catch (err) {
       return Promise.reject(err);
     }
@@ -337,7 +354,9 @@ class EventEndpoint extends LazyEventTarget {
       native.sendStop(slot);
       // jsext's mark: the last id this endpoint sent itself, or, if it sent
       // none and never joined a channel, the one its request carried.
-      mark(this.#ownLastId !== '' || this.#channels !== null ? this.#ownLastId : this.#resumeFrom);
+      // Kept for this client only (its fingerprint), never for another
+      // that holds the same id.
+      mark(this.#fingerprint, this.#ownLastId !== '' || this.#channels !== null ? this.#ownLastId : this.#resumeFrom);
     }
     const transport = this.#transport;
     // Before the slot goes: Rust may hold bytes it is writing to the socket
@@ -479,8 +498,9 @@ class EventEndpoint extends LazyEventTarget {
   [kFlushed](chunk) {
     // A full transport: queue in Rust (up to the cap) until it drains.
     if (!this.#transport.write(chunk)) native.pauseStream(this.#slot);
-    // The flush emptied this stream's queue in Rust: waiting sends may go.
-    this.#releaseWaiters();
+    // The flush emptied this stream's queue in Rust: waiting sends may go,
+    // unless what waits behind a replay still fills it.
+    if (this.#waiters !== null && native.bufferedAmount(this.#slot) < this.#highWaterMark) this.#releaseWaiters();
   }
 
   /** Rust wrote all this stream's bytes to its socket. */
@@ -566,9 +586,10 @@ class EventEndpoint extends LazyEventTarget {
  * connection has finished, or after `timeout` ms, when the rest are dropped.
  * Then `server.close()` completes.
  */
+const CLOSE_ALL_OPTIONS = ['reconnectWindow', 'noReconnect', 'timeout'];
+
 async function closeAll(options = undefined) {
-  if (options === undefined || options === null) options = {};
-  if (typeof options !== 'object') throw invalid('options', 'an object', options);
+  options = optionsObject('options', options, CLOSE_ALL_OPTIONS, 'closeAll()');
   const reconnectWindow = count('options.reconnectWindow', options.reconnectWindow, 0);
   const timeout = count('options.timeout', options.timeout, native.DEFAULT_CLOSE_TIMEOUT_MS);
   const noReconnect = Boolean(options.noReconnect);

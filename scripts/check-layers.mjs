@@ -31,12 +31,32 @@ for (const { folder, forbidden, what } of RULES) {
       });
   }
 }
+// The direct and adopted paths are a chain (src/io/mod.rs): each file
+// names only the files before it, and only the first holds `unsafe`.
+const CHAIN = ['sys', 'conn', 'writers', 'adopted', 'direct'];
+CHAIN.forEach((name, at) => {
+  const file = join(root, 'src/io', `${name}.rs`);
+  const later = CHAIN.slice(at + 1);
+  readFileSync(file, 'utf8')
+    .split('\n')
+    .forEach((line, i) => {
+      const code = line.replace(/\/\/.*$/, '');
+      for (const other of later) {
+        if (new RegExp(`(io|super)::${other}\\b`).test(code))
+          faults.push(`src/io/${name}.rs:${i + 1}: uses src/io/${other}.rs, which comes after it: ${line.trim()}`);
+      }
+      if (at > 0 && /\bunsafe\b/.test(code))
+        faults.push(`src/io/${name}.rs:${i + 1}: unsafe outside src/io/sys.rs: ${line.trim()}`);
+    });
+});
 if (files === 0) {
   console.error('check-layers: no Rust files found under src/core and src/io');
   process.exit(1);
 }
 if (faults.length > 0) {
-  console.error(`The core and the I/O must not touch what belongs to the bindings:\n${faults.join('\n')}`);
+  console.error(`The layers are crossed:\n${faults.join('\n')}`);
   process.exit(1);
 }
-console.log(`check-layers: ${files} files of src/core and src/io name no napi (nor the core tokio)`);
+console.log(
+  `check-layers: ${files} files of src/core and src/io name no napi (nor the core tokio); ${CHAIN.join(' → ')} each use only those before`,
+);

@@ -3,7 +3,7 @@
 const native = require('../native.js');
 const outbox = require('../outbox.js');
 const { EventEndpoint } = require('../endpoint.js');
-const { optionalString } = require('../options.js');
+const { optionalString, optionsObject } = require('../options.js');
 const { checkId, invalid } = require('../errors.js');
 const { CloseReason } = require('../close-reasons.js');
 const { kSlot, kJoin, kLeave, kAbort, kDrop, kLastId, kDispatchOwn, nextSequence } = require('../internal.js');
@@ -22,6 +22,7 @@ const { LazyEventTarget } = require('../listeners.js');
 const sendAll = require('../send-all.js');
 
 const noop = () => {};
+const CHANNEL_OPTIONS = ['historySize', 'historyBytes', 'incompleteEvent', 'redis'];
 
 function endpointArgument(endpoint) {
   if (!(endpoint instanceof EventEndpoint)) throw invalid('endpoint', 'an EventEndpoint', endpoint);
@@ -72,8 +73,7 @@ class Channel extends LazyEventTarget {
 
   constructor(options = undefined) {
     super();
-    if (options === undefined || options === null) options = {};
-    if (typeof options !== 'object') throw invalid('options', 'an object', options);
+    options = optionsObject('options', options, CHANNEL_OPTIONS, 'Channel');
     const redis = redisOptionsOf(options.redis);
     this.#incompleteEvent = incompleteEventOf(options.incompleteEvent);
     if (redis === null) {
@@ -116,6 +116,13 @@ class Channel extends LazyEventTarget {
       cutOff: (slots) => this.#cutOff(slots),
       sent: (id) => this.#sent(id),
       tellIncomplete: (endpoint, lastEventId, result) => this.#tellIncomplete(endpoint, lastEventId, result),
+      // Live clients, after the stream lost track of what they were sent:
+      // `lastEventId` is the last id this process delivered.
+      tellLiveIncomplete: (lastEventId) => {
+        for (const endpoint of this.#subscribers.values()) {
+          this.#tellIncomplete(endpoint, lastEventId, { replayed: 0, complete: false });
+        }
+      },
       left: () => this.#left(),
     };
   }
@@ -190,7 +197,7 @@ class Channel extends LazyEventTarget {
   broadcastAll(source, options = undefined) {
     let checked;
     try {
-      checked = sendAll.optionsOf(options);
+      checked = sendAll.optionsOf(options, 'broadcastAll()');
       if (this.#redis !== null && checked.id !== undefined) throw redisIdGiven();
     } catch (err) {
       return Promise.reject(err);

@@ -193,6 +193,10 @@ class NodeTransport {
     if (!written) {
       sink.once('drain', () => {
         this.#report(0);
+        // Node holds none of the socket's bytes now: Rust may take it over
+        // (a stream whose every write was large, such as a replay's, would
+        // otherwise stay on this path until a small one).
+        if (sink !== response) this.#attach();
         this.#events[kOnDrain]();
       });
     } else if (!this.#attach(this.#adopt) && this.#adopt && sink !== response) {

@@ -200,6 +200,13 @@ pub fn release_stream(slot: u32) {
     with_hub(|hub| hub.release(slot));
 }
 
+/// Bytes replays may still add under this thread's budget (see
+/// [`Hub::replay_room`](crate::core::hub::Hub::replay_room)).
+#[napi(catch_unwind)]
+pub fn replay_room() -> f64 {
+    with_hub(|hub| hub.replay_room() as f64)
+}
+
 /// Sets this thread's memory budget, in bytes.
 #[napi(catch_unwind)]
 pub fn set_memory_budget(bytes: f64) {
@@ -247,6 +254,8 @@ pub fn flush(owner: u32) -> Option<FlushBatch> {
             direct.write_all(hub, &batch.direct, now)
         }));
         state::with_after_wakeups(|after| written.append(after));
+        // Replays that their clients kept up with go on next turn.
+        batch.more |= hub.replays_waiting(owner);
         // A stalled client is cut off like one the budget picked.
         for &slot in &written.stalled {
             if !batch.cut_off.contains(&slot) {
@@ -257,6 +266,7 @@ pub fn flush(owner: u32) -> Option<FlushBatch> {
     });
     let list = |slots: Vec<u32>| (!slots.is_empty()).then(|| Uint32Array::new(slots));
     let nothing = batch.layout.is_empty()
+        && !batch.more
         && written.drained.is_empty()
         && written.failed.is_empty()
         && batch.cut_off.is_empty();

@@ -8,6 +8,8 @@
 //! than allowed to grow the server's memory without bound, and a frame that
 //! would cross the cap is refused whole, so the stream never ends mid-frame.
 
+use std::sync::Arc;
+
 use smallvec::SmallVec;
 
 use bytes::{Bytes, BytesMut};
@@ -30,6 +32,18 @@ pub enum Refused {
 
 /// One client's queue of encoded bytes: shared segments, then the bytes
 /// encoded for this client alone since the last of them.
+///
+/// # Replays
+///
+/// A client that resumes may be owed hundreds of frames of a channel's
+/// history. Queued at once, a reconnect storm after a deploy puts every
+/// client's whole backlog in memory in one turn (10,000 clients resuming
+/// 500 frames of 512 bytes held 2.6 GB). So a replay is queued as a
+/// [`Stage`] instead: the frames it owes (shared with the history, not
+/// copied) and a place for what is queued for the client after it. The
+/// hub feeds the frames in a window at a time, at the client's pace and
+/// under the budget (see [`OutboundBuffer::feed`]); what waits behind a
+/// replay counts against the cap and the budget like any queued byte.
 #[derive(Debug)]
 pub struct OutboundBuffer {
     /// Inline for the first: a broadcast to thousands of streams with
@@ -41,6 +55,34 @@ pub struct OutboundBuffer {
     /// to its socket): they count against the cap too.
     held: usize,
     max: usize,
+    /// Replays not yet fed, oldest first; empty for nearly every client.
+    stages: Vec<Stage>,
+    /// Bytes queued behind the replays (in their stages), not yet takeable.
+    waiting: usize,
+}
+
+/// A replay being fed to a client, and what was queued for the client
+/// after it began.
+#[derive(Debug)]
+struct Stage {
+    frames: Arc<[Bytes]>,
+    next: usize,
+    behind: Behind,
+}
+
+/// Bytes queued behind a replay, in order.
+#[derive(Debug, Default)]
+struct Behind {
+    segments: Vec<Bytes>,
+    tail: BytesMut,
+}
+
+impl Behind {
+    fn seal(&mut self) {
+        if !self.tail.is_empty() {
+            self.segments.push(self.tail.split().freeze());
+        }
+    }
 }
 
 impl Default for OutboundBuffer {
@@ -58,20 +100,49 @@ impl OutboundBuffer {
             len: 0,
             held: 0,
             max,
+            stages: Vec::new(),
+            waiting: 0,
         }
     }
 
     /// Appends an encoded frame and returns the bytes now queued.
     pub fn push_frame(&mut self, frame: &Frame) -> Result<usize, Refused> {
-        let before = self.tail.len();
-        frame.encode_into(&mut self.tail);
-        let added = self.tail.len() - before;
+        let tail = self.tail_mut();
+        let before = tail.len();
+        frame.encode_into(tail);
+        let added = tail.len() - before;
         if let Err(refused) = self.check(added) {
-            self.tail.truncate(before);
+            self.tail_mut().truncate(before);
             return Err(refused);
         }
-        self.len += added;
-        Ok(self.len)
+        self.add(added);
+        Ok(self.queued())
+    }
+
+    /// Where bytes encoded for this client go: behind the last replay, if
+    /// one is being fed.
+    fn tail_mut(&mut self) -> &mut BytesMut {
+        match self.stages.last_mut() {
+            Some(stage) => &mut stage.behind.tail,
+            None => &mut self.tail,
+        }
+    }
+
+    /// Makes what was encoded into the tail a segment of its own, so that
+    /// a shared segment pushed next goes after it.
+    fn seal_tail(&mut self) {
+        if !self.tail.is_empty() {
+            self.segments.push(self.tail.split().freeze());
+        }
+    }
+
+    /// Counts `added` bytes just queued where [`Self::tail_mut`] points.
+    fn add(&mut self, added: usize) {
+        if self.stages.is_empty() {
+            self.len += added;
+        } else {
+            self.waiting += added;
+        }
     }
 
     /// Appends a frame encoded once for many clients, without copying it.
@@ -84,49 +155,59 @@ impl OutboundBuffer {
     /// not at all.
     pub fn push_shared_after(&mut self, own: &[u8], bytes: &Bytes) -> Result<usize, Refused> {
         self.check(own.len() + bytes.len())?;
-        self.tail.extend_from_slice(own);
-        self.len += own.len();
-        if !self.tail.is_empty() {
-            // Keep the order: what was encoded before goes first.
-            self.segments.push(self.tail.split().freeze());
+        match self.stages.last_mut() {
+            Some(stage) => {
+                let behind = &mut stage.behind;
+                behind.tail.extend_from_slice(own);
+                behind.seal();
+                behind.segments.push(bytes.clone());
+            }
+            None => {
+                self.tail.extend_from_slice(own);
+                self.seal_tail();
+                self.segments.push(bytes.clone());
+            }
         }
-        self.segments.push(bytes.clone());
-        self.len += bytes.len();
-        Ok(self.len)
+        self.add(own.len() + bytes.len());
+        Ok(self.queued())
     }
 
     /// Appends bytes encoded elsewhere (a `send`'s frame, encoded in the
     /// last frame; a `retry:` block), copied into this client's own tail.
     pub fn push_encoded(&mut self, bytes: &[u8]) -> Result<usize, Refused> {
         self.check(bytes.len())?;
-        self.tail.extend_from_slice(bytes);
-        self.len += bytes.len();
-        Ok(self.len)
+        self.tail_mut().extend_from_slice(bytes);
+        self.add(bytes.len());
+        Ok(self.queued())
     }
 
     /// Appends a comment block: the comment lines and the blank line after
     /// them. Comments are small and never refused.
     #[cfg(test)]
     pub fn push_comment(&mut self, text: &str) -> usize {
-        let before = self.tail.len();
-        encode_comment(text, &mut self.tail);
-        self.tail.extend_from_slice(b"\n");
-        self.len += self.tail.len() - before;
-        self.len
+        let tail = self.tail_mut();
+        let before = tail.len();
+        encode_comment(text, tail);
+        tail.extend_from_slice(b"\n");
+        let added = tail.len() - before;
+        self.add(added);
+        self.queued()
     }
 
     /// Appends what opens a stream: a comment, so that the client sees bytes
     /// (and fires `open`) before the first event, and the reconnection time
     /// if one is set.
     pub fn push_opening(&mut self, retry: Option<u32>) -> usize {
-        let before = self.tail.len();
-        encode_comment("ok", &mut self.tail);
+        let tail = self.tail_mut();
+        let before = tail.len();
+        encode_comment("ok", tail);
         if let Some(ms) = retry {
-            encode_retry(ms, &mut self.tail);
+            encode_retry(ms, tail);
         }
-        self.tail.extend_from_slice(b"\n");
-        self.len += self.tail.len() - before;
-        self.len
+        tail.extend_from_slice(b"\n");
+        let added = tail.len() - before;
+        self.add(added);
+        self.queued()
     }
 
     /// The cap, in bytes.
@@ -138,16 +219,94 @@ impl OutboundBuffer {
     fn check(&self, added: usize) -> Result<(), Refused> {
         if added > self.max {
             Err(Refused::TooLarge)
-        } else if self.len + self.held + added > self.max {
+        } else if self.queued() + self.held + added > self.max {
             Err(Refused::Overflow)
         } else {
             Ok(())
         }
     }
 
-    /// Bytes queued and not yet taken.
+    /// Bytes queued that can be taken now (not behind a replay).
     pub fn len(&self) -> usize {
         self.len
+    }
+
+    /// Every byte queued: what can be taken, and what waits behind a
+    /// replay.
+    pub fn queued(&self) -> usize {
+        self.len + self.waiting
+    }
+
+    /// Whether a replay is still being fed.
+    pub fn replaying(&self) -> bool {
+        !self.stages.is_empty()
+    }
+
+    /// Starts feeding `frames[start..]` after everything queued so far;
+    /// what is queued from now on waits behind them. Nothing is queued yet:
+    /// see [`OutboundBuffer::feed`].
+    pub fn start_replay(&mut self, frames: Arc<[Bytes]>, start: usize) {
+        if start < frames.len() {
+            self.stages.push(Stage {
+                frames,
+                next: start,
+                behind: Behind::default(),
+            });
+        }
+    }
+
+    /// Queues frames of the replays while what this client has queued and
+    /// held stays under `window` (one frame at least, when it holds
+    /// nothing) and `room` lasts, taking what it queues from `room`; once a
+    /// replay is all queued, what waited behind it follows. Returns the
+    /// bytes added to [`OutboundBuffer::queued`] (the replay's frames; what
+    /// waited behind was counted when queued), or [`Refused`] when the
+    /// next frame can never fit under the cap: it is larger than the cap,
+    /// or what waits behind the replay leaves no room for it though the
+    /// client has taken everything else.
+    pub fn feed(&mut self, window: usize, room: &mut usize) -> Result<usize, Refused> {
+        let mut added = 0;
+        while let Some(stage) = self.stages.first_mut() {
+            if let Some(frame) = stage.frames.get(stage.next) {
+                let ahead = self.len + self.held;
+                if *room == 0 || (ahead > 0 && ahead >= window) {
+                    break;
+                }
+                if frame.len() > self.max {
+                    return Err(Refused::TooLarge);
+                }
+                if self.len + self.waiting + self.held + frame.len() > self.max {
+                    if ahead == 0 {
+                        return Err(Refused::Overflow);
+                    }
+                    break;
+                }
+                let frame = frame.clone();
+                stage.next += 1;
+                self.seal_tail();
+                self.len += frame.len();
+                added += frame.len();
+                *room = room.saturating_sub(frame.len());
+                self.segments.push(frame);
+                continue;
+            }
+            let mut stage = self.stages.remove(0);
+            stage.behind.seal();
+            let behind: usize = stage.behind.segments.iter().map(Bytes::len).sum();
+            self.seal_tail();
+            self.segments.extend(stage.behind.segments);
+            self.len += behind;
+            self.waiting -= behind;
+        }
+        Ok(added)
+    }
+
+    /// Drops the replays not yet fed, and what waited behind them: the
+    /// client is going, and resumes the rest from its `Last-Event-ID`.
+    /// Returns the bytes that waited.
+    pub fn drop_replays(&mut self) -> usize {
+        self.stages = Vec::new();
+        std::mem::take(&mut self.waiting)
     }
 
     /// Says how many of this client's bytes are held elsewhere.
@@ -193,8 +352,11 @@ impl OutboundBuffer {
         self.len = 0;
     }
 
-    /// The queued bytes, in order, leaving the buffer empty.
+    /// The bytes that can be taken, in order, leaving the buffer empty.
+    /// Replays not yet fed are dropped, with what waited behind them (see
+    /// [`OutboundBuffer::drop_replays`]): this is for a stream that ends.
     pub fn take(&mut self) -> Vec<u8> {
+        self.drop_replays();
         let mut out = Vec::with_capacity(self.len);
         self.drain_into(&mut out);
         out
@@ -206,6 +368,8 @@ impl OutboundBuffer {
         self.tail = BytesMut::new();
         self.len = 0;
         self.held = 0;
+        self.stages = Vec::new();
+        self.waiting = 0;
     }
 }
 

@@ -100,6 +100,10 @@ pub struct Channel {
     /// Subscribers that joined before the point live delivery starts at was
     /// known: the next page delivered names it.
     unplaced: Vec<Slot>,
+    /// The history's frames as replays are fed from them, made once for
+    /// every client that resumes before the history changes (a storm of
+    /// resumes shares one), and let go of when it does.
+    frames: Option<Arc<[Bytes]>>,
 }
 
 impl Entry {
@@ -133,9 +137,15 @@ impl Channel {
         self.index.contains_key(&slot)
     }
 
-    /// Adds a stream and queues on it the history after `last_event_id`
-    /// (nothing for an empty id: a new client). Subscribing twice replays
-    /// nothing more.
+    /// Adds a stream and starts replaying to it the history after
+    /// `last_event_id` (nothing for an empty id: a new client). Subscribing
+    /// twice replays nothing more.
+    ///
+    /// The replay is not queued now: the hub feeds it at the client's pace
+    /// and under the budget (see [`Hub::start_replay`]), from frames shared
+    /// with the history, and broadcasts meanwhile wait behind it. `frames`
+    /// and `last_id` say what it will have sent; `overflow` that a frame of
+    /// it is larger than the client's cap (it could never take it).
     pub fn subscribe(&mut self, hub: &mut Hub, slot: Slot, last_event_id: &str) -> Replay {
         let mut replay = Replay {
             frames: 0,
@@ -157,19 +167,22 @@ impl Channel {
                 0
             }
         };
-        for entry in self.history.range(start..) {
-            match hub.push_shared(slot, &entry.frame) {
-                Ok(_) => {
-                    replay.frames += 1;
-                    replay.last_id = Some(entry.id.clone());
-                }
-                Err(PushError::Overflow | PushError::TooLarge) => {
-                    replay.overflow = true;
-                    break;
-                }
-                Err(PushError::Closed) => break,
-            }
+        if start >= self.history.len() || !hub.is_open(slot) {
+            return replay;
         }
+        let cap = hub.max_buffered_bytes(slot);
+        if self.history.range(start..).any(|e| e.frame.len() > cap) {
+            replay.overflow = true;
+            return replay;
+        }
+        let history = &self.history;
+        let frames = self
+            .frames
+            .get_or_insert_with(|| history.iter().map(|e| e.frame.clone()).collect())
+            .clone();
+        replay.frames = history.len() - start;
+        replay.last_id = history.back().map(|e| e.id.clone());
+        hub.start_replay(slot, frames, start);
         replay
     }
 
@@ -289,6 +302,7 @@ impl Channel {
         if self.history_size == 0 {
             return;
         }
+        self.frames = None;
         let size = entry.size();
         if size > self.history_bytes {
             self.history_held = 0;
@@ -415,6 +429,7 @@ mod tests {
     }
 
     fn events(hub: &mut Hub, slot: Slot) -> Vec<(String, String)> {
+        hub.feed_all();
         parse(&hub.take(slot))
             .into_iter()
             .map(|e| (e.last_event_id, e.data))

@@ -31,152 +31,94 @@
 //! anything else is being sent.
 
 use std::collections::HashMap;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::core::hub::{Framing, Hub, Owner, Slot};
-use crate::io::adopted::{self, Adopted, Command, Report, Reports, Wrote};
-use crate::io::writers::{Handed, Job, Writers};
+use crate::io::adopted::{self, Adopted};
+use crate::io::conn::{Command, Report, Reports, Wrote};
+pub use crate::io::sys::reset_on_close;
+use crate::io::sys::{self, send, unsent};
+use crate::io::writers::{Handed, Job, Writers, HANDED_BLOCK};
 use crate::io::{AdoptionEvents, Spawn, Wakeup, Written};
 
 /// The last chunk of a chunked HTTP/1.1 response: it ends the body.
 const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 
-/// One stream's own reference to its socket.
-struct DirectSocket {
+/// How long a socket has taken none of the bytes waiting for it. Slow is
+/// not stalled (see the module's docs): a send queue shorter than when
+/// progress was last seen is progress.
+#[derive(Clone, Copy)]
+struct Stall {
+    /// Since when the socket has taken no byte of what waits for it.
+    since: Option<Instant>,
+    /// The bytes in the socket's send queue when progress was last seen.
+    queued: usize,
+    /// How long it may stay so before the client is cut off.
+    timeout: Duration,
+}
+
+impl Stall {
+    fn new(timeout: Duration) -> Self {
+        Stall {
+            since: None,
+            queued: 0,
+            timeout,
+        }
+    }
+
+    /// Notes a write to `fd` that took `n` bytes and left `left` behind.
+    fn progress(&mut self, fd: &OwnedFd, n: usize, left: usize, now: Instant) {
+        if left == 0 {
+            self.since = None;
+        } else if n > 0 || self.since.is_none() {
+            self.since = Some(now);
+            self.queued = unsent(fd).unwrap_or(0);
+        }
+    }
+
+    /// Whether `fd` took nothing for the stall timeout.
+    fn stalled(&mut self, fd: &OwnedFd, now: Instant) -> bool {
+        let Some(since) = self.since else {
+            return false;
+        };
+        if let Some(queued) = unsent(fd) {
+            if queued < self.queued {
+                self.since = Some(now);
+                self.queued = queued;
+                return false;
+            }
+        }
+        now.saturating_duration_since(since) >= self.timeout
+    }
+
+    /// When the stall clock runs out, if it runs.
+    fn deadline(&self) -> Option<Instant> {
+        self.since.map(|since| since + self.timeout)
+    }
+}
+
+/// A stream whose socket Rust writes to from this thread while Node still
+/// owns the connection: our own descriptor of it, and what a write left.
+struct Attached {
     fd: Arc<OwnedFd>,
     owner: Owner,
     /// Framed bytes a write did not take, to go first next time.
     pending: Vec<u8>,
     /// The task waiting for the socket to be writable, if any.
     waiting: Option<tokio::task::AbortHandle>,
-    /// Since when the socket has taken no byte of what waits for it.
-    stalled_since: Option<Instant>,
-    /// The bytes in the socket's send queue when progress was last seen.
-    queued: usize,
-    /// How long it may stay so before the client is cut off.
-    stall_timeout: Duration,
-    /// Once Node has let go of the connection: its task (src/io/adopted.rs).
-    adopted: Option<Adopted>,
-    /// Adopted: bytes handed to the connection since it was adopted, and
-    /// of those, how many its socket took by the last report; the
-    /// difference is what the connection holds for the stream.
-    handed: u64,
-    reported_sent: u64,
+    stall: Stall,
 }
 
-impl DirectSocket {
-    /// An adopted connection's bytes not yet taken by its socket, as far as
-    /// this thread knows: handed over, less what reports said went.
-    fn held(&self) -> usize {
-        self.handed.saturating_sub(self.reported_sent) as usize
-    }
-}
-
-/// Bytes in a socket's send queue not yet acknowledged by the peer, where
-/// the system says (`SIOCOUTQ` on Linux, `SO_NWRITE` on macOS).
-pub(super) fn unsent(fd: &OwnedFd) -> Option<usize> {
-    #[cfg(target_os = "linux")]
-    {
-        let mut queued: libc::c_int = 0;
-        // SAFETY: `fd` is an open socket we own; TIOCOUTQ (SIOCOUTQ) writes
-        // one int.
-        let done = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCOUTQ, &mut queued) };
-        (done == 0).then_some(queued.max(0) as usize)
-    }
-    #[cfg(target_vendor = "apple")]
-    {
-        let mut queued: libc::c_int = 0;
-        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: as above; SO_NWRITE writes one int of `len` bytes.
-        let done = unsafe {
-            libc::getsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_NWRITE,
-                (&mut queued as *mut libc::c_int).cast(),
-                &mut len,
-            )
-        };
-        (done == 0).then_some(queued.max(0) as usize)
-    }
-    #[cfg(not(any(target_os = "linux", target_vendor = "apple")))]
-    {
-        let _ = fd;
-        None
-    }
-}
-
-/// Makes the last close of a socket reset the connection (`SO_LINGER` on,
-/// with a time of 0) instead of ending it: the kernel discards what is
-/// still queued for the client and sends `RST`, rather than keeping the
-/// bytes (megabytes, for a client that never reads) in an orphaned socket
-/// in `FIN-WAIT-1` until the peer takes them or the kernel gives up. For
-/// the endings that drop a client (slow consumer, stall, `closeTimeout`,
-/// `closeAll()`'s timeout). Returns whether the option was set.
-///
-/// `fd` must be open, read by the caller from the socket's live handle in
-/// the same call: only the socket is changed (the option is shared by
-/// every descriptor of it), nothing is written.
-pub fn reset_on_close(fd: i32) -> bool {
-    if fd < 0 {
-        return false;
-    }
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: `fd` is an open socket (see above); SO_LINGER reads one
-    // `linger` of the given size.
-    let done = unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&linger as *const libc::linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        )
-    };
-    done == 0
-}
-
-impl DirectSocket {
+impl Attached {
     /// Notes a write that took `n` bytes and left `pending` behind.
     fn progress(&mut self, n: usize, now: Instant) {
-        self.progress_left(n, self.pending.len(), now);
+        self.stall.progress(&self.fd, n, self.pending.len(), now);
     }
 
-    /// Notes a write that took `n` bytes and left `left` behind.
-    fn progress_left(&mut self, n: usize, left: usize, now: Instant) {
-        if left == 0 {
-            self.stalled_since = None;
-        } else if n > 0 || self.stalled_since.is_none() {
-            self.stalled_since = Some(now);
-            self.queued = unsent(&self.fd).unwrap_or(0);
-        }
-    }
-
-    /// Whether the socket took nothing for its stall timeout. A send queue
-    /// shorter than when progress was last seen is progress: the client
-    /// read, though the socket is not writable yet.
     fn stalled(&mut self, now: Instant) -> bool {
-        let Some(since) = self.stalled_since else {
-            return false;
-        };
-        if let Some(queued) = unsent(&self.fd) {
-            if queued < self.queued {
-                self.stalled_since = Some(now);
-                self.queued = queued;
-                return false;
-            }
-        }
-        now.saturating_duration_since(since) >= self.stall_timeout
-    }
-
-    /// When the stall clock runs out, if it runs.
-    fn deadline(&self) -> Option<Instant> {
-        self.stalled_since.map(|since| since + self.stall_timeout)
+        self.stall.stalled(&self.fd, now)
     }
 
     /// Starts the task that wakes JavaScript once the socket is writable,
@@ -185,28 +127,67 @@ impl DirectSocket {
         if let Some(previous) = self.waiting.take() {
             previous.abort();
         }
-        if let Some(adopted) = &self.adopted {
-            // Its task watches the socket (it holds its one registration).
-            adopted.send(Command::Writable(self.deadline()));
-            return;
-        }
         self.waiting = wakeup.map(|wakeup| {
             spawn(Box::pin(wait_writable(
                 self.fd.clone(),
                 slot,
-                self.deadline(),
+                self.stall.deadline(),
                 wakeup,
             )))
         });
     }
 }
 
-impl Drop for DirectSocket {
+impl Drop for Attached {
     fn drop(&mut self) {
         if let Some(task) = self.waiting.take() {
             task.abort();
         }
     }
+}
+
+/// A stream whose connection Rust has taken over (see src/io/adopted.rs):
+/// its shard's writers write it; this thread counts what it handed over
+/// and what the reports say went.
+struct Owned {
+    handle: Adopted,
+    owner: Owner,
+    /// Bytes handed to the connection since it was adopted, and of those,
+    /// how many its socket took by the last report; the difference is what
+    /// the connection holds for the stream.
+    handed: u64,
+    reported_sent: u64,
+    stall: Stall,
+}
+
+impl Owned {
+    /// The connection's bytes not yet taken by its socket, as far as this
+    /// thread knows: handed over, less what reports said went.
+    fn held(&self) -> usize {
+        self.handed.saturating_sub(self.reported_sent) as usize
+    }
+
+    /// Notes a write that took `n` bytes and left `left` behind.
+    fn progress(&mut self, n: usize, left: usize, now: Instant) {
+        self.stall.progress(self.handle.conn().fd(), n, left, now);
+    }
+
+    fn stalled(&mut self, now: Instant) -> bool {
+        self.stall.stalled(self.handle.conn().fd(), now)
+    }
+
+    /// Asks the connection's task to wake the owner once the socket is
+    /// writable, or at the stall deadline (its task holds the socket's one
+    /// registration).
+    fn wait(&self) {
+        self.handle.send(Command::Writable(self.stall.deadline()));
+    }
+}
+
+/// One stream's socket, in one of its two modes.
+enum DirectSocket {
+    Attached(Attached),
+    Owned(Owned),
 }
 
 /// Direct sockets by slot: a vector, since slots are small and dense.
@@ -273,36 +254,6 @@ enum Outcome {
     Failed,
 }
 
-/// Writes `bytes` to `fd` without blocking and without SIGPIPE; returns how
-/// many were taken (0 for `EAGAIN`).
-pub(super) fn send(fd: &OwnedFd, bytes: &[u8]) -> std::io::Result<usize> {
-    let mut sent = 0;
-    while sent < bytes.len() {
-        let rest = &bytes[sent..];
-        // SAFETY: `fd` is an open descriptor we own; the buffer is valid for
-        // `rest.len()` bytes.
-        let n = unsafe {
-            libc::send(
-                fd.as_raw_fd(),
-                rest.as_ptr().cast(),
-                rest.len(),
-                libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
-            )
-        };
-        if n >= 0 {
-            sent += n as usize;
-            continue;
-        }
-        let err = std::io::Error::last_os_error();
-        match err.kind() {
-            std::io::ErrorKind::WouldBlock => break,
-            std::io::ErrorKind::Interrupted => continue,
-            _ => return Err(err),
-        }
-    }
-    Ok(sent)
-}
-
 impl Direct {
     /// Writes what a socket has pending, then (if it took it all) the
     /// stream's queued bytes as one chunk.
@@ -314,7 +265,7 @@ impl Direct {
             spawn,
             ..
         } = self;
-        let Some(socket) = sockets.get_mut(&slot) else {
+        let Some(DirectSocket::Attached(socket)) = sockets.get_mut(&slot) else {
             return Outcome::Failed;
         };
         let bytes = scratch;
@@ -357,12 +308,8 @@ impl Direct {
 async fn wait_writable(fd: Arc<OwnedFd>, slot: Slot, deadline: Option<Instant>, wakeup: Wakeup) {
     // A socket that cannot be watched is woken at once: the write is simply
     // tried again.
-    // SAFETY: the descriptor is our own duplicate, kept open by the `Arc`
-    // that the watch holds for as long as it lives.
-    let watch = unsafe {
-        tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::WRITABLE)
-    };
-    if let Ok(watch) = watch {
+    let watch = sys::watch(fd, tokio::io::Interest::WRITABLE);
+    if let Some(watch) = watch {
         match deadline {
             Some(deadline) => {
                 tokio::select! {
@@ -407,13 +354,25 @@ impl Direct {
         let mut owner = None;
         for &slot in slots {
             let outcome = match self.sockets.get_mut(&slot) {
-                Some(socket) if socket.adopted.is_some() => {
-                    let id = socket.adopted.as_ref().map_or(0, Adopted::id);
+                Some(DirectSocket::Owned(socket)) => {
+                    let id = socket.handle.id();
                     if handed.is_empty() {
                         let shards = self.writers.len();
                         handed.resize_with(shards, || Handed::for_about(slots.len() / shards + 1));
                     }
-                    let added = handed[self.writers.shard_of(id)].add(id, hub, slot, now);
+                    let shard = self.writers.shard_of(id);
+                    let filled = handed[shard].chunks.bytes.len();
+                    if filled > 0 && filled + hub.chunk_len(slot) > HANDED_BLOCK {
+                        // The chunk would not fit: the block is handed over
+                        // now, and a new one begun (see HANDED_BLOCK). They
+                        // fill up with replays, a few streams each.
+                        let full = std::mem::replace(&mut handed[shard], Handed::for_about(16));
+                        let wakeup = self.wakeups.get(&socket.owner).cloned();
+                        self.writers
+                            .shard(shard)
+                            .push(Job::Write(full.sealed(), wakeup));
+                    }
+                    let added = handed[shard].add(id, hub, slot, now);
                     socket.handed += added as u64;
                     if added > 0 {
                         owner = Some(socket.owner);
@@ -442,12 +401,11 @@ impl Direct {
         // Paused streams are not in a flush: their stalls are found when
         // their waiting task wakes them at the deadline (see `resume`).
         let wakeup = owner.and_then(|owner| self.wakeups.get(&owner));
-        for (index, mut handed) in handed.into_iter().enumerate() {
+        for (index, handed) in handed.into_iter().enumerate() {
             if !handed.is_empty() {
-                handed.chunks.seal();
                 self.writers
                     .shard(index)
-                    .push(Job::Write(handed, wakeup.cloned()));
+                    .push(Job::Write(handed.sealed(), wakeup.cloned()));
             }
         }
         written
@@ -474,10 +432,10 @@ impl Direct {
         } in reports
         {
             hub.counters.bytes_written += sent as u64;
-            let Some(socket) = self.sockets.get_mut(&slot) else {
+            let Some(DirectSocket::Owned(socket)) = self.sockets.get_mut(&slot) else {
                 continue;
             };
-            if socket.adopted.as_ref().is_none_or(|a| a.id() != id) {
+            if socket.handle.id() != id {
                 continue;
             }
             socket.reported_sent = socket.reported_sent.max(sent_total);
@@ -488,7 +446,7 @@ impl Direct {
                     // since, handed over with a later flush, no stall. (A
                     // later report of the same connection, further on in
                     // this list, pauses it again if its socket was full.)
-                    socket.progress_left(sent, 0, now);
+                    socket.progress(sent, 0, now);
                     hub.set_held(slot, held);
                     hub.resume(slot);
                     if held == 0 && hub.drained(slot) {
@@ -496,12 +454,10 @@ impl Direct {
                     }
                 }
                 Wrote::Blocked => {
-                    socket.progress_left(sent, held, now);
+                    socket.progress(sent, held, now);
                     hub.set_held(slot, held);
                     hub.pause(slot);
-                    if let Some(adopted) = &socket.adopted {
-                        adopted.send(Command::Writable(socket.deadline()));
-                    }
+                    socket.wait();
                 }
                 Wrote::Failed => {
                     hub.set_held(slot, 0);
@@ -525,32 +481,20 @@ impl Direct {
         let Some(owner) = hub.owner(slot) else {
             return false;
         };
-        if fd < 0 {
+        // `fd` was read from the socket's handle by the caller in this call.
+        let Some(fd) = sys::duplicate(fd) else {
             return false;
-        }
-        // SAFETY: `fd` is the descriptor of an open socket, read from its
-        // handle by the caller in this same call; F_DUPFD_CLOEXEC makes a new
-        // descriptor of our own for the same socket.
-        let own = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
-        if own < 0 {
-            return false;
-        }
-        // SAFETY: `own` was just made, and nothing else owns it.
-        let fd = Arc::new(unsafe { OwnedFd::from_raw_fd(own) });
+        };
+        let fd = Arc::new(fd);
         self.sockets.insert(
             slot,
-            DirectSocket {
+            DirectSocket::Attached(Attached {
                 fd,
                 owner,
                 pending: Vec::new(),
                 waiting: None,
-                stalled_since: None,
-                queued: 0,
-                stall_timeout,
-                adopted: None,
-                handed: 0,
-                reported_sent: 0,
-            },
+                stall: Stall::new(stall_timeout),
+            }),
         );
         hub.set_framing(slot, Framing::Direct);
         true
@@ -561,24 +505,23 @@ impl Direct {
     /// (then it is resumed; its queued bytes go with the next flush). Reports a
     /// drain, a failure or a stall through `written`.
     pub fn resume(&mut self, hub: &mut Hub, slot: Slot, written: &mut Written) -> bool {
-        let Some(socket) = self.sockets.get_mut(&slot) else {
-            return false;
-        };
-        socket.waiting = None;
-        if socket.adopted.is_some() {
-            // Writable, or at its stall deadline: written to again (off
-            // this thread), unless it took nothing for its stall timeout.
-            let now = Instant::now();
-            if socket.stalled(now) {
-                written.stalled.push(slot);
+        let socket = match self.sockets.get_mut(&slot) {
+            None => return false,
+            Some(DirectSocket::Owned(socket)) => {
+                // Writable, or at its stall deadline: written to again (off
+                // this thread), unless it took nothing for its stall
+                // timeout.
+                if socket.stalled(Instant::now()) {
+                    written.stalled.push(slot);
+                    return false;
+                }
+                let wakeup = self.wakeups.get(&socket.owner).cloned();
+                socket.handle.push(Job::Resume(socket.handle.id(), wakeup));
                 return false;
             }
-            let wakeup = self.wakeups.get(&socket.owner).cloned();
-            if let Some(adopted) = &socket.adopted {
-                adopted.push(Job::Resume(adopted.id(), wakeup));
-            }
-            return false;
-        }
+            Some(DirectSocket::Attached(socket)) => socket,
+        };
+        socket.waiting = None;
         let pending = std::mem::take(&mut socket.pending);
         let sent = send(&socket.fd, &pending);
         let now = Instant::now();
@@ -618,10 +561,10 @@ impl Direct {
     /// unwritten (to go to the socket first, as they are) and closes our
     /// descriptor.
     pub fn detach(&mut self, slot: Slot) -> Vec<u8> {
-        self.sockets
-            .remove(&slot)
-            .map(|mut socket| std::mem::take(&mut socket.pending))
-            .unwrap_or_default()
+        match self.sockets.remove(&slot) {
+            Some(DirectSocket::Attached(mut socket)) => std::mem::take(&mut socket.pending),
+            _ => Vec::new(),
+        }
     }
 
     /// Forgets a stream's socket (the stream is released).
@@ -645,10 +588,9 @@ impl Direct {
     /// adoption id, or None (nothing changed) where it cannot be done.
     pub fn adopt(&mut self, slot: Slot) -> Option<u32> {
         let spawn = self.spawn;
-        let socket = self.sockets.get_mut(&slot)?;
-        if socket.adopted.is_some() {
+        let Some(DirectSocket::Attached(socket)) = self.sockets.get_mut(&slot) else {
             return None;
-        }
+        };
         let events = self.adoption_events.get(&socket.owner)?.clone();
         let id = self.next_adoption;
         self.next_adoption = self.next_adoption.wrapping_add(1);
@@ -660,12 +602,12 @@ impl Direct {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let wakeup = self.wakeups.get(&socket.owner).cloned();
         let pending = std::mem::take(&mut socket.pending);
+        let (fd, owner, stall) = (socket.fd.clone(), socket.owner, socket.stall);
+        let handed = pending.len() as u64;
         let waits = !pending.is_empty();
-        socket.handed = pending.len() as u64;
-        socket.reported_sent = 0;
         let shard = self.writers.shard(self.writers.shard_of(id)).clone();
-        socket.adopted = Some(adopted::adopt(
-            socket.fd.clone(),
+        let handle = adopted::adopt(
+            fd,
             slot,
             id,
             pending,
@@ -676,11 +618,19 @@ impl Direct {
             },
             shard,
             spawn,
-        ));
+        );
+        let owned = Owned {
+            handle,
+            owner,
+            handed,
+            reported_sent: 0,
+            stall,
+        };
         // A write that was waiting for room goes on waiting, in the task.
         if waits {
-            socket.wait(slot, None, spawn);
+            owned.wait();
         }
+        self.sockets.insert(slot, DirectSocket::Owned(owned));
         Some(id)
     }
 
@@ -690,10 +640,16 @@ impl Direct {
     /// Returns false (nothing changed) if the stream's connection is not
     /// adopted.
     pub fn end_adopted(&mut self, hub: &mut Hub, slot: Slot, timeout: Duration) -> bool {
-        let Some(adopted) = self.sockets.get_mut(&slot).and_then(|s| s.adopted.take()) else {
+        // Only an adopted stream's socket is taken out of the slot.
+        if !matches!(self.sockets.get_mut(&slot), Some(DirectSocket::Owned(_))) {
+            return false;
+        }
+        let Some(DirectSocket::Owned(Owned {
+            handle: adopted, ..
+        })) = self.sockets.remove(&slot)
+        else {
             return false;
         };
-        self.sockets.remove(&slot);
         hub.set_held(slot, 0);
         // After what it was handed before (its shard keeps the order).
         let mut last = Vec::new();
@@ -719,8 +675,10 @@ impl Direct {
     /// What an adopted stream's connection holds unwritten now, or None if
     /// the stream's connection is not adopted.
     pub fn held_now(&mut self, slot: Slot) -> Option<usize> {
-        let socket = self.sockets.get_mut(&slot)?;
-        let sent = socket.adopted.as_ref()?.conn().sent_total();
+        let Some(DirectSocket::Owned(socket)) = self.sockets.get_mut(&slot) else {
+            return None;
+        };
+        let sent = socket.handle.conn().sent_total();
         Some(socket.handed.saturating_sub(sent) as usize)
     }
 

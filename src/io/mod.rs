@@ -4,26 +4,41 @@
 //! the tasks it needs are started through a [`Spawn`] handed in, both
 //! given by the bindings, which alone touch Node-API.
 //!
-//! - [`direct`]: writing streams' bytes straight to their sockets (Unix;
-//!   elsewhere a stand-in that takes no socket).
-//! - `adopted`: connections Rust has taken over from Node, each watched
-//!   by a task of its own (Unix).
-//! - `writers`: the shards whose tasks write adopted connections, so that
-//!   a flush hands each shard one buffer (Unix).
+//! - The direct and adopted paths (Unix), a chain of files each of which
+//!   uses only those before it (`npm run lint` checks it):
+//!   - `sys`: the system calls, and every `unsafe` block they need;
+//!   - `conn`: an adopted connection as its stream, its writers and its
+//!     task share it (its unwritten bytes, its mailbox, its reports);
+//!   - `writers`: the shards whose tasks write adopted connections, so
+//!     that a flush hands each shard its blocks;
+//!   - `adopted`: the stream's handle on an adopted connection, and the
+//!     task that watches and ends it;
+//!   - [`direct`]: the thread's coordinator: writing streams' bytes
+//!     straight to their sockets, and handing adopted ones to the writers
+//!     (elsewhere a stand-in that takes no socket).
 //! - [`redis`]: a channel's link to a Redis Stream: the publisher, the
 //!   reader, pages for resuming clients, and what their replies mean.
 
 use std::future::Future;
 use std::pin::Pin;
 
+// The direct and adopted paths, a chain in which each file uses only
+// those before it: sys (system calls, every `unsafe`) → conn (a
+// connection as its stream, writers and task share it) → writers →
+// adopted (the stream's handle and the connection's task) → direct (the
+// thread's coordinator).
 #[cfg(unix)]
 pub mod adopted;
+#[cfg(unix)]
+pub mod conn;
 #[cfg(unix)]
 pub mod direct;
 #[cfg(not(unix))]
 #[path = "direct_fallback.rs"]
 pub mod direct;
 pub mod redis;
+#[cfg(unix)]
+mod sys;
 #[cfg(unix)]
 pub mod writers;
 mod written;

@@ -9,14 +9,15 @@
 //! memory was last written by the thread that wrote to its socket, so every
 //! append cost the JavaScript thread a cache line fetched from another core:
 //! measured here, 0.4–0.6 µs a connection, 9–16 ms for one broadcast to
-//! 15,000 clients. Now the flush copies every adopted stream's chunk into one
-//! buffer per shard ([`Handed`]; once for all the streams that hold the same
-//! broadcast, see [`Chunks`]), naming each connection by its adoption id,
-//! and hands each shard that buffer: one job per shard and flush, however
-//! many clients. The shard's task finds the connection, appends, writes,
-//! and reports; the JavaScript thread learns what the socket took from the
-//! reports (see [`Report::sent_total`]) and counts what it handed over, so
-//! that it never reads a connection to know what the connection holds.
+//! 15,000 clients. Now the flush copies every adopted stream's chunk into
+//! blocks per shard ([`Handed`]; once for all the streams that hold the
+//! same broadcast, see [`Chunks`]), naming each connection by its adoption
+//! id, and hands each shard its blocks: a job per shard and flush (and per
+//! [`HANDED_BLOCK`] of replays), however many clients. The shard's task
+//! finds each connection, writes its chunks from the blocks, and reports;
+//! the JavaScript thread learns what the socket took from the reports (see
+//! [`Report::sent_total`]) and counts what it handed over, so that it
+//! never reads a connection to know what the connection holds.
 //!
 //! # Order
 //!
@@ -30,8 +31,8 @@
 //! Writing is throughput work; the event loop is what a client waits on.
 //! The first time a thread of the runtime runs a writer or an adopted
 //! connection's task, it lowers its own scheduling priority (Linux): nice
-//! [`WRITER_NICE`], so that on a machine whose cores are all busy the
-//! JavaScript thread is run first, and `SCHED_BATCH`, so that a writer the
+//! [`WRITER_NICE`](super::sys::WRITER_NICE), so that on a machine whose
+//! cores are all busy the JavaScript thread is run first, and `SCHED_BATCH`, so that a writer the
 //! JavaScript thread wakes never preempts it (its share of the CPU is that
 //! of its nice value; only the wake-up preemption goes). Measured here (2
 //! cores, the load's clients on the same machine): nice 10 took a ticker
@@ -48,12 +49,13 @@
 //! connection (or its descriptor) open. A connection that is gone by the
 //! time a job names it is skipped; its stream has ended.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use crate::core::hub::{Chunks, Hub, Slot};
-use crate::io::adopted::{locked, Command, Conn, Report, Reports, REPORTS_WAITING};
+use crate::io::conn::{locked, Command, Conn, Report, Reports, REPORTS_WAITING};
+use crate::io::sys::lower_this_threads_priority;
 use crate::io::{Spawn, Wakeup};
 
 /// Bytes of one flush for the connections of one shard: `chunks.bytes
@@ -65,13 +67,43 @@ pub struct Handed {
     pub entries: Vec<(u32, u32, u32)>,
 }
 
+/// The bytes of one [`Handed`] are a block of this many, handed over when
+/// the next chunk would not fit (a larger chunk has one of its own size).
+/// Why blocks, not one buffer per shard and flush: a flush of replays to
+/// thousands of clients made buffers of a few MiB, which glibc's malloc
+/// maps on their own; freeing one raises its threshold for mapping to that
+/// size for the life of the process, after which such buffers are carved
+/// out of heaps that give memory back only from their top. Blocks of one
+/// small size are reused whole. Measured (10,000 clients resuming 500
+/// events at once, adopted, 64 MiB held): the peak RSS beyond the
+/// connections was 117-174 MiB with one buffer per shard and flush, 27-34
+/// with glibc's threshold pinned (`MALLOC_MMAP_THRESHOLD_`), and 71-168
+/// with these blocks (72-98 once replays held a quarter of the budget).
+pub const HANDED_BLOCK: usize = 64 * 1024;
+
 impl Handed {
-    /// Room for `connections` entries.
+    /// Room for `connections` entries, and a block of bytes.
     pub fn for_about(connections: usize) -> Self {
         Handed {
-            chunks: Chunks::default(),
+            chunks: Chunks::with_capacity(HANDED_BLOCK),
             entries: Vec::with_capacity(connections),
         }
+    }
+
+    /// Ready to be handed over: the next chunk is not taken to share the
+    /// last one's bytes, and a block that grew, and the entries, give back
+    /// what they do not hold if that is much (in place): what waits for a
+    /// busy writer is about what the budget counts.
+    pub fn sealed(mut self) -> Self {
+        self.chunks.seal();
+        let bytes = &mut self.chunks.bytes;
+        if bytes.capacity() > HANDED_BLOCK && bytes.capacity() > bytes.len() + bytes.len() / 8 {
+            bytes.shrink_to_fit();
+        }
+        if self.entries.capacity() > self.entries.len() * 2 {
+            self.entries.shrink_to_fit();
+        }
+        self
     }
 
     pub fn is_empty(&self) -> bool {
@@ -141,14 +173,15 @@ impl Shard {
 }
 
 /// Works through a shard's queue until it is empty, a round at a time: a
-/// round takes every job queued, makes their appends in order, then writes
-/// each connection they touched once, so that what several flushes gave a
-/// connection while the shard was busy leaves in one `send()`. Publishes
-/// each round's reports (and wakes the owner if the list was empty).
+/// round takes every job queued and does them in order, then writes each
+/// connection they gave bytes to (or unblocked) once, so that what several
+/// flushes gave a connection while the shard was busy leaves in one
+/// `sendmsg()`, straight from the flushes' buffers. Publishes each round's
+/// reports (and wakes the owner if the list was empty).
 async fn run(shard: Arc<Shard>) {
     lower_this_threads_priority();
     let mut done: Vec<Report> = Vec::new();
-    let mut touched = Touched::default();
+    let mut round = Round::default();
     loop {
         let jobs = {
             let mut queue = locked(&shard.queue);
@@ -162,13 +195,10 @@ async fn run(shard: Arc<Shard>) {
         {
             let mut conns = locked(&shard.conns);
             for job in jobs {
-                do_job(&mut conns, job, &mut touched, &mut wakeup);
+                do_job(&mut conns, job, &mut round, &mut wakeup);
             }
         }
-        for conn in touched.conns.drain(..) {
-            done.extend(conn.write_out());
-        }
-        touched.ids.clear();
+        round.write(&mut done);
         if !done.is_empty() {
             let was_empty = {
                 let mut reports = locked(&shard.reports);
@@ -185,49 +215,96 @@ async fn run(shard: Arc<Shard>) {
     }
 }
 
-/// The connections a round of jobs gave bytes to (or unblocked), each
-/// once, in the order first touched.
+/// No piece: the end of a connection's list.
+const NONE: u32 = u32::MAX;
+
+/// A round of a shard's jobs: the connections they gave bytes to (or
+/// unblocked), each once, in the order first touched, and for each the
+/// pieces of the round's flush buffers it is to be sent, in order. The
+/// buffers are kept until the round's writes are done; only what a socket
+/// does not take is copied into its connection.
 #[derive(Default)]
-struct Touched {
+struct Round {
+    buffers: Vec<Chunks>,
     conns: Vec<Arc<Conn>>,
-    ids: HashSet<u32>,
+    /// Per connection (as in `conns`): its first and last piece, or NONE.
+    lists: Vec<(u32, u32)>,
+    /// Where each connection is in `conns`, by adoption id.
+    index: HashMap<u32, usize>,
+    /// Each piece: its buffer, start, end, and the next piece of its
+    /// connection (or NONE).
+    pieces: Vec<(u32, u32, u32, u32)>,
 }
 
-impl Touched {
-    fn add(&mut self, id: u32, conn: Arc<Conn>) {
-        if self.ids.insert(id) {
+impl Round {
+    /// Connection `id` is written at the end of the round; returns where
+    /// it is in `conns`.
+    fn touch(&mut self, id: u32, conn: Arc<Conn>) -> usize {
+        *self.index.entry(id).or_insert_with(|| {
             self.conns.push(conn);
+            self.lists.push((NONE, NONE));
+            self.conns.len() - 1
+        })
+    }
+
+    /// `buffers[buffer][start..end]` goes to the connection at `at`, after
+    /// what it was given before in this round.
+    fn add(&mut self, at: usize, buffer: u32, start: u32, end: u32) {
+        let piece = self.pieces.len() as u32;
+        self.pieces.push((buffer, start, end, NONE));
+        let list = &mut self.lists[at];
+        if list.0 == NONE {
+            list.0 = piece;
+        } else {
+            self.pieces[list.1 as usize].3 = piece;
+        }
+        list.1 = piece;
+    }
+
+    /// The pieces of the connection at `at`, in order.
+    fn pieces_of(&self, at: usize) -> impl Iterator<Item = &[u8]> {
+        let mut next = self.lists[at].0;
+        std::iter::from_fn(move || {
+            if next == NONE {
+                return None;
+            }
+            let (buffer, start, end, after) = self.pieces[next as usize];
+            next = after;
+            Some(&self.buffers[buffer as usize].bytes[start as usize..end as usize])
+        })
+    }
+
+    /// Copies the pieces of connection `id`, if the round has any, into
+    /// the connection: what comes after them (its last bytes) goes after.
+    fn settle(&mut self, id: u32) {
+        if let Some(&at) = self.index.get(&id) {
+            for piece in self.pieces_of(at) {
+                self.conns[at].append(piece);
+            }
+            self.lists[at] = (NONE, NONE);
         }
     }
-}
 
-/// How much nicer than the JavaScript thread a thread that writes is.
-pub const WRITER_NICE: i32 = 10;
-
-/// Lowers the priority of this thread (a runtime's worker) to
-/// [`WRITER_NICE`] under `SCHED_BATCH` (see the module's docs), once.
-/// Linux only: elsewhere threads keep theirs.
-pub fn lower_this_threads_priority() {
-    #[cfg(target_os = "linux")]
-    {
-        thread_local!(static LOWERED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
-        if !LOWERED.with(|lowered| lowered.replace(true)) {
-            // SAFETY: plain system calls on this thread's own id; a failure
-            // leaves its priority as it was.
-            unsafe {
-                let tid = libc::gettid();
-                let batch = libc::sched_param { sched_priority: 0 };
-                libc::sched_setscheduler(0, libc::SCHED_BATCH, &batch);
-                libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, WRITER_NICE);
-            }
+    /// Writes each connection of the round once, and empties the round.
+    fn write(&mut self, done: &mut Vec<Report>) {
+        let mut pieces: Vec<&[u8]> = Vec::new();
+        for at in 0..self.conns.len() {
+            pieces.extend(self.pieces_of(at));
+            done.extend(self.conns[at].write_out(&pieces));
+            pieces.clear();
         }
+        self.buffers.clear();
+        self.conns.clear();
+        self.lists.clear();
+        self.index.clear();
+        self.pieces.clear();
     }
 }
 
 fn do_job(
     conns: &mut HashMap<u32, Weak<Conn>>,
     job: Job,
-    touched: &mut Touched,
+    round: &mut Round,
     wakeup: &mut Option<Wakeup>,
 ) {
     let find = |conns: &HashMap<u32, Weak<Conn>>, id: u32| conns.get(&id).and_then(Weak::upgrade);
@@ -236,12 +313,14 @@ fn do_job(
             conns.insert(id, conn);
         }
         Job::Write(handed, owner) => {
+            let buffer = round.buffers.len() as u32;
             for &(id, start, end) in &handed.entries {
                 if let Some(conn) = find(conns, id) {
-                    conn.append(&handed.chunks.bytes[start as usize..end as usize]);
-                    touched.add(id, conn);
+                    let at = round.touch(id, conn);
+                    round.add(at, buffer, start, end);
                 }
             }
+            round.buffers.push(handed.chunks);
             if owner.is_some() {
                 *wakeup = owner;
             }
@@ -249,7 +328,7 @@ fn do_job(
         Job::Resume(id, owner) => {
             if let Some(conn) = find(conns, id) {
                 conn.unblock();
-                touched.add(id, conn);
+                round.touch(id, conn);
             }
             if owner.is_some() {
                 *wakeup = owner;
@@ -257,6 +336,7 @@ fn do_job(
         }
         Job::Finish { id, last, timeout } => {
             if let Some(conn) = find(conns, id) {
+                round.settle(id);
                 conn.append(&last);
                 conn.send(Command::Finish { timeout });
             }
