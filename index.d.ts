@@ -87,8 +87,23 @@ export interface EventEndpointOptions {
    * `Cache-Control` and `X-Accel-Buffering`, never `Content-Type`. They are
    * also sent with the `204` that refuses a client told not to reconnect.
    */
-  headers?: Record<string, string>;
+  headers?: HeadersOption;
 }
+
+/** What follows the request in `new EventEndpoint(request, ...)`: options
+ * alone for a web `Request`, the response first for a Node one. */
+export type EndpointArguments<T> = T extends Request
+  ? [options?: EventEndpointOptions]
+  : [response: ServerResponse | Http2ServerResponse, options?: EventEndpointOptions];
+
+/**
+ * Extra headers: a plain object of names to values, a web `Headers`, or an
+ * array of `[name, value]` pairs. Anything else is a `TypeError`.
+ */
+export type HeadersOption =
+  | Record<string, string>
+  | ReadonlyArray<readonly [string, string]>
+  | { append(name: string, value: string): void; get(name: string): string | null; has(name: string): boolean };
 
 /**
  * The `close` event of an {@link EventEndpoint}. Node 20 has no global
@@ -133,8 +148,12 @@ export declare const CloseEvent: {
 export declare class EventEndpoint<
   T extends Request | IncomingMessage | Http2ServerRequest = Request | IncomingMessage | Http2ServerRequest,
 > extends EventTarget {
-  constructor(request: T, options?: EventEndpointOptions);
-  constructor(request: T, response: ServerResponse | Http2ServerResponse, options?: EventEndpointOptions);
+  /**
+   * From a web `Request` (fetch-style servers): `(request, options?)`, and the
+   * `Response` to return is `response`. From a node:http or node:http2
+   * (compatibility API) request: `(request, response, options?)`.
+   */
+  constructor(request: T, ...rest: EndpointArguments<T>);
 
   /** The `Last-Event-ID` the client sent, then the id of the last event sent. */
   get lastEventId(): string;
