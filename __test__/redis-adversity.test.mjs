@@ -191,7 +191,11 @@ function registerTests() {
     const base = Date.now() + 600_000;
     const id = (k) => `${base + k}-0`;
     const notice = (k) => redis.commands([['PUBLISH', stream, id(k)]]);
-    for (const [k, text] of [[0, 'a'], [10, 'b'], [20, 'x']]) {
+    for (const [k, text] of [
+      [0, 'a'],
+      [10, 'b'],
+      [20, 'x'],
+    ]) {
       await redis.commands([['XADD', stream, id(k), 'd', text]]);
       await notice(k);
     }
@@ -201,7 +205,12 @@ function registerTests() {
     await redis.commands([
       ['MULTI'],
       ['DEL', stream],
-      ...[[0, 'a'], [10, 'b'], [15, 'c'], [30, 'd']].map(([k, text]) => ['XADD', stream, id(k), 'd', text]),
+      ...[
+        [0, 'a'],
+        [10, 'b'],
+        [15, 'c'],
+        [30, 'd'],
+      ].map(([k, text]) => ['XADD', stream, id(k), 'd', text]),
       ['EXEC'],
     ]);
     await notice(30);
@@ -212,7 +221,10 @@ function registerTests() {
     );
     assert.deepEqual(client.named, [], 'nothing was missed: the client is not told');
     await until(() => rewinds.length === 1, 5000, 'the warning');
-    assert.match(rewinds[0].message, new RegExp(`${id(20)}, the last entry it delivered, is not there; it goes on after ${id(10)}`));
+    assert.match(
+      rewinds[0].message,
+      new RegExp(`${id(20)}, the last entry it delivered, is not there; it goes on after ${id(10)}`),
+    );
     // Everything up to d gone (trimmed past it, or deleted and written
     // again): what lay between may have been missed, and the client is told.
     await redis.commands([['MULTI'], ['DEL', stream], ['XADD', stream, id(40), 'd', 'e'], ['EXEC']]);
