@@ -5,7 +5,7 @@
 // may carry a password.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { EventEndpoint, Channel } from 'native-sse';
+import { EventEndpoint, Channel, diagnostics } from 'native-sse';
 import { Redis, freePort, makeCertificates, redisSuite, signal } from './redis-server.mjs';
 import { serve, until, tick, tallyEvents } from './helpers.mjs';
 
@@ -128,6 +128,10 @@ function registerTests() {
     const port = await freePort();
     const channel = new Channel({ redis: { url: `redis://127.0.0.1:${port}`, stream: 'later' } });
     t.after(() => channel.close());
+    const seen = [];
+    const onWarning = (w) => seen.push(`${w.code}: ${w.message}`);
+    process.on('warning', onWarning);
+    t.after(() => process.off('warning', onWarning));
     let started = Date.now();
     await assert.rejects(
       channel.ready,
@@ -160,7 +164,12 @@ function registerTests() {
       10_000,
       'a broadcast to get through',
     );
-    await until(() => fresh.count >= 1, 10_000, 'the live event');
+    // The follower reconnects within its longest backoff (2 s) plus a
+    // connect; a failure says what the channel and the client saw.
+    await until(() => fresh.count >= 1, 10_000, 'the live event').catch((err) => {
+      err.message += `; size ${channel.size}, diagnostics ${JSON.stringify(diagnostics())}; client: status ${fresh.status}, ended ${fresh.ended}, ${fresh.bytes} bytes, named ${JSON.stringify(fresh.named)}; subscribe: ${JSON.stringify(app.endpoints[1].result)}; warnings: ${JSON.stringify(seen)}`;
+      throw err;
+    });
     assert.deepEqual(fresh.events, [{ id, data: 'back' }]);
   });
 
