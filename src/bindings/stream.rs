@@ -130,8 +130,8 @@ pub fn buffered_amount(slot: u32) -> f64 {
     with_hub(|hub| {
         // An adopted connection's writes are made off this thread: what it
         // holds now, not what its last report said.
-        if let Some(held) = with_direct(|direct| direct.held_now(slot)) {
-            hub.set_held(slot, held);
+        if let Some((held, in_flight)) = with_direct(|direct| direct.held_now(slot)) {
+            hub.set_held_in_flight(slot, held, in_flight);
         }
         hub.buffered(slot) as f64
     })

@@ -52,8 +52,13 @@ pub struct OutboundBuffer {
     tail: BytesMut,
     len: usize,
     /// This client's bytes held elsewhere (taken from here, not yet written
-    /// to its socket): they count against the cap too.
+    /// to its socket, which refused them): they count against the cap too.
     held: usize,
+    /// This client's bytes on their way to its socket: handed to a writer
+    /// thread that has not tried them yet. They pace its replay and count
+    /// against the budget, not against its cap: the server's own threads
+    /// being late is not the client being slow.
+    in_flight: usize,
     max: usize,
     /// Replays not yet fed, oldest first; empty for nearly every client.
     stages: Vec<Stage>,
@@ -99,6 +104,7 @@ impl OutboundBuffer {
             tail: BytesMut::new(),
             len: 0,
             held: 0,
+            in_flight: 0,
             max,
             stages: Vec::new(),
             waiting: 0,
@@ -268,7 +274,7 @@ impl OutboundBuffer {
         let mut added = 0;
         while let Some(stage) = self.stages.first_mut() {
             if let Some(frame) = stage.frames.get(stage.next) {
-                let ahead = self.len + self.held;
+                let ahead = self.len + self.held + self.in_flight;
                 if *room == 0 || (ahead > 0 && ahead >= window) {
                     break;
                 }
@@ -309,14 +315,17 @@ impl OutboundBuffer {
         std::mem::take(&mut self.waiting)
     }
 
-    /// Says how many of this client's bytes are held elsewhere.
-    pub fn set_held(&mut self, held: usize) {
+    /// Says how many of this client's bytes are held elsewhere, refused by
+    /// its socket (`held`) and on their way to it (`in_flight`).
+    pub fn set_held(&mut self, held: usize, in_flight: usize) {
         self.held = held;
+        self.in_flight = in_flight;
     }
 
-    /// Bytes held elsewhere; see [`OutboundBuffer::set_held`].
+    /// Bytes held elsewhere, on their way to the socket included; see
+    /// [`OutboundBuffer::set_held`].
     pub fn held(&self) -> usize {
-        self.held
+        self.held + self.in_flight
     }
 
     pub fn is_empty(&self) -> bool {
@@ -368,6 +377,7 @@ impl OutboundBuffer {
         self.tail = BytesMut::new();
         self.len = 0;
         self.held = 0;
+        self.in_flight = 0;
         self.stages = Vec::new();
         self.waiting = 0;
     }
@@ -456,9 +466,22 @@ mod tests {
     #[test]
     fn bytes_held_elsewhere_count_against_the_cap() {
         let mut buffer = OutboundBuffer::with_limit(30);
-        buffer.set_held(20);
+        buffer.set_held(20, 0);
         assert_eq!(buffer.push_encoded(b"0123456789ab"), Err(Refused::Overflow));
-        buffer.set_held(0);
+        buffer.set_held(0, 0);
         assert!(buffer.push_encoded(b"0123456789ab").is_ok());
+    }
+
+    /// Bytes on their way to the socket (a writer thread has not tried
+    /// them) are the server's delay, not the client's: they do not count
+    /// against the cap, but they are held, and they pace a replay.
+    #[test]
+    fn bytes_on_their_way_do_not_count_against_the_cap() {
+        let mut buffer = OutboundBuffer::with_limit(30);
+        buffer.set_held(0, 1000);
+        assert!(buffer.push_encoded(b"0123456789ab").is_ok());
+        assert_eq!(buffer.held(), 1000);
+        buffer.set_held(20, 1000);
+        assert_eq!(buffer.push_encoded(b"0123456789ab"), Err(Refused::Overflow));
     }
 }

@@ -530,11 +530,20 @@ impl Hub {
     }
 
     /// Says how many of a stream's bytes, taken from its queue, wait
-    /// elsewhere (unwritten to its socket): they count against its cap.
+    /// elsewhere, refused by its socket: they count against its cap.
     pub fn set_held(&mut self, slot: Slot, held: usize) {
+        self.set_held_in_flight(slot, held, 0);
+    }
+
+    /// Says how many of a stream's bytes, taken from its queue, wait
+    /// elsewhere: `held` refused by its socket, which count against its
+    /// cap, and `in_flight` handed to a writer thread that has not tried
+    /// them yet, which do not (a client is not slow because the server's
+    /// threads are late). Both count against the budget and pace replays.
+    pub fn set_held_in_flight(&mut self, slot: Slot, held: usize, in_flight: usize) {
         if let Some(stream) = open_mut(&mut self.streams, slot) {
-            self.held = self.held - stream.buffer.held() + held;
-            stream.buffer.set_held(held);
+            self.held = self.held - stream.buffer.held() + held + in_flight;
+            stream.buffer.set_held(held, in_flight);
         }
     }
 

@@ -119,6 +119,10 @@ struct Outgoing {
     blocked: bool,
     /// Bytes the socket has taken, in all.
     sent: u64,
+    /// Bytes a writer has given the connection, in all (what it was adopted
+    /// holding included): what it holds itself is this less `sent`; what
+    /// its stream handed over beyond this is still on its way to it.
+    received: u64,
 }
 
 impl Outgoing {
@@ -128,6 +132,7 @@ impl Outgoing {
     fn keep(&mut self, bytes: &[u8]) {
         self.bytes.reserve_exact(bytes.len());
         self.bytes.extend_from_slice(bytes);
+        self.received += bytes.len() as u64;
     }
 }
 
@@ -156,6 +161,10 @@ pub struct Report {
     /// was handed to it less this is what it holds, whatever is still on
     /// its way to it.
     pub sent_total: u64,
+    /// Bytes writers have given the connection since it was adopted: what
+    /// was handed to it less this is still on its way to it (in a writer's
+    /// queue), not refused by its socket.
+    pub received_total: u64,
     pub outcome: Wrote,
 }
 
@@ -198,6 +207,7 @@ impl Conn {
     /// then).
     pub fn new(fd: Arc<OwnedFd>, slot: Slot, id: u32, pending: Vec<u8>) -> Self {
         let blocked = !pending.is_empty();
+        let received = pending.len() as u64;
         Conn {
             fd,
             slot,
@@ -207,6 +217,7 @@ impl Conn {
                 writing: None,
                 blocked,
                 sent: 0,
+                received,
             }),
             mailbox: Mailbox::default(),
         }
@@ -252,9 +263,11 @@ impl Conn {
         locked(&self.out).keep(bytes);
     }
 
-    /// Bytes the socket has taken since the connection was adopted.
-    pub fn sent_total(&self) -> u64 {
-        locked(&self.out).sent
+    /// Bytes the socket has taken since the connection was adopted, and
+    /// bytes writers have given the connection (see [`Report::received_total`]).
+    pub fn totals(&self) -> (u64, u64) {
+        let out = locked(&self.out);
+        (out.sent, out.received)
     }
 
     /// The socket is writable again: the next write is made.
@@ -283,7 +296,9 @@ impl Conn {
                 return None;
             }
             let bytes = std::mem::take(&mut out.bytes);
-            out.writing = Some(bytes.len() + pieces.iter().map(|p| p.len()).sum::<usize>());
+            let given: usize = pieces.iter().map(|p| p.len()).sum();
+            out.received += given as u64;
+            out.writing = Some(bytes.len() + given);
             bytes
         };
         let mut pieces = pieces;
@@ -352,6 +367,7 @@ impl Conn {
                 id: self.id,
                 sent,
                 sent_total: out.sent,
+                received_total: out.received,
                 outcome,
             });
         }

@@ -152,11 +152,12 @@ impl Drop for Attached {
 struct Owned {
     handle: Adopted,
     owner: Owner,
-    /// Bytes handed to the connection since it was adopted, and of those,
-    /// how many its socket took by the last report; the difference is what
-    /// the connection holds for the stream.
+    /// Bytes handed to the connection since it was adopted; of those, how
+    /// many its socket took by the last report, and how many had reached
+    /// it by then (the rest were still in its shard's queue).
     handed: u64,
     reported_sent: u64,
+    reported_received: u64,
     stall: Stall,
 }
 
@@ -165,6 +166,22 @@ impl Owned {
     /// thread knows: handed over, less what reports said went.
     fn held(&self) -> usize {
         self.handed.saturating_sub(self.reported_sent) as usize
+    }
+
+    /// Of [`Owned::held`], the bytes the connection holds because its
+    /// socket refused them, and those still on their way to it (see
+    /// [`Hub::set_held_in_flight`]).
+    fn held_split(&self) -> (usize, usize) {
+        let received = self.reported_received.max(self.reported_sent);
+        let refused = received.saturating_sub(self.reported_sent) as usize;
+        let in_flight = self.handed.saturating_sub(received) as usize;
+        (refused, in_flight)
+    }
+
+    /// Says what the stream's connection holds, as [`Owned::held_split`].
+    fn report_held(&self, hub: &mut Hub, slot: Slot) {
+        let (refused, in_flight) = self.held_split();
+        hub.set_held_in_flight(slot, refused, in_flight);
     }
 
     /// Notes a write that took `n` bytes and left `left` behind.
@@ -378,7 +395,7 @@ impl Direct {
                         owner = Some(socket.owner);
                     }
                     let held = socket.held();
-                    hub.set_held(slot, held);
+                    socket.report_held(hub, slot);
                     if held == 0 {
                         Outcome::All
                     } else {
@@ -428,6 +445,7 @@ impl Direct {
             id,
             sent,
             sent_total,
+            received_total,
             outcome,
         } in reports
         {
@@ -439,6 +457,7 @@ impl Direct {
                 continue;
             }
             socket.reported_sent = socket.reported_sent.max(sent_total);
+            socket.reported_received = socket.reported_received.max(received_total);
             let held = socket.held();
             match outcome {
                 Wrote::All => {
@@ -447,7 +466,7 @@ impl Direct {
                     // later report of the same connection, further on in
                     // this list, pauses it again if its socket was full.)
                     socket.progress(sent, 0, now);
-                    hub.set_held(slot, held);
+                    socket.report_held(hub, slot);
                     hub.resume(slot);
                     if held == 0 && hub.drained(slot) {
                         written.drained.push(slot);
@@ -455,7 +474,7 @@ impl Direct {
                 }
                 Wrote::Blocked => {
                     socket.progress(sent, held, now);
-                    hub.set_held(slot, held);
+                    socket.report_held(hub, slot);
                     hub.pause(slot);
                     socket.wait();
                 }
@@ -624,6 +643,7 @@ impl Direct {
             owner,
             handed,
             reported_sent: 0,
+            reported_received: handed,
             stall,
         };
         // A write that was waiting for room goes on waiting, in the task.
@@ -672,14 +692,18 @@ impl Direct {
         self.finishing.remove(&id);
     }
 
-    /// What an adopted stream's connection holds unwritten now, or None if
-    /// the stream's connection is not adopted.
-    pub fn held_now(&mut self, slot: Slot) -> Option<usize> {
+    /// What an adopted stream's connection holds unwritten now, refused
+    /// by its socket and on its way to it (see [`Hub::set_held_in_flight`]),
+    /// or None if the stream's connection is not adopted.
+    pub fn held_now(&mut self, slot: Slot) -> Option<(usize, usize)> {
         let Some(DirectSocket::Owned(socket)) = self.sockets.get_mut(&slot) else {
             return None;
         };
-        let sent = socket.handle.conn().sent_total();
-        Some(socket.handed.saturating_sub(sent) as usize)
+        let (sent, received) = socket.handle.conn().totals();
+        let received = received.max(sent);
+        let refused = received.saturating_sub(sent) as usize;
+        let in_flight = socket.handed.saturating_sub(received) as usize;
+        Some((refused, in_flight))
     }
 
     /// How many adopted connections are open on this thread.
