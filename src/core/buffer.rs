@@ -56,8 +56,9 @@ pub struct OutboundBuffer {
     held: usize,
     /// This client's bytes on their way to its socket: handed to a writer
     /// thread that has not tried them yet. They pace its replay and count
-    /// against the budget, not against its cap: the server's own threads
-    /// being late is not the client being slow.
+    /// against the budget; against its cap only past one cap's worth: the
+    /// server's own threads being late is not the client being slow, and
+    /// what a client holds stays under twice its cap.
     in_flight: usize,
     max: usize,
     /// Replays not yet fed, oldest first; empty for nearly every client.
@@ -225,7 +226,7 @@ impl OutboundBuffer {
     fn check(&self, added: usize) -> Result<(), Refused> {
         if added > self.max {
             Err(Refused::TooLarge)
-        } else if self.queued() + self.held + added > self.max {
+        } else if self.queued() + self.counted_held() + added > self.max {
             Err(Refused::Overflow)
         } else {
             Ok(())
@@ -272,6 +273,7 @@ impl OutboundBuffer {
     /// client has taken everything else.
     pub fn feed(&mut self, window: usize, room: &mut usize) -> Result<usize, Refused> {
         let mut added = 0;
+        let counted_held = self.counted_held();
         while let Some(stage) = self.stages.first_mut() {
             if let Some(frame) = stage.frames.get(stage.next) {
                 let ahead = self.len + self.held + self.in_flight;
@@ -281,7 +283,7 @@ impl OutboundBuffer {
                 if frame.len() > self.max {
                     return Err(Refused::TooLarge);
                 }
-                if self.len + self.waiting + self.held + frame.len() > self.max {
+                if self.len + self.waiting + counted_held + frame.len() > self.max {
                     if ahead == 0 {
                         return Err(Refused::Overflow);
                     }
@@ -320,6 +322,12 @@ impl OutboundBuffer {
     pub fn set_held(&mut self, held: usize, in_flight: usize) {
         self.held = held;
         self.in_flight = in_flight;
+    }
+
+    /// Bytes held elsewhere that count against the cap: those the socket
+    /// refused, and those on their way to it past one cap's worth.
+    fn counted_held(&self) -> usize {
+        self.held + self.in_flight.saturating_sub(self.max)
     }
 
     /// Bytes held elsewhere, on their way to the socket included; see
@@ -473,15 +481,18 @@ mod tests {
     }
 
     /// Bytes on their way to the socket (a writer thread has not tried
-    /// them) are the server's delay, not the client's: they do not count
-    /// against the cap, but they are held, and they pace a replay.
+    /// them) are the server's delay, not the client's: up to one cap's
+    /// worth they do not count against the cap (past it they do, so that a
+    /// client holds at most twice its cap), but they are held.
     #[test]
-    fn bytes_on_their_way_do_not_count_against_the_cap() {
+    fn bytes_on_their_way_count_against_the_cap_only_past_a_caps_worth() {
         let mut buffer = OutboundBuffer::with_limit(30);
-        buffer.set_held(0, 1000);
+        buffer.set_held(0, 30);
         assert!(buffer.push_encoded(b"0123456789ab").is_ok());
-        assert_eq!(buffer.held(), 1000);
-        buffer.set_held(20, 1000);
+        assert_eq!(buffer.held(), 30);
+        buffer.set_held(0, 50);
+        assert_eq!(buffer.push_encoded(b"0123456789"), Err(Refused::Overflow));
+        buffer.set_held(20, 0);
         assert_eq!(buffer.push_encoded(b"0123456789ab"), Err(Refused::Overflow));
     }
 }
