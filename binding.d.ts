@@ -135,11 +135,13 @@ export declare class StreamPage {
 
 /**
  * What an adopted connection tells its owner: the client left (`gone`),
- * or the connection is closed (then never again of that `id`).
+ * or the connection is closed (then never again of that `id`), `clean`
+ * if its stream ended it with everything written.
  */
 export interface AdoptionEvent {
   id: number
   gone: boolean
+  clean: boolean
 }
 
 /**

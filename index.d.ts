@@ -466,8 +466,8 @@ export declare function diagnostics(): {
   /** Connections adopted since start. */
   adopted: number;
   /** Connections that `adopt: true` asked for and that stayed with Node,
-   * since start, by why: `requestUnread`, `readAhead`, `socketListeners`,
-   * `unwatchable`. */
+   * since start, by why: `requestUnread`, `readAhead`, `idleTimeout`,
+   * `nodeInternals`, `unwatchable`. */
   notAdopted: Record<string, number>;
   /** Bytes held now for this thread's clients (queued, or held by their responses). */
   heldBytes: number;

@@ -10,6 +10,7 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, existsSync } from 'node:fs';
 import { EventEndpoint, Channel, closeAll, diagnostics } from 'native-sse';
+import onFinished from 'on-finished';
 import { serve, RawClient, until, parseEventStream, serverSocket } from './helpers.mjs';
 
 const linux = existsSync('/proc/self/fd') && !globalThis.Bun && !globalThis.Deno;
@@ -193,28 +194,143 @@ test('adopted: a slow consumer is cut off with a reset, and its descriptor relea
   await until(() => client.closed, 10_000, 'the client to see the end');
 });
 
-test('not adopted: a socket someone else watches for close (on-finished, as morgan uses it), and a bad adopt option', {
+/** A server whose endpoints are adopted, with listeners for the end put
+ * on the request, the response and the socket before adoption and after
+ * it (after an `await`, in a later turn), and on-finished's; `seen` says
+ * which ran, and how the response read when each was added. */
+async function watchedServer(t) {
+  const seen = [];
+  const streams = [];
+  const app = await serve(async (req, res) => {
+    const stream = { endpoint: null, calls: {}, openWhenAdded: [] };
+    streams.push(stream);
+    const count = (name) => () => {
+      stream.calls[name] = (stream.calls[name] ?? 0) + 1;
+      seen.push(name);
+    };
+    // Before: as a logger or on-finished put them before the route runs.
+    req.socket.on('close', count('socket close, before'));
+    res.on('finish', count('response finish, before'));
+    onFinished(res, count('on-finished, before'));
+    const adopted = diagnostics().adopted;
+    stream.endpoint = new EventEndpoint(req, res, { adopt: true, keepAlive: 0 });
+    // After: once Rust has the connection (an await, such as an auth
+    // check's, then the cleanup).
+    await until(() => diagnostics().adopted > adopted, 20_000, 'adopted');
+    stream.openWhenAdded.push(
+      onFinished.isFinished(res),
+      res.writableFinished,
+      res.writableEnded,
+      req.socket.writable,
+      req.socket.readable,
+    );
+    req.on('close', count('request close, after'));
+    res.on('close', count('response close, after'));
+    res.once('finish', count('response finish, after'));
+    req.socket.on('close', count('socket close, after'));
+    onFinished(res, count('on-finished, after'));
+    onFinished(req, count('on-finished request, after'));
+    // One added and taken off again runs never.
+    const removed = count('removed');
+    res.on('close', removed);
+    res.off('close', removed);
+    stream.endpoint.send('ready');
+  });
+  t.after(() => app.close());
+  return { app, streams, seen };
+}
+
+test('adopted with listeners for the end, before adoption and after an await (request, response, socket, on-finished): each runs once, when the client leaves, and the response reads as open until then', {
   skip: !linux,
 }, async (t) => {
-  const watched = [];
-  const { app, endpoints } = await adoptingServer(
+  const { app, streams } = await watchedServer(t);
+  const client = RawClient.connect(app.port);
+  t.after(() => client.destroy());
+  await until(() => parseEventStream(client.body).events.length === 1, 20_000, 'the first event');
+  const [stream] = streams;
+  assert.deepEqual(stream.openWhenAdded, [false, false, false, true, true], 'open when the listeners were added');
+  stream.endpoint.send('still open');
+  await until(() => parseEventStream(client.body).events.length === 2, 10_000, 'the second event');
+  assert.deepEqual(stream.calls, {}, 'nothing ran while the stream was open');
+  client.destroy();
+  const closes = [
+    'socket close, before',
+    'on-finished, before',
+    'request close, after',
+    'response close, after',
+    'socket close, after',
+    'on-finished, after',
+    'on-finished request, after',
+  ];
+  await until(() => closes.every((name) => stream.calls[name] === 1), 10_000, 'every close listener');
+  // The client left: the response never finished, as with Node's own.
+  await until(() => stream.endpoint.closed, 10_000, 'the endpoint closed');
+  assert.deepEqual(Object.keys(stream.calls).sort(), [...closes].sort());
+  assert.ok(Object.values(stream.calls).every((n) => n === 1));
+});
+
+test('adopted with listeners for the end: a stream the server ends cleanly finishes its response (finish, then close; writableFinished)', {
+  skip: !linux,
+}, async (t) => {
+  const { app, streams, seen } = await watchedServer(t);
+  const client = RawClient.connect(app.port);
+  t.after(() => client.destroy());
+  await until(() => parseEventStream(client.body).events.length === 1, 20_000, 'the first event');
+  const [stream] = streams;
+  stream.endpoint.close();
+  await until(() => stream.calls['response finish, after'] === 1, 10_000, 'the finish listener');
+  await until(() => stream.calls['request close, after'] === 1, 10_000, 'the close listeners');
+  assert.equal(stream.calls['response finish, before'], 1);
+  assert.ok(
+    seen.indexOf('response finish, after') < seen.indexOf('response close, after'),
+    `finish before close: ${seen.join(', ')}`,
+  );
+  assert.equal(stream.calls.removed, undefined);
+});
+
+test('a Node whose HTTP internals adoption does not know (its socket listener renamed): not adopted, a warning once, and the stream works on the direct path', {
+  skip: !linux,
+}, async (t) => {
+  const warnings = [];
+  const onWarning = (w) => w.code === 'ERR_SSE_NOT_ADOPTED' && warnings.push(w);
+  process.on('warning', onWarning);
+  t.after(() => process.off('warning', onWarning));
+  const { app, endpoints, requestCloses } = await adoptingServer(
     t,
     {},
     {
-      onRequest: (req) => req.socket.on('close', () => watched.push('socket closed')),
+      // As a Node release that renamed it would: Node's own close listener
+      // of the socket, under another name.
+      onRequest: (req) => {
+        for (const listener of req.socket.rawListeners('close')) {
+          if (!/socketOnClose/.test(listener.name)) continue;
+          req.socket.removeListener('close', listener);
+          req.socket.on('close', function renamedByNode(...args) {
+            return listener.apply(this, args);
+          });
+        }
+      },
     },
   );
-  const refusedBefore = diagnostics().notAdopted.socketListeners ?? 0;
-  const client = RawClient.connect(app.port);
-  t.after(() => client.destroy());
-  await until(() => (diagnostics().notAdopted.socketListeners ?? 0) === refusedBefore + 1, 20_000, 'refused');
-  // It goes on as a stream Node owns, and its watcher is told at the end.
-  endpoints[0].send('still served');
-  await until(() => parseEventStream(client.body).events.length === 1, 10_000, 'the event');
-  assert.deepEqual(watched, []);
-  client.destroy();
-  await until(() => watched.length === 1, 10_000, 'the socket watcher');
+  const refusedBefore = diagnostics().notAdopted.nodeInternals ?? 0;
+  const adoptedBefore = diagnostics().adopted;
+  const clients = [RawClient.connect(app.port), RawClient.connect(app.port)];
+  t.after(() => {
+    for (const c of clients) c.destroy();
+  });
+  await until(() => (diagnostics().notAdopted.nodeInternals ?? 0) === refusedBefore + 2, 20_000, 'refused');
+  assert.equal(diagnostics().adopted, adoptedBefore);
+  for (const endpoint of endpoints) endpoint.send('still served');
+  await until(() => clients.every((c) => parseEventStream(c.body).events.length === 1), 10_000, 'the events');
+  await until(() => warnings.length === 1, 5000, 'the warning');
+  assert.match(warnings[0].message, /not adopted/);
+  // Node's own handling, and the application's cleanup, as ever.
+  for (const c of clients) c.destroy();
+  await until(() => requestCloses.length === 2, 10_000, 'the request close listeners');
+  assert.equal(warnings.length, 1, 'said once');
+});
 
+test('a bad adopt option is a TypeError naming it', async (t) => {
   const bad = await serve((req, res) => {
     assert.throws(
       () => new EventEndpoint(req, res, { adopt: 'yes' }),

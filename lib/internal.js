@@ -51,7 +51,7 @@ module.exports = {
   // An adopted connection's sink in the outbox, its transport:
   /** sink[kGone](): the client left. */
   kGone: Symbol('gone'),
-  /** sink[kFinished](): the connection is closed. */
+  /** sink[kFinished](clean): the connection is closed; `clean` if its stream ended it with everything written. */
   kFinished: Symbol('finished'),
   /** Orders ids sent by endpoints and channels on this thread, so that an
    * endpoint's lastEventId is the latest of either. */

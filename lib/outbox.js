@@ -50,14 +50,14 @@ native.setDirectWakeup(owner, (slot) => {
  * `kGone` (the client left) and `kFinished` (the connection is closed). */
 const adoptions = new Map();
 
-native.setAdoptionEvents(owner, ({ id, gone }) => {
+native.setAdoptionEvents(owner, ({ id, gone, clean }) => {
   const sink = adoptions.get(id);
   if (sink === undefined) return;
   if (gone) sink[kGone]();
   else {
     adoptions.delete(id);
     native.releaseAdopted(id);
-    sink[kFinished]();
+    sink[kFinished](clean);
   }
 });
 

@@ -1,5 +1,8 @@
 'use strict';
 
+const { EventEmitter } = require('node:events');
+const codes = require('../codes.js');
+
 // Adoption (`adopt: true`): Node lets go of a connection whose bytes Rust
 // writes already (src/io/direct.rs), and Rust alone watches it, writes to it
 // and ends it (src/io/adopted.rs). Node's socket, request, response and
@@ -17,7 +20,22 @@ const NODE_SOCKET_CLOSE = new Set(['socketOnClose', 'onServerResponseClose']);
 const NODE_RESPONSE_FINISH = new Set(['resOnFinish', 'onResponseFinish']);
 
 const nameOf = (listener) => listener.name.replace(/^bound /, '');
-const isNodes = (listener) => NODE_SOCKET_CLOSE.has(nameOf(listener));
+
+let warnedUnknownInternals = false;
+
+function warnUnknownInternals() {
+  if (warnedUnknownInternals) return;
+  warnedUnknownInternals = true;
+  process.emitWarning(
+    `Node ${process.version}'s HTTP server does not listen to its connections as native-sse knows it to: connections are not adopted, their streams stay on the direct path`,
+    {
+      type: 'NativeSseWarning',
+      code: codes.NotAdopted,
+      detail:
+        "Adoption tells Node's own listeners for a socket's close and a response's finish from the application's by their names (lib/transports/adoption.js); they were not found. Streams work as with adopt: false. Please report the Node version.",
+    },
+  );
+}
 
 /**
  * Why the connection of `response` (a ServerResponse whose socket Rust
@@ -27,14 +45,17 @@ const isNodes = (listener) => NODE_SOCKET_CLOSE.has(nameOf(listener));
  *   be Rust's to read, and are the application's);
  * - `readAhead`: Node has read bytes past the request (a pipelined
  *   request), which would be lost;
- * - `socketListeners`: someone other than Node listens for the socket's
- *   `close` (for example `on-finished`, which `morgan` uses): it would be
- *   told the connection closed when it is adopted;
  * - `idleTimeout`: the socket has an idle timeout (`setTimeout`), which
  *   Rust's writes would not keep from firing;
- * - `responseListeners`: someone other than Node listens for the
- *   response's `finish` (a logger, `on-finished`), which an adopted
- *   response never emits.
+ * - `nodeInternals`: Node's own listeners for the socket's `close` and the
+ *   response's `finish` are not found by the names this module knows (a
+ *   Node release that renamed them): letting go would take Node's own
+ *   handling for the application's. Said once, by a warning.
+ *
+ * Listeners for the end (`close` of the request, the response or the
+ * socket, `finish` of the response: `on-finished`, loggers, cleanups) do
+ * not stand in the way: they are kept and called at the real end (see
+ * letGo()).
  */
 function whyNotAdoptable(response) {
   const request = response.req;
@@ -44,34 +65,173 @@ function whyNotAdoptable(response) {
   if (socket.timeout > 0) return 'idleTimeout';
   const incoming = socket.parser?.incoming;
   if (incoming != null && incoming !== request) return 'readAhead';
-  if (socket.rawListeners('close').some((listener) => !isNodes(listener))) return 'socketListeners';
-  if (response.rawListeners('finish').some((listener) => !NODE_RESPONSE_FINISH.has(nameOf(listener))))
-    return 'responseListeners';
+  if (
+    !socket.rawListeners('close').some((listener) => nameOf(listener) === 'socketOnClose') ||
+    !response.rawListeners('finish').some((listener) => NODE_RESPONSE_FINISH.has(nameOf(listener)))
+  ) {
+    warnUnknownInternals();
+    return 'nodeInternals';
+  }
   return null;
+}
+
+/** The events that say a connection or its exchange ended, by emitter:
+ * what an application, a logger or `on-finished` listens for. */
+const END_EVENTS = {
+  request: new Set(['close']),
+  response: new Set(['close', 'finish']),
+  socket: new Set(['close']),
+};
+
+/** Whether `listener`, on `emitter` for `event`, is Node's own (it stays:
+ * Node's handling of its socket's end is its own business). */
+function isNodeListener(emitter, event, listener) {
+  const name = nameOf(listener);
+  if (event === 'finish') return NODE_RESPONSE_FINISH.has(name);
+  return emitter.server !== undefined && NODE_SOCKET_CLOSE.has(name);
+}
+
+const { on, once, prependListener, prependOnceListener, removeListener } = EventEmitter.prototype;
+
+/**
+ * The listeners for the end of an adopted connection, kept until it
+ * really ends: those present when it is let go of, and those added after
+ * (in a later turn, after an `await`), which Node's objects, let go of,
+ * would never call or would call at once. Each is called once, at the
+ * end, in the order it was added; removing one (as `on-finished` does when
+ * it is done) takes it out.
+ */
+class Later {
+  /** [emitter, event, listener] in order; null for none (most
+   * connections: one is kept for each adopted connection while it lives). */
+  entries = null;
+  /** Whether the real end has come: listeners added now are Node's to
+   * handle (and never called, as for any ended connection). */
+  ended = false;
+  /** The response's `finished` (as Node's end() sets it): true once the
+   * server ended it. */
+  finished = false;
+
+  add(emitter, event, listener) {
+    this.entries ??= [];
+    this.entries.push([emitter, event, listener]);
+  }
+
+  remove(emitter, event, listener) {
+    if (this.entries === null) return false;
+    const at = this.entries.findLastIndex(
+      ([e, ev, l]) => e === emitter && ev === event && (l === listener || l.listener === listener),
+    );
+    if (at < 0) return false;
+    this.entries.splice(at, 1);
+    return true;
+  }
+
+  /** The listeners of `emitter` for `event` present now, taken off it. */
+  takeFrom(emitter, event) {
+    for (const listener of emitter.rawListeners(event)) {
+      if (isNodeListener(emitter, event, listener)) continue;
+      this.add(emitter, event, listener);
+      removeListener.call(emitter, event, listener);
+    }
+  }
+
+  /** Makes `emitter` keep the listeners for `events` added from now on. */
+  keep(emitter, events) {
+    const later = this;
+    const keeping = (add) =>
+      function (event, listener) {
+        if (!later.ended && events.has(event) && typeof listener === 'function') {
+          later.add(this, event, listener);
+          return this;
+        }
+        return add.call(this, event, listener);
+      };
+    emitter.on = emitter.addListener = keeping(on);
+    emitter.once = keeping(once);
+    emitter.prependListener = keeping(prependListener);
+    emitter.prependOnceListener = keeping(prependOnceListener);
+    emitter.removeListener = emitter.off = function (event, listener) {
+      if (!later.remove(this, event, listener)) removeListener.call(this, event, listener);
+      return this;
+    };
+  }
+
+  /** The connection ended: `finish` listeners first if the response was
+   * ended by the server (all its bytes taken), then every `close`, each
+   * once, in the order added. */
+  tell(finished) {
+    this.ended = true;
+    this.finished ||= finished;
+    const entries = this.entries ?? [];
+    this.entries = null;
+    for (const wanted of ['finish', 'close']) {
+      if (wanted === 'finish' && !finished) continue;
+      for (const [emitter, event, listener] of entries) {
+        if (event !== wanted) continue;
+        try {
+          listener.call(emitter);
+        } catch (err) {
+          // A listener's fault is the application's: reported as Node
+          // would, without ending the stream machinery that calls it.
+          process.nextTick(() => {
+            throw err;
+          });
+        }
+      }
+    }
+  }
 }
 
 /**
  * Node lets go of the connection of `response`: it reads no more of it,
  * then its socket is destroyed (its descriptor closed; Rust holds its own,
- * so the connection stays open). The `close` listeners of the request and
- * the response are not told now: they are taken off first, and returned,
- * to be called when the connection really closes (`req.on('close', …)` is
- * the common cleanup), but for the transport's own (`ours`), which are
- * dropped. The response's other listeners are dropped with it.
+ * so the connection stays open). The listeners for its end (see
+ * END_EVENTS) are not told now: those present are taken off, and those
+ * added later kept, to be told when the connection really closes
+ * (`req.on('close', …)` is the common cleanup; `on-finished`, which
+ * loggers use, listens to the socket and the response), but for the
+ * transport's own (`ours`), which are dropped. Until then the socket reads
+ * as open (`writable`, `readable`: what `on-finished` asks), and the
+ * response as not finished.
  *
- * @returns {Array<[object, Function]>} the listeners, with their emitters
+ * @returns {Later} the listeners, to tell at the end
  */
 function letGo(response, ours) {
   const request = response.req;
   const socket = response.socket;
-  const later = [];
-  for (const emitter of [request, response]) {
-    for (const listener of emitter.rawListeners('close')) {
-      if (!ours.has(listener)) later.push([emitter, listener]);
-    }
-    emitter.removeAllListeners('close');
-    emitter.removeAllListeners('error');
+  const later = new Later();
+  for (const [emitter, events] of [
+    [request, END_EVENTS.request],
+    [response, END_EVENTS.response],
+    [socket, END_EVENTS.socket],
+  ]) {
+    for (const event of events) later.takeFrom(emitter, event);
+    later.keep(emitter, events);
   }
+  for (const listener of ours) later.remove(response, 'close', listener);
+  request.removeAllListeners('error');
+  response.removeAllListeners('error');
+  for (const property of ['writable', 'readable']) {
+    Object.defineProperty(socket, property, { configurable: true, enumerable: true, get: () => !later.ended });
+  }
+  // A request whose body was not read to its end reads as readable until
+  // then (what on-finished asks of a request), as it would on Node's path.
+  const unread = request.readable;
+  Object.defineProperty(request, 'readable', {
+    configurable: true,
+    enumerable: true,
+    get: () => unread && !later.ended,
+  });
+  // writableEnded and writableFinished follow it.
+  Object.defineProperty(response, 'finished', {
+    configurable: true,
+    enumerable: true,
+    get: () => later.finished,
+    set: (finished) => {
+      later.finished = finished;
+    },
+  });
   socket.pause();
   socket.destroy();
   return later;
@@ -145,7 +305,9 @@ function standIn(response, socket, transport) {
 }
 
 function replaceOnClose(response, socket, link) {
-  socket.once('close', () => {
+  // EventEmitter's own on (the socket's is the keeper's, letGo(), and
+  // EventEmitter's once calls it): the socket closes once.
+  on.call(socket, 'close', () => {
     if (link.transport === null) return;
     for (const target of [response, socket]) {
       target[kAdoptedBy] = link;
@@ -162,19 +324,10 @@ function forgetAdopted(link) {
   link.transport = null;
 }
 
-/** Calls what letGo() took off, as the emitters would have. */
-function tellClosed(later) {
-  for (const [emitter, listener] of later) {
-    try {
-      listener.call(emitter);
-    } catch (err) {
-      // A listener's fault is the application's: reported as Node would,
-      // without ending the stream machinery that calls it.
-      process.nextTick(() => {
-        throw err;
-      });
-    }
-  }
+/** Tells what letGo() kept that the connection ended; `finished`: the
+ * server ended the response (rather than the client leaving). */
+function tellClosed(later, finished) {
+  later.tell(finished);
 }
 
 module.exports = { whyNotAdoptable, letGo, standIn, forgetAdopted, tellClosed };

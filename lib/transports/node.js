@@ -258,8 +258,7 @@ class NodeTransport {
     this.#adoptedId = id;
     outbox.adopted(id, this);
     const socket = response.socket;
-    const later = letGo(response, this.#ours);
-    if (later.length > 0) this.#later = later;
+    this.#later = letGo(response, this.#ours);
     this.#link = standIn(response, socket, this);
     // Nothing of Node's connection is held from here on (the listeners
     // taken off hold only what the application's do).
@@ -271,17 +270,23 @@ class NodeTransport {
 
   /** The adopted connection's client left (../outbox.js). */
   [kGone]() {
+    this.#clientLeft = true;
     this.#events[kOnGone](true, CloseReason.ClientDisconnected);
   }
 
+  /** The adopted connection ended otherwise than by the server's clean
+   * end (the client left, it was dropped or reset): its response did not
+   * finish. */
+  #clientLeft = false;
+
   /** The adopted connection is closed: its descriptor too. */
-  [kFinished]() {
+  [kFinished](clean) {
     if (this.#link !== null) forgetAdopted(this.#link);
     this.#link = null;
     this.#markFinished();
     const later = this.#later;
     this.#later = null;
-    if (later !== null) tellClosed(later);
+    if (later !== null) tellClosed(later, clean && !this.#clientLeft);
   }
 
   /** An adopted stream's response, socket or request was destroyed (or

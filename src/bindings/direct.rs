@@ -61,11 +61,13 @@ pub fn set_direct_wakeup(owner: u32, on_writable: Function<u32, ()>) -> Result<(
 }
 
 /// What an adopted connection tells its owner: the client left (`gone`),
-/// or the connection is closed (then never again of that `id`).
+/// or the connection is closed (then never again of that `id`), `clean`
+/// if its stream ended it with everything written.
 #[napi(object)]
 pub struct AdoptionEvent {
     pub id: u32,
     pub gone: bool,
+    pub clean: bool,
 }
 
 /// Sets the function that `owner`'s adopted connections call with their
@@ -77,11 +79,11 @@ pub fn set_adoption_events(owner: u32, on_event: Function<AdoptionEvent, ()>) ->
         direct.set_adoption_events(
             owner,
             Arc::new(move |event| {
-                let (id, gone) = match event {
-                    Adoption::Gone(id) => (id, true),
-                    Adoption::Finished(id) => (id, false),
+                let (id, gone, clean) = match event {
+                    Adoption::Gone(id) => (id, true, false),
+                    Adoption::Finished { id, clean } => (id, false, clean),
                 };
-                call(&on_event, AdoptionEvent { id, gone });
+                call(&on_event, AdoptionEvent { id, gone, clean });
             }),
         )
     });

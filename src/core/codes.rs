@@ -23,6 +23,9 @@ pub enum Code {
     SlowConsumer,
     /// A stream ended with bytes its client had not taken (a warning).
     EndedBehind,
+    /// Node's HTTP internals are not the ones adoption knows: connections
+    /// stay on the direct path (a warning).
+    NotAdopted,
     /// A channel closed before it was ready.
     ChannelClosed,
     /// Redis settings that cannot be used (URL, TLS material).
@@ -50,13 +53,14 @@ pub enum Code {
 
 impl Code {
     /// Every code, for the export.
-    pub const ALL: [Code; 17] = [
+    pub const ALL: [Code; 18] = [
         Code::InvalidEvent,
         Code::InvalidId,
         Code::EventTooLarge,
         Code::Closed,
         Code::SlowConsumer,
         Code::EndedBehind,
+        Code::NotAdopted,
         Code::ChannelClosed,
         Code::RedisConfig,
         Code::RedisUnavailable,
@@ -79,6 +83,7 @@ impl Code {
             Code::Closed => "ERR_SSE_CLOSED",
             Code::SlowConsumer => "ERR_SSE_SLOW_CONSUMER",
             Code::EndedBehind => "ERR_SSE_ENDED_BEHIND",
+            Code::NotAdopted => "ERR_SSE_NOT_ADOPTED",
             Code::ChannelClosed => "ERR_SSE_CHANNEL_CLOSED",
             Code::RedisConfig => "ERR_SSE_REDIS_CONFIG",
             Code::RedisUnavailable => "ERR_SSE_REDIS_UNAVAILABLE",
@@ -102,6 +107,7 @@ impl Code {
             Code::Closed => "Closed",
             Code::SlowConsumer => "SlowConsumer",
             Code::EndedBehind => "EndedBehind",
+            Code::NotAdopted => "NotAdopted",
             Code::ChannelClosed => "ChannelClosed",
             Code::RedisConfig => "RedisConfig",
             Code::RedisUnavailable => "RedisUnavailable",

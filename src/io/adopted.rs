@@ -124,7 +124,7 @@ async fn watch(conn: Arc<Conn>, tell: Tell) {
         sys::reset_on_close(fd.as_raw_fd());
         drop(conn);
         open.fetch_sub(1, Ordering::Relaxed);
-        events(Adoption::Finished(id));
+        events(Adoption::Finished { id, clean: false });
         return;
     };
     // Wake the owner when writable, with a stall deadline or none. The
@@ -214,7 +214,7 @@ async fn watch(conn: Arc<Conn>, tell: Tell) {
     drop(watch);
     drop(conn);
     open.fetch_sub(1, Ordering::Relaxed);
-    events(Adoption::Finished(id));
+    events(Adoption::Finished { id, clean });
 }
 
 /// What woke an adopted connection's task.

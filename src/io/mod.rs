@@ -60,9 +60,10 @@ pub enum Adoption {
     /// The client left (the end of its side, or an error): the stream is
     /// to end. Said once.
     Gone(u32),
-    /// The connection is closed and its descriptor released. Said once,
-    /// last.
-    Finished(u32),
+    /// The connection is closed and its descriptor released; `clean`: it
+    /// was ended by its stream with everything written, the last chunk
+    /// included (its response finished). Said once, last.
+    Finished { id: u32, clean: bool },
 }
 
 /// What the owner is told of its adopted connections; must not block.
