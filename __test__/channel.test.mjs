@@ -448,8 +448,12 @@ test('a replay goes at its client pace, and what is sent meanwhile (broadcasts, 
   const direct = RawClient.connect(app.port, { headers: { 'Last-Event-ID': '1000' } });
   t.after(() => direct.destroy());
   const session = http2.connect(`http://127.0.0.1:${h2.address().port}`);
-  // Destroyed, not closed: close() waits for the stream, which never ends.
-  t.after(() => session.destroy());
+  // Closed, not destroyed: close() waits for the stream, which never ends
+  // (so this file's process stays up past its tests, which
+  // --test-force-exit ends), but Deno's test runner ends with a segfault
+  // after a destroyed session or a closed stream here (not reproduced
+  // outside it).
+  t.after(() => session.close());
   const stream = session.request({ ':path': '/', 'last-event-id': '1000' });
   let h2Body = '';
   stream.setEncoding('utf8');
