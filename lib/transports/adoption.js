@@ -324,10 +324,4 @@ function forgetAdopted(link) {
   link.transport = null;
 }
 
-/** Tells what letGo() kept that the connection ended; `finished`: the
- * server ended the response (rather than the client leaving). */
-function tellClosed(later, finished) {
-  later.tell(finished);
-}
-
-module.exports = { whyNotAdoptable, letGo, standIn, forgetAdopted, tellClosed };
+module.exports = { whyNotAdoptable, letGo, standIn, forgetAdopted };

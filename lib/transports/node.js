@@ -10,7 +10,7 @@ const { CloseReason } = require('../close-reasons.js');
 const { MAX_U32 } = require('../options.js');
 const { IS_DENO } = require('../runtime.js');
 const { ownShare } = require('./contract.js');
-const { whyNotAdoptable, letGo, standIn, forgetAdopted, tellClosed } = require('./adoption.js');
+const { whyNotAdoptable, letGo, standIn, forgetAdopted } = require('./adoption.js');
 const { kOnDrain, kOnGone, kGone, kFinished } = require('../internal.js');
 const outbox = require('../outbox.js');
 const metrics = require('../diagnostics/metrics.js');
@@ -91,9 +91,9 @@ class NodeTransport {
   #closeTimeout;
   /** Once adopted: the connection's adoption id; -1 before. */
   #adoptedId = -1;
-  /** Once adopted: the application's close listeners, called when the
-   * connection really closes (null if none), and the link the let-go
-   * response and socket reach this by (see ./adoption.js). */
+  /** Once adopted: the listeners for its end, called when the connection
+   * really closes (a Later, ./adoption.js; null before and after), and the
+   * link the let-go response and socket reach this by. */
   #later = null;
   #link = null;
   /** The transport's own listeners on the response (not the
@@ -270,14 +270,8 @@ class NodeTransport {
 
   /** The adopted connection's client left (../outbox.js). */
   [kGone]() {
-    this.#clientLeft = true;
     this.#events[kOnGone](true, CloseReason.ClientDisconnected);
   }
-
-  /** The adopted connection ended otherwise than by the server's clean
-   * end (the client left, it was dropped or reset): its response did not
-   * finish. */
-  #clientLeft = false;
 
   /** The adopted connection is closed: its descriptor too. */
   [kFinished](clean) {
@@ -286,7 +280,9 @@ class NodeTransport {
     this.#markFinished();
     const later = this.#later;
     this.#later = null;
-    if (later !== null) tellClosed(later, clean && !this.#clientLeft);
+    // `clean`: the stream ended it with everything written, so its
+    // response finished; otherwise (the client left, a reset) it did not.
+    if (later !== null) later.tell(clean);
   }
 
   /** An adopted stream's response, socket or request was destroyed (or

@@ -538,8 +538,9 @@ impl Hub {
     /// Says how many of a stream's bytes, taken from its queue, wait
     /// elsewhere: `held` refused by its socket, which count against its
     /// cap, and `in_flight` handed to a writer thread that has not tried
-    /// them yet, which do not (a client is not slow because the server's
-    /// threads are late). Both count against the budget and pace replays.
+    /// them yet, which count against it only past one cap's worth (a
+    /// client is not slow because the server's threads are late). Both
+    /// count against the budget and pace replays.
     pub fn set_held_in_flight(&mut self, slot: Slot, held: usize, in_flight: usize) {
         if let Some(stream) = open_mut(&mut self.streams, slot) {
             self.held = self.held - stream.buffer.held() + held + in_flight;

@@ -146,6 +146,17 @@ impl Drop for Attached {
     }
 }
 
+/// Of the bytes `handed` to an adopted connection, those it holds because
+/// its socket refused them (it `received` them, and `sent` fewer), and
+/// those still on their way to it in its shard's queue (see
+/// [`Hub::set_held_in_flight`]).
+fn held_split(handed: u64, sent: u64, received: u64) -> (usize, usize) {
+    let received = received.max(sent);
+    let refused = received.saturating_sub(sent) as usize;
+    let in_flight = handed.saturating_sub(received) as usize;
+    (refused, in_flight)
+}
+
 /// A stream whose connection Rust has taken over (see src/io/adopted.rs):
 /// its shard's writers write it; this thread counts what it handed over
 /// and what the reports say went.
@@ -168,19 +179,11 @@ impl Owned {
         self.handed.saturating_sub(self.reported_sent) as usize
     }
 
-    /// Of [`Owned::held`], the bytes the connection holds because its
-    /// socket refused them, and those still on their way to it (see
-    /// [`Hub::set_held_in_flight`]).
-    fn held_split(&self) -> (usize, usize) {
-        let received = self.reported_received.max(self.reported_sent);
-        let refused = received.saturating_sub(self.reported_sent) as usize;
-        let in_flight = self.handed.saturating_sub(received) as usize;
-        (refused, in_flight)
-    }
-
-    /// Says what the stream's connection holds, as [`Owned::held_split`].
+    /// Says what the stream's connection holds by the last report (see
+    /// [`held_split`]).
     fn report_held(&self, hub: &mut Hub, slot: Slot) {
-        let (refused, in_flight) = self.held_split();
+        let (refused, in_flight) =
+            held_split(self.handed, self.reported_sent, self.reported_received);
         hub.set_held_in_flight(slot, refused, in_flight);
     }
 
@@ -700,10 +703,7 @@ impl Direct {
             return None;
         };
         let (sent, received) = socket.handle.conn().totals();
-        let received = received.max(sent);
-        let refused = received.saturating_sub(sent) as usize;
-        let in_flight = socket.handed.saturating_sub(received) as usize;
-        Some((refused, in_flight))
+        Some(held_split(socket.handed, sent, received))
     }
 
     /// How many adopted connections are open on this thread.
