@@ -18,9 +18,12 @@ import { runStorm } from './fixtures/storm.mjs';
 const CLIENTS = 10_000;
 const BUDGET = 128 * 1024 * 1024;
 // The unpaced replay blocked the loop 11.1 s; a paced one blocks it for a
-// turn's slice, the 10,000 requests arriving included (well under 1 s).
-// The bound leaves room for a loaded machine.
-const LONGEST_BLOCK_MS = 2000;
+// turn's slice, the 10,000 requests arriving (and adopted) included: 0.3-1
+// s here, up to 2 s on this 2-core machine with another CPU-heavy job
+// beside the suite. The bound leaves room for a loaded machine and is
+// still crossed by the regression it guards; the figure itself is
+// npm run bench:storm's.
+const LONGEST_BLOCK_MS = 5000;
 // What the replays may grow the server by beyond the budget (MiB).
 const SLACK = 64;
 
