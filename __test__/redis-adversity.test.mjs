@@ -242,6 +242,35 @@ function registerTests() {
     assert.equal(client.outOfOrder, 1, 'c, below x, is the one entry that came after a higher id');
   });
 
+  test('a first subscriber is placed before subscribe() resolves: an entry another process appends after that reaches it, though the mark was queued behind a broadcast Redis held back', async (t) => {
+    const redis = await startRedis(t);
+    const stream = 'placed';
+    const channel = await redisChannel(t, redis, stream);
+    const server = await channelServer(t, channel);
+    // Writes held back: this process's broadcast waits in Redis, and the
+    // follow's mark (the stream's end, read in the publisher's queue) waits
+    // behind it.
+    await redis.commands([['CLIENT', 'PAUSE', '1500', 'WRITE']]);
+    let appended = false;
+    const held = channel.broadcast('held').then((id) => {
+      appended = true;
+      return id;
+    });
+    const client = tallyEvents(server.url);
+    t.after(() => client.close());
+    await until(() => server.results.length === 1, 10_000, 'subscribe() to resolve');
+    assert.ok(appended, 'subscribe() resolved only once the follow knew where it starts (after the held broadcast)');
+    await held;
+    // Another producer appends now, with its notice.
+    const [other] = await redis.commands([['XADD', stream, '*', 'd', 'other']]);
+    await redis.commands([['PUBLISH', stream, String(other)]]);
+    await until(() => client.lastId === String(other), 10_000, 'the entry appended after subscribe() resolved');
+    assert.deepEqual(
+      client.events.map((e) => e.data),
+      ['other'],
+    );
+  });
+
   test('an ACL user that may XADD but not read the stream: ready rejects naming the command, one warning, diagnostics say so; read again once allowed', async (t) => {
     const redis = await startRedis(t);
     await redis.commands([

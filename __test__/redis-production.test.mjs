@@ -151,7 +151,7 @@ function registerTests() {
     assert.equal(app.endpoints[0].endpoint.closed, true, 'its stream was ended; the client comes back later');
     await until(() => resuming.ended, 5000, 'the client to see the end');
     const fresh = app.open();
-    await until(() => app.endpoints[1]?.result !== undefined, 5000, 'the live subscription');
+    await until(() => app.endpoints[1]?.result !== undefined, 10_000, 'the live subscription');
 
     const redis = await Redis.start({ port });
     t.after(() => redis.stop());

@@ -11,6 +11,8 @@ const { handled, withCode } = require('../errors.js');
 const { reserveReplayRoom, releaseReplayRoom } = require('../budget.js');
 const { kSlot, kAbort, kWhenWritable, kRoom, kResumeFrom } = require('../internal.js');
 
+const noop = () => {};
+
 // The Redis-backed half of a Channel: its stream, on the link to its Redis
 // that every channel on that Redis shares (./link.js, src/io/redis/mod.rs).
 // Broadcasts are appended in call order and settled with their fates; while
@@ -350,6 +352,12 @@ class RedisStream {
         throw err;
       }
       channel.tellIncomplete(endpoint, lastEventId, result);
+      // The first endpoint here starts the follow at the stream's end as
+      // the publisher reads it, after this call: resolving once that place
+      // is known means that every broadcast made after subscribe()
+      // resolves, by any process, is after it, and reaches the endpoint.
+      // (Redis down: the follower places it at once; see follower.rs.)
+      if (this.#follow?.position === null) await this.#readerStarted().catch(noop);
       return result;
     }
     // The entries replayed move the client's cursor in this stream.

@@ -207,14 +207,32 @@ impl Follower {
                             return;
                         }
                     }
-                    tokio::time::sleep(backoff.next_wait()).await;
-                    self.drain(&mut follows, &mut generation, &mut control);
+                    if !self
+                        .pause(
+                            backoff.next_wait(),
+                            &mut follows,
+                            &mut generation,
+                            &mut control,
+                        )
+                        .await
+                    {
+                        return;
+                    }
                     continue;
                 }
                 Err(_) => {
                     self.outages.fetch_add(1, Ordering::Relaxed);
-                    tokio::time::sleep(backoff.next_wait()).await;
-                    self.drain(&mut follows, &mut generation, &mut control);
+                    if !self
+                        .pause(
+                            backoff.next_wait(),
+                            &mut follows,
+                            &mut generation,
+                            &mut control,
+                        )
+                        .await
+                    {
+                        return;
+                    }
                     continue;
                 }
             };
@@ -236,7 +254,17 @@ impl Follower {
                 for followed in follows.values_mut() {
                     followed.outage_ms.get_or_insert(lost_at);
                 }
-                tokio::time::sleep(backoff.next_wait()).await;
+                if !self
+                    .pause(
+                        backoff.next_wait(),
+                        &mut follows,
+                        &mut generation,
+                        &mut control,
+                    )
+                    .await
+                {
+                    return;
+                }
                 continue;
             }
             backoff.reset();
@@ -334,19 +362,42 @@ impl Follower {
                 followed.subscribed = false;
                 followed.outage_ms = Some(lost_at);
             }
-            tokio::time::sleep(backoff.next_wait()).await;
+            if !self
+                .pause(
+                    backoff.next_wait(),
+                    &mut follows,
+                    &mut generation,
+                    &mut control,
+                )
+                .await
+            {
+                return;
+            }
         }
     }
 
-    /// Takes every control request already queued (while disconnected).
-    fn drain(
+    /// Waits `wait` out (a backoff while disconnected), noting control
+    /// requests as they come, so that a follow asked for meanwhile is told
+    /// where it starts at once. False when the control queue closed.
+    async fn pause(
         &self,
+        wait: Duration,
         follows: &mut HashMap<Arc<str>, Followed>,
         generation: &mut u64,
         control: &mut mpsc::UnboundedReceiver<Control>,
-    ) {
-        while let Ok(request) = control.try_recv() {
-            self.apply(follows, generation, request);
+    ) -> bool {
+        let sleep = tokio::time::sleep(wait);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                _ = &mut sleep => return true,
+                request = control.recv() => match request {
+                    Some(request) => {
+                        self.apply(follows, generation, request);
+                    }
+                    None => return false,
+                },
+            }
         }
     }
 
@@ -358,7 +409,12 @@ impl Follower {
         request: Control,
     ) -> Option<Arc<str>> {
         match request {
-            Control::Join { stream, .. } if follows.contains_key(&stream) => Some(stream),
+            Control::Join { stream, .. } if follows.contains_key(&stream) => {
+                if let Some(followed) = follows.get(&stream) {
+                    self.place_unread(&stream, followed);
+                }
+                Some(stream)
+            }
             Control::Follow { stream, from } | Control::Join { stream, from } => {
                 *generation += 1;
                 follows.insert(
@@ -378,12 +434,26 @@ impl Follower {
                         recent: VecDeque::new(),
                     },
                 );
+                if let Some(followed) = follows.get(&stream) {
+                    self.place_unread(&stream, followed);
+                }
                 Some(stream)
             }
             Control::Unfollow { stream } => {
                 follows.remove(&stream);
                 None
             }
+        }
+    }
+
+    /// A follow whose mark could not be read (Redis down) says at once
+    /// where it starts: it reads, once connected, every entry made since it
+    /// was asked for (less the clock slack), so a `subscribe()` waiting for
+    /// its position is not held for the outage. Nothing to say for a follow
+    /// that knows its place, or has read.
+    fn place_unread(&self, name: &Arc<str>, followed: &Followed) {
+        if let (None, Some(asked)) = (followed.last, followed.outage_ms) {
+            let _ = (self.sink)(vec![StreamPage::at(name.clone(), since(asked))]);
         }
     }
 
