@@ -63,12 +63,15 @@ export interface EventEndpointOptions {
    */
   stallTimeout?: number;
   /**
-   * Experimental. Lets Rust take a plain HTTP/1.1 connection on TCP over
-   * from Node once its headers are out: Node's socket, request, response
-   * and parser are released, and Rust alone writes, watches and ends the
-   * connection (one descriptor, and a fraction of the memory). What changes
-   * for the application is in the README ("Adoption"). Default: `false`
-   * (`NATIVE_SSE_ADOPT=1` makes it `true`).
+   * Lets Rust take a plain HTTP/1.1 connection on TCP over from Node once
+   * its headers are out: Node's socket, request, response and parser are
+   * released, and Rust alone writes, watches and ends the connection (one
+   * descriptor, and a fraction of the memory). Where it cannot be (TLS,
+   * HTTP/2, a web `Response`, a wrapped response, Windows, Bun, Deno) the
+   * stream goes on as before, and `diagnostics().notAdopted` counts why.
+   * What changes for the application is in the README ("Adoption").
+   * Default: `true` (`NATIVE_SSE_ADOPT=0` in the environment makes it
+   * `false` for the whole process).
    */
   adopt?: boolean;
   /**
@@ -460,14 +463,18 @@ export declare function diagnostics(): {
   keepAliveTimer: boolean;
   /** Sockets whose bytes Rust writes itself (plain HTTP/1.1 on TCP). */
   directSockets: number;
-  /** Connections Rust has adopted (`adopt: true`) that are open now,
-   * streaming or finishing. */
+  /** Connections Rust has adopted that are open now, streaming or
+   * finishing. */
   adoptedConnections: number;
   /** Connections adopted since start. */
   adopted: number;
-  /** Connections that `adopt: true` asked for and that stayed with Node,
-   * since start, by why: `requestUnread`, `readAhead`, `idleTimeout`,
-   * `nodeInternals`, `unwatchable`. */
+  /** Streams whose connection adoption (the default) asked for and that
+   * stayed with Node, since start, by why: `tls`, `http2`, `webResponse`,
+   * `wrapped` (middleware replaced the response's `write`), `notChunked`
+   * (an HTTP/1.0 client, or a length set), `platform` (Windows),
+   * `noDescriptor` (Bun, Deno), `directOff` (`NATIVE_SSE_DIRECT=0`),
+   * `idleTimeout`, `requestUnread`, `readAhead`, `nodeInternals`,
+   * `unwatchable`. */
   notAdopted: Record<string, number>;
   /** Bytes held now for this thread's clients (queued, or held by their responses). */
   heldBytes: number;

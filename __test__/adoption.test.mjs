@@ -9,6 +9,8 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, existsSync } from 'node:fs';
+import http2 from 'node:http2';
+import { execFile } from 'node:child_process';
 import { EventEndpoint, Channel, closeAll, diagnostics } from 'native-sse';
 import onFinished from 'on-finished';
 import { serve, RawClient, until, parseEventStream, serverSocket } from './helpers.mjs';
@@ -341,4 +343,95 @@ test('a bad adopt option is a TypeError naming it', async (t) => {
   t.after(() => bad.close());
   const answer = await fetch(bad.url);
   assert.equal(await answer.text(), 'checked');
+});
+
+test('adoption is the default: a plain HTTP/1.1 connection is adopted with no option, not with adopt: false; where it cannot be, diagnostics say why (HTTP/2, a wrapped response, a web Response); NATIVE_SSE_ADOPT=0 turns it off for the process', {
+  skip: !linux,
+}, async (t) => {
+  const why = (reason) => diagnostics().notAdopted[reason] ?? 0;
+  const served = [];
+  const app = await serve((req, res) => {
+    const options = req.url === '/off' ? { adopt: false } : {};
+    if (req.url === '/wrapped') {
+      // As compression middleware does.
+      const write = res.write;
+      res.write = function (...args) {
+        return write.apply(this, args);
+      };
+    }
+    const endpoint = new EventEndpoint(req, res, { keepAlive: 0, ...options });
+    served.push(endpoint);
+    endpoint.send(req.url);
+  });
+  t.after(() => {
+    for (const endpoint of served) endpoint.close();
+    app.close();
+  });
+  // The suite may be run with the switch off (NATIVE_SSE_ADOPT=0).
+  const byDefault = process.env.NATIVE_SSE_ADOPT === '0' ? 0 : 1;
+  const adoptedBefore = diagnostics().adopted;
+  const plain = RawClient.connect(app.port);
+  t.after(() => plain.destroy());
+  await until(() => diagnostics().adopted === adoptedBefore + byDefault, 10_000, 'the default adopts');
+  await until(() => parseEventStream(plain.body).events.length === 1, 10_000, 'its event');
+
+  const wrappedBefore = why('wrapped');
+  const off = RawClient.connect(app.port, { path: '/off' });
+  const wrapped = RawClient.connect(app.port, { path: '/wrapped' });
+  t.after(() => {
+    off.destroy();
+    wrapped.destroy();
+  });
+  await until(
+    () => [off, wrapped].every((c) => parseEventStream(c.body).events.length === 1),
+    10_000,
+    'the other streams',
+  );
+  await until(() => why('wrapped') === wrappedBefore + byDefault, 10_000, 'the wrapped response counted');
+  assert.equal(diagnostics().adopted, adoptedBefore + byDefault, 'adopt: false and a wrapped response stay with Node');
+
+  const http2Before = why('http2');
+  const h2 = http2.createServer((req, res) => served.push(new EventEndpoint(req, res, { keepAlive: 0 })));
+  await new Promise((resolve) => h2.listen(0, '127.0.0.1', resolve));
+  t.after(() => h2.close());
+  const session = http2.connect(`http://127.0.0.1:${h2.address().port}`);
+  t.after(() => session.close());
+  const stream = session.request({ ':path': '/' });
+  await new Promise((resolve) => stream.once('response', resolve));
+  await until(() => why('http2') === http2Before + byDefault, 10_000, 'the HTTP/2 stream counted');
+  stream.close();
+
+  const webBefore = why('webResponse');
+  const web = new EventEndpoint(new Request('http://localhost/events'));
+  web.close();
+  assert.equal(why('webResponse'), webBefore + byDefault);
+
+  // The process-wide switch, in a process of its own.
+  const script = `
+    const http = require('node:http');
+    const { EventEndpoint, diagnostics } = require('native-sse');
+    const server = http.createServer((req, res) => {
+      const endpoint = new EventEndpoint(req, res, { keepAlive: 0 });
+      // Once Rust writes to the socket (from a flush after the first, as
+      // the direct path does without adoption), or has adopted it.
+      const check = setInterval(() => {
+        endpoint.send('tick');
+        const { adopted, directSockets } = diagnostics();
+        if (adopted + directSockets === 0) return;
+        clearInterval(check);
+        process.stdout.write(JSON.stringify({ adopted, direct: directSockets }), () => process.exit(0));
+      }, 5);
+    });
+    server.listen(0, '127.0.0.1', () => http.get('http://127.0.0.1:' + server.address().port + '/', (res) => res.resume()));
+  `;
+  const printed = await new Promise((resolve, reject) =>
+    execFile(process.execPath, ['-e', script], { env: { ...process.env, NATIVE_SSE_ADOPT: '0' } }, (err, stdout) =>
+      err ? reject(err) : resolve(stdout),
+    ),
+  );
+  assert.deepEqual(
+    JSON.parse(printed),
+    { adopted: 0, direct: 1 },
+    'NATIVE_SSE_ADOPT=0: on the direct path, not adopted',
+  );
 });

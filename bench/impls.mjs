@@ -63,28 +63,31 @@ export async function loadImplementation(name, params = {}) {
       return channelImplementation(channel);
     }
     case 'native-sse': {
+      // As it is by default: a plain HTTP/1.1 connection is adopted (Rust
+      // takes it over from Node).
       const { EventEndpoint } = await import('native-sse');
       return {
         open: (req, res) => new EventEndpoint(req, res),
         send: (stream, data, id) => stream.send(data, id),
       };
     }
-    case 'adopted': {
-      // native-sse with adoption: Rust takes the connection over from Node.
+    case 'direct': {
+      // native-sse without adoption (the default before it): Node keeps the
+      // connection, Rust writes to its socket on the event loop's thread.
       const { EventEndpoint } = await import('native-sse');
       return {
-        open: (req, res) => new EventEndpoint(req, res, { adopt: true }),
+        open: (req, res) => new EventEndpoint(req, res, { adopt: false }),
         send: (stream, data, id) => stream.send(data, id),
       };
     }
-    case 'adopted-channel': {
-      // The same, with adopted connections: Rust's threads write.
+    case 'direct-channel': {
+      // The same, with a Channel.
       const { Channel } = await import('native-sse');
-      return channelImplementation(new Channel({ historySize: 0 }), { adopt: true });
+      return channelImplementation(new Channel({ historySize: 0 }), { adopt: false });
     }
     case 'channel': {
       // native-sse's Channel: one broadcast call per message, whatever the
-      // number of clients.
+      // number of clients (on adopted connections: Rust's threads write).
       const { Channel } = await import('native-sse');
       return channelImplementation(new Channel({ historySize: 0 }));
     }

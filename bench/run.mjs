@@ -43,22 +43,22 @@ const WORKLOADS = {
     clients: quick ? 500 : 1000,
     params: { messages: quick ? 50 : 100, perTurn: 1 },
     // The floor: a C program making the same writes (bench/floor.c).
-    implementations: ['native-sse', 'channel', 'jsext', 'baseline', 'floor', 'adopted', 'adopted-channel'],
+    implementations: ['native-sse', 'channel', 'jsext', 'baseline', 'floor', 'direct', 'direct-channel'],
   },
   'fanout-ticker-long': {
     what: 'the ticker for longer: 2,000 messages, so that loop delay percentiles have samples',
     clients: quick ? 500 : 1000,
     params: { messages: 2000, perTurn: 1 },
-    implementations: ['channel', 'adopted', 'adopted-channel'],
+    implementations: ['native-sse', 'channel', 'direct-channel'],
   },
   // One broadcast to 15,000 clients (adopted: one descriptor each, under
-  // this machine's 20,000 a process; today's path needs two), against raw
+  // this machine's 20,000 a process; adopt: false needs two), against raw
   // node:http's loop of res.write: how long it blocks the event loop.
   'fanout-once-15k': {
     what: 'one 40-byte event to 15,000 clients; how long the event loop is blocked',
     clients: quick ? 3000 : 15_000,
     params: { messages: 1, perTurn: 1 },
-    implementations: ['baseline', 'adopted-channel'],
+    implementations: ['baseline', 'channel'],
   },
   'fanout-h2': {
     what: 'fan-out in one go over HTTP/2 (h2c, compatibility API), one connection per client',
@@ -79,20 +79,21 @@ const WORKLOADS = {
     clients: quick ? 1000 : 5000,
     params: {},
   },
-  // Adoption (issue 22): idle connections held by Node (raw node:http, and
-  // native-sse as it is by default) and adopted by Rust, at two sizes
-  // under this machine's 20,000-descriptor limit per process.
+  // Adoption: idle connections held by Node (raw node:http, and native-sse
+  // with adopt: false) and adopted by Rust (native-sse as it is by
+  // default), at two sizes under this machine's 20,000-descriptor limit
+  // per process.
   'idle-adopt-5k': {
-    what: 'idle connections, raw node:http vs native-sse vs adopted; memory per connection after GC',
+    what: 'idle connections, raw node:http vs native-sse (adopted) vs adopt: false; memory per connection after GC',
     clients: quick ? 1000 : 5000,
     params: {},
-    implementations: ['baseline', 'native-sse', 'adopted'],
+    implementations: ['baseline', 'native-sse', 'direct'],
   },
   'idle-adopt-15k': {
     what: 'the same at 15,000 connections',
     clients: quick ? 3000 : 15_000,
     params: {},
-    implementations: ['baseline', 'native-sse', 'adopted'],
+    implementations: ['baseline', 'native-sse', 'direct'],
   },
   slow: {
     what: '1 client that never reads; the producer awaits each send() of 1 KiB',
@@ -434,7 +435,7 @@ for (const name of Object.keys(WORKLOADS)) {
   const candidates = [
     ...IMPLEMENTATIONS,
     ...(WORKLOADS[name].implementations?.includes('floor') && buildFloor() ? ['floor'] : []),
-    ...['adopted', 'adopted-channel'].filter((i) => WORKLOADS[name].implementations?.includes(i)),
+    ...['direct', 'direct-channel'].filter((i) => WORKLOADS[name].implementations?.includes(i)),
   ];
   for (const implementation of candidates) {
     const runsHere =
@@ -562,7 +563,7 @@ if (ticker?.floor) {
     '| implementation | server CPU µs/delivery | × the floor | JS thread µs/delivery | JS thread × the floor | loop delay p99 ms | deliveries/s |',
   );
   console.log('|---|--:|--:|--:|--:|--:|--:|');
-  for (const impl of ['floor', ...IMPLEMENTATIONS, 'adopted', 'adopted-channel']) {
+  for (const impl of ['floor', ...IMPLEMENTATIONS, 'direct', 'direct-channel']) {
     const m = ticker[impl]?.median;
     if (!m) continue;
     // The floor is one thread: all its CPU is its thread's.
@@ -616,8 +617,8 @@ for (const name of ['idle-adopt-5k', 'idle-adopt-15k']) {
   const raw = idle.baseline?.median.rssKiBPerConnection;
   for (const [impl, label] of [
     ['baseline', 'raw node:http'],
-    ['native-sse', 'native-sse'],
-    ['adopted', 'native-sse, adopt: true'],
+    ['native-sse', 'native-sse (adopted)'],
+    ['direct', 'native-sse, adopt: false'],
   ]) {
     const m = idle[impl]?.median;
     if (!m) continue;

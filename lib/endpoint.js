@@ -191,6 +191,7 @@ class EventEndpoint extends LazyEventTarget {
     const headers = streamHeaders(options.headers, { http1: isHttp1(request, response) });
     if (response === null) {
       this.#transport = new WebTransport(this);
+      if (options.adopt) metrics.notAdopted('webResponse');
       this.#webResponse = new Response(this.#transport.body, { status: 200, headers });
       // A client that leaves cancels the body; the request's signal says
       // so sooner where that is all it means. (Deno's also aborts on every

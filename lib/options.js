@@ -125,9 +125,10 @@ function normalizeOptions(options) {
   };
 }
 
-/** `NATIVE_SSE_ADOPT=1` makes adoption every endpoint's default: for
- * running the suite with it. */
-const ADOPT_BY_DEFAULT = process.env.NATIVE_SSE_ADOPT === '1';
+/** Adoption is every endpoint's default (where it can be: see
+ * lib/transports/node.js); `NATIVE_SSE_ADOPT=0` in the environment turns it
+ * off for the whole process, `adopt: false` for one endpoint. */
+const ADOPT_BY_DEFAULT = process.env.NATIVE_SSE_ADOPT !== '0';
 
 function adoptOf(adopt) {
   if (adopt === undefined) return ADOPT_BY_DEFAULT;

@@ -11,7 +11,7 @@ const counts = {
   streamsClosed: { server: 0, client: 0, slowConsumer: 0, error: 0 },
   /** Reconnects refused with 204 because they carried a stop token. */
   stopTokenRefusals: 0,
-  /** Connections adopted (`adopt: true`), and those that could not be, by
+  /** Connections adopted (the default), and those that could not be, by
    * why not (see lib/transports/adoption.js). */
   adopted: 0,
   notAdopted: {},

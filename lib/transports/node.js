@@ -42,12 +42,32 @@ function directSocket(response) {
  * duplicates it at once (see src/io/direct.rs).
  */
 function descriptorOf(socket) {
-  // Rust's writes are no activity to Node: a socket with an idle timeout
-  // (socket.setTimeout, server.timeout) stays on the JavaScript path, whose
-  // writes keep it alive.
-  if (socket.encrypted || socket.timeout > 0 || process.platform === 'win32') return -1;
+  return whyNoDescriptor(socket) === null ? socket._handle.fd : -1;
+}
+
+/**
+ * Why Rust cannot write to `socket` itself (so cannot adopt its
+ * connection), or null if it can: `tls`; `idleTimeout` (Rust's writes are
+ * no activity to Node: a socket with an idle timeout, socket.setTimeout or
+ * server.timeout, stays on the JavaScript path, whose writes keep it
+ * alive); `platform` (Windows); `noDescriptor` (a runtime whose sockets
+ * show none: Bun, Deno).
+ */
+function whyNoDescriptor(socket) {
+  if (socket.encrypted) return 'tls';
+  if (socket.timeout > 0) return 'idleTimeout';
+  if (process.platform === 'win32') return 'platform';
   const fd = socket._handle?.fd;
-  return typeof fd === 'number' && fd >= 0 ? fd : -1;
+  return typeof fd === 'number' && fd >= 0 ? null : 'noDescriptor';
+}
+
+/** Why the first flush chose `response` itself over its socket: `http2`,
+ * `wrapped` (its write was replaced: compression middleware), or
+ * `notChunked` (an HTTP/1.0 client, or a length the application set). */
+function whyThroughResponse(response) {
+  if (!(response instanceof ServerResponse)) return 'http2';
+  if (response.write !== ServerResponse.prototype.write) return 'wrapped';
+  return 'notChunked';
 }
 
 let warnedEndedBehind = false;
@@ -180,6 +200,7 @@ class NodeTransport {
       written = response.write(ownShare(chunk));
       sink = this.#sink = directSocket(response) ?? response;
       if (sink !== response) native.setFraming(this.#slot, native.StreamFraming.Chunked);
+      else this.#cannotAdopt(whyThroughResponse(response));
     } else {
       written = sink.write(ownShare(chunk));
     }
@@ -224,8 +245,16 @@ class NodeTransport {
       response.uncork?.();
       sink.uncork();
     }
+    if (!DIRECT_WRITES) {
+      this.#cannotAdopt('directOff');
+      return false;
+    }
+    const noDescriptor = whyNoDescriptor(sink);
+    if (noDescriptor !== null) {
+      this.#cannotAdopt(noDescriptor);
+      return false;
+    }
     if (
-      !DIRECT_WRITES ||
       sink.writableLength !== 0 ||
       response.writableLength !== 0 ||
       !native.attachSocket(this.#slot, descriptorOf(sink), this.#stallTimeout)
@@ -238,6 +267,14 @@ class NodeTransport {
     this.#sink = RUST;
     if (!this.#adopt || !this.#adoptConnection()) this.#guardResponse();
     return true;
+  }
+
+  /** Adoption was wanted and cannot be: counted once, by why (see
+   * diagnostics().notAdopted). */
+  #cannotAdopt(why) {
+    if (!this.#adopt) return;
+    this.#adopt = false;
+    metrics.notAdopted(why);
   }
 
   /** Rust takes the connection over, and Node lets go of it (see
