@@ -1,4 +1,4 @@
-// Adoption (`adopt: true`): Rust takes a plain HTTP/1.1 connection over
+// Adoption (the default): Rust takes a plain HTTP/1.1 connection over
 // from Node once its headers are out, and alone writes to it, watches it and
 // ends it. Counted on the client side and in /proc/self/fd: one descriptor
 // per adopted connection, every event once and in order, every ending

@@ -3,9 +3,9 @@
 const { EventEmitter } = require('node:events');
 const codes = require('../codes.js');
 
-// Adoption (`adopt: true`): Node lets go of a connection whose bytes Rust
-// writes already (src/io/direct.rs), and Rust alone watches it, writes to it
-// and ends it (src/io/adopted.rs). Node's socket, request, response and
+// Adoption (the default; `adopt: false` turns it off): Node lets go of a
+// connection whose bytes Rust writes already (src/io/direct.rs), and Rust
+// alone watches it, writes to it and ends it (src/io/adopted.rs). Node's socket, request, response and
 // parser are released: an idle connection then costs a fraction of what it
 // costs Node. What depends on Node's internals is here, and only here:
 // __test__/adoption.test.mjs checks it under every Node major the suite
