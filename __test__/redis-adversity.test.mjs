@@ -63,16 +63,28 @@ function registerTests() {
       const ids = await Promise.all(
         Array.from({ length: 5000 }, (_, i) => channel.broadcast(`${i}:`.padEnd(4000, 'b'))),
       );
-      const server = await channelServer(t, channel);
+      // The client below does not read for as long as the test needs: it is
+      // not to be cut off as a slow consumer meanwhile (on a busy machine
+      // the test may take longer than the default stallTimeout).
+      const server = await channelServer(t, channel, { stallTimeout: 120_000 });
       // A client that resumes from the first entry and does not read yet:
       // the replay waits for it after a page or two, 20 MB behind.
+      const writtenBefore = diagnostics().bytesWritten;
       const client = tallyEvents(server.url, { headers: { 'Last-Event-ID': ids[0] }, paused: true });
       t.after(() => client.close());
+      // Under way: bytes wait in Rust for the client, or (adopted: the
+      // replay is paced to what the kernel takes) its socket's buffers hold
+      // a MiB or more of it.
       await until(
-        () => server.endpoints.length === 1 && server.endpoints[0].bufferedAmount > 64 * 1024,
-        10_000,
+        () =>
+          server.endpoints.length === 1 &&
+          (server.endpoints[0].bufferedAmount > 64 * 1024 || diagnostics().bytesWritten - writtenBefore > 1 << 20),
+        60_000,
         'the replay to wait for the client',
-      );
+      ).catch((err) => {
+        err.message += `; bufferedAmount ${server.endpoints[0]?.bufferedAmount}, client got ${client.bytes} bytes, diagnostics ${JSON.stringify(diagnostics())}`;
+        throw err;
+      });
       assert.equal(server.results.length, 0, 'the resume is under way');
       await redis.commands([change(stream)]);
       // The stream goes on: a resume that reads on past the gap must still

@@ -525,9 +525,18 @@ function registerSplitBrain() {
       const received = client.events.filter((e) => finalStream.has(e.id)).map((e) => e.id);
       const extra = client.events.length - received.length;
       const told = client.named.filter((e) => e.type === 'incomplete').length;
-      const { diagnostics } = await apps[i].stats();
+      const { diagnostics, warnings } = await apps[i].stats();
       t.diagnostic(
         `client ${i}: ${received.length} of the final stream's ${finalIds.length} entries received, ${extra} events of the old master's timeline; incomplete events: ${told}; stream rewinds reported: ${diagnostics.streamRewinds}`,
+      );
+      // What the process saw, for a failure to be read from the log.
+      for (const w of warnings.filter((w) => w.code === 'ERR_SSE_REDIS_REWOUND'))
+        t.diagnostic(`process ${i}: ${w.message}`);
+      t.diagnostic(
+        `client ${i}: old timeline ids ${client.events
+          .filter((e) => !finalStream.has(e.id))
+          .map((e) => e.id)
+          .join(', ')}`,
       );
       // Every entry of the final stream once, in order, from the first one
       // the client was sent; or the client (and application) was told.

@@ -35,7 +35,7 @@ use std::sync::{LazyLock, Mutex, MutexGuard};
 
 use tokio::task::AbortHandle;
 
-use super::callback::spawn;
+use super::callback::spawn_writing;
 use super::defaults::DEFAULT_MEMORY_BUDGET;
 use crate::core::hub::{Hub, Owner};
 use crate::core::last_frame::LastFrame;
@@ -51,7 +51,7 @@ thread_local! {
     });
     static LAST_FRAME: RefCell<LastFrame> = RefCell::new(LastFrame::default());
     static OWNERS: Cell<Owner> = const { Cell::new(0) };
-    static DIRECT: RefCell<Direct> = RefCell::new(Direct::new(spawn));
+    static DIRECT: RefCell<Direct> = RefCell::new(Direct::new(spawn_writing));
     static AFTER_WAKEUPS: RefCell<Written> = RefCell::new(Written::default());
     static KEEP_ALIVE_TIMERS: RefCell<HashMap<Owner, AbortHandle>> = RefCell::new(HashMap::new());
     static HISTORY_HELD: Cell<usize> = const { Cell::new(0) };
