@@ -8,7 +8,7 @@
 // reads Node's internals; the suite runs it under every Node major).
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, existsSync } from 'node:fs';
+import { readdirSync, readlinkSync, existsSync } from 'node:fs';
 import http2 from 'node:http2';
 import { execFile } from 'node:child_process';
 import { EventEndpoint, Channel, closeAll, diagnostics } from 'native-sse';
@@ -16,7 +16,16 @@ import onFinished from 'on-finished';
 import { serve, RawClient, until, parseEventStream, serverSocket } from './helpers.mjs';
 
 const linux = existsSync('/proc/self/fd') && !globalThis.Bun && !globalThis.Deno;
-const descriptors = () => readdirSync('/proc/self/fd').length;
+/** This process's socket descriptors (not the epoll and event descriptors
+ * of the threads that write, started with the first connection). */
+const descriptors = () =>
+  readdirSync('/proc/self/fd').filter((fd) => {
+    try {
+      return readlinkSync(`/proc/self/fd/${fd}`).startsWith('socket:');
+    } catch {
+      return false; // closed meanwhile (the one readdirSync read through)
+    }
+  }).length;
 
 /** A server whose endpoints are adopted; what each request's `close`
  * listener saw, and the endpoints' close reasons. */

@@ -245,11 +245,11 @@ test('an endpoint whose socket is reset while Rust holds its bytes closes once, 
   assert.equal(diagnostics().directSockets, 0);
 });
 
-test("HTTP/1.1 over a raw socket with pipelined requests: the stream is the connection's current response, and the next response follows its end", async (t) => {
+test("HTTP/1.1 over a raw socket with pipelined requests: the stream is the connection's current response, and the next response follows its end (adopt: false); a stream that may be adopted says Connection: close, and the client sends the next request again", async (t) => {
   let count = 0;
   const app = await serve((req, res) => {
-    if (req.url === '/events') {
-      const endpoint = new EventEndpoint(req, res, { keepAlive: 0 });
+    if (req.url === '/events' || req.url === '/adoptable') {
+      const endpoint = new EventEndpoint(req, res, { keepAlive: 0, adopt: req.url === '/adoptable' });
       count++;
       (async () => {
         for (let i = 0; i < 20; i++) await endpoint.send(`e${i}`);
@@ -271,6 +271,24 @@ test("HTTP/1.1 over a raw socket with pipelined requests: the stream is the conn
   for (let i = 0; i < 20; i++) assert.ok(first.includes(`data: e${i}\n\n`));
   assert.ok(second.endsWith('plain'));
   assert.equal(count, 1);
+  assert.match(first, /\r\nConnection: keep-alive\r\n/i);
+
+  // A stream that may be adopted (the default) does not know yet that a
+  // request follows: it says the connection closes when it ends, and it
+  // does, after its last chunk; the request that followed is not answered
+  // there (RFC 9112: the client sends it again).
+  const adoptable = net.connect(app.port, '127.0.0.1');
+  t.after(() => adoptable.destroy());
+  let bytes = '';
+  let closed = false;
+  adoptable.on('data', (data) => (bytes += data));
+  adoptable.on('close', () => (closed = true));
+  adoptable.write('GET /adoptable HTTP/1.1\r\nHost: x\r\n\r\nGET /plain HTTP/1.1\r\nHost: x\r\n\r\n');
+  await until(() => closed, 10_000, 'the connection to close after the stream');
+  assert.match(bytes, /\r\nConnection: close\r\n/i);
+  assert.ok(bytes.endsWith('0\r\n\r\n'), 'the stream ended with its last chunk');
+  for (let i = 0; i < 20; i++) assert.ok(bytes.includes(`data: e${i}\n\n`));
+  assert.equal(bytes.split('HTTP/1.1 200 OK').length, 2, 'one response');
 });
 
 test("res.write() and res.end() behind the endpoint while Rust holds bytes: Node's bytes follow Rust's, whole", async (t) => {

@@ -5,6 +5,7 @@ const outbox = require('./outbox.js');
 const metrics = require('./diagnostics/metrics.js');
 const { CloseEvent } = require('./close-event.js');
 const { NodeTransport } = require('./transports/node.js');
+const { pipelinedAfter } = require('./transports/adoption.js');
 const { WebTransport } = require('./transports/web.js');
 const { CloseReason } = require('./close-reasons.js');
 const { IS_DENO } = require('./runtime.js');
@@ -188,7 +189,10 @@ class EventEndpoint extends LazyEventTarget {
 
   /** Sends the stream's headers and opens its stream in Rust. */
   #open(request, response, options) {
-    const headers = streamHeaders(options.headers, { http1: isHttp1(request, response) });
+    const headers = streamHeaders(options.headers, {
+      http1: isHttp1(request, response),
+      closes: options.adopt && !pipelinedAfter(request),
+    });
     if (response === null) {
       this.#transport = new WebTransport(this);
       if (options.adopt) metrics.notAdopted('webResponse');

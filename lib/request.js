@@ -28,14 +28,18 @@ function isNodeResponse(value) {
 
 /** The headers of a stream, as [name, value] pairs. `Connection` is
  * connection-specific: HTTP/2 forbids it, and a web Response leaves it to
- * the server that sends it. */
-function streamHeaders(extra, { http1 }) {
+ * the server that sends it. `closes`: the connection may be adopted, which
+ * closes it when its stream ends, and says so (`close`): a keep-alive
+ * client would otherwise send its next request on it, and lose it to the
+ * close, as happened on a busy machine. (Not adopted, Node closes it too
+ * then.) */
+function streamHeaders(extra, { http1, closes = false }) {
   const headers = [
     ['Content-Type', 'text/event-stream'],
     ['Cache-Control', 'no-cache'],
     ['X-Accel-Buffering', 'no'], // or nginx buffers the stream
   ];
-  if (http1) headers.push(['Connection', 'keep-alive']);
+  if (http1) headers.push(['Connection', closes ? 'close' : 'keep-alive']);
   return [...headers, ...userHeaders(extra)];
 }
 

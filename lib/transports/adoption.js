@@ -61,10 +61,8 @@ function whyNotAdoptable(response) {
   const request = response.req;
   const socket = response.socket;
   if (request == null || !request.complete) return 'requestUnread';
-  if (socket.readableLength > 0) return 'readAhead';
+  if (pipelinedAfter(request)) return 'readAhead';
   if (socket.timeout > 0) return 'idleTimeout';
-  const incoming = socket.parser?.incoming;
-  if (incoming != null && incoming !== request) return 'readAhead';
   if (
     !socket.rawListeners('close').some((listener) => nameOf(listener) === 'socketOnClose') ||
     !response.rawListeners('finish').some((listener) => NODE_RESPONSE_FINISH.has(nameOf(listener)))
@@ -73,6 +71,16 @@ function whyNotAdoptable(response) {
     return 'nodeInternals';
   }
   return null;
+}
+
+/** Whether Node has read a request after `request` on its connection (a
+ * pipelined one), which it serves once the stream ends: the connection is
+ * then not adopted, and must not say it closes. */
+function pipelinedAfter(request) {
+  const socket = request?.socket;
+  if (socket == null) return false;
+  const incoming = socket.parser?.incoming;
+  return socket.readableLength > 0 || (incoming != null && incoming !== request);
 }
 
 /** The events that say a connection or its exchange ended, by emitter:
@@ -324,4 +332,4 @@ function forgetAdopted(link) {
   link.transport = null;
 }
 
-module.exports = { whyNotAdoptable, letGo, standIn, forgetAdopted };
+module.exports = { whyNotAdoptable, pipelinedAfter, letGo, standIn, forgetAdopted };

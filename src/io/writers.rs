@@ -32,9 +32,13 @@
 //! The first time a thread of the runtime runs a writer or an adopted
 //! connection's task, it lowers its own scheduling priority (Linux): nice
 //! [`WRITER_NICE`](super::sys::WRITER_NICE), so that on a machine whose
-//! cores are all busy the JavaScript thread is run first, and `SCHED_BATCH`, so that a writer the
-//! JavaScript thread wakes never preempts it (its share of the CPU is that
-//! of its nice value; only the wake-up preemption goes). Measured here (2
+//! cores are all busy the JavaScript thread is run first, and
+//! `SCHED_BATCH`, so that a writer the JavaScript thread wakes never
+//! preempts it (its share of the CPU is that of its nice value; only the
+//! wake-up preemption goes). So the runtime the writers are given (the
+//! bindings' `spawn_writing`) is one of their own: the Redis link's tasks,
+//! on a runtime whose threads had lowered their priority, waited seconds
+//! for a turn on a busy machine. Measured here (2
 //! cores, the load's clients on the same machine): nice 10 took a ticker
 //! to 1,000 clients from 8.3 ms to 2.6 ms of event-loop delay (p99), and
 //! its deliveries from 2.5 to 3.1 million a second; with nice alone, the
