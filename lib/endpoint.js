@@ -5,7 +5,7 @@ const outbox = require('./outbox.js');
 const metrics = require('./diagnostics/metrics.js');
 const { CloseEvent } = require('./close-event.js');
 const { NodeTransport } = require('./transports/node.js');
-const { pipelinedAfter } = require('./transports/adoption.js');
+const { mayAdopt } = require('./transports/adoption.js');
 const { WebTransport } = require('./transports/web.js');
 const { CloseReason } = require('./close-reasons.js');
 const { IS_DENO } = require('./runtime.js');
@@ -191,7 +191,7 @@ class EventEndpoint extends LazyEventTarget {
   #open(request, response, options) {
     const headers = streamHeaders(options.headers, {
       http1: isHttp1(request, response),
-      closes: options.adopt && !pipelinedAfter(request),
+      closes: options.adopt && mayAdopt(request),
     });
     if (response === null) {
       this.#transport = new WebTransport(this);

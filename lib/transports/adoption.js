@@ -83,6 +83,24 @@ function pipelinedAfter(request) {
   return socket.readableLength > 0 || (incoming != null && incoming !== request);
 }
 
+/** Whether the connection of `request` may yet be adopted, as far as can
+ * be told before the stream's headers go: plain TCP with a descriptor (not
+ * TLS, nor Bun's or Deno's sockets, nor Windows), no idle timeout, no
+ * request read after it. */
+function mayAdopt(request) {
+  const socket = request?.socket;
+  const fd = socket?._handle?.fd;
+  return (
+    socket != null &&
+    !socket.encrypted &&
+    !(socket.timeout > 0) &&
+    process.platform !== 'win32' &&
+    typeof fd === 'number' &&
+    fd >= 0 &&
+    !pipelinedAfter(request)
+  );
+}
+
 /** The events that say a connection or its exchange ended, by emitter:
  * what an application, a logger or `on-finished` listens for. */
 const END_EVENTS = {
@@ -332,4 +350,4 @@ function forgetAdopted(link) {
   link.transport = null;
 }
 
-module.exports = { whyNotAdoptable, pipelinedAfter, letGo, standIn, forgetAdopted };
+module.exports = { whyNotAdoptable, mayAdopt, letGo, standIn, forgetAdopted };
