@@ -5,9 +5,9 @@ const codes = require('../codes.js');
 
 // Adoption (the default; `adopt: false` turns it off): Node lets go of a
 // connection whose bytes Rust writes already (src/io/direct.rs), and Rust
-// alone watches it, writes to it and ends it (src/io/adopted.rs). Node's socket, request, response and
-// parser are released: an idle connection then costs a fraction of what it
-// costs Node. What depends on Node's internals is here, and only here:
+// alone watches it, writes to it and ends it (src/io/adopted.rs). Node's
+// socket, request, response and parser are released: an idle connection
+// then costs a fraction of what it costs Node. What depends on Node's internals is here, and only here:
 // __test__/adoption.test.mjs checks it under every Node major the suite
 // runs on.
 
@@ -81,24 +81,6 @@ function pipelinedAfter(request) {
   if (socket == null) return false;
   const incoming = socket.parser?.incoming;
   return socket.readableLength > 0 || (incoming != null && incoming !== request);
-}
-
-/** Whether the connection of `request` may yet be adopted, as far as can
- * be told before the stream's headers go: plain TCP with a descriptor (not
- * TLS, nor Bun's or Deno's sockets, nor Windows), no idle timeout, no
- * request read after it. */
-function mayAdopt(request) {
-  const socket = request?.socket;
-  const fd = socket?._handle?.fd;
-  return (
-    socket != null &&
-    !socket.encrypted &&
-    !(socket.timeout > 0) &&
-    process.platform !== 'win32' &&
-    typeof fd === 'number' &&
-    fd >= 0 &&
-    !pipelinedAfter(request)
-  );
 }
 
 /** The events that say a connection or its exchange ended, by emitter:
@@ -350,4 +332,4 @@ function forgetAdopted(link) {
   link.transport = null;
 }
 
-module.exports = { whyNotAdoptable, mayAdopt, letGo, standIn, forgetAdopted };
+module.exports = { whyNotAdoptable, pipelinedAfter, letGo, standIn, forgetAdopted };

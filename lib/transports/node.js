@@ -10,7 +10,7 @@ const { CloseReason } = require('../close-reasons.js');
 const { MAX_U32 } = require('../options.js');
 const { IS_DENO } = require('../runtime.js');
 const { ownShare } = require('./contract.js');
-const { whyNotAdoptable, letGo, standIn, forgetAdopted } = require('./adoption.js');
+const { whyNotAdoptable, pipelinedAfter, letGo, standIn, forgetAdopted } = require('./adoption.js');
 const { kOnDrain, kOnGone, kGone, kFinished } = require('../internal.js');
 const outbox = require('../outbox.js');
 const metrics = require('../diagnostics/metrics.js');
@@ -37,21 +37,13 @@ function directSocket(response) {
 }
 
 /**
- * The descriptor of a plain TCP socket (not TLS) that Rust may write to
- * directly, or -1. Read from its handle while the socket is open: Rust
- * duplicates it at once (see src/io/direct.rs).
- */
-function descriptorOf(socket) {
-  return whyNoDescriptor(socket) === null ? socket._handle.fd : -1;
-}
-
-/**
  * Why Rust cannot write to `socket` itself (so cannot adopt its
  * connection), or null if it can: `tls`; `idleTimeout` (Rust's writes are
  * no activity to Node: a socket with an idle timeout, socket.setTimeout or
  * server.timeout, stays on the JavaScript path, whose writes keep it
  * alive); `platform` (Windows); `noDescriptor` (a runtime whose sockets
- * show none: Bun, Deno).
+ * show none: Bun, Deno). The descriptor is read from the socket's handle
+ * while it is open: Rust duplicates it at once (see src/io/direct.rs).
  */
 function whyNoDescriptor(socket) {
   if (socket.encrypted) return 'tls';
@@ -59,6 +51,14 @@ function whyNoDescriptor(socket) {
   if (process.platform === 'win32') return 'platform';
   const fd = socket._handle?.fd;
   return typeof fd === 'number' && fd >= 0 ? null : 'noDescriptor';
+}
+
+/** Whether the connection of `request` may yet be adopted, as far as can
+ * be told before the stream's headers go: Rust could write to its socket,
+ * and no request was read after it. */
+function mayAdopt(request) {
+  const socket = request?.socket;
+  return socket != null && whyNoDescriptor(socket) === null && !pipelinedAfter(request);
 }
 
 /** Why the first flush chose `response` itself over its socket: `http2`,
@@ -257,7 +257,7 @@ class NodeTransport {
     if (
       sink.writableLength !== 0 ||
       response.writableLength !== 0 ||
-      !native.attachSocket(this.#slot, descriptorOf(sink), this.#stallTimeout)
+      !native.attachSocket(this.#slot, sink._handle.fd, this.#stallTimeout)
     )
       return false;
     // Node holds none of the socket's bytes (the write went out at once,
@@ -467,4 +467,4 @@ class NodeTransport {
   }
 }
 
-module.exports = { NodeTransport };
+module.exports = { NodeTransport, mayAdopt };
