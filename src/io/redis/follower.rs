@@ -197,31 +197,18 @@ impl Follower {
             let pubsub = tokio::time::timeout(CONNECT_TIMEOUT, self.connector.pubsub()).await;
             let pubsub = match pubsub {
                 Ok(Ok(pubsub)) => pubsub,
-                Ok(Err(err)) => {
+                failed => {
                     self.outages.fetch_add(1, Ordering::Relaxed);
-                    if lasting(&err) {
-                        let reason =
-                            format!("Cannot follow streams on Redis at {}: {err}", self.server);
-                        let pages = self.fail_all(&mut follows, &reason);
-                        if !pages.is_empty() && !(self.sink)(pages) {
-                            return;
+                    if let Ok(Err(err)) = &failed {
+                        if lasting(err) {
+                            let reason =
+                                format!("Cannot follow streams on Redis at {}: {err}", self.server);
+                            let pages = self.fail_all(&mut follows, &reason);
+                            if !pages.is_empty() && !(self.sink)(pages) {
+                                return;
+                            }
                         }
                     }
-                    if !self
-                        .pause(
-                            backoff.next_wait(),
-                            &mut follows,
-                            &mut generation,
-                            &mut control,
-                        )
-                        .await
-                    {
-                        return;
-                    }
-                    continue;
-                }
-                Err(_) => {
-                    self.outages.fetch_add(1, Ordering::Relaxed);
                     if !self
                         .pause(
                             backoff.next_wait(),
