@@ -209,13 +209,9 @@ impl Follower {
                             }
                         }
                     }
+                    let wait = backoff.next_wait();
                     if !self
-                        .pause(
-                            backoff.next_wait(),
-                            &mut follows,
-                            &mut generation,
-                            &mut control,
-                        )
+                        .pause(wait, &mut follows, &mut generation, &mut control)
                         .await
                     {
                         return;
@@ -241,13 +237,9 @@ impl Follower {
                 for followed in follows.values_mut() {
                     followed.outage_ms.get_or_insert(lost_at);
                 }
+                let wait = backoff.next_wait();
                 if !self
-                    .pause(
-                        backoff.next_wait(),
-                        &mut follows,
-                        &mut generation,
-                        &mut control,
-                    )
+                    .pause(wait, &mut follows, &mut generation, &mut control)
                     .await
                 {
                     return;
@@ -349,13 +341,9 @@ impl Follower {
                 followed.subscribed = false;
                 followed.outage_ms = Some(lost_at);
             }
+            let wait = backoff.next_wait();
             if !self
-                .pause(
-                    backoff.next_wait(),
-                    &mut follows,
-                    &mut generation,
-                    &mut control,
-                )
+                .pause(wait, &mut follows, &mut generation, &mut control)
                 .await
             {
                 return;
