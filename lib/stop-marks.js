@@ -54,11 +54,13 @@ function fingerprintOf(request) {
   const hash = createHash('sha256');
   hash.update(request.socket?.remoteAddress ?? '');
   for (const name of WHO_HEADERS) hash.update(`\0${headerOf(request, name)}`);
-  return hash.digest('base64url').slice(0, 22);
+  // 128 bits, as a string of its own: a slice of the whole digest's text
+  // would keep that text too (97 bytes an endpoint instead of 32).
+  return hash.digest().toString('base64url', 0, 16);
 }
 
 function keyOf(fingerprint, id) {
-  return createHash('sha256').update(fingerprint).update('\0').update(id).digest('base64url').slice(0, 22);
+  return createHash('sha256').update(fingerprint).update('\0').update(id).digest().toString('base64url', 0, 16);
 }
 
 /** Whether `id` is one native-sse could have sent. */

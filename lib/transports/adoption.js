@@ -132,6 +132,9 @@ class Later {
     );
     if (at < 0) return false;
     this.entries.splice(at, 1);
+    // Most connections' lists empty again (on-finished takes its own off
+    // as it is done): none is kept for them.
+    if (this.entries.length === 0) this.entries = null;
     return true;
   }
 

@@ -1,8 +1,8 @@
-//! An adopted connection as its stream, its writer shard and its own task
-//! share it: the bytes no write has taken yet ([`Conn`]), the mailbox its
-//! task reads ([`Command`]), and what each write did, for the JavaScript
-//! thread ([`Report`]). See [`super::adopted`] for the task,
-//! [`super::writers`] for who writes.
+//! An adopted connection as its stream, its writer shard and the watcher
+//! share it: the bytes no write has taken yet ([`Conn`]), what is asked of
+//! the watcher ([`Command`], through its [`Inbox`]), and what each write
+//! did, for the JavaScript thread ([`Report`]). See [`super::adopted`] for
+//! the watcher, [`super::writers`] for who writes.
 //!
 //! # Writing
 //!
@@ -19,20 +19,20 @@
 //! connection and not yet taken by its socket stays counted as the
 //! stream's own (held), so the client's cap and the memory budget see it.
 //! A full socket is written to no more until it is writable again and the
-//! JavaScript thread, woken by the connection's task, asks its shard to go
-//! on.
+//! JavaScript thread, woken by the watcher, asks its shard to go on.
 
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use smallvec::SmallVec;
 
 use crate::core::hub::Slot;
 use crate::io::sys;
+use crate::io::{AdoptionEvents, Wakeup};
 
-/// What the stream's side asks of the connection's task.
+/// What the stream's side (or its shard) asks of the watcher for a
+/// connection.
 #[derive(Debug)]
 pub enum Command {
     /// A write left bytes behind: wake the owner once the socket is
@@ -47,62 +47,56 @@ pub enum Command {
     Reset,
 }
 
-/// What the stream's side has asked of the task and the task has not
-/// taken yet: the latest wish to be woken when writable, and how to end.
-/// (Not a channel: tokio's allocates a block of 32 commands per
-/// connection, 1.5 KiB that an idle connection would hold.)
-#[derive(Default)]
-struct Mail {
-    writable: Option<Option<Instant>>,
-    ending: Option<Command>,
-    /// The task to wake when a command is posted. (Not a `Notify`, whose
-    /// waiting future would be part of what each idle connection holds.)
-    waker: Option<Waker>,
+/// Whom the watcher tells what of a connection: its owner's wakeup, and
+/// its owner's adoption events.
+pub struct Tell {
+    pub wakeup: Option<Wakeup>,
+    pub events: AdoptionEvents,
 }
 
-#[derive(Default)]
-pub struct Mailbox {
-    mail: std::sync::Mutex<Mail>,
+/// What the watcher is asked (see [`super::adopted`]), in order.
+pub enum Mail {
+    /// Watch this connection, telling `tell` what happens to it.
+    Watch(Arc<Conn>, Arc<Tell>),
+    /// Connection `id`'s stream (or its shard) asks for this.
+    Command(u32, Command),
+    /// Its owner's thread is gone: the watcher ends.
+    Stop,
 }
 
-impl Mailbox {
-    pub fn post(&self, command: Command) {
-        let waker = {
-            let mut mail = locked(&self.mail);
-            match command {
-                Command::Writable(deadline) => mail.writable = Some(deadline),
-                // The first ending asked for is the one.
-                ending => {
-                    if mail.ending.is_none() {
-                        mail.ending = Some(ending);
-                    }
-                }
-            }
-            mail.waker.take()
+/// The watcher's mail: one queue for all the connections it watches (not
+/// a mailbox per connection: an idle connection holds nothing for it), and
+/// what wakes it.
+pub struct Inbox {
+    mail: std::sync::Mutex<Vec<Mail>>,
+    waker: mio::Waker,
+}
+
+impl Inbox {
+    pub fn new(waker: mio::Waker) -> Self {
+        Inbox {
+            mail: std::sync::Mutex::default(),
+            waker,
+        }
+    }
+
+    /// Queues `mail`, and wakes the watcher if it was the first: the
+    /// watcher takes all that is queued each time it wakes.
+    pub fn post(&self, mail: Mail) {
+        let first = {
+            let mut queue = locked(&self.mail);
+            queue.push(mail);
+            queue.len() == 1
         };
-        if let Some(waker) = waker {
-            waker.wake();
+        if first {
+            // A waker that fails is a watcher that is gone: nothing waits.
+            let _ = self.waker.wake();
         }
     }
 
-    /// The next command if one was posted (an ending before a wish to be
-    /// woken); else the task of `cx` is woken by the next post.
-    pub fn poll_next(&self, cx: &Context<'_>) -> Poll<Command> {
-        let mut mail = locked(&self.mail);
-        if let Some(ending) = mail.ending.take() {
-            return Poll::Ready(ending);
-        }
-        if let Some(deadline) = mail.writable.take() {
-            return Poll::Ready(Command::Writable(deadline));
-        }
-        if !mail.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-            mail.waker = Some(cx.waker().clone());
-        }
-        Poll::Pending
-    }
-
-    pub async fn next(&self) -> Command {
-        std::future::poll_fn(|cx| self.poll_next(cx)).await
+    /// Takes what is queued, in order, into `into` (empty).
+    pub fn take(&self, into: &mut Vec<Mail>) {
+        std::mem::swap(&mut *locked(&self.mail), into);
     }
 }
 
@@ -141,13 +135,14 @@ impl Outgoing {
 const KEPT_CAPACITY: usize = 4096;
 
 /// An adopted connection, shared by its stream (on the JavaScript thread),
-/// the tasks that write to it and the task that watches it.
+/// the tasks that write to it and the watcher.
 pub struct Conn {
     fd: Arc<OwnedFd>,
     slot: Slot,
     id: u32,
     out: std::sync::Mutex<Outgoing>,
-    mailbox: Mailbox,
+    /// The watcher's: what [`Conn::send`] asks goes there.
+    inbox: Arc<Inbox>,
 }
 
 /// What one write of a connection did, for the JavaScript thread.
@@ -205,7 +200,7 @@ impl Conn {
     /// A connection on our descriptor `fd`, holding `pending` (what a
     /// write left of the stream's bytes: it is blocked until writable,
     /// then).
-    pub fn new(fd: Arc<OwnedFd>, slot: Slot, id: u32, pending: Vec<u8>) -> Self {
+    pub fn new(fd: Arc<OwnedFd>, slot: Slot, id: u32, pending: Vec<u8>, inbox: Arc<Inbox>) -> Self {
         let blocked = !pending.is_empty();
         let received = pending.len() as u64;
         Conn {
@@ -219,7 +214,7 @@ impl Conn {
                 sent: 0,
                 received,
             }),
-            mailbox: Mailbox::default(),
+            inbox,
         }
     }
 
@@ -235,11 +230,7 @@ impl Conn {
         self.id
     }
 
-    pub fn mailbox(&self) -> &Mailbox {
-        &self.mailbox
-    }
-
-    /// One write of what the connection holds, for its task as it
+    /// One write of what the connection holds, for the watcher as it
     /// finishes (the writers write no more to a finishing connection
     /// once its last bytes are appended).
     pub fn write_rest(&self) -> Rest {
@@ -284,7 +275,7 @@ impl Conn {
     /// chunk once, in its flush's buffer, not also in every connection
     /// (measured: 100-248 MiB beyond the connections with the copies).
     /// The lock is never held over a system call, so that the connection's
-    /// own task, finishing, never waits for a writer the scheduler put
+    /// watcher, finishing it, never waits for a writer the scheduler put
     /// aside mid-write.
     pub(super) fn write_out(&self, pieces: &[&[u8]]) -> Option<Report> {
         let mut bytes = {
@@ -375,10 +366,10 @@ impl Conn {
 }
 
 impl Conn {
-    /// Asks the connection's task for `command`; a task that is done
-    /// needs nothing more.
+    /// Asks the watcher for `command` on this connection; a connection it
+    /// is done with needs nothing more.
     pub fn send(&self, command: Command) {
-        self.mailbox.post(command);
+        self.inbox.post(Mail::Command(self.id, command));
     }
 }
 
@@ -396,7 +387,10 @@ mod writes {
     fn pieces_go_in_order_through_a_full_socket() {
         let (ours, mut theirs) = std::os::unix::net::UnixStream::pair().unwrap();
         ours.set_nonblocking(true).unwrap();
-        let conn = Conn::new(Arc::new(ours.into()), 0, 0, Vec::new());
+        let poll = mio::Poll::new().unwrap();
+        let waker = mio::Waker::new(poll.registry(), mio::Token(0)).unwrap();
+        let inbox = Arc::new(super::Inbox::new(waker));
+        let conn = Conn::new(Arc::new(ours.into()), 0, 0, Vec::new(), inbox);
         let piece = |n: u8| vec![n; 4_000_000];
         let (a, b, c) = (piece(1), piece(2), piece(3));
         conn.append(b"held first;");

@@ -36,8 +36,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::core::hub::{Framing, Hub, Owner, Slot};
-use crate::io::adopted::{self, Adopted};
-use crate::io::conn::{Command, Report, Reports, Wrote};
+use crate::io::adopted::{Adopted, Watcher};
+use crate::io::conn::{Command, Report, Reports, Tell, Wrote};
 pub use crate::io::sys::reset_on_close;
 use crate::io::sys::{self, send, unsent};
 use crate::io::writers::{Handed, Job, Writers, HANDED_BLOCK};
@@ -196,8 +196,8 @@ impl Owned {
         self.stall.stalled(self.handle.conn().fd(), now)
     }
 
-    /// Asks the connection's task to wake the owner once the socket is
-    /// writable, or at the stall deadline (its task holds the socket's one
+    /// Asks the watcher to wake the owner once the socket is writable, or
+    /// at the stall deadline (the watcher holds the socket's one
     /// registration).
     fn wait(&self) {
         self.handle.send(Command::Writable(self.stall.deadline()));
@@ -253,6 +253,12 @@ pub struct Direct {
     wakeups: HashMap<Owner, Wakeup>,
     /// What each owner is told of its adopted connections.
     adoption_events: HashMap<Owner, AdoptionEvents>,
+    /// Each owner's wakeup and adoption events as its adopted connections
+    /// share them, made with the first (and again once either changes).
+    tells: HashMap<Owner, Arc<Tell>>,
+    /// The thread that watches this thread's adopted connections, started
+    /// with the first (see src/io/adopted.rs).
+    watcher: Option<Watcher>,
     /// The id of the next adopted connection.
     next_adoption: u32,
     /// Adopted connections open (streaming or finishing), for diagnostics.
@@ -354,6 +360,8 @@ impl Direct {
             sockets: Sockets::default(),
             wakeups: HashMap::new(),
             adoption_events: HashMap::new(),
+            tells: HashMap::new(),
+            watcher: None,
             next_adoption: 0,
             adopted: Arc::default(),
             finishing: HashMap::new(),
@@ -493,6 +501,7 @@ impl Direct {
     /// Sets the function that wakes `owner`'s JavaScript when a socket it
     /// waited on is writable again.
     pub fn set_wakeup(&mut self, owner: Owner, wakeup: Wakeup) {
+        self.tells.remove(&owner);
         self.wakeups.insert(owner, wakeup);
     }
 
@@ -601,46 +610,49 @@ impl Direct {
 
     /// Sets what `owner` is told of its adopted connections.
     pub fn set_adoption_events(&mut self, owner: Owner, events: AdoptionEvents) {
+        self.tells.remove(&owner);
         self.adoption_events.insert(owner, events);
     }
 
     /// Takes over a stream's connection, whose socket Rust writes to
     /// already, once Node has let go of it (see src/io/adopted.rs): from
-    /// now on its task watches it and ends it. Returns the connection's
+    /// now the watcher watches it and ends it. Returns the connection's
     /// adoption id, or None (nothing changed) where it cannot be done.
     pub fn adopt(&mut self, slot: Slot) -> Option<u32> {
-        let spawn = self.spawn;
+        if self.watcher.is_none() {
+            // A thread or an epoll that cannot be made: not adopted.
+            self.watcher = Some(Watcher::start(self.adopted.clone()).ok()?);
+        }
         let Some(DirectSocket::Attached(socket)) = self.sockets.get_mut(&slot) else {
             return None;
         };
-        let events = self.adoption_events.get(&socket.owner)?.clone();
+        let owner = socket.owner;
+        let tell = match self.tells.get(&owner) {
+            Some(tell) => tell.clone(),
+            None => {
+                let tell = Arc::new(Tell {
+                    wakeup: self.wakeups.get(&owner).cloned(),
+                    events: self.adoption_events.get(&owner)?.clone(),
+                });
+                self.tells.insert(owner, tell.clone());
+                tell
+            }
+        };
         let id = self.next_adoption;
         self.next_adoption = self.next_adoption.wrapping_add(1);
         if let Some(task) = socket.waiting.take() {
             task.abort();
         }
-        // Its task counts it out when the connection is closed.
+        // The watcher counts it out when the connection is closed.
         self.adopted
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let wakeup = self.wakeups.get(&socket.owner).cloned();
         let pending = std::mem::take(&mut socket.pending);
-        let (fd, owner, stall) = (socket.fd.clone(), socket.owner, socket.stall);
+        let (fd, stall) = (socket.fd.clone(), socket.stall);
         let handed = pending.len() as u64;
         let waits = !pending.is_empty();
         let shard = self.writers.shard(self.writers.shard_of(id)).clone();
-        let handle = adopted::adopt(
-            fd,
-            slot,
-            id,
-            pending,
-            adopted::Tell {
-                wakeup,
-                events,
-                open: self.adopted.clone(),
-            },
-            shard,
-            spawn,
-        );
+        let watcher = self.watcher.as_ref()?;
+        let handle = watcher.adopt(fd, slot, id, pending, tell, shard);
         let owned = Owned {
             handle,
             owner,
@@ -649,7 +661,8 @@ impl Direct {
             reported_received: handed,
             stall,
         };
-        // A write that was waiting for room goes on waiting, in the task.
+        // A write that was waiting for room goes on waiting, the watcher
+        // watching.
         if waits {
             owned.wait();
         }

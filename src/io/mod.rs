@@ -7,12 +7,13 @@
 //! - The direct and adopted paths (Unix), a chain of files each of which
 //!   uses only those before it (`npm run lint` checks it):
 //!   - `sys`: the system calls, and every `unsafe` block they need;
-//!   - `conn`: an adopted connection as its stream, its writers and its
-//!     task share it (its unwritten bytes, its mailbox, its reports);
+//!   - `conn`: an adopted connection as its stream, its writers and the
+//!     watcher share it (its unwritten bytes, the watcher's inbox, its
+//!     reports);
 //!   - `writers`: the shards whose tasks write adopted connections, so
 //!     that a flush hands each shard its blocks;
 //!   - `adopted`: the stream's handle on an adopted connection, and the
-//!     task that watches and ends it;
+//!     watcher: one thread's readiness loop that watches and ends them all;
 //!   - [`direct`]: the thread's coordinator: writing streams' bytes
 //!     straight to their sockets, and handing adopted ones to the writers
 //!     (elsewhere a stand-in that takes no socket).
@@ -25,7 +26,7 @@ use std::pin::Pin;
 // The direct and adopted paths, a chain in which each file uses only
 // those before it: sys (system calls, every `unsafe`) → conn (a
 // connection as its stream, writers and task share it) → writers →
-// adopted (the stream's handle and the connection's task) → direct (the
+// adopted (the stream's handle and the watcher) → direct (the
 // thread's coordinator).
 #[cfg(unix)]
 pub mod adopted;

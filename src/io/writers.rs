@@ -29,8 +29,8 @@
 //! # Priority
 //!
 //! Writing is throughput work; the event loop is what a client waits on.
-//! The first time a thread of the runtime runs a writer or an adopted
-//! connection's task, it lowers its own scheduling priority (Linux): nice
+//! The first time a thread of the runtime runs a writer, it lowers its own
+//! scheduling priority (Linux): nice
 //! [`WRITER_NICE`](super::sys::WRITER_NICE), so that on a machine whose
 //! cores are all busy the JavaScript thread is run first, and
 //! `SCHED_BATCH`, so that a writer the JavaScript thread wakes never
