@@ -9,7 +9,7 @@
 // the server's own threads being late is not the client being slow. Prints
 // the readers and never-readers cut off, the server's RSS growth past its
 // start, and the bound: the budget plus 64 MiB.
-import { fork } from 'node:child_process';
+import { fork, spawn } from 'node:child_process';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
@@ -62,9 +62,12 @@ if (process.argv[2] === 'server') {
     });
   });
 } else {
+  // (fork() cannot run a script given inline: it took '-e' for a file and
+  // the busy loop for its argument, and each exited at once.)
   const busy = Array.from({ length: os.availableParallelism() }, () =>
-    fork('-e', [], { execArgv: ['-e', 'for (;;) {}'] }),
+    spawn(process.execPath, ['-e', 'for (;;) {}'], { stdio: 'ignore' }),
   );
+  await Promise.all(busy.map((child) => once(child, 'spawn')));
   const rows = [];
   try {
     for (const [name, env, mode] of [

@@ -248,7 +248,10 @@ pub fn flush(owner: u32) -> Option<FlushBatch> {
         // What adopted connections' writes did first: it resumes streams
         // whose sockets took all.
         let mut written = Written::default();
-        with_direct(|direct| direct.take_reports(hub, now, &mut written));
+        with_direct(|direct| {
+            direct.take_reports(hub, now, &mut written);
+            hub.set_in_flight(direct.in_flight());
+        });
         let mut batch = hub.flush(owner, now);
         written.append(&mut with_direct(|direct| {
             direct.write_all(hub, &batch.direct, now)

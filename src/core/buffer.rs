@@ -55,10 +55,12 @@ pub struct OutboundBuffer {
     /// to its socket, which refused them): they count against the cap too.
     held: usize,
     /// This client's bytes on their way to its socket: handed to a writer
-    /// thread that has not tried them yet. They pace its replay and count
-    /// against the budget; against its cap only past one cap's worth: the
-    /// server's own threads being late is not the client being slow, and
-    /// what a client holds stays under twice its cap.
+    /// thread that has not tried them yet. They pace its replay, and count
+    /// neither against its cap (the server's own threads being late is not
+    /// the client being slow) nor as its own against the budget: the
+    /// writers' blocks hold a broadcast's bytes once for all the clients
+    /// given it, and the hub counts those blocks as they are (see
+    /// `Hub::set_in_flight`).
     in_flight: usize,
     max: usize,
     /// Replays not yet fed, oldest first; empty for nearly every client.
@@ -226,7 +228,7 @@ impl OutboundBuffer {
     fn check(&self, added: usize) -> Result<(), Refused> {
         if added > self.max {
             Err(Refused::TooLarge)
-        } else if self.queued() + self.counted_held() + added > self.max {
+        } else if self.queued() + self.held + added > self.max {
             Err(Refused::Overflow)
         } else {
             Ok(())
@@ -273,7 +275,7 @@ impl OutboundBuffer {
     /// client has taken everything else.
     pub fn feed(&mut self, window: usize, room: &mut usize) -> Result<usize, Refused> {
         let mut added = 0;
-        let counted_held = self.counted_held();
+        let counted_held = self.held;
         while let Some(stage) = self.stages.first_mut() {
             if let Some(frame) = stage.frames.get(stage.next) {
                 let ahead = self.len + self.held + self.in_flight;
@@ -324,16 +326,16 @@ impl OutboundBuffer {
         self.in_flight = in_flight;
     }
 
-    /// Bytes held elsewhere that count against the cap: those the socket
-    /// refused, and those on their way to it past one cap's worth.
-    fn counted_held(&self) -> usize {
-        self.held + self.in_flight.saturating_sub(self.max)
+    /// Bytes held elsewhere because the client's socket refused them: they
+    /// count against the cap and the budget.
+    pub fn held(&self) -> usize {
+        self.held
     }
 
-    /// Bytes held elsewhere, on their way to the socket included; see
+    /// Bytes on their way to the socket, in a writer's queue; see
     /// [`OutboundBuffer::set_held`].
-    pub fn held(&self) -> usize {
-        self.held + self.in_flight
+    pub fn in_flight(&self) -> usize {
+        self.in_flight
     }
 
     pub fn is_empty(&self) -> bool {
@@ -481,18 +483,15 @@ mod tests {
     }
 
     /// Bytes on their way to the socket (a writer thread has not tried
-    /// them) are the server's delay, not the client's: up to one cap's
-    /// worth they do not count against the cap (past it they do, so that a
-    /// client holds at most twice its cap), but they are held.
+    /// them) are the server's delay, not the client's: they never count
+    /// against the cap, however many; bytes its socket refused do.
     #[test]
-    fn bytes_on_their_way_count_against_the_cap_only_past_a_caps_worth() {
+    fn bytes_on_their_way_never_count_against_the_cap() {
         let mut buffer = OutboundBuffer::with_limit(30);
-        buffer.set_held(0, 30);
+        buffer.set_held(0, 300);
         assert!(buffer.push_encoded(b"0123456789ab").is_ok());
-        assert_eq!(buffer.held(), 30);
-        buffer.set_held(0, 50);
-        assert_eq!(buffer.push_encoded(b"0123456789"), Err(Refused::Overflow));
-        buffer.set_held(20, 0);
+        assert_eq!((buffer.held(), buffer.in_flight()), (0, 300));
+        buffer.set_held(20, 300);
         assert_eq!(buffer.push_encoded(b"0123456789ab"), Err(Refused::Overflow));
     }
 }

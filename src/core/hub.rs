@@ -105,7 +105,8 @@ struct Stream {
 }
 
 impl Stream {
-    /// Bytes held for the stream: queued, and held elsewhere.
+    /// Bytes held for the stream: queued, and refused by its socket (what
+    /// is on its way to the socket is the writers' to hold, not its own).
     fn held(&self) -> usize {
         self.buffer.queued() + self.buffer.held()
     }
@@ -227,6 +228,8 @@ pub struct Hub {
     /// Bytes held for all open streams now, kept as they change: a flush
     /// compares it with the budget without visiting every stream.
     held: usize,
+    /// Bytes in the writer threads' queues (see [`Hub::set_in_flight`]).
+    in_flight: usize,
     /// Streams cut off by the budget, not yet released.
     cut_off: Vec<bool>,
     /// Streams with a replay being fed (see [`Hub::start_replay`]); closed
@@ -258,6 +261,7 @@ impl Default for Hub {
             dirty: Vec::new(),
             budget: usize::MAX,
             held: 0,
+            in_flight: 0,
             cut_off: Vec::new(),
             replaying: Vec::new(),
             replay_turn: 0,
@@ -323,7 +327,7 @@ impl Hub {
     /// until what the others hold fits. Streams less than [`CUT_OFF_MIN`]
     /// behind are never picked: they keep up.
     fn over_budget(&mut self) -> Vec<Slot> {
-        if self.held_total() <= self.budget {
+        if self.held_total() + self.in_flight <= self.budget {
             return Vec::new();
         }
         self.cut_off.resize(self.streams.len(), false);
@@ -345,7 +349,7 @@ impl Hub {
             .filter(|&(bytes, _)| bytes >= CUT_OFF_MIN)
             .collect();
         behind.sort_unstable_by_key(|&(bytes, _)| std::cmp::Reverse(bytes));
-        let mut left = total;
+        let mut left = total + self.in_flight;
         let mut cut = Vec::new();
         for (bytes, slot) in behind {
             if left <= self.budget {
@@ -516,7 +520,7 @@ impl Hub {
         self.streams
             .get(slot as usize)
             .filter(|s| s.open)
-            .map_or(0, Stream::held)
+            .map_or(0, |s| s.held() + s.buffer.in_flight())
     }
 
     /// At most the size of the chunk [`Hub::take_chunk_to`] would take
@@ -537,14 +541,39 @@ impl Hub {
 
     /// Says how many of a stream's bytes, taken from its queue, wait
     /// elsewhere: `held` refused by its socket, which count against its
-    /// cap, and `in_flight` handed to a writer thread that has not tried
-    /// them yet, which count against it only past one cap's worth (a
-    /// client is not slow because the server's threads are late). Both
-    /// count against the budget and pace replays.
+    /// cap and the budget, and `in_flight` handed to a writer thread that
+    /// has not tried them yet, which pace its replay only (a client is not
+    /// slow because the server's threads are late; the writers' blocks are
+    /// counted as they are, see [`Hub::set_in_flight`]).
     pub fn set_held_in_flight(&mut self, slot: Slot, held: usize, in_flight: usize) {
         if let Some(stream) = open_mut(&mut self.streams, slot) {
-            self.held = self.held - stream.buffer.held() + held + in_flight;
+            self.held = self.held - stream.buffer.held() + held;
             stream.buffer.set_held(held, in_flight);
+        }
+    }
+
+    /// Says how many bytes the writer threads' queues hold now (the blocks
+    /// handed to them, a broadcast's bytes once for all the clients given
+    /// it): they count against the budget beside what streams hold.
+    pub fn set_in_flight(&mut self, bytes: usize) {
+        self.in_flight = bytes;
+    }
+
+    /// Whether the writer threads' queues hold their share of the budget
+    /// (a quarter): a flush hands them no more until they have written
+    /// some, and what waits stays in its streams' queues, counted as
+    /// theirs. So writer threads the machine keeps from running hold a
+    /// bounded amount; a client that keeps up is cut off only once they
+    /// have fallen that far behind, and its own queue filled too.
+    pub fn writers_full(&self) -> bool {
+        self.in_flight > self.budget / 4
+    }
+
+    /// Lists a stream for the next flush again: its bytes were left queued
+    /// (see [`Hub::writers_full`]).
+    pub fn keep_for_next_flush(&mut self, slot: Slot) {
+        if open_mut(&mut self.streams, slot).is_some() {
+            self.mark_dirty(slot);
         }
     }
 
@@ -605,7 +634,12 @@ impl Hub {
     /// nothing queued, nothing held. Clears the wish.
     pub fn drained(&mut self, slot: Slot) -> bool {
         match self.stream_mut(slot) {
-            Some(s) if s.wants_drain && s.held() == 0 && !s.buffer.replaying() => {
+            Some(s)
+                if s.wants_drain
+                    && s.held() == 0
+                    && s.buffer.in_flight() == 0
+                    && !s.buffer.replaying() =>
+            {
                 s.wants_drain = false;
                 true
             }
@@ -817,7 +851,8 @@ impl Hub {
     /// budget (see [`Hub::replay_budget`]): what a resume from Redis may
     /// read next.
     pub fn replay_room(&self) -> usize {
-        self.replay_budget().saturating_sub(self.held)
+        self.replay_budget()
+            .saturating_sub(self.held + self.in_flight)
     }
 
     /// What replays may fill of the budget: a quarter. The rest is for
@@ -842,7 +877,8 @@ impl Hub {
             && !stream.paused
             && stream.buffer.replaying()
             && !self.cut_off.get(slot as usize).copied().unwrap_or(false)
-            && stream.buffer.len() + stream.buffer.held() < REPLAY_WINDOW
+            && stream.buffer.len() + stream.buffer.held() + stream.buffer.in_flight()
+                < REPLAY_WINDOW
     }
 
     /// Feeds the replays of `owner`'s streams: each stream up to
@@ -863,7 +899,10 @@ impl Hub {
             if !self.can_feed(slot, owner) {
                 continue;
             }
-            let mut room = turn.min(self.replay_budget().saturating_sub(self.held));
+            let mut room = turn.min(
+                self.replay_budget()
+                    .saturating_sub(self.held + self.in_flight),
+            );
             if room == 0 {
                 self.replay_turn = first + i;
                 left_over = turn == 0;
@@ -1213,6 +1252,34 @@ mod tests {
         hub.release(slots[0]);
         hub.set_budget(10 * 1024);
         assert_eq!(hub.flush(0, Instant::now()).cut_off, vec![slots[1]]);
+    }
+
+    /// Bytes in the writers' queues count against the budget once, as the
+    /// blocks that hold them, not as each client's: a client whose bytes
+    /// wait only for a writer is never the one cut off, however many; one
+    /// whose socket refused its bytes is. Past a quarter of the budget the
+    /// writers are full.
+    #[test]
+    fn bytes_on_their_way_count_once_and_never_cut_a_reader() {
+        let mut hub = Hub::default();
+        hub.set_budget(1024 * 1024);
+        let (reader, refusing) = (open(&mut hub), open(&mut hub));
+        hub.set_held_in_flight(reader, 0, 900 * 1024);
+        hub.set_held_in_flight(refusing, 300 * 1024, 0);
+        assert_eq!(hub.held_total(), 300 * 1024, "the reader holds nothing");
+        assert_eq!(hub.buffered(reader), 900 * 1024, "but it is not drained");
+        hub.set_in_flight(200 * 1024);
+        assert!(hub.flush(0, Instant::now()).cut_off.is_empty());
+        assert!(!hub.writers_full());
+        hub.set_in_flight(800 * 1024);
+        assert!(hub.writers_full());
+        assert_eq!(hub.flush(0, Instant::now()).cut_off, vec![refusing]);
+        hub.release(refusing);
+        hub.set_in_flight(2 * 1024 * 1024);
+        assert!(
+            hub.flush(0, Instant::now()).cut_off.is_empty(),
+            "a reader is never cut off for the writers' backlog"
+        );
     }
 
     /// `n` frames of `size` bytes each (`data: xxx…\n\n`), shared as a

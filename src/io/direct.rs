@@ -380,8 +380,16 @@ impl Direct {
         // here (see src/io/writers.rs).
         let mut handed: Vec<Handed> = Vec::new();
         let mut owner = None;
+        let writers_full = hub.writers_full();
         for &slot in slots {
             let outcome = match self.sockets.get_mut(&slot) {
+                Some(DirectSocket::Owned(_)) if writers_full => {
+                    // Left queued, counted as its stream's, until the
+                    // writers have written some (their reports wake the
+                    // next flush).
+                    hub.keep_for_next_flush(slot);
+                    Outcome::Partial
+                }
                 Some(DirectSocket::Owned(socket)) => {
                     let id = socket.handle.id();
                     if handed.is_empty() {
@@ -717,6 +725,12 @@ impl Direct {
         };
         let (sent, received) = socket.handle.conn().totals();
         Some(held_split(socket.handed, sent, received))
+    }
+
+    /// Bytes handed to the writers that they have not written yet (see
+    /// [`Writers::in_flight`]).
+    pub fn in_flight(&self) -> usize {
+        self.writers.in_flight()
     }
 
     /// How many adopted connections are open on this thread.

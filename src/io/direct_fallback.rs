@@ -61,6 +61,10 @@ impl Direct {
         0
     }
 
+    pub fn in_flight(&self) -> usize {
+        0
+    }
+
     pub fn release_adopted(&mut self, _: u32) {}
 
     pub fn held_now(&mut self, _: Slot) -> Option<usize> {

@@ -216,24 +216,19 @@ pub fn drain(fd: &OwnedFd) -> bool {
     }
 }
 
-/// How much nicer than the JavaScript thread a thread that writes is.
-pub const WRITER_NICE: i32 = 10;
-
-/// Lowers the priority of this thread (a runtime's worker) to
-/// [`WRITER_NICE`] under `SCHED_BATCH` (see `super::writers`), once.
-/// Linux only: elsewhere threads keep theirs.
+/// Puts this thread (a runtime's worker) under `SCHED_BATCH` at its nice
+/// value (see `super::writers`), once. Linux only: elsewhere threads keep
+/// their policy.
 pub fn lower_this_threads_priority() {
     #[cfg(target_os = "linux")]
     {
         thread_local!(static LOWERED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
         if !LOWERED.with(|lowered| lowered.replace(true)) {
-            // SAFETY: plain system calls on this thread's own id; a failure
-            // leaves its priority as it was.
+            // SAFETY: a plain system call on this thread, with a valid
+            // parameter; a failure leaves its policy as it was.
             unsafe {
-                let tid = libc::gettid();
                 let batch = libc::sched_param { sched_priority: 0 };
                 libc::sched_setscheduler(0, libc::SCHED_BATCH, &batch);
-                libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, WRITER_NICE);
             }
         }
     }

@@ -29,23 +29,26 @@
 //! # Priority
 //!
 //! Writing is throughput work; the event loop is what a client waits on.
-//! The first time a thread of the runtime runs a writer, it lowers its own
-//! scheduling priority (Linux): nice
-//! [`WRITER_NICE`](super::sys::WRITER_NICE), so that on a machine whose
-//! cores are all busy the JavaScript thread is run first, and
-//! `SCHED_BATCH`, so that a writer the JavaScript thread wakes never
-//! preempts it (its share of the CPU is that of its nice value; only the
-//! wake-up preemption goes). So the runtime the writers are given (the
-//! bindings' `spawn_writing`) is one of their own: the Redis link's tasks,
-//! on a runtime whose threads had lowered their priority, waited seconds
-//! for a turn on a busy machine. Measured here (2
-//! cores, the load's clients on the same machine): nice 10 took a ticker
-//! to 1,000 clients from 8.3 ms to 2.6 ms of event-loop delay (p99), and
-//! its deliveries from 2.5 to 3.1 million a second; with nice alone, the
-//! hand-off of one broadcast to 15,000 clients was preempted by the writer
-//! it woke in most runs (one involuntary switch of the JavaScript thread,
-//! 1–4 ms), and the first broadcast's turn took 1.4–4.4 ms; with
-//! `SCHED_BATCH` too, 1.4–1.6 ms.
+//! The first time a thread of the runtime runs a writer, it puts itself
+//! under `SCHED_BATCH` (Linux), so that a writer the JavaScript thread
+//! wakes to hand it a flush never preempts it on its core: with a plain
+//! policy, the hand-off of one broadcast to 15,000 clients was preempted by
+//! the writer it woke in most runs (1–4 ms); under `SCHED_BATCH`, never.
+//! Its share of the CPU stays that of any thread of the process.
+//!
+//! Writers once lowered their nice value too (10), which kept the event
+//! loop's delay lower on a machine shared with the load (a ticker to 1,000
+//! clients: 8.3 → 2.6 ms p99). But on a machine whose every core is busy
+//! with other work they then starved: beside one busy process per core,
+//! 300 never-readers and 100 readers of 16 KiB broadcasts every 10 ms, 99
+//! of the 100 readers were cut off (at nice 0: none, and none at 64 KiB).
+//! A client that reads is never cut off because the server's own threads
+//! were kept from running, so writers keep the process's priority (`npm
+//! run bench:busy`). A nice value, once raised, cannot be lowered again
+//! without privileges, so it is not raised at all.
+//!
+//! The runtime the writers are given (the bindings' `spawn_writing`) is one
+//! of their own: the Redis link's tasks never share a thread with them.
 //!
 //! # Lifetimes
 //!
@@ -54,6 +57,7 @@
 //! time a job names it is skipped; its stream has ended.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -160,11 +164,18 @@ pub struct Shard {
     conns: Mutex<HashMap<u32, Weak<Conn>>>,
     reports: Reports,
     spawn: Spawn,
+    /// Bytes of the blocks handed to the shards and not yet written (as
+    /// allocated), all shards together (see [`Writers::in_flight`]).
+    in_flight: Arc<AtomicUsize>,
 }
 
 impl Shard {
     /// Queues `job`; starts a task for the queue if none works on it.
     pub fn push(self: &Arc<Self>, job: Job) {
+        if let Job::Write(handed, _) = &job {
+            self.in_flight
+                .fetch_add(handed.chunks.bytes.capacity(), Ordering::Relaxed);
+        }
         let start = {
             let mut queue = locked(&self.queue);
             queue.jobs.push(job);
@@ -202,7 +213,8 @@ async fn run(shard: Arc<Shard>) {
                 do_job(&mut conns, job, &mut round, &mut wakeup);
             }
         }
-        round.write(&mut done);
+        let written = round.write(&mut done);
+        shard.in_flight.fetch_sub(written, Ordering::Relaxed);
         if !done.is_empty() {
             let was_empty = {
                 let mut reports = locked(&shard.reports);
@@ -289,19 +301,22 @@ impl Round {
         }
     }
 
-    /// Writes each connection of the round once, and empties the round.
-    fn write(&mut self, done: &mut Vec<Report>) {
+    /// Writes each connection of the round once, and empties the round;
+    /// returns the bytes of its blocks, done with.
+    fn write(&mut self, done: &mut Vec<Report>) -> usize {
         let mut pieces: Vec<&[u8]> = Vec::new();
         for at in 0..self.conns.len() {
             pieces.extend(self.pieces_of(at));
             done.extend(self.conns[at].write_out(&pieces));
             pieces.clear();
         }
+        let blocks = self.buffers.iter().map(|b| b.bytes.capacity()).sum();
         self.buffers.clear();
         self.conns.clear();
         self.lists.clear();
         self.index.clear();
         self.pieces.clear();
+        blocks
     }
 }
 
@@ -354,6 +369,7 @@ fn do_job(
 /// The shards of one JavaScript thread's adopted connections.
 pub struct Writers {
     shards: Vec<Arc<Shard>>,
+    in_flight: Arc<AtomicUsize>,
 }
 
 impl Writers {
@@ -361,6 +377,7 @@ impl Writers {
     /// reporting into `reports`.
     pub fn new(reports: Reports, spawn: Spawn) -> Self {
         let count = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+        let in_flight = Arc::new(AtomicUsize::new(0));
         Writers {
             shards: (0..count)
                 .map(|_| {
@@ -369,10 +386,19 @@ impl Writers {
                         conns: Mutex::default(),
                         reports: reports.clone(),
                         spawn,
+                        in_flight: in_flight.clone(),
                     })
                 })
                 .collect(),
+            in_flight,
         }
+    }
+
+    /// Bytes of the blocks handed to the shards that no round has written
+    /// yet (as allocated): a broadcast's bytes once a shard, however many
+    /// of its connections were given them.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
     }
 
     /// How many shards there are.
