@@ -631,6 +631,7 @@ impl Direct {
             // A thread or an epoll that cannot be made: not adopted.
             self.watcher = Some(Watcher::start(self.adopted.clone()).ok()?);
         }
+        let watcher = self.watcher.as_ref()?;
         let Some(DirectSocket::Attached(socket)) = self.sockets.get_mut(&slot) else {
             return None;
         };
@@ -659,7 +660,6 @@ impl Direct {
         let handed = pending.len() as u64;
         let waits = !pending.is_empty();
         let shard = self.writers.shard(self.writers.shard_of(id)).clone();
-        let watcher = self.watcher.as_ref()?;
         let handle = watcher.adopt(fd, slot, id, pending, tell, shard);
         let owned = Owned {
             handle,
