@@ -23,9 +23,9 @@ const decoder = new TextDecoder();
 
 /** Reads a body stream into text until `predicate(text)` holds. */
 async function readUntil(reader, predicate, state = { text: '' }) {
-  const deadline = Date.now() + 5000;
+  const deadline = performance.now() + 5000;
   while (!predicate(state.text)) {
-    if (Date.now() > deadline) throw new Error(`timed out; got ${JSON.stringify(state.text)}`);
+    if (performance.now() > deadline) throw new Error(`timed out; got ${JSON.stringify(state.text)}`);
     const { done, value } = await reader.read();
     if (done) break;
     state.text += decoder.decode(value, { stream: true });

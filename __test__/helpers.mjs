@@ -52,11 +52,13 @@ export async function startProgram(t, command, args, env = {}, { cwd = new URL('
 }
 
 /** Resolves once `predicate()` holds (or resolves to true), polling;
- * rejects after `ms`. */
+ * rejects after `ms`, measured on the monotonic clock: a wall clock that is
+ * stepped meanwhile (a CI machine's time being set) times nothing out. */
 export async function until(predicate, ms = 5000, what = undefined) {
-  const deadline = Date.now() + ms;
+  const deadline = performance.now() + ms;
   while (!(await predicate())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what ?? String(predicate)}`);
+    if (performance.now() > deadline)
+      throw new Error(`timed out after ${ms} ms waiting for ${what ?? String(predicate)}`);
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
 }

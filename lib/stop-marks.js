@@ -74,7 +74,7 @@ function mark(fingerprint, id) {
   if (!markable(id)) return;
   const key = keyOf(fingerprint, id);
   marks.delete(key);
-  marks.set(key, Date.now() + maxAge);
+  marks.set(key, performance.now() + maxAge);
   if (marks.size > MAX_MARKS) marks.delete(marks.keys().next().value);
 }
 
@@ -86,7 +86,7 @@ function takeMark(request, id) {
   const expiry = marks.get(key);
   if (expiry === undefined) return false;
   marks.delete(key);
-  return expiry > Date.now();
+  return expiry > performance.now();
 }
 
 /** Marks are kept as long as stop tokens are honoured (configureStopTokens). */

@@ -138,7 +138,7 @@ class ClusterLink {
     if (this.#discovering || this.#closed) return;
     this.#discovering = true;
     this.#readings++;
-    this.#lastRefresh = Date.now();
+    this.#lastRefresh = performance.now();
     // A first reading keeps the process alive; a refresh does not.
     const first = this.#slots === null;
     if (first) this.#hold.change(true);
@@ -203,7 +203,7 @@ class ClusterLink {
       }
     });
     if (failure !== null) {
-      this.#lastFailure = Date.now();
+      this.#lastFailure = performance.now();
       // A refresh that failed keeps the map held.
       if (this.#slots === null) this.#settleWaiting(unavailable(failure));
       return;
@@ -243,7 +243,7 @@ class ClusterLink {
 
   /** Reads the map again, at most once per REDISCOVER_MS. */
   #refresh() {
-    if (this.#closed || Date.now() - this.#lastRefresh < REDISCOVER_MS) return;
+    if (this.#closed || performance.now() - this.#lastRefresh < REDISCOVER_MS) return;
     this.#discover();
   }
 
@@ -271,7 +271,7 @@ class ClusterLink {
     if (this.#slots !== null) return work();
     if (this.#closed) return failed(unavailable('The channel is closed'));
     this.#wait((failure) => (failure === null ? work() : failed(failure)));
-    if (!this.#discovering && Date.now() - this.#lastFailure >= REDISCOVER_MS) this.#discover();
+    if (!this.#discovering && performance.now() - this.#lastFailure >= REDISCOVER_MS) this.#discover();
     else if (!this.#discovering) {
       this.#retryTimer ??= setTimeout(() => {
         this.#retryTimer = null;
