@@ -301,6 +301,11 @@ export interface Figures {
   bytesWritten: number
   /** Streams cut off by the memory budget. */
   budgetCutOffs: number
+  /**
+   * Milliseconds flushes waited for the threads that write adopted
+   * connections to catch up.
+   */
+  writerWaitMs: number
   /** Bytes the histories of this thread's channels hold. */
   historyBytes: number
 }

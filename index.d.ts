@@ -486,6 +486,12 @@ export declare function diagnostics(): {
   bytesWritten: number;
   /** Clients cut off by the memory budget since start. */
   budgetCutOffs: number;
+  /** Milliseconds the event loop waited, since start, for the threads that
+   * write adopted connections: they held more than a quarter of the memory
+   * budget (the machine could not write what was offered), and a flush
+   * waits for them a bounded time (50 ms at most) instead of letting the
+   * bytes wait against their clients' caps. */
+  writerWaitMs: number;
   /** Streams opened since start. */
   streamsOpened: number;
   /** Streams ended since start, by who ended them. */

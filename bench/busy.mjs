@@ -1,4 +1,4 @@
-// npm run bench:busy [-- --seconds=20 --kib=16]
+// npm run bench:busy [-- --seconds=20 --kib=16 --only=adopted]
 //
 // Readers beside clients that never read, on a machine whose every core is
 // busy (one busy-looping process per core, as npm run test:loaded): 300
@@ -23,6 +23,7 @@ const KIB = Number(args.find((a) => a.startsWith('--kib='))?.slice(6) ?? 16);
 const BUDGET = 128 << 20;
 const MAX_BUFFERED = 1 << 20;
 const MiB = 1 << 20;
+const ONLY = args.find((a) => a.startsWith('--only='))?.slice(7);
 
 if (process.argv[2] === 'server') {
   const { EventEndpoint, Channel, setMemoryBudget, diagnostics } = await import('native-sse');
@@ -59,6 +60,7 @@ if (process.argv[2] === 'server') {
       broadcasts: n,
       adopted: diagnostics().adopted,
       budgetCutOffs: diagnostics().budgetCutOffs,
+      writerWaitMs: diagnostics().writerWaitMs,
     });
   });
 } else {
@@ -75,6 +77,7 @@ if (process.argv[2] === 'server') {
       ['direct (Rust writes on the loop thread)', {}, 'direct'],
       ['adopted (Rust owns the connection)', {}, 'adopted'],
     ]) {
+      if (ONLY !== undefined && !name.startsWith(ONLY)) continue;
       rows.push([name, await run(env, mode)]);
     }
   } finally {
@@ -84,12 +87,12 @@ if (process.argv[2] === 'server') {
     `\n${NEVER} never-readers + ${READERS} readers, ${KIB} KiB broadcasts every 10 ms for ${SECONDS} s, beside ${busy.length} busy processes\n`,
   );
   console.log(
-    '| path | adopted | broadcasts (MiB each reader) | least a reader got (MiB) | readers cut off | never-readers cut off | of them by the budget | RSS growth (MiB) | bound (MiB) |',
+    '| path | adopted | broadcasts (MiB each reader) | least a reader got (MiB) | readers cut off | never-readers cut off | of them by the budget | the event loop waited for writers (ms) | RSS growth (MiB) | bound (MiB) |',
   );
-  console.log('|---|--:|--:|--:|--:|--:|--:|--:|--:|');
+  console.log('|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|');
   for (const [name, r] of rows)
     console.log(
-      `| ${name} | ${r.adopted} | ${((r.broadcasts * KIB * 1024) / MiB).toFixed(0)} | ${(r.least / MiB).toFixed(0)} | ${r.cutOff['/reader']} of ${READERS} | ${r.cutOff['/never']} of ${NEVER} | ${r.budgetCutOffs} | ${((r.peak - r.base) / MiB).toFixed(0)} | ${(BUDGET + 64 * MiB) / MiB} |`,
+      `| ${name} | ${r.adopted} | ${((r.broadcasts * KIB * 1024) / MiB).toFixed(0)} | ${(r.least / MiB).toFixed(0)} | ${r.cutOff['/reader']} of ${READERS} | ${r.cutOff['/never']} of ${NEVER} | ${r.budgetCutOffs} | ${r.writerWaitMs.toFixed(0)} | ${((r.peak - r.base) / MiB).toFixed(0)} | ${(BUDGET + 64 * MiB) / MiB} |`,
     );
 }
 

@@ -29,6 +29,7 @@ function diagnostics() {
     eventsQueued: figures.eventsQueued,
     bytesWritten: figures.bytesWritten,
     budgetCutOffs: figures.budgetCutOffs,
+    writerWaitMs: figures.writerWaitMs,
     historyBytes: figures.historyBytes,
     skippedStreamEntries: warnings.counts.skippedStreamEntries,
     oversizedStreamEntries: warnings.counts.oversizedStreamEntries,

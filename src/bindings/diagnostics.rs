@@ -27,6 +27,9 @@ pub struct Figures {
     pub bytes_written: f64,
     /// Streams cut off by the memory budget.
     pub budget_cut_offs: f64,
+    /// Milliseconds flushes waited for the threads that write adopted
+    /// connections to catch up.
+    pub writer_wait_ms: f64,
     /// Bytes the histories of this thread's channels hold.
     pub history_bytes: f64,
 }
@@ -47,6 +50,7 @@ pub fn figures() -> Figures {
         events_queued: counters.events as f64,
         bytes_written: counters.bytes_written as f64,
         budget_cut_offs: counters.budget_cut_offs as f64,
+        writer_wait_ms: with_direct(|direct| direct.waited_for_writers()).as_secs_f64() * 1000.0,
         history_bytes: state::history_bytes() as f64,
     }
 }

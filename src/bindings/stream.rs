@@ -243,6 +243,7 @@ pub struct FlushBatch {
 /// nothing waits.
 #[napi(catch_unwind)]
 pub fn flush(owner: u32) -> Option<FlushBatch> {
+    with_hub(|hub| with_direct(|direct| direct.let_writers_catch_up(hub)));
     let now = Instant::now();
     let (batch, written) = with_hub(|hub| {
         // What adopted connections' writes did first: it resumes streams

@@ -559,14 +559,24 @@ impl Hub {
         self.in_flight = bytes;
     }
 
-    /// Whether the writer threads' queues hold their share of the budget
-    /// (a quarter): a flush hands them no more until they have written
-    /// some, and what waits stays in its streams' queues, counted as
-    /// theirs. So writer threads the machine keeps from running hold a
-    /// bounded amount; a client that keeps up is cut off only once they
-    /// have fallen that far behind, and its own queue filled too.
+    /// The writer threads' share of the budget: a quarter. Past it, a
+    /// flush first waits for them to write down to half of it, a bounded
+    /// time (see `DirectIo::let_writers_catch_up`): the event loop is held
+    /// back as Node's own writes would hold it, and so is a producer that
+    /// does not wait. If they are still past it, see [`Hub::writers_full`].
+    pub fn writers_share(&self) -> usize {
+        self.budget / 4
+    }
+
+    /// Whether the writer threads' queues hold more than their share of
+    /// the budget ([`Hub::writers_share`]) even after the flush waited for
+    /// them: a flush hands them no more until they have written some, and
+    /// what waits stays in its streams' queues, counted as theirs. So
+    /// writer threads the machine keeps from running hold a bounded
+    /// amount; a client that keeps up is cut off only once they have
+    /// fallen that far behind, and its own queue filled too.
     pub fn writers_full(&self) -> bool {
-        self.in_flight > self.budget / 4
+        self.in_flight > self.writers_share()
     }
 
     /// Lists a stream for the next flush again: its bytes were left queued

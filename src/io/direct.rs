@@ -40,7 +40,7 @@ use crate::io::adopted::{Adopted, Watcher};
 use crate::io::conn::{Command, Report, Reports, Tell, Wrote};
 pub use crate::io::sys::reset_on_close;
 use crate::io::sys::{self, send, unsent};
-use crate::io::writers::{Handed, Job, Writers, HANDED_BLOCK};
+use crate::io::writers::{Handed, Job, Writers, CATCH_UP_WAIT, HANDED_BLOCK};
 use crate::io::{AdoptionEvents, Spawn, Wakeup, Written};
 
 /// The last chunk of a chunked HTTP/1.1 response: it ends the body.
@@ -270,6 +270,9 @@ pub struct Direct {
     reports: Reports,
     /// Who writes adopted connections (see src/io/writers.rs).
     writers: Writers,
+    /// How long flushes waited for the writers, all told (see
+    /// [`Direct::let_writers_catch_up`]).
+    waited_for_writers: Duration,
     scratch: Vec<u8>,
     spawn: Spawn,
 }
@@ -357,6 +360,7 @@ impl Direct {
         let reports = Reports::default();
         Direct {
             writers: Writers::new(reports.clone(), spawn),
+            waited_for_writers: Duration::ZERO,
             sockets: Sockets::default(),
             wakeups: HashMap::new(),
             adoption_events: HashMap::new(),
@@ -445,6 +449,24 @@ impl Direct {
             }
         }
         written
+    }
+
+    /// Before a flush: when the writer threads hold more than their share
+    /// of the budget, waits for them to write down to half of it, for at
+    /// most [`CATCH_UP_WAIT`] (see there and [`Hub::writers_share`]).
+    pub fn let_writers_catch_up(&mut self, hub: &Hub) {
+        let share = hub.writers_share();
+        if self.writers.in_flight() > share {
+            let started = Instant::now();
+            self.writers.wait_until_at_most(share / 2, CATCH_UP_WAIT);
+            self.waited_for_writers += started.elapsed();
+        }
+    }
+
+    /// How long flushes have waited for the writers since the thread began
+    /// (see [`Direct::let_writers_catch_up`]).
+    pub fn waited_for_writers(&self) -> Duration {
+        self.waited_for_writers
     }
 
     /// Takes what the writes of adopted connections did since the last

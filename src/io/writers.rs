@@ -57,8 +57,8 @@
 //! time a job names it is skipped; its stream has ended.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use crate::core::hub::{Chunks, Hub, Slot};
@@ -88,6 +88,20 @@ pub struct Handed {
 /// with glibc's threshold pinned (`MALLOC_MMAP_THRESHOLD_`), and 71-168
 /// with these blocks (72-98 once replays held a quarter of the budget).
 pub const HANDED_BLOCK: usize = 64 * 1024;
+
+/// The longest a flush waits for writers past their share of the budget
+/// (see `Hub::writers_share`) to catch up. Why wait at all: on a machine
+/// whose every core is busy, writers at the process's priority get a
+/// thread's share of the CPU, and a producer that does not wait for its
+/// broadcasts (a loop on a timer) outruns them; on Node's own path the
+/// same producer is held back by the writes its event loop makes. Waiting
+/// here holds it back the same way and gives the writers the event loop's
+/// core meanwhile, so that readers that keep up are not cut off for the
+/// bytes the server's threads were late with (`npm run bench:busy`, 64
+/// KiB broadcasts). Why this bound: it is how long one turn may be held
+/// for it; past it the flush goes on and the bytes wait in their streams'
+/// queues (see `Hub::writers_full`).
+pub const CATCH_UP_WAIT: Duration = Duration::from_millis(50);
 
 impl Handed {
     /// Room for `connections` entries, and a block of bytes.
@@ -167,6 +181,17 @@ pub struct Shard {
     /// Bytes of the blocks handed to the shards and not yet written (as
     /// allocated), all shards together (see [`Writers::in_flight`]).
     in_flight: Arc<AtomicUsize>,
+    /// Told each time a round is written, while someone waits.
+    written: Arc<Written>,
+}
+
+/// Where the JavaScript thread waits for the shards to write (see
+/// [`Writers::wait_until_at_most`]).
+#[derive(Default)]
+struct Written {
+    waiting: AtomicBool,
+    lock: Mutex<()>,
+    told: Condvar,
 }
 
 impl Shard {
@@ -215,6 +240,12 @@ async fn run(shard: Arc<Shard>) {
         }
         let written = round.write(&mut done);
         shard.in_flight.fetch_sub(written, Ordering::Relaxed);
+        if shard.written.waiting.load(Ordering::SeqCst) {
+            // Under the lock: the waiter is between its last look at
+            // `in_flight` and its wait, or already waiting.
+            let _held = locked(&shard.written.lock);
+            shard.written.told.notify_all();
+        }
         if !done.is_empty() {
             let was_empty = {
                 let mut reports = locked(&shard.reports);
@@ -370,6 +401,7 @@ fn do_job(
 pub struct Writers {
     shards: Vec<Arc<Shard>>,
     in_flight: Arc<AtomicUsize>,
+    written: Arc<Written>,
 }
 
 impl Writers {
@@ -378,6 +410,7 @@ impl Writers {
     pub fn new(reports: Reports, spawn: Spawn) -> Self {
         let count = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
         let in_flight = Arc::new(AtomicUsize::new(0));
+        let written = Arc::new(Written::default());
         Writers {
             shards: (0..count)
                 .map(|_| {
@@ -387,11 +420,42 @@ impl Writers {
                         reports: reports.clone(),
                         spawn,
                         in_flight: in_flight.clone(),
+                        written: written.clone(),
                     })
                 })
                 .collect(),
             in_flight,
+            written,
         }
+    }
+
+    /// Waits until the shards hold at most `bytes` not yet written, or
+    /// `longest` has passed; returns whether they do. The waiting thread
+    /// gives its core to them meanwhile.
+    pub fn wait_until_at_most(&self, bytes: usize, longest: Duration) -> bool {
+        if self.in_flight() <= bytes {
+            return true;
+        }
+        let deadline = Instant::now() + longest;
+        self.written.waiting.store(true, Ordering::SeqCst);
+        let mut held = locked(&self.written.lock);
+        let caught_up = loop {
+            if self.in_flight() <= bytes {
+                break true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break false;
+            }
+            held = self
+                .written
+                .told
+                .wait_timeout(held, left)
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .0;
+        };
+        self.written.waiting.store(false, Ordering::SeqCst);
+        caught_up
     }
 
     /// Bytes of the blocks handed to the shards that no round has written
@@ -413,5 +477,62 @@ impl Writers {
 
     pub fn shard(&self, index: usize) -> &Arc<Shard> {
         &self.shards[index]
+    }
+}
+
+#[cfg(test)]
+mod catching_up {
+    use std::sync::LazyLock;
+    use std::time::Duration;
+
+    use super::{Handed, Job, Writers, HANDED_BLOCK};
+    use crate::io::conn::Reports;
+
+    /// Writers' tasks wait for this gate: the test decides when the
+    /// machine lets them run.
+    static GATE: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(0);
+
+    fn gated(task: crate::io::Task) -> tokio::task::AbortHandle {
+        static RUNTIME: LazyLock<tokio::runtime::Runtime> =
+            LazyLock::new(|| tokio::runtime::Runtime::new().unwrap());
+        RUNTIME
+            .spawn(async move {
+                drop(GATE.acquire().await);
+                task.await
+            })
+            .abort_handle()
+    }
+
+    /// A flush past the writers' share waits for them: not past its bound
+    /// while they cannot run, and only until they have written once they
+    /// can. (Before, a flush never waited: with writers kept from running
+    /// its bytes stayed queued, counted against their clients' caps.)
+    #[test]
+    fn a_flush_waits_for_writers_that_are_behind_for_a_bounded_time() {
+        let writers = Writers::new(Reports::default(), gated);
+        let mut handed = Handed::for_about(1);
+        handed.chunks.bytes.extend_from_slice(&[b'x'; 100]);
+        // A connection the shard does not know: the block is done with
+        // as soon as a round takes it.
+        handed.entries.push((7, 0, 100));
+        writers.shard(0).push(Job::Write(handed.sealed(), None));
+        assert_eq!(writers.in_flight(), HANDED_BLOCK);
+
+        assert!(writers.wait_until_at_most(HANDED_BLOCK, Duration::ZERO));
+        assert!(!writers.wait_until_at_most(0, Duration::from_millis(20)));
+        assert_eq!(writers.in_flight(), HANDED_BLOCK, "nothing ran meanwhile");
+
+        let opener = std::thread::spawn(|| {
+            std::thread::sleep(Duration::from_millis(20));
+            GATE.add_permits(1 << 20);
+        });
+        // Woken by the round, not by the bound: a lost wake-up would wait
+        // all of it.
+        let longest = Duration::from_secs(30);
+        let started = std::time::Instant::now();
+        assert!(writers.wait_until_at_most(0, longest));
+        assert!(started.elapsed() < longest, "woken when written");
+        assert_eq!(writers.in_flight(), 0);
+        opener.join().unwrap();
     }
 }
