@@ -62,7 +62,7 @@ class ClusterLink {
    * the process alive. */
   #followsWaiting = [];
   #discovering = false;
-  #lastFailure = 0;
+  #lastFailure = Number.NEGATIVE_INFINITY;
   /** Broadcasts sent to a master and not settled yet, by stream; and what
    * waits for streams whose slot moved (see publish). */
   #inflight = new Map();
@@ -79,7 +79,7 @@ class ClusterLink {
   #closed = false;
   #refreshTimer = null;
   #retryTimer = null;
-  #lastRefresh = 0;
+  #lastRefresh = Number.NEGATIVE_INFINITY;
   server;
 
   static isClusterUrl(url) {
