@@ -561,9 +561,10 @@ impl Hub {
 
     /// The writer threads' share of the budget: a quarter. Past it, a
     /// flush first waits for them to write down to half of it, a bounded
-    /// time (see `DirectIo::let_writers_catch_up`): the event loop is held
-    /// back as Node's own writes would hold it, and so is a producer that
-    /// does not wait. If they are still past it, see [`Hub::writers_full`].
+    /// time (see `Direct::let_writers_catch_up`, src/io/direct.rs): the
+    /// event loop is held back as Node's own writes would hold it, and so
+    /// is a producer that does not wait. If they are still past it, see
+    /// [`Hub::writers_full`].
     pub fn writers_share(&self) -> usize {
         self.budget / 4
     }

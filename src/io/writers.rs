@@ -187,13 +187,13 @@ pub struct Shard {
     /// allocated), all shards together (see [`Writers::in_flight`]).
     in_flight: Arc<AtomicUsize>,
     /// Told each time a round is written, while someone waits.
-    written: Arc<Written>,
+    progress: Arc<Progress>,
 }
 
 /// Where the JavaScript thread waits for the shards to write (see
 /// [`Writers::wait_until_at_most`]).
 #[derive(Default)]
-struct Written {
+struct Progress {
     waiting: AtomicBool,
     lock: Mutex<()>,
     told: Condvar,
@@ -244,12 +244,14 @@ async fn run(shard: Arc<Shard>) {
             }
         }
         let written = round.write(&mut done);
-        shard.in_flight.fetch_sub(written, Ordering::Relaxed);
-        if shard.written.waiting.load(Ordering::SeqCst) {
+        // SeqCst with the waiter's flag and look: one of the two sees
+        // the other's write (see Writers::wait_until_at_most).
+        shard.in_flight.fetch_sub(written, Ordering::SeqCst);
+        if shard.progress.waiting.load(Ordering::SeqCst) {
             // Under the lock: the waiter is between its last look at
             // `in_flight` and its wait, or already waiting.
-            let _held = locked(&shard.written.lock);
-            shard.written.told.notify_all();
+            let _held = locked(&shard.progress.lock);
+            shard.progress.told.notify_all();
         }
         if !done.is_empty() {
             let was_empty = {
@@ -406,7 +408,7 @@ fn do_job(
 pub struct Writers {
     shards: Vec<Arc<Shard>>,
     in_flight: Arc<AtomicUsize>,
-    written: Arc<Written>,
+    progress: Arc<Progress>,
 }
 
 impl Writers {
@@ -415,7 +417,7 @@ impl Writers {
     pub fn new(reports: Reports, spawn: Spawn) -> Self {
         let count = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
         let in_flight = Arc::new(AtomicUsize::new(0));
-        let written = Arc::new(Written::default());
+        let progress = Arc::new(Progress::default());
         Writers {
             shards: (0..count)
                 .map(|_| {
@@ -425,12 +427,12 @@ impl Writers {
                         reports: reports.clone(),
                         spawn,
                         in_flight: in_flight.clone(),
-                        written: written.clone(),
+                        progress: progress.clone(),
                     })
                 })
                 .collect(),
             in_flight,
-            written,
+            progress,
         }
     }
 
@@ -442,10 +444,10 @@ impl Writers {
             return true;
         }
         let deadline = Instant::now() + longest;
-        self.written.waiting.store(true, Ordering::SeqCst);
-        let mut held = locked(&self.written.lock);
+        self.progress.waiting.store(true, Ordering::SeqCst);
+        let mut held = locked(&self.progress.lock);
         let caught_up = loop {
-            if self.in_flight() <= bytes {
+            if self.in_flight.load(Ordering::SeqCst) <= bytes {
                 break true;
             }
             let left = deadline.saturating_duration_since(Instant::now());
@@ -453,13 +455,13 @@ impl Writers {
                 break false;
             }
             held = self
-                .written
+                .progress
                 .told
                 .wait_timeout(held, left)
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
                 .0;
         };
-        self.written.waiting.store(false, Ordering::SeqCst);
+        self.progress.waiting.store(false, Ordering::SeqCst);
         caught_up
     }
 
