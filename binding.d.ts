@@ -136,10 +136,13 @@ export declare class StreamPage {
 /**
  * What an adopted connection tells its owner: the client left (`gone`),
  * or the connection is closed (then never again of that `id`), `clean`
- * if its stream ended it with everything written.
+ * if its stream ended it with everything written. `slot`: the stream it
+ * was adopted for (which JavaScript finds it through while that stream
+ * lives).
  */
 export interface AdoptionEvent {
   id: number
+  slot: number
   gone: boolean
   clean: boolean
 }

@@ -62,10 +62,13 @@ pub fn set_direct_wakeup(owner: u32, on_writable: Function<u32, ()>) -> Result<(
 
 /// What an adopted connection tells its owner: the client left (`gone`),
 /// or the connection is closed (then never again of that `id`), `clean`
-/// if its stream ended it with everything written.
+/// if its stream ended it with everything written. `slot`: the stream it
+/// was adopted for (which JavaScript finds it through while that stream
+/// lives).
 #[napi(object)]
 pub struct AdoptionEvent {
     pub id: u32,
+    pub slot: u32,
     pub gone: bool,
     pub clean: bool,
 }
@@ -79,11 +82,21 @@ pub fn set_adoption_events(owner: u32, on_event: Function<AdoptionEvent, ()>) ->
         direct.set_adoption_events(
             owner,
             Arc::new(move |event| {
-                let (id, gone, clean) = match event {
-                    Adoption::Gone(id) => (id, true, false),
-                    Adoption::Finished { id, clean } => (id, false, clean),
+                let event = match event {
+                    Adoption::Gone { id, slot } => AdoptionEvent {
+                        id,
+                        slot,
+                        gone: true,
+                        clean: false,
+                    },
+                    Adoption::Finished { id, slot, clean } => AdoptionEvent {
+                        id,
+                        slot,
+                        gone: false,
+                        clean,
+                    },
                 };
-                call(&on_event, AdoptionEvent { id, gone, clean });
+                call(&on_event, event);
             }),
         )
     });

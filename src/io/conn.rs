@@ -137,7 +137,7 @@ const KEPT_CAPACITY: usize = 4096;
 /// An adopted connection, shared by its stream (on the JavaScript thread),
 /// the tasks that write to it and the watcher.
 pub struct Conn {
-    fd: Arc<OwnedFd>,
+    fd: OwnedFd,
     slot: Slot,
     id: u32,
     out: std::sync::Mutex<Outgoing>,
@@ -200,7 +200,7 @@ impl Conn {
     /// A connection on our descriptor `fd`, holding `pending` (what a
     /// write left of the stream's bytes: it is blocked until writable,
     /// then).
-    pub fn new(fd: Arc<OwnedFd>, slot: Slot, id: u32, pending: Vec<u8>, inbox: Arc<Inbox>) -> Self {
+    pub fn new(fd: OwnedFd, slot: Slot, id: u32, pending: Vec<u8>, inbox: Arc<Inbox>) -> Self {
         let blocked = !pending.is_empty();
         let received = pending.len() as u64;
         Conn {
@@ -218,7 +218,7 @@ impl Conn {
         }
     }
 
-    pub fn fd(&self) -> &Arc<OwnedFd> {
+    pub fn fd(&self) -> &OwnedFd {
         &self.fd
     }
 
@@ -390,7 +390,7 @@ mod writes {
         let poll = mio::Poll::new().unwrap();
         let waker = mio::Waker::new(poll.registry(), mio::Token(0)).unwrap();
         let inbox = Arc::new(super::Inbox::new(waker));
-        let conn = Conn::new(Arc::new(ours.into()), 0, 0, Vec::new(), inbox);
+        let conn = Conn::new(ours.into(), 0, 0, Vec::new(), inbox);
         let piece = |n: u8| vec![n; 4_000_000];
         let (a, b, c) = (piece(1), piece(2), piece(3));
         conn.append(b"held first;");

@@ -669,16 +669,41 @@ impl Direct {
                 tell
             }
         };
-        let id = self.next_adoption;
-        self.next_adoption = self.next_adoption.wrapping_add(1);
         if let Some(task) = socket.waiting.take() {
             task.abort();
         }
+        let pending = std::mem::take(&mut socket.pending);
+        let stall = socket.stall;
+        let shared = socket.fd.clone();
+        // The attached socket goes (its waiting task aborted above).
+        self.sockets.remove(&slot);
+        // The connection holds the descriptor itself (not shared: one
+        // allocation fewer per idle connection). A waiting task, aborted
+        // just now, may not have let go of its share yet: the connection
+        // then gets a duplicate of it; failing that, it is not adopted, and
+        // the socket stays attached as it was.
+        let fd = match Arc::try_unwrap(shared) {
+            Ok(fd) => fd,
+            Err(shared) => match shared.try_clone() {
+                Ok(fd) => fd,
+                Err(_) => {
+                    let socket = Attached {
+                        fd: shared,
+                        owner,
+                        pending,
+                        waiting: None,
+                        stall,
+                    };
+                    self.sockets.insert(slot, DirectSocket::Attached(socket));
+                    return None;
+                }
+            },
+        };
+        let id = self.next_adoption;
+        self.next_adoption = self.next_adoption.wrapping_add(1);
         // The watcher counts it out when the connection is closed.
         self.adopted
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let pending = std::mem::take(&mut socket.pending);
-        let (fd, stall) = (socket.fd.clone(), socket.stall);
         let handed = pending.len() as u64;
         let waits = !pending.is_empty();
         let shard = self.writers.shard(self.writers.shard_of(id)).clone();

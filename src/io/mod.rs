@@ -23,6 +23,8 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use crate::core::hub::Slot;
+
 // The direct and adopted paths, a chain in which each file uses only
 // those before it: sys (system calls, every `unsafe`) → conn (a
 // connection as its stream, writers and task share it) → writers →
@@ -55,16 +57,18 @@ pub type Task = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 pub type Wakeup = std::sync::Arc<dyn Fn(crate::core::hub::Slot) + Send + Sync>;
 
 /// What an adopted connection (src/io/adopted.rs) tells its owner's
-/// JavaScript, by its adoption id.
+/// JavaScript, by its adoption id, and the slot of the stream it was
+/// adopted for (through which JavaScript finds it while that stream lives:
+/// the slot alone may be another stream's by then).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Adoption {
     /// The client left (the end of its side, or an error): the stream is
     /// to end. Said once.
-    Gone(u32),
+    Gone { id: u32, slot: Slot },
     /// The connection is closed and its descriptor released; `clean`: it
     /// was ended by its stream with everything written, the last chunk
     /// included (its response finished). Said once, last.
-    Finished { id: u32, clean: bool },
+    Finished { id: u32, slot: Slot, clean: bool },
 }
 
 /// What the owner is told of its adopted connections; must not block.
