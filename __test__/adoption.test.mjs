@@ -124,6 +124,59 @@ test('adopted: close() and close(true) end the body with its last chunk and clos
   assert.equal(diagnostics().adoptedConnections, 0);
 });
 
+test("adopted: the let-go response still reaches the connection: res.write() follows what is queued, res.end() ends it cleanly, server.closeAllConnections() drops it, and once the stream has ended res.write() reaches nothing", {
+  skip: !linux,
+}, async (t) => {
+  const responses = [];
+  const { app, endpoints } = await adoptingServer(t, {}, { onRequest: (req, res) => responses.push(res) });
+  const clients = [];
+  t.after(() => {
+    for (const c of clients) c.destroy();
+  });
+  // One at a time: endpoints[i], responses[i] and clients[i] are one stream.
+  for (let i = 0; i < 5; i++) {
+    const adoptedBefore = diagnostics().adopted;
+    clients.push(RawClient.connect(app.port));
+    await until(() => diagnostics().adopted === adoptedBefore + 1, 20_000, `stream ${i} adopted`);
+  }
+  const messages = (i) => parseEventStream(clients[i].body).events.filter((e) => e.type === 'message');
+
+  // Written behind the endpoint: after what the endpoint queued, as it is.
+  endpoints[0].send('queued');
+  assert.equal(responses[0].write('data: written behind\n\n'), true);
+  await until(() => messages(0).length === 2, 10_000, 'both events');
+  assert.deepEqual(
+    messages(0).map((e) => e.data),
+    ['queued', 'written behind'],
+  );
+
+  // Ended behind the endpoint: the body ends with its last chunk.
+  endpoints[1].send('before the end');
+  responses[1].end();
+  await until(() => clients[1].closed, 10_000, 'the connection ended behind to close');
+  assert.ok(clients[1].raw.toString('latin1').endsWith('0\r\n\r\n'), 'the body ends with its last chunk');
+  assert.equal(messages(1).at(-1).data, 'before the end');
+  await until(() => endpoints[1].closed, 10_000, 'the endpoint to close');
+  assert.deepEqual(endpoints[1].closes, ['the response was ended by someone else']);
+
+  // The client leaves: from the endpoint's close on (before Rust has
+  // closed the connection), what is written to its response goes nowhere.
+  let writtenAfterEnd;
+  endpoints[2].addEventListener('close', () => {
+    writtenAfterEnd = responses[2].write('data: stray\n\n');
+  });
+  clients[2].destroy();
+  await until(() => writtenAfterEnd !== undefined, 10_000, 'the close listener');
+  assert.equal(writtenAfterEnd, false);
+
+  // The server drops every connection: the adopted ones too.
+  app.server.closeAllConnections();
+  await until(() => clients[3].closed && clients[4].closed, 10_000, 'the adopted connections to be dropped');
+  await until(() => endpoints[3].closed && endpoints[4].closed, 10_000, 'their endpoints to close');
+  await until(() => diagnostics().adoptedConnections === 0, 10_000, 'every adopted connection closed');
+  for (const i of [0, 3, 4]) assert.ok(!clients[i].body.includes('stray'));
+});
+
 test('adopted: a broadcast reaches every client once and in order; awaited sends to a slow reader resolve as it reads', {
   skip: !linux,
 }, async (t) => {

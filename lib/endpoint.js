@@ -40,6 +40,8 @@ const {
   kCutOff,
   kOnDrain,
   kOnGone,
+  kAdopted,
+  kTransport,
   kDispatchOwn,
   nextSequence,
 } = require('./internal.js');
@@ -49,9 +51,6 @@ const RESOLVED = Promise.resolve();
 const { SEND_OVERFLOW, SEND_TOO_LARGE, SEND_STALE } = native;
 const noop = () => {};
 const SEND_NAMES = { data: 'data', event: 'event', id: 'eventId' };
-
-/** The open endpoints of this copy of the module, for closeAll(). */
-const open = new Set();
 
 // The last frame this copy of the module sent, by value. Looping one event
 // over many endpoints is the common way to fan out; when the next send is
@@ -110,6 +109,36 @@ function isHttp1(request, response) {
   return response !== null && !(request.httpVersionMajor >= 2);
 }
 
+/** What few endpoints need, on an object of its own made when first
+ * needed: a web `Response`, the reason the stream ended, whether close()
+ * ended it (for metrics), the settlers of the send() calls waiting for its
+ * buffer to go down, and the controller behind `signal`. */
+class Extra {
+  webResponse = null;
+  closeReason = '';
+  closingByServer = false;
+  waiters = null;
+  aborter = null;
+}
+
+/** The settings an endpoint reads after it opens, shared by endpoints
+ * that have the same (nearly all have the defaults): each holds one
+ * reference instead of four numbers. At most SETTINGS_KEPT are shared;
+ * past that, each endpoint gets its own. */
+const NO_SETTINGS = Object.freeze({ highWaterMark: 0, maxBufferedBytes: 0, keepAlive: 0, closeTimeout: 0 });
+const SETTINGS_KEPT = 64;
+const sharedSettings = new Map();
+
+function settingsOf({ highWaterMark, maxBufferedBytes, keepAlive, closeTimeout }) {
+  const key = `${highWaterMark} ${maxBufferedBytes} ${keepAlive} ${closeTimeout}`;
+  let settings = sharedSettings.get(key);
+  if (settings === undefined) {
+    settings = Object.freeze({ highWaterMark, maxBufferedBytes, keepAlive, closeTimeout });
+    if (sharedSettings.size < SETTINGS_KEPT) sharedSettings.set(key, settings);
+  }
+  return settings;
+}
+
 /**
  * A Server-Sent Events stream to one client, with the API of
  * `EventEndpoint` from `@ayonli/jsext/sse`. Frames are validated, encoded
@@ -118,10 +147,8 @@ function isHttp1(request, response) {
  */
 class EventEndpoint extends LazyEventTarget {
   #transport = null;
-  #webResponse = null;
   #slot = -1;
   #closed = false;
-  #closeReason = '';
   #lastEventId = '';
   /** When #lastEventId was set, to compare with the channels' last ids. */
   #lastEventSequence = 0;
@@ -129,22 +156,23 @@ class EventEndpoint extends LazyEventTarget {
   #lastFromStream = false;
   /** The Last-Event-ID the request carried. */
   #resumeFrom = '';
-  /** The id of the last event this endpoint sent itself (not a channel). */
-  #ownLastId = '';
   /** Who the client is, for jsext's mark (./stop-marks.js). */
   #fingerprint = '';
   /** The channels this endpoint is subscribed to, or null. */
   #channels = null;
-  #highWaterMark = 0;
-  #maxBufferedBytes = 0;
-  #keepAlive = 0;
-  #closeTimeout = 0;
-  /** close() is ending the stream (for metrics). */
-  #closingByServer = false;
-  /** Settlers of the send() calls waiting for the buffer to go down. */
-  #waiters = null;
-  /** Behind `signal`, made when it is first asked for. */
-  #aborter = null;
+  /** The id of the last event this endpoint sent itself (not a channel). */
+  #ownLastId = '';
+  /** Its highWaterMark, maxBufferedBytes, keepAlive and closeTimeout, as
+   * endpoints with the same ones share them (see settingsOf()). */
+  #settings = NO_SETTINGS;
+  /** What few endpoints need, made when first needed (see Extra): an idle
+   * endpoint holds nothing it need not. */
+  #extra = null;
+
+  #more() {
+    this.#extra ??= new Extra();
+    return this.#extra;
+  }
 
   constructor(request, ...args) {
     super();
@@ -174,7 +202,7 @@ class EventEndpoint extends LazyEventTarget {
       ? userHeaders(options.headers)
       : streamHeaders(options.headers, { http1: isHttp1(request, response) });
     if (response === null) {
-      this.#webResponse = new Response(null, { status, headers });
+      this.#more().webResponse = new Response(null, { status, headers });
     } else {
       for (const [name, value] of headers) response.setHeader(name, value);
       response.writeHead(status);
@@ -182,8 +210,9 @@ class EventEndpoint extends LazyEventTarget {
     }
     if (stopped) metrics.refused();
     this.#closed = true;
-    this.#closeReason = stopped ? CloseReason.ToldNotToReconnect : CloseReason.HeadRequest;
-    queueMicrotask(() => this.#dispatchClose(true, this.#closeReason));
+    const reason = stopped ? CloseReason.ToldNotToReconnect : CloseReason.HeadRequest;
+    this.#more().closeReason = reason;
+    queueMicrotask(() => this.#dispatchClose(true, reason));
   }
 
   /** Sends the stream's headers and opens its stream in Rust. */
@@ -195,7 +224,7 @@ class EventEndpoint extends LazyEventTarget {
     if (response === null) {
       this.#transport = new WebTransport(this);
       if (options.adopt) metrics.notAdopted('webResponse');
-      this.#webResponse = new Response(this.#transport.body, { status: 200, headers });
+      this.#more().webResponse = new Response(this.#transport.body, { status: 200, headers });
       // A client that leaves cancels the body; the request's signal says
       // so sooner where that is all it means. (Deno's also aborts on every
       // successful response, and warns that it does: there the body's
@@ -208,9 +237,7 @@ class EventEndpoint extends LazyEventTarget {
       for (const [name, value] of headers) response.setHeader(name, value);
       response.writeHead(200);
     }
-    this.#highWaterMark = options.highWaterMark;
-    this.#closeTimeout = options.closeTimeout;
-    this.#maxBufferedBytes = options.maxBufferedBytes;
+    this.#settings = settingsOf(options);
     const slot = native.openStream({
       owner: outbox.owner,
       retry: options.reconnectionTime,
@@ -221,14 +248,10 @@ class EventEndpoint extends LazyEventTarget {
     // The endpoint is its transport's events and its stream's sink: no
     // closures made per stream (an idle one holds nothing it need not).
     if (response !== null) this.#transport = new NodeTransport(slot, response, this, options);
-    open.add(this);
     metrics.opened();
     outbox.attach(slot, this);
     outbox.schedule();
-    if (options.keepAlive > 0) {
-      this.#keepAlive = options.keepAlive;
-      outbox.retainKeepAlive(options.keepAlive);
-    }
+    if (options.keepAlive > 0) outbox.retainKeepAlive(options.keepAlive);
   }
 
   /** The `Last-Event-ID` the client sent, then the id of the last event
@@ -262,17 +285,18 @@ class EventEndpoint extends LazyEventTarget {
    * error a `send()` then rejects with (`ERR_SSE_CLOSED`, or
    * `ERR_SSE_SLOW_CONSUMER`). For work that should stop with the client. */
   get signal() {
-    if (this.#aborter === null) {
-      this.#aborter = new AbortController();
-      if (this.#closed) this.#aborter.abort(closedError(this.#closeReason));
+    const extra = this.#more();
+    if (extra.aborter === null) {
+      extra.aborter = new AbortController();
+      if (this.#closed) extra.aborter.abort(closedError(extra.closeReason));
     }
-    return this.#aborter.signal;
+    return extra.aborter.signal;
   }
 
   /** The web `Response` to return from a fetch-style handler; `null` when
    * the endpoint was made from a node:http or node:http2 request. */
   get response() {
-    return this.#webResponse;
+    return this.#extra?.webResponse ?? null;
   }
 
   /**
@@ -354,7 +378,7 @@ class EventEndpoint extends LazyEventTarget {
       // queued is dropped, so that the farewell frame goes out next. One
       // that keeps up gets what was sent, then the farewell. (Past its cap a
       // client cannot take even that; it is ended like any other then.)
-      if (native.bufferedAmount(slot) >= this.#highWaterMark) native.takeQueued(slot);
+      if (native.bufferedAmount(slot) >= this.#settings.highWaterMark) native.takeQueued(slot);
       native.sendStop(slot);
       // jsext's mark: the last id this endpoint sent itself, or, if it sent
       // none and never joined a channel, the one its request carried.
@@ -368,11 +392,11 @@ class EventEndpoint extends LazyEventTarget {
     // what is queued).
     transport.reclaim();
     const rest = native.takeQueued(slot);
-    this.#closingByServer = true;
+    this.#more().closingByServer = true;
     this.#end(true, noReconnect ? CloseReason.ClosedNoReconnect : CloseReason.ClosedByServer);
     // A client that does not take the rest within closeTimeout is dropped:
     // every close finishes, and releases its connection.
-    transport.end(rest, this.#closeTimeout);
+    transport.end(rest, this.#settings.closeTimeout);
   }
 
   /**
@@ -382,7 +406,7 @@ class EventEndpoint extends LazyEventTarget {
   #enqueue(event, value, eventId) {
     const data = eventData('data', value);
     const id = checkId('eventId', optionalString('eventId', eventId) || undefined);
-    if (this.#closed) return handled(Promise.reject(closedError(this.#closeReason)));
+    if (this.#closed) return handled(Promise.reject(closedError(this.#extra?.closeReason ?? '')));
     let queued = SEND_STALE;
     if (data === lastData && event === lastEvent && id === lastId) queued = native.sendAgain(this.#slot);
     if (queued === SEND_STALE) {
@@ -404,7 +428,7 @@ class EventEndpoint extends LazyEventTarget {
           ['event', event],
           ['eventId', id],
         ]),
-        this.#maxBufferedBytes,
+        this.#settings.maxBufferedBytes,
       );
     }
     if (queued === SEND_OVERFLOW) {
@@ -419,7 +443,7 @@ class EventEndpoint extends LazyEventTarget {
       this.#setLastEventId(id);
     }
     outbox.schedule();
-    if (queued < this.#highWaterMark) return RESOLVED;
+    if (queued < this.#settings.highWaterMark) return RESOLVED;
     return handled(new Promise((resolve, reject) => this.#wait({ resolve, reject })));
   }
 
@@ -435,6 +459,10 @@ class EventEndpoint extends LazyEventTarget {
 
   get [kSlot]() {
     return this.#slot;
+  }
+
+  get [kTransport]() {
+    return this.#transport;
   }
 
   /** Joined `channel`; `replayedId` is the id of the last frame it replayed. */
@@ -476,11 +504,11 @@ class EventEndpoint extends LazyEventTarget {
   }
 
   [kRoom]() {
-    return this.#closed ? 0 : Math.max(0, this.#maxBufferedBytes - this.bufferedAmount);
+    return this.#closed ? 0 : Math.max(0, this.#settings.maxBufferedBytes - this.bufferedAmount);
   }
 
   [kWhenWritable]() {
-    if (this.#closed || this.bufferedAmount < this.#highWaterMark) return RESOLVED;
+    if (this.#closed || this.bufferedAmount < this.#settings.highWaterMark) return RESOLVED;
     // Settled by the next flush that hands this stream's bytes over, or by
     // the end of the stream (both settle it, neither rejects it here).
     return new Promise((resolve) => this.#wait({ resolve, reject: resolve }));
@@ -498,13 +526,19 @@ class EventEndpoint extends LazyEventTarget {
     this.#end(wasClean, reason);
   }
 
+  /** Rust adopted the connection: its transport is now `transport`. */
+  [kAdopted](transport) {
+    this.#transport = transport;
+  }
+
   /** This stream's share of a flush (../outbox.js): to the transport. */
   [kFlushed](chunk) {
     // A full transport: queue in Rust (up to the cap) until it drains.
     if (!this.#transport.write(chunk)) native.pauseStream(this.#slot);
     // The flush emptied this stream's queue in Rust: waiting sends may go,
     // unless what waits behind a replay still fills it.
-    if (this.#waiters !== null && native.bufferedAmount(this.#slot) < this.#highWaterMark) this.#releaseWaiters();
+    if (this.#extra?.waiters != null && native.bufferedAmount(this.#slot) < this.#settings.highWaterMark)
+      this.#releaseWaiters();
   }
 
   /** Rust wrote all this stream's bytes to its socket. */
@@ -527,15 +561,16 @@ class EventEndpoint extends LazyEventTarget {
    * flush that hands this stream's bytes over (or, when Rust writes them
    * to the socket itself, once they have all been written). */
   #wait(waiter) {
-    this.#waiters ??= [];
-    this.#waiters.push(waiter);
+    const extra = this.#more();
+    extra.waiters ??= [];
+    extra.waiters.push(waiter);
     native.watchDrain(this.#slot);
   }
 
   #releaseWaiters() {
-    const waiters = this.#waiters;
+    const waiters = this.#extra?.waiters ?? null;
     if (waiters !== null) {
-      this.#waiters = null;
+      this.#extra.waiters = null;
       for (const waiter of waiters) waiter.resolve();
     }
   }
@@ -557,19 +592,20 @@ class EventEndpoint extends LazyEventTarget {
       this.#channels = null;
     }
     this.#closed = true;
-    this.#closeReason = reason;
-    open.delete(this);
-    metrics.closed(this.#closingByServer, wasClean, reason);
+    const extra = this.#more();
+    extra.closeReason = reason;
+    metrics.closed(extra.closingByServer, wasClean, reason);
     native.releaseStream(this.#slot);
     outbox.detach(this.#slot);
     this.#slot = -1;
-    if (this.#keepAlive > 0) outbox.releaseKeepAlive(this.#keepAlive);
-    const waiters = this.#waiters;
+    const { keepAlive } = this.#settings;
+    if (keepAlive > 0) outbox.releaseKeepAlive(keepAlive);
+    const waiters = extra.waiters;
     if (waiters !== null) {
-      this.#waiters = null;
+      extra.waiters = null;
       for (const waiter of waiters) waiter.reject(closedError(reason));
     }
-    this.#aborter?.abort(closedError(reason));
+    extra.aborter?.abort(closedError(reason));
     queueMicrotask(() => this.#dispatchClose(wasClean, reason));
   }
 
@@ -597,7 +633,8 @@ async function closeAll(options = undefined) {
   const reconnectWindow = count('options.reconnectWindow', options.reconnectWindow, 0);
   const timeout = count('options.timeout', options.timeout, native.DEFAULT_CLOSE_TIMEOUT_MS);
   const noReconnect = Boolean(options.noReconnect);
-  const endpoints = [...open];
+  // The open endpoints of this copy of the module: the outbox's sinks.
+  const endpoints = outbox.attached();
   const finished = endpoints.map((endpoint) => endpoint[kShutdown](noReconnect, reconnectWindow));
   let timer;
   const late = new Promise((resolve) => (timer = setTimeout(resolve, timeout, 'late')));

@@ -5,6 +5,8 @@
 
 module.exports = {
   /** endpoint[kSlot]: its stream's slot in Rust, or -1 once closed. */
+  /** endpoint[kTransport]: its transport (./transports/contract.js). */
+  kTransport: Symbol('transport'),
   kSlot: Symbol('slot'),
   /** endpoint[kJoin](channel, replayedLastId, fromStream): the endpoint
    * joined a channel (`fromStream`: a Redis-backed one). */
@@ -48,6 +50,9 @@ module.exports = {
   kOnDrain: Symbol('onDrain'),
   /** events[kOnGone](wasClean, reason): the client or connection went. */
   kOnGone: Symbol('onGone'),
+  /** events[kAdopted](transport): Rust adopted the connection; `transport`
+   * (an AdoptedTransport) takes the place of the one that adopted it. */
+  kAdopted: Symbol('adopted'),
   // An adopted connection's sink in the outbox, its transport:
   /** sink[kGone](): the client left. */
   kGone: Symbol('gone'),

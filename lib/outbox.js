@@ -10,7 +10,7 @@
 // One call brings back the bytes of every stream with bytes waiting.
 
 const native = require('./native.js');
-const { kFlushed, kDrained, kFailed, kCutOff, kGone, kFinished } = require('./internal.js');
+const { kFlushed, kDrained, kFailed, kCutOff, kGone, kFinished, kTransport } = require('./internal.js');
 
 // This copy of the module's identity in Rust. A module registry reset (test
 // runners, dev servers) loads a second copy on the same thread, sharing the
@@ -46,24 +46,42 @@ native.setDirectWakeup(owner, (slot) => {
   schedule();
 });
 
-/** adoption id → what is told of the adopted connection (its transport):
- * `kGone` (the client left) and `kFinished` (the connection is closed). */
-const adoptions = new Map();
+/** Adopted connections whose stream has ended, until they are closed:
+ * adoption id → transport. While its stream lives, a connection is found
+ * through the stream's endpoint (`sinks[slot][kTransport]`): an idle
+ * connection is in no table of its own. */
+const finishing = new Map();
 
-native.setAdoptionEvents(owner, ({ id, gone, clean }) => {
-  const sink = adoptions.get(id);
-  if (sink === undefined) return;
-  if (gone) sink[kGone]();
+/** The adopted connection `id` of the stream at `slot`, if it is not
+ * closed yet: an object told `kGone` (the client left) and `kFinished`
+ * (the connection is closed). */
+function adoptedAt(id, slot) {
+  const transport = finishing.get(id) ?? sinks[slot]?.[kTransport];
+  return transport?.adoptionId === id ? transport : undefined;
+}
+
+native.setAdoptionEvents(owner, ({ id, slot, gone, clean }) => {
+  const transport = adoptedAt(id, slot);
+  if (transport === undefined) return;
+  if (gone) transport[kGone]();
   else {
-    adoptions.delete(id);
+    finishing.delete(id);
     native.releaseAdopted(id);
-    sink[kFinished](clean);
+    transport[kFinished](clean);
   }
 });
 
-/** Routes an adopted connection's events to `sink` until it is finished. */
-function adopted(id, sink) {
-  adoptions.set(id, sink);
+/** The adopted connection `id`'s stream has ended (`transport` is its),
+ * and it is finishing: found here until it is closed. */
+function adoptedFinishing(id, transport) {
+  finishing.set(id, transport);
+}
+
+/** The adopted connections not yet closed of `server` (see
+ * ./transports/adoption.js), for its closeAllConnections(). */
+function adoptedOf(server) {
+  const live = attached().map((sink) => sink[kTransport]);
+  return [...live, ...finishing.values()].filter((transport) => transport?.isOf?.(server));
 }
 
 /** Makes sure a flush runs at the end of this turn. */
@@ -81,6 +99,12 @@ function attach(slot, sink) {
 
 function detach(slot) {
   sinks[slot] = undefined;
+}
+
+/** The streams attached now (every open endpoint of this copy of the
+ * module), for closeAll(). */
+function attached() {
+  return sinks.filter((sink) => sink !== undefined);
 }
 
 // Keep-alive: one timer in Rust (a tokio task) for all streams, started with
@@ -127,4 +151,14 @@ function releaseKeepAlive(ms) {
   }
 }
 
-module.exports = { owner, schedule, attach, detach, adopted, retainKeepAlive, releaseKeepAlive };
+module.exports = {
+  owner,
+  schedule,
+  attach,
+  detach,
+  attached,
+  adoptedFinishing,
+  adoptedOf,
+  retainKeepAlive,
+  releaseKeepAlive,
+};

@@ -2,6 +2,7 @@
 
 const { EventEmitter } = require('node:events');
 const codes = require('../codes.js');
+const outbox = require('../outbox.js');
 
 // Adoption (the default; `adopt: false` turns it off): Node lets go of a
 // connection whose bytes Rust writes already (src/io/direct.rs), and Rust
@@ -248,80 +249,69 @@ function letGo(response, ours) {
   return later;
 }
 
-/** The link to the transport of an adopted connection, on its let-go
- * response and socket. */
+/** The transport of an adopted connection, on its let-go response and
+ * socket (see standIn()). */
 const kAdoptedBy = Symbol('native-sse adopted by');
 
-/** The server's adopted connections (transports), for its
- * closeAllConnections(). */
-const kAdoptedOf = Symbol('native-sse adopted connections');
+/** Marks a server whose closeAllConnections() drops its adopted
+ * connections too. */
+const kDropsAdopted = Symbol('native-sse drops adopted connections');
 
 // What the application calls to end a stream behind the endpoint still
 // ends it once its connection is adopted: destroy() drops the connection
 // (with the error, if one is given), end() ends it cleanly, and what
-// write() is given goes into the body after what is queued.
+// write() is given goes into the body after what is queued. Each does
+// nothing once the connection is closed.
 function destroyAdopted(err) {
-  this[kAdoptedBy]?.transport?.dropAdopted(err);
+  this[kAdoptedBy]?.dropAdopted(err);
   return this;
 }
 
 function writeAdopted(chunk, encoding, callback) {
   if (typeof encoding === 'function') [callback, encoding] = [encoding, undefined];
-  const written = this[kAdoptedBy]?.transport?.writeAdoptedBehind(chunk, encoding) ?? false;
+  const written = this[kAdoptedBy]?.writeAdoptedBehind(chunk, encoding) ?? false;
   if (typeof callback === 'function') process.nextTick(callback, written ? null : new Error('not written'));
   return written;
 }
 
 function endAdopted(...args) {
   const callback = args.findLast((arg) => typeof arg === 'function');
-  this[kAdoptedBy]?.transport?.endAdoptedBehind();
+  this[kAdoptedBy]?.endAdoptedBehind();
   if (callback !== undefined) process.nextTick(callback);
   return this;
 }
 
-/** The set of `server`'s adopted connections, made with the first (when
- * its closeAllConnections() is made to drop them too); null if it has no
- * such method. Not inside standIn(): a function made there would keep
- * standIn's first transport alive with the server. */
-function adoptedOf(server) {
+/** `server`, if it has a closeAllConnections() (made, with its first
+ * adopted connection, to drop those too: they are found among this copy
+ * of the module's adopted connections, ../outbox.js), else null. */
+function serverOf(socket) {
+  const server = socket.server;
   if (server == null || typeof server.closeAllConnections !== 'function') return null;
-  let adopted = server[kAdoptedOf];
-  if (adopted === undefined) {
-    adopted = server[kAdoptedOf] = new Set();
+  if (server[kDropsAdopted] === undefined) {
+    server[kDropsAdopted] = true;
     const closeAllConnections = server.closeAllConnections;
     server.closeAllConnections = function (...args) {
-      for (const each of adopted) each.dropAdopted();
+      for (const transport of outbox.adoptedOf(server)) transport.dropAdopted();
       return closeAllConnections.apply(this, args);
     };
   }
-  return adopted;
+  return server;
 }
 
 /** Makes `destroy()`, `end()` and `write()` of the let-go response and
- * socket reach the adopted stream of `transport`, and the server's
- * closeAllConnections() drop it, until forgetAdopted() is given the link
- * returned (the connection is closed). Not the request's: Node destroys it as the
- * socket closes. The response's and socket's are replaced once Node's own
- * handling of the socket's close is done, as it follows letGo(). They
- * reach the transport through a link that is cut then; nothing made here
- * holds the response or the socket past that close (each function is made
- * in a scope of its own: V8 gives the closures of one scope one context).
- */
+ * socket reach `transport` (an AdoptedTransport) until it is closed. Not the
+ * request's: Node destroys it as the socket closes. The response's and
+ * socket's are replaced once Node's own handling of the socket's close is
+ * done, as it follows letGo(). The transport holds neither the response nor
+ * the socket: an application that keeps them keeps the transport, not the
+ * other way round. */
 function standIn(response, socket, transport) {
-  const adopted = adoptedOf(socket.server);
-  const link = { transport, adopted };
-  replaceOnClose(response, socket, link);
-  adopted?.add(transport);
-  return link;
-}
-
-function replaceOnClose(response, socket, link) {
   // EventEmitter's own on (the socket's is the keeper's, letGo(), and
   // EventEmitter's once calls it): the socket closes once.
   on.call(socket, 'close', () => {
-    if (link.transport === null) return;
+    if (!transport.reachable) return;
     for (const target of [response, socket]) {
-      target[kAdoptedBy] = link;
+      target[kAdoptedBy] = transport;
       target.destroy = destroyAdopted;
       target.end = endAdopted;
       target.write = writeAdopted;
@@ -329,10 +319,4 @@ function replaceOnClose(response, socket, link) {
   });
 }
 
-/** Undoes standIn(): the stand-ins reach nothing any more. */
-function forgetAdopted(link) {
-  link.adopted?.delete(link.transport);
-  link.transport = null;
-}
-
-module.exports = { whyNotAdoptable, pipelinedAfter, letGo, standIn, forgetAdopted };
+module.exports = { whyNotAdoptable, pipelinedAfter, letGo, serverOf, standIn };

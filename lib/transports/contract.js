@@ -1,13 +1,18 @@
 'use strict';
 
 // The transports: what carries an endpoint's bytes to its client. This file
-// is their contract, written down; node.js and web.js are the two that keep
-// it.
+// is their contract, written down; node.js, adopted.js and web.js are the
+// three that keep it.
+
+const codes = require('../codes.js');
 
 /**
  * The contract between an endpoint and the thing that carries its bytes to
- * the client: a node:http or node:http2 response (`NodeTransport`), or the
- * body of a web `Response` (`WebTransport`). An endpoint knows its transport
+ * the client: a node:http or node:http2 response (`NodeTransport`), the
+ * connection of one that Rust has adopted (`AdoptedTransport`, which takes
+ * the place of the `NodeTransport` that adopted it: the endpoint is told by
+ * `[kAdopted](transport)`), or the body of a web `Response`
+ * (`WebTransport`). An endpoint knows its transport
  * only through these members and events.
  *
  * Members:
@@ -85,4 +90,18 @@ function ownShare(chunk) {
   return flush > PIN_LIMIT && chunk.byteLength * 2 < flush ? Buffer.from(chunk) : chunk;
 }
 
-module.exports = { ownShare };
+let warnedEndedBehind = false;
+
+/** Says once per process what ends a response behind an endpoint. */
+function warnEndedBehind() {
+  if (warnedEndedBehind) return;
+  warnedEndedBehind = true;
+  process.emitWarning("An EventEndpoint's response was ended by someone else, so the event stream ended with it", {
+    type: 'NativeSseWarning',
+    code: codes.EndedBehind,
+    detail:
+      'A framework may end the response after the handler returns: with Koa, set ctx.respond = false before creating the endpoint.',
+  });
+}
+
+module.exports = { ownShare, warnEndedBehind };

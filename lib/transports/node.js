@@ -5,14 +5,13 @@
 
 const { ServerResponse } = require('node:http');
 const native = require('../native.js');
-const codes = require('../codes.js');
 const { CloseReason } = require('../close-reasons.js');
 const { MAX_U32 } = require('../options.js');
 const { IS_DENO } = require('../runtime.js');
-const { ownShare } = require('./contract.js');
-const { whyNotAdoptable, pipelinedAfter, letGo, standIn, forgetAdopted } = require('./adoption.js');
-const { kOnDrain, kOnGone, kGone, kFinished } = require('../internal.js');
-const outbox = require('../outbox.js');
+const { ownShare, warnEndedBehind } = require('./contract.js');
+const { whyNotAdoptable, pipelinedAfter, letGo, serverOf, standIn } = require('./adoption.js');
+const { AdoptedTransport } = require('./adopted.js');
+const { kOnDrain, kOnGone, kAdopted } = require('../internal.js');
 const metrics = require('../diagnostics/metrics.js');
 
 /**
@@ -70,20 +69,6 @@ function whyThroughResponse(response) {
   return 'notChunked';
 }
 
-let warnedEndedBehind = false;
-
-/** Says once per process what ends a response behind an endpoint. */
-function warnEndedBehind() {
-  if (warnedEndedBehind) return;
-  warnedEndedBehind = true;
-  process.emitWarning("An EventEndpoint's response was ended by someone else, so the event stream ended with it", {
-    type: 'NativeSseWarning',
-    code: codes.EndedBehind,
-    detail:
-      'A framework may end the response after the handler returns: with Koa, set ctx.respond = false before creating the endpoint.',
-  });
-}
-
 /** `NATIVE_SSE_DIRECT=0` keeps every stream on the JavaScript path: for
  * comparing the two, or as a way out should the direct one misbehave. */
 const DIRECT_WRITES = process.env.NATIVE_SSE_DIRECT !== '0';
@@ -109,13 +94,6 @@ class NodeTransport {
    * an adopted one may take (closeTimeout). */
   #adopt;
   #closeTimeout;
-  /** Once adopted: the connection's adoption id; -1 before. */
-  #adoptedId = -1;
-  /** Once adopted: the listeners for its end, called when the connection
-   * really closes (a Later, ./adoption.js; null before and after), and the
-   * link the let-go response and socket reach this by. */
-  #later = null;
-  #link = null;
   /** The transport's own listeners on the response (not the
    * application's, which adoption keeps for the real close). */
   #ours = new Set();
@@ -278,8 +256,11 @@ class NodeTransport {
   }
 
   /** Rust takes the connection over, and Node lets go of it (see
-   * ./adoption.js); returns false where it cannot be (nothing changed:
-   * the stream goes on as a direct one), and counts why not. */
+   * ./adoption.js): an `AdoptedTransport` takes this one's place (the
+   * endpoint is told), and nothing of Node's connection is held from then
+   * on (the listeners taken off hold only what the application's do).
+   * Returns false where it cannot be (nothing changed: the stream goes on
+   * as a direct one), and counts why not. */
   #adoptConnection() {
     const response = this.#response;
     const why = whyNotAdoptable(response);
@@ -292,61 +273,24 @@ class NodeTransport {
       metrics.notAdopted('unwatchable');
       return false;
     }
-    this.#adoptedId = id;
-    outbox.adopted(id, this);
     const socket = response.socket;
-    this.#later = letGo(response, this.#ours);
-    this.#link = standIn(response, socket, this);
-    // Nothing of Node's connection is held from here on (the listeners
-    // taken off hold only what the application's do).
+    const later = letGo(response, this.#ours);
+    const finished = this.#finished === null ? null : [this.#finished, this.#resolveFinished];
+    const adopted = new AdoptedTransport(
+      this.#slot,
+      this.#events,
+      id,
+      this.#closeTimeout,
+      later,
+      serverOf(socket),
+      finished,
+    );
+    standIn(response, socket, adopted);
     this.#ours = null;
     this.#response = null;
+    this.#events[kAdopted](adopted);
     metrics.adopted();
     return true;
-  }
-
-  /** The adopted connection's client left (../outbox.js). */
-  [kGone]() {
-    this.#events[kOnGone](true, CloseReason.ClientDisconnected);
-  }
-
-  /** The adopted connection is closed: its descriptor too. */
-  [kFinished](clean) {
-    if (this.#link !== null) forgetAdopted(this.#link);
-    this.#link = null;
-    this.#markFinished();
-    const later = this.#later;
-    this.#later = null;
-    // `clean`: the stream ended it with everything written, so its
-    // response finished; otherwise (the client left, a reset) it did not.
-    if (later !== null) later.tell(clean);
-  }
-
-  /** An adopted stream's response, socket or request was destroyed (or
-   * its server closed every connection): the connection is dropped. */
-  dropAdopted(err) {
-    if (err != null) this.#events[kOnGone](false, err?.message || String(err));
-    else this.#events[kOnGone](true, CloseReason.ClientDisconnected);
-    this.destroy();
-  }
-
-  /** Bytes written to an adopted stream's response behind the endpoint:
-   * they follow what is queued, as they are. Returns whether they were. */
-  writeAdoptedBehind(chunk, encoding) {
-    if (this.#sink !== RUST) return false;
-    const bytes = typeof chunk === 'string' ? Buffer.from(chunk, encoding) : Buffer.from(chunk);
-    if (!native.sendWrittenBehind(this.#slot, bytes)) return false;
-    outbox.schedule();
-    return true;
-  }
-
-  /** An adopted stream's response (or socket) was ended behind the
-   * endpoint: the connection ends cleanly, after what is queued. */
-  endAdoptedBehind() {
-    if (this.#sink !== RUST) return;
-    this.reclaim();
-    warnEndedBehind();
-    this.#events[kOnGone](true, CloseReason.EndedBehind);
   }
 
   /** What the response held when last told to Rust (which counts it
@@ -365,7 +309,6 @@ class NodeTransport {
   /** Bytes the response holds that the socket has not taken yet, beyond
    * what Rust was last told (Rust's own count has the rest). */
   get buffered() {
-    if (this.#adoptedId >= 0) return 0; // Rust's own count has it all
     return Math.max(0, (this.#response.writableLength ?? 0) - this.#reported);
   }
 
@@ -409,13 +352,6 @@ class NodeTransport {
    * framed and could not write yet goes to the socket first, as it is. */
   reclaim() {
     if (this.#sink !== RUST) return;
-    if (this.#adoptedId >= 0) {
-      // Nothing to give back: Rust ends the connection itself, with what
-      // is queued and the response's last chunk, within closeTimeout.
-      this.#sink = null;
-      native.endAdopted(this.#slot, this.#closeTimeout);
-      return;
-    }
     const response = this.#response;
     this.#unguard?.();
     this.#unguard = null;
@@ -433,8 +369,7 @@ class NodeTransport {
     const response = this.#response;
     this.#ending = true;
     this.reclaim();
-    if (response === null) return; // adopted: Rust ends it (see reclaim)
-    if (response.destroyed || response.writableEnded) return;
+    if (response === null || response.destroyed || response.writableEnded) return;
     if (rest !== null) response.write(rest);
     response.end();
     if (!response.destroyed && !response.writableFinished) {
@@ -450,12 +385,7 @@ class NodeTransport {
    * backlog. */
   destroy() {
     const response = this.#response;
-    if (response === null) {
-      // Adopted: one that is finishing is reset now; releasing the stream
-      // resets the others (src/io/adopted.rs).
-      if (this.#adoptedId >= 0) native.releaseAdopted(this.#adoptedId);
-      return;
-    }
+    if (response === null) return; // adopted: its AdoptedTransport's now
     if (!response.destroyed && response instanceof ServerResponse) {
       const socket = response.socket;
       if (socket != null && !socket.encrypted && socket._httpMessage === response) {

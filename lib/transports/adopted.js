@@ -1,0 +1,178 @@
+'use strict';
+
+// The transport of a connection Rust has adopted (see ./adoption.js and
+// src/io/adopted.rs): Node's socket, request and response are let go of,
+// and Rust writes to the connection, watches it and ends it. What is left
+// here is what the endpoint and the application still reach it by.
+
+const native = require('../native.js');
+const { CloseReason } = require('../close-reasons.js');
+const { kOnGone, kGone, kFinished } = require('../internal.js');
+const { warnEndedBehind } = require('./contract.js');
+const outbox = require('../outbox.js');
+
+const FINISHED = Promise.resolve();
+
+/** Where an adopted connection is. */
+const LIVE = 0;
+/** Told to end (cleanly, after what is queued) or dropped. */
+const ENDING = 1;
+/** Closed, its descriptor too. */
+const CLOSED = 2;
+
+/**
+ * A transport (see ./contract.js) over an adopted connection. It takes the
+ * place of the `NodeTransport` that adopted it, and holds only what an
+ * idle connection needs: a few numbers, the endpoint, and the listeners
+ * for the connection's end (a `Later`, ./adoption.js), which it tells when
+ * Rust closes the connection.
+ */
+class AdoptedTransport {
+  #slot;
+  /** The endpoint (see ./contract.js's events). */
+  #events;
+  #id;
+  #closeTimeout;
+  /** The listeners for the connection's end. */
+  #later;
+  /** The server whose closeAllConnections() drops it, or null (see
+   * ./adoption.js). */
+  #server;
+  #state = LIVE;
+  /** `finished`, once asked for: a promise, and what resolves it until the
+   * connection is closed. */
+  #finished = null;
+  #resolveFinished = null;
+
+  /**
+   * @param {number} slot the stream's slot
+   * @param events the endpoint
+   * @param {number} id the connection's adoption id
+   * @param {number} closeTimeout ms a clean end may take
+   * @param later the listeners for the connection's end
+   * @param server the server whose closeAllConnections() drops it, or null
+   * @param finished the adopting transport's `finished`, if it was asked for
+   */
+  constructor(slot, events, id, closeTimeout, later, server, finished) {
+    this.#slot = slot;
+    this.#events = events;
+    this.#id = id;
+    this.#closeTimeout = closeTimeout;
+    this.#later = later;
+    this.#server = server;
+    if (finished !== null) [this.#finished, this.#resolveFinished] = finished;
+  }
+
+  /** The connection's adoption id (../outbox.js finds it by this). */
+  get adoptionId() {
+    return this.#id;
+  }
+
+  /** The stream is ending: from now on the connection is found by its id
+   * until it is closed (../outbox.js). */
+  #leaveLive() {
+    if (this.#state !== LIVE) return false;
+    this.#state = ENDING;
+    outbox.adoptedFinishing(this.#id, this);
+    return true;
+  }
+
+  /** Flushes hand an adopted stream's bytes to Rust's writers, not here. */
+  write() {
+    return true;
+  }
+
+  /** Rust's own count has all the connection holds. */
+  get buffered() {
+    return 0;
+  }
+
+  get finished() {
+    if (this.#finished === null) {
+      if (this.#state === CLOSED) return FINISHED;
+      this.#finished = new Promise((resolve) => (this.#resolveFinished = resolve));
+    }
+    return this.#finished;
+  }
+
+  /** Nothing to give back: Rust ends the connection itself, with what is
+   * queued and the response's last chunk, within closeTimeout. */
+  reclaim() {
+    if (this.#leaveLive()) native.endAdopted(this.#slot, this.#closeTimeout);
+  }
+
+  end() {
+    this.reclaim();
+  }
+
+  /** Drops the connection: one that is finishing is reset now; releasing
+   * the stream resets the others (src/io/adopted.rs). */
+  destroy() {
+    if (this.#state === CLOSED) return;
+    this.#leaveLive();
+    native.releaseAdopted(this.#id);
+  }
+
+  /** The client left (../outbox.js). */
+  [kGone]() {
+    this.#leaveLive();
+    this.#events[kOnGone](true, CloseReason.ClientDisconnected);
+  }
+
+  /** The connection is closed: its descriptor too. `clean`: the stream
+   * ended it with everything written, so its response finished; otherwise
+   * (the client left, a reset) it did not. */
+  [kFinished](clean) {
+    this.#state = CLOSED;
+    this.#server = null;
+    this.#resolveFinished?.();
+    this.#resolveFinished = null;
+    const later = this.#later;
+    this.#later = null;
+    later?.tell(clean);
+  }
+
+  // What the application reaches the let-go response and socket by (see
+  // ./adoption.js's standIn()).
+
+  /** Whether `server`'s closeAllConnections() drops this connection. */
+  isOf(server) {
+    return this.#server === server;
+  }
+
+  /** Whether the let-go response and socket still reach this connection. */
+  get reachable() {
+    return this.#state !== CLOSED;
+  }
+
+  /** The response, socket or request was destroyed (or the server closed
+   * every connection): the connection is dropped. */
+  dropAdopted(err) {
+    if (this.#state === CLOSED) return;
+    if (err != null) this.#events[kOnGone](false, err?.message || String(err));
+    else this.#events[kOnGone](true, CloseReason.ClientDisconnected);
+    this.destroy();
+  }
+
+  /** Bytes written to the response behind the endpoint: they follow what
+   * is queued, as they are. Returns whether they were: not once the
+   * stream has ended (its slot may be another stream's by then). */
+  writeAdoptedBehind(chunk, encoding) {
+    if (this.#state !== LIVE || this.#events.closed) return false;
+    const bytes = typeof chunk === 'string' ? Buffer.from(chunk, encoding) : Buffer.from(chunk);
+    if (!native.sendWrittenBehind(this.#slot, bytes)) return false;
+    outbox.schedule();
+    return true;
+  }
+
+  /** The response (or socket) was ended behind the endpoint: the
+   * connection ends cleanly, after what is queued. */
+  endAdoptedBehind() {
+    if (this.#state !== LIVE || this.#events.closed) return;
+    this.reclaim();
+    warnEndedBehind();
+    this.#events[kOnGone](true, CloseReason.EndedBehind);
+  }
+}
+
+module.exports = { AdoptedTransport };
