@@ -124,11 +124,11 @@ test('adopted: close() and close(true) end the body with its last chunk and clos
   assert.equal(diagnostics().adoptedConnections, 0);
 });
 
-test("adopted: the let-go response still reaches the connection: res.write() follows what is queued, res.end() ends it cleanly, server.closeAllConnections() drops it, and once the stream has ended res.write() reaches nothing", {
+test('adopted: the let-go response still reaches the connection: res.write() follows what is queued, res.end() ends it cleanly, server.closeAllConnections() drops it, and once the stream has ended res.write() reaches nothing', {
   skip: !linux,
 }, async (t) => {
   const responses = [];
-  const { app, endpoints } = await adoptingServer(t, {}, { onRequest: (req, res) => responses.push(res) });
+  const { app, endpoints } = await adoptingServer(t, {}, { onRequest: (_req, res) => responses.push(res) });
   const clients = [];
   t.after(() => {
     for (const c of clients) c.destroy();
