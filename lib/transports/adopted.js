@@ -156,9 +156,11 @@ class AdoptedTransport {
 
   /** Bytes written to the response behind the endpoint: they follow what
    * is queued, as they are. Returns whether they were: not once the
-   * stream has ended (its slot may be another stream's by then). */
+   * stream has ended (its slot may be another stream's by then; every
+   * ending of the stream goes through this transport, which leaves LIVE
+   * before the endpoint says it closed). */
   writeAdoptedBehind(chunk, encoding) {
-    if (this.#state !== LIVE || this.#events.closed) return false;
+    if (this.#state !== LIVE) return false;
     const bytes = typeof chunk === 'string' ? Buffer.from(chunk, encoding) : Buffer.from(chunk);
     if (!native.sendWrittenBehind(this.#slot, bytes)) return false;
     outbox.schedule();
@@ -168,7 +170,7 @@ class AdoptedTransport {
   /** The response (or socket) was ended behind the endpoint: the
    * connection ends cleanly, after what is queued. */
   endAdoptedBehind() {
-    if (this.#state !== LIVE || this.#events.closed) return;
+    if (this.#state !== LIVE) return;
     this.reclaim();
     warnEndedBehind();
     this.#events[kOnGone](true, CloseReason.EndedBehind);

@@ -227,11 +227,9 @@ struct Table {
 }
 
 impl Table {
+    /// Adds connection `id`: ids only grow, so it is not there yet.
     fn insert(&mut self, id: u32, watched: Watched) {
-        if let Some(old) = self.places.get(&id) {
-            self.slab[*old as usize] = Some(watched);
-            return;
-        }
+        debug_assert!(!self.places.contains_key(&id));
         let place = match self.free.pop() {
             Some(place) => {
                 self.slab[place as usize] = Some(watched);
