@@ -53,8 +53,18 @@ async function firstLine(child) {
     throw new Error(`the app exited (${signal ?? code}) before printing its URL`);
   });
   ended.catch(() => {});
-  const [line] = await Promise.race([once(child.stdout, 'data'), ended]);
-  return line;
+  // A bound, so that an app that never starts fails its test by name rather
+  // than the whole file by the runner's timeout.
+  let timer;
+  const late = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error('the app printed no URL in 60 s')), 60_000);
+  });
+  try {
+    const [line] = await Promise.race([once(child.stdout, 'data'), ended, late]);
+    return line;
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 export async function freePort() {
@@ -63,6 +73,29 @@ export async function freePort() {
   const { port } = server.address();
   await new Promise((resolve) => server.close(resolve));
   return port;
+}
+
+/** Whether `port` of 127.0.0.1 can be listened on now. */
+async function bindable(port) {
+  const server = net.createServer();
+  const ok = await new Promise((resolve) => {
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => resolve(true));
+  });
+  if (ok) await new Promise((resolve) => server.close(resolve));
+  return ok;
+}
+
+/**
+ * A free port for a cluster node: a node also listens on its port + 10,000
+ * (the cluster bus), so the port is at most 55,535 and that one free too
+ * (the kernel's free ports reach 60,999, where redis-server refuses to start).
+ */
+export async function freeClusterPort() {
+  for (;;) {
+    const port = await freePort();
+    if (port <= 55_535 && (await bindable(port + 10_000))) return port;
+  }
 }
 
 /** One RESP command as bytes; arguments may be strings or Buffers. */
@@ -219,10 +252,14 @@ export class Redis {
     if (this.#probe === undefined) {
       this.#probe = new Promise((resolve) => {
         const socket = net.connect(this.port, '127.0.0.1');
-        socket.on('error', () => resolve(false));
-        socket.on('data', (data) => resolve(data.toString().startsWith('+PONG')));
+        const answer = (ok) => {
+          socket.destroy();
+          resolve(ok);
+        };
+        socket.on('error', () => answer(false));
+        socket.on('data', (data) => answer(data.toString().startsWith('+PONG')));
         socket.write('PING\r\n');
-        setTimeout(() => resolve(false), 200);
+        setTimeout(() => answer(false), 200);
       }).then((ok) => {
         this.#probe = undefined;
         this.#up = ok;
@@ -344,7 +381,7 @@ export class RedisCluster {
   static async start({ replicas = 0, ports = [] } = {}) {
     const cluster = new RedisCluster();
     for (let i = 0; i < 3 * (1 + replicas); i++) {
-      const port = ports[i] ?? (await freePort());
+      const port = ports[i] ?? (await freeClusterPort());
       cluster.nodes.push(
         await Redis.start({
           durable: false,
@@ -370,9 +407,13 @@ export class RedisCluster {
         String(replicas),
         '--cluster-yes',
       ],
-      { encoding: 'utf8' },
+      // It waits for the nodes to agree, with no bound of its own.
+      { encoding: 'utf8', timeout: 60_000 },
     );
-    if (create.status !== 0) throw new Error(`redis-cli --cluster create failed: ${create.stdout}${create.stderr}`);
+    if (create.status !== 0)
+      throw new Error(
+        `redis-cli --cluster create failed (${create.signal ?? create.status}): ${create.stdout}${create.stderr}`,
+      );
     await cluster.untilOk(cluster.nodes);
     return cluster;
   }
@@ -501,10 +542,14 @@ export async function startRooms(t, redis, rooms, prefix) {
   return {
     url,
     async stats() {
-      return (await fetch(`${url}/stats`)).json();
+      return (await fetch(`${url}/stats`, { signal: AbortSignal.timeout(60_000) })).json();
     },
     async burst(list) {
-      const response = await fetch(`${url}/burst`, { method: 'POST', body: JSON.stringify(list) });
+      const response = await fetch(`${url}/burst`, {
+        method: 'POST',
+        body: JSON.stringify(list),
+        signal: AbortSignal.timeout(60_000),
+      });
       return response.json();
     },
   };

@@ -52,7 +52,7 @@ async function once(t, path, env, count) {
   assert.deepEqual(
     results.flatMap((r) => r.wrong),
     [],
-    'clients that did not get their events exactly',
+    `clients that did not get their events exactly (streams the server ended, by reason: ${JSON.stringify(after.reasons)})`,
   );
   assert.equal(exact, count);
   return { replays: growth - connections, block: after.longestBlock };
