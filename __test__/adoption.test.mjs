@@ -333,6 +333,29 @@ test('adopted with listeners for the end, before adoption and after an await (re
   assert.ok(Object.values(stream.calls).every((n) => n === 1));
 });
 
+test('adopted: letting go of connections leaves Error.stackTraceLimit as the application set it, and its errors keep their stacks', {
+  skip: !linux,
+}, async (t) => {
+  const limit = Error.stackTraceLimit;
+  t.after(() => {
+    Error.stackTraceLimit = limit;
+  });
+  Error.stackTraceLimit = 17;
+  const { app } = await adoptingServer(t);
+  const adoptedBefore = diagnostics().adopted;
+  const clients = Array.from({ length: 20 }, () => RawClient.connect(app.port));
+  t.after(() => {
+    for (const c of clients) c.destroy();
+  });
+  await until(() => diagnostics().adopted - adoptedBefore === clients.length, 20_000, 'every connection adopted');
+  // Node has handled each let-go socket's close (its own listener destroys
+  // the request, made stackless) once a close phase of the loop has passed:
+  // between two check phases.
+  for (let i = 0; i < 2; i++) await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(Error.stackTraceLimit, 17);
+  assert.match(new Error('mine').stack, /\n\s+at /);
+});
+
 test('adopted with listeners for the end: a stream the server ends cleanly finishes its response (finish, then close; writableFinished)', {
   skip: !linux,
 }, async (t) => {
