@@ -9,6 +9,7 @@ const native = require('../native.js');
 const { CloseReason } = require('../close-reasons.js');
 const { kOnGone, kGone, kFinished } = require('../internal.js');
 const { warnEndedBehind } = require('./contract.js');
+const { Later } = require('./adoption.js');
 const outbox = require('../outbox.js');
 
 const FINISHED = Promise.resolve();
@@ -24,43 +25,46 @@ const CLOSED = 2;
  * A transport (see ./contract.js) over an adopted connection. It takes the
  * place of the `NodeTransport` that adopted it, and holds only what an
  * idle connection needs: a few numbers, the endpoint, and the listeners
- * for the connection's end (a `Later`, ./adoption.js), which it tells when
- * Rust closes the connection.
+ * for the connection's end (it is their `Later`, ./adoption.js), which it
+ * tells when Rust closes the connection.
  */
-class AdoptedTransport {
+class AdoptedTransport extends Later {
   #slot;
   /** The endpoint (see ./contract.js's events). */
   #events;
   #id;
   #closeTimeout;
-  /** The listeners for the connection's end. */
-  #later;
   /** The server whose closeAllConnections() drops it, or null (see
    * ./adoption.js). */
   #server;
   #state = LIVE;
-  /** `finished`, once asked for: a promise, and what resolves it until the
-   * connection is closed. */
+  /** `finished`, once asked for: [a promise, what resolves it until the
+   * connection is closed]. */
   #finished = null;
-  #resolveFinished = null;
 
   /**
    * @param {number} slot the stream's slot
    * @param events the endpoint
    * @param {number} id the connection's adoption id
    * @param {number} closeTimeout ms a clean end may take
-   * @param later the listeners for the connection's end
    * @param server the server whose closeAllConnections() drops it, or null
-   * @param finished the adopting transport's `finished`, if it was asked for
+   * @param finished the adopting transport's `finished` and what resolves
+   *   it, if it was asked for, or null
    */
-  constructor(slot, events, id, closeTimeout, later, server, finished) {
+  constructor(slot, events, id, closeTimeout, server, finished) {
+    super();
     this.#slot = slot;
     this.#events = events;
     this.#id = id;
     this.#closeTimeout = closeTimeout;
-    this.#later = later;
     this.#server = server;
-    if (finished !== null) [this.#finished, this.#resolveFinished] = finished;
+    this.#finished = finished;
+  }
+
+  /** The connection is closed: the listeners for its end are told, and
+   * those added from now on are Node's (see ./adoption.js's Later). */
+  get ended() {
+    return this.#state === CLOSED;
   }
 
   /** The connection's adoption id (../outbox.js finds it by this). */
@@ -90,9 +94,11 @@ class AdoptedTransport {
   get finished() {
     if (this.#finished === null) {
       if (this.#state === CLOSED) return FINISHED;
-      this.#finished = new Promise((resolve) => (this.#resolveFinished = resolve));
+      let resolve;
+      const promise = new Promise((settle) => (resolve = settle));
+      this.#finished = [promise, resolve];
     }
-    return this.#finished;
+    return this.#finished[0];
   }
 
   /** Nothing to give back: Rust ends the connection itself, with what is
@@ -125,11 +131,8 @@ class AdoptedTransport {
   [kFinished](clean) {
     this.#state = CLOSED;
     this.#server = null;
-    this.#resolveFinished?.();
-    this.#resolveFinished = null;
-    const later = this.#later;
-    this.#later = null;
-    later?.tell(clean);
+    this.#finished?.[1]();
+    this.tell(clean);
   }
 
   // What the application reaches the let-go response and socket by (see

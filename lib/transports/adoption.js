@@ -109,17 +109,25 @@ const { on, once, prependListener, prependOnceListener, removeListener } = Event
  * would never call or would call at once. Each is called once, at the
  * end, in the order it was added; removing one (as `on-finished` does when
  * it is done) takes it out.
+ *
+ * The base of the connection's AdoptedTransport (./adopted.js), which says
+ * when the real end has come (`ended`): an idle adopted connection is one
+ * object in JavaScript, not two.
  */
 class Later {
   /** [emitter, event, listener] in order; null for none (most
    * connections: one is kept for each adopted connection while it lives). */
   entries = null;
-  /** Whether the real end has come: listeners added now are Node's to
-   * handle (and never called, as for any ended connection). */
-  ended = false;
   /** The response's `finished` (as Node's end() sets it): true once the
    * server ended it. */
-  finished = false;
+  responseFinished = false;
+
+  /** Whether the real end has come: listeners added now are Node's to
+   * handle (and never called, as for any ended connection). The
+   * subclass's to say. */
+  get ended() {
+    return false;
+  }
 
   add(emitter, event, listener) {
     this.entries ??= [];
@@ -173,8 +181,7 @@ class Later {
    * ended by the server (all its bytes taken), then every `close`, each
    * once, in the order added. */
   tell(finished) {
-    this.ended = true;
-    this.finished ||= finished;
+    this.responseFinished ||= finished;
     const entries = this.entries ?? [];
     this.entries = null;
     for (const wanted of ['finish', 'close']) {
@@ -207,12 +214,12 @@ class Later {
  * as open (`writable`, `readable`: what `on-finished` asks), and the
  * response as not finished.
  *
- * @returns {Later} the listeners, to tell at the end
+ * @param {Later} later the connection's transport, which keeps them and
+ *   tells them at the end
  */
-function letGo(response, ours) {
+function letGo(response, ours, later) {
   const request = response.req;
   const socket = response.socket;
-  const later = new Later();
   for (const [emitter, events] of [
     [request, END_EVENTS.request],
     [response, END_EVENTS.response],
@@ -239,9 +246,9 @@ function letGo(response, ours) {
   Object.defineProperty(response, 'finished', {
     configurable: true,
     enumerable: true,
-    get: () => later.finished,
+    get: () => later.responseFinished,
     set: (finished) => {
-      later.finished = finished;
+      later.responseFinished = finished;
     },
   });
   socket.pause();
@@ -253,7 +260,6 @@ function letGo(response, ours) {
   prependListener.call(socket, 'close', noStacks);
   on.call(socket, 'close', stacksBack);
   socket.destroy();
-  return later;
 }
 
 /** Error.stackTraceLimit while Node handles a let-go socket's close. */
@@ -342,4 +348,4 @@ function standIn(response, socket, transport) {
   });
 }
 
-module.exports = { whyNotAdoptable, pipelinedAfter, letGo, serverOf, standIn };
+module.exports = { Later, whyNotAdoptable, pipelinedAfter, letGo, serverOf, standIn };

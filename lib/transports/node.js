@@ -274,17 +274,9 @@ class NodeTransport {
       return false;
     }
     const socket = response.socket;
-    const later = letGo(response, this.#ours);
     const finished = this.#finished === null ? null : [this.#finished, this.#resolveFinished];
-    const adopted = new AdoptedTransport(
-      this.#slot,
-      this.#events,
-      id,
-      this.#closeTimeout,
-      later,
-      serverOf(socket),
-      finished,
-    );
+    const adopted = new AdoptedTransport(this.#slot, this.#events, id, this.#closeTimeout, serverOf(socket), finished);
+    letGo(response, this.#ours, adopted);
     standIn(response, socket, adopted);
     this.#ours = null;
     this.#response = null;
