@@ -64,7 +64,7 @@ pub struct OutboundBuffer {
     in_flight: usize,
     max: usize,
     /// Replays not yet fed, oldest first; empty for nearly every client.
-    stages: Vec<Stage>,
+    stages: Stages,
     /// Bytes queued behind the replays (in their stages), not yet takeable.
     waiting: usize,
 }
@@ -76,6 +76,40 @@ struct Stage {
     frames: Arc<[Bytes]>,
     next: usize,
     behind: Behind,
+}
+
+/// A client's replays not yet fed, oldest first. Boxed, and none at all
+/// when there are none (nearly every client): one word in every stream,
+/// where a `Vec` is three.
+#[derive(Debug, Default)]
+struct Stages(Option<Box<Vec<Stage>>>);
+
+impl Stages {
+    fn is_empty(&self) -> bool {
+        self.0.is_none()
+    }
+
+    fn first_mut(&mut self) -> Option<&mut Stage> {
+        self.0.as_mut()?.first_mut()
+    }
+
+    fn last_mut(&mut self) -> Option<&mut Stage> {
+        self.0.as_mut()?.last_mut()
+    }
+
+    fn push(&mut self, stage: Stage) {
+        self.0.get_or_insert_with(Box::default).push(stage);
+    }
+
+    /// Takes the oldest; there is one (see [`Stages::first_mut`]).
+    fn take_first(&mut self) -> Stage {
+        let stages = self.0.as_mut().expect("a stage to take");
+        let stage = stages.remove(0);
+        if stages.is_empty() {
+            self.0 = None;
+        }
+        stage
+    }
 }
 
 /// Bytes queued behind a replay, in order.
@@ -109,7 +143,7 @@ impl OutboundBuffer {
             held: 0,
             in_flight: 0,
             max,
-            stages: Vec::new(),
+            stages: Stages::default(),
             waiting: 0,
         }
     }
@@ -300,7 +334,7 @@ impl OutboundBuffer {
                 self.segments.push(frame);
                 continue;
             }
-            let mut stage = self.stages.remove(0);
+            let mut stage = self.stages.take_first();
             stage.behind.seal();
             let behind: usize = stage.behind.segments.iter().map(Bytes::len).sum();
             self.seal_tail();
@@ -315,7 +349,7 @@ impl OutboundBuffer {
     /// client is going, and resumes the rest from its `Last-Event-ID`.
     /// Returns the bytes that waited.
     pub fn drop_replays(&mut self) -> usize {
-        self.stages = Vec::new();
+        self.stages = Stages::default();
         std::mem::take(&mut self.waiting)
     }
 
@@ -388,7 +422,7 @@ impl OutboundBuffer {
         self.len = 0;
         self.held = 0;
         self.in_flight = 0;
-        self.stages = Vec::new();
+        self.stages = Stages::default();
         self.waiting = 0;
     }
 }

@@ -9,6 +9,7 @@
 //! A stream whose response reported backpressure is paused: it keeps
 //! queueing (up to its cap) but is left out of flushes until it resumes.
 
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -96,7 +97,9 @@ struct Stream {
     /// Someone waits for this stream's queue to empty (a `send()` over
     /// `highWaterMark`): the binding reports when a direct write empties it.
     wants_drain: bool,
-    keep_alive: Option<Duration>,
+    /// In milliseconds (one word with the flags above, where a `Duration`
+    /// is two): a keep-alive is a comment every so many seconds.
+    keep_alive: Option<NonZeroU32>,
     /// When bytes last left for this stream (or it opened).
     last_sent: Instant,
     /// Where its client is in each Redis stream it follows, once it
@@ -120,7 +123,9 @@ impl Stream {
             paused: false,
             framing: Framing::Plain,
             wants_drain: false,
-            keep_alive: options.keep_alive,
+            keep_alive: options.keep_alive.and_then(|every| {
+                NonZeroU32::new(u32::try_from(every.as_millis()).unwrap_or(u32::MAX).max(1))
+            }),
             last_sent: now,
             cursors: None,
         }
@@ -719,6 +724,7 @@ impl Hub {
             let Some(idle_limit) = stream.keep_alive else {
                 continue;
             };
+            let idle_limit = Duration::from_millis(idle_limit.get().into());
             if !stream.open
                 || stream.owner != owner
                 || stream.paused

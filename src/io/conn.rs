@@ -105,9 +105,11 @@ impl Inbox {
 struct Outgoing {
     /// In order: what a write left, then what flushes appended since.
     bytes: Vec<u8>,
-    /// A write is under way with this many bytes taken out of `bytes` (they
-    /// go before `bytes`); no other write is made meanwhile.
-    writing: Option<usize>,
+    /// A write is under way with bytes taken out of `bytes` (they go before
+    /// what is in `bytes` now); no other write is made meanwhile. A flag,
+    /// not a count: nothing reads the count, and every adopted connection
+    /// holds one.
+    writing: bool,
     /// A write found the socket full: no write is made until the owner
     /// hands the connection over again ([`Conn::unblock`]).
     blocked: bool,
@@ -209,7 +211,7 @@ impl Conn {
             id,
             out: std::sync::Mutex::new(Outgoing {
                 bytes: pending,
-                writing: None,
+                writing: false,
                 blocked,
                 sent: 0,
                 received,
@@ -235,7 +237,7 @@ impl Conn {
     /// once its last bytes are appended).
     pub fn write_rest(&self) -> Rest {
         let mut out = locked(&self.out);
-        if out.writing.is_some() {
+        if out.writing {
             return Rest::Busy;
         }
         if out.bytes.is_empty() {
@@ -280,7 +282,7 @@ impl Conn {
     pub(super) fn write_out(&self, pieces: &[&[u8]]) -> Option<Report> {
         let mut bytes = {
             let mut out = locked(&self.out);
-            if out.blocked || out.writing.is_some() {
+            if out.blocked || out.writing {
                 for piece in pieces {
                     out.keep(piece);
                 }
@@ -289,7 +291,7 @@ impl Conn {
             let bytes = std::mem::take(&mut out.bytes);
             let given: usize = pieces.iter().map(|p| p.len()).sum();
             out.received += given as u64;
-            out.writing = Some(bytes.len() + given);
+            out.writing = true;
             bytes
         };
         let mut pieces = pieces;
@@ -321,7 +323,7 @@ impl Conn {
                     if !out.bytes.is_empty() {
                         // Appended while this write went: it goes too.
                         bytes = std::mem::take(&mut out.bytes);
-                        out.writing = Some(bytes.len());
+                        out.writing = true;
                         continue;
                     }
                     if bytes.capacity() <= KEPT_CAPACITY {
@@ -352,7 +354,7 @@ impl Conn {
                     Wrote::Failed
                 }
             };
-            out.writing = None;
+            out.writing = false;
             return Some(Report {
                 slot: self.slot,
                 id: self.id,

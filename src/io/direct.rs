@@ -49,14 +49,23 @@ const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 /// How long a socket has taken none of the bytes waiting for it. Slow is
 /// not stalled (see the module's docs): a send queue shorter than when
 /// progress was last seen is progress.
+///
+/// Kept with every socket Rust writes to, so it is small: the send queue's
+/// length and the timeout in 32 bits each (a send queue is an `int`; a
+/// timeout in milliseconds fits for 49 days).
 #[derive(Clone, Copy)]
 struct Stall {
     /// Since when the socket has taken no byte of what waits for it.
     since: Option<Instant>,
     /// The bytes in the socket's send queue when progress was last seen.
-    queued: usize,
-    /// How long it may stay so before the client is cut off.
-    timeout: Duration,
+    queued: u32,
+    /// How long it may stay so before the client is cut off, in ms.
+    timeout_ms: u32,
+}
+
+/// The bytes in `fd`'s send queue, as a [`Stall`] keeps them.
+fn queued_now(fd: &OwnedFd) -> Option<u32> {
+    unsent(fd).map(|n| u32::try_from(n).unwrap_or(u32::MAX))
 }
 
 impl Stall {
@@ -64,8 +73,12 @@ impl Stall {
         Stall {
             since: None,
             queued: 0,
-            timeout,
+            timeout_ms: u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX),
         }
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms.into())
     }
 
     /// Notes a write to `fd` that took `n` bytes and left `left` behind.
@@ -74,7 +87,7 @@ impl Stall {
             self.since = None;
         } else if n > 0 || self.since.is_none() {
             self.since = Some(now);
-            self.queued = unsent(fd).unwrap_or(0);
+            self.queued = queued_now(fd).unwrap_or(0);
         }
     }
 
@@ -83,19 +96,19 @@ impl Stall {
         let Some(since) = self.since else {
             return false;
         };
-        if let Some(queued) = unsent(fd) {
+        if let Some(queued) = queued_now(fd) {
             if queued < self.queued {
                 self.since = Some(now);
                 self.queued = queued;
                 return false;
             }
         }
-        now.saturating_duration_since(since) >= self.timeout
+        now.saturating_duration_since(since) >= self.timeout()
     }
 
     /// When the stall clock runs out, if it runs.
     fn deadline(&self) -> Option<Instant> {
-        self.since.map(|since| since + self.timeout)
+        self.since.map(|since| since + self.timeout())
     }
 }
 
