@@ -86,7 +86,7 @@ test("a Channel's ids are never marked: the other clients holding one go on", as
 });
 
 test('marks are bounded in number (the oldest go first) and in age', () => {
-  const who = 'fingerprint';
+  const who = [1, 2]; // another client's fingerprint
   marks.mark(who, 'oldest');
   for (let i = 0; i < marks.MAX_MARKS; i++) marks.mark(who, `id-${i}`);
   const request = { headers: {}, socket: null };

@@ -156,8 +156,10 @@ class EventEndpoint extends LazyEventTarget {
   #lastFromStream = false;
   /** The Last-Event-ID the request carried. */
   #resumeFrom = '';
-  /** Who the client is, for jsext's mark (./stop-marks.js). */
-  #fingerprint = '';
+  /** Who the client is, for jsext's mark (./stop-marks.js's
+   * fingerprintOf(): two small integers). */
+  #fingerprintHigh = 0;
+  #fingerprintLow = 0;
   /** The channels this endpoint is subscribed to, or null. */
   #channels = null;
   /** The id of the last event this endpoint sent itself (not a channel). */
@@ -188,7 +190,7 @@ class EventEndpoint extends LazyEventTarget {
       this.#answerOnly(request, response, options, stopped);
       return;
     }
-    this.#fingerprint = fingerprintOf(request);
+    [this.#fingerprintHigh, this.#fingerprintLow] = fingerprintOf(request);
     this.#open(request, response, options);
   }
 
@@ -384,7 +386,10 @@ class EventEndpoint extends LazyEventTarget {
       // none and never joined a channel, the one its request carried.
       // Kept for this client only (its fingerprint), never for another
       // that holds the same id.
-      mark(this.#fingerprint, this.#ownLastId !== '' || this.#channels !== null ? this.#ownLastId : this.#resumeFrom);
+      mark(
+        [this.#fingerprintHigh, this.#fingerprintLow],
+        this.#ownLastId !== '' || this.#channels !== null ? this.#ownLastId : this.#resumeFrom,
+      );
     }
     const transport = this.#transport;
     // Before the slot goes: Rust may hold bytes it is writing to the socket
