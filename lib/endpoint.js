@@ -24,6 +24,7 @@ const {
 } = require('./request.js');
 const {
   kSlot,
+  kCloseTimeout,
   kJoin,
   kLeave,
   kAbort,
@@ -464,6 +465,10 @@ class EventEndpoint extends LazyEventTarget {
 
   get [kSlot]() {
     return this.#slot;
+  }
+
+  get [kCloseTimeout]() {
+    return this.#settings.closeTimeout;
   }
 
   get [kTransport]() {

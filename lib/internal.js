@@ -11,6 +11,8 @@ module.exports = {
   /** endpoint[kJoin](channel, replayedLastId, fromStream): the endpoint
    * joined a channel (`fromStream`: a Redis-backed one). */
   kJoin: Symbol('join'),
+  /** endpoint[kCloseTimeout]: ms a clean end of its connection may take. */
+  kCloseTimeout: Symbol('closeTimeout'),
   /** endpoint[kResumeFrom]: the Last-Event-ID its request carried. */
   kResumeFrom: Symbol('resumeFrom'),
   /** endpoint[kLeave](channel): the endpoint left a channel. */

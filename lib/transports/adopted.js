@@ -7,7 +7,7 @@
 
 const native = require('../native.js');
 const { CloseReason } = require('../close-reasons.js');
-const { kOnGone, kGone, kFinished } = require('../internal.js');
+const { kOnGone, kGone, kFinished, kSlot, kCloseTimeout } = require('../internal.js');
 const { warnEndedBehind } = require('./contract.js');
 const { Later } = require('./adoption.js');
 const outbox = require('../outbox.js');
@@ -29,11 +29,10 @@ const CLOSED = 2;
  * tells when Rust closes the connection.
  */
 class AdoptedTransport extends Later {
-  #slot;
-  /** The endpoint (see ./contract.js's events). */
+  /** The endpoint (see ./contract.js's events): it has the stream's slot
+   * and closeTimeout, read only while the stream is LIVE. */
   #events;
   #id;
-  #closeTimeout;
   /** The server whose closeAllConnections() drops it, or null (see
    * ./adoption.js). */
   #server;
@@ -43,20 +42,16 @@ class AdoptedTransport extends Later {
   #finished = null;
 
   /**
-   * @param {number} slot the stream's slot
    * @param events the endpoint
    * @param {number} id the connection's adoption id
-   * @param {number} closeTimeout ms a clean end may take
    * @param server the server whose closeAllConnections() drops it, or null
    * @param finished the adopting transport's `finished` and what resolves
    *   it, if it was asked for, or null
    */
-  constructor(slot, events, id, closeTimeout, server, finished) {
+  constructor(events, id, server, finished) {
     super();
-    this.#slot = slot;
     this.#events = events;
     this.#id = id;
-    this.#closeTimeout = closeTimeout;
     this.#server = server;
     this.#finished = finished;
   }
@@ -104,7 +99,9 @@ class AdoptedTransport extends Later {
   /** Nothing to give back: Rust ends the connection itself, with what is
    * queued and the response's last chunk, within closeTimeout. */
   reclaim() {
-    if (this.#leaveLive()) native.endAdopted(this.#slot, this.#closeTimeout);
+    // The endpoint has not ended yet: its slot is this stream's.
+    const events = this.#events;
+    if (this.#leaveLive()) native.endAdopted(events[kSlot], events[kCloseTimeout]);
   }
 
   end() {
@@ -165,7 +162,7 @@ class AdoptedTransport extends Later {
   writeAdoptedBehind(chunk, encoding) {
     if (this.#state !== LIVE) return false;
     const bytes = typeof chunk === 'string' ? Buffer.from(chunk, encoding) : Buffer.from(chunk);
-    if (!native.sendWrittenBehind(this.#slot, bytes)) return false;
+    if (!native.sendWrittenBehind(this.#events[kSlot], bytes)) return false;
     outbox.schedule();
     return true;
   }

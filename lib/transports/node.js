@@ -90,10 +90,8 @@ class NodeTransport {
   #sink = undefined;
   /** How long Rust lets the socket take nothing before cutting it off. */
   #stallTimeout;
-  /** Whether Rust may adopt the connection, and how long a clean end of
-   * an adopted one may take (closeTimeout). */
+  /** Whether Rust may adopt the connection. */
   #adopt;
-  #closeTimeout;
   /** The transport's own listeners on the response (not the
    * application's, which adoption keeps for the real close). */
   #ours = new Set();
@@ -105,14 +103,14 @@ class NodeTransport {
    * @param {number} slot the stream's slot in Rust
    * @param response an http.ServerResponse or http2.Http2ServerResponse
    * @param {import('./contract.js').TransportEvents} events
-   * @param {{ stallTimeout: number, closeTimeout: number, adopt: boolean }} options
-   *   ms a socket Rust writes to may take nothing; ms a clean end may take;
-   *   whether Rust may adopt the connection
+   * @param {{ stallTimeout: number, adopt: boolean }} options
+   *   ms a socket Rust writes to may take nothing; whether Rust may adopt
+   *   the connection (its clean end then takes up to the endpoint's
+   *   closeTimeout)
    */
-  constructor(slot, response, events, { stallTimeout, closeTimeout, adopt }) {
+  constructor(slot, response, events, { stallTimeout, adopt }) {
     this.#slot = slot;
     this.#stallTimeout = stallTimeout;
-    this.#closeTimeout = closeTimeout;
     this.#adopt = adopt;
     this.#response = response;
     this.#events = events;
@@ -275,7 +273,7 @@ class NodeTransport {
     }
     const socket = response.socket;
     const finished = this.#finished === null ? null : [this.#finished, this.#resolveFinished];
-    const adopted = new AdoptedTransport(this.#slot, this.#events, id, this.#closeTimeout, serverOf(socket), finished);
+    const adopted = new AdoptedTransport(this.#events, id, serverOf(socket), finished);
     letGo(response, this.#ours, adopted);
     standIn(response, socket, adopted);
     this.#ours = null;
