@@ -148,8 +148,10 @@ function settingsOf({ highWaterMark, maxBufferedBytes, keepAlive, closeTimeout }
  */
 class EventEndpoint extends LazyEventTarget {
   #transport = null;
+  /** Its stream's slot in Rust; -1 before the stream opens and once it
+   * has ended (or if it never opens: a HEAD request, a client told to
+   * stop), which is what closed means. */
   #slot = -1;
-  #closed = false;
   #lastEventId = '';
   /** When #lastEventId was set, to compare with the channels' last ids. */
   #lastEventSequence = 0;
@@ -175,6 +177,11 @@ class EventEndpoint extends LazyEventTarget {
   #more() {
     this.#extra ??= new Extra();
     return this.#extra;
+  }
+
+  /** Derived, not kept: one field fewer per idle client. */
+  get #closed() {
+    return this.#slot === -1;
   }
 
   constructor(request, ...args) {
@@ -212,7 +219,6 @@ class EventEndpoint extends LazyEventTarget {
       response.end();
     }
     if (stopped) metrics.refused();
-    this.#closed = true;
     const reason = stopped ? CloseReason.ToldNotToReconnect : CloseReason.HeadRequest;
     this.#more().closeReason = reason;
     queueMicrotask(() => this.#dispatchClose(true, reason));
@@ -601,13 +607,13 @@ class EventEndpoint extends LazyEventTarget {
       for (const channel of this.#channels) channel[kDrop](this);
       this.#channels = null;
     }
-    this.#closed = true;
+    const slot = this.#slot;
+    this.#slot = -1;
     const extra = this.#more();
     extra.closeReason = reason;
     metrics.closed(extra.closingByServer, wasClean, reason);
-    native.releaseStream(this.#slot);
-    outbox.detach(this.#slot);
-    this.#slot = -1;
+    native.releaseStream(slot);
+    outbox.detach(slot);
     const { keepAlive } = this.#settings;
     if (keepAlive > 0) outbox.releaseKeepAlive(keepAlive);
     const waiters = extra.waiters;
