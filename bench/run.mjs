@@ -208,6 +208,7 @@ async function runOnce(implementation, name) {
         );
       return {
         rssKiBPerConnection: idle.rssPerConnection / 1024,
+        anonymousKiBPerConnection: idle.anonymousPerConnection === null ? null : idle.anonymousPerConnection / 1024,
         heapKiBPerConnection: idle.heapPerConnection / 1024,
         youngGenerationSettledMs: idle.youngGenerationSettledMs,
       };
@@ -609,12 +610,15 @@ for (const name of ['idle-adopt-5k', 'idle-adopt-15k']) {
   if (!idle) continue;
   if (name === 'idle-adopt-5k') {
     console.log(
-      "\nIdle connections (memory per connection after GC, once V8's young generation has shrunk back after the burst of connections; heap included in RSS):",
+      "\nIdle connections (memory per connection after GC, once V8's young generation has shrunk back after the burst of connections; heap included in RSS; anonymous: RSS less the pages of files, the code paged in as the first connections run it):",
     );
-    console.log('| connections | implementation | RSS KiB/connection | heap KiB/connection | RSS vs raw node:http |');
-    console.log('|--:|---|--:|--:|--:|');
+    console.log(
+      '| connections | implementation | RSS KiB/connection | anonymous KiB/connection | heap KiB/connection | RSS vs raw node:http | anonymous vs raw |',
+    );
+    console.log('|--:|---|--:|--:|--:|--:|--:|');
   }
   const raw = idle.baseline?.median.rssKiBPerConnection;
+  const rawAnonymous = idle.baseline?.median.anonymousKiBPerConnection;
   for (const [impl, label] of [
     ['baseline', 'raw node:http'],
     ['native-sse', 'native-sse (adopted)'],
@@ -623,7 +627,7 @@ for (const name of ['idle-adopt-5k', 'idle-adopt-15k']) {
     const m = idle[impl]?.median;
     if (!m) continue;
     console.log(
-      `| ${WORKLOADS[name].clients.toLocaleString('en-US')} | ${label} | ${format(m.rssKiBPerConnection)} | ${format(m.heapKiBPerConnection)} | ${raw ? `${(m.rssKiBPerConnection / raw).toFixed(2)}×` : '–'} |`,
+      `| ${WORKLOADS[name].clients.toLocaleString('en-US')} | ${label} | ${format(m.rssKiBPerConnection)} | ${format(m.anonymousKiBPerConnection)} | ${format(m.heapKiBPerConnection)} | ${raw ? `${(m.rssKiBPerConnection / raw).toFixed(2)}×` : '–'} | ${rawAnonymous ? `${(m.anonymousKiBPerConnection / rawAnonymous).toFixed(2)}×` : '–'} |`,
     );
   }
 }

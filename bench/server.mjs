@@ -34,8 +34,15 @@ const statm = (() => {
   }
 })();
 const statmBuffer = Buffer.alloc(256);
-const residentPages = () =>
-  Number(statmBuffer.toString('latin1', 0, readSync(statm, statmBuffer, 0, statmBuffer.length, 0)).split(' ')[1]);
+const statmFields = () =>
+  statmBuffer.toString('latin1', 0, readSync(statm, statmBuffer, 0, statmBuffer.length, 0)).split(' ').map(Number);
+const residentPages = () => statmFields()[1];
+/** Resident pages that are not a file's (code of node and of the addon,
+ * paged in as the first connections run it): the process's own memory. */
+const anonymousPages = () => {
+  const [, resident, shared] = statmFields();
+  return resident - shared;
+};
 // The page size, from what process.memoryUsage() says now (a power of two).
 const pageSize = statm === null ? 0 : 2 ** Math.round(Math.log2(process.memoryUsage.rss() / residentPages()));
 function residentBytes() {
@@ -44,7 +51,11 @@ function residentBytes() {
 
 function gcMemory() {
   for (let i = 0; i < 3; i++) global.gc();
-  return { rss: residentBytes(), heapUsed: v8.getHeapStatistics().used_heap_size };
+  return {
+    rss: residentBytes(),
+    anonymous: statm === null ? null : anonymousPages() * pageSize,
+    heapUsed: v8.getHeapStatistics().used_heap_size,
+  };
 }
 
 /** The young generation's committed size, in bytes. */
@@ -231,6 +242,8 @@ process.on('message', async (message) => {
         idle: memory &&
           baselineMemory && {
             rssPerConnection: (memory.rss - baselineMemory.rss) / streams.length,
+            anonymousPerConnection:
+              memory.anonymous === null ? null : (memory.anonymous - baselineMemory.anonymous) / streams.length,
             heapPerConnection: (memory.heapUsed - baselineMemory.heapUsed) / streams.length,
             youngGenerationSettledMs: settledMs,
           },
