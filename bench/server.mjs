@@ -35,7 +35,10 @@ const statm = (() => {
 })();
 const statmBuffer = Buffer.alloc(256);
 const statmFields = () =>
-  statmBuffer.toString('latin1', 0, readSync(statm, statmBuffer, 0, statmBuffer.length, 0)).split(' ').map(Number);
+  statmBuffer
+    .toString('latin1', 0, readSync(statm, statmBuffer, 0, statmBuffer.length, 0))
+    .split(' ')
+    .map(Number);
 const residentPages = () => statmFields()[1];
 /** Resident pages that are not a file's (code of node and of the addon,
  * paged in as the first connections run it): the process's own memory. */
