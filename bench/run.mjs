@@ -15,6 +15,8 @@ import { IMPLEMENTATIONS as ALL_IMPLEMENTATIONS } from './impls.mjs';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
+/** Connections opened and closed before an idle workload's second baseline. */
+const WARM_UP_CLIENTS = 200;
 const only = args
   .find((a) => a.startsWith('--only='))
   ?.slice(7)
@@ -45,11 +47,16 @@ const WORKLOADS = {
     // The floor: a C program making the same writes (bench/floor.c).
     implementations: ['native-sse', 'channel', 'jsext', 'baseline', 'floor', 'direct', 'direct-channel'],
   },
+  // Long enough for the loop delay's p99 to rest on a few hundred samples
+  // (a 1 ms timer over several seconds; with 2,000 messages, about a
+  // dozen, and the ratio to the bystander moved 0.75–2.3× between runs).
+  // The previous default's loop delay is in the ticker's table above (at
+  // its pace, 10,000 messages would take minutes).
   'fanout-ticker-long': {
-    what: 'the ticker for longer: 2,000 messages, so that loop delay percentiles have samples',
+    what: 'the ticker for longer: 10,000 messages, so that loop delay percentiles have samples',
     clients: quick ? 500 : 1000,
-    params: { messages: 2000, perTurn: 1 },
-    implementations: ['native-sse', 'channel', 'direct-channel'],
+    params: { messages: quick ? 2000 : 10_000, perTurn: 1 },
+    implementations: ['native-sse', 'channel'],
   },
   // One broadcast to 15,000 clients (adopted: one descriptor each, under
   // this machine's 20,000 a process; adopt: false needs two), against raw
@@ -156,7 +163,20 @@ async function runOnce(implementation, name) {
   let client;
   try {
     const { port } = await nextMessage(server, ['port'], 10_000);
-    if (name.startsWith('idle')) await nextMessage(server.send({ type: 'baseline-memory' }) && server, ['ok'], 10_000);
+    if (name.startsWith('idle')) {
+      // Two baselines: before and after a warm-up of connections opened
+      // and closed, so that what a process pays once (code compiled on its
+      // first requests, native-sse's writer threads) is told apart from
+      // what each connection adds. Both figures are printed.
+      await nextMessage(server.send({ type: 'baseline-memory' }) && server, ['ok'], 10_000);
+      const warm = fork(new URL('./client.mjs', import.meta.url), [
+        JSON.stringify({ port, clients: WARM_UP_CLIENTS, frames: 0, mode: 'count', h2: false, timeoutMs }),
+      ]);
+      await nextMessage(warm, ['ready'], timeoutMs);
+      warm.kill('SIGKILL');
+      await nextMessage(server.send({ type: 'warm-up' }) && server, ['ok'], 60_000);
+      await nextMessage(server.send({ type: 'baseline-memory' }) && server, ['ok'], 10_000);
+    }
     const frames = name === 'burst' || name.startsWith('fanout') ? workload.params.messages : 0;
     client = fork(new URL('./client.mjs', import.meta.url), [
       JSON.stringify({
@@ -196,6 +216,8 @@ async function runOnce(implementation, name) {
             loopDelayMaxMs: report.loopDelayMaxMs,
             longestTurnMs: report.longestTurnMs,
             bystanderLoopDelayP99Ms: beside?.loopDelayP99Ms ?? null,
+            // Paired within the run: the machine's load moves both.
+            loopDelayVsBystander: beside ? report.loopDelayP99Ms / beside.loopDelayP99Ms : null,
           };
     }
     if (name.startsWith('idle')) {
@@ -210,7 +232,11 @@ async function runOnce(implementation, name) {
         rssKiBPerConnection: idle.rssPerConnection / 1024,
         anonymousKiBPerConnection: idle.anonymousPerConnection === null ? null : idle.anonymousPerConnection / 1024,
         heapKiBPerConnection: idle.heapPerConnection / 1024,
+        coldRssKiBPerConnection: idle.coldRssPerConnection / 1024,
+        coldAnonymousKiBPerConnection:
+          idle.coldAnonymousPerConnection === null ? null : idle.coldAnonymousPerConnection / 1024,
         youngGenerationSettledMs: idle.youngGenerationSettledMs,
+        youngGenerationKiB: idle.youngGenerationKiB,
       };
     }
     // slow
@@ -591,34 +617,36 @@ if (once) {
 const long = results['fanout-ticker-long'];
 if (long) {
   console.log(
-    `\nThe ticker for longer (${WORKLOADS['fanout-ticker-long'].clients} clients, 2,000 messages, one per turn), for its event-loop delay:`,
+    `\nThe ticker for longer (${WORKLOADS['fanout-ticker-long'].clients} clients, ${WORKLOADS['fanout-ticker-long'].params.messages.toLocaleString('en-US')} messages, one per turn), for its event-loop delay:`,
   );
   console.log(
-    '| implementation | deliveries/s | JS thread µs/delivery | loop delay p99 ms | max ms | a process doing nothing beside it: p99 ms |',
+    "| implementation | deliveries/s | JS thread µs/delivery | loop delay p99 ms | max ms | a process doing nothing beside it: p99 ms | p99 × the bystander's (median of the runs' ratios) |",
   );
-  console.log('|---|--:|--:|--:|--:|--:|');
+  console.log('|---|--:|--:|--:|--:|--:|--:|');
   for (const impl of WORKLOADS['fanout-ticker-long'].implementations) {
     const m = long[impl]?.median;
     if (!m) continue;
     console.log(
-      `| ${impl} | ${format(m.deliveriesPerSecond)} | ${format(m.jsThreadMicrosPerDelivery)} | ${format(m.loopDelayP99Ms)} | ${format(m.loopDelayMaxMs)} | ${format(m.bystanderLoopDelayP99Ms)} |`,
+      `| ${impl} | ${format(m.deliveriesPerSecond)} | ${format(m.jsThreadMicrosPerDelivery)} | ${format(m.loopDelayP99Ms)} | ${format(m.loopDelayMaxMs)} | ${format(m.bystanderLoopDelayP99Ms)} | ${m.loopDelayVsBystander == null ? '–' : `${m.loopDelayVsBystander.toFixed(2)}×`} |`,
     );
   }
 }
+let idleHeaderPrinted = false;
 for (const name of ['idle-adopt-5k', 'idle-adopt-15k']) {
   const idle = results[name];
   if (!idle) continue;
-  if (name === 'idle-adopt-5k') {
+  if (!idleHeaderPrinted) {
+    idleHeaderPrinted = true;
     console.log(
-      "\nIdle connections (memory per connection after GC, once V8's young generation has shrunk back after the burst of connections; heap included in RSS; anonymous: RSS less the pages of files, the code paged in as the first connections run it):",
+      `\nIdle connections (memory per connection after GC, once V8's young generation has shrunk back after the burst of connections; heap included in RSS, less its young generation's headroom; anonymous: RSS less the pages of files, the code paged in as the first connections run it). Each connection's own: from a baseline taken after ${WARM_UP_CLIENTS} connections were opened and closed; with what the process pays once: from before them:`,
     );
     console.log(
-      '| connections | implementation | RSS KiB/connection | anonymous KiB/connection | heap KiB/connection | RSS vs raw node:http | anonymous vs raw |',
+      '| connections | implementation | RSS KiB/connection | anonymous | heap | RSS vs raw node:http | anonymous vs raw | with the one-time cost: RSS | anonymous | RSS vs raw | anonymous vs raw |',
     );
-    console.log('|--:|---|--:|--:|--:|--:|--:|');
+    console.log('|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|');
   }
-  const raw = idle.baseline?.median.rssKiBPerConnection;
-  const rawAnonymous = idle.baseline?.median.anonymousKiBPerConnection;
+  const raw = idle.baseline?.median;
+  const ratio = (m, key) => (raw?.[key] ? `${(m[key] / raw[key]).toFixed(2)}×` : '–');
   for (const [impl, label] of [
     ['baseline', 'raw node:http'],
     ['native-sse', 'native-sse (adopted)'],
@@ -627,7 +655,7 @@ for (const name of ['idle-adopt-5k', 'idle-adopt-15k']) {
     const m = idle[impl]?.median;
     if (!m) continue;
     console.log(
-      `| ${WORKLOADS[name].clients.toLocaleString('en-US')} | ${label} | ${format(m.rssKiBPerConnection)} | ${format(m.anonymousKiBPerConnection)} | ${format(m.heapKiBPerConnection)} | ${raw ? `${(m.rssKiBPerConnection / raw).toFixed(2)}×` : '–'} | ${rawAnonymous ? `${(m.anonymousKiBPerConnection / rawAnonymous).toFixed(2)}×` : '–'} |`,
+      `| ${WORKLOADS[name].clients.toLocaleString('en-US')} | ${label} | ${format(m.rssKiBPerConnection)} | ${format(m.anonymousKiBPerConnection)} | ${format(m.heapKiBPerConnection)} | ${ratio(m, 'rssKiBPerConnection')} | ${ratio(m, 'anonymousKiBPerConnection')} | ${format(m.coldRssKiBPerConnection)} | ${format(m.coldAnonymousKiBPerConnection)} | ${ratio(m, 'coldRssKiBPerConnection')} | ${ratio(m, 'coldAnonymousKiBPerConnection')} |`,
     );
   }
 }

@@ -14,7 +14,13 @@ const streams = [];
 
 // HTTP/2 workloads are served in cleartext (h2c) through the compatibility
 // API, so that the load is the same sockets as with HTTP/1.1.
+/** Requests whose connection has closed: the warm-up's (see 'warm-up'),
+ * the only ones watched, so that a listener does not weigh on the
+ * connections measured. */
+let closedRequests = 0;
+let warming = workload.startsWith('idle');
 const server = (params.h2 ? http2 : http).createServer((req, res) => {
+  if (warming) req.once('close', () => closedRequests++);
   streams.push(impl.open(req, res));
 });
 server.listen({ port: 0, host: '127.0.0.1', backlog: 4096 }, () => {
@@ -58,6 +64,11 @@ function gcMemory() {
     rss: residentBytes(),
     anonymous: statm === null ? null : anonymousPages() * pageSize,
     heapUsed: v8.getHeapStatistics().used_heap_size,
+    // Resident headroom for new objects, which V8 grows with a burst of
+    // allocation and gives back later: it is taken out of the RSS and
+    // anonymous figures (from both measures), so that where the young
+    // generation stands at either is not counted as the connections'.
+    young: youngGeneration(),
   };
 }
 
@@ -81,7 +92,16 @@ async function youngGenerationSettled(before) {
   return null;
 }
 
+/** Memory (`key`: rss or anonymous, less the young generation) added per
+ * stream since `from`. */
+function perConnection(memory, from, key) {
+  if (memory[key] === null) return null;
+  return (memory[key] - memory.young - (from[key] - from.young)) / streams.length;
+}
+
 let baselineMemory = null;
+/** The memory before the warm-up (see 'warm-up'): the first baseline. */
+let coldMemory = null;
 let youngAtBaseline = 0;
 /** What the workload said when it was done. */
 let producedResult = null;
@@ -201,8 +221,21 @@ async function slowConsumer() {
 
 process.on('message', async (message) => {
   switch (message.type) {
+    case 'warm-up': {
+      // The warm-up's clients have gone: once each of their requests is
+      // closed, they are forgotten, and the memory they leave behind (code
+      // compiled and caches filled on a first connection, threads started)
+      // is in the baseline: what is measured after is what each connection
+      // adds.
+      while (closedRequests < streams.length) await new Promise((resolve) => setTimeout(resolve, 50));
+      streams.length = 0;
+      warming = false;
+      process.send({ type: 'ok' });
+      break;
+    }
     case 'baseline-memory':
       baselineMemory = gcMemory();
+      coldMemory ??= baselineMemory;
       youngAtBaseline = youngGeneration();
       process.send({ type: 'ok' });
       break;
@@ -244,10 +277,13 @@ process.on('message', async (message) => {
         longestTurnMs: producedResult?.longestTurnMs ?? null,
         idle: memory &&
           baselineMemory && {
-            rssPerConnection: (memory.rss - baselineMemory.rss) / streams.length,
-            anonymousPerConnection:
-              memory.anonymous === null ? null : (memory.anonymous - baselineMemory.anonymous) / streams.length,
+            rssPerConnection: perConnection(memory, baselineMemory, 'rss'),
+            anonymousPerConnection: perConnection(memory, baselineMemory, 'anonymous'),
             heapPerConnection: (memory.heapUsed - baselineMemory.heapUsed) / streams.length,
+            // From before the warm-up: what the process paid once too.
+            coldRssPerConnection: perConnection(memory, coldMemory, 'rss'),
+            coldAnonymousPerConnection: perConnection(memory, coldMemory, 'anonymous'),
+            youngGenerationKiB: [coldMemory.young / 1024, baselineMemory.young / 1024, memory.young / 1024],
             youngGenerationSettledMs: settledMs,
           },
       });
