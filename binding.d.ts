@@ -526,13 +526,6 @@ export declare const SEND_STALE: number
 export declare const SEND_TOO_LARGE: number
 
 /**
- * Queues the frame that the last `send` of this slot's owner encoded,
- * without passing or encoding it again; returns as [`send`] does, or
- * [`SEND_STALE`] when another owner encoded a frame since (send in full).
- */
-export declare function sendAgain(slot: number): number
-
-/**
  * Queues a `retry:` field on its own (a block that dispatches no event):
  * the client waits `ms` before it reconnects. Returns whether it fit.
  */

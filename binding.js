@@ -885,7 +885,6 @@ module.exports.send = nativeBinding.send
 module.exports.SEND_OVERFLOW = nativeBinding.SEND_OVERFLOW
 module.exports.SEND_STALE = nativeBinding.SEND_STALE
 module.exports.SEND_TOO_LARGE = nativeBinding.SEND_TOO_LARGE
-module.exports.sendAgain = nativeBinding.sendAgain
 module.exports.sendRetry = nativeBinding.sendRetry
 module.exports.sendStop = nativeBinding.sendStop
 module.exports.sendWrittenBehind = nativeBinding.sendWrittenBehind

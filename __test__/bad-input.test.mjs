@@ -2,7 +2,8 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { EventEndpoint } from 'native-sse';
-import { serve, RawClient, openEndpoint, tick } from './helpers.mjs';
+import { createRequire } from 'node:module';
+import { serve, RawClient, openEndpoint, tick, until } from './helpers.mjs';
 
 const open = (t) => openEndpoint(t);
 
@@ -96,4 +97,19 @@ test('undefined and null options and ids mean the defaults', async (t) => {
   t.after(() => client.destroy());
   await client.waitFor('data: b\n\n');
   assert.equal(client.body, ': ok\n\ndata: a\n\ndata: b\n\n');
+});
+
+test("the fast entry for a repeated event (sendAgain) never throws: a slot that is not open, or not a slot, answers 'send in full'", async (t) => {
+  const native = createRequire(import.meta.url)('../lib/native.js');
+  for (const slot of [2 ** 31, -1, 'x', undefined, {}]) assert.equal(native.sendAgain(slot), native.SEND_STALE);
+  assert.equal(native.sendAgain(), native.SEND_STALE);
+  // Through the endpoint: the same event to an open and a closed endpoint.
+  const { endpoint, client } = await open(t);
+  const { endpoint: closed } = await open(t);
+  closed.close();
+  await endpoint.send('again');
+  await endpoint.send('again');
+  await assert.rejects(closed.send('again'), { code: 'ERR_SSE_CLOSED' });
+  await until(() => client.body.split('data: again\n\n').length === 3, 5000, 'both events');
+  assert.equal(client.body.split('data: again\n\n').length, 3, 'once each');
 });

@@ -420,7 +420,7 @@ class EventEndpoint extends LazyEventTarget {
     const id = checkId('eventId', optionalString('eventId', eventId) || undefined);
     if (this.#closed) return handled(Promise.reject(closedError(this.#extra?.closeReason ?? '')));
     let queued = SEND_STALE;
-    if (data === lastData && event === lastEvent && id === lastId) queued = native.sendAgain(this.#slot);
+    if (data === lastData && event === lastEvent && id === lastId) queued = native.sendAgain(this.#slot) ?? SEND_STALE;
     if (queued === SEND_STALE) {
       try {
         queued = native.send(this.#slot, data, event, id);

@@ -10,6 +10,7 @@
 //! - [`callback`]: the weak thread-safe function every callback into
 //!   JavaScript is made of, and the runtime tasks are spawned on.
 //! - [`stream`]: event streams (`EventEndpoint`), and the flush.
+//! - [`fast`]: `sendAgain`, the hottest call, without napi-rs's wrapper.
 //! - [`direct`]: handing a stream's socket to Rust and back.
 //! - [`keep_alive`]: the keep-alive timers.
 //! - [`stop`]: stop tokens.
@@ -23,6 +24,7 @@ pub mod defaults;
 pub mod diagnostics;
 pub mod direct;
 pub mod error;
+pub mod fast;
 pub mod keep_alive;
 pub mod redis;
 pub mod state;

@@ -87,14 +87,17 @@ pub fn send(
 
 /// Queues the frame that the last `send` of this slot's owner encoded,
 /// without passing or encoding it again; returns as [`send`] does, or
-/// [`SEND_STALE`] when another owner encoded a frame since (send in full).
-#[napi(catch_unwind)]
-pub fn send_again(slot: u32) -> Result<i64> {
+/// [`SEND_STALE`] when another owner encoded a frame since, or when the
+/// slot is not open (send in full, which says why). Called as
+/// `sendAgain(slot)` from JavaScript (see [`super::fast`]).
+pub fn send_again_queued(slot: u32) -> i64 {
     with_hub(|hub| {
-        let owner = hub.owner(slot).ok_or_else(|| closed(PushError::Closed))?;
+        let Some(owner) = hub.owner(slot) else {
+            return SEND_STALE.into();
+        };
         with_last_frame(|last| match last.share(owner) {
-            Some(bytes) => queued(hub.push_shared(slot, bytes)),
-            None => Ok(SEND_STALE.into()),
+            Some(bytes) => queued(hub.push_shared(slot, bytes)).unwrap_or(SEND_STALE.into()),
+            None => SEND_STALE.into(),
         })
     })
 }
