@@ -71,8 +71,19 @@ export const tick = (ms = 0) => new Promise((resolve) => setTimeout(resolve, ms)
  * chunk per `res.write`).
  */
 export class RawClient {
-  raw = Buffer.alloc(0);
+  /** What arrived, as pieces joined when `raw` is read (joining on every
+   * arrival copies a megabytes-long body once per packet). */
+  #pieces = [];
   closed = false;
+
+  get raw() {
+    if (this.#pieces.length !== 1) this.#pieces = [Buffer.concat(this.#pieces)];
+    return this.#pieces[0];
+  }
+
+  set raw(bytes) {
+    this.#pieces = [bytes];
+  }
 
   static connect(port, { path = '/', headers = {}, method = 'GET', body = undefined } = {}) {
     const client = new RawClient();
@@ -84,9 +95,7 @@ export class RawClient {
     // latin1: one byte per character, so that a test can send any bytes.
     socket.write(`${lines.join('\r\n')}\r\n\r\n`, 'latin1');
     if (body !== undefined) socket.write(body, 'utf8');
-    socket.on('data', (data) => {
-      client.raw = Buffer.concat([client.raw, data]);
-    });
+    socket.on('data', (data) => client.#pieces.push(data));
     socket.on('close', () => {
       client.closed = true;
     });
