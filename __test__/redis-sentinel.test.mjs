@@ -157,6 +157,11 @@ redisSuite(registerTests);
 
 function registerSplitBrain() {
   test('Sentinel split brain: the master paused past the failover and resumed under broadcasts from two processes: no broadcast reported not appended is ever delivered, and each live client gets the final stream once, in order, or is told', async (t) => {
+    // Each phase is printed as it begins, so that a run the file's time
+    // limit ends says where it was.
+    const began = performance.now();
+    const phase = (what) => console.log(`split brain, ${Math.round(performance.now() - began)} ms: ${what}`);
+    phase('starting the group and two processes');
     const { group, apps, clients } = await sentinelWithTwoApps(t);
     const outcomes = [];
     let going = true;
@@ -170,9 +175,11 @@ function registerSplitBrain() {
     t.after(() => {
       going = false;
     });
+    phase('broadcasts before the pause');
     await until(() => outcomes.length >= 20, 20_000, 'broadcasts before the pause');
     // Paused, not dead: the sentinels promote the replica, and the old
     // master, resumed, still holds (and may run) what it was sent.
+    phase('master paused; waiting for the promotion');
     signal(group.master.process, 'SIGSTOP');
     try {
       await until(
@@ -189,6 +196,7 @@ function registerSplitBrain() {
     } finally {
       signal(group.master.process, 'SIGCONT');
     }
+    phase('master resumed; waiting for its demotion');
     // The old master runs what it held, then is demoted by the sentinels.
     await until(
       async () => {
@@ -198,10 +206,12 @@ function registerSplitBrain() {
       60_000,
       'the old master to be demoted',
     );
+    phase('demoted; broadcasts after it');
     const resumedAt = outcomes.length;
     await until(() => outcomes.length >= resumedAt + 20, 30_000, 'broadcasts after the demotion');
     going = false;
     await Promise.all(loops);
+    phase('the last burst');
     const last = await apps[0].burst(20, 'split-last');
     assert.ok(last.every((o) => typeof o.id === 'string'));
     const lastId = last.at(-1).id;
