@@ -27,7 +27,7 @@ export declare class NativeChannel {
    * queues it on `link`'s publisher. Returns why it was refused at once
    * (not appended), or `null` once queued.
    */
-  publish(link: RedisLink, stream: string, maxLen: number, data: string, event?: string | undefined | null): string | null
+  publish(link: RedisLink, stream: string, maxLen: number, ttlMs: number, data: string, event?: string | undefined | null): string | null
   /**
    * Forgets which entries live subscribers already have: the stream went
    * back, and its ids are no guide any more.
@@ -250,6 +250,12 @@ export declare const DEFAULT_STOP_MAX_AGE_MS: number
 
 /** Entries a stream is trimmed to (about), unless the channel says otherwise. */
 export declare const DEFAULT_STREAM_MAX_LEN: number
+
+/**
+ * How long a channel's stream lives after its last broadcast, unless the
+ * channel says otherwise, in ms.
+ */
+export declare const DEFAULT_STREAM_TTL_MS: number
 
 /** What delivering a page of live entries did. */
 export interface DeliveryResult {

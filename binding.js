@@ -854,6 +854,7 @@ module.exports.DEFAULT_MEMORY_BUDGET = nativeBinding.DEFAULT_MEMORY_BUDGET
 module.exports.DEFAULT_STALL_TIMEOUT_MS = nativeBinding.DEFAULT_STALL_TIMEOUT_MS
 module.exports.DEFAULT_STOP_MAX_AGE_MS = nativeBinding.DEFAULT_STOP_MAX_AGE_MS
 module.exports.DEFAULT_STREAM_MAX_LEN = nativeBinding.DEFAULT_STREAM_MAX_LEN
+module.exports.DEFAULT_STREAM_TTL_MS = nativeBinding.DEFAULT_STREAM_TTL_MS
 module.exports.detachSocket = nativeBinding.detachSocket
 module.exports.discoverCluster = nativeBinding.discoverCluster
 module.exports.endAdopted = nativeBinding.endAdopted

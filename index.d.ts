@@ -286,6 +286,13 @@ export interface RedisStreamOptions {
   stream: string;
   /** The stream is trimmed to about this many entries (XADD MAXLEN ~). `0`: never. Default: `10000`. */
   maxLen?: number;
+  /**
+   * The stream expires this many milliseconds after its last broadcast
+   * (`PEXPIRE`, set with each append). `0`: never. Default: `86400000`
+   * (a day). A client resuming after it is gone is told its resume is
+   * incomplete (`complete: false`).
+   */
+  ttl?: number;
   /** TLS material for a `rediss://` URL, as `tls.connect` takes it (PEM). */
   tls?: RedisTlsOptions;
 }

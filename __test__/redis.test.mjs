@@ -55,6 +55,37 @@ function registerTests() {
     assert.equal(state.read, false);
   });
 
+  test('a stream expires redis.ttl ms after its last broadcast (a day by default, never with 0); a resume after that is told incomplete', async (t) => {
+    const redis = file.redis;
+    const [short, byDefault, never] = [nextStream(), nextStream(), nextStream()];
+    const channels = [
+      new Channel({ redis: { url: redis.url, stream: short, ttl: 400 } }),
+      new Channel({ redis: { url: redis.url, stream: byDefault } }),
+      new Channel({ redis: { url: redis.url, stream: never, ttl: 0 } }),
+    ];
+    t.after(() => channels.forEach((c) => c.close()));
+    const ids = [];
+    for (const channel of channels) ids.push(await channel.broadcast('kept for a while'));
+    const [shortTtl, defaultTtl, neverTtl] = await redis.commands([
+      ['PTTL', short],
+      ['PTTL', byDefault],
+      ['PTTL', never],
+    ]);
+    assert.ok(shortTtl > 0 && shortTtl <= 400, `PTTL ${shortTtl}`);
+    assert.ok(defaultTtl > 86_400_000 - 60_000 && defaultTtl <= 86_400_000, `PTTL ${defaultTtl}`);
+    assert.equal(neverTtl, -1, 'no expiry');
+    // Each broadcast sets it again: a stream in use does not expire.
+    await tick(250);
+    await channels[0].broadcast('still in use');
+    assert.ok((await redis.commands([['PTTL', short]]))[0] > 250, 'the expiry was set again');
+    await until(async () => (await redis.commands([['EXISTS', short]]))[0] === 0, 10_000, 'the stream to expire');
+    // A client that comes back with an id of the stream that expired.
+    const { endpoint } = await openEndpoint(t, undefined, { headers: { 'Last-Event-ID': ids[0] } });
+    assert.deepEqual(await channels[0].subscribe(endpoint), { replayed: 0, complete: false });
+    assert.throws(() => new Channel({ redis: { url: redis.url, stream: 'x', ttl: -1 } }), /"options\.redis\.ttl"/);
+    assert.throws(() => new Channel({ redis: { url: redis.url, stream: 'x', ttl: 1.5 } }), TypeError);
+  });
+
   test('broadcasts from either of two processes reach the clients of both, in one order', async (t) => {
     const stream = nextStream();
     const a = await startApp(t, file.redis, stream);

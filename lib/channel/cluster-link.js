@@ -295,8 +295,8 @@ class ClusterLink {
    * is sent again, after the map is read again, to the master named then,
    * up to MAX_REDIRECTS times: the stream's later broadcasts wait behind it,
    * so that the call order stays the stream's order. */
-  publish(nativeChannel, stream, maxLen, data, event) {
-    const send = { nativeChannel, stream, maxLen, data, event, tries: 0 };
+  publish(nativeChannel, stream, maxLen, ttl, data, event) {
+    const send = { nativeChannel, stream, maxLen, ttl, data, event, tries: 0 };
     if (this.#slots !== null && !this.#moving.has(stream)) return this.#send(send);
     return handled(
       new Promise((resolve, reject) => {
@@ -329,7 +329,7 @@ class ClusterLink {
   #send(send) {
     const master = this.#masterOf(send.stream);
     if (master === null) return `No master of the Redis Cluster at ${this.server} holds the stream's slot`;
-    const outcome = master.publish(send.nativeChannel, send.stream, send.maxLen, send.data, send.event);
+    const outcome = master.publish(send.nativeChannel, send.stream, send.maxLen, send.ttl, send.data, send.event);
     if (typeof outcome === 'string') return outcome;
     const stream = send.stream;
     this.#inflight.set(stream, (this.#inflight.get(stream) ?? 0) + 1);

@@ -130,8 +130,8 @@ class Link {
 
   /** Queues a broadcast, checked by the channel (a NativeChannel); resolves
    * with its stream id, or rejects with its fate. */
-  publish(nativeChannel, stream, maxLen, data, event) {
-    const refusal = nativeChannel.publish(this.native, stream, maxLen, data, event);
+  publish(nativeChannel, stream, maxLen, ttl, data, event) {
+    const refusal = nativeChannel.publish(this.native, stream, maxLen, ttl, data, event);
     if (refusal != null) return refusal;
     return handled(new Promise((resolve, reject) => this.#waitFor(resolve, reject, publishError)));
   }

@@ -95,7 +95,7 @@ function checkRedisUrl(url) {
 function redisOptionsOf(redis) {
   if (redis === undefined) return null;
   if (redis === null || typeof redis !== 'object') throw invalid('options.redis', 'an object', redis);
-  optionsObject('options.redis', redis, ['url', 'stream', 'maxLen', 'tls'], 'a Redis-backed Channel');
+  optionsObject('options.redis', redis, ['url', 'stream', 'maxLen', 'ttl', 'tls'], 'a Redis-backed Channel');
   const url = requiredString('options.redis.url', redis.url);
   checkRedisUrl(url);
   const stream = requiredString('options.redis.stream', redis.stream);
@@ -104,7 +104,11 @@ function redisOptionsOf(redis) {
   if (!Number.isInteger(maxLen) || maxLen < 0 || maxLen > MAX_U32) {
     throw invalid('options.redis.maxLen', 'a non-negative integer', maxLen);
   }
-  return { url, stream, maxLen, tls: tlsOptionsOf(redis.tls, url) };
+  const ttl = redis.ttl ?? native.DEFAULT_STREAM_TTL_MS;
+  if (!Number.isSafeInteger(ttl) || ttl < 0) {
+    throw invalid('options.redis.ttl', 'a non-negative integer (milliseconds)', ttl);
+  }
+  return { url, stream, maxLen, ttl, tls: tlsOptionsOf(redis.tls, url) };
 }
 
 /** The checked arguments of `broadcast(data, options)`: `data`, and

@@ -101,6 +101,8 @@ class RedisStream {
   /** The server, named without userinfo (kept after close). */
   #server;
   #maxLen;
+  /** How long the stream lives after its last broadcast (ms; 0: for ever). */
+  #ttl;
   /**
    * While the link follows the stream for this channel: the id the
    * follower has read up to (null until it says where it starts), what
@@ -122,7 +124,7 @@ class RedisStream {
   /**
    * @param {object} owner the Channel
    * @param {(channel: object) => ChannelCore} coreOf makes its core, on first use
-   * @param {{ url: string, stream: string, maxLen: number, tls?: object }} redis checked options
+   * @param {{ url: string, stream: string, maxLen: number, ttl: number, tls?: object }} redis checked options
    */
   constructor(owner, coreOf, redis) {
     this.#core = owner;
@@ -132,6 +134,7 @@ class RedisStream {
     this.#server = link.server;
     this.stream = redis.stream;
     this.#maxLen = redis.maxLen;
+    this.#ttl = redis.ttl;
     // Ready once the publisher is connected and has read the stream: a
     // client subscribed then misses nothing broadcast after; rejected when
     // Redis cannot be reached or the stream read.
@@ -267,7 +270,7 @@ class RedisStream {
     if (this.#link === null) throw notAppended('The channel is closed');
     let outcome;
     try {
-      outcome = this.#link.publish(this.#channel.native, this.stream, this.#maxLen, data, event);
+      outcome = this.#link.publish(this.#channel.native, this.stream, this.#maxLen, this.#ttl, data, event);
     } catch (err) {
       throw broadcastError(err, data, event, undefined);
     }

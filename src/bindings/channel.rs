@@ -11,6 +11,7 @@ use crate::core::channel::Channel;
 use crate::core::frame::Frame;
 use crate::core::stream_entry::StreamId;
 use crate::core::topics::{resume_of, Resume};
+use crate::io::redis::Retention;
 
 /// The longest id a stream entry can have (`<u64>-<u64>`), for checking the
 /// size of a broadcast before Redis gives it its id.
@@ -145,6 +146,7 @@ impl NativeChannel {
         link: &RedisLink,
         stream: String,
         max_len: u32,
+        ttl_ms: f64,
         data: String,
         event: Option<String>,
     ) -> Result<Option<String>> {
@@ -153,7 +155,12 @@ impl NativeChannel {
         self.channel
             .check_size(frame.encoded_len())
             .map_err(too_large)?;
-        Ok(link.link().enqueue(stream.into(), max_len, data, event))
+        // Checked in JavaScript: a whole number of ms, 0 to 2^53 - 1.
+        let retention = Retention {
+            max_len,
+            ttl_ms: ttl_ms as u64,
+        };
+        Ok(link.link().enqueue(stream.into(), retention, data, event))
     }
 
     /// Forgets which entries live subscribers already have: the stream went

@@ -99,6 +99,10 @@ pub const MAX_PENDING_PUBLISH_BYTES: u32 = redis::MAX_PENDING_PUBLISH_BYTES as u
 /// Entries a stream is trimmed to (about), unless the channel says otherwise.
 #[napi]
 pub const DEFAULT_STREAM_MAX_LEN: u32 = redis::DEFAULT_STREAM_MAX_LEN;
+/// How long a channel's stream lives after its last broadcast, unless the
+/// channel says otherwise, in ms.
+#[napi]
+pub const DEFAULT_STREAM_TTL_MS: u32 = redis::DEFAULT_STREAM_TTL_MS as u32;
 /// How long a resuming client waits for the stream reader to start before
 /// its stream is ended (it comes back later), in ms.
 #[napi]

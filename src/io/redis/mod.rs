@@ -48,6 +48,7 @@ pub mod replies;
 pub use connector::{server_name, Connector, Tls};
 use follower::{Control, Follower};
 use pages::Pages;
+pub use publisher::Retention;
 use publisher::{MarkFor, Publisher, Request};
 
 /// How long a connection may take to open.
@@ -61,6 +62,15 @@ const BACKOFF: Backoff = Backoff::new(Duration::from_millis(100), Duration::from
 pub const MAX_PENDING_PUBLISH_BYTES: usize = 64 << 20;
 /// Entries a stream is trimmed to (about), unless the channel says otherwise.
 pub const DEFAULT_STREAM_MAX_LEN: u32 = 10_000;
+/// How long a channel's stream lives after its last broadcast, unless the
+/// channel says otherwise: a day. Why a day: a client away for less (a
+/// laptop closed overnight, a deploy, a train) resumes exactly, as
+/// `DEFAULT_STREAM_MAX_LEN` allows; a stream nobody has broadcast to for a
+/// day (a document closed, a user gone) is no longer kept for ever, which
+/// a server with a channel per document or per user otherwise pays for
+/// every channel it ever made. A client that comes back later is told that
+/// its resume is incomplete, as for entries trimmed away.
+pub const DEFAULT_STREAM_TTL_MS: u64 = 24 * 60 * 60 * 1000;
 /// How long a resuming client waits for its channel to start following the
 /// stream before its stream is ended (it comes back later).
 pub const RESUME_WAIT: Duration = Duration::from_secs(10);
@@ -254,13 +264,13 @@ impl Link {
     pub fn enqueue(
         &self,
         stream: Arc<str>,
-        max_len: u32,
+        retention: Retention,
         data: String,
         event: Option<String>,
     ) -> Option<String> {
         let request = Request::Publish {
             stream,
-            max_len,
+            retention,
             data,
             event,
         };

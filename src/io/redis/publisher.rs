@@ -71,12 +71,15 @@ const SEARCH_PAGES: usize = 100;
 const NO_EVENT: &str = "\n";
 
 /// The script each run of broadcasts to one stream runs: `KEYS[1]` the
-/// stream; `ARGV[1]` the trimming length (`0`: never), then for each
-/// broadcast its producer tag, its data and its event name ([`NO_EVENT`] for
+/// stream; `ARGV[1]` the trimming length (`0`: never); `ARGV[2]` how long
+/// the stream lives after this run's last append, in ms (`0`: for ever; see
+/// [`Retention`]), then for each broadcast its producer tag, its data and its event name ([`NO_EVENT`] for
 /// none). Each append is a `pcall`, so that one refused (out of memory, a
 /// wrong type) is answered as refused while those before it stay appended
 /// and are answered with their ids: the reply is one id or error per
-/// broadcast. One `PUBLISH` of the last id follows (also a `pcall`: the
+/// broadcast. If any was appended, the stream's expiry is set again
+/// (`PEXPIRE`, a `pcall` too), in the same script, so that no append is
+/// ever left without it. One `PUBLISH` of the last id follows (also a `pcall`: the
 /// entries are appended whatever becomes of the notice; a follower that
 /// misses it reads them with the next one, or when it reconnects). The field
 /// names are the ones [`crate::core::stream_entry`] checks.
@@ -86,7 +89,7 @@ pub fn append_script() -> String {
 local trim = ARGV[1] ~= '0'
 local replies = {{}}
 local last
-for i = 2, #ARGV - 2, 3 do
+for i = 3, #ARGV - 2, 3 do
   local xadd = {{'XADD', KEYS[1]}}
   if trim then
     xadd[#xadd + 1] = 'MAXLEN'
@@ -106,18 +109,29 @@ for i = 2, #ARGV - 2, 3 do
   replies[#replies + 1] = reply
   if type(reply) == 'string' then last = reply end
 end
+if last and ARGV[2] ~= '0' then redis.pcall('PEXPIRE', KEYS[1], ARGV[2]) end
 if last then redis.pcall('PUBLISH', KEYS[1], last) end
 return replies
 "
     )
 }
 
+/// How much of a channel's stream Redis keeps. Broadcasts to one stream
+/// with the same retention go in one call of the script.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Retention {
+    /// Entries the stream is trimmed to (about); `0` is never.
+    pub max_len: u32,
+    /// How long the stream lives after its last append, in ms; `0` is for
+    /// ever.
+    pub ttl_ms: u64,
+}
+
 /// What the publisher is asked to do, in order.
 pub enum Request {
     Publish {
         stream: Arc<str>,
-        /// Entries the stream is trimmed to (about); `0` is never.
-        max_len: u32,
+        retention: Retention,
         data: String,
         event: Option<String>,
     },
@@ -423,23 +437,25 @@ impl Publisher {
         while at < batch.len() {
             match &batch[at] {
                 Request::Publish {
-                    stream, max_len, ..
+                    stream, retention, ..
                 } => {
                     let command = pipe
                         .cmd("EVALSHA")
                         .arg(&held.sha)
                         .arg(1)
                         .arg(&**stream)
-                        .arg(max_len);
+                        .arg(retention.max_len)
+                        .arg(retention.ttl_ms);
                     let first = at;
                     while let Some(Request::Publish {
                         stream: next,
-                        max_len: next_len,
+                        retention: next_retention,
                         data,
                         event,
                     }) = batch.get(at)
                     {
-                        if next != stream || next_len != max_len || at - first >= GROUP_MAX {
+                        if next != stream || next_retention != retention || at - first >= GROUP_MAX
+                        {
                             break;
                         }
                         let tag = format!("{}-{}", state.tag_prefix, state.next_tag);
