@@ -63,7 +63,9 @@ function registerTests() {
       new Channel({ redis: { url: redis.url, stream: byDefault } }),
       new Channel({ redis: { url: redis.url, stream: never, ttl: 0 } }),
     ];
-    t.after(() => channels.forEach((c) => c.close()));
+    t.after(() => {
+      for (const channel of channels) channel.close();
+    });
     const ids = [];
     for (const channel of channels) ids.push(await channel.broadcast('kept for a while'));
     const [shortTtl, defaultTtl, neverTtl] = await redis.commands([
