@@ -58,6 +58,11 @@ function distance(a, b) {
   return rows[a.length][b.length];
 }
 
+function sameLetters(a, b) {
+  const letters = (word) => [...word.toLowerCase()].sort().join('');
+  return b !== undefined && letters(a) === letters(b);
+}
+
 /** The known name `unknown` most likely meant, or undefined. */
 function closest(unknown, known) {
   const meant = Object.hasOwn(MEANT, unknown) ? MEANT[unknown] : undefined;
@@ -67,7 +72,9 @@ function closest(unknown, known) {
   let bestDistance = Math.max(2, Math.floor(unknown.length / 3)) + 1;
   for (const name of known) {
     const d = distance(unknown, name);
-    if (d < bestDistance) {
+    // At the same distance, the name with the same letters wins (`tsl` is
+    // `tls` with two swapped, not `ttl` with one changed).
+    if (d < bestDistance || (d === bestDistance && sameLetters(unknown, name) && !sameLetters(unknown, best))) {
       best = name;
       bestDistance = d;
     }
