@@ -73,16 +73,17 @@ const NO_EVENT: &str = "\n";
 /// The script each run of broadcasts to one stream runs: `KEYS[1]` the
 /// stream; `ARGV[1]` the trimming length (`0`: never); `ARGV[2]` how long
 /// the stream lives after this run's last append, in ms (`0`: for ever; see
-/// [`Retention`]), then for each broadcast its producer tag, its data and its event name ([`NO_EVENT`] for
-/// none). Each append is a `pcall`, so that one refused (out of memory, a
-/// wrong type) is answered as refused while those before it stay appended
-/// and are answered with their ids: the reply is one id or error per
-/// broadcast. If any was appended, the stream's expiry is set again
-/// (`PEXPIRE`, a `pcall` too), in the same script, so that no append is
-/// ever left without it. One `PUBLISH` of the last id follows (also a `pcall`: the
-/// entries are appended whatever becomes of the notice; a follower that
-/// misses it reads them with the next one, or when it reconnects). The field
-/// names are the ones [`crate::core::stream_entry`] checks.
+/// [`Retention`]), then for each broadcast its producer tag, its data and
+/// its event name ([`NO_EVENT`] for none). Each append is a `pcall`, so
+/// that one refused (out of memory, a wrong type) is answered as refused
+/// while those before it stay appended and are answered with their ids: the
+/// reply is one id or error per broadcast. If any was appended, the
+/// stream's expiry is set again (`PEXPIRE`, a `pcall` too), in the same
+/// script, so that no append is ever left without it. One `PUBLISH` of the
+/// last id follows (also a `pcall`: the entries are appended whatever
+/// becomes of the notice; a follower that misses it reads them with the
+/// next one, or when it reconnects). The field names are the ones
+/// [`crate::core::stream_entry`] checks.
 pub fn append_script() -> String {
     format!(
         r"
