@@ -28,6 +28,8 @@ export declare class NativeChannel {
    * (not appended), or `null` once queued.
    */
   publish(link: RedisLink, stream: string, maxLen: number, ttlMs: number, data: string, event?: string | undefined | null): string | null
+  /** Forgets the history; returns how many events it held. */
+  clearHistory(): number
   /**
    * Forgets which entries live subscribers already have: the stream went
    * back, and its ids are no guide any more.
@@ -72,6 +74,12 @@ export declare class RedisLink {
    * link is closed.
    */
   mark(stream: string): boolean
+  /**
+   * Queues the deletion of `stream` (see [`Link::delete`]): its outcome
+   * comes with the fates of broadcasts, in queue order. Returns false
+   * once the link is closed.
+   */
+  delete(stream: string): boolean
   /**
    * Reads up to `count` entries of `stream` after `after` (a stream id),
    * checking whether the stream was trimmed past it. When Redis cannot be
@@ -129,6 +137,8 @@ export declare class StreamPage {
    * been missed.
    */
   get lostTrack(): boolean
+  /** The stream was deleted on purpose; see [`link::StreamPage::deleted`]. */
+  get deleted(): boolean
   /** The entries skipped, `[id, reason, id, reason, …]`. */
   skipped(): Array<string>
 }

@@ -163,6 +163,15 @@ impl NativeChannel {
         Ok(link.link().enqueue(stream.into(), retention, data, event))
     }
 
+    /// Forgets the history; returns how many events it held.
+    #[napi(catch_unwind)]
+    pub fn clear_history(&mut self) -> u32 {
+        let before = self.channel.history_held();
+        let held = self.channel.clear_history();
+        add_history_bytes(self.channel.history_held(), before);
+        held as u32
+    }
+
     /// Forgets which entries live subscribers already have: the stream went
     /// back, and its ids are no guide any more.
     #[napi(catch_unwind)]

@@ -168,6 +168,12 @@ impl StreamPage {
         self.0.lost_track
     }
 
+    /// The stream was deleted on purpose; see [`link::StreamPage::deleted`].
+    #[napi(getter)]
+    pub fn deleted(&self) -> bool {
+        self.0.deleted
+    }
+
     /// The entries skipped, `[id, reason, id, reason, …]`.
     #[napi]
     pub fn skipped(&self) -> Vec<String> {
@@ -250,6 +256,14 @@ impl RedisLink {
     #[napi(catch_unwind)]
     pub fn mark(&self, stream: String) -> bool {
         self.link.mark(Arc::from(stream))
+    }
+
+    /// Queues the deletion of `stream` (see [`Link::delete`]): its outcome
+    /// comes with the fates of broadcasts, in queue order. Returns false
+    /// once the link is closed.
+    #[napi(catch_unwind)]
+    pub fn delete(&self, stream: String) -> bool {
+        self.link.delete(Arc::from(stream))
     }
 
     /// Reads up to `count` entries of `stream` after `after` (a stream id),

@@ -321,6 +321,16 @@ impl Channel {
         self.history.push_back(entry);
     }
 
+    /// Forgets the history: a client resuming from an id it held is told
+    /// its resume is incomplete. Returns how many entries it held.
+    pub fn clear_history(&mut self) -> usize {
+        let held = self.history.len();
+        self.history.clear();
+        self.history_held = 0;
+        self.frames = None;
+        held
+    }
+
     /// Refuses a frame of `len` bytes that some subscriber could never take.
     pub fn check_size(&self, len: usize) -> Result<(), FrameTooLarge> {
         match self.cap_counts.first_key_value() {

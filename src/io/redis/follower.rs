@@ -56,6 +56,7 @@ use redis::Value;
 use tokio::sync::mpsc;
 
 use super::pages::Pages;
+use super::publisher::DELETED_NOTICE;
 use super::replies::{connection_lost, entries_of, lasting};
 use super::{Connector, PageSink, StreamPage, BACKOFF, CONNECT_TIMEOUT, REPLY_TIMEOUT};
 use crate::core::stream_entry::{Page, StreamId};
@@ -135,6 +136,9 @@ struct Followed {
     subscribed: bool,
     /// The ids of the entries delivered last, oldest first.
     recent: VecDeque<StreamId>,
+    /// A notice said the stream was deleted (with this newest id) while a
+    /// read was in flight: dealt with when the read ends.
+    deleted: Option<StreamId>,
 }
 
 /// A read's outcome, back on the follower's task.
@@ -300,9 +304,16 @@ impl Follower {
                         let Some(message) = message else { break Leave::Lost };
                         let name = follows.get_key_value(message.get_channel_name()).map(|(name, _)| name.clone());
                         if let Some((name, followed)) = name.and_then(|name| follows.get_mut(&name).map(|followed| (name, followed))) {
-                            let notice = std::str::from_utf8(message.get_payload_bytes())
-                                .ok()
-                                .and_then(StreamId::parse);
+                            let payload = std::str::from_utf8(message.get_payload_bytes()).unwrap_or_default();
+                            if let Some(newest) = payload.strip_prefix(DELETED_NOTICE).and_then(StreamId::parse) {
+                                if followed.reading {
+                                    followed.deleted = Some(newest);
+                                } else if !(self.sink)(vec![self.deleted(&name, followed, newest, &done_to)]) {
+                                    return;
+                                }
+                                continue;
+                            }
+                            let notice = StreamId::parse(payload);
                             if let (Some(notice), Some(last)) = (notice, followed.last) {
                                 if notice <= last {
                                     followed.low = Some(followed.low.map_or(notice, |low| low.min(notice)));
@@ -407,6 +418,7 @@ impl Follower {
                         outage_ms: from.is_none().then(now_ms),
                         subscribed: false,
                         recent: VecDeque::new(),
+                        deleted: None,
                     },
                 );
                 if let Some(followed) = follows.get(&stream) {
@@ -571,6 +583,36 @@ impl Follower {
             return;
         }
         followed.reading = false;
+        if let Some(newest) = followed.deleted.take() {
+            // The stream was deleted while this read was in flight: what it
+            // read before that is delivered; what it found after (nothing,
+            // or a stream without the entry it read after) is not a stream
+            // that went back.
+            if let Ok(Read::After { entries, .. }) = &done.result {
+                if let Some(from) = done.from.filter(|_| !entries.is_empty()) {
+                    if let Some(page) = Self::took(&name, followed, from, entries) {
+                        pages.push(page);
+                    }
+                }
+            }
+            if let Ok(Read::Start(start)) = done.result {
+                followed.last.get_or_insert(start);
+            }
+            pages.push(self.deleted(&name, followed, newest, done_to));
+            return;
+        }
+        if Self::absent(&done.result, followed) {
+            // No stream at all, with no outage to explain it: deleted on
+            // purpose (the notice that says so is on its way, on the other
+            // connection), or by hand. The follow waits for the next
+            // notice: the deletion's, or the first append's to the next
+            // stream, which tells a stream that went back as before.
+            followed.failing = false;
+            if followed.dirty {
+                self.read(&name, followed, done_to);
+            }
+            return;
+        }
         match done.result {
             Err(err) => {
                 if lasting(&err) && !followed.failing {
@@ -669,36 +711,13 @@ impl Follower {
                         pages.push(StreamPage::at(name.clone(), from));
                     }
                 } else {
-                    let full = entries.len() >= READ_COUNT;
-                    let mut page = Page::default();
-                    for (id, fields) in &entries {
-                        page.add(id, fields);
-                    }
-                    match page.last {
-                        Some(read_to) if read_to > from => {
-                            followed.last = Some(read_to);
-                            let newest = entries.len().saturating_sub(RECENT_IDS);
-                            for (id, _) in &entries[newest..] {
-                                if let Some(id) = StreamId::parse(id) {
-                                    if followed.recent.len() == RECENT_IDS {
-                                        followed.recent.pop_front();
-                                    }
-                                    followed.recent.push_back(id);
-                                }
-                            }
-                            if full {
-                                followed.dirty = true;
-                            }
-                        }
+                    let Some(page) = Self::took(&name, followed, from, &entries) else {
                         // Ids that do not parse or go back: a broken
                         // server; try again later rather than spin.
-                        _ => {
-                            self.retry(&name, followed, done_to);
-                            return;
-                        }
-                    }
-                    followed.low = None;
-                    pages.push(StreamPage::of(name.clone(), page));
+                        self.retry(&name, followed, done_to);
+                        return;
+                    };
+                    pages.push(page);
                 }
                 followed.outage_ms = None;
             }
@@ -706,6 +725,79 @@ impl Follower {
         if followed.dirty {
             self.read(&name, followed, done_to);
         }
+    }
+
+    /// Whether a read found no stream at all (nothing after the id it read
+    /// after, nothing up to it, no newest id) where one was followed, with
+    /// no outage since.
+    fn absent(result: &redis::RedisResult<Read>, followed: &Followed) -> bool {
+        let nothing = match result {
+            Ok(Read::After { entries, newest }) => {
+                entries.is_empty() && *newest == StreamId::default()
+            }
+            Ok(Read::Diverged { below, newest }) => {
+                below.is_empty() && *newest == StreamId::default()
+            }
+            _ => false,
+        };
+        nothing
+            && followed.outage_ms.is_none()
+            && followed.last.is_some_and(|last| last > StreamId::default())
+    }
+
+    /// The page of entries read after `from`, noted as delivered; `None`
+    /// for ids that do not parse or go back (a broken server).
+    fn took(
+        name: &Arc<str>,
+        followed: &mut Followed,
+        from: StreamId,
+        entries: &[(String, crate::core::stream_entry::RawFields)],
+    ) -> Option<StreamPage> {
+        let mut page = Page::default();
+        for (id, fields) in entries {
+            page.add(id, fields);
+        }
+        let read_to = page.last.filter(|read_to| *read_to > from)?;
+        followed.last = Some(read_to);
+        for (id, _) in &entries[entries.len().saturating_sub(RECENT_IDS)..] {
+            if let Some(id) = StreamId::parse(id) {
+                if followed.recent.len() == RECENT_IDS {
+                    followed.recent.pop_front();
+                }
+                followed.recent.push_back(id);
+            }
+        }
+        if entries.len() >= READ_COUNT {
+            followed.dirty = true;
+        }
+        followed.low = None;
+        Some(StreamPage::of(name.clone(), page))
+    }
+
+    /// A notice said the stream was deleted on purpose, its newest id
+    /// `newest` then: the follow starts over at the beginning of the next
+    /// stream of that name (nothing it delivered is looked for any more),
+    /// and says so on a page; entries up to `newest` it had not read went
+    /// with the stream. Called with no read in flight; reads what the next
+    /// stream holds.
+    fn deleted(
+        &self,
+        name: &Arc<str>,
+        followed: &mut Followed,
+        newest: StreamId,
+        done_to: &mpsc::UnboundedSender<Done>,
+    ) -> StreamPage {
+        let mut page = StreamPage::at(name.clone(), StreamId::default());
+        page.deleted = true;
+        page.rewound_from = followed.last;
+        page.lost_track = followed.last.is_none_or(|last| last < newest);
+        followed.last = Some(StreamId::default());
+        followed.recent.clear();
+        followed.low = None;
+        followed.outage_ms = None;
+        followed.failing = false;
+        self.read(name, followed, done_to);
+        page
     }
 
     /// A lasting failure for every stream followed, once per run.

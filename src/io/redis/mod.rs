@@ -152,6 +152,11 @@ pub struct StreamPage {
     /// ... and none of the ids it delivered last was there: entries between
     /// what it delivered and where it goes on may have been missed.
     pub lost_track: bool,
+    /// The stream was deleted on purpose (a channel's `deleteHistory()`, in
+    /// any process): the follow starts over with the next stream of that
+    /// name. `rewound_from` is where it had read up to; `lost_track` says
+    /// whether entries it had not read yet went with the stream.
+    pub deleted: bool,
 }
 
 impl StreamPage {
@@ -255,6 +260,14 @@ impl Link {
             reply: MarkFor::Report,
         })
         .is_ok()
+    }
+
+    /// Queues the deletion of `stream`, behind every broadcast queued
+    /// before: its outcome comes with the fates, in queue order (`"1"`
+    /// deleted, `"0"` there was no stream). Returns false once the link is
+    /// closed.
+    pub fn delete(&self, stream: Arc<str>) -> bool {
+        self.send(Request::Delete { stream }).is_ok()
     }
 
     /// Queues an event for `stream`, behind every earlier one; its fate

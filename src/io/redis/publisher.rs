@@ -28,6 +28,15 @@
 //! below that mark, every one queued after an id above. That is where a
 //! channel starts to follow its stream, and how `ready` proves the stream
 //! readable.
+//!
+//! # Deletes
+//!
+//! A [`Request::Delete`] deletes a stream at its place in the queue (one
+//! call of [`delete_script`]): every broadcast queued before it is appended
+//! first, and gone with the stream; every one queued after starts a new
+//! stream. The script publishes a notice that names the newest id deleted,
+//! so that every process following the stream starts over without taking
+//! the deletion for a failover (see [`super::follower`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -117,6 +126,33 @@ return replies
     )
 }
 
+/// The script that deletes a stream (`KEYS[1]`): it answers how many keys
+/// it deleted (`0`: there was none), and refuses a key of another type, so
+/// that a channel named after someone else's key never deletes it. Once
+/// deleted, it publishes [`DELETED_NOTICE`] and the newest id the stream
+/// had on the stream's notice channel.
+pub fn delete_script() -> String {
+    format!(
+        r"
+local kind = redis.call('TYPE', KEYS[1])['ok']
+if kind == 'none' then return 0 end
+if kind ~= 'stream' then
+  return redis.error_reply('WRONGTYPE the key holds a ' .. kind .. ', not a stream: it was not deleted')
+end
+local newest = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+local last = '0-0'
+if newest[1] then last = newest[1][1] end
+redis.call('DEL', KEYS[1])
+redis.pcall('PUBLISH', KEYS[1], '{DELETED_NOTICE}' .. last)
+return 1
+"
+    )
+}
+
+/// What a notice that a stream was deleted starts with; the newest id it
+/// had follows.
+pub const DELETED_NOTICE: &str = "deleted ";
+
 /// How much of a channel's stream Redis keeps. Broadcasts to one stream
 /// with the same retention go in one call of the script.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -139,6 +175,9 @@ pub enum Request {
     /// The stream's newest id at this place in the queue (`0-0` for an
     /// empty one), or why it could not be read.
     Mark { stream: Arc<str>, reply: MarkFor },
+    /// Delete the stream at this place in the queue; reported with the
+    /// fates, in queue order (`"1"` deleted, `"0"` there was none).
+    Delete { stream: Arc<str> },
 }
 
 /// Who a mark is for.
@@ -189,7 +228,7 @@ impl Request {
             Request::Publish { data, event, .. } => {
                 data.len() + event.as_ref().map_or(0, String::len)
             }
-            Request::Mark { .. } => 0,
+            Request::Mark { .. } | Request::Delete { .. } => 0,
         }
     }
 }
@@ -328,6 +367,9 @@ impl Publisher {
                                 Err((Code::RedisUnavailable, reason.clone())),
                                 &mut fates,
                             );
+                        }
+                        Request::Delete { .. } => {
+                            fates.failed(Code::RedisUnavailable, reason.clone())
                         }
                     }
                 }
@@ -483,6 +525,11 @@ impl Publisher {
                     groups.push(0);
                     at += 1;
                 }
+                Request::Delete { stream } => {
+                    pipe.cmd("EVAL").arg(delete_script()).arg(1).arg(&**stream);
+                    groups.push(0);
+                    at += 1;
+                }
             }
         }
         let now = now_ms();
@@ -595,6 +642,17 @@ impl Publisher {
                 let mark = self.mark_of(&stream, reply);
                 to.answer(stream, mark, fates);
             }
+            Request::Delete { stream } => match reply {
+                Value::Int(deleted) => fates.appended(deleted.to_string()),
+                Value::ServerError(err) => fates.failed(
+                    Code::RedisUnavailable,
+                    format!("Redis at {server} refused to delete the stream {stream:?}: {err}"),
+                ),
+                other => fates.failed(
+                    Code::RedisOutcomeUnknown,
+                    format!("Redis at {server} answered the delete with {other:?}"),
+                ),
+            },
         }
     }
 
@@ -839,6 +897,11 @@ impl Publisher {
                         &mut fates,
                     );
                 }
+                // Deleting is idempotent: the caller may delete again.
+                Request::Delete { .. } => fates.failed(
+                    Code::RedisOutcomeUnknown,
+                    format!("{reason}; the stream may or may not be deleted (deleting it again is safe)"),
+                ),
             }
         }
         fates
