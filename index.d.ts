@@ -376,6 +376,12 @@ export interface Channel extends EventTarget {
    * `complete: false`.
    */
   broadcastAll<Item>(source: SendAllSource<Item>, options?: SendAllOptions<Item>): Promise<SendAllResult>;
+  /**
+   * Forgets the events kept for resuming clients; a client that resumes
+   * from an id before is told its resume is incomplete. Resolves with
+   * whether any were kept.
+   */
+  deleteHistory(): Promise<boolean>;
   /** Does nothing for a local channel. */
   close(): void;
   /**
@@ -438,6 +444,18 @@ export interface RedisChannel extends EventTarget {
    * stream's.
    */
   broadcastAll<Item>(source: SendAllSource<Item>, options?: Omit<SendAllOptions<Item>, 'id'>): Promise<SendAllResult>;
+  /**
+   * Deletes the channel's stream from Redis at once (its memory is freed),
+   * after every broadcast this process made before; resolves with whether
+   * there was one. A key of another type is left alone (rejects, code
+   * `ERR_SSE_REDIS_UNAVAILABLE`, as when Redis cannot be reached). Clients
+   * that resume from an id before are told their resume is incomplete;
+   * live clients in every process go on with what is broadcast next, and
+   * are told (`incompleteEvent`) if entries they had not been sent went
+   * with the stream. The channel stays open: the next broadcast starts a
+   * new stream.
+   */
+  deleteHistory(): Promise<boolean>;
   /**
    * Stops reading the stream; broadcasts already made still go to Redis,
    * later ones are refused, and a later `subscribe()` ends the endpoint.

@@ -526,6 +526,10 @@ export async function startApp(t, redis, stream, env = {}) {
     async stopAll() {
       await get('/stop');
     },
+    /** channel.deleteHistory() in the app: `true` or `false`, or why not. */
+    async deleteHistory() {
+      return (await get('/delete')).body;
+    },
   };
 }
 

@@ -97,6 +97,65 @@ function registerTests() {
     assert.throws(() => new Channel({ redis: { url: redis.url, stream: 'x', ttl: 1.5 } }), TypeError);
   });
 
+  test('deleteHistory() deletes the stream at once, after the broadcasts made before it: the clients of two processes go on live, unwarned; a resume from before is told incomplete; a key of another type is left alone', async (t) => {
+    const redis = file.redis;
+    const stream = nextStream();
+    const a = await startApp(t, redis, stream);
+    const b = await startApp(t, redis, stream);
+    const clients = [listen(t, a.url), listen(t, b.url)];
+    await subscribed(clients);
+    const before = [];
+    for (let i = 0; i < 5; i++) before.push((await a.publish(`before ${i}`)).body);
+    await until(() => clients.every((c) => c.got.length === 5), 10_000, 'the events before');
+    // Here, two broadcasts and the delete, none awaited before the next:
+    // the delete comes after them, and they go with the stream.
+    const channel = new Channel({ redis: { url: redis.url, stream } });
+    t.after(() => channel.close());
+    const lastTwo = [channel.broadcast('just before'), channel.broadcast('just before, too')];
+    const deleted = channel.deleteHistory();
+    const lastIds = await Promise.all(lastTwo);
+    assert.equal(await deleted, true);
+    assert.deepEqual(await redis.commands([['EXISTS', stream]]), [0], 'the stream is gone');
+    assert.equal(await channel.deleteHistory(), false, 'nothing left to delete');
+    assert.equal(await b.deleteHistory(), 'false', 'nor from the other process');
+    // The live clients of both processes go on with the next stream.
+    const after = [];
+    for (let i = 0; i < 5; i++) after.push((await b.publish(`after ${i}`)).body);
+    for (const client of clients) {
+      await until(() => client.got.at(-1)?.id === after.at(-1), 10_000, 'the events after the delete');
+      const ids = client.got.map((e) => e.id);
+      assert.deepEqual(ids.slice(0, 5), before);
+      assert.deepEqual(ids.slice(-5), after);
+      // What was deleted before a process read it did not reach its
+      // clients; what did came once, in order.
+      const between = ids.slice(5, -5);
+      assert.deepEqual(between, lastIds.slice(0, between.length));
+    }
+    for (const app of [a, b])
+      assert.deepEqual((await app.stats()).warnings, [], 'a delete is not a stream that went back');
+    // A client that comes back with an id of the deleted stream.
+    const { endpoint } = await openEndpoint(t, undefined, { headers: { 'Last-Event-ID': before[2] } });
+    assert.deepEqual(await channel.subscribe(endpoint), { replayed: 5, complete: false });
+    // A channel named after a key of another type never deletes it.
+    const other = nextStream();
+    await redis.commands([['SET', other, 'not a stream']]);
+    const wrong = new Channel({ redis: { url: redis.url, stream: other } });
+    t.after(() => wrong.close());
+    await assert.rejects(
+      wrong.deleteHistory(),
+      (err) =>
+        err.code === 'ERR_SSE_REDIS_UNAVAILABLE' && /WRONGTYPE.*not a stream: it was not deleted/.test(err.message),
+    );
+    assert.equal(String((await redis.commands([['GET', other]]))[0]), 'not a stream');
+    // A local channel forgets the events it kept.
+    const local = new Channel({ historySize: 10 });
+    local.broadcast('kept', { id: '1' });
+    assert.equal(await local.deleteHistory(), true);
+    assert.equal(await local.deleteHistory(), false);
+    const resumed = await openEndpoint(t, undefined, { headers: { 'Last-Event-ID': '1' } });
+    assert.deepEqual(local.subscribe(resumed.endpoint), { replayed: 0, complete: false });
+  });
+
   test('broadcasts from either of two processes reach the clients of both, in one order', async (t) => {
     const stream = nextStream();
     const a = await startApp(t, file.redis, stream);

@@ -122,6 +122,9 @@ export async function shared(endpoint: EventEndpoint): Promise<string> {
   await news.ready;
   const replay: ChannelReplay = await news.subscribe(endpoint);
   void replay;
+  const hadStream: boolean = await news.deleteHistory();
+  const hadHistory: boolean = await channel.deleteHistory();
+  void [hadStream, hadHistory];
   // @ts-expect-error the ids of a Redis-backed channel are the stream's
   await news.broadcast('x', { id: '1' });
   try {

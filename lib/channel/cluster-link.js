@@ -407,6 +407,30 @@ class ClusterLink {
     );
   }
 
+  /** See Link#deleteStream: after the stream's broadcasts that wait for a
+   * moved slot; a delete that a node sends elsewhere (MOVED, ASK) is sent
+   * again once the map is read again, up to MAX_REDIRECTS times. */
+  deleteStream(stream) {
+    return handled(
+      new Promise((resolve, reject) => {
+        const attempt = (tries) => {
+          const master = this.#masterOf(stream);
+          if (master === null) {
+            reject(unavailable(`No master of the Redis Cluster at ${this.server} holds the stream's slot`));
+            return;
+          }
+          master.deleteStream(stream).then(resolve, (err) => {
+            if (tries >= MAX_REDIRECTS || !REDIRECTED.test(err.message)) reject(err);
+            else this.#afterFreshMap(() => attempt(tries + 1));
+          });
+        };
+        const moving = this.#moving.get(stream);
+        if (moving !== undefined) moving.later.push(() => attempt(0));
+        else this.#whenMapped(() => attempt(0), reject);
+      }),
+    );
+  }
+
   follow(follower) {
     this.#followed.set(follower, { on: null, via: null });
     const start = () => {

@@ -213,6 +213,22 @@ class Channel extends LazyEventTarget {
     return sendAll.sendAll(source, checked, signals, send, () => false);
   }
 
+  /**
+   * Deletes the channel's history at once: a local channel forgets the
+   * events it kept; a Redis-backed channel's stream is deleted from Redis
+   * (after every broadcast made before, in call order; a key that is not a
+   * stream is left alone and the promise rejects). A client that resumes
+   * from an id before it is told its resume is incomplete. Live clients in
+   * every process go on with what is broadcast next; entries broadcast
+   * before that a process had not read yet are gone, and its live clients
+   * are told (the `incompleteEvent`). Resolves with whether there was a
+   * history to delete.
+   */
+  deleteHistory() {
+    if (this.#redis !== null) return this.#redis.deleteHistory();
+    return Promise.resolve(this.#native.clearHistory() > 0);
+  }
+
   /** Stops a Redis-backed channel: its reader stops, broadcasts not yet
    * sent to Redis still go, later ones are refused (not appended), and a
    * later subscribe() ends the endpoint's stream at once (the client comes

@@ -78,8 +78,8 @@ class Link {
   /** Followers by stream, and which streams are followed. */
   #followers = new Map();
   /** What waits for the broadcasts and marks sent and not yet answered,
-   * in queue order, three places each from #head on: a broadcast's
-   * [resolve, reject, errorOf], a mark's [target, null, markError]; and the
+   * in queue order, three places each from #head on: a broadcast's or a
+   * delete's [resolve, reject, errorOf], a mark's [target, null, markError]; and the
    * handle that keeps the process alive meanwhile. */
   #pending = [];
   #head = 0;
@@ -147,6 +147,18 @@ class Link {
       return;
     }
     this.#waitFor(target, null, markError);
+  }
+
+  /** Deletes `stream` at this place in the queue (after every broadcast
+   * queued before); resolves with whether there was one, or rejects with
+   * why not. */
+  deleteStream(stream) {
+    if (!this.native.delete(stream)) {
+      return handled(Promise.reject(withCode(new Error('The channel is closed'), codes.ChannelClosed)));
+    }
+    return handled(
+      new Promise((resolve, reject) => this.#waitFor((answer) => resolve(answer === '1'), reject, markError)),
+    );
   }
 
   /** Waits for the outcome of what was just queued, from #settle, in queue

@@ -41,6 +41,10 @@ function closedBeforeReady() {
   return withCode(new Error('The channel was closed before it was ready'), codes.ChannelClosed);
 }
 
+function closedError() {
+  return withCode(new Error('The channel is closed'), codes.ChannelClosed);
+}
+
 function notAppended(reason) {
   return withCode(new Error(`${reason}: the broadcast was not appended`), codes.RedisNotAppended);
 }
@@ -206,6 +210,13 @@ class RedisStream {
     }
   }
 
+  /** Deletes the stream from Redis, after every broadcast queued before;
+   * resolves with whether there was one. See Channel#deleteHistory. */
+  deleteHistory() {
+    if (this.#link === null) return handled(Promise.reject(closedError()));
+    return this.#link.deleteStream(this.stream);
+  }
+
   /** Stops following the stream here; broadcasts not yet sent still go,
    * later ones are refused (not appended), and a later subscribe() ends the
    * endpoint's stream at once (the client comes back, to this process or
@@ -296,7 +307,13 @@ class RedisStream {
     }
     this.#setUnreadable(false);
     const channel = this.#channel;
-    if (page.rewoundFrom != null) {
+    if (page.deleted) {
+      // Deleted on purpose (deleteHistory(), here or in another process):
+      // the next stream of this name is delivered from its start. Entries
+      // not read yet went with it: live clients are told.
+      channel.native.forgetFloors();
+      if (page.lostTrack) channel.tellLiveIncomplete(page.rewoundFrom ?? '');
+    } else if (page.rewoundFrom != null) {
       // The stream went back: ids delivered live are no guide any more.
       if (page.diverged) warnings.divergedStream(this.#where, page.rewoundFrom, page.last, page.lostTrack);
       else warnings.rewoundStream(this.#where, page.rewoundFrom, page.last);
