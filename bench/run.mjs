@@ -302,6 +302,24 @@ function runChannels(channels, redisUrl, run) {
   return JSON.parse(child.stdout.trim().split('\n').at(-1));
 }
 
+/** What an idle Redis-backed channel costs Redis (bench/redis-memory.mjs),
+ * on a Redis of its own so that nothing else moves `used_memory`. */
+async function runRedisMemory(channels, run) {
+  const redis = await startRedis();
+  try {
+    const params = { url: redis.url, channels, prefix: `bench-memory-${process.pid}-${run}` };
+    const child = spawnSync(
+      process.execPath,
+      [new URL('./redis-memory.mjs', import.meta.url).pathname, JSON.stringify(params)],
+      { encoding: 'utf8', timeout: 300_000 },
+    );
+    if (child.status !== 0) throw new Error(`redis memory bench failed: ${child.stderr}`);
+    return JSON.parse(child.stdout.trim().split('\n').at(-1));
+  } finally {
+    redis.stop();
+  }
+}
+
 /** The floor: Redis's own benchmark client appending the same entries,
  * pipelined 100 deep, as fast as the server takes them. */
 function redisFloor(redisUrl) {
@@ -537,6 +555,18 @@ if (!only || only.includes('scaleout')) {
     }
   }
 }
+let redisMemory = null;
+const REDIS_MEMORY_CHANNELS = quick ? 2_000 : 10_000;
+if ((!only || only.includes('redis-memory')) && spawnSync('redis-server', ['--version']).status === 0) {
+  const runs = [];
+  for (let run = 0; run < RUNS; run++) {
+    process.stderr.write(`redis memory / run ${run + 1}\r`);
+    runs.push(await runRedisMemory(REDIS_MEMORY_CHANNELS, run));
+  }
+  const medians = {};
+  for (const key of Object.keys(runs[0])) medians[key] = median(runs.map((r) => r[key]));
+  redisMemory = { runs, median: medians };
+}
 process.stderr.write(`${' '.repeat(60)}\r`);
 
 function format(value) {
@@ -730,6 +760,19 @@ if (scaleout) {
     );
   }
   results.scaleout = scaleout;
+}
+
+if (redisMemory !== null) {
+  const m = redisMemory.median;
+  console.log(
+    `\nRedis memory per idle channel: ${REDIS_MEMORY_CHANNELS.toLocaleString('en-US')} channels, each given chat messages of about 100 bytes of JSON, then left (median of ${RUNS}; redis.ttl at its default, so each stream also has an expiry):`,
+  );
+  console.log('| each stream holds | Redis used_memory per channel (bytes) | MEMORY USAGE of one stream (bytes) |');
+  console.log('|---|--:|--:|');
+  console.log(`| 1 entry | ${format(m.oneEntry)} | ${format(m.oneEntryUsage)} |`);
+  console.log(`| 10 entries | ${format(m.tenEntries)} | ${format(m.tenEntriesUsage)} |`);
+  console.log(`| nothing: after deleteHistory() | ${format(m.afterDelete)} | – |`);
+  results.redisMemory = redisMemory;
 }
 
 const out = new URL('./results/', import.meta.url);
