@@ -62,12 +62,15 @@ export declare class RedisLink {
    * (`ERR_SSE_REDIS_CONFIG`) only for a URL or TLS material that cannot
    * be used. `on_outcomes` is called with every pipeline's
    * [`PublishBatch`], `on_pages` with every run of pages the follower
-   * read, through weak thread-safe functions: JavaScript keeps the
+   * read, `on_health` with whether it is connected each time that
+   * changes, through weak thread-safe functions: JavaScript keeps the
    * process alive while it waits for them.
    */
-  constructor(url: string, tls: RedisTls | undefined | null, onOutcomes: (arg: PublishBatch) => void, onPages: (arg: Array<StreamPage>) => void)
+  constructor(url: string, tls: RedisTls | undefined | null, onOutcomes: (arg: PublishBatch) => void, onPages: (arg: Array<StreamPage>) => void, onHealth: (arg: boolean) => void)
   /** The server, named without userinfo. */
   get server(): string
+  /** Whether the link reaches its Redis, as its tasks last found it. */
+  get health(): LinkHealth
   /**
    * Queues a mark of `stream` (see [`Link::mark`]): its outcome comes
    * with the fates of broadcasts, in queue order. Returns false once the
@@ -372,6 +375,15 @@ export declare function isClusterUrl(url: string): boolean
  * by any process that shares a key with this one.
  */
 export declare function isStopToken(lastEventId: string): boolean
+
+/** Whether a link reaches its Redis; see [`link::LinkHealth`]. */
+export interface LinkHealth {
+  connected: boolean
+  /** Since when (ms since the epoch). */
+  since: number
+  /** Why not: the last failure, or `null` before any attempt. */
+  reason?: string
+}
 
 /** The longest event id, in UTF-8 bytes (see [`frame::MAX_ID_BYTES`]). */
 export declare const MAX_ID_BYTES: number

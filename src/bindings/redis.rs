@@ -186,6 +186,16 @@ impl StreamPage {
     }
 }
 
+/// Whether a link reaches its Redis; see [`link::LinkHealth`].
+#[napi(object)]
+pub struct LinkHealth {
+    pub connected: bool,
+    /// Since when (ms since the epoch).
+    pub since: f64,
+    /// Why not: the last failure, or `null` before any attempt.
+    pub reason: Option<String>,
+}
+
 #[napi]
 pub struct RedisLink {
     link: Link,
@@ -205,7 +215,8 @@ impl RedisLink {
     /// (`ERR_SSE_REDIS_CONFIG`) only for a URL or TLS material that cannot
     /// be used. `on_outcomes` is called with every pipeline's
     /// [`PublishBatch`], `on_pages` with every run of pages the follower
-    /// read, through weak thread-safe functions: JavaScript keeps the
+    /// read, `on_health` with whether it is connected each time that
+    /// changes, through weak thread-safe functions: JavaScript keeps the
     /// process alive while it waits for them.
     #[napi(constructor, catch_unwind)]
     pub fn new(
@@ -213,6 +224,7 @@ impl RedisLink {
         tls: Option<RedisTls>,
         on_outcomes: Function<PublishBatch, ()>,
         on_pages: Function<Vec<StreamPage>, ()>,
+        on_health: Function<bool, ()>,
     ) -> Result<Self> {
         let server = link::server_name(&url);
         let tls = tls.map(|tls| link::Tls {
@@ -231,6 +243,7 @@ impl RedisLink {
         })?;
         let on_outcomes = weak(&on_outcomes).map_err(internal)?;
         let on_pages = weak(&on_pages).map_err(internal)?;
+        let on_health = weak(&on_health).map_err(internal)?;
         let (link, publisher, follower) = Link::new(
             connector,
             server,
@@ -238,6 +251,9 @@ impl RedisLink {
                 call(&on_outcomes, PublishBatch::from(fates));
             }),
             Box::new(move |pages| call(&on_pages, pages.into_iter().map(StreamPage).collect())),
+            Box::new(move |connected| {
+                call(&on_health, connected);
+            }),
             add_shared_stop_key,
         );
         let tasks = vec![spawn(Box::pin(publisher)), spawn(Box::pin(follower))];
@@ -248,6 +264,17 @@ impl RedisLink {
     #[napi(getter)]
     pub fn server(&self) -> String {
         self.link.server().to_string()
+    }
+
+    /// Whether the link reaches its Redis, as its tasks last found it.
+    #[napi(getter)]
+    pub fn health(&self) -> LinkHealth {
+        let health = self.link.health();
+        LinkHealth {
+            connected: health.connected,
+            since: health.since_ms as f64,
+            reason: health.reason,
+        }
     }
 
     /// Queues a mark of `stream` (see [`Link::mark`]): its outcome comes

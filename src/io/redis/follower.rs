@@ -49,16 +49,17 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use redis::Value;
 use tokio::sync::mpsc;
 
+use super::health::Health;
 use super::pages::Pages;
 use super::publisher::DELETED_NOTICE;
 use super::replies::{connection_lost, entries_of, lasting};
-use super::{Connector, PageSink, StreamPage, BACKOFF, CONNECT_TIMEOUT, REPLY_TIMEOUT};
+use super::{now_ms, Connector, PageSink, StreamPage, BACKOFF, CONNECT_TIMEOUT, REPLY_TIMEOUT};
 use crate::core::stream_entry::{Page, StreamId};
 
 /// Entries read at most per read of one stream.
@@ -111,6 +112,8 @@ pub struct Follower {
     pub sink: PageSink,
     /// Counts outages for the publisher (see `publisher::Connection`).
     pub outages: Arc<AtomicU64>,
+    /// What the follower finds of the server is said here.
+    pub health: Arc<Health>,
 }
 
 /// A stream followed.
@@ -203,6 +206,16 @@ impl Follower {
                 Ok(Ok(pubsub)) => pubsub,
                 failed => {
                     self.outages.fetch_add(1, Ordering::Relaxed);
+                    self.health.down(match &failed {
+                        Ok(Err(err)) => {
+                            format!("Cannot connect to Redis at {}: {err}", self.server)
+                        }
+                        _ => format!(
+                            "Cannot connect to Redis at {}: no answer within {} s",
+                            self.server,
+                            CONNECT_TIMEOUT.as_secs()
+                        ),
+                    });
                     if let Ok(Err(err)) = &failed {
                         if lasting(err) {
                             let reason =
@@ -237,6 +250,10 @@ impl Follower {
             }
             if lost {
                 self.outages.fetch_add(1, Ordering::Relaxed);
+                self.health.down(format!(
+                    "Lost the connection to Redis at {} while subscribing",
+                    self.server
+                ));
                 let lost_at = now_ms();
                 for followed in follows.values_mut() {
                     followed.outage_ms.get_or_insert(lost_at);
@@ -251,6 +268,7 @@ impl Follower {
                 continue;
             }
             backoff.reset();
+            self.health.up();
             let mut started = Vec::new();
             for (name, followed) in &mut follows {
                 followed.subscribed = true;
@@ -347,6 +365,8 @@ impl Follower {
             // Lost: every stream is read again from where it was once a new
             // connection has subscribed to it.
             self.outages.fetch_add(1, Ordering::Relaxed);
+            self.health
+                .down(format!("Lost the connection to Redis at {}", self.server));
             let lost_at = now_ms();
             for followed in follows.values_mut() {
                 followed.subscribed = false;
@@ -829,12 +849,6 @@ fn since(ms: u64) -> StreamId {
         seq: 0,
     }
     .before()
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| since.as_millis() as u64)
 }
 
 /// The newest id in an `XREVRANGE … COUNT 1` reply (`0-0` for none).

@@ -30,7 +30,7 @@
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::mpsc;
 
@@ -41,12 +41,15 @@ use crate::core::stream_entry::{Page, StreamId};
 pub mod cluster;
 pub mod connector;
 pub mod follower;
+pub mod health;
 pub mod pages;
 pub mod publisher;
 pub mod replies;
 
 pub use connector::{server_name, Connector, Tls};
 use follower::{Control, Follower};
+use health::Health;
+pub use health::{HealthSink, LinkHealth};
 use pages::Pages;
 pub use publisher::Retention;
 use publisher::{MarkFor, Publisher, Request};
@@ -198,6 +201,7 @@ pub struct Link {
     follows: Option<mpsc::UnboundedSender<Control>>,
     pending: Arc<AtomicUsize>,
     pages: Arc<Pages>,
+    health: Arc<Health>,
 }
 
 impl Link {
@@ -209,6 +213,7 @@ impl Link {
         server: String,
         outcomes: OutcomeSink,
         pages: PageSink,
+        health: HealthSink,
         on_shared_key: fn(&[u8]),
     ) -> (
         Link,
@@ -220,6 +225,7 @@ impl Link {
         let pending = Arc::new(AtomicUsize::new(0));
         let outages = Arc::new(AtomicU64::new(0));
         let pool = Arc::new(Pages::new(connector.clone()));
+        let health = Arc::new(Health::new(health));
         let publisher = Publisher {
             connector: connector.clone(),
             server: server.clone(),
@@ -227,6 +233,7 @@ impl Link {
             on_shared_key,
             pending: pending.clone(),
             outages: outages.clone(),
+            health: health.clone(),
         };
         let follower = Follower {
             connector,
@@ -234,6 +241,7 @@ impl Link {
             pages: pool.clone(),
             sink: pages,
             outages,
+            health: health.clone(),
         };
         let link = Link {
             server,
@@ -241,6 +249,7 @@ impl Link {
             follows: Some(follows),
             pending,
             pages: pool,
+            health,
         };
         (link, publisher.run(queue), follower.run(control))
     }
@@ -248,6 +257,11 @@ impl Link {
     /// The server, named without userinfo.
     pub fn server(&self) -> &str {
         &self.server
+    }
+
+    /// Whether the link reaches its Redis, as its tasks last found it.
+    pub fn health(&self) -> LinkHealth {
+        self.health.now()
     }
 
     /// Queues a mark of `stream`: once the publisher is connected, the
@@ -374,6 +388,14 @@ impl Link {
             None => Err(()),
         }
     }
+}
+
+/// Milliseconds since the epoch, by this host's clock (`0` if it is set
+/// before 1970).
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as u64)
 }
 
 #[cfg(test)]

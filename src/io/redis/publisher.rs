@@ -41,7 +41,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
 use redis::Value;
@@ -49,8 +49,9 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::follower::Control;
+use super::health::Health;
 use super::replies::{entries_of, lasting};
-use super::{Connector, OutcomeSink, PublishBatch, BACKOFF, REPLY_TIMEOUT};
+use super::{now_ms, Connector, OutcomeSink, PublishBatch, BACKOFF, REPLY_TIMEOUT};
 use crate::core::backoff::Backoff;
 use crate::core::codes::Code;
 use crate::core::stream_entry::{StreamId, DATA_FIELD, EVENT_FIELD, PRODUCER_FIELD};
@@ -244,6 +245,8 @@ pub struct Publisher {
     pub pending: Arc<AtomicUsize>,
     /// The follower's count of outages (see [`Connection::outages`]).
     pub outages: Arc<AtomicU64>,
+    /// What the publisher finds of the server is said here.
+    pub health: Arc<Health>,
 }
 
 /// The publisher's connection and what it knows of it.
@@ -429,11 +432,13 @@ impl Publisher {
                 state.connection = Some(fresh);
                 state.down = None;
                 state.backoff.reset();
+                self.health.up();
                 Ok(())
             }
             Err(err) => {
                 let reason = format!("Cannot connect to Redis at {}: {err}", self.server);
                 state.down = Some((Instant::now() + state.backoff.next_wait(), reason.clone()));
+                self.health.down(reason.clone());
                 Err(reason)
             }
         }
@@ -552,6 +557,7 @@ impl Publisher {
                     }
                 };
                 let reason = format!("Lost the reply of Redis at {}: {reason}", self.server);
+                self.health.down(reason.clone());
                 let old = state.connection.take();
                 let found = self
                     .search(
@@ -711,6 +717,7 @@ impl Publisher {
                     OldFate::Unsure => false,
                 };
                 if let Ok(found) = self.find_tags(&mut fresh.connection, sent, lower_ms).await {
+                    self.health.up();
                     state.connection = Some(fresh);
                     state.backoff.reset();
                     return found
@@ -1023,12 +1030,6 @@ fn id_of(reply: &Value) -> Option<String> {
         Value::SimpleString(id) => Some(id.clone()),
         _ => None,
     }
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| since.as_millis() as u64)
 }
 
 #[cfg(test)]
