@@ -538,7 +538,35 @@ export declare function diagnostics(): {
    * emptied or restored Redis, a clock behind), since start (each also a
    * warning `ERR_SSE_REDIS_REWOUND`). */
   streamRewinds: number;
+  /** The link to each Redis deployment this thread's channels are on. */
+  redis: RedisLinkDiagnostics[];
 };
+
+/** What {@link diagnostics} says of the link to one Redis deployment. */
+export interface RedisLinkDiagnostics {
+  /** Its URL, without userinfo. */
+  server: string;
+  /**
+   * Whether the link reaches Redis, as it last found it: it connects when
+   * there is work (a broadcast, a stream with clients here, which it pings
+   * every 10 s), so a Redis that went away with nothing to do here is seen
+   * when there is. `false` before the first attempt (`reason` `null`). A
+   * Redis Cluster is connected when its map is known and every master is.
+   */
+  connected: boolean;
+  /** Since when it is not connected (ms since the epoch), or `null`. */
+  downSince: number | null;
+  /** Why it is not: the last failure, naming the server; or `null`. */
+  reason: string | null;
+  /** Channels on the link. */
+  channels: number;
+  /** Streams followed here (streams with clients in this thread). */
+  streams: number;
+  /** Clients that wait on it: subscribers, and endpoints being resumed. */
+  clients: number;
+  /** For a Redis Cluster: each master's link. */
+  masters?: RedisLinkDiagnostics[];
+}
 
 /** The options of {@link configureStopTokens}. */
 export interface StopTokenOptions {

@@ -151,14 +151,29 @@ function registerTests() {
       // A link per master, each of a publisher, a follower and two pages.
       assert.ok(stats.redisConnections <= 12, `${stats.redisConnections} Redis connections`);
       // The killed master came back empty (no persistence here): its
-      // streams went back, which is said; nothing else is.
+      // streams went back, which is said, as its clients waiting on it
+      // while it was away were; nothing else is.
       for (const w of stats.warnings) {
+        if (w.code === 'ERR_SSE_REDIS_UNAVAILABLE') {
+          assert.ok(w.message.endsWith(`of Redis at redis://127.0.0.1:${dead.port}`), JSON.stringify(w));
+          continue;
+        }
         assert.equal(w.code, 'ERR_SSE_REDIS_REWOUND', JSON.stringify(w));
         assert.ok(
           onDead.some((r) => w.message.includes(`"room:${r}"`)),
           JSON.stringify(w),
         );
       }
+      // The link is one deployment, connected again, with each master's.
+      const [link, ...others] = stats.diagnostics.redis;
+      assert.deepEqual(others, [], 'the masters are described within the cluster');
+      assert.ok(link.server.startsWith('redis+cluster://'), link.server);
+      assert.deepEqual(
+        [link.connected, link.downSince, link.masters.length, link.masters.every((m) => m.connected)],
+        [true, null, 3, true],
+        JSON.stringify(link),
+      );
+      assert.equal(link.clients, rooms, JSON.stringify(link));
     }
     t.diagnostic(
       `cluster: ${onDead.length} of ${rooms} rooms on the killed master; a burst to all rooms while it was down took ${tookMs} ms; ` +

@@ -152,6 +152,24 @@ function registerTests() {
     await until(() => resuming.ended, 5000, 'the client to see the end');
     const fresh = app.open();
     await until(() => app.endpoints[1]?.result !== undefined, 10_000, 'the live subscription');
+    // Placed, but nothing says it missed nothing; the link says it is down,
+    // and a warning says that a client waits on it, once.
+    assert.deepEqual(app.endpoints[1].result, { replayed: 0, complete: false });
+    const down = diagnostics().redis.find((link) => link.server === `redis://127.0.0.1:${port}`);
+    assert.equal(down.connected, false);
+    assert.ok(down.downSince <= Date.now(), `down since ${down.downSince}`);
+    assert.match(down.reason, /^Cannot connect to Redis at redis:\/\/127\.0\.0\.1:\d+/);
+    assert.equal(down.channels, 1);
+    assert.equal(down.clients, 1);
+    const unreachable = () => seen.filter((w) => w.startsWith('ERR_SSE_REDIS_UNAVAILABLE'));
+    await until(() => unreachable().length === 1, 5000, 'the warning');
+    assert.match(
+      unreachable()[0],
+      /Cannot connect to Redis at .*: 1 client waits on 1 stream of Redis at redis:\/\/127\.0\.0\.1:\d+/,
+    );
+    const second = app.open();
+    await until(() => app.endpoints[2]?.result !== undefined, 10_000, 'a second live subscription');
+    assert.equal(app.endpoints[2].result.complete, false);
 
     const redis = await Redis.start({ port });
     t.after(() => redis.stop());
@@ -171,6 +189,11 @@ function registerTests() {
       throw err;
     });
     assert.deepEqual(fresh.events, [{ id, data: 'back' }]);
+    await until(() => second.count >= 1, 10_000, 'the live event, to the second client');
+    assert.deepEqual(second.events, [{ id, data: 'back' }]);
+    const up = diagnostics().redis.find((link) => link.server === `redis://127.0.0.1:${port}`);
+    assert.deepEqual([up.connected, up.downSince, up.reason, up.clients], [true, null, null, 2], JSON.stringify(up));
+    assert.equal(unreachable().length, 1, 'one warning for the outage');
   });
 
   test('a broadcast Redis refuses was not appended; a lost reply is resolved by looking for the entry, unknown only while Redis stays away', async (t) => {

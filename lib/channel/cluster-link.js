@@ -3,6 +3,7 @@
 const native = require('../native.js');
 const codes = require('../codes.js');
 const { handled, invalidValue, withCode, publishError } = require('../errors.js');
+const warnings = require('../diagnostics/warnings.js');
 const { Link, Hold } = require('./link.js');
 
 // The link to a Redis Cluster (src/io/redis/cluster.rs): a Link per master
@@ -80,7 +81,67 @@ class ClusterLink {
   #refreshTimer = null;
   #retryTimer = null;
   #lastRefresh = Number.NEGATIVE_INFINITY;
+  /** Why the map could not be read, until it is; since when the link has
+   * had no map; and whether waiting clients were warned of that. */
+  #mapFailure = null;
+  #since = Date.now();
+  #warnedDown = false;
   server;
+
+  /** What diagnostics() says of each cluster link: connected when its map
+   * is known and every master's link is. */
+  static describeAll() {
+    return [...clusters.values()].map((link) => link.#describe());
+  }
+
+  #describe() {
+    const masters = this.#masters.map((master) => master.describe());
+    const down = masters.filter((master) => !master.connected);
+    const mapped = this.#slots !== null;
+    const connected = mapped && down.length === 0;
+    let downSince = null;
+    let reason = null;
+    if (!connected) {
+      downSince = mapped ? Math.min(...down.map((master) => master.downSince)) : this.#since;
+      reason = mapped ? (down.find((master) => master.reason !== null)?.reason ?? null) : this.#mapFailure;
+    }
+    return {
+      server: this.server,
+      connected,
+      downSince,
+      reason,
+      channels: this.#users,
+      streams: this.#followed.size,
+      clients: this.clients,
+      masters,
+    };
+  }
+
+  /** Whether the map is known and every master's link is connected. */
+  get connected() {
+    return this.#slots !== null && this.#masters.every((master) => master.connected);
+  }
+
+  /** The clients that wait on the cluster: see Link#clients. */
+  get clients() {
+    let clients = 0;
+    for (const follower of this.#followed.keys()) clients += follower.clients;
+    return clients;
+  }
+
+  /** See Link#warnIfWaiting: each master warns for its own streams; with
+   * no map, the cluster warns for all of them, once until one is read. */
+  warnIfWaiting() {
+    if (this.#slots !== null) {
+      for (const master of this.#masters) master.warnIfWaiting();
+      return;
+    }
+    if (this.#warnedDown || this.#mapFailure === null) return;
+    const clients = this.clients;
+    if (clients === 0) return;
+    this.#warnedDown = true;
+    warnings.unreachable(this.server, this.#mapFailure, clients, this.#followed.size);
+  }
 
   static isClusterUrl(url) {
     return url.startsWith(CLUSTER_PREFIX);
@@ -178,6 +239,9 @@ class ClusterLink {
   #via(follower) {
     const via = {
       stream: follower.stream,
+      get clients() {
+        return follower.clients;
+      },
       onPage: (page, keep) => {
         if (page.failure == null || !REDIRECTED.test(page.failure)) {
           follower.onPage(page, keep);
@@ -204,6 +268,10 @@ class ClusterLink {
     });
     if (failure !== null) {
       this.#lastFailure = performance.now();
+      if (this.#slots === null) {
+        this.#mapFailure = failure;
+        this.warnIfWaiting();
+      }
       // A refresh that failed keeps the map held.
       if (this.#slots === null) this.#settleWaiting(unavailable(failure));
       return;
@@ -213,9 +281,11 @@ class ClusterLink {
       map.masters.length === this.#masters.length &&
       map.masters.every((url, i) => this.#masters[i].url === url) &&
       map.slots.every((master, slot) => this.#slots[slot] === master);
+    this.#mapFailure = null;
+    this.#warnedDown = false;
     if (same) return;
     this.#slots = map.slots;
-    this.#setMasters(map.masters.map((url) => Link.acquire({ url, tls: undefined })));
+    this.#setMasters(map.masters.map((url) => Link.acquire({ url, tls: undefined }, true)));
     // Followers whose slot moved follow on its new master, from where they
     // were: what came since is read there.
     for (const [follower, followed] of this.#followed) {
@@ -238,7 +308,7 @@ class ClusterLink {
         if (mapMayHaveChanged(reason)) this.#refresh();
       }),
     );
-    for (const link of old) link.release();
+    for (const link of old) link.release(true);
   }
 
   /** Reads the map again, at most once per REDISCOVER_MS. */

@@ -64,6 +64,7 @@ function keyOf(redis) {
  * @property {string} stream the stream's key
  * @property {(page: object, keep: boolean) => void} onPage a page read live
  *   from the stream; `keep`: another channel on the stream gets it too
+ * @property {number} clients its subscribers here, and endpoints being resumed
  */
 
 class Link {
@@ -86,6 +87,11 @@ class Link {
   #keepAlive = null;
   /** Keeps the process alive while a channel waits for its first page. */
   #starting = new Hold();
+  /** Channels of a Redis Cluster's link among the users: the link is
+   * described as part of the cluster (see describeLinks). */
+  #clusterUsers = 0;
+  /** Clients waiting on this Redis were warned of this outage. */
+  #warnedDown = false;
   /** Called with the reason of each broadcast or mark that failed (a
    * cluster link reads its map again when a node sends a request
    * elsewhere, MOVED or ASK, or cannot be reached). */
@@ -100,6 +106,7 @@ class Link {
         redis.tls,
         (batch) => this.#guard(() => this.#settle(batch)),
         (pages) => this.#guard(() => this.#route(pages)),
+        (connected) => this.#guard(() => this.#healthChanged(connected)),
       );
     } catch (err) {
       if (err?.code !== codes.RedisConfig) throw err;
@@ -108,8 +115,9 @@ class Link {
     this.server = this.native.server;
   }
 
-  /** The link for these (checked) options, made on first use. */
-  static acquire(redis) {
+  /** The link for these (checked) options, made on first use; `forCluster`
+   * for a master of a Redis Cluster's link. */
+  static acquire(redis, forCluster = false) {
     const key = keyOf(redis);
     let link = links.get(key);
     if (link === undefined) {
@@ -117,12 +125,14 @@ class Link {
       links.set(key, link);
     }
     link.#users++;
+    if (forCluster) link.#clusterUsers++;
     return link;
   }
 
   /** A channel is done with the link: the last one closes it (broadcasts
    * already queued still go, and are settled). */
-  release() {
+  release(forCluster = false) {
+    if (forCluster) this.#clusterUsers--;
     if (--this.#users > 0) return;
     links.delete(this.#key);
     this.native.close();
@@ -168,6 +178,60 @@ class Link {
     // A weak thread-safe function brings the outcomes: this keeps the
     // process alive until they are in.
     this.#keepAlive ??= setInterval(noop, 1 << 30);
+  }
+
+  /** Whether the link reaches its Redis now, as its tasks last found it
+   * (not before it has tried). */
+  get connected() {
+    return this.native.health.connected;
+  }
+
+  /** The clients that wait on this link: every subscriber, and every
+   * endpoint being resumed, of the channels that follow a stream on it. */
+  get clients() {
+    let clients = 0;
+    for (const set of this.#followers.values()) for (const follower of set) clients += follower.clients;
+    return clients;
+  }
+
+  /** What diagnostics() says of each link to one server that a channel
+   * made (those made only for the masters of a Redis Cluster are described
+   * with it: see ClusterLink.describeAll). */
+  static describeAll() {
+    const described = [];
+    for (const link of links.values()) if (link.#users > link.#clusterUsers) described.push(link.describe());
+    return described;
+  }
+
+  /** What diagnostics() says of the link. */
+  describe() {
+    const health = this.native.health;
+    return {
+      server: this.server,
+      connected: health.connected,
+      downSince: health.connected ? null : health.since,
+      reason: health.reason ?? null,
+      channels: this.#users,
+      streams: this.#followers.size,
+      clients: this.clients,
+    };
+  }
+
+  /** Warns, once an outage, when clients wait on a Redis the link tried to
+   * reach and could not. */
+  warnIfWaiting() {
+    if (this.#warnedDown) return;
+    const health = this.native.health;
+    if (health.connected || health.reason == null) return;
+    const clients = this.clients;
+    if (clients === 0) return;
+    this.#warnedDown = true;
+    warnings.unreachable(this.server, health.reason, clients, this.#followers.size);
+  }
+
+  #healthChanged(connected) {
+    if (connected) this.#warnedDown = false;
+    else this.warnIfWaiting();
   }
 
   /** Starts giving `follower` the pages of its stream. */

@@ -199,6 +199,12 @@ class RedisStream {
     return this.#resuming.size;
   }
 
+  /** The clients that wait on the stream here: subscribers, and endpoints
+   * being resumed. */
+  get clients() {
+    return this.#channel.size() + this.#resuming.size;
+  }
+
   /** Appends an event to the stream; resolves with its stream id. Checked
    * here (a TypeError, as a rejection), then queued now, in call order,
    * behind every earlier one. */
@@ -378,6 +384,12 @@ class RedisStream {
       // resolves, by any process, is after it, and reaches the endpoint.
       // (Redis down: the follower places it at once; see follower.rs.)
       if (this.#follow?.position === null) await this.#readerStarted().catch(noop);
+      // Redis cannot be reached: the client is placed, and gets what is
+      // broadcast once it is back, but nothing says that it missed nothing.
+      if (this.#link !== null && !this.#link.connected) {
+        result.complete = false;
+        this.#link.warnIfWaiting();
+      }
       return result;
     }
     // The entries replayed move the client's cursor in this stream.

@@ -8,14 +8,18 @@
 const native = require('../native.js');
 const warnings = require('./warnings.js');
 const metrics = require('./metrics.js');
+const { Link } = require('../channel/link.js');
+const { ClusterLink } = require('../channel/cluster-link.js');
 
 /**
  * Open streams (one per open endpoint), whether a keep-alive timer runs,
  * the sockets Rust writes to, the bytes held against the memory budget,
  * totals of events and bytes, the bytes channels' histories hold, the
  * entries of Redis streams that could not be delivered as they are (each is
- * reported once as a warning, too), and streams by how they ended. The
- * figures of what is held are zero once every endpoint has closed.
+ * reported once as a warning, too), streams by how they ended, and each
+ * Redis deployment's link (connected or since when not, and the channels
+ * and clients on it). The figures of what is held are zero once every
+ * endpoint has closed.
  */
 function diagnostics() {
   const figures = native.figures();
@@ -41,6 +45,7 @@ function diagnostics() {
     stopTokenRefusals: metrics.counts.stopTokenRefusals,
     adopted: metrics.counts.adopted,
     notAdopted: { ...metrics.counts.notAdopted },
+    redis: [...Link.describeAll(), ...ClusterLink.describeAll()],
   };
 }
 

@@ -68,6 +68,20 @@ function unreadableStream(where, reason) {
   });
 }
 
+/** Clients wait on a Redis that cannot be reached: said once an outage
+ * (see lib/channel/link.js). */
+function unreachable(server, reason, clients, streams) {
+  process.emitWarning(
+    `${reason}: ${clients} ${clients === 1 ? 'client waits' : 'clients wait'} on ${streams} ${streams === 1 ? 'stream' : 'streams'} of Redis at ${server}`,
+    {
+      type: 'NativeSseWarning',
+      code: codes.RedisUnavailable,
+      detail:
+        "They stay connected and get what is broadcast once Redis is back (the link keeps trying); until then nothing reaches them from Redis, broadcasts are refused (ERR_SSE_REDIS_NOT_APPENDED), and subscribe() says complete: false. diagnostics().redis shows each link's state.",
+    },
+  );
+}
+
 /** A stream found behind the last id read from it. */
 function rewoundStream(where, from, to) {
   counts.streamRewinds++;
@@ -113,6 +127,7 @@ function internalFault(where, err) {
 }
 
 module.exports = {
+  unreachable,
   skippedEntry,
   oversizedEntry,
   unreadableStream,
