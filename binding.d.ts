@@ -418,27 +418,24 @@ export interface PageReplay {
 export declare function pauseStream(slot: number): void
 
 /**
- * The fate of a run of broadcasts and marks, in the order they were queued; see
- * [`link::PublishBatch`].
+ * The outcomes of a run of requests, in the order they were queued; see
+ * [`link::PublishBatch`]. Compact for the seam: an id each (`""` where it
+ * failed), and the failures beside, usually none.
  */
 export interface PublishBatch {
-  /** Each broadcast's stream id; `""` where it failed. */
+  /** The number of the first outcome (see [`link::PublishBatch`]). */
+  first: number
   ids: Array<string>
   failures?: Array<PublishFailure>
 }
 
 /**
- * A broadcast that was not appended, or whose fate is unknown; or a mark
- * that could not be read.
+ * A request that failed, or whose fate is unknown; see
+ * [`link::Outcome::Failed`].
  */
 export interface PublishFailure {
   /** Its place in the batch's `ids`. */
   index: number
-  /**
-   * A broadcast's `ERR_SSE_REDIS_NOT_APPENDED` or
-   * `ERR_SSE_REDIS_OUTCOME_UNKNOWN`; a mark's `ERR_SSE_REDIS_UNAVAILABLE`
-   * or `ERR_SSE_REDIS_UNREADABLE`.
-   */
   code: string
   reason: string
 }

@@ -160,7 +160,10 @@ impl NativeChannel {
             max_len,
             ttl_ms: ttl_ms as u64,
         };
-        Ok(link.link().enqueue(stream.into(), retention, data, event))
+        Ok(link
+            .link()
+            .enqueue(stream.into(), retention, data, event)
+            .err())
     }
 
     /// Forgets the history; returns how many events it held.

@@ -24,41 +24,47 @@ pub struct RedisTls {
     pub key: Option<Buffer>,
 }
 
-/// A broadcast that was not appended, or whose fate is unknown; or a mark
-/// that could not be read.
+/// A request that failed, or whose fate is unknown; see
+/// [`link::Outcome::Failed`].
 #[napi(object)]
 pub struct PublishFailure {
     /// Its place in the batch's `ids`.
     pub index: u32,
-    /// A broadcast's `ERR_SSE_REDIS_NOT_APPENDED` or
-    /// `ERR_SSE_REDIS_OUTCOME_UNKNOWN`; a mark's `ERR_SSE_REDIS_UNAVAILABLE`
-    /// or `ERR_SSE_REDIS_UNREADABLE`.
     pub code: String,
     pub reason: String,
 }
 
-/// The fate of a run of broadcasts and marks, in the order they were queued; see
-/// [`link::PublishBatch`].
+/// The outcomes of a run of requests, in the order they were queued; see
+/// [`link::PublishBatch`]. Compact for the seam: an id each (`""` where it
+/// failed), and the failures beside, usually none.
 #[napi(object)]
 pub struct PublishBatch {
-    /// Each broadcast's stream id; `""` where it failed.
+    /// The number of the first outcome (see [`link::PublishBatch`]).
+    pub first: f64,
     pub ids: Vec<String>,
     pub failures: Option<Vec<PublishFailure>>,
 }
 
 impl From<link::PublishBatch> for PublishBatch {
     fn from(batch: link::PublishBatch) -> Self {
-        let failures: Vec<_> = batch
-            .failures
-            .into_iter()
-            .map(|failure| PublishFailure {
-                index: failure.index,
-                code: failure.code.as_str().to_string(),
-                reason: failure.reason,
-            })
-            .collect();
+        let mut ids = Vec::with_capacity(batch.outcomes.len());
+        let mut failures = Vec::new();
+        for outcome in batch.outcomes {
+            match outcome {
+                link::Outcome::Done(id) => ids.push(id),
+                link::Outcome::Failed { code, reason } => {
+                    failures.push(PublishFailure {
+                        index: ids.len() as u32,
+                        code: code.as_str().to_string(),
+                        reason,
+                    });
+                    ids.push(String::new());
+                }
+            }
+        }
         PublishBatch {
-            ids: batch.ids,
+            first: batch.first as f64,
+            ids,
             failures: (!failures.is_empty()).then_some(failures),
         }
     }

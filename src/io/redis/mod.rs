@@ -81,51 +81,56 @@ pub const RESUME_WAIT: Duration = Duration::from_secs(10);
 /// Gets every run of pages the follower reads; returns false once nobody
 /// listens (the follower stops). It must not block.
 pub type PageSink = Box<dyn Fn(Vec<StreamPage>) -> bool + Send + Sync>;
-/// Gets the fates of every pipeline's broadcasts. It must not block.
+/// Gets the outcomes of every pipeline's requests, in order. It must not
+/// block.
 pub type OutcomeSink = Box<dyn Fn(PublishBatch) + Send + Sync>;
 
-/// A broadcast that was not appended, or whose fate is unknown.
-#[derive(Debug)]
-pub struct PublishFailure {
-    /// Its place in the batch's `ids`.
-    pub index: u32,
-    /// A broadcast's [`Code::RedisNotAppended`] or
-    /// [`Code::RedisOutcomeUnknown`]; a mark's [`Code::RedisUnavailable`] or
-    /// [`Code::RedisUnreadable`].
-    pub code: Code,
-    pub reason: String,
+/// What became of one request that reports (a broadcast, a mark asked for
+/// by a channel, a delete).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Done: a broadcast's stream id, a mark's newest id, a delete's `"1"`
+    /// (deleted) or `"0"` (there was no stream).
+    Done(String),
+    /// Not done, or not known to be, and why: a broadcast's
+    /// [`Code::RedisNotAppended`] or [`Code::RedisOutcomeUnknown`]; a mark's
+    /// [`Code::RedisUnavailable`] or [`Code::RedisUnreadable`]; a delete's
+    /// [`Code::RedisUnavailable`] or [`Code::RedisOutcomeUnknown`].
+    Failed { code: Code, reason: String },
 }
 
-/// The fate of a run of broadcasts and marks, of any channels on the link,
-/// in the order they were queued: one call back into JavaScript per
-/// pipeline, not one per broadcast.
+/// The outcomes of a run of requests, of any channels on the link, in the
+/// order they were queued: one call back into JavaScript per pipeline, not
+/// one per request.
+///
+/// # Numbers
+///
+/// The requests that report are numbered from 0 in the order the link took
+/// them, and `first` is the number of the first outcome here: batches come
+/// in order, each starting where the last ended. JavaScript numbers what it
+/// waits for the same way and checks `first` against it, so that an
+/// outcome settled against the wrong request, or twice, is caught rather
+/// than told to the wrong caller.
 #[derive(Debug)]
 pub struct PublishBatch {
-    /// Each broadcast's stream id (each mark's newest id); `""` where it
-    /// failed.
-    pub ids: Vec<String>,
-    pub failures: Vec<PublishFailure>,
+    pub first: u64,
+    pub outcomes: Vec<Outcome>,
 }
 
 impl PublishBatch {
     fn new(len: usize) -> Self {
         PublishBatch {
-            ids: Vec::with_capacity(len),
-            failures: Vec::new(),
+            first: 0,
+            outcomes: Vec::with_capacity(len),
         }
     }
 
     fn appended(&mut self, id: String) {
-        self.ids.push(id);
+        self.outcomes.push(Outcome::Done(id));
     }
 
     fn failed(&mut self, code: Code, reason: String) {
-        self.failures.push(PublishFailure {
-            index: self.ids.len() as u32,
-            code,
-            reason,
-        });
-        self.ids.push(String::new());
+        self.outcomes.push(Outcome::Failed { code, reason });
     }
 }
 
@@ -285,16 +290,16 @@ impl Link {
     }
 
     /// Queues an event for `stream`, behind every earlier one; its fate
-    /// comes back in a [`PublishBatch`], in queue order. Returns why it was
-    /// refused at once (not appended), or `None` once queued. The caller has
-    /// checked the event.
+    /// comes back in a [`PublishBatch`], in queue order. Fails with why it
+    /// was refused at once (not appended). The caller has checked the
+    /// event.
     pub fn enqueue(
         &self,
         stream: Arc<str>,
         retention: Retention,
         data: String,
         event: Option<String>,
-    ) -> Option<String> {
+    ) -> Result<(), String> {
         let request = Request::Publish {
             stream,
             retention,
@@ -303,19 +308,16 @@ impl Link {
         };
         let size = request.size();
         if self.pending.load(Ordering::Relaxed) + size > MAX_PENDING_PUBLISH_BYTES {
-            return Some(format!(
+            return Err(format!(
                 "More than {} MiB of broadcasts are waiting for Redis",
                 MAX_PENDING_PUBLISH_BYTES >> 20
             ));
         }
         self.pending.fetch_add(size, Ordering::Relaxed);
-        match self.send(request) {
-            Ok(()) => None,
-            Err(()) => {
-                self.pending.fetch_sub(size, Ordering::Relaxed);
-                Some("The channel is closed".to_string())
-            }
-        }
+        self.send(request).map_err(|()| {
+            self.pending.fetch_sub(size, Ordering::Relaxed);
+            "The channel is closed".to_string()
+        })
     }
 
     /// Starts following `stream` from its newest id at this place in the

@@ -334,6 +334,8 @@ struct State {
     /// The newest stream id this link has seen from Redis, in ms: a guide
     /// to Redis's clock.
     redis_ms: u64,
+    /// Outcomes reported so far: the number of the next one.
+    reported: u64,
 }
 
 /// A broadcast in a pipeline: its stream and producer tag, kept to look for
@@ -355,6 +357,7 @@ impl Publisher {
             tag_prefix: hex::encode(&nonce),
             next_tag: 0,
             redis_ms: 0,
+            reported: 0,
         };
         while let Some(batch) = self.next_batch(&mut queue).await {
             if let Err(reason) = self.connect(&mut state).await {
@@ -376,11 +379,11 @@ impl Publisher {
                         }
                     }
                 }
-                self.report(fates);
+                self.report(&mut state, fates);
                 continue;
             }
             let fates = self.send(&mut state, batch).await;
-            self.report(fates);
+            self.report(&mut state, fates);
         }
     }
 
@@ -685,16 +688,17 @@ impl Publisher {
             .unwrap_or_default())
     }
 
-    /// Learns what became of a pipeline whose reply was lost: the id of each
-    /// broadcast found, `Some(None)` for one proven missing, `None` for one
-    /// whose fate stays unknown. Tries until [`OUTCOME_WAIT`] has passed.
+    /// Learns what became of a pipeline whose reply was lost: what was found
+    /// of each broadcast, [`Found::Missing`] only where nothing still queued
+    /// on the old connection can run. Tries until [`OUTCOME_WAIT`] has
+    /// passed.
     async fn search(
         &self,
         state: &mut State,
         old: Option<(i64, ServerAt)>,
         sent: &[Sent],
         lower_ms: u64,
-    ) -> Vec<Option<Option<String>>> {
+    ) -> Vec<Found> {
         let deadline = Instant::now() + OUTCOME_WAIT;
         let mut backoff = BACKOFF;
         loop {
@@ -723,15 +727,14 @@ impl Publisher {
                     return found
                         .into_iter()
                         .map(|found| match found {
-                            Found::At(id) => Some(Some(id)),
-                            Found::Missing if killed => Some(None),
-                            Found::Missing | Found::Unsure => None,
+                            Found::Missing if !killed => Found::Unsure,
+                            found => found,
                         })
                         .collect();
                 }
             }
             if Instant::now() + backoff.next_wait() > deadline {
-                return sent.iter().map(|_| None).collect();
+                return sent.iter().map(|_| Found::Unsure).collect();
             }
             tokio::time::sleep(backoff.next_wait()).await;
         }
@@ -873,23 +876,18 @@ impl Publisher {
     }
 
     /// The fates of a pipeline whose reply was lost, from the search.
-    fn settle_lost(
-        &self,
-        batch: Vec<Request>,
-        found: Vec<Option<Option<String>>>,
-        reason: &str,
-    ) -> PublishBatch {
+    fn settle_lost(&self, batch: Vec<Request>, found: Vec<Found>, reason: &str) -> PublishBatch {
         let mut fates = PublishBatch::new(batch.len());
         let mut found = found.into_iter();
         for request in batch {
             match request {
-                Request::Publish { .. } => match found.next().flatten() {
-                    Some(Some(id)) => fates.appended(id),
-                    Some(None) => fates.failed(
+                Request::Publish { .. } => match found.next().unwrap_or(Found::Unsure) {
+                    Found::At(id) => fates.appended(id),
+                    Found::Missing => fates.failed(
                         Code::RedisNotAppended,
                         format!("{reason}; it is not in the stream"),
                     ),
-                    None => fates.failed(
+                    Found::Unsure => fates.failed(
                         Code::RedisOutcomeUnknown,
                         format!(
                             "{reason}; whether it was appended could not be learnt within {} s",
@@ -914,11 +912,15 @@ impl Publisher {
         fates
     }
 
-    /// Hands the fates of a pipeline's broadcasts over (if it had any).
-    fn report(&self, fates: PublishBatch) {
-        if !fates.ids.is_empty() {
-            (self.outcomes)(fates);
+    /// Hands the outcomes of a pipeline's requests over (if it had any),
+    /// numbered on from the last batch's.
+    fn report(&self, state: &mut State, mut fates: PublishBatch) {
+        if fates.outcomes.is_empty() {
+            return;
         }
+        fates.first = state.reported;
+        state.reported += fates.outcomes.len() as u64;
+        (self.outcomes)(fates);
     }
 
     /// Shares the stop-token key through Redis: the first process to get
@@ -949,13 +951,16 @@ impl Publisher {
     }
 }
 
-/// What the search learnt of one broadcast.
+/// What the search learnt of a broadcast whose reply was lost.
 #[derive(Clone)]
 enum Found {
+    /// Appended, with this id.
     At(String),
-    /// Not in a window that was read whole.
+    /// Not in a window that was read whole (as [`Publisher::search`]
+    /// answers it: and nothing queued on the old connection can run later).
     Missing,
-    /// Not found, but the window may have been trimmed.
+    /// Not found, and it may yet be there: the window may have been
+    /// trimmed, or the old connection may still run it.
     Unsure,
 }
 
