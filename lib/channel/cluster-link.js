@@ -35,12 +35,6 @@ const mapMayHaveChanged = (reason) => REDIRECTED.test(reason) || UNREACHABLE.tes
 /** How many times a broadcast sent elsewhere is sent again. */
 const MAX_REDIRECTS = 3;
 
-/** Settles a promise with an outcome of Link#publish (a refusal or a promise). */
-function settle(outcome, resolve, reject) {
-  if (typeof outcome === 'string') reject(publishError({ code: codes.RedisNotAppended, reason: outcome }));
-  else outcome.then(resolve, reject);
-}
-
 function unavailable(reason) {
   return withCode(new Error(reason), codes.RedisUnavailable);
 }
@@ -360,7 +354,7 @@ class ClusterLink {
     return this.#masters[this.#slots[slot]] ?? null;
   }
 
-  /** See Link#publish: a refusal (a string), or a promise of the id. A
+  /** See Link#publish: a promise of the id. A
    * broadcast that a node sends elsewhere (MOVED, ASK) was not appended, and
    * is sent again, after the map is read again, to the master named then,
    * up to MAX_REDIRECTS times: the stream's later broadcasts wait behind it,
@@ -392,15 +386,17 @@ class ClusterLink {
       reject(err);
       return;
     }
-    settle(outcome, resolve, reject);
+    outcome.then(resolve, reject);
   }
 
   /** Sends a broadcast to the master of its stream's slot now. */
   #send(send) {
     const master = this.#masterOf(send.stream);
-    if (master === null) return `No master of the Redis Cluster at ${this.server} holds the stream's slot`;
+    if (master === null) {
+      const reason = `No master of the Redis Cluster at ${this.server} holds the stream's slot`;
+      return handled(Promise.reject(publishError({ code: codes.RedisNotAppended, reason })));
+    }
     const outcome = master.publish(send.nativeChannel, send.stream, send.maxLen, send.ttl, send.data, send.event);
-    if (typeof outcome === 'string') return outcome;
     const stream = send.stream;
     this.#inflight.set(stream, (this.#inflight.get(stream) ?? 0) + 1);
     return outcome.then(

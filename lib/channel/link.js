@@ -84,6 +84,8 @@ class Link {
    * handle that keeps the process alive meanwhile. */
   #pending = [];
   #head = 0;
+  /** Requests settled so far: the number of the next outcome to come. */
+  #settled = 0;
   #keepAlive = null;
   /** Keeps the process alive while a channel waits for its first page. */
   #starting = new Hold();
@@ -138,11 +140,14 @@ class Link {
     this.native.close();
   }
 
-  /** Queues a broadcast, checked by the channel (a NativeChannel); resolves
-   * with its stream id, or rejects with its fate. */
+  /** Queues a broadcast, checked by the channel (a NativeChannel; it
+   * throws a TypeError for an event it refuses); resolves with its stream
+   * id, or rejects with its fate: at once when it is refused before it
+   * reaches Redis. */
   publish(nativeChannel, stream, maxLen, ttl, data, event) {
     const refusal = nativeChannel.publish(this.native, stream, maxLen, ttl, data, event);
-    if (refusal != null) return refusal;
+    if (refusal != null)
+      return handled(Promise.reject(publishError({ code: codes.RedisNotAppended, reason: refusal })));
     return handled(new Promise((resolve, reject) => this.#waitFor(resolve, reject, publishError)));
   }
 
@@ -300,17 +305,33 @@ class Link {
     }
   }
 
-  /** The fates of a pipeline of broadcasts and marks, in queue order. */
-  #settle({ ids, failures }) {
+  /** The outcomes of a pipeline of requests, in queue order, numbered
+   * from `first` (see src/io/redis/mod.rs, PublishBatch): checked against
+   * the number of the next request waiting here, so that no outcome is
+   * settled against another request, or twice. */
+  #settle({ first, ids, failures }) {
+    let skip = 0;
+    if (first !== this.#settled) {
+      // Never expected: said, and mended so that every caller still hears
+      // once. Outcomes already settled are not settled again; requests
+      // whose outcomes will not come are told their fate is unknown.
+      warnings.internalFault(
+        `the link to Redis at ${this.server}`,
+        new Error(`outcomes numbered from ${first} came when ${this.#settled} was next`),
+      );
+      if (first < this.#settled) skip = Math.min(this.#settled - first, ids.length);
+      else this.#abandon(first - this.#settled);
+    }
     const pending = this.#pending;
     let failure = 0;
-    for (let i = 0; i < ids.length; i++) {
+    for (let i = skip; i < ids.length && this.#head < pending.length; i++) {
       const at = this.#head;
       const first = pending[at];
       const second = pending[at + 1];
       const errorOf = pending[at + 2];
       pending[at] = pending[at + 1] = pending[at + 2] = undefined;
       this.#head = at + 3;
+      this.#settled++;
       let error = null;
       if (ids[i] === '') {
         while (failures[failure].index < i) failure++;
@@ -321,6 +342,27 @@ class Link {
       else if (error === null) first(ids[i]);
       else second(error);
     }
+    this.#compact();
+  }
+
+  /** Settles the next `count` requests as unknown: their outcomes will not
+   * come (see #settle). */
+  #abandon(count) {
+    const pending = this.#pending;
+    for (let n = 0; n < count && this.#head < pending.length; n++) {
+      const at = this.#head;
+      const [first, second, errorOf] = [pending[at], pending[at + 1], pending[at + 2]];
+      pending[at] = pending[at + 1] = pending[at + 2] = undefined;
+      this.#head = at + 3;
+      this.#settled++;
+      const error = errorOf({ code: codes.RedisOutcomeUnknown, reason: 'Its outcome was lost (an internal fault)' });
+      if (second === null) first.marked(error);
+      else second(error);
+    }
+  }
+
+  #compact() {
+    const pending = this.#pending;
     if (this.#head === pending.length) {
       pending.length = 0;
       this.#head = 0;

@@ -285,14 +285,11 @@ class RedisStream {
     const { data, event, id } = broadcastArgumentsOf(given, options);
     if (id !== undefined && id !== null) throw redisIdGiven();
     if (this.#link === null) throw notAppended('The channel is closed');
-    let outcome;
     try {
-      outcome = this.#link.publish(this.#channel.native, this.stream, this.#maxLen, this.#ttl, data, event);
+      return this.#link.publish(this.#channel.native, this.stream, this.#maxLen, this.#ttl, data, event);
     } catch (err) {
       throw broadcastError(err, data, event, undefined);
     }
-    if (typeof outcome === 'string') throw notAppended(outcome);
-    return outcome;
   }
 
   #reportSkipped(page) {
