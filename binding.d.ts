@@ -367,9 +367,6 @@ export interface FlushBatch {
  */
 export declare function followTopic(slot: number, stream: string, at: string, composite: boolean): void
 
-/** Whether a URL is a `redis+cluster://` URL this link can use. */
-export declare function isClusterUrl(url: string): boolean
-
 /**
  * Whether a `Last-Event-ID` is the token of a client told to stop, made
  * by any process that shares a key with this one.
@@ -446,8 +443,22 @@ export interface PublishFailure {
  */
 export declare function queueKeepAlives(owner: number): number
 
-/** How a Redis URL is named in messages: without its userinfo. */
-export declare function redisServerName(url: string): string
+/**
+ * Reads a Redis URL; fails (`ERR_SSE_REDIS_CONFIG`) with why it cannot be
+ * used, never echoing it.
+ */
+export declare function redisDeployment(url: string): RedisDeployment
+
+/**
+ * A Redis URL, read (see [`Deployment`]): what it names, and how it is
+ * named in messages.
+ */
+export interface RedisDeployment {
+  /** `"server"`, `"sentinel"` or `"cluster"`. */
+  kind: string
+  /** The URL without userinfo. */
+  server: string
+}
 
 /** TLS material for `rediss://`, in PEM, as Node's `tls.connect` takes it. */
 export interface RedisTls {

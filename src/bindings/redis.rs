@@ -14,7 +14,7 @@ use super::error::{error, internal, Result};
 use super::state::add_shared_stop_key;
 use crate::core::codes::Code;
 use crate::core::stream_entry::{ReadyEntry, StreamId};
-use crate::io::redis::{self as link, cluster, Connector, Link};
+use crate::io::redis::{self as link, cluster, Connector, Deployment, Link};
 
 /// TLS material for `rediss://`, in PEM, as Node's `tls.connect` takes it.
 #[napi(object)]
@@ -232,20 +232,24 @@ impl RedisLink {
         on_pages: Function<Vec<StreamPage>, ()>,
         on_health: Function<bool, ()>,
     ) -> Result<Self> {
-        let server = link::server_name(&url);
+        let deployment =
+            Deployment::parse(&url).map_err(|why| error(Code::RedisConfig, why.0.to_string()))?;
+        let server = deployment.name();
         let tls = tls.map(|tls| link::Tls {
             ca: tls.ca.map(|pem| pem.to_vec()),
             cert: tls.cert.map(|pem| pem.to_vec()),
             key: tls.key.map(|pem| pem.to_vec()),
         });
-        let connector = Connector::new(&url, tls).map_err(|err| {
-            // The detail of a URL that did not parse could hold the
-            // URL; ours, of a Sentinel URL, never does.
-            let why = match err.detail() {
-                Some(detail) if url.starts_with("redis+sentinel://") => detail,
-                _ => err.category(),
-            };
-            error(Code::RedisConfig, format!("{why} ({server})"))
+        let connector = Connector::new(&deployment, tls).map_err(|err| {
+            // Ours say what a user reads; the redis crate's may quote the
+            // URL, so only their category is said.
+            let why = err
+                .detail()
+                .filter(|_| err.category() == "unusable Sentinel settings");
+            error(
+                Code::RedisConfig,
+                format!("{} ({server})", why.unwrap_or(err.category())),
+            )
         })?;
         let on_outcomes = weak(&on_outcomes).map_err(internal)?;
         let on_pages = weak(&on_pages).map_err(internal)?;
@@ -369,22 +373,24 @@ pub struct ClusterMap {
 /// Asks the nodes of a `redis+cluster://` URL for the map of its slots.
 #[napi]
 pub async fn discover_cluster(url: String) -> napi::Result<ClusterMap> {
-    let ranges = match cluster::discover(&url).await {
-        Ok(ranges) => ranges,
-        Err(why) => {
-            let server = link::server_name(&url);
-            return Ok(ClusterMap {
-                masters: Vec::new(),
-                slots: None,
-                failure: Some(format!("Cannot connect to Redis at {server}: {why}")),
-            });
-        }
+    let deployment = Deployment::parse(&url);
+    let server = link::server_name(&url);
+    let failed = |why: String| ClusterMap {
+        masters: Vec::new(),
+        slots: None,
+        failure: Some(format!("Cannot connect to Redis at {server}: {why}")),
     };
-    let userinfo = cluster::parse_cluster_url(&url).and_then(|(_, userinfo)| userinfo);
+    let Ok(Deployment::Cluster(cluster)) = deployment else {
+        return Ok(failed("not a cluster URL".into()));
+    };
+    let ranges = match cluster::discover(&cluster).await {
+        Ok(ranges) => ranges,
+        Err(why) => return Ok(failed(why)),
+    };
     let mut masters: Vec<String> = Vec::new();
     let mut slots = vec![u16::MAX; cluster::SLOTS as usize];
     for range in ranges {
-        let url = cluster::node_url(userinfo.as_deref(), &range.master);
+        let url = cluster.node_url(&range.master);
         let index = match masters.iter().position(|m| *m == url) {
             Some(index) => index,
             None => {
@@ -409,14 +415,29 @@ pub fn cluster_slot_of(key: String) -> u32 {
     u32::from(cluster::slot_of(key.as_bytes()))
 }
 
-/// Whether a URL is a `redis+cluster://` URL this link can use.
-#[napi(catch_unwind)]
-pub fn is_cluster_url(url: String) -> bool {
-    cluster::parse_cluster_url(&url).is_some()
+/// A Redis URL, read (see [`Deployment`]): what it names, and how it is
+/// named in messages.
+#[napi(object)]
+pub struct RedisDeployment {
+    /// `"server"`, `"sentinel"` or `"cluster"`.
+    pub kind: String,
+    /// The URL without userinfo.
+    pub server: String,
 }
 
-/// How a Redis URL is named in messages: without its userinfo.
+/// Reads a Redis URL; fails (`ERR_SSE_REDIS_CONFIG`) with why it cannot be
+/// used, never echoing it.
 #[napi(catch_unwind)]
-pub fn redis_server_name(url: String) -> String {
-    link::server_name(&url)
+pub fn redis_deployment(url: String) -> Result<RedisDeployment> {
+    let deployment =
+        Deployment::parse(&url).map_err(|why| error(Code::RedisConfig, why.0.to_string()))?;
+    let kind = match deployment {
+        Deployment::Server(_) => "server",
+        Deployment::Sentinel(_) => "sentinel",
+        Deployment::Cluster(_) => "cluster",
+    };
+    Ok(RedisDeployment {
+        kind: kind.to_string(),
+        server: deployment.name(),
+    })
 }

@@ -7,8 +7,8 @@
 //! stream's broadcasts are still one queue, in call order, and a master that
 //! fails stops only the channels of its slots.
 //!
-//! `redis+cluster://[user:password@]host:port[,host:port…]` lists nodes to
-//! ask for the map (`CLUSTER SLOTS`); the first that answers gives it. A
+//! A cluster URL ([`super::deployment`]) lists nodes to ask for the map
+//! (`CLUSTER SLOTS`); the first that answers gives it. A
 //! stream's slot is that of its key, or of the part of it between the first
 //! `{` and the next `}` (a hash tag), as Redis computes it.
 //!
@@ -18,10 +18,9 @@
 use redis::Value;
 
 use super::connector::Connector;
+use super::deployment::{Cluster, Deployment};
 use super::REPLY_TIMEOUT;
 
-/// The scheme of a cluster URL.
-pub const CLUSTER_SCHEME: &str = "redis+cluster://";
 /// Hash slots in a cluster.
 pub const SLOTS: u16 = 16384;
 
@@ -66,46 +65,13 @@ pub struct SlotRange {
     pub master: String,
 }
 
-/// The nodes a cluster URL lists (`host:port`), and its userinfo as given
-/// (`user:password`, still percent-encoded), or `None` if it is not one.
-pub fn parse_cluster_url(url: &str) -> Option<(Vec<String>, Option<String>)> {
-    let rest = url.strip_prefix(CLUSTER_SCHEME)?;
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let (userinfo, hosts) = match authority.rsplit_once('@') {
-        Some((userinfo, hosts)) => (Some(userinfo.to_string()), hosts),
-        None => (None, authority),
-    };
-    let nodes = hosts
-        .split(',')
-        .map(|host| {
-            let (name, port) = host.rsplit_once(':')?;
-            port.parse::<u16>().ok()?;
-            (!name.is_empty()).then(|| host.to_string())
-        })
-        .collect::<Option<Vec<_>>>()?;
-    Some((nodes, userinfo))
-}
-
-/// The URL of one node of the cluster, with the cluster URL's userinfo.
-pub fn node_url(userinfo: Option<&str>, address: &str) -> String {
-    match userinfo {
-        Some(userinfo) => format!("redis://{userinfo}@{address}"),
-        None => format!("redis://{address}"),
-    }
-}
-
 /// Asks the listed nodes, in turn, for the map of the slots.
-pub async fn discover(url: &str) -> Result<Vec<SlotRange>, String> {
-    let Some((nodes, userinfo)) = parse_cluster_url(url) else {
-        return Err(
-            "a cluster URL is redis+cluster://[user:password@]host:port[,host:port…]".into(),
-        );
-    };
+pub async fn discover(cluster: &Cluster) -> Result<Vec<SlotRange>, String> {
     let mut last = String::new();
-    for node in &nodes {
+    for node in &cluster.nodes {
         let asked = async {
-            let connector = Connector::new(&node_url(userinfo.as_deref(), node), None)
-                .map_err(|err| err.to_string())?;
+            let server = Deployment::Server(cluster.node_url(node));
+            let connector = Connector::new(&server, None).map_err(|err| err.to_string())?;
             let mut connection = connector
                 .connect(REPLY_TIMEOUT)
                 .await
@@ -190,26 +156,6 @@ mod tests {
         assert_eq!(slot_of(b"foo{}{bar}"), slot_of(b"foo{}{bar}"));
         assert_ne!(slot_of(b"foo{}{bar}"), slot_of(b"bar"));
         assert_eq!(slot_of(b"foo{{bar}}zap"), slot_of(b"{bar"));
-    }
-
-    #[test]
-    fn a_cluster_url_lists_its_nodes() {
-        assert_eq!(
-            parse_cluster_url("redis+cluster://ada:pw@10.0.0.1:7000,10.0.0.2:7001"),
-            Some((
-                vec!["10.0.0.1:7000".to_string(), "10.0.0.2:7001".to_string()],
-                Some("ada:pw".to_string())
-            ))
-        );
-        for bad in [
-            "redis+cluster://",
-            "redis+cluster://h",
-            "redis+cluster://h:x",
-            "redis://h:1",
-        ] {
-            assert_eq!(parse_cluster_url(bad), None, "{bad}");
-        }
-        assert_eq!(node_url(Some("ada:pw"), "h:1"), "redis://ada:pw@h:1");
     }
 
     #[test]

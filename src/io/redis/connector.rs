@@ -4,10 +4,9 @@
 //!
 //! # Sentinel
 //!
-//! `redis+sentinel://[user:password@]host:port[,host:port…]/<master name>[/<db>]`
-//! lists the sentinels (port 26379 if left out) and names the master; the
-//! userinfo and the database are the master's (the sentinels are asked
-//! without a password). Each connect asks the sentinels for the master's
+//! A Sentinel URL ([`super::deployment`]) lists the sentinels and names the
+//! master; the userinfo and the database are the master's (the sentinels
+//! are asked without a password). Each connect asks the sentinels for the master's
 //! address and checks that the server there says it is a master (`ROLE`),
 //! so a connection is never opened to a demoted master. A sentinel that
 //! reconfigures a demoted master kills its clients, so every connection
@@ -23,13 +22,8 @@ use redis::{
 };
 use tokio::sync::Mutex;
 
+use super::deployment::{Deployment, Sentinel};
 use super::CONNECT_TIMEOUT;
-use crate::core::hex::percent_decode;
-
-/// The scheme of a Sentinel URL.
-const SENTINEL_SCHEME: &str = "redis+sentinel://";
-/// A sentinel's port when its URL names none.
-const SENTINEL_PORT: u16 = 26379;
 
 /// TLS material for `rediss://`, in PEM.
 #[derive(Default)]
@@ -52,33 +46,30 @@ enum Target {
     Sentinel(Arc<Mutex<SentinelClient>>),
 }
 
-/// A Sentinel URL, read.
-#[derive(Debug, PartialEq, Eq)]
-struct SentinelUrl {
-    sentinels: Vec<(String, u16)>,
-    master: String,
-    db: i64,
-    username: Option<String>,
-    password: Option<String>,
-}
-
 impl Connector {
-    /// A connector for `url`; fails for a URL or TLS material that cannot
-    /// be used (nothing is connected yet).
-    pub fn new(url: &str, tls: Option<Tls>) -> RedisResult<Self> {
+    /// A connector for one server or a Sentinel group; fails for TLS
+    /// material that cannot be used, or a cluster (it is reached through
+    /// its masters: see [`super::cluster`]). Nothing is connected yet.
+    pub fn new(deployment: &Deployment, tls: Option<Tls>) -> RedisResult<Self> {
         // rustls needs a process-wide crypto provider; another addon may
         // have installed one already, which is as good.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        if url.starts_with(SENTINEL_SCHEME) {
-            if tls.is_some() {
-                return Err(invalid("TLS is not supported with Sentinel yet"));
+        let url = match deployment {
+            Deployment::Server(url) => url,
+            Deployment::Sentinel(sentinel) => {
+                if tls.is_some() {
+                    return Err(invalid("TLS is not supported with Sentinel yet"));
+                }
+                return Ok(Connector {
+                    target: Target::Sentinel(Arc::new(Mutex::new(sentinel_client(sentinel)?))),
+                });
             }
-            return Ok(Connector {
-                target: Target::Sentinel(Arc::new(Mutex::new(sentinel_client(url)?))),
-            });
-        }
+            Deployment::Cluster(_) => {
+                return Err(invalid("a cluster is reached through a link per master"))
+            }
+        };
         let client = match tls {
-            None => redis::Client::open(url),
+            None => redis::Client::open(url.as_str()),
             Some(tls) => {
                 let client_tls = match (tls.cert, tls.key) {
                     (Some(client_cert), Some(client_key)) => Some(redis::ClientTlsConfig {
@@ -88,7 +79,7 @@ impl Connector {
                     _ => None,
                 };
                 redis::Client::build_with_tls(
-                    url,
+                    url.as_str(),
                     redis::TlsCertificates {
                         client_tls,
                         root_cert: tls.ca,
@@ -174,10 +165,7 @@ fn invalid(detail: &'static str) -> RedisError {
     ))
 }
 
-fn sentinel_client(url: &str) -> RedisResult<SentinelClient> {
-    let parsed = parse_sentinel_url(url).ok_or_else(|| {
-        invalid("a Sentinel URL is redis+sentinel://[user:password@]host:port[,host:port…]/<master name>[/<db>]")
-    })?;
+fn sentinel_client(parsed: &Sentinel) -> RedisResult<SentinelClient> {
     let mut info = RedisConnectionInfo::default().set_db(parsed.db);
     if let Some(username) = &parsed.username {
         info = info.set_username(username);
@@ -192,144 +180,8 @@ fn sentinel_client(url: &str) -> RedisResult<SentinelClient> {
         .collect();
     SentinelClient::build(
         sentinels,
-        parsed.master,
+        parsed.master.clone(),
         Some(SentinelNodeConnectionInfo::default().set_redis_connection_info(info)),
         SentinelServerType::Master,
     )
-}
-
-/// Reads a Sentinel URL; `None` if it is not one.
-fn parse_sentinel_url(url: &str) -> Option<SentinelUrl> {
-    let rest = url.strip_prefix(SENTINEL_SCHEME)?;
-    let (authority, path) = rest.split_once('/')?;
-    let (userinfo, hosts) = match authority.rsplit_once('@') {
-        Some((userinfo, hosts)) => (Some(userinfo), hosts),
-        None => (None, authority),
-    };
-    let (username, password) = match userinfo {
-        None => (None, None),
-        Some(userinfo) => {
-            let (user, password) = match userinfo.split_once(':') {
-                Some((user, password)) => (user, Some(password)),
-                None => (userinfo, None),
-            };
-            let password = match password {
-                Some(password) => Some(percent_decode(password, false)?),
-                None => None,
-            };
-            (
-                Some(percent_decode(user, false)?).filter(|u| !u.is_empty()),
-                password,
-            )
-        }
-    };
-    let sentinels = hosts
-        .split(',')
-        .map(|host| match host.rsplit_once(':') {
-            Some((name, port)) if !name.is_empty() => Some((name.to_string(), port.parse().ok()?)),
-            None if !host.is_empty() => Some((host.to_string(), SENTINEL_PORT)),
-            _ => None,
-        })
-        .collect::<Option<Vec<_>>>()?;
-    let path = path.split(['?', '#']).next().unwrap_or_default();
-    let mut segments = path.split('/');
-    let master = percent_decode(segments.next()?, false)?;
-    let db = match segments.next() {
-        None | Some("") => 0,
-        Some(db) => db.parse().ok()?,
-    };
-    if master.is_empty() || segments.next().is_some() {
-        return None;
-    }
-    Some(SentinelUrl {
-        sentinels,
-        master,
-        db,
-        username,
-        password,
-    })
-}
-
-/// The URL without its userinfo, query or fragment: how the server is named
-/// in every message.
-pub fn server_name(url: &str) -> String {
-    if let Some((nodes, _)) = super::cluster::parse_cluster_url(url) {
-        return format!("{}{}", super::cluster::CLUSTER_SCHEME, nodes.join(","));
-    }
-    if let Some(parsed) = parse_sentinel_url(url) {
-        let hosts: Vec<String> = parsed
-            .sentinels
-            .iter()
-            .map(|(host, port)| format!("{host}:{port}"))
-            .collect();
-        return format!(
-            "{SENTINEL_SCHEME}{}/{}/{}",
-            hosts.join(","),
-            parsed.master,
-            parsed.db
-        );
-    }
-    match url::Url::parse(url) {
-        Ok(mut parsed) => {
-            let _ = parsed.set_username("");
-            let _ = parsed.set_password(None);
-            parsed.set_query(None);
-            parsed.set_fragment(None);
-            parsed.to_string()
-        }
-        Err(_) => "(an unparsable URL)".to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_sentinel_url_names_the_sentinels_the_master_and_its_credentials() {
-        assert_eq!(
-            parse_sentinel_url(
-                "redis+sentinel://ada:p%40ss@10.0.0.1:26380,s2,[::1]:5/main%20group/3"
-            ),
-            Some(SentinelUrl {
-                sentinels: vec![
-                    ("10.0.0.1".into(), 26380),
-                    ("s2".into(), SENTINEL_PORT),
-                    ("[::1]".into(), 5)
-                ],
-                master: "main group".into(),
-                db: 3,
-                username: Some("ada".into()),
-                password: Some("p@ss".into()),
-            })
-        );
-        let plain = parse_sentinel_url("redis+sentinel://127.0.0.1:26379/mymaster").unwrap();
-        assert_eq!((plain.db, plain.username, plain.password), (0, None, None));
-        for bad in [
-            "redis+sentinel://127.0.0.1:26379",
-            "redis+sentinel://127.0.0.1:26379/",
-            "redis+sentinel://127.0.0.1:x/m",
-            "redis+sentinel://,/m",
-            "redis+sentinel://h/m/notadb",
-            "redis+sentinel://h/m/0/extra",
-        ] {
-            assert_eq!(parse_sentinel_url(bad), None, "{bad}");
-        }
-    }
-
-    #[test]
-    fn servers_are_named_without_passwords() {
-        assert_eq!(
-            server_name("redis+sentinel://ada:secret@h1:1,h2:2/mymaster"),
-            "redis+sentinel://h1:1,h2:2/mymaster/0"
-        );
-        assert_eq!(
-            server_name("redis+cluster://ada:secret@h1:1,h2:2"),
-            "redis+cluster://h1:1,h2:2"
-        );
-        assert_eq!(
-            server_name("redis://ada:secret@127.0.0.1:6379/0"),
-            "redis://127.0.0.1:6379/0"
-        );
-    }
 }
