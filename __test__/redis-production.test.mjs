@@ -5,6 +5,9 @@
 // may carry a password.
 import test from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { EventEndpoint, Channel, diagnostics } from 'native-sse';
 import { Redis, freePort, makeCertificates, redisSuite, signal } from './redis-server.mjs';
 import { serve, until, tick, tallyEvents } from './helpers.mjs';
@@ -35,6 +38,33 @@ async function serveChannel(t, channel) {
 
 function registerTests() {
   test.afterEach(() => assert.deepEqual(unhandled, [], 'no unhandled rejection'));
+
+  test('a Unix socket (redis+unix://, its database in the query): broadcasts are appended there and delivered; the URL is named without its query', async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'native-sse-sock-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const socket = join(dir, 'redis.sock');
+    const redis = await Redis.start({ extra: ['--unixsocket', socket, '--unixsocketperm', '700'] });
+    t.after(() => redis.stop());
+    const channel = new Channel({ redis: { url: `redis+unix://${socket}?db=2`, stream: 'over-a-socket' } });
+    t.after(() => channel.close());
+    await channel.ready;
+    const app = await serveChannel(t, channel);
+    const client = app.open();
+    await until(() => app.endpoints[0]?.result !== undefined, 10_000, 'the subscription');
+    assert.deepEqual(app.endpoints[0].result, { replayed: 0, complete: true });
+    const id = await channel.broadcast('through the socket');
+    await until(() => client.count === 1, 10_000, 'the event');
+    assert.deepEqual(client.events, [{ id, data: 'through the socket' }]);
+    const [, length, elsewhere] = await redis.commands([
+      ['SELECT', '2'],
+      ['XLEN', 'over-a-socket'],
+      ['EXISTS', 'x'],
+    ]);
+    assert.equal(length, 1, 'appended to database 2');
+    assert.equal(elsewhere, 0);
+    const link = diagnostics().redis.find((l) => l.server.startsWith('redis+unix:'));
+    assert.deepEqual([link.server, link.connected], [`redis+unix://${socket}`, true]);
+  });
 
   test('rediss:// with a private CA and a client certificate; refused without them', async (t) => {
     const certs = makeCertificates();

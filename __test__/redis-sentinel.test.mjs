@@ -35,7 +35,7 @@ function registerTests() {
         () => new Channel({ redis: { url, stream: 's' } }),
         (err) =>
           err instanceof TypeError &&
-          /"options\.redis" argument cannot be used: a Sentinel URL is redis\+sentinel:\/\//.test(err.message) &&
+          /"options\.redis\.url" argument cannot be used: a Sentinel URL is redis\+sentinel:\/\//.test(err.message) &&
           !err.message.includes('s3cret'),
         url,
       );

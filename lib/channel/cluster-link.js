@@ -2,7 +2,7 @@
 
 const native = require('../native.js');
 const codes = require('../codes.js');
-const { handled, invalidValue, withCode, publishError } = require('../errors.js');
+const { handled, withCode, publishError } = require('../errors.js');
 const warnings = require('../diagnostics/warnings.js');
 const { Link, Hold } = require('./link.js');
 
@@ -14,8 +14,6 @@ const { Link, Hold } = require('./link.js');
 // stream's broadcasts stay one queue, in call order, and a master that
 // fails stops only its own slots' channels. Until the map is known, what
 // the channels ask for waits here, in call order.
-
-const CLUSTER_PREFIX = 'redis+cluster://';
 
 /** Cluster links by URL. */
 const clusters = new Map();
@@ -137,10 +135,6 @@ class ClusterLink {
     warnings.unreachable(this.server, this.#mapFailure, clients, this.#followed.size);
   }
 
-  static isClusterUrl(url) {
-    return url.startsWith(CLUSTER_PREFIX);
-  }
-
   static acquire(redis) {
     let link = clusters.get(redis.url);
     if (link === undefined) {
@@ -153,16 +147,8 @@ class ClusterLink {
 
   constructor(url) {
     this.#url = url;
-    this.server = native.redisServerName(url);
-    if (!native.isClusterUrl(url)) {
-      throw withCode(
-        invalidValue(
-          'options.redis.url',
-          'cannot be used: a cluster URL is redis+cluster://[user:password@]host:port[,host:port…]',
-        ),
-        codes.RedisConfig,
-      );
-    }
+    // Read (and checked) with the channel's options.
+    this.server = native.redisDeployment(url).server;
     this.#discover();
     this.#refreshTimer = setInterval(() => this.#refresh(), REFRESH_EVERY_MS).unref();
   }

@@ -8,11 +8,6 @@ const { MAX_U32, optionalString, requiredString, eventData, optionsObject } = re
 const codes = require('../codes.js');
 const { invalid, invalidValue, fromNative, largest, withCode } = require('../errors.js');
 
-const REDIS_PROTOCOLS = new Set(['redis:', 'rediss:', 'redis+unix:', 'unix:', 'redis+sentinel:', 'redis+cluster:']);
-/** URLs that list several hosts, which URL does not parse; Rust reads them
- * (src/io/redis/connector.rs, cluster.rs). */
-const MULTI_HOST = /^(redis\+sentinel|redis\+cluster):\/\//;
-
 function incompleteEventOf(name) {
   if (name === undefined || name === null) return null;
   requiredString('options.incompleteEvent', name);
@@ -72,24 +67,24 @@ function tlsOptionsOf(tls, url) {
   return result;
 }
 
-/** The URL last found to be of Redis: a hundred thousand channels made on
- * one Redis are not each parsed again (a URL object apiece, garbage that
- * the process's RSS would keep as its peak). */
-let lastRedisUrl = null;
+/** The URL last read, and what it names: a hundred thousand channels made
+ * on one Redis do not each read it again. */
+let lastRedisUrl = { url: null, deployment: null };
 
-function checkRedisUrl(url) {
-  if (url === lastRedisUrl) return;
-  let protocol;
+/** What a Redis URL names (`{ kind, server }`), read in Rust
+ * (src/io/redis/deployment.rs); a TypeError saying why it cannot be used,
+ * without the URL itself (it may hold a password). */
+function deploymentOf(url) {
+  if (url === lastRedisUrl.url) return lastRedisUrl.deployment;
+  let deployment;
   try {
-    protocol = MULTI_HOST.test(url) ? `${MULTI_HOST.exec(url)[1]}:` : new URL(url).protocol;
-  } catch {
-    protocol = '';
+    deployment = native.redisDeployment(url);
+  } catch (err) {
+    if (err?.code !== codes.RedisConfig) throw err;
+    throw withCode(invalidValue('options.redis.url', `cannot be used: ${err.message}`), err.code);
   }
-  if (!REDIS_PROTOCOLS.has(protocol)) {
-    // The URL itself is not echoed: it may hold a password.
-    throw invalidValue('options.redis.url', 'must be a redis://, rediss://, redis+sentinel:// or redis+cluster:// URL');
-  }
-  lastRedisUrl = url;
+  lastRedisUrl = { url, deployment };
+  return deployment;
 }
 
 function redisOptionsOf(redis) {
@@ -97,7 +92,7 @@ function redisOptionsOf(redis) {
   if (redis === null || typeof redis !== 'object') throw invalid('options.redis', 'an object', redis);
   optionsObject('options.redis', redis, ['url', 'stream', 'maxLen', 'ttl', 'tls'], 'a Redis-backed Channel');
   const url = requiredString('options.redis.url', redis.url);
-  checkRedisUrl(url);
+  const { kind } = deploymentOf(url);
   const stream = requiredString('options.redis.stream', redis.stream);
   if (stream === '') throw invalid('options.redis.stream', 'a non-empty string', stream);
   const maxLen = redis.maxLen ?? native.DEFAULT_STREAM_MAX_LEN;
@@ -108,7 +103,7 @@ function redisOptionsOf(redis) {
   if (!Number.isSafeInteger(ttl) || ttl < 0) {
     throw invalid('options.redis.ttl', 'a non-negative integer (milliseconds)', ttl);
   }
-  return { url, stream, maxLen, ttl, tls: tlsOptionsOf(redis.tls, url) };
+  return { url, kind, stream, maxLen, ttl, tls: tlsOptionsOf(redis.tls, url) };
 }
 
 /** The checked arguments of `broadcast(data, options)`: `data`, and

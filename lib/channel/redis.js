@@ -128,12 +128,12 @@ class RedisStream {
   /**
    * @param {object} owner the Channel
    * @param {(channel: object) => ChannelCore} coreOf makes its core, on first use
-   * @param {{ url: string, stream: string, maxLen: number, ttl: number, tls?: object }} redis checked options
+   * @param {{ url: string, kind: string, stream: string, maxLen: number, ttl: number, tls?: object }} redis checked options
    */
   constructor(owner, coreOf, redis) {
     this.#core = owner;
     this.#coreOf = coreOf;
-    const link = ClusterLink.isClusterUrl(redis.url) ? ClusterLink.acquire(redis) : Link.acquire(redis);
+    const link = redis.kind === 'cluster' ? ClusterLink.acquire(redis) : Link.acquire(redis);
     this.#link = link;
     this.#server = link.server;
     this.stream = redis.stream;
