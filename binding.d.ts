@@ -24,10 +24,10 @@ export declare class NativeChannel {
    * Checks an event bound for the stream as `broadcast` would check it
    * here (a name that would break a frame, or a frame larger than a
    * local subscriber's cap, is refused before it reaches Redis), then
-   * queues it on `link`'s publisher. Returns why it was refused at once
-   * (not appended), or `null` once queued.
+   * queues it on `link`. Returns its number once queued (its outcome
+   * comes under it), or why it was refused at once (not appended).
    */
-  publish(link: RedisLink, stream: string, maxLen: number, ttlMs: number, data: string, event?: string | undefined | null): string | null
+  publish(link: RedisLink, stream: string, maxLen: number, ttlMs: number, data: string, event?: string | undefined | null): number | string
   /** Forgets the history; returns how many events it held. */
   clearHistory(): number
   /**
@@ -57,32 +57,36 @@ export declare class NativeChannel {
 
 export declare class RedisLink {
   /**
-   * Makes the link and starts its publisher and follower; nothing is
-   * connected yet (see [`RedisLink::mark`]). Fails
-   * (`ERR_SSE_REDIS_CONFIG`) only for a URL or TLS material that cannot
-   * be used. `on_outcomes` is called with every pipeline's
-   * [`PublishBatch`], `on_pages` with every run of pages the follower
-   * read, `on_health` with whether it is connected each time that
-   * changes, through weak thread-safe functions: JavaScript keeps the
-   * process alive while it waits for them.
+   * Makes the link for any deployment (one server, a Sentinel group's
+   * master, a Redis Cluster) and starts its tasks; nothing is connected
+   * yet (see [`RedisLink::mark`]). Fails (`ERR_SSE_REDIS_CONFIG`) only
+   * for a URL or TLS material that cannot be used. `on_outcomes` is
+   * called with every pipeline's [`PublishBatch`], `on_pages` with every
+   * run of pages the followers read, `on_health` with whether it is
+   * connected each time that changes, through weak thread-safe
+   * functions: JavaScript keeps the process alive while it waits for
+   * them.
    */
   constructor(url: string, tls: RedisTls | undefined | null, onOutcomes: (arg: PublishBatch) => void, onPages: (arg: Array<StreamPage>) => void, onHealth: (arg: boolean) => void)
   /** The server, named without userinfo. */
   get server(): string
-  /** Whether the link reaches its Redis, as its tasks last found it. */
+  /**
+   * Whether the link reaches its Redis, as its tasks last found it; for
+   * a cluster, with each master's.
+   */
   get health(): LinkHealth
   /**
    * Queues a mark of `stream` (see [`Link::mark`]): its outcome comes
-   * with the fates of broadcasts, in queue order. Returns false once the
-   * link is closed.
+   * with the others, under the number returned; `null` once the link is
+   * closed.
    */
-  mark(stream: string): boolean
+  mark(stream: string): number | null
   /**
    * Queues the deletion of `stream` (see [`Link::delete`]): its outcome
-   * comes with the fates of broadcasts, in queue order. Returns false
-   * once the link is closed.
+   * comes with the others, under the number returned; `null` once the
+   * link is closed.
    */
-  delete(stream: string): boolean
+  delete(stream: string): number | null
   /**
    * Reads up to `count` entries of `stream` after `after` (a stream id),
    * checking whether the stream was trimmed past it. When Redis cannot be
@@ -95,14 +99,12 @@ export declare class RedisLink {
    * one whose `last` is where following starts.
    */
   follow(stream: string): void
-  /**
-   * Starts following `stream` after `from` (see [`Link::follow_from`]);
-   * with no stream id, from its newest, as `follow` does.
-   */
-  followFrom(stream: string, from: string): void
   /** Stops following `stream`. */
   unfollow(stream: string): void
-  /** Stops the follower, and the publisher once what is queued has gone. */
+  /**
+   * Stops following, and the publishers once what is queued has gone.
+   * No task is aborted: a pipeline in flight keeps its fate.
+   */
   close(): void
 }
 
@@ -187,21 +189,6 @@ export declare function bufferedAmount(slot: number): number
 export declare const BUN_KEEP_ALIVE_MS: number
 
 /**
- * The map of a Redis Cluster's slots: the URL of each master (with the
- * cluster URL's userinfo), and for each of the 16,384 slots the index of
- * its master; or why no node gave it (`failure`, naming the cluster
- * without userinfo).
- */
-export interface ClusterMap {
-  masters: Array<string>
-  slots?: Uint16Array
-  failure?: string
-}
-
-/** The cluster slot of a stream's key. */
-export declare function clusterSlotOf(key: string): number
-
-/**
  * Sets the key that signs stop tokens (checked by JavaScript to be at least
  * [`super::defaults::MIN_STOP_KEY_BYTES`] long) and how long tokens are
  * honoured.
@@ -284,9 +271,6 @@ export interface DeliveryResult {
  * socket as they are, first; `null` if none.
  */
 export declare function detachSocket(slot: number): Buffer | null
-
-/** Asks the nodes of a `redis+cluster://` URL for the map of its slots. */
-export declare function discoverCluster(url: string): Promise<ClusterMap>
 
 /**
  * Ends an adopted stream's connection cleanly within `timeout_ms` (or
@@ -380,6 +364,10 @@ export interface LinkHealth {
   since: number
   /** Why not: the last failure, or `null` before any attempt. */
   reason?: string
+  /** Its name: a master of a cluster's, in `masters`. */
+  server?: string
+  /** For a Redis Cluster: each master's. */
+  masters?: Array<LinkHealth>
 }
 
 /** The longest event id, in UTF-8 bytes (see [`frame::MAX_ID_BYTES`]). */
@@ -415,13 +403,12 @@ export interface PageReplay {
 export declare function pauseStream(slot: number): void
 
 /**
- * The outcomes of a run of requests, in the order they were queued; see
- * [`link::PublishBatch`]. Compact for the seam: an id each (`""` where it
- * failed), and the failures beside, usually none.
+ * The outcomes of a run of requests, each with its number; see
+ * [`link::PublishBatch`]. Compact for the seam: a number and an id each
+ * (`""` where it failed), and the failures beside, usually none.
  */
 export interface PublishBatch {
-  /** The number of the first outcome (see [`link::PublishBatch`]). */
-  first: number
+  numbers: Array<number>
   ids: Array<string>
   failures?: Array<PublishFailure>
 }

@@ -1,7 +1,7 @@
 //! The JavaScript binding of [`Channel`]: converts values, nothing more.
 //! A broadcast is one call, whatever the number of subscribers.
 
-use napi::bindgen_prelude::Uint32Array;
+use napi::bindgen_prelude::{Either, Uint32Array};
 use napi_derive::napi;
 
 use super::error::{frame_error, too_large, too_many_streams, Result};
@@ -138,8 +138,8 @@ impl NativeChannel {
     /// Checks an event bound for the stream as `broadcast` would check it
     /// here (a name that would break a frame, or a frame larger than a
     /// local subscriber's cap, is refused before it reaches Redis), then
-    /// queues it on `link`'s publisher. Returns why it was refused at once
-    /// (not appended), or `null` once queued.
+    /// queues it on `link`. Returns its number once queued (its outcome
+    /// comes under it), or why it was refused at once (not appended).
     #[napi(catch_unwind)]
     pub fn publish(
         &self,
@@ -149,7 +149,7 @@ impl NativeChannel {
         ttl_ms: f64,
         data: String,
         event: Option<String>,
-    ) -> Result<Option<String>> {
+    ) -> Result<Either<f64, String>> {
         let frame =
             Frame::new(&data, event.as_deref(), Some(LONGEST_STREAM_ID)).map_err(frame_error)?;
         self.channel
@@ -160,10 +160,12 @@ impl NativeChannel {
             max_len,
             ttl_ms: ttl_ms as u64,
         };
-        Ok(link
-            .link()
-            .enqueue(stream.into(), retention, data, event)
-            .err())
+        Ok(
+            match link.link().enqueue(stream.into(), retention, data, event) {
+                Ok(number) => Either::A(number as f64),
+                Err(refusal) => Either::B(refusal),
+            },
+        )
     }
 
     /// Forgets the history; returns how many events it held.

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use napi::bindgen_prelude::{Buffer, Function, Uint16Array};
+use napi::bindgen_prelude::{Buffer, Function};
 use napi_derive::napi;
 
 use super::callback::{call, spawn, weak};
@@ -14,7 +14,8 @@ use super::error::{error, internal, Result};
 use super::state::add_shared_stop_key;
 use crate::core::codes::Code;
 use crate::core::stream_entry::{ReadyEntry, StreamId};
-use crate::io::redis::{self as link, cluster, Connector, Deployment, Link};
+use crate::io::redis::link::Sinks;
+use crate::io::redis::{self as link, Deployment, Link};
 
 /// TLS material for `rediss://`, in PEM, as Node's `tls.connect` takes it.
 #[napi(object)]
@@ -34,25 +35,26 @@ pub struct PublishFailure {
     pub reason: String,
 }
 
-/// The outcomes of a run of requests, in the order they were queued; see
-/// [`link::PublishBatch`]. Compact for the seam: an id each (`""` where it
-/// failed), and the failures beside, usually none.
+/// The outcomes of a run of requests, each with its number; see
+/// [`link::PublishBatch`]. Compact for the seam: a number and an id each
+/// (`""` where it failed), and the failures beside, usually none.
 #[napi(object)]
 pub struct PublishBatch {
-    /// The number of the first outcome (see [`link::PublishBatch`]).
-    pub first: f64,
+    pub numbers: Vec<f64>,
     pub ids: Vec<String>,
     pub failures: Option<Vec<PublishFailure>>,
 }
 
 impl From<link::PublishBatch> for PublishBatch {
     fn from(batch: link::PublishBatch) -> Self {
+        let mut numbers = Vec::with_capacity(batch.outcomes.len());
         let mut ids = Vec::with_capacity(batch.outcomes.len());
         let mut failures = Vec::new();
-        for outcome in batch.outcomes {
+        for (number, outcome) in batch.outcomes {
+            numbers.push(number as f64);
             match outcome {
                 link::Outcome::Done(id) => ids.push(id),
-                link::Outcome::Failed { code, reason } => {
+                link::Outcome::Failed { code, reason, .. } => {
                     failures.push(PublishFailure {
                         index: ids.len() as u32,
                         code: code.as_str().to_string(),
@@ -63,7 +65,7 @@ impl From<link::PublishBatch> for PublishBatch {
             }
         }
         PublishBatch {
-            first: batch.first as f64,
+            numbers,
             ids,
             failures: (!failures.is_empty()).then_some(failures),
         }
@@ -200,12 +202,27 @@ pub struct LinkHealth {
     pub since: f64,
     /// Why not: the last failure, or `null` before any attempt.
     pub reason: Option<String>,
+    /// Its name: a master of a cluster's, in `masters`.
+    pub server: Option<String>,
+    /// For a Redis Cluster: each master's.
+    pub masters: Option<Vec<LinkHealth>>,
+}
+
+impl LinkHealth {
+    fn of(health: link::LinkHealth, server: Option<String>) -> Self {
+        LinkHealth {
+            connected: health.connected,
+            since: health.since_ms as f64,
+            reason: health.reason,
+            server,
+            masters: None,
+        }
+    }
 }
 
 #[napi]
 pub struct RedisLink {
     link: Link,
-    tasks: Vec<tokio::task::AbortHandle>,
 }
 
 impl RedisLink {
@@ -216,14 +233,15 @@ impl RedisLink {
 
 #[napi]
 impl RedisLink {
-    /// Makes the link and starts its publisher and follower; nothing is
-    /// connected yet (see [`RedisLink::mark`]). Fails
-    /// (`ERR_SSE_REDIS_CONFIG`) only for a URL or TLS material that cannot
-    /// be used. `on_outcomes` is called with every pipeline's
-    /// [`PublishBatch`], `on_pages` with every run of pages the follower
-    /// read, `on_health` with whether it is connected each time that
-    /// changes, through weak thread-safe functions: JavaScript keeps the
-    /// process alive while it waits for them.
+    /// Makes the link for any deployment (one server, a Sentinel group's
+    /// master, a Redis Cluster) and starts its tasks; nothing is connected
+    /// yet (see [`RedisLink::mark`]). Fails (`ERR_SSE_REDIS_CONFIG`) only
+    /// for a URL or TLS material that cannot be used. `on_outcomes` is
+    /// called with every pipeline's [`PublishBatch`], `on_pages` with every
+    /// run of pages the followers read, `on_health` with whether it is
+    /// connected each time that changes, through weak thread-safe
+    /// functions: JavaScript keeps the process alive while it waits for
+    /// them.
     #[napi(constructor, catch_unwind)]
     pub fn new(
         url: String,
@@ -240,34 +258,33 @@ impl RedisLink {
             cert: tls.cert.map(|pem| pem.to_vec()),
             key: tls.key.map(|pem| pem.to_vec()),
         });
-        let connector = Connector::new(&deployment, tls).map_err(|err| {
-            // Ours say what a user reads; the redis crate's may quote the
-            // URL, so only their category is said.
-            let why = err
-                .detail()
-                .filter(|_| err.category() == "unusable Sentinel settings");
-            error(
-                Code::RedisConfig,
-                format!("{} ({server})", why.unwrap_or(err.category())),
-            )
-        })?;
         let on_outcomes = weak(&on_outcomes).map_err(internal)?;
         let on_pages = weak(&on_pages).map_err(internal)?;
         let on_health = weak(&on_health).map_err(internal)?;
-        let (link, publisher, follower) = Link::new(
-            connector,
-            server,
-            Box::new(move |fates| {
+        let sinks = Sinks {
+            outcomes: Box::new(move |fates| {
                 call(&on_outcomes, PublishBatch::from(fates));
             }),
-            Box::new(move |pages| call(&on_pages, pages.into_iter().map(StreamPage).collect())),
-            Box::new(move |connected| {
+            pages: Box::new(move |pages| {
+                call(&on_pages, pages.into_iter().map(StreamPage).collect())
+            }),
+            health: Box::new(move |connected| {
                 call(&on_health, connected);
             }),
-            add_shared_stop_key,
-        );
-        let tasks = vec![spawn(Box::pin(publisher)), spawn(Box::pin(follower))];
-        Ok(RedisLink { link, tasks })
+        };
+        let link =
+            Link::new(deployment, tls, sinks, add_shared_stop_key, spawn).map_err(|err| {
+                // Ours say what a user reads; the redis crate's may quote the
+                // URL, so only their category is said.
+                let why = err
+                    .detail()
+                    .filter(|_| err.category().starts_with("unusable "));
+                error(
+                    Code::RedisConfig,
+                    format!("{} ({server})", why.unwrap_or(err.category())),
+                )
+            })?;
+        Ok(RedisLink { link })
     }
 
     /// The server, named without userinfo.
@@ -276,31 +293,41 @@ impl RedisLink {
         self.link.server().to_string()
     }
 
-    /// Whether the link reaches its Redis, as its tasks last found it.
+    /// Whether the link reaches its Redis, as its tasks last found it; for
+    /// a cluster, with each master's.
     #[napi(getter)]
     pub fn health(&self) -> LinkHealth {
-        let health = self.link.health();
-        LinkHealth {
-            connected: health.connected,
-            since: health.since_ms as f64,
-            reason: health.reason,
+        let mut health = LinkHealth::of(self.link.health(), None);
+        let masters = self.link.masters();
+        if !masters.is_empty() {
+            health.masters = Some(
+                masters
+                    .into_iter()
+                    .map(|(server, master)| LinkHealth::of(master, Some(server)))
+                    .collect(),
+            );
         }
+        health
     }
 
     /// Queues a mark of `stream` (see [`Link::mark`]): its outcome comes
-    /// with the fates of broadcasts, in queue order. Returns false once the
-    /// link is closed.
+    /// with the others, under the number returned; `null` once the link is
+    /// closed.
     #[napi(catch_unwind)]
-    pub fn mark(&self, stream: String) -> bool {
-        self.link.mark(Arc::from(stream))
+    pub fn mark(&self, stream: String) -> Option<f64> {
+        self.link
+            .mark(Arc::from(stream))
+            .map(|number| number as f64)
     }
 
     /// Queues the deletion of `stream` (see [`Link::delete`]): its outcome
-    /// comes with the fates of broadcasts, in queue order. Returns false
-    /// once the link is closed.
+    /// comes with the others, under the number returned; `null` once the
+    /// link is closed.
     #[napi(catch_unwind)]
-    pub fn delete(&self, stream: String) -> bool {
-        self.link.delete(Arc::from(stream))
+    pub fn delete(&self, stream: String) -> Option<f64> {
+        self.link
+            .delete(Arc::from(stream))
+            .map(|number| number as f64)
     }
 
     /// Reads up to `count` entries of `stream` after `after` (a stream id),
@@ -326,30 +353,17 @@ impl RedisLink {
         self.link.follow(Arc::from(stream));
     }
 
-    /// Starts following `stream` after `from` (see [`Link::follow_from`]);
-    /// with no stream id, from its newest, as `follow` does.
-    #[napi(catch_unwind)]
-    pub fn follow_from(&self, stream: String, from: String) {
-        match StreamId::parse(&from) {
-            Some(from) => self.link.follow_from(Arc::from(stream), from),
-            None => self.link.follow(Arc::from(stream)),
-        }
-    }
-
     /// Stops following `stream`.
     #[napi(catch_unwind)]
     pub fn unfollow(&self, stream: String) {
         self.link.unfollow(Arc::from(stream));
     }
 
-    /// Stops the follower, and the publisher once what is queued has gone.
+    /// Stops following, and the publishers once what is queued has gone.
+    /// No task is aborted: a pipeline in flight keeps its fate.
     #[napi(catch_unwind)]
     pub fn close(&mut self) {
         self.link.close();
-        // The follower ends with its queue; the publisher is left to send
-        // what it holds. Neither is aborted: a pipeline in flight keeps its
-        // fate.
-        self.tasks.clear();
     }
 }
 
@@ -357,62 +371,6 @@ impl Drop for RedisLink {
     fn drop(&mut self) {
         self.close();
     }
-}
-
-/// The map of a Redis Cluster's slots: the URL of each master (with the
-/// cluster URL's userinfo), and for each of the 16,384 slots the index of
-/// its master; or why no node gave it (`failure`, naming the cluster
-/// without userinfo).
-#[napi(object)]
-pub struct ClusterMap {
-    pub masters: Vec<String>,
-    pub slots: Option<Uint16Array>,
-    pub failure: Option<String>,
-}
-
-/// Asks the nodes of a `redis+cluster://` URL for the map of its slots.
-#[napi]
-pub async fn discover_cluster(url: String) -> napi::Result<ClusterMap> {
-    let deployment = Deployment::parse(&url);
-    let server = link::server_name(&url);
-    let failed = |why: String| ClusterMap {
-        masters: Vec::new(),
-        slots: None,
-        failure: Some(format!("Cannot connect to Redis at {server}: {why}")),
-    };
-    let Ok(Deployment::Cluster(cluster)) = deployment else {
-        return Ok(failed("not a cluster URL".into()));
-    };
-    let ranges = match cluster::discover(&cluster).await {
-        Ok(ranges) => ranges,
-        Err(why) => return Ok(failed(why)),
-    };
-    let mut masters: Vec<String> = Vec::new();
-    let mut slots = vec![u16::MAX; cluster::SLOTS as usize];
-    for range in ranges {
-        let url = cluster.node_url(&range.master);
-        let index = match masters.iter().position(|m| *m == url) {
-            Some(index) => index,
-            None => {
-                masters.push(url);
-                masters.len() - 1
-            }
-        };
-        for slot in range.start..=range.end {
-            slots[slot as usize] = index as u16;
-        }
-    }
-    Ok(ClusterMap {
-        masters,
-        slots: Some(Uint16Array::new(slots)),
-        failure: None,
-    })
-}
-
-/// The cluster slot of a stream's key.
-#[napi(catch_unwind)]
-pub fn cluster_slot_of(key: String) -> u32 {
-    u32::from(cluster::slot_of(key.as_bytes()))
 }
 
 /// A Redis URL, read (see [`Deployment`]): what it names, and how it is

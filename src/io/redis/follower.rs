@@ -643,7 +643,7 @@ impl Follower {
                             "Cannot read the stream {:?} (\"XRANGE\") from Redis at {}: {err}",
                             &*name, self.server
                         ),
-                        true,
+                        Some(&err),
                     ));
                 }
                 if connection_lost(&err) {
@@ -827,7 +827,7 @@ impl Follower {
             .filter(|(_, followed)| !followed.failing)
             .map(|(name, followed)| {
                 followed.failing = true;
-                StreamPage::failed(name.clone(), reason.to_string(), true)
+                StreamPage::failed(name.clone(), reason.to_string(), None)
             })
             .collect()
     }

@@ -18,8 +18,11 @@
 //! many channels it has; a channel with no subscribers here costs Redis
 //! nothing beyond its stream (it is not subscribed to).
 //!
-//! A link to a Redis Cluster is a link per master: [`cluster`] says which
-//! master holds a stream.
+//! A link to one server, or to the master of a Sentinel group, is a
+//! [`ServerLink`]; a link to a Redis Cluster ([`cluster_link`]) is one of
+//! those per master, with the map of the slots ([`cluster`]) and a router
+//! that follows `MOVED`/`ASK` and failovers. [`link::Link`] is either, with
+//! one surface, and numbers the requests that report.
 //!
 //! [`deployment`] reads every URL the link takes, into one type;
 //! [`replies`] reads Redis's replies. Everything said about the server
@@ -29,34 +32,32 @@
 //! The link is plain Rust: the bindings give it the callbacks that reach
 //! JavaScript ([`PageSink`], [`OutcomeSink`]) and spawn its tasks.
 
-use std::future::Future;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-use tokio::sync::mpsc;
 
 use crate::core::backoff::Backoff;
 use crate::core::codes::Code;
 use crate::core::stream_entry::{Page, StreamId};
 
 pub mod cluster;
+pub mod cluster_link;
 pub mod connector;
 pub mod deployment;
 pub mod follower;
 pub mod health;
+pub mod link;
+pub mod lost;
 pub mod pages;
 pub mod publisher;
 pub mod replies;
+pub mod server;
 
 pub use connector::{Connector, Tls};
-pub use deployment::{server_name, Deployment};
-use follower::{Control, Follower};
-use health::Health;
-pub use health::{HealthSink, LinkHealth};
-use pages::Pages;
+pub use deployment::Deployment;
+pub use health::LinkHealth;
+pub use link::Link;
 pub use publisher::Retention;
-use publisher::{MarkFor, Publisher, Request};
+pub use server::ServerLink;
 
 /// How long a connection may take to open.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -96,45 +97,77 @@ pub enum Outcome {
     /// Done: a broadcast's stream id, a mark's newest id, a delete's `"1"`
     /// (deleted) or `"0"` (there was no stream).
     Done(String),
-    /// Not done, or not known to be, and why: a broadcast's
-    /// [`Code::RedisNotAppended`] or [`Code::RedisOutcomeUnknown`]; a mark's
-    /// [`Code::RedisUnavailable`] or [`Code::RedisUnreadable`]; a delete's
-    /// [`Code::RedisUnavailable`] or [`Code::RedisOutcomeUnknown`].
-    Failed { code: Code, reason: String },
+    /// Not done, or not known to be: the `code` a caller reads (a
+    /// broadcast's [`Code::RedisNotAppended`] or
+    /// [`Code::RedisOutcomeUnknown`]; a mark's [`Code::RedisUnavailable`]
+    /// or [`Code::RedisUnreadable`]; a delete's [`Code::RedisUnavailable`]
+    /// or [`Code::RedisOutcomeUnknown`]), the `cause` the link acts on, and
+    /// the `reason` in words, naming the server.
+    Failed {
+        code: Code,
+        cause: Cause,
+        reason: String,
+    },
 }
 
-/// The outcomes of a run of requests, of any channels on the link, in the
-/// order they were queued: one call back into JavaScript per pipeline, not
-/// one per request.
+/// Why a request failed, as the link acts on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cause {
+    /// The server could not be reached.
+    Unreachable,
+    /// The server refused it (an error reply).
+    Refused,
+    /// A cluster node answered that the key's slot is elsewhere (`MOVED`,
+    /// `ASK`): nothing was done; a cluster link reads its map again and
+    /// sends it there.
+    Redirected,
+    /// Its reply was lost and the search for it did not find it. `tag`: a
+    /// broadcast's producer tag where its fate stays unknown (a cluster
+    /// link looks for it again on the master that takes over its slot),
+    /// and `since_ms`, how far back to look.
+    Lost { tag: Option<String>, since_ms: u64 },
+    /// The link was closed, or held too much, before it was sent.
+    NotSent,
+}
+
+/// The outcomes of a run of requests, of any channels on the link, each
+/// with its number: one call back into JavaScript per pipeline, not one per
+/// request.
 ///
 /// # Numbers
 ///
-/// The requests that report are numbered from 0 in the order the link took
-/// them, and `first` is the number of the first outcome here: batches come
-/// in order, each starting where the last ended. JavaScript numbers what it
-/// waits for the same way and checks `first` against it, so that an
+/// Each request that reports is numbered when the link takes it, from 0, in
+/// call order: JavaScript numbers what it waits for the same way, and
+/// settles each outcome against the request of its number, so that an
 /// outcome settled against the wrong request, or twice, is caught rather
-/// than told to the wrong caller.
-#[derive(Debug)]
+/// than told to the wrong caller. A link to one server answers in call
+/// order; a cluster link answers each master's requests in their order, and
+/// the masters' in any order.
+#[derive(Debug, Default)]
 pub struct PublishBatch {
-    pub first: u64,
-    pub outcomes: Vec<Outcome>,
+    pub outcomes: Vec<(u64, Outcome)>,
 }
 
 impl PublishBatch {
     fn new(len: usize) -> Self {
         PublishBatch {
-            first: 0,
             outcomes: Vec::with_capacity(len),
         }
     }
 
-    fn appended(&mut self, id: String) {
-        self.outcomes.push(Outcome::Done(id));
+    fn appended(&mut self, number: u64, id: String) {
+        self.outcomes.push((number, Outcome::Done(id)));
     }
 
-    fn failed(&mut self, code: Code, reason: String) {
-        self.outcomes.push(Outcome::Failed { code, reason });
+    fn failed(&mut self, number: u64, code: Code, cause: Cause, reason: String) {
+        self.outcomes.push((
+            number,
+            Outcome::Failed {
+                code,
+                cause,
+                reason,
+            },
+        ));
     }
 }
 
@@ -164,6 +197,10 @@ pub struct StreamPage {
     /// ... and none of the ids it delivered last was there: entries between
     /// what it delivered and where it goes on may have been missed.
     pub lost_track: bool,
+    /// A cluster node answered the read with `MOVED` or `ASK`: the stream's
+    /// slot is elsewhere (a cluster link reads its map again, and moves the
+    /// follow or reads there).
+    pub redirected: bool,
     /// The stream was deleted on purpose (a channel's `deleteHistory()`, in
     /// any process): the follow starts over with the next stream of that
     /// name. `rewound_from` is where it had read up to; `lost_track` says
@@ -191,207 +228,14 @@ impl StreamPage {
         )
     }
 
-    fn failed(stream: Arc<str>, reason: String, lasting: bool) -> Self {
+    /// A page that says why the stream could not be read.
+    fn failed(stream: Arc<str>, reason: String, err: Option<&redis::RedisError>) -> Self {
         StreamPage {
             stream,
             failure: Some(reason),
-            lasting,
+            lasting: err.is_none_or(replies::lasting),
+            redirected: err.is_some_and(replies::redirected_error),
             ..StreamPage::default()
-        }
-    }
-}
-
-/// The link: the publisher's queue, the follower's, and the pages pool.
-pub struct Link {
-    server: String,
-    /// The publisher's queue; `None` once closed.
-    requests: Option<mpsc::UnboundedSender<Request>>,
-    /// The follower's queue; `None` once closed.
-    follows: Option<mpsc::UnboundedSender<Control>>,
-    pending: Arc<AtomicUsize>,
-    pages: Arc<Pages>,
-    health: Arc<Health>,
-}
-
-impl Link {
-    /// Makes the link, and the publisher's and the follower's tasks for the
-    /// caller to spawn. `on_shared_key` is given the stop-token key shared
-    /// through Redis.
-    pub fn new(
-        connector: Connector,
-        server: String,
-        outcomes: OutcomeSink,
-        pages: PageSink,
-        health: HealthSink,
-        on_shared_key: fn(&[u8]),
-    ) -> (
-        Link,
-        impl Future<Output = ()> + Send + 'static,
-        impl Future<Output = ()> + Send + 'static,
-    ) {
-        let (requests, queue) = mpsc::unbounded_channel();
-        let (follows, control) = mpsc::unbounded_channel();
-        let pending = Arc::new(AtomicUsize::new(0));
-        let outages = Arc::new(AtomicU64::new(0));
-        let pool = Arc::new(Pages::new(connector.clone()));
-        let health = Arc::new(Health::new(health));
-        let publisher = Publisher {
-            connector: connector.clone(),
-            server: server.clone(),
-            outcomes,
-            on_shared_key,
-            pending: pending.clone(),
-            outages: outages.clone(),
-            health: health.clone(),
-        };
-        let follower = Follower {
-            connector,
-            server: server.clone(),
-            pages: pool.clone(),
-            sink: pages,
-            outages,
-            health: health.clone(),
-        };
-        let link = Link {
-            server,
-            requests: Some(requests),
-            follows: Some(follows),
-            pending,
-            pages: pool,
-            health,
-        };
-        (link, publisher.run(queue), follower.run(control))
-    }
-
-    /// The server, named without userinfo.
-    pub fn server(&self) -> &str {
-        &self.server
-    }
-
-    /// Whether the link reaches its Redis, as its tasks last found it.
-    pub fn health(&self) -> LinkHealth {
-        self.health.now()
-    }
-
-    /// Queues a mark of `stream`: once the publisher is connected, the
-    /// stream's newest id at this place in the queue, reported with the
-    /// fates (in queue order), or why it could not be read. Returns false
-    /// once the link is closed.
-    pub fn mark(&self, stream: Arc<str>) -> bool {
-        self.send(Request::Mark {
-            stream,
-            reply: MarkFor::Report,
-        })
-        .is_ok()
-    }
-
-    /// Queues the deletion of `stream`, behind every broadcast queued
-    /// before: its outcome comes with the fates, in queue order (`"1"`
-    /// deleted, `"0"` there was no stream). Returns false once the link is
-    /// closed.
-    pub fn delete(&self, stream: Arc<str>) -> bool {
-        self.send(Request::Delete { stream }).is_ok()
-    }
-
-    /// Queues an event for `stream`, behind every earlier one; its fate
-    /// comes back in a [`PublishBatch`], in queue order. Fails with why it
-    /// was refused at once (not appended). The caller has checked the
-    /// event.
-    pub fn enqueue(
-        &self,
-        stream: Arc<str>,
-        retention: Retention,
-        data: String,
-        event: Option<String>,
-    ) -> Result<(), String> {
-        let request = Request::Publish {
-            stream,
-            retention,
-            data,
-            event,
-        };
-        let size = request.size();
-        if self.pending.load(Ordering::Relaxed) + size > MAX_PENDING_PUBLISH_BYTES {
-            return Err(format!(
-                "More than {} MiB of broadcasts are waiting for Redis",
-                MAX_PENDING_PUBLISH_BYTES >> 20
-            ));
-        }
-        self.pending.fetch_add(size, Ordering::Relaxed);
-        self.send(request).map_err(|()| {
-            self.pending.fetch_sub(size, Ordering::Relaxed);
-            "The channel is closed".to_string()
-        })
-    }
-
-    /// Starts following `stream` from its newest id at this place in the
-    /// publisher's queue: every broadcast queued later is delivered. The
-    /// pages come through the link's [`PageSink`], the first an empty one
-    /// whose `last` is where following starts.
-    pub fn follow(&self, stream: Arc<str>) {
-        if let Some(follows) = &self.follows {
-            let _ = self.send(Request::Mark {
-                stream,
-                reply: MarkFor::Follow(follows.clone()),
-            });
-        }
-    }
-
-    /// Starts following `stream` after `from`, an id it was followed up to
-    /// elsewhere (on the master that held its slot before): what came since
-    /// is read, not missed.
-    pub fn follow_from(&self, stream: Arc<str>, from: StreamId) {
-        if let Some(follows) = &self.follows {
-            let _ = follows.send(Control::Follow {
-                stream,
-                from: Some(from),
-            });
-        }
-    }
-
-    /// Stops following `stream`, after every follow queued before: it goes
-    /// through the publisher's queue, as follows do.
-    pub fn unfollow(&self, stream: Arc<str>) {
-        if let Some(follows) = &self.follows {
-            let _ = self.send(Request::Mark {
-                stream,
-                reply: MarkFor::Unfollow(follows.clone()),
-            });
-        }
-    }
-
-    /// Reads up to `count` entries of `stream` after `after` (a stream id),
-    /// checking whether the stream was trimmed past it. When Redis cannot be
-    /// read, the page is empty and says why in `failure`.
-    pub async fn read_page(&self, stream: Arc<str>, after: &str, count: u32) -> StreamPage {
-        // JavaScript reads after stream ids only; anything else reads nothing.
-        let Some(after) = StreamId::parse(after) else {
-            return StreamPage::of(stream, Page::default());
-        };
-        match self.pages.read_after(&stream, after, count).await {
-            Ok((read, continuous)) => StreamPage {
-                trimmed: !continuous,
-                ..StreamPage::of(stream, read)
-            },
-            Err(err) => StreamPage::failed(
-                stream,
-                format!("Cannot read (XRANGE) from Redis at {}: {err}", self.server),
-                replies::lasting(&err),
-            ),
-        }
-    }
-
-    /// Stops the follower, and the publisher once what is queued has gone;
-    /// later requests are refused.
-    pub fn close(&mut self) {
-        self.requests = None;
-        self.follows = None;
-    }
-
-    fn send(&self, request: Request) -> Result<(), ()> {
-        match &self.requests {
-            Some(requests) => requests.send(request).map_err(|_| ()),
-            None => Err(()),
         }
     }
 }

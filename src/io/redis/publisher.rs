@@ -38,7 +38,6 @@
 //! so that every process following the stream starts over without taking
 //! the deletion for a failover (see [`super::follower`]).
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,8 +49,9 @@ use tokio::time::Instant;
 
 use super::follower::Control;
 use super::health::Health;
-use super::replies::{entries_of, lasting};
-use super::{now_ms, Connector, OutcomeSink, PublishBatch, BACKOFF, REPLY_TIMEOUT};
+use super::lost::{find_tags, Found, Sent};
+use super::replies::{entries_of, id_of, lasting, redirected};
+use super::{now_ms, Cause, Connector, OutcomeSink, PublishBatch, BACKOFF, REPLY_TIMEOUT};
 use crate::core::backoff::Backoff;
 use crate::core::codes::Code;
 use crate::core::stream_entry::{StreamId, DATA_FIELD, EVENT_FIELD, PRODUCER_FIELD};
@@ -71,10 +71,6 @@ pub const OUTCOME_WAIT: Duration = Duration::from_secs(10);
 /// local clock (whichever is earlier), a lost broadcast's entry is looked
 /// for: Redis's clock may be behind this one's by this much.
 const CLOCK_SLACK_MS: u64 = 5_000;
-/// Entries read per page, and pages at most, when a lost broadcast is
-/// looked for.
-const SEARCH_PAGE: usize = 1_000;
-const SEARCH_PAGES: usize = 100;
 
 /// Stands for "no event name" in the script's arguments: a name cannot hold
 /// a line break.
@@ -168,6 +164,7 @@ pub struct Retention {
 /// What the publisher is asked to do, in order.
 pub enum Request {
     Publish {
+        number: u64,
         stream: Arc<str>,
         retention: Retention,
         data: String,
@@ -178,14 +175,14 @@ pub enum Request {
     Mark { stream: Arc<str>, reply: MarkFor },
     /// Delete the stream at this place in the queue; reported with the
     /// fates, in queue order (`"1"` deleted, `"0"` there was none).
-    Delete { stream: Arc<str> },
+    Delete { number: u64, stream: Arc<str> },
 }
 
 /// Who a mark is for.
 pub enum MarkFor {
-    /// The caller (`ready`): it is reported with the fates, in queue order
-    /// (the id, or the failure with its code).
-    Report,
+    /// The caller (`ready`): it is reported with the fates, under this
+    /// number (the id, or the failure with its code).
+    Report(u64),
     /// The follower, to follow the stream from the mark; from its end as the
     /// follower finds it, if the mark could not be read (Redis down: no
     /// broadcast is appended meanwhile from here).
@@ -201,13 +198,13 @@ impl MarkFor {
     fn answer(
         self,
         stream: Arc<str>,
-        mark: Result<StreamId, (Code, String)>,
+        mark: Result<StreamId, (Code, Cause, String)>,
         fates: &mut PublishBatch,
     ) {
         match self {
-            MarkFor::Report => match mark {
-                Ok(id) => fates.appended(id.to_string()),
-                Err((code, reason)) => fates.failed(code, reason),
+            MarkFor::Report(number) => match mark {
+                Ok(id) => fates.appended(number, id.to_string()),
+                Err((code, cause, reason)) => fates.failed(number, code, cause, reason),
             },
             MarkFor::Follow(follower) => {
                 let _ = follower.send(Control::Join {
@@ -334,15 +331,6 @@ struct State {
     /// The newest stream id this link has seen from Redis, in ms: a guide
     /// to Redis's clock.
     redis_ms: u64,
-    /// Outcomes reported so far: the number of the next one.
-    reported: u64,
-}
-
-/// A broadcast in a pipeline: its stream and producer tag, kept to look for
-/// it if the reply is lost.
-struct Sent {
-    stream: Arc<str>,
-    tag: String,
 }
 
 impl Publisher {
@@ -357,33 +345,38 @@ impl Publisher {
             tag_prefix: hex::encode(&nonce),
             next_tag: 0,
             redis_ms: 0,
-            reported: 0,
         };
         while let Some(batch) = self.next_batch(&mut queue).await {
             if let Err(reason) = self.connect(&mut state).await {
                 let mut fates = PublishBatch::new(batch.len());
                 for request in batch {
                     match request {
-                        Request::Publish { .. } => {
-                            fates.failed(Code::RedisNotAppended, reason.clone())
-                        }
+                        Request::Publish { number, .. } => fates.failed(
+                            number,
+                            Code::RedisNotAppended,
+                            Cause::Unreachable,
+                            reason.clone(),
+                        ),
                         Request::Mark { stream, reply } => {
                             reply.answer(
                                 stream,
-                                Err((Code::RedisUnavailable, reason.clone())),
+                                Err((Code::RedisUnavailable, Cause::Unreachable, reason.clone())),
                                 &mut fates,
                             );
                         }
-                        Request::Delete { .. } => {
-                            fates.failed(Code::RedisUnavailable, reason.clone())
-                        }
+                        Request::Delete { number, .. } => fates.failed(
+                            number,
+                            Code::RedisUnavailable,
+                            Cause::Unreachable,
+                            reason.clone(),
+                        ),
                     }
                 }
-                self.report(&mut state, fates);
+                self.report(fates);
                 continue;
             }
             let fates = self.send(&mut state, batch).await;
-            self.report(&mut state, fates);
+            self.report(fates);
         }
     }
 
@@ -475,7 +468,7 @@ impl Publisher {
     async fn send(&self, state: &mut State, batch: Vec<Request>) -> PublishBatch {
         let Some(held) = state.connection.as_mut() else {
             // `connect` made one; unreachable in practice, and harmless.
-            return self.settle_lost(batch, Vec::new(), "No connection to Redis");
+            return self.settle_lost(batch, Vec::new(), &[], 0, "No connection to Redis");
         };
         let mut pipe = redis::pipe();
         pipe.ignore_errors();
@@ -503,6 +496,7 @@ impl Publisher {
                         retention: next_retention,
                         data,
                         event,
+                        ..
                     }) = batch.get(at)
                     {
                         if next != stream || next_retention != retention || at - first >= GROUP_MAX
@@ -533,7 +527,7 @@ impl Publisher {
                     groups.push(0);
                     at += 1;
                 }
-                Request::Delete { stream } => {
+                Request::Delete { stream, .. } => {
                     pipe.cmd("EVAL").arg(delete_script()).arg(1).arg(&**stream);
                     groups.push(0);
                     at += 1;
@@ -571,7 +565,7 @@ impl Publisher {
                         lower_ms,
                     )
                     .await;
-                self.settle_lost(batch, found, &reason)
+                self.settle_lost(batch, found, &sent, lower_ms, &reason)
             }
         }
     }
@@ -615,12 +609,12 @@ impl Publisher {
     fn fate_of(&self, state: &mut State, request: Request, reply: Value, fates: &mut PublishBatch) {
         let server = &self.server;
         match request {
-            Request::Publish { .. } => match id_of(&reply) {
+            Request::Publish { number, .. } => match id_of(&reply) {
                 Some(id) => {
                     if let Some(parsed) = StreamId::parse(&id) {
                         state.redis_ms = state.redis_ms.max(parsed.ms);
                     }
-                    fates.appended(id);
+                    fates.appended(number, id);
                 }
                 None => match reply {
                     // Redis refused it (out of memory, a wrong type, an ACL,
@@ -637,12 +631,16 @@ impl Publisher {
                             }
                         }
                         fates.failed(
+                            number,
                             Code::RedisNotAppended,
+                            cause_of(&err),
                             format!("Redis at {server} refused it: {err}"),
                         )
                     }
                     other => fates.failed(
+                        number,
                         Code::RedisOutcomeUnknown,
+                        Cause::Refused,
                         format!("Redis at {server} answered the append with {other:?}"),
                     ),
                 },
@@ -651,14 +649,18 @@ impl Publisher {
                 let mark = self.mark_of(&stream, reply);
                 to.answer(stream, mark, fates);
             }
-            Request::Delete { stream } => match reply {
-                Value::Int(deleted) => fates.appended(deleted.to_string()),
+            Request::Delete { number, stream } => match reply {
+                Value::Int(deleted) => fates.appended(number, deleted.to_string()),
                 Value::ServerError(err) => fates.failed(
+                    number,
                     Code::RedisUnavailable,
+                    cause_of(&err),
                     format!("Redis at {server} refused to delete the stream {stream:?}: {err}"),
                 ),
                 other => fates.failed(
+                    number,
                     Code::RedisOutcomeUnknown,
+                    Cause::Refused,
                     format!("Redis at {server} answered the delete with {other:?}"),
                 ),
             },
@@ -666,8 +668,9 @@ impl Publisher {
     }
 
     /// A mark's answer from the reply of its `XREVRANGE`.
-    fn mark_of(&self, stream: &str, reply: Value) -> Result<StreamId, (Code, String)> {
+    fn mark_of(&self, stream: &str, reply: Value) -> Result<StreamId, (Code, Cause, String)> {
         if let Value::ServerError(err) = &reply {
+            let cause = cause_of(err);
             let err = redis::RedisError::from(err.clone());
             let code = if lasting(&err) {
                 Code::RedisUnreadable
@@ -676,6 +679,7 @@ impl Publisher {
             };
             return Err((
                 code,
+                cause,
                 format!(
                     "Cannot read the stream {stream:?} (\"XREVRANGE\") from Redis at {}: {err}",
                     self.server
@@ -720,7 +724,7 @@ impl Publisher {
                     },
                     OldFate::Unsure => false,
                 };
-                if let Ok(found) = self.find_tags(&mut fresh.connection, sent, lower_ms).await {
+                if let Ok(found) = find_tags(&mut fresh.connection, sent, lower_ms).await {
                     self.health.up();
                     state.connection = Some(fresh);
                     state.backoff.reset();
@@ -740,171 +744,56 @@ impl Publisher {
         }
     }
 
-    /// Looks for each broadcast's tag among its stream's entries from the
-    /// newest back to `lower_ms`.
-    async fn find_tags(
-        &self,
-        connection: &mut MultiplexedConnection,
-        sent: &[Sent],
-        lower_ms: u64,
-    ) -> redis::RedisResult<Vec<Found>> {
-        let mut streams: HashMap<&str, HashMap<&str, Found>> = HashMap::new();
-        for broadcast in sent {
-            streams
-                .entry(&broadcast.stream)
-                .or_default()
-                .insert(&broadcast.tag, Found::Missing);
-        }
-        for (stream, tags) in &mut streams {
-            let mut before = "+".to_string();
-            let mut complete = false;
-            for _ in 0..SEARCH_PAGES {
-                let reply: Value = redis::cmd("XREVRANGE")
-                    .arg(*stream)
-                    .arg(&before)
-                    .arg("-")
-                    .arg("COUNT")
-                    .arg(SEARCH_PAGE)
-                    .query_async(connection)
-                    .await?;
-                let entries = entries_of(reply);
-                let count = entries.len();
-                let mut past_window = false;
-                for (id, fields) in entries {
-                    let Some(parsed) = StreamId::parse(&id) else {
-                        continue;
-                    };
-                    if parsed.ms < lower_ms {
-                        past_window = true;
-                    }
-                    for (name, value) in &fields {
-                        if name != PRODUCER_FIELD.as_bytes() {
-                            continue;
-                        }
-                        if let Ok(tag) = std::str::from_utf8(value) {
-                            if let Some(found) = tags.get_mut(tag) {
-                                *found = Found::At(id.clone());
-                            }
-                        }
-                    }
-                    before = format!("({id}");
-                }
-                if !tags.values().any(|found| matches!(found, Found::Missing)) {
-                    // Every tag of this stream found: nothing left to prove.
-                    complete = true;
-                    break;
-                }
-                if past_window {
-                    complete = true;
-                    break;
-                }
-                if count < SEARCH_PAGE {
-                    // The stream's first entry is inside the window: what
-                    // is missing was never there, or was trimmed since.
-                    let trimmed = self.trimming(connection, stream).await?;
-                    complete = !trimmed;
-                    break;
-                }
-            }
-            if !complete {
-                for found in tags.values_mut() {
-                    if let Found::Missing = found {
-                        *found = Found::Unsure;
-                    }
-                }
-            }
-        }
-        Ok(sent
-            .iter()
-            .map(|broadcast| {
-                streams
-                    .get(&*broadcast.stream)
-                    .and_then(|tags| tags.get(&*broadcast.tag))
-                    .cloned()
-                    .unwrap_or(Found::Unsure)
-            })
-            .collect())
-    }
-
-    /// Whether a stream has been trimmed from the front: it holds an entry
-    /// count of `MAXLEN`'s order, and entries were removed from it
-    /// (`XINFO STREAM`'s `max-deleted-entry-id` is not `0-0`).
-    async fn trimming(
-        &self,
-        connection: &mut MultiplexedConnection,
-        stream: &str,
-    ) -> redis::RedisResult<bool> {
-        let info: redis::RedisResult<Value> = redis::cmd("XINFO")
-            .arg("STREAM")
-            .arg(stream)
-            .query_async(connection)
-            .await;
-        let Ok(info) = info else {
-            // No such stream (deleted, or a new Redis): nothing was trimmed
-            // from it; what is missing is not there.
-            return Ok(false);
-        };
-        let pairs: Vec<(String, Value)> = match info {
-            Value::Array(flat) => flat
-                .chunks(2)
-                .filter_map(|pair| match pair {
-                    [Value::BulkString(name), value] => {
-                        Some((String::from_utf8_lossy(name).into_owned(), value.clone()))
-                    }
-                    [Value::SimpleString(name), value] => Some((name.clone(), value.clone())),
-                    _ => None,
-                })
-                .collect(),
-            Value::Map(map) => map
-                .into_iter()
-                .filter_map(|(name, value)| match name {
-                    Value::BulkString(name) => {
-                        Some((String::from_utf8_lossy(&name).into_owned(), value))
-                    }
-                    Value::SimpleString(name) => Some((name, value)),
-                    _ => None,
-                })
-                .collect(),
-            _ => Vec::new(),
-        };
-        let deleted = pairs
-            .iter()
-            .find(|(name, _)| name == "max-deleted-entry-id")
-            .and_then(|(_, value)| id_of(value));
-        // Redis before 7 does not say: presume it may have been trimmed.
-        Ok(deleted.is_none_or(|id| id != "0-0"))
-    }
-
     /// The fates of a pipeline whose reply was lost, from the search.
-    fn settle_lost(&self, batch: Vec<Request>, found: Vec<Found>, reason: &str) -> PublishBatch {
+    /// `sent`: the broadcasts of the pipeline, in order, with `found`
+    /// beside them; `since_ms`: how far back they were looked for.
+    fn settle_lost(
+        &self,
+        batch: Vec<Request>,
+        found: Vec<Found>,
+        sent: &[Sent],
+        since_ms: u64,
+        reason: &str,
+    ) -> PublishBatch {
         let mut fates = PublishBatch::new(batch.len());
         let mut found = found.into_iter();
+        let mut sent = sent.iter();
+        let lost = |tag: Option<String>| Cause::Lost { tag, since_ms };
         for request in batch {
             match request {
-                Request::Publish { .. } => match found.next().unwrap_or(Found::Unsure) {
-                    Found::At(id) => fates.appended(id),
-                    Found::Missing => fates.failed(
-                        Code::RedisNotAppended,
-                        format!("{reason}; it is not in the stream"),
-                    ),
-                    Found::Unsure => fates.failed(
-                        Code::RedisOutcomeUnknown,
-                        format!(
-                            "{reason}; whether it was appended could not be learnt within {} s",
-                            OUTCOME_WAIT.as_secs()
+                Request::Publish { number, .. } => {
+                    let tag = sent.next().map(|sent| sent.tag.clone());
+                    match found.next().unwrap_or(Found::Unsure) {
+                        Found::At(id) => fates.appended(number, id),
+                        Found::Missing => fates.failed(
+                            number,
+                            Code::RedisNotAppended,
+                            lost(None),
+                            format!("{reason}; it is not in the stream"),
                         ),
-                    ),
-                },
+                        Found::Unsure => fates.failed(
+                            number,
+                            Code::RedisOutcomeUnknown,
+                            lost(tag),
+                            format!(
+                                "{reason}; whether it was appended could not be learnt within {} s",
+                                OUTCOME_WAIT.as_secs()
+                            ),
+                        ),
+                    }
+                }
                 Request::Mark { stream, reply } => {
                     reply.answer(
                         stream,
-                        Err((Code::RedisUnavailable, reason.to_string())),
+                        Err((Code::RedisUnavailable, Cause::Unreachable, reason.to_string())),
                         &mut fates,
                     );
                 }
                 // Deleting is idempotent: the caller may delete again.
-                Request::Delete { .. } => fates.failed(
+                Request::Delete { number, .. } => fates.failed(
+                    number,
                     Code::RedisOutcomeUnknown,
+                    lost(None),
                     format!("{reason}; the stream may or may not be deleted (deleting it again is safe)"),
                 ),
             }
@@ -912,15 +801,11 @@ impl Publisher {
         fates
     }
 
-    /// Hands the outcomes of a pipeline's requests over (if it had any),
-    /// numbered on from the last batch's.
-    fn report(&self, state: &mut State, mut fates: PublishBatch) {
-        if fates.outcomes.is_empty() {
-            return;
+    /// Hands the outcomes of a pipeline's requests over (if it had any).
+    fn report(&self, fates: PublishBatch) {
+        if !fates.outcomes.is_empty() {
+            (self.outcomes)(fates);
         }
-        fates.first = state.reported;
-        state.reported += fates.outcomes.len() as u64;
-        (self.outcomes)(fates);
     }
 
     /// Shares the stop-token key through Redis: the first process to get
@@ -951,17 +836,14 @@ impl Publisher {
     }
 }
 
-/// What the search learnt of a broadcast whose reply was lost.
-#[derive(Clone)]
-enum Found {
-    /// Appended, with this id.
-    At(String),
-    /// Not in a window that was read whole (as [`Publisher::search`]
-    /// answers it: and nothing queued on the old connection can run later).
-    Missing,
-    /// Not found, and it may yet be there: the window may have been
-    /// trimmed, or the old connection may still run it.
-    Unsure,
+/// How the link acts on an error reply: a cluster node that sends the
+/// request elsewhere (`MOVED`, `ASK`) is not a refusal.
+fn cause_of(err: &redis::ServerError) -> Cause {
+    if redirected(err) {
+        Cause::Redirected
+    } else {
+        Cause::Refused
+    }
 }
 
 /// Kills a connection by its client id; true once it is surely gone (killed
@@ -1026,15 +908,6 @@ fn run_id_of(info: &str) -> Option<String> {
         .find_map(|line| line.strip_prefix("run_id:"))
         .map(|id| id.trim().to_string())
         .filter(|id| !id.is_empty())
-}
-
-/// A stream id in a reply.
-fn id_of(reply: &Value) -> Option<String> {
-    match reply {
-        Value::BulkString(id) => Some(String::from_utf8_lossy(id).into_owned()),
-        Value::SimpleString(id) => Some(id.clone()),
-        _ => None,
-    }
 }
 
 #[cfg(test)]

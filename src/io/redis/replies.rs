@@ -26,6 +26,23 @@ pub fn lasting(err: &redis::RedisError) -> bool {
     }
 }
 
+/// Whether a cluster node sent the request elsewhere (`MOVED`, `ASK`): the
+/// key's slot is on another node, and nothing was done.
+pub fn redirected(err: &redis::ServerError) -> bool {
+    matches!(
+        err.kind(),
+        Some(redis::ServerErrorKind::Moved | redis::ServerErrorKind::Ask)
+    )
+}
+
+/// The same, of an error as the redis crate gives it.
+pub fn redirected_error(err: &redis::RedisError) -> bool {
+    matches!(
+        err.kind(),
+        redis::ErrorKind::Server(redis::ServerErrorKind::Moved | redis::ServerErrorKind::Ask)
+    )
+}
+
 /// Whether an error means the connection itself is gone or cannot be made
 /// (refused, dropped, timed out), as opposed to a command refused on a
 /// working one.
@@ -34,6 +51,15 @@ pub fn connection_lost(err: &redis::RedisError) -> bool {
         || err.is_connection_dropped()
         || err.is_connection_refusal()
         || err.is_timeout()
+}
+
+/// A stream id in a reply.
+pub fn id_of(reply: &Value) -> Option<String> {
+    match reply {
+        Value::BulkString(id) => Some(String::from_utf8_lossy(id).into_owned()),
+        Value::SimpleString(id) => Some(id.clone()),
+        _ => None,
+    }
 }
 
 /// The entries of an XRANGE or XREAD reply, RESP2 or RESP3: `(id, fields)`.
