@@ -3,7 +3,8 @@
 // a master's replica promoted. Every client counts what it got.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { RedisCluster, freeClusterPort, redisSuite, startRooms } from './redis-server.mjs';
+import { spawnSync } from 'node:child_process';
+import { RedisCluster, freeClusterPort, redisSuite, signal, startRooms } from './redis-server.mjs';
 import { until, tick, tallyEvents, compareStreamIds, serve } from './helpers.mjs';
 import { Channel, EventEndpoint } from 'native-sse';
 
@@ -155,7 +156,8 @@ function registerTests() {
       // while it was away were; nothing else is.
       for (const w of stats.warnings) {
         if (w.code === 'ERR_SSE_REDIS_UNAVAILABLE') {
-          assert.ok(w.message.endsWith(`of Redis at redis://127.0.0.1:${dead.port}`), JSON.stringify(w));
+          assert.ok(w.message.includes(`Redis at redis://127.0.0.1:${dead.port}:`), JSON.stringify(w));
+          assert.match(w.message, /clients wait on \d+ streams of Redis at redis\+cluster:\/\//, JSON.stringify(w));
           continue;
         }
         assert.equal(w.code, 'ERR_SSE_REDIS_REWOUND', JSON.stringify(w));
@@ -315,6 +317,126 @@ function registerTests() {
         `promotion → first broadcast appended ${Math.round(appendedAt - promotedAt)} ms; ${outcomes.length} broadcasts, ` +
         `${outcomes.filter((o) => !o.id).length} not appended, ${lost.length} appended but lost`,
     );
+  });
+
+  test('Cluster with replicas: a master frozen under broadcasts from two processes, then killed; once the promoted replica serves the slot, no outcome is left unknown, and each is what the final stream says', async (t) => {
+    const cluster = await RedisCluster.start({ replicas: 1 });
+    t.after(() => cluster.stop());
+    const apps = [await startRooms(t, cluster, 4, 'frozen'), await startRooms(t, cluster, 4, 'frozen')];
+    const room = 0;
+    const key = `frozen:${room}`;
+    const dead = await cluster.nodeOf(key);
+    const clients = apps.map((app) => tallyEvents(`${app.url}/events?rooms=${room}`, { keep: Infinity }));
+    t.after(() => {
+      for (const c of clients) c.close();
+    });
+    await until(() => clients.every((c) => c.named.some((e) => e.type === 'subscribed')), 20_000, 'subscriptions');
+    const outcomes = [];
+    let n = 0;
+    // Each process sends bursts of five without awaiting each, so that
+    // pipelines are in flight when the master freezes.
+    const send = async () => {
+      const sends = apps.map((_, i) => Array.from({ length: 5 }, () => [room, `${i}/${n++}`]));
+      const list = await Promise.all(apps.map((app, i) => app.burst(sends[i])));
+      for (const [i, results] of list.entries()) {
+        for (const [j, outcome] of results.entries()) outcomes.push({ data: sends[i][j][1], ...outcome });
+      }
+    };
+    await send();
+    // A replica promotes itself only once it has synced with its master.
+    await until(
+      async () => {
+        const [info] = await dead.commands([['INFO', 'replication']]);
+        const text = String(info);
+        const offset = /master_repl_offset:(\d+)/.exec(text)?.[1];
+        return offset !== undefined && new RegExp(`slave0:.*offset=${offset},`).test(text);
+      },
+      20_000,
+      'the replica to catch up',
+    );
+    let going = true;
+    const loop = (async () => {
+      while (going) {
+        await send();
+        await tick(10);
+      }
+    })();
+    await tick(200);
+    // Frozen: what was sent to it waits for a reply that never comes.
+    signal(dead.process, 'SIGSTOP');
+    await tick(300);
+    await dead.kill();
+    const killedAt = performance.now();
+    await until(
+      async () => {
+        const now = await cluster.nodeOf(key);
+        return now !== null && now !== dead;
+      },
+      60_000,
+      'the cluster to promote the replica',
+    ).catch(async (err) => {
+      const views = await Promise.all(
+        cluster.nodes.map((node) => node.commands([['CLUSTER', 'NODES']]).then(String, (e) => e.message)),
+      );
+      err.message += `; ${outcomes.length} outcomes; nodes say: ${views.join(' | ')}`;
+      throw err;
+    });
+    const promotedAt = performance.now();
+    const promoted = await cluster.nodeOf(key);
+    await until(() => outcomes.filter((o) => o.id).length > 20, 30_000, 'broadcasts appended after the promotion');
+    going = false;
+    await loop;
+    // Every outcome is in: the loop awaited each burst.
+    const unknown = outcomes.filter((o) => o.code === 'ERR_SSE_REDIS_OUTCOME_UNKNOWN');
+    assert.deepEqual(unknown, [], 'no outcome unknown once the promoted replica serves the slot');
+    const [entries] = await promoted.commands([['XRANGE', key, '-', '+']]);
+    const stream = entries.map(([id, fields]) => ({
+      id: String(id),
+      data: String(fields[fields.map(String).indexOf('d') + 1]),
+    }));
+    for (const o of outcomes) {
+      const entry = stream.find((e) => e.data === o.data);
+      if (o.id) {
+        if (entry !== undefined) assert.equal(entry.id, o.id, o.data);
+      } else {
+        assert.equal(o.code, 'ERR_SSE_REDIS_NOT_APPENDED', JSON.stringify(o));
+        assert.equal(entry, undefined, `${o.data} was reported not appended, and is in the stream`);
+      }
+    }
+    for (const [i, client] of clients.entries()) {
+      await until(
+        () => client.events.some((e) => e.id === stream.at(-1).id),
+        30_000,
+        `client ${i} to reach the stream's end`,
+      );
+      const ids = client.events.map((e) => e.id);
+      assert.equal(new Set(ids).size, ids.length, `client ${i}: an entry twice`);
+    }
+    t.diagnostic(
+      `frozen master: killed → promoted ${((promotedAt - killedAt) / 1000).toFixed(1)} s; ${outcomes.length} broadcasts, ${outcomes.filter((o) => !o.id).length} not appended, ` +
+        `${outcomes.filter((o) => o.id && !stream.some((e) => e.id === o.id)).length} appended but lost with the master`,
+    );
+  });
+
+  test('Cluster: 100,000 channels, each on a stream name never used before, made, used and closed: the heap after a full collection stays flat (the link remembers nothing per stream name)', async (t) => {
+    const cluster = await RedisCluster.start();
+    t.after(() => cluster.stop());
+    const url = `redis+cluster://${cluster.nodes.map((n) => `127.0.0.1:${n.port}`).join(',')}`;
+    const child = spawnSync(
+      process.execPath,
+      [
+        '--expose-gc',
+        '__test__/fixtures/cluster-churn.mjs',
+        JSON.stringify({ url, total: 100_000, warm: 20_000, batch: 1_000 }),
+      ],
+      { cwd: new URL('..', import.meta.url), encoding: 'utf8', timeout: 240_000 },
+    );
+    assert.equal(child.status, 0, child.stderr);
+    const { warmHeap, heap, made } = JSON.parse(child.stdout.trim().split('\n').at(-1));
+    assert.equal(made, 100_000);
+    const grewMiB = (heap - warmHeap) / 2 ** 20;
+    t.diagnostic(`cluster churn: heap ${(warmHeap / 2 ** 20).toFixed(1)} MiB after 20,000 channels, ${(heap / 2 ** 20).toFixed(1)} MiB after 100,000 (${grewMiB.toFixed(2)} MiB more)`);
+    assert.ok(grewMiB < 8, `the heap grew ${grewMiB.toFixed(2)} MiB over 80,000 more channels`);
   });
 }
 

@@ -441,7 +441,12 @@ export class RedisCluster {
 
   /** The node that holds `key`'s slot now. */
   async nodeOf(key) {
-    const [slot] = await this.nodes[0].commands([['CLUSTER', 'KEYSLOT', key]]);
+    // Asked of a node that answers: any of them may be down.
+    let slot;
+    for (const node of this.nodes) {
+      [slot] = await node.commands([['CLUSTER', 'KEYSLOT', key]]).catch(() => [undefined]);
+      if (slot !== undefined) break;
+    }
     for (const node of this.nodes) {
       const [slots] = await node.commands([['CLUSTER', 'SLOTS']]).catch(() => [null]);
       if (!Array.isArray(slots)) continue;

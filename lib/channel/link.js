@@ -70,7 +70,7 @@ function keyOf(redis) {
 class Link {
   #key;
   native;
-  /** How the server is named (no userinfo). */
+  /** How the deployment is named (no userinfo). */
   server;
   /** The URL it was made for. */
   url;
@@ -78,26 +78,25 @@ class Link {
   #users = 0;
   /** Followers by stream, and which streams are followed. */
   #followers = new Map();
-  /** What waits for the broadcasts and marks sent and not yet answered,
-   * in queue order, three places each from #head on: a broadcast's or a
-   * delete's [resolve, reject, errorOf], a mark's [target, null, markError]; and the
-   * handle that keeps the process alive meanwhile. */
+  /**
+   * What waits for the requests sent and not yet answered, by their number
+   * (src/io/redis/mod.rs, PublishBatch), three places each from the number
+   * of the oldest one (#base): a broadcast's or a delete's [resolve,
+   * reject, errorOf], a mark's [target, null, markError]; and the handle
+   * that keeps the process alive meanwhile. A link to one server answers in
+   * number order; a cluster's answers each master's in order.
+   */
   #pending = [];
+  /** The number of the request at the front of #pending; the place of the
+   * oldest one not settled; and how many wait. */
+  #base = 0;
   #head = 0;
-  /** Requests settled so far: the number of the next outcome to come. */
-  #settled = 0;
+  #waiting = 0;
   #keepAlive = null;
   /** Keeps the process alive while a channel waits for its first page. */
   #starting = new Hold();
-  /** Channels of a Redis Cluster's link among the users: the link is
-   * described as part of the cluster (see describeLinks). */
-  #clusterUsers = 0;
   /** Clients waiting on this Redis were warned of this outage. */
   #warnedDown = false;
-  /** Called with the reason of each broadcast or mark that failed (a
-   * cluster link reads its map again when a node sends a request
-   * elsewhere, MOVED or ASK, or cannot be reached). */
-  #onFailure = new Set();
 
   constructor(key, redis) {
     this.#key = key;
@@ -117,9 +116,8 @@ class Link {
     this.server = this.native.server;
   }
 
-  /** The link for these (checked) options, made on first use; `forCluster`
-   * for a master of a Redis Cluster's link. */
-  static acquire(redis, forCluster = false) {
+  /** The link for these (checked) options, made on first use. */
+  static acquire(redis) {
     const key = keyOf(redis);
     let link = links.get(key);
     if (link === undefined) {
@@ -127,14 +125,12 @@ class Link {
       links.set(key, link);
     }
     link.#users++;
-    if (forCluster) link.#clusterUsers++;
     return link;
   }
 
   /** A channel is done with the link: the last one closes it (broadcasts
    * already queued still go, and are settled). */
-  release(forCluster = false) {
-    if (forCluster) this.#clusterUsers--;
+  release() {
     if (--this.#users > 0) return;
     links.delete(this.#key);
     this.native.close();
@@ -145,10 +141,11 @@ class Link {
    * id, or rejects with its fate: at once when it is refused before it
    * reaches Redis. */
   publish(nativeChannel, stream, maxLen, ttl, data, event) {
-    const refusal = nativeChannel.publish(this.native, stream, maxLen, ttl, data, event);
-    if (refusal != null)
-      return handled(Promise.reject(publishError({ code: codes.RedisNotAppended, reason: refusal })));
-    return handled(new Promise((resolve, reject) => this.#waitFor(resolve, reject, publishError)));
+    const number = nativeChannel.publish(this.native, stream, maxLen, ttl, data, event);
+    if (typeof number === 'string') {
+      return handled(Promise.reject(publishError({ code: codes.RedisNotAppended, reason: number })));
+    }
+    return handled(new Promise((resolve, reject) => this.#waitFor(number, resolve, reject, publishError)));
   }
 
   /** Calls `target.marked(null)` once the publisher is connected and has
@@ -157,36 +154,45 @@ class Link {
    * unreadable). No promise: a hundred thousand channels made at once ask
    * this each. */
   ready(stream, target) {
-    if (!this.native.mark(stream)) {
+    const number = this.native.mark(stream);
+    if (number == null) {
       target.marked(withCode(new Error('The channel is closed'), codes.ChannelClosed));
       return;
     }
-    this.#waitFor(target, null, markError);
+    this.#waitFor(number, target, null, markError);
   }
 
   /** Deletes `stream` at this place in the queue (after every broadcast
    * queued before); resolves with whether there was one, or rejects with
    * why not. */
   deleteStream(stream) {
-    if (!this.native.delete(stream)) {
+    const number = this.native.delete(stream);
+    if (number == null) {
       return handled(Promise.reject(withCode(new Error('The channel is closed'), codes.ChannelClosed)));
     }
     return handled(
-      new Promise((resolve, reject) => this.#waitFor((answer) => resolve(answer === '1'), reject, markError)),
+      new Promise((resolve, reject) => this.#waitFor(number, (answer) => resolve(answer === '1'), reject, markError)),
     );
   }
 
-  /** Waits for the outcome of what was just queued, from #settle, in queue
-   * order; `errorOf` makes a failure's error. */
-  #waitFor(first, second, errorOf) {
-    this.#pending.push(first, second, errorOf);
+  /** Waits for the outcome of request `number`, from #settle; `errorOf`
+   * makes a failure's error. */
+  #waitFor(number, first, second, errorOf) {
+    const at = (number - this.#base) * 3;
+    const pending = this.#pending;
+    while (pending.length < at) pending.push(undefined);
+    pending[at] = first;
+    pending[at + 1] = second;
+    pending[at + 2] = errorOf;
+    this.#waiting++;
     // A weak thread-safe function brings the outcomes: this keeps the
     // process alive until they are in.
     this.#keepAlive ??= setInterval(noop, 1 << 30);
   }
 
   /** Whether the link reaches its Redis now, as its tasks last found it
-   * (not before it has tried). */
+   * (not before it has tried); a cluster: its map is known, and every
+   * master reached. */
   get connected() {
     return this.native.health.connected;
   }
@@ -199,19 +205,15 @@ class Link {
     return clients;
   }
 
-  /** What diagnostics() says of each link to one server that a channel
-   * made (those made only for the masters of a Redis Cluster are described
-   * with it: see ClusterLink.describeAll). */
+  /** What diagnostics() says of each link a channel made. */
   static describeAll() {
-    const described = [];
-    for (const link of links.values()) if (link.#users > link.#clusterUsers) described.push(link.describe());
-    return described;
+    return [...links.values()].map((link) => link.describe());
   }
 
   /** What diagnostics() says of the link. */
   describe() {
     const health = this.native.health;
-    return {
+    const described = {
       server: this.server,
       connected: health.connected,
       downSince: health.connected ? null : health.since,
@@ -220,6 +222,15 @@ class Link {
       streams: this.#followers.size,
       clients: this.clients,
     };
+    if (health.masters != null) {
+      described.masters = health.masters.map((master) => ({
+        server: master.server,
+        connected: master.connected,
+        downSince: master.connected ? null : master.since,
+        reason: master.reason ?? null,
+      }));
+    }
+    return described;
   }
 
   /** Warns, once an outage, when clients wait on a Redis the link tried to
@@ -274,23 +285,9 @@ class Link {
     this.#starting.change(waiting);
   }
 
-  /** Starts giving `follower` the pages of its stream after `from`, where
-   * it was followed up to elsewhere (another master of a cluster). */
-  followFrom(follower, from) {
-    this.#followersOf(follower.stream).add(follower);
-    this.native.followFrom(follower.stream, from ?? '');
-  }
-
   /** Reads a page of `stream` after `after`; see RedisLink#readPage. */
   readPage(stream, after, count) {
     return this.native.readPage(stream, after, count);
-  }
-
-  /** Calls `callback(reason)` for each broadcast or mark that fails;
-   * returns the function that stops it. */
-  watchFailures(callback) {
-    this.#onFailure.add(callback);
-    return () => this.#onFailure.delete(callback);
   }
 
   #route(pages) {
@@ -305,37 +302,34 @@ class Link {
     }
   }
 
-  /** The outcomes of a pipeline of requests, in queue order, numbered
-   * from `first` (see src/io/redis/mod.rs, PublishBatch): checked against
-   * the number of the next request waiting here, so that no outcome is
-   * settled against another request, or twice. */
-  #settle({ first, ids, failures }) {
-    let skip = 0;
-    if (first !== this.#settled) {
-      // Never expected: said, and mended so that every caller still hears
-      // once. Outcomes already settled are not settled again; requests
-      // whose outcomes will not come are told their fate is unknown.
-      warnings.internalFault(
-        `the link to Redis at ${this.server}`,
-        new Error(`outcomes numbered from ${first} came when ${this.#settled} was next`),
-      );
-      if (first < this.#settled) skip = Math.min(this.#settled - first, ids.length);
-      else this.#abandon(first - this.#settled);
-    }
+  /** The outcomes of requests, each settled against the request of its
+   * number: one that is not waiting (settled already, or never sent), or
+   * numbers out of order within a batch, are faults of ours, said and not
+   * settled against anything. */
+  #settle({ numbers, ids, failures }) {
     const pending = this.#pending;
     let failure = 0;
-    for (let i = skip; i < ids.length && this.#head < pending.length; i++) {
-      const at = this.#head;
-      const first = pending[at];
+    let previous = -1;
+    for (let i = 0; i < ids.length; i++) {
+      const number = numbers[i];
+      const at = (number - this.#base) * 3;
+      const first = at >= 0 ? pending[at] : undefined;
+      const back = number <= previous;
+      previous = number;
+      if (first === undefined || back) {
+        warnings.internalFault(
+          `the link to Redis at ${this.server}`,
+          new Error(`an outcome came for request ${number}, which is not waiting for one`),
+        );
+        continue;
+      }
       const second = pending[at + 1];
       const errorOf = pending[at + 2];
       pending[at] = pending[at + 1] = pending[at + 2] = undefined;
-      this.#head = at + 3;
-      this.#settled++;
+      this.#waiting--;
       let error = null;
       if (ids[i] === '') {
         while (failures[failure].index < i) failure++;
-        for (const callback of this.#onFailure) callback(failures[failure].reason);
         error = errorOf(failures[failure]);
       }
       if (second === null) first.marked(error);
@@ -345,31 +339,21 @@ class Link {
     this.#compact();
   }
 
-  /** Settles the next `count` requests as unknown: their outcomes will not
-   * come (see #settle). */
-  #abandon(count) {
-    const pending = this.#pending;
-    for (let n = 0; n < count && this.#head < pending.length; n++) {
-      const at = this.#head;
-      const [first, second, errorOf] = [pending[at], pending[at + 1], pending[at + 2]];
-      pending[at] = pending[at + 1] = pending[at + 2] = undefined;
-      this.#head = at + 3;
-      this.#settled++;
-      const error = errorOf({ code: codes.RedisOutcomeUnknown, reason: 'Its outcome was lost (an internal fault)' });
-      if (second === null) first.marked(error);
-      else second(error);
-    }
-  }
-
+  /** Drops the settled front of the pending list. */
   #compact() {
     const pending = this.#pending;
-    if (this.#head === pending.length) {
+    if (this.#waiting === 0) {
+      this.#base += pending.length / 3;
       pending.length = 0;
       this.#head = 0;
       clearInterval(this.#keepAlive);
       this.#keepAlive = null;
-    } else if (this.#head > 8192 && this.#head * 2 > pending.length) {
+      return;
+    }
+    while (this.#head < pending.length && pending[this.#head] === undefined) this.#head += 3;
+    if (this.#head > 3 * 8192 && this.#head * 2 > pending.length) {
       pending.splice(0, this.#head);
+      this.#base += this.#head / 3;
       this.#head = 0;
     }
   }

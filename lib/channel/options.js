@@ -92,7 +92,7 @@ function redisOptionsOf(redis) {
   if (redis === null || typeof redis !== 'object') throw invalid('options.redis', 'an object', redis);
   optionsObject('options.redis', redis, ['url', 'stream', 'maxLen', 'ttl', 'tls'], 'a Redis-backed Channel');
   const url = requiredString('options.redis.url', redis.url);
-  const { kind } = deploymentOf(url);
+  deploymentOf(url);
   const stream = requiredString('options.redis.stream', redis.stream);
   if (stream === '') throw invalid('options.redis.stream', 'a non-empty string', stream);
   const maxLen = redis.maxLen ?? native.DEFAULT_STREAM_MAX_LEN;
@@ -103,7 +103,7 @@ function redisOptionsOf(redis) {
   if (!Number.isSafeInteger(ttl) || ttl < 0) {
     throw invalid('options.redis.ttl', 'a non-negative integer (milliseconds)', ttl);
   }
-  return { url, kind, stream, maxLen, ttl, tls: tlsOptionsOf(redis.tls, url) };
+  return { url, stream, maxLen, ttl, tls: tlsOptionsOf(redis.tls, url) };
 }
 
 /** The checked arguments of `broadcast(data, options)`: `data`, and

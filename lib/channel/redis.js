@@ -5,7 +5,6 @@ const outbox = require('../outbox.js');
 const codes = require('../codes.js');
 const warnings = require('../diagnostics/warnings.js');
 const { Link } = require('./link.js');
-const { ClusterLink } = require('./cluster-link.js');
 const { broadcastArgumentsOf, broadcastError, redisIdGiven, tooManyChannels } = require('./options.js');
 const { handled, withCode } = require('../errors.js');
 const { reserveReplayRoom, releaseReplayRoom } = require('../budget.js');
@@ -128,12 +127,12 @@ class RedisStream {
   /**
    * @param {object} owner the Channel
    * @param {(channel: object) => ChannelCore} coreOf makes its core, on first use
-   * @param {{ url: string, kind: string, stream: string, maxLen: number, ttl: number, tls?: object }} redis checked options
+   * @param {{ url: string, stream: string, maxLen: number, ttl: number, tls?: object }} redis checked options
    */
   constructor(owner, coreOf, redis) {
     this.#core = owner;
     this.#coreOf = coreOf;
-    const link = redis.kind === 'cluster' ? ClusterLink.acquire(redis) : Link.acquire(redis);
+    const link = Link.acquire(redis);
     this.#link = link;
     this.#server = link.server;
     this.stream = redis.stream;

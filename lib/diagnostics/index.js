@@ -9,7 +9,6 @@ const native = require('../native.js');
 const warnings = require('./warnings.js');
 const metrics = require('./metrics.js');
 const { Link } = require('../channel/link.js');
-const { ClusterLink } = require('../channel/cluster-link.js');
 
 /**
  * Open streams (one per open endpoint), whether a keep-alive timer runs,
@@ -45,7 +44,7 @@ function diagnostics() {
     stopTokenRefusals: metrics.counts.stopTokenRefusals,
     adopted: metrics.counts.adopted,
     notAdopted: { ...metrics.counts.notAdopted },
-    redis: [...Link.describeAll(), ...ClusterLink.describeAll()],
+    redis: Link.describeAll(),
   };
 }
 
