@@ -435,7 +435,9 @@ function registerTests() {
     const { warmHeap, heap, made } = JSON.parse(child.stdout.trim().split('\n').at(-1));
     assert.equal(made, 100_000);
     const grewMiB = (heap - warmHeap) / 2 ** 20;
-    t.diagnostic(`cluster churn: heap ${(warmHeap / 2 ** 20).toFixed(1)} MiB after 20,000 channels, ${(heap / 2 ** 20).toFixed(1)} MiB after 100,000 (${grewMiB.toFixed(2)} MiB more)`);
+    t.diagnostic(
+      `cluster churn: heap ${(warmHeap / 2 ** 20).toFixed(1)} MiB after 20,000 channels, ${(heap / 2 ** 20).toFixed(1)} MiB after 100,000 (${grewMiB.toFixed(2)} MiB more)`,
+    );
     assert.ok(grewMiB < 8, `the heap grew ${grewMiB.toFixed(2)} MiB over 80,000 more channels`);
   });
 }

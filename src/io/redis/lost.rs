@@ -31,7 +31,7 @@ pub struct Sent {
 pub enum Found {
     /// Appended, with this id.
     At(String),
-    /// Not in a window that was read whole (as [`Publisher::search`]
+    /// Not in a window that was read whole (as the publisher's search
     /// answers it: and nothing queued on the old connection can run later).
     Missing,
     /// Not found, and it may yet be there: the window may have been
