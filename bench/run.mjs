@@ -6,7 +6,7 @@
 // native-sse to jsext and to the hand-written baseline, measured in this run.
 // The full results go to bench/results/latest.json.
 import { fork, spawnSync } from 'node:child_process';
-import { Redis, startApp } from '../__test__/redis-server.mjs';
+import { Redis, RedisCluster, startApp } from '../__test__/redis-server.mjs';
 import { tallyEvents, until } from '../__test__/helpers.mjs';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -302,6 +302,28 @@ function runChannels(channels, redisUrl, run) {
   return JSON.parse(child.stdout.trim().split('\n').at(-1));
 }
 
+/** What a broadcast costs a cluster's bus (bench/cluster-bus.mjs). */
+function runClusterBus(cluster, run) {
+  const params = {
+    url: clusterUrl(cluster),
+    ports: cluster.nodes.map((node) => node.port),
+    channels: 100,
+    n: quick ? 2_000 : 10_000,
+    prefix: `bench-bus-${process.pid}-${run}`,
+  };
+  const child = spawnSync(
+    process.execPath,
+    [new URL('./cluster-bus.mjs', import.meta.url).pathname, JSON.stringify(params)],
+    { encoding: 'utf8', timeout: 300_000 },
+  );
+  if (child.status !== 0) throw new Error(`cluster bus bench failed: ${child.stderr}`);
+  return JSON.parse(child.stdout.trim().split('\n').at(-1));
+}
+
+function clusterUrl(cluster) {
+  return `redis+cluster://${cluster.nodes.map((node) => `127.0.0.1:${node.port}`).join(',')}`;
+}
+
 /** What an idle Redis-backed channel costs Redis (bench/redis-memory.mjs),
  * on a Redis of its own so that nothing else moves `used_memory`. */
 async function runRedisMemory(channels, run) {
@@ -555,6 +577,43 @@ if (!only || only.includes('scaleout')) {
     }
   }
 }
+/** Many channels on one link, on one server and on a 3-master cluster, in
+ * one run (bench/channels.mjs); and the cluster bus's cost per broadcast. */
+let deployments = null;
+if (only?.includes('cluster') && spawnSync('redis-server', ['--version']).status === 0) {
+  deployments = { server: {}, cluster: {}, bus: null };
+  const redis = await startRedis();
+  const cluster = await RedisCluster.start();
+  try {
+    for (const [name, url] of [
+      ['server', redis.url],
+      ['cluster', clusterUrl(cluster)],
+    ]) {
+      for (const channels of [1, 1_000, 100_000]) {
+        const runs = [];
+        for (let run = 0; run < RUNS; run++) {
+          process.stderr.write(`channels / ${name} / ${channels} / run ${run + 1}\r`);
+          runs.push(runChannels(channels, url, `${name}-${run}`));
+        }
+        const medians = {};
+        for (const key of Object.keys(runs[0])) medians[key] = median(runs.map((r) => r[key]));
+        deployments[name][channels] = { runs, median: medians };
+      }
+    }
+    const bus = [];
+    for (let run = 0; run < RUNS; run++) {
+      process.stderr.write(`cluster bus / run ${run + 1}\r`);
+      bus.push(runClusterBus(cluster, run));
+    }
+    const medians = {};
+    for (const key of Object.keys(bus[0])) medians[key] = median(bus.map((r) => r[key]));
+    deployments.bus = { runs: bus, median: medians };
+  } finally {
+    redis.stop();
+    await cluster.stop();
+  }
+}
+
 let redisMemory = null;
 const REDIS_MEMORY_CHANNELS = quick ? 2_000 : 10_000;
 if ((!only || only.includes('redis-memory')) && spawnSync('redis-server', ['--version']).status === 0) {
@@ -760,6 +819,26 @@ if (scaleout) {
     );
   }
   results.scaleout = scaleout;
+}
+
+if (deployments !== null) {
+  console.log(
+    `\nMany channels on one link, on one server and on a Redis Cluster of 3 masters, same run (median of ${RUNS}; up to 1,000 channels with a client; broadcasts to random channels):`,
+  );
+  console.log('| deployment | channels | publish, not awaited (events/s) | publish→delivery p50 (ms) | p99 (ms) |');
+  console.log('|---|--:|--:|--:|--:|');
+  for (const name of ['server', 'cluster']) {
+    for (const [channels, { median: m }] of Object.entries(deployments[name])) {
+      console.log(
+        `| ${name === 'server' ? 'one server' : 'cluster, 3 masters'} | ${Number(channels).toLocaleString('en-US')} | ${format(m.publishPerSecond)} | ${format(m.latencyP50Ms)} | ${format(m.latencyP99Ms)} |`,
+      );
+    }
+  }
+  const bus = deployments.bus.median;
+  console.log(
+    `\nCluster bus messages sent per broadcast (3 masters, 100 followed channels, sum over the nodes' CLUSTER INFO): ${format(bus.busPerBroadcast)} in all, ${format(bus.publishPerBroadcast)} carrying a PUBLISH, ${format(bus.shardPerBroadcast)} a sharded one.`,
+  );
+  results.deployments = deployments;
 }
 
 if (redisMemory !== null) {
