@@ -5,7 +5,7 @@
 //! # Notices, then reads
 //!
 //! Each broadcast publishes its new id on the channel named as its stream
-//! (see [`super::publisher::append_script`]). A notice carries no event: it
+//! (see [`super::scripts::append_script`]). A notice carries no event: it
 //! tells the follower that its stream has entries past what was read, and
 //! the follower reads them from the stream itself (`XRANGE (last + COUNT`)
 //! on the link's page connections. So the stream stays the one source of
@@ -57,8 +57,8 @@ use tokio::sync::mpsc;
 
 use super::health::Health;
 use super::pages::Pages;
-use super::publisher::DELETED_NOTICE;
 use super::replies::{connection_lost, entries_of, lasting};
+use super::scripts::DELETED_NOTICE;
 use super::{now_ms, Connector, PageSink, StreamPage, BACKOFF, CONNECT_TIMEOUT, REPLY_TIMEOUT};
 use crate::core::stream_entry::{Page, StreamId};
 

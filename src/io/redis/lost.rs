@@ -11,7 +11,10 @@ use std::sync::Arc;
 use redis::aio::MultiplexedConnection;
 use redis::Value;
 
+use std::time::Duration;
+
 use super::replies::{entries_of, id_of};
+use super::{Connector, REPLY_TIMEOUT};
 use crate::core::stream_entry::{StreamId, PRODUCER_FIELD};
 
 /// Entries read per page, and pages at most, when a lost broadcast is
@@ -170,4 +173,161 @@ async fn trimming(
         .and_then(|(_, value)| id_of(value));
     // Redis before 7 does not say: presume it may have been trimmed.
     Ok(deleted.is_none_or(|id| id != "0-0"))
+}
+
+/// Which server a connection went to.
+#[derive(Debug, Clone)]
+pub struct ServerAt {
+    /// How it is reached (its address, with the deployment's credentials).
+    pub info: redis::ConnectionInfo,
+    pub address: String,
+    pub run_id: Option<String>,
+}
+
+impl ServerAt {
+    pub fn new(info: redis::ConnectionInfo, run_id: Option<String>) -> Self {
+        let address = info.addr().to_string();
+        ServerAt {
+            info,
+            address,
+            run_id,
+        }
+    }
+}
+
+/// Whether what an old connection still held can no longer run, as far as a
+/// fresh connection can tell: `Some(client id)` to kill it by id there, or
+/// `None` when no kill is needed (`Gone`) or none can be trusted (`Elsewhere`).
+#[derive(Debug, PartialEq, Eq)]
+pub enum OldFate {
+    /// Same server process: kill the old connection by its id.
+    Kill(i64),
+    /// The same address answers with another process (a restart): the old
+    /// process, and every connection it had, is gone.
+    Gone,
+    /// Another server (a failover moved the master): the old one is asked
+    /// itself (see [`old_server_gone`]); no id is killed on the fresh one
+    /// (an id of the old server names another connection, or none, there).
+    Elsewhere,
+    /// The server would not say which process it is: what is not found
+    /// stays unknown.
+    Unsure,
+}
+
+/// What can be known of an old connection's fate from a fresh one.
+pub fn old_fate(old: Option<(i64, &ServerAt)>, fresh: &ServerAt) -> OldFate {
+    let Some((client_id, old)) = old else {
+        return OldFate::Unsure;
+    };
+    if old.address != fresh.address {
+        return OldFate::Elsewhere;
+    }
+    match (&old.run_id, &fresh.run_id) {
+        (Some(a), Some(b)) if a == b => OldFate::Kill(client_id),
+        (Some(_), Some(_)) => OldFate::Gone,
+        _ => OldFate::Unsure,
+    }
+}
+
+/// Kills a connection by its client id; true once it is surely gone (killed
+/// now, or gone already).
+pub async fn kill(connection: &mut MultiplexedConnection, client_id: i64) -> bool {
+    let killed: redis::RedisResult<Value> = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("ID")
+        .arg(client_id)
+        .query_async(connection)
+        .await;
+    match killed {
+        Ok(_) => true,
+        // "No such client": it is gone already.
+        Err(err) => err.code() == Some("ERR") && err.to_string().contains("No such client"),
+    }
+}
+
+/// Which server process a connection is on (`INFO server`'s `run_id`).
+pub async fn run_id(connection: &mut MultiplexedConnection) -> Option<String> {
+    let info: String = redis::cmd("INFO")
+        .arg("server")
+        .query_async(connection)
+        .await
+        .ok()?;
+    run_id_of(&info)
+}
+
+/// How long the master a failover left behind is given to answer.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// After a failover, whether the old server can no longer run what an old
+/// connection of `client_id` held: nothing listens where it was (its
+/// process is gone), or another process does (it was restarted). A server
+/// that answers as the same process is alive: its connection is killed
+/// there, so that nothing it still holds runs later, but what it may
+/// already have run on its own timeline cannot be known from here (a
+/// follower of it may have delivered it), so the answer is no. One that
+/// does not answer in time (paused, cut off) may run it when it comes back.
+pub async fn old_server_gone(old: &ServerAt, client_id: i64) -> bool {
+    let probe = async {
+        match Connector::connect_to(&old.info, REPLY_TIMEOUT).await {
+            Err(err) => err.is_connection_refusal(),
+            Ok(mut connection) => match (run_id(&mut connection).await, &old.run_id) {
+                (Some(now), Some(then)) if now != *then => true,
+                (Some(_), Some(_)) => {
+                    kill(&mut connection, client_id).await;
+                    false
+                }
+                _ => false,
+            },
+        }
+    };
+    tokio::time::timeout(PROBE_TIMEOUT, probe)
+        .await
+        .unwrap_or(false)
+}
+
+/// The `run_id` of an `INFO server` reply: which server process it is.
+fn run_id_of(info: &str) -> Option<String> {
+    info.lines()
+        .find_map(|line| line.strip_prefix("run_id:"))
+        .map(|id| id.trim().to_string())
+        .filter(|id| !id.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(address: &str, run_id: Option<&str>) -> ServerAt {
+        let info: redis::ConnectionInfo = format!("redis://{address}").parse().unwrap();
+        ServerAt::new(info, run_id.map(str::to_string))
+    }
+
+    #[test]
+    fn a_connection_is_killed_by_id_only_on_its_own_server_process() {
+        let old = at("10.0.0.1:6379", Some("aaa"));
+        assert_eq!(old_fate(Some((7, &old)), &old), OldFate::Kill(7));
+        // Restarted at the same address: its connections died with it.
+        assert_eq!(
+            old_fate(Some((7, &old)), &at("10.0.0.1:6379", Some("bbb"))),
+            OldFate::Gone
+        );
+        // A failover moved the master: id 7 means nothing there, and the
+        // old master may still run what it holds.
+        assert_eq!(
+            old_fate(Some((7, &old)), &at("10.0.0.2:6379", Some("aaa"))),
+            OldFate::Elsewhere
+        );
+        assert_eq!(
+            old_fate(Some((7, &old)), &at("10.0.0.1:6379", None)),
+            OldFate::Unsure
+        );
+        assert_eq!(old_fate(None, &old), OldFate::Unsure);
+    }
+
+    #[test]
+    fn the_run_id_is_read_from_info_server() {
+        let info = "# Server\r\nredis_version:7.0.15\r\nrun_id:5f3c0a\r\ntcp_port:6379\r\n";
+        assert_eq!(run_id_of(info).as_deref(), Some("5f3c0a"));
+        assert_eq!(run_id_of("# Server\r\n"), None);
+    }
 }

@@ -50,7 +50,9 @@ pub mod lost;
 pub mod pages;
 pub mod publisher;
 pub mod replies;
+pub mod scripts;
 pub mod server;
+pub mod stop_key;
 
 pub use connector::{Connector, Tls};
 pub use deployment::Deployment;

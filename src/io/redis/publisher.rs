@@ -49,12 +49,16 @@ use tokio::time::Instant;
 
 use super::follower::Control;
 use super::health::Health;
-use super::lost::{find_tags, Found, Sent};
+use super::lost::{
+    find_tags, kill, old_fate, old_server_gone, run_id, Found, OldFate, Sent, ServerAt,
+};
 use super::replies::{entries_of, id_of, lasting, redirected};
+use super::scripts::{append_script, delete_script, NO_EVENT};
+use super::stop_key;
 use super::{now_ms, Cause, Connector, OutcomeSink, PublishBatch, BACKOFF, REPLY_TIMEOUT};
 use crate::core::backoff::Backoff;
 use crate::core::codes::Code;
-use crate::core::stream_entry::{StreamId, DATA_FIELD, EVENT_FIELD, PRODUCER_FIELD};
+use crate::core::stream_entry::StreamId;
 use crate::core::{hex, stop};
 
 /// Broadcasts to one stream in one call of the script at most.
@@ -62,8 +66,6 @@ const GROUP_MAX: usize = 250;
 /// Broadcasts sent in one pipeline at most, and their bytes.
 const PIPELINE_MAX: usize = 1_000;
 const PIPELINE_BYTES: usize = 1 << 20;
-/// The key through which processes on one Redis share the stop-token key.
-const STOP_KEY_NAME: &str = "native-sse:stop-key";
 /// How long after a lost reply the publisher keeps trying to learn what
 /// became of the pipeline, before it says the outcome is unknown.
 pub const OUTCOME_WAIT: Duration = Duration::from_secs(10);
@@ -71,84 +73,6 @@ pub const OUTCOME_WAIT: Duration = Duration::from_secs(10);
 /// local clock (whichever is earlier), a lost broadcast's entry is looked
 /// for: Redis's clock may be behind this one's by this much.
 const CLOCK_SLACK_MS: u64 = 5_000;
-
-/// Stands for "no event name" in the script's arguments: a name cannot hold
-/// a line break.
-const NO_EVENT: &str = "\n";
-
-/// The script each run of broadcasts to one stream runs: `KEYS[1]` the
-/// stream; `ARGV[1]` the trimming length (`0`: never); `ARGV[2]` how long
-/// the stream lives after this run's last append, in ms (`0`: for ever; see
-/// [`Retention`]), then for each broadcast its producer tag, its data and
-/// its event name ([`NO_EVENT`] for none). Each append is a `pcall`, so
-/// that one refused (out of memory, a wrong type) is answered as refused
-/// while those before it stay appended and are answered with their ids: the
-/// reply is one id or error per broadcast. If any was appended, the
-/// stream's expiry is set again (`PEXPIRE`, a `pcall` too), in the same
-/// script, so that no append is ever left without it. One `PUBLISH` of the
-/// last id follows (also a `pcall`: the entries are appended whatever
-/// becomes of the notice; a follower that misses it reads them with the
-/// next one, or when it reconnects). The field names are the ones
-/// [`crate::core::stream_entry`] checks.
-pub fn append_script() -> String {
-    format!(
-        r"
-local trim = ARGV[1] ~= '0'
-local replies = {{}}
-local last
-for i = 3, #ARGV - 2, 3 do
-  local xadd = {{'XADD', KEYS[1]}}
-  if trim then
-    xadd[#xadd + 1] = 'MAXLEN'
-    xadd[#xadd + 1] = '~'
-    xadd[#xadd + 1] = ARGV[1]
-  end
-  xadd[#xadd + 1] = '*'
-  xadd[#xadd + 1] = '{DATA_FIELD}'
-  xadd[#xadd + 1] = ARGV[i + 1]
-  if ARGV[i + 2] ~= '\n' then
-    xadd[#xadd + 1] = '{EVENT_FIELD}'
-    xadd[#xadd + 1] = ARGV[i + 2]
-  end
-  xadd[#xadd + 1] = '{PRODUCER_FIELD}'
-  xadd[#xadd + 1] = ARGV[i]
-  local reply = redis.pcall(unpack(xadd))
-  replies[#replies + 1] = reply
-  if type(reply) == 'string' then last = reply end
-end
-if last and ARGV[2] ~= '0' then redis.pcall('PEXPIRE', KEYS[1], ARGV[2]) end
-if last then redis.pcall('PUBLISH', KEYS[1], last) end
-return replies
-"
-    )
-}
-
-/// The script that deletes a stream (`KEYS[1]`): it answers how many keys
-/// it deleted (`0`: there was none), and refuses a key of another type, so
-/// that a channel named after someone else's key never deletes it. Once
-/// deleted, it publishes [`DELETED_NOTICE`] and the newest id the stream
-/// had on the stream's notice channel.
-pub fn delete_script() -> String {
-    format!(
-        r"
-local kind = redis.call('TYPE', KEYS[1])['ok']
-if kind == 'none' then return 0 end
-if kind ~= 'stream' then
-  return redis.error_reply('WRONGTYPE the key holds a ' .. kind .. ', not a stream: it was not deleted')
-end
-local newest = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
-local last = '0-0'
-if newest[1] then last = newest[1][1] end
-redis.call('DEL', KEYS[1])
-redis.pcall('PUBLISH', KEYS[1], '{DELETED_NOTICE}' .. last)
-return 1
-"
-    )
-}
-
-/// What a notice that a stream was deleted starts with; the newest id it
-/// had follows.
-pub const DELETED_NOTICE: &str = "deleted ";
 
 /// How much of a channel's stream Redis keeps. Broadcasts to one stream
 /// with the same retention go in one call of the script.
@@ -261,60 +185,6 @@ struct Connection {
     outages: u64,
     /// The script is loaded on this server (`SCRIPT LOAD` at connect).
     sha: String,
-}
-
-/// Which server a connection went to.
-#[derive(Debug, Clone)]
-struct ServerAt {
-    /// How it is reached (its address, with the deployment's credentials).
-    info: redis::ConnectionInfo,
-    address: String,
-    run_id: Option<String>,
-}
-
-impl ServerAt {
-    fn new(info: redis::ConnectionInfo, run_id: Option<String>) -> Self {
-        let address = info.addr().to_string();
-        ServerAt {
-            info,
-            address,
-            run_id,
-        }
-    }
-}
-
-/// Whether what an old connection still held can no longer run, as far as a
-/// fresh connection can tell: `Some(client id)` to kill it by id there, or
-/// `None` when no kill is needed (`Gone`) or none can be trusted (`Elsewhere`).
-#[derive(Debug, PartialEq, Eq)]
-enum OldFate {
-    /// Same server process: kill the old connection by its id.
-    Kill(i64),
-    /// The same address answers with another process (a restart): the old
-    /// process, and every connection it had, is gone.
-    Gone,
-    /// Another server (a failover moved the master): the old one is asked
-    /// itself (see [`old_server_gone`]); no id is killed on the fresh one
-    /// (an id of the old server names another connection, or none, there).
-    Elsewhere,
-    /// The server would not say which process it is: what is not found
-    /// stays unknown.
-    Unsure,
-}
-
-/// What can be known of an old connection's fate from a fresh one.
-fn old_fate(old: Option<(i64, &ServerAt)>, fresh: &ServerAt) -> OldFate {
-    let Some((client_id, old)) = old else {
-        return OldFate::Unsure;
-    };
-    if old.address != fresh.address {
-        return OldFate::Elsewhere;
-    }
-    match (&old.run_id, &fresh.run_id) {
-        (Some(a), Some(b)) if a == b => OldFate::Kill(client_id),
-        (Some(_), Some(_)) => OldFate::Gone,
-        _ => OldFate::Unsure,
-    }
 }
 
 /// The publisher's state between pipelines.
@@ -454,7 +324,7 @@ impl Publisher {
             .await
             .ok();
         let run_id = run_id(&mut connection).await;
-        self.share_stop_key(&mut connection).await;
+        stop_key::share(&mut connection, self.on_shared_key).await;
         Ok(Connection {
             connection,
             client_id,
@@ -807,33 +677,6 @@ impl Publisher {
             (self.outcomes)(fates);
         }
     }
-
-    /// Shares the stop-token key through Redis: the first process to get
-    /// here sets it, every process adds it. A Redis that refuses (an ACL)
-    /// leaves tokens verifiable by their own process only.
-    async fn share_stop_key(&self, connection: &mut MultiplexedConnection) {
-        let mut mine = [0u8; 32];
-        if !stop::fill_random(&mut mine) {
-            // No key to offer: tokens stay verifiable by this process only,
-            // as when Redis refuses.
-            return;
-        }
-        let mine = hex::encode(&mine);
-        let shared: redis::RedisResult<(Value, Option<Vec<u8>>)> = redis::pipe()
-            .cmd("SET")
-            .arg(STOP_KEY_NAME)
-            .arg(&mine)
-            .arg("NX")
-            .cmd("GET")
-            .arg(STOP_KEY_NAME)
-            .query_async(connection)
-            .await;
-        if let Ok((_, Some(key))) = shared {
-            if key.len() >= stop::MIN_KEY_LEN {
-                (self.on_shared_key)(&key);
-            }
-        }
-    }
 }
 
 /// How the link acts on an error reply: a cluster node that sends the
@@ -843,108 +686,5 @@ fn cause_of(err: &redis::ServerError) -> Cause {
         Cause::Redirected
     } else {
         Cause::Refused
-    }
-}
-
-/// Kills a connection by its client id; true once it is surely gone (killed
-/// now, or gone already).
-async fn kill(connection: &mut MultiplexedConnection, client_id: i64) -> bool {
-    let killed: redis::RedisResult<Value> = redis::cmd("CLIENT")
-        .arg("KILL")
-        .arg("ID")
-        .arg(client_id)
-        .query_async(connection)
-        .await;
-    match killed {
-        Ok(_) => true,
-        // "No such client": it is gone already.
-        Err(err) => err.code() == Some("ERR") && err.to_string().contains("No such client"),
-    }
-}
-
-/// Which server process a connection is on (`INFO server`'s `run_id`).
-async fn run_id(connection: &mut MultiplexedConnection) -> Option<String> {
-    let info: String = redis::cmd("INFO")
-        .arg("server")
-        .query_async(connection)
-        .await
-        .ok()?;
-    run_id_of(&info)
-}
-
-/// How long the master a failover left behind is given to answer.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// After a failover, whether the old server can no longer run what an old
-/// connection of `client_id` held: nothing listens where it was (its
-/// process is gone), or another process does (it was restarted). A server
-/// that answers as the same process is alive: its connection is killed
-/// there, so that nothing it still holds runs later, but what it may
-/// already have run on its own timeline cannot be known from here (a
-/// follower of it may have delivered it), so the answer is no. One that
-/// does not answer in time (paused, cut off) may run it when it comes back.
-async fn old_server_gone(old: &ServerAt, client_id: i64) -> bool {
-    let probe = async {
-        match Connector::connect_to(&old.info, REPLY_TIMEOUT).await {
-            Err(err) => err.is_connection_refusal(),
-            Ok(mut connection) => match (run_id(&mut connection).await, &old.run_id) {
-                (Some(now), Some(then)) if now != *then => true,
-                (Some(_), Some(_)) => {
-                    kill(&mut connection, client_id).await;
-                    false
-                }
-                _ => false,
-            },
-        }
-    };
-    tokio::time::timeout(PROBE_TIMEOUT, probe)
-        .await
-        .unwrap_or(false)
-}
-
-/// The `run_id` of an `INFO server` reply: which server process it is.
-fn run_id_of(info: &str) -> Option<String> {
-    info.lines()
-        .find_map(|line| line.strip_prefix("run_id:"))
-        .map(|id| id.trim().to_string())
-        .filter(|id| !id.is_empty())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn at(address: &str, run_id: Option<&str>) -> ServerAt {
-        let info: redis::ConnectionInfo = format!("redis://{address}").parse().unwrap();
-        ServerAt::new(info, run_id.map(str::to_string))
-    }
-
-    #[test]
-    fn a_connection_is_killed_by_id_only_on_its_own_server_process() {
-        let old = at("10.0.0.1:6379", Some("aaa"));
-        assert_eq!(old_fate(Some((7, &old)), &old), OldFate::Kill(7));
-        // Restarted at the same address: its connections died with it.
-        assert_eq!(
-            old_fate(Some((7, &old)), &at("10.0.0.1:6379", Some("bbb"))),
-            OldFate::Gone
-        );
-        // A failover moved the master: id 7 means nothing there, and the
-        // old master may still run what it holds.
-        assert_eq!(
-            old_fate(Some((7, &old)), &at("10.0.0.2:6379", Some("aaa"))),
-            OldFate::Elsewhere
-        );
-        assert_eq!(
-            old_fate(Some((7, &old)), &at("10.0.0.1:6379", None)),
-            OldFate::Unsure
-        );
-        assert_eq!(old_fate(None, &old), OldFate::Unsure);
-    }
-
-    #[test]
-    fn the_run_id_is_read_from_info_server() {
-        let info = "# Server\r\nredis_version:7.0.15\r\nrun_id:5f3c0a\r\ntcp_port:6379\r\n";
-        assert_eq!(run_id_of(info).as_deref(), Some("5f3c0a"));
-        assert_eq!(run_id_of("# Server\r\n"), None);
     }
 }
