@@ -40,19 +40,21 @@ export declare class NativeChannel {
    * `stream` up to `floor`; its cursor there starts at `at` (see
    * [`Channel::subscribe_after`]).
    */
-  subscribeAfter(slot: number, stream: string, floor: string | undefined | null, at: string | undefined | null, composite: boolean): void
+  subscribeAfter(slot: number, topic: string, floor: string | undefined | null, at: string | undefined | null, composite: boolean): void
   /**
    * Queues live entries of the stream on every subscriber. The page's
    * entries are taken: their memory goes with the queued bytes, not
    * whenever the garbage collector gets to the page; with `keep`, they
    * are shared instead, for another channel on the same stream.
+   * `topic` is the stream's on its deployment (see
+   * [`RedisLink::topic`](super::redis::RedisLink::topic)).
    */
-  deliver(page: StreamPage, keep?: boolean | undefined | null): DeliveryResult
+  deliver(page: StreamPage, topic: string, keep?: boolean | undefined | null): DeliveryResult
   /**
    * Queues entries read back from the stream on one resuming stream;
    * takes the page's entries, as [`NativeChannel::deliver`] does.
    */
-  replay(slot: number, page: StreamPage): PageReplay
+  replay(slot: number, page: StreamPage, topic: string): PageReplay
 }
 
 export declare class RedisLink {
@@ -70,6 +72,11 @@ export declare class RedisLink {
   constructor(url: string, tls: RedisTls | undefined | null, onOutcomes: (arg: PublishBatch) => void, onPages: (arg: Array<StreamPage>) => void, onHealth: (arg: boolean) => void)
   /** The server, named without userinfo. */
   get server(): string
+  /**
+   * The topic of `stream` on this deployment: what a client's cursor in
+   * it is kept under (see [`crate::core::topics`]).
+   */
+  topic(stream: string): string
   /**
    * Whether the link reaches its Redis, as its tasks last found it; for
    * a cluster, with each master's.
@@ -349,7 +356,7 @@ export interface FlushBatch {
  * `at`, before entries of it are replayed; see
  * [`Hub::follow_topic`](crate::core::hub::Hub::follow_topic).
  */
-export declare function followTopic(slot: number, stream: string, at: string, composite: boolean): void
+export declare function followTopic(slot: number, topic: string, at: string, composite: boolean): void
 
 /**
  * Whether a `Last-Event-ID` is the token of a client told to stop, made
@@ -511,8 +518,11 @@ export declare const RESUME_WAIT_MS: number
  */
 export declare function resumeDirect(slot: number): boolean
 
-/** What a client's `Last-Event-ID` says of Redis stream `stream`. */
-export declare function resumePoint(lastEventId: string, stream: string): ResumePoint
+/**
+ * What a client's `Last-Event-ID` says of a Redis stream, its `topic` on
+ * its deployment (see [`RedisLink::topic`](super::redis::RedisLink::topic)).
+ */
+export declare function resumePoint(lastEventId: string, topic: string): ResumePoint
 
 /** Where a client resumes a Redis stream; see [`Resume`]. */
 export interface ResumePoint {

@@ -167,6 +167,59 @@ function registerTests() {
     for (const app of apps) assert.deepEqual((await app.stats()).warnings, []);
   });
 
+  test('an endpoint on two channels whose streams share a key on two databases keeps a cursor in each, and resumes both exactly from its one Last-Event-ID', async (t) => {
+    const redis = await Redis.start({ durable: false });
+    t.after(() => redis.stop());
+    const dbs = [0, 1].map((db) => new Channel({ redis: { url: `${redis.url}/${db}`, stream: 'news' } }));
+    t.after(() => {
+      for (const channel of dbs) channel.close();
+    });
+    await Promise.all(dbs.map((channel) => channel.ready));
+    const app = await serve((req, res) => {
+      const endpoint = new EventEndpoint(req, res);
+      Promise.all(dbs.map((channel) => channel.subscribe(endpoint))).then((results) => {
+        if (!endpoint.closed) endpoint.sendEvent('subscribed', JSON.stringify(results));
+      });
+    });
+    t.after(() => app.close());
+    const url = `http://127.0.0.1:${app.port}/events`;
+    const sent = [];
+    const round = async (n) => {
+      for (let i = 0; i < n; i++) {
+        for (const [db, channel] of dbs.entries()) {
+          const data = `${db}/${sent.length}`;
+          sent.push({ id: await channel.broadcast(data), data });
+        }
+      }
+    };
+    const subscribed = (client) => client.named.find((e) => e.type === 'subscribed');
+    const before = tallyEvents(url, { keep: Infinity });
+    t.after(() => before.close());
+    await until(() => subscribed(before), 10_000, 'the first connection');
+    await round(3);
+    await until(() => before.count === 6, 10_000, 'the first round');
+    before.close();
+    await round(2);
+    const lastEventId = before.events.at(-1).id;
+    // Both streams are named by their key and their database's tag.
+    const names = [...new URLSearchParams(lastEventId).keys()];
+    assert.equal(names.length, 2, lastEventId);
+    assert.ok(names.every((name) => /^news@[0-9a-f]{8}$/.test(name)) && names[0] !== names[1], lastEventId);
+    const after = tallyEvents(url, { keep: Infinity, headers: { 'last-event-id': lastEventId } });
+    t.after(() => after.close());
+    await until(() => subscribed(after), 10_000, 'the resumed connection');
+    assert.deepEqual(JSON.parse(subscribed(after).data), [
+      { replayed: 2, complete: true },
+      { replayed: 2, complete: true },
+    ]);
+    await until(() => after.count === 4, 10_000, 'what was missed');
+    assert.deepEqual(
+      [...before.events, ...after.events].map((e) => e.data).sort(),
+      sent.map((e) => e.data).sort(),
+      'every event once',
+    );
+  });
+
   test('an endpoint on one Redis-backed channel too many is refused with ERR_SSE_TOO_MANY_CHANNELS, and keeps the others', async (t) => {
     const redis = await Redis.start({ durable: false });
     t.after(() => redis.stop());

@@ -263,7 +263,7 @@ class Channel extends LazyEventTarget {
     if (slot < 0) return;
     this.#native ??= new native.NativeChannel(0, 0);
     try {
-      this.#native.subscribeAfter(slot, this.#redis.stream, floor, at, composite);
+      this.#native.subscribeAfter(slot, this.#redis.topic, floor, at, composite);
     } catch (err) {
       throw tooManyChannels(err);
     }

@@ -101,6 +101,9 @@ class RedisStream {
   #link;
   /** The stream's key (the link routes pages by it). */
   stream;
+  /** The stream's topic on its deployment (what clients' cursors in it are
+   * kept under: src/core/topics.rs), made when first needed. */
+  #topicName = null;
   /** The server, named without userinfo (kept after close). */
   #server;
   #maxLen;
@@ -191,6 +194,13 @@ class RedisStream {
   /** The id the link has delivered the stream up to here, or null. */
   get position() {
     return this.#follow?.position ?? null;
+  }
+
+  /** The stream's topic on its deployment: two channels whose streams
+   * share a key on two deployments keep two cursors in a client's id. */
+  get topic() {
+    this.#topicName ??= this.#link?.native.topic(this.stream) ?? this.stream;
+    return this.#topicName;
   }
 
   /** How many endpoints are being replayed the stream now. */
@@ -327,7 +337,7 @@ class RedisStream {
     // An empty page (the first) says where live delivery starts: the
     // cursors of those who joined before that was known start there.
     if (channel.size() > 0 && (page.read > 0 || page.last != null)) {
-      const delivery = channel.native.deliver(page, keep);
+      const delivery = channel.native.deliver(page, this.topic, keep);
       if (delivery.overflowed != null) channel.cutOff(delivery.overflowed);
       if (delivery.tooLarge != null) for (const id of delivery.tooLarge) warnings.oversizedEntry(this.#where, id);
       outbox.schedule();
@@ -361,7 +371,7 @@ class RedisStream {
     // that follows several streams on one connection, this stream's part
     // of its composite id (src/core/topics.rs).
     const lastEventId = endpoint[kResumeFrom];
-    const { after, complete, composite } = native.resumePoint(lastEventId, this.stream);
+    const { after, complete, composite } = native.resumePoint(lastEventId, this.topic);
     if (after == null) {
       // A first connection, a stream its composite id does not name (it
       // did not follow it), or an id that is not of this stream: live only.
@@ -390,7 +400,7 @@ class RedisStream {
     }
     // The entries replayed move the client's cursor in this stream.
     try {
-      native.followTopic(endpoint[kSlot], this.stream, after, composite);
+      native.followTopic(endpoint[kSlot], this.topic, after, composite);
     } catch (err) {
       throw tooManyChannels(err);
     }
@@ -464,7 +474,7 @@ class RedisStream {
       }
       if (page.read > 0) entryBytes = Math.max(entryBytes, page.bytes / page.read);
       this.#reportSkipped(page);
-      const replay = this.#channel.native.replay(endpoint[kSlot], page);
+      const replay = this.#channel.native.replay(endpoint[kSlot], page, this.topic);
       result.replayed += replay.frames;
       if (replay.frames > 0) {
         outbox.schedule();

@@ -52,12 +52,13 @@ pub struct ResumePoint {
     pub composite: bool,
 }
 
-/// What a client's `Last-Event-ID` says of Redis stream `stream`.
+/// What a client's `Last-Event-ID` says of a Redis stream, its `topic` on
+/// its deployment (see [`RedisLink::topic`](super::redis::RedisLink::topic)).
 #[napi(catch_unwind)]
-pub fn resume_point(last_event_id: String, stream: String) -> ResumePoint {
-    let (after, complete, composite) = match resume_of(&last_event_id, &stream) {
+pub fn resume_point(last_event_id: String, topic: String) -> ResumePoint {
+    let (after, complete, composite) = match resume_of(&last_event_id, &topic) {
         Resume::Named(id) => (Some(id), true, true),
-        Resume::Unplaced => (None, false, true),
+        Resume::Unplaced | Resume::Elsewhere => (None, false, true),
         Resume::NotNamed => (None, true, true),
         Resume::Plain(id) => (Some(id), true, false),
         Resume::Unknown => (None, last_event_id.is_empty(), false),
@@ -191,14 +192,14 @@ impl NativeChannel {
     pub fn subscribe_after(
         &mut self,
         slot: u32,
-        stream: String,
+        topic: String,
         floor: Option<String>,
         at: Option<String>,
         composite: bool,
     ) -> Result<()> {
         let floor = floor.as_deref().and_then(StreamId::parse);
         let at = at.as_deref().and_then(StreamId::parse);
-        let topic = self.channel.topic_named(&stream);
+        let topic = self.channel.topic_named(&topic);
         with_hub(|hub| {
             self.channel
                 .subscribe_after(hub, slot, &topic, floor, at, composite)
@@ -210,14 +211,21 @@ impl NativeChannel {
     /// entries are taken: their memory goes with the queued bytes, not
     /// whenever the garbage collector gets to the page; with `keep`, they
     /// are shared instead, for another channel on the same stream.
+    /// `topic` is the stream's on its deployment (see
+    /// [`RedisLink::topic`](super::redis::RedisLink::topic)).
     #[napi(catch_unwind)]
-    pub fn deliver(&mut self, page: &mut StreamPage, keep: Option<bool>) -> DeliveryResult {
+    pub fn deliver(
+        &mut self,
+        page: &mut StreamPage,
+        topic: String,
+        keep: Option<bool>,
+    ) -> DeliveryResult {
         let entries = if keep == Some(true) {
             page.entries()
         } else {
             page.take_entries()
         };
-        let (topic, last) = (page.stream_key(), page.last_read());
+        let (topic, last) = (self.channel.topic_named(&topic), page.last_read());
         let delivery = with_hub(|hub| self.channel.deliver(hub, &topic, &entries, last));
         DeliveryResult {
             overflowed: (!delivery.overflowed.is_empty())
@@ -229,9 +237,8 @@ impl NativeChannel {
     /// Queues entries read back from the stream on one resuming stream;
     /// takes the page's entries, as [`NativeChannel::deliver`] does.
     #[napi(catch_unwind)]
-    pub fn replay(&self, slot: u32, page: &mut StreamPage) -> PageReplay {
+    pub fn replay(&self, slot: u32, page: &mut StreamPage, topic: String) -> PageReplay {
         let entries = page.take_entries();
-        let topic = page.stream_key();
         let replayed = with_hub(|hub| Channel::replay(hub, slot, &topic, &entries));
         PageReplay {
             frames: replayed.frames as u32,

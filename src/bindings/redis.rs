@@ -14,6 +14,7 @@ use super::error::{error, internal, Result};
 use super::state::add_shared_stop_key;
 use crate::core::codes::Code;
 use crate::core::stream_entry::{ReadyEntry, StreamId};
+use crate::core::topics;
 use crate::io::redis::link::Sinks;
 use crate::io::redis::{self as link, Deployment, Link};
 
@@ -291,6 +292,13 @@ impl RedisLink {
     #[napi(getter)]
     pub fn server(&self) -> String {
         self.link.server().to_string()
+    }
+
+    /// The topic of `stream` on this deployment: what a client's cursor in
+    /// it is kept under (see [`crate::core::topics`]).
+    #[napi(catch_unwind)]
+    pub fn topic(&self, stream: String) -> String {
+        topics::topic(&stream, self.link.tag()).to_string()
     }
 
     /// Whether the link reaches its Redis, as its tasks last found it; for

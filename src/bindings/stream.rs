@@ -144,9 +144,9 @@ pub fn buffered_amount(slot: u32) -> f64 {
 /// `at`, before entries of it are replayed; see
 /// [`Hub::follow_topic`](crate::core::hub::Hub::follow_topic).
 #[napi(catch_unwind)]
-pub fn follow_topic(slot: u32, stream: String, at: String, composite: bool) -> Result<()> {
+pub fn follow_topic(slot: u32, topic: String, at: String, composite: bool) -> Result<()> {
     let at = StreamId::parse(&at);
-    with_hub(|hub| hub.follow_topic(slot, &Arc::from(stream), at, composite))
+    with_hub(|hub| hub.follow_topic(slot, &Arc::from(topic), at, composite))
         .map_err(too_many_streams)
 }
 

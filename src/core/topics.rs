@@ -34,6 +34,17 @@
 //! composite id is queued its own `id:` line followed by the shared rest of
 //! that frame, never a copy of the data.
 //!
+//! # Two streams of one key
+//!
+//! A cursor is kept under a *topic*: the stream's key and a tag of the
+//! deployment it is on ([`topic`]), so that a client on two channels whose
+//! streams share a key on two servers or databases keeps two cursors. The
+//! id names a stream by its key alone, as above, unless two of a client's
+//! streams share it: then each is named `key@tag`. A resume reads the pair
+//! of its own key and tag, or else its key alone; an id that names its key
+//! only with another tag (a process that names the deployment otherwise)
+//! cannot say where the client is, and the resume is told so.
+//!
 //! This module knows nothing of Redis or JavaScript; `cargo test` covers it.
 
 use std::sync::Arc;
@@ -44,6 +55,23 @@ use crate::core::stream_entry::StreamId;
 
 /// The longest stream id, in bytes (`<u64>-<u64>`).
 const LONGEST_STREAM_ID: usize = 41;
+
+/// What separates a topic's key from its deployment's tag.
+const TAG_SEPARATOR: char = '\0';
+
+/// The topic of stream `key` on the deployment tagged `tag`: what a
+/// client's cursor in it is kept under.
+pub fn topic(key: &str, tag: &str) -> Arc<str> {
+    Arc::from(format!("{key}{TAG_SEPARATOR}{tag}"))
+}
+
+/// A topic's key and tag (a topic made without one is a key alone).
+fn key_and_tag(topic: &str) -> (&str, Option<&str>) {
+    match topic.rsplit_once(TAG_SEPARATOR) {
+        Some((key, tag)) => (key, Some(tag)),
+        None => (topic, None),
+    }
+}
 
 /// Where a client is in each stream it follows on one connection.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -64,6 +92,9 @@ pub enum Resume {
     /// A composite id naming this stream with no id: the client joined it
     /// before its point was known, and may have missed entries since.
     Unplaced,
+    /// A composite id naming this stream's key only with another
+    /// deployment's tag: where the client is in it cannot be told.
+    Elsewhere,
     /// A composite id that does not name this stream: the client did not
     /// follow it, so it missed nothing of it.
     NotNamed,
@@ -104,11 +135,12 @@ impl Cursors {
                 Ok(())
             }
             Err(i) => {
-                let longest = self.longest() + 1 + pair_len(stream, LONGEST_STREAM_ID);
+                self.cursors.insert(i, (stream.clone(), at));
+                let longest = self.longest();
                 if longest > MAX_ID_BYTES {
+                    self.cursors.remove(i);
                     return Err(TooManyStreams { longest });
                 }
-                self.cursors.insert(i, (stream.clone(), at));
                 self.composite |= self.cursors.len() > 1;
                 Ok(())
             }
@@ -156,16 +188,21 @@ impl Cursors {
 
     fn write(&self, out: &mut Vec<u8>, with: Option<(&str, StreamId)>) {
         let mut first = true;
-        for (key, cursor) in &self.cursors {
+        for (at, (topic, cursor)) in self.cursors.iter().enumerate() {
             let cursor = match with {
-                Some((stream, id)) if **key == *stream => Some(id),
+                Some((stream, id)) if **topic == *stream => Some(id),
                 _ => *cursor,
             };
             if !first {
                 out.push(b'&');
             }
             first = false;
+            let (key, tag) = self.name_of(at);
             escape_into(key, out);
+            if let Some(tag) = tag {
+                out.push(b'@');
+                escape_into(tag, out);
+            }
             out.push(b'=');
             if let Some(cursor) = cursor {
                 out.extend_from_slice(cursor.to_string().as_bytes());
@@ -173,12 +210,29 @@ impl Cursors {
         }
     }
 
+    /// How the stream at `at` is named in the id: its key, and its tag if
+    /// another stream here has the same key.
+    fn name_of(&self, at: usize) -> (&str, Option<&str>) {
+        let (key, tag) = key_and_tag(&self.cursors[at].0);
+        // In topic order, the streams of one key are neighbours (the
+        // separator sorts before every byte a key goes on with).
+        let same = |other: Option<&(Arc<str>, Option<StreamId>)>| {
+            other.is_some_and(|(topic, _)| key_and_tag(topic).0 == key)
+        };
+        let shared = same(at.checked_sub(1).and_then(|i| self.cursors.get(i)))
+            || same(self.cursors.get(at + 1));
+        (key, tag.filter(|_| shared))
+    }
+
     /// The longest the composite id can be with these streams.
     fn longest(&self) -> usize {
-        let pairs: usize = self
-            .cursors
-            .iter()
-            .map(|(key, _)| pair_len(key, LONGEST_STREAM_ID))
+        let pairs: usize = (0..self.cursors.len())
+            .map(|at| {
+                let (key, tag) = self.name_of(at);
+                // `@` and the tag, where it is written.
+                let tag_len = tag.map_or(0, |tag| pair_len(tag, 0));
+                pair_len(key, LONGEST_STREAM_ID) + tag_len
+            })
             .sum();
         pairs + self.cursors.len().saturating_sub(1)
     }
@@ -189,35 +243,67 @@ impl Cursors {
     }
 }
 
-/// What `last_event_id` says of `stream`.
-pub fn resume_of(last_event_id: &str, stream: &str) -> Resume {
+/// What `last_event_id` says of `topic` (see [`topic`]; a key alone is a
+/// topic with no tag).
+pub fn resume_of(last_event_id: &str, topic: &str) -> Resume {
     if let Some(id) = StreamId::parse(last_event_id) {
         return Resume::Plain(id);
     }
     let Some(pairs) = parse(last_event_id) else {
         return Resume::Unknown;
     };
-    match pairs.into_iter().find(|(key, _)| key == stream) {
-        Some((_, Some(id))) => Resume::Named(id),
-        Some((_, None)) => Resume::Unplaced,
+    let (key, tag) = key_and_tag(topic);
+    let ours = pairs
+        .iter()
+        .find(|pair| pair.key == key && tag.is_some() && pair.tag.as_deref() == tag)
+        .or_else(|| {
+            pairs
+                .iter()
+                .find(|pair| pair.key == key && pair.tag.is_none())
+        });
+    match ours {
+        Some(Pair {
+            cursor: Some(id), ..
+        }) => Resume::Named(*id),
+        Some(Pair { cursor: None, .. }) => Resume::Unplaced,
+        None if pairs.iter().any(|pair| pair.key == key) => Resume::Elsewhere,
         None => Resume::NotNamed,
     }
 }
 
-/// Reads a composite id back; `None` unless every pair is a key and a
-/// stream id, or a key and nothing (`key=`: not placed yet).
-pub fn parse(id: &str) -> Option<Vec<(String, Option<StreamId>)>> {
+/// A pair of a composite id, read back.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Pair {
+    pub key: String,
+    /// The deployment's tag, where two streams of the client share a key.
+    pub tag: Option<String>,
+    /// `None` for `key=`: not placed yet.
+    pub cursor: Option<StreamId>,
+}
+
+/// Reads a composite id back; `None` unless every pair is a key (and a
+/// tag) and a stream id, or a key and nothing (`key=`: not placed yet).
+pub fn parse(id: &str) -> Option<Vec<Pair>> {
     if !id.contains('=') {
         return None;
     }
     id.split('&')
         .map(|pair| {
-            let (key, cursor) = pair.split_once('=')?;
+            let (name, cursor) = pair.split_once('=')?;
             let cursor = match cursor {
                 "" => None,
                 cursor => Some(StreamId::parse(cursor)?),
             };
-            Some((percent_decode(key, true)?, cursor))
+            // A key's own `@` is escaped: a bare one starts the tag.
+            let (key, tag) = match name.split_once('@') {
+                Some((key, tag)) => (key, Some(percent_decode(tag, true)?)),
+                None => (name, None),
+            };
+            Some(Pair {
+                key: percent_decode(key, true)?,
+                tag,
+                cursor,
+            })
         })
         .collect()
 }
@@ -294,6 +380,37 @@ mod tests {
         }
         // URLSearchParams reads `+` as a space; so does this.
         assert_eq!(resume_of("a+b=1-0", "a b"), Resume::Named(id("1-0")));
+    }
+
+    #[test]
+    fn two_streams_of_one_key_on_two_deployments_keep_two_cursors() {
+        let mut cursors = Cursors::default();
+        let (a, b) = (topic("news", "aaaa0001"), topic("news", "bbbb0002"));
+        cursors.add(&a, Some(id("5-0"))).unwrap();
+        // Alone, a stream is named by its key: ids read as before.
+        cursors.add(&key("room"), Some(id("1-0"))).unwrap();
+        assert_eq!(cursors.id(), "news=5-0&room=1-0");
+        assert_eq!(resume_of(&cursors.id(), &a), Resume::Named(id("5-0")));
+        cursors.add(&b, Some(id("9-0"))).unwrap();
+        cursors.advance(&b, id("9-1"));
+        let both = cursors.id();
+        assert_eq!(both, "news@aaaa0001=5-0&news@bbbb0002=9-1&room=1-0");
+        assert_eq!(resume_of(&both, &a), Resume::Named(id("5-0")));
+        assert_eq!(resume_of(&both, &b), Resume::Named(id("9-1")));
+        assert_eq!(resume_of(&both, "room"), Resume::Named(id("1-0")));
+        // The key on a deployment named otherwise: it cannot be told which.
+        assert_eq!(
+            resume_of(&both, &topic("news", "cccc0003")),
+            Resume::Elsewhere
+        );
+        assert_eq!(
+            resume_of(&both, &topic("other", "aaaa0001")),
+            Resume::NotNamed
+        );
+        // A key with its own `@` stays one key.
+        assert_eq!(resume_of("a%40b=1-0", "a@b"), Resume::Named(id("1-0")));
+        cursors.remove(&b);
+        assert_eq!(cursors.id(), "news=5-0&room=1-0");
     }
 
     #[test]

@@ -133,6 +133,33 @@ impl Deployment {
     }
 }
 
+impl Deployment {
+    /// A short tag of the deployment (8 hex digits), the same in every
+    /// process that names it the same way: what tells apart, in a client's
+    /// composite id, two streams of one key on two deployments (see
+    /// [`crate::core::topics`]). A Sentinel group is tagged by its master's
+    /// name and database (processes may list the sentinels in any order); a
+    /// cluster by its nodes, sorted.
+    pub fn tag(&self) -> String {
+        let identity = match self {
+            Deployment::Server(_) => self.name(),
+            Deployment::Sentinel(sentinel) => {
+                format!("sentinel/{}/{}", sentinel.master, sentinel.db)
+            }
+            Deployment::Cluster(cluster) => {
+                let mut nodes = cluster.nodes.clone();
+                nodes.sort();
+                format!("cluster/{}", nodes.join(","))
+            }
+        };
+        // FNV-1a, 32 bits: stable across builds and platforms.
+        let hash = identity.bytes().fold(0x811c_9dc5_u32, |hash, byte| {
+            (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
+        });
+        format!("{hash:08x}")
+    }
+}
+
 impl Cluster {
     /// The URL of one node, with the cluster's userinfo.
     pub fn node_url(&self, address: &str) -> String {
@@ -321,6 +348,18 @@ mod tests {
         ] {
             assert_eq!(Deployment::parse(url).unwrap().name(), name);
         }
+        let tag = |url| Deployment::parse(url).unwrap().tag();
+        assert_eq!(
+            tag("redis://ada:pw@h:1/0"),
+            tag("redis://h:1/0"),
+            "userinfo aside"
+        );
+        assert_ne!(tag("redis://h:1/0"), tag("redis://h:1/1"));
+        assert_eq!(
+            tag("redis+sentinel://a:1,b:2/m"),
+            tag("redis+sentinel://b:2,a:1/m")
+        );
+        assert_eq!(tag("redis://h:1").len(), 8);
         let Ok(Deployment::Cluster(cluster)) = Deployment::parse("redis+cluster://ada:pw@h:1")
         else {
             panic!("a cluster URL");

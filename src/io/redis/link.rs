@@ -28,6 +28,8 @@ enum To {
 /// The link to one deployment.
 pub struct Link {
     to: To,
+    /// The deployment's tag (see [`Deployment::tag`]).
+    tag: String,
     /// The number of the next request that reports. The link is called
     /// from one thread (JavaScript's); a number is taken only when the
     /// request is, and handed back, for its outcome to be settled against.
@@ -45,6 +47,7 @@ impl Link {
         on_shared_key: fn(&[u8]),
         spawn: Spawn,
     ) -> redis::RedisResult<Link> {
+        let tag = deployment.tag();
         let to = match deployment {
             Deployment::Cluster(cluster) => {
                 if tls.is_some() {
@@ -74,6 +77,7 @@ impl Link {
         };
         Ok(Link {
             to,
+            tag,
             next: AtomicU64::new(0),
         })
     }
@@ -84,6 +88,11 @@ impl Link {
             To::Server(link) => link.server(),
             To::Cluster(link) => link.server(),
         }
+    }
+
+    /// The deployment's tag (see [`Deployment::tag`]).
+    pub fn tag(&self) -> &str {
+        &self.tag
     }
 
     /// Whether the link reaches Redis (a cluster: its map is known and
