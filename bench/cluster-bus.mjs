@@ -34,12 +34,15 @@ const { port } = server.address();
 let received = 0;
 const agent = new http.Agent({ keepAlive: false, maxSockets: Infinity });
 for (let room = 0; room < count; room++) {
-  http.get({ port, host: '127.0.0.1', path: `/events?room=${room}`, agent }, (res) => {
+  const request = http.get({ port, host: '127.0.0.1', path: `/events?room=${room}`, agent }, (res) => {
     res.setEncoding('utf8');
     res.on('data', (chunk) => {
       received += chunk.split('\ndata: ').length - 1;
     });
+    res.on('error', () => {});
   });
+  // The server closes them at the end.
+  request.on('error', () => {});
 }
 while (channels.some((channel) => channel.size === 0)) await new Promise((resolve) => setTimeout(resolve, 10));
 
