@@ -183,6 +183,44 @@ function registerTests() {
     );
   });
 
+  test("Cluster (Redis 7): notices are sharded, so broadcasts put no PUBLISH on the cluster bus; another producer's classic PUBLISH is still heard", async (t) => {
+    const cluster = await RedisCluster.start();
+    t.after(() => cluster.stop());
+    const rooms = 6;
+    const [app] = [await startRooms(t, cluster, rooms, 'bus')];
+    const all = Array.from({ length: rooms }, (_, i) => i);
+    const clients = all.map((room) => tallyEvents(`${app.url}/events?rooms=${room}`, { keep: Infinity }));
+    t.after(() => {
+      for (const c of clients) c.close();
+    });
+    await until(() => clients.every((c) => c.named.some((e) => e.type === 'subscribed')), 20_000, 'subscriptions');
+    const published = async () => {
+      let total = 0;
+      for (const node of cluster.nodes) {
+        const [info] = await node.commands([['CLUSTER', 'INFO']]);
+        total += Number(/cluster_stats_messages_publish_sent:(\d+)/.exec(String(info))?.[1] ?? 0);
+      }
+      return total;
+    };
+    const before = await published();
+    const outcomes = await app.burst(
+      all.flatMap((room) => Array.from({ length: 20 }, (_, i) => [room, `${room}/${i}`])),
+    );
+    assert.ok(
+      outcomes.every((o) => typeof o.id === 'string'),
+      JSON.stringify(outcomes.find((o) => !o.id)),
+    );
+    await until(() => clients.every((c) => c.count === 20), 20_000, 'every broadcast delivered');
+    assert.equal((await published()) - before, 0, 'no classic PUBLISH crossed the bus');
+    // Another producer, as the README says: XADD, then a classic PUBLISH.
+    const key = 'bus:0';
+    const master = await cluster.nodeOf(key);
+    const [id] = await master.commands([['XADD', key, '*', 'd', 'by hand']]);
+    await master.commands([['PUBLISH', key, String(id)]]);
+    await until(() => clients[0].count === 21, 10_000, 'the entry written by hand');
+    assert.deepEqual(clients[0].events.at(-1), { id: String(id), data: 'by hand' });
+  });
+
   test('Cluster unreachable at start: ready rejects, broadcasts are refused, and once the cluster is up the channel appends and delivers by itself', async (t) => {
     const ports = [await freeClusterPort(), await freeClusterPort(), await freeClusterPort()];
     const url = `redis+cluster://${ports.map((port) => `127.0.0.1:${port}`).join(',')}`;

@@ -1019,6 +1019,7 @@ impl Router {
             pages,
             health,
             self.on_shared_key,
+            true,
         );
         (self.spawn)(Box::pin(publisher));
         (self.spawn)(Box::pin(follower));

@@ -144,6 +144,25 @@ impl Connector {
             .await
     }
 
+    /// A RESP3 connection whose pushes (pub/sub messages, confirmations,
+    /// its end) go to `pushes` (see [`super::notices`]).
+    pub(super) async fn resp3_with_pushes(
+        &self,
+        pushes: tokio::sync::mpsc::UnboundedSender<redis::PushInfo>,
+    ) -> RedisResult<MultiplexedConnection> {
+        let client = self.client().await?;
+        let info = client.get_connection_info().clone();
+        let settings = info
+            .redis_settings()
+            .clone()
+            .set_protocol(redis::ProtocolVersion::RESP3);
+        redis::Client::open(info.set_redis_settings(settings))?
+            .get_multiplexed_async_connection_with_config(
+                &config_for(super::REPLY_TIMEOUT).set_push_sender(pushes),
+            )
+            .await
+    }
+
     /// A pub/sub connection (the caller bounds how long it may take).
     pub(super) async fn pubsub(&self) -> RedisResult<redis::aio::PubSub> {
         self.client().await?.get_async_pubsub().await

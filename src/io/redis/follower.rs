@@ -51,11 +51,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use redis::Value;
 use tokio::sync::mpsc;
 
 use super::health::Health;
+use super::notices;
 use super::pages::Pages;
 use super::replies::{connection_lost, entries_of, lasting};
 use super::scripts::DELETED_NOTICE;
@@ -114,6 +114,9 @@ pub struct Follower {
     pub outages: Arc<AtomicU64>,
     /// What the follower finds of the server is said here.
     pub health: Arc<Health>,
+    /// A master of a cluster: it hears sharded notices too (see
+    /// [`super::notices`]).
+    pub shardable: bool,
 }
 
 /// A stream followed.
@@ -201,9 +204,13 @@ impl Follower {
                     None => return,
                 }
             }
-            let pubsub = tokio::time::timeout(CONNECT_TIMEOUT, self.connector.pubsub()).await;
-            let pubsub = match pubsub {
-                Ok(Ok(pubsub)) => pubsub,
+            let connected = tokio::time::timeout(
+                CONNECT_TIMEOUT,
+                notices::connect(&self.connector, self.shardable),
+            )
+            .await;
+            let (mut sink, mut messages) = match connected {
+                Ok(Ok(halves)) => halves,
                 failed => {
                     self.outages.fetch_add(1, Ordering::Relaxed);
                     self.health.down(match &failed {
@@ -236,7 +243,6 @@ impl Follower {
                     continue;
                 }
             };
-            let (mut sink, mut messages) = pubsub.split();
             // Everything followed is subscribed to again, then read from
             // where it was: what came meanwhile is read, not missed.
             let mut lost = false;
@@ -293,13 +299,13 @@ impl Follower {
                         };
                         match &request {
                             Control::Follow { stream, .. } | Control::Join { stream, .. } if subscribe => {
-                                if !answered(sink.subscribe(&**stream)).await {
+                                if !answered(sink.subscribe(&[&**stream])).await {
                                     self.apply(&mut follows, &mut generation, request);
                                     break Leave::Lost;
                                 }
                             }
                             Control::Unfollow { stream } => {
-                                if follows.contains_key(stream) && !answered(sink.unsubscribe(&**stream)).await {
+                                if follows.contains_key(stream) && !answered(sink.unsubscribe(stream)).await {
                                     self.apply(&mut follows, &mut generation, request);
                                     break Leave::Lost;
                                 }
@@ -319,10 +325,10 @@ impl Follower {
                         }
                     }
                     message = messages.next() => {
-                        let Some(message) = message else { break Leave::Lost };
-                        let name = follows.get_key_value(message.get_channel_name()).map(|(name, _)| name.clone());
+                        let Some((channel, payload)) = message else { break Leave::Lost };
+                        let name = follows.get_key_value(channel.as_str()).map(|(name, _)| name.clone());
                         if let Some((name, followed)) = name.and_then(|name| follows.get_mut(&name).map(|followed| (name, followed))) {
-                            let payload = std::str::from_utf8(message.get_payload_bytes()).unwrap_or_default();
+                            let payload = std::str::from_utf8(&payload).unwrap_or_default();
                             if let Some(newest) = payload.strip_prefix(DELETED_NOTICE).and_then(StreamId::parse) {
                                 if followed.reading {
                                     followed.deleted = Some(newest);
@@ -352,7 +358,7 @@ impl Follower {
                         }
                     }
                     _ = ping.tick() => {
-                        let pong = tokio::time::timeout(REPLY_TIMEOUT, sink.ping::<Value>()).await;
+                        let pong = tokio::time::timeout(REPLY_TIMEOUT, sink.ping()).await;
                         if !matches!(pong, Ok(Ok(_))) {
                             break Leave::Lost;
                         }

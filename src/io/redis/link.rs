@@ -69,6 +69,7 @@ impl Link {
                     sinks.pages,
                     sinks.health,
                     on_shared_key,
+                    false,
                 );
                 spawn(Box::pin(publisher));
                 spawn(Box::pin(follower));

@@ -286,7 +286,7 @@ pub async fn old_server_gone(old: &ServerAt, client_id: i64) -> bool {
 }
 
 /// The `run_id` of an `INFO server` reply: which server process it is.
-fn run_id_of(info: &str) -> Option<String> {
+pub fn run_id_of(info: &str) -> Option<String> {
     info.lines()
         .find_map(|line| line.strip_prefix("run_id:"))
         .map(|id| id.trim().to_string())

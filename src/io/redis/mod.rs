@@ -6,10 +6,10 @@
 //! - **The publisher** ([`publisher`]): one task sends the broadcasts of
 //!   every channel as pipelines of appends, in call order, and reports each
 //!   one's fate, finding out what became of a pipeline whose reply was lost.
-//! - **The follower** ([`follower`]): one pub/sub connection hears of every
-//!   entry appended to a stream with live subscribers here, and reads the
-//!   entries from the stream itself, checking and encoding them off the
-//!   JavaScript thread.
+//! - **The follower** ([`follower`]): one pub/sub connection ([`notices`])
+//!   hears of every entry appended to a stream with live subscribers here,
+//!   and reads the entries from the stream itself, checking and encoding
+//!   them off the JavaScript thread.
 //! - **Pages** ([`pages`]): a small pool of connections for the follower's
 //!   reads and resuming clients' backlogs (`XRANGE … COUNT`, one page at a
 //!   time).
@@ -47,6 +47,7 @@ pub mod follower;
 pub mod health;
 pub mod link;
 pub mod lost;
+pub mod notices;
 pub mod pages;
 pub mod publisher;
 pub mod replies;

@@ -50,10 +50,11 @@ use tokio::time::Instant;
 use super::follower::Control;
 use super::health::Health;
 use super::lost::{
-    find_tags, kill, old_fate, old_server_gone, run_id, Found, OldFate, Sent, ServerAt,
+    find_tags, kill, old_fate, old_server_gone, run_id_of, Found, OldFate, Sent, ServerAt,
 };
-use super::replies::{entries_of, id_of, lasting, redirected};
-use super::scripts::{append_script, delete_script, NO_EVENT};
+use super::notices::notice_for;
+use super::replies::{entries_of, id_of, lasting, major_version, redirected};
+use super::scripts::{append_script, delete_script, Notice, NO_EVENT};
 use super::stop_key;
 use super::{now_ms, Cause, Connector, OutcomeSink, PublishBatch, BACKOFF, REPLY_TIMEOUT};
 use crate::core::backoff::Backoff;
@@ -168,6 +169,9 @@ pub struct Publisher {
     pub outages: Arc<AtomicU64>,
     /// What the publisher finds of the server is said here.
     pub health: Arc<Health>,
+    /// A master of a cluster: its notices are sharded on Redis 7 or later
+    /// (see [`super::notices`]).
+    pub shardable: bool,
 }
 
 /// The publisher's connection and what it knows of it.
@@ -183,8 +187,10 @@ struct Connection {
     /// moves, the connection is presumed dead too and replaced before it is
     /// used, rather than found dead by losing a pipeline's reply.
     outages: u64,
-    /// The script is loaded on this server (`SCRIPT LOAD` at connect).
+    /// The script is loaded on this server (`SCRIPT LOAD` at connect), with
+    /// the notice it sends.
     sha: String,
+    notice: Notice,
 }
 
 /// The publisher's state between pipelines.
@@ -313,9 +319,15 @@ impl Publisher {
     /// Opens a connection, loads the script and shares the stop key.
     async fn open(&self, outages: u64) -> redis::RedisResult<Connection> {
         let (mut connection, info) = self.connector.connect_at(REPLY_TIMEOUT).await?;
+        let server: Option<String> = redis::cmd("INFO")
+            .arg("server")
+            .query_async(&mut connection)
+            .await
+            .ok();
+        let notice = notice_for(self.shardable, server.as_deref().and_then(major_version));
         let sha: String = redis::cmd("SCRIPT")
             .arg("LOAD")
-            .arg(append_script())
+            .arg(append_script(notice))
             .query_async(&mut connection)
             .await?;
         let client_id: Option<i64> = redis::cmd("CLIENT")
@@ -323,7 +335,7 @@ impl Publisher {
             .query_async(&mut connection)
             .await
             .ok();
-        let run_id = run_id(&mut connection).await;
+        let run_id = server.as_deref().and_then(run_id_of);
         stop_key::share(&mut connection, self.on_shared_key).await;
         Ok(Connection {
             connection,
@@ -331,6 +343,7 @@ impl Publisher {
             server_at: ServerAt::new(info, run_id),
             outages,
             sha,
+            notice,
         })
     }
 
@@ -398,7 +411,10 @@ impl Publisher {
                     at += 1;
                 }
                 Request::Delete { stream, .. } => {
-                    pipe.cmd("EVAL").arg(delete_script()).arg(1).arg(&**stream);
+                    pipe.cmd("EVAL")
+                        .arg(delete_script(held.notice))
+                        .arg(1)
+                        .arg(&**stream);
                     groups.push(0);
                     at += 1;
                 }

@@ -53,6 +53,17 @@ pub fn connection_lost(err: &redis::RedisError) -> bool {
         || err.is_timeout()
 }
 
+/// The major version of the server of an `INFO server` reply.
+pub fn major_version(info: &str) -> Option<u32> {
+    info.lines()
+        .find_map(|line| line.strip_prefix("redis_version:"))?
+        .trim()
+        .split('.')
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// A stream id in a reply.
 pub fn id_of(reply: &Value) -> Option<String> {
     match reply {

@@ -5,6 +5,26 @@
 
 use crate::core::stream_entry::{DATA_FIELD, EVENT_FIELD, PRODUCER_FIELD};
 
+/// How a notice of new entries goes out: a classic `PUBLISH`, or, on a
+/// Redis Cluster of Redis 7 or later, a sharded `SPUBLISH`, which the
+/// cluster's bus carries only to the shard's own nodes instead of to every
+/// node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Notice {
+    Publish,
+    Sharded,
+}
+
+impl Notice {
+    /// The command that sends it.
+    pub fn command(self) -> &'static str {
+        match self {
+            Notice::Publish => "PUBLISH",
+            Notice::Sharded => "SPUBLISH",
+        }
+    }
+}
+
 /// Stands for "no event name" in the script's arguments: a name cannot hold
 /// a line break.
 pub const NO_EVENT: &str = "\n";
@@ -18,12 +38,13 @@ pub const NO_EVENT: &str = "\n";
 /// while those before it stay appended and are answered with their ids: the
 /// reply is one id or error per broadcast. If any was appended, the
 /// stream's expiry is set again (`PEXPIRE`, a `pcall` too), in the same
-/// script, so that no append is ever left without it. One `PUBLISH` of the
-/// last id follows (also a `pcall`: the entries are appended whatever
+/// script, so that no append is ever left without it. One notice of the
+/// last id follows (`PUBLISH`, or `SPUBLISH`: see [`Notice`]) (also a `pcall`: the entries are appended whatever
 /// becomes of the notice; a follower that misses it reads them with the
 /// next one, or when it reconnects). The field names are the ones
 /// [`crate::core::stream_entry`] checks.
-pub fn append_script() -> String {
+pub fn append_script(notice: Notice) -> String {
+    let publish = notice.command();
     format!(
         r"
 local trim = ARGV[1] ~= '0'
@@ -50,7 +71,7 @@ for i = 3, #ARGV - 2, 3 do
   if type(reply) == 'string' then last = reply end
 end
 if last and ARGV[2] ~= '0' then redis.pcall('PEXPIRE', KEYS[1], ARGV[2]) end
-if last then redis.pcall('PUBLISH', KEYS[1], last) end
+if last then redis.pcall('{publish}', KEYS[1], last) end
 return replies
 "
     )
@@ -61,7 +82,8 @@ return replies
 /// that a channel named after someone else's key never deletes it. Once
 /// deleted, it publishes [`DELETED_NOTICE`] and the newest id the stream
 /// had on the stream's notice channel.
-pub fn delete_script() -> String {
+pub fn delete_script(notice: Notice) -> String {
+    let publish = notice.command();
     format!(
         r"
 local kind = redis.call('TYPE', KEYS[1])['ok']
@@ -73,7 +95,7 @@ local newest = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
 local last = '0-0'
 if newest[1] then last = newest[1][1] end
 redis.call('DEL', KEYS[1])
-redis.pcall('PUBLISH', KEYS[1], '{DELETED_NOTICE}' .. last)
+redis.pcall('{publish}', KEYS[1], '{DELETED_NOTICE}' .. last)
 return 1
 "
     )

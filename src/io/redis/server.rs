@@ -30,8 +30,9 @@ pub struct ServerLink {
 
 impl ServerLink {
     /// Makes the link, and the publisher's and the follower's tasks for the
-    /// caller to spawn. `on_shared_key` is given the stop-token key shared
-    /// through Redis.
+    /// caller to spawn; `shardable` for a master of a cluster, whose notices
+    /// are sharded on Redis 7 or later (see [`super::notices`]).
+    /// `on_shared_key` is given the stop-token key shared through Redis.
     pub fn new(
         connector: Connector,
         server: String,
@@ -39,6 +40,7 @@ impl ServerLink {
         pages: PageSink,
         health: HealthSink,
         on_shared_key: fn(&[u8]),
+        shardable: bool,
     ) -> (
         ServerLink,
         impl Future<Output = ()> + Send + 'static,
@@ -58,6 +60,7 @@ impl ServerLink {
             pending: pending.clone(),
             outages: outages.clone(),
             health: health.clone(),
+            shardable,
         };
         let follower = Follower {
             connector,
@@ -66,6 +69,7 @@ impl ServerLink {
             sink: pages,
             outages,
             health: health.clone(),
+            shardable,
         };
         let link = ServerLink {
             server,
