@@ -1,33 +1,66 @@
 'use strict';
 
-const native = require('../native.js');
-const outbox = require('../outbox.js');
 const { EventEndpoint } = require('../endpoint.js');
-const { optionalString, optionsObject } = require('../options.js');
-const { checkId, invalid } = require('../errors.js');
-const { CloseReason } = require('../close-reasons.js');
+const { optionsObject } = require('../options.js');
+const { invalid } = require('../errors.js');
 const { kSlot, kJoin, kLeave, kAbort, kDrop, kLastId, kDispatchOwn, nextSequence } = require('../internal.js');
-const {
-  incompleteEventOf,
-  historySizeOf,
-  historyBytesOf,
-  redisOptionsOf,
-  broadcastArgumentsOf,
-  broadcastError,
-  redisIdGiven,
-  tooManyChannels,
-} = require('./options.js');
+const { CloseReason } = require('../close-reasons.js');
+const { incompleteEventOf, historySizeOf, historyBytesOf, redisOptionsOf } = require('./options.js');
+const { LocalHistory } = require('./local.js');
 const { RedisStream } = require('./redis.js');
 const { LazyEventTarget } = require('../listeners.js');
 const sendAll = require('../send-all.js');
 
 const noop = () => {};
+/** Stands in for an idle channel's subscribers' map until one is made. */
+const NO_SUBSCRIBERS = new Map();
 const CHANNEL_OPTIONS = ['historySize', 'historyBytes', 'incompleteEvent', 'redis'];
 
 function endpointArgument(endpoint) {
   if (!(endpoint instanceof EventEndpoint)) throw invalid('endpoint', 'an EventEndpoint', endpoint);
   return endpoint;
 }
+
+/**
+ * What a Channel's backend is: the in-process one (LocalHistory,
+ * ./local.js) or a Redis stream (RedisStream, ./redis.js), chosen once when
+ * the channel is made. The Channel keeps its subscribers and what it tells
+ * them; the backend keeps the history and moves the events.
+ *
+ * @typedef {object} Backend
+ * @property {Promise<void>} ready see Channel#ready
+ * @property {number} resuming endpoints being resumed in the background
+ *   (the channel is not empty while there are)
+ * @property {boolean} shared its ids are shared with other processes
+ * @property {(endpoint: object) => object} subscribe see Channel#subscribe
+ * @property {(value: unknown, options: object) => unknown} broadcast see Channel#broadcast
+ * @property {(data: string, event: string, id: string) => Promise<unknown>} broadcastOne
+ *   one item of broadcastAll()
+ * @property {(checked: object) => void} checkAll throws for broadcastAll()
+ *   options it refuses
+ * @property {() => Promise<boolean>} deleteHistory see Channel#deleteHistory
+ * @property {(slot: number) => void} drop an endpoint left
+ * @property {() => void} idle no endpoint is left
+ * @property {() => void} close see Channel#close
+ */
+
+/**
+ * What a backend shares with its Channel, made when it first needs it (one
+ * function for every channel: a closure each would cost an idle channel
+ * 100 bytes).
+ *
+ * @typedef {object} ChannelCore
+ * @property {() => number} size its number of subscribers
+ * @property {(endpoint: object) => boolean} has whether an endpoint is one
+ * @property {(endpoint: object, lastId: string | undefined, shared: boolean) => void} add
+ *   makes an endpoint a subscriber (its lastEventId then `lastId`)
+ * @property {(slots: Iterable<number>) => void} cutOff cuts subscribers off as slow consumers
+ * @property {(id: string) => void} sent notes the id of the last event sent
+ * @property {(endpoint: object, lastEventId: string, result: object) => void} tellIncomplete
+ * @property {(lastEventId: string) => void} tellLiveIncomplete every subscriber may have
+ *   missed events after `lastEventId`
+ * @property {() => void} left a resume ended (joined or not): see the `empty` event
+ */
 
 /**
  * Broadcast to many endpoints: each event is validated and encoded once, in
@@ -37,37 +70,23 @@ function endpointArgument(endpoint) {
  * `Last-Event-ID` is sent exactly what it missed.
  *
  * With `options.redis`, the channel is a Redis Stream shared by every
- * process that names it (its Redis half is ./redis.js): broadcasts are
- * appended in call order, every process delivers what it reads to its own
- * subscribers, and a resuming client is replayed the stream, a page at a
- * time.
+ * process that names it (./redis.js): broadcasts are appended in call
+ * order, every process delivers what it reads to its own subscribers, and a
+ * resuming client is replayed the stream, a page at a time.
  *
  * An `empty` event says that the last endpoint left (so that a channel per
  * user or room can be dropped): it fires once the channel, having had
  * subscribers, has none, and no client is being resumed into it.
  */
-/** Stand in for what an idle Redis-backed channel has not made yet: its
- * subscribers' map (never written), and the NativeChannel that checks its
- * broadcasts (it has no subscribers). With the EventTarget made with the
- * first listener (LazyEventTarget), an idle channel costs a few hundred
- * bytes. */
-const NO_SUBSCRIBERS = new Map();
-let unsubscribedNative = null;
-/** What `ready` is for every local channel. */
-const LOCAL_READY = Promise.resolve();
-
 class Channel extends LazyEventTarget {
-  /** Its NativeChannel; for a Redis-backed channel, made with its first
-   * subscriber (see #join). */
-  #native = null;
-  /** slot → subscribed endpoint. */
+  /** The backend: LocalHistory or RedisStream. */
+  #backend;
+  /** slot → subscribed endpoint; the shared empty map until one is. */
   #subscribers = NO_SUBSCRIBERS;
   #lastId = '';
   #lastSequence = 0;
   /** The event that tells a resuming client its resume was incomplete. */
   #incompleteEvent = null;
-  /** The Redis half, for a Redis-backed channel; otherwise null. */
-  #redis = null;
   /** An `empty` event is queued. */
   #emptying = false;
 
@@ -76,13 +95,10 @@ class Channel extends LazyEventTarget {
     options = optionsObject('options', options, CHANNEL_OPTIONS, 'Channel');
     const redis = redisOptionsOf(options.redis);
     this.#incompleteEvent = incompleteEventOf(options.incompleteEvent);
-    if (redis === null) {
-      this.#native = new native.NativeChannel(historySizeOf(options), historyBytesOf(options));
-      return;
-    }
-    // A Redis-backed channel resumes clients from the stream, not from a
-    // local history; its NativeChannel is made when it is first needed.
-    this.#redis = new RedisStream(this, Channel.#coreOf, redis);
+    this.#backend =
+      redis === null
+        ? new LocalHistory(this, Channel.#coreOf, historySizeOf(options), historyBytesOf(options))
+        : new RedisStream(this, Channel.#coreOf, redis);
   }
 
   /**
@@ -91,33 +107,26 @@ class Channel extends LazyEventTarget {
    * if Redis cannot be reached at first (the channel keeps trying).
    */
   get ready() {
-    return this.#redis === null ? LOCAL_READY : this.#redis.ready;
+    return this.#backend.ready;
   }
 
-  /** Makes what the Redis half of `channel` shares with it: one function
-   * for every channel (a closure each would cost an idle channel 100
-   * bytes). */
   static #coreOf(channel) {
     return channel.#core();
   }
 
-  /** What the Redis half shares with this channel (see ./redis.js). */
+  /** What the backend shares with this channel (see ChannelCore). */
   #core() {
-    const channel = this;
     return {
-      get native() {
-        if (channel.#native !== null) return channel.#native;
-        unsubscribedNative ??= new native.NativeChannel(0, 0);
-        return unsubscribedNative;
-      },
       size: () => this.#subscribers.size,
       has: (endpoint) => this.#subscribers.get(endpoint[kSlot]) === endpoint,
-      join: (endpoint, at) => this.#join(endpoint, at),
+      add: (endpoint, lastId, shared) => {
+        if (this.#subscribers === NO_SUBSCRIBERS) this.#subscribers = new Map();
+        this.#subscribers.set(endpoint[kSlot], endpoint);
+        endpoint[kJoin](this, lastId, shared);
+      },
       cutOff: (slots) => this.#cutOff(slots),
       sent: (id) => this.#sent(id),
       tellIncomplete: (endpoint, lastEventId, result) => this.#tellIncomplete(endpoint, lastEventId, result),
-      // Live clients, after the stream lost track of what they were sent:
-      // `lastEventId` is the last id this process delivered.
       tellLiveIncomplete: (lastEventId) => {
         for (const endpoint of this.#subscribers.values()) {
           this.#tellIncomplete(endpoint, lastEventId, { replayed: 0, complete: false });
@@ -138,22 +147,10 @@ class Channel extends LazyEventTarget {
    * whether that is known to be all it missed: `complete` is false when its
    * id is no longer (or never was) in the history, in which case everything
    * held was replayed. A closed endpoint, or one already subscribed, is left
-   * as it is.
+   * as it is. (A Redis-backed channel returns a promise of it.)
    */
   subscribe(endpoint) {
-    endpointArgument(endpoint);
-    if (this.#redis !== null) return this.#redis.subscribe(endpoint);
-    const slot = endpoint[kSlot];
-    if (slot < 0 || this.#subscribers.get(slot) === endpoint) return { replayed: 0, complete: true };
-    const lastEventId = endpoint.lastEventId;
-    const replay = this.#native.subscribe(slot, lastEventId);
-    this.#subscribersToWrite().set(slot, endpoint);
-    endpoint[kJoin](this, replay.lastId ?? undefined);
-    if (replay.overflow) endpoint[kAbort](CloseReason.SlowConsumer);
-    else if (replay.frames > 0) outbox.schedule();
-    const result = { replayed: replay.frames, complete: replay.complete };
-    this.#tellIncomplete(endpoint, lastEventId, result);
-    return result;
+    return this.#backend.subscribe(endpointArgument(endpoint));
   }
 
   /** Stops sending to an endpoint. Endpoints also leave when they close. */
@@ -169,21 +166,11 @@ class Channel extends LazyEventTarget {
    * "message"); `options.id` gives it an id, which also keeps it in the
    * history for resuming clients. Subscribers that are a whole
    * `maxBufferedBytes` behind are cut off as slow consumers; the others are
-   * never held up by them.
+   * never held up by them. (A Redis-backed channel appends it to its stream
+   * and returns a promise of its id.)
    */
   broadcast(value, options = undefined) {
-    if (this.#redis !== null) return this.#redis.broadcast(value, options);
-    const { data, event, id: given } = broadcastArgumentsOf(value, options);
-    const id = checkId('options.id', optionalString('options.id', given) || undefined);
-    let overflowed;
-    try {
-      overflowed = this.#native.broadcast(data, event, id);
-    } catch (err) {
-      throw broadcastError(err, data, event, id);
-    }
-    if (overflowed !== null) this.#cutOff(overflowed);
-    if (id !== undefined) this.#sent(id);
-    if (this.#subscribers.size > 0) outbox.schedule();
+    return this.#backend.broadcast(value, options);
   }
 
   /**
@@ -198,19 +185,19 @@ class Channel extends LazyEventTarget {
     let checked;
     try {
       checked = sendAll.optionsOf(options, 'broadcastAll()');
-      if (this.#redis !== null && checked.id !== undefined) throw redisIdGiven();
+      this.#backend.checkAll(checked);
     } catch (err) {
       return Promise.reject(err);
     }
     const signals = checked.signal === undefined ? [] : [checked.signal];
-    const send =
-      this.#redis !== null
-        ? (data, event, id) => this.#redis.broadcast(data, { event, id })
-        : (data, event, id) => {
-            this.broadcast(data, { event, id });
-            return new Promise(setImmediate);
-          };
-    return sendAll.sendAll(source, checked, signals, send, () => false);
+    const backend = this.#backend;
+    return sendAll.sendAll(
+      source,
+      checked,
+      signals,
+      (data, event, id) => backend.broadcastOne(data, event, id),
+      () => false,
+    );
   }
 
   /**
@@ -225,17 +212,16 @@ class Channel extends LazyEventTarget {
    * history to delete.
    */
   deleteHistory() {
-    if (this.#redis !== null) return this.#redis.deleteHistory();
-    return Promise.resolve(this.#native.clearHistory() > 0);
+    return this.#backend.deleteHistory();
   }
 
   /** Stops a Redis-backed channel: its reader stops, broadcasts not yet
    * sent to Redis still go, later ones are refused (not appended), and a
    * later subscribe() ends the endpoint's stream at once (the client comes
    * back, to this process or another). Subscribers stay open, but receive
-   * nothing more from the stream. */
+   * nothing more from the stream. Does nothing to a local channel. */
   close() {
-    this.#redis?.close();
+    this.#backend.close();
   }
 
   #cutOff(slots) {
@@ -255,30 +241,9 @@ class Channel extends LazyEventTarget {
     endpoint.sendEvent(this.#incompleteEvent, JSON.stringify({ lastEventId, replayed: result.replayed })).catch(noop);
   }
 
-  /** Makes `endpoint` a live subscriber of the Redis stream; see
-   * ChannelCore#join in ./redis.js. Throws if its composite id would grow
-   * too long. */
-  #join(endpoint, { floor, at, replayedId, composite }) {
-    const slot = endpoint[kSlot];
-    if (slot < 0) return;
-    this.#native ??= new native.NativeChannel(0, 0);
-    try {
-      this.#native.subscribeAfter(slot, this.#redis.topic, floor, at, composite);
-    } catch (err) {
-      throw tooManyChannels(err);
-    }
-    this.#subscribersToWrite().set(slot, endpoint);
-    endpoint[kJoin](this, replayedId ?? undefined, true);
-  }
-
-  #subscribersToWrite() {
-    if (this.#subscribers === NO_SUBSCRIBERS) this.#subscribers = new Map();
-    return this.#subscribers;
-  }
-
   [kDrop](endpoint) {
     const slot = endpoint[kSlot];
-    this.#native?.unsubscribe(slot);
+    this.#backend.drop(slot);
     this.#subscribers.delete(slot);
     this.#left();
   }
@@ -293,17 +258,17 @@ class Channel extends LazyEventTarget {
     queueMicrotask(() => {
       this.#emptying = false;
       if (!this.#isEmpty()) return;
-      this.#redis?.idle();
+      this.#backend.idle();
       this[kDispatchOwn]('empty');
     });
   }
 
   #isEmpty() {
-    return this.#subscribers.size === 0 && (this.#redis === null || this.#redis.resuming === 0);
+    return this.#subscribers.size === 0 && this.#backend.resuming === 0;
   }
 
   [kLastId]() {
-    return [this.#lastId, this.#lastSequence, this.#redis !== null];
+    return [this.#lastId, this.#lastSequence, this.#backend.shared];
   }
 
   get [Symbol.toStringTag]() {

@@ -12,14 +12,13 @@ const { kSlot, kAbort, kWhenWritable, kRoom, kResumeFrom } = require('../interna
 
 const noop = () => {};
 
-// The Redis-backed half of a Channel: its stream, on the link to its Redis
-// that every channel on that Redis shares (./link.js, src/io/redis/mod.rs).
-// Broadcasts are appended in call order and settled with their fates; while
-// the channel has endpoints here, the link follows its stream, and the pages
-// it reads are delivered to the channel's subscribers; a resuming client is
-// replayed the stream a page at a time, then joins them. The Channel holds
-// one of these when `options.redis` is given, and hands it its subscribe(),
-// broadcast() and close().
+// The Redis-backed backend of a Channel (the Backend of ./index.js): its
+// stream, on the link to its Redis that every channel on that Redis shares
+// (./link.js, src/io/redis/mod.rs). Broadcasts are appended in call order
+// and settled with their fates; while the channel has endpoints here, the
+// link follows its stream, and the pages it reads are delivered to the
+// channel's subscribers; a resuming client is replayed the stream a page at
+// a time, then joins them.
 
 /** Orders Redis stream ids ("<ms>-<seq>"); exact beyond 2^53. */
 function compareStreamIds(a, b) {
@@ -49,21 +48,6 @@ function notAppended(reason) {
 }
 
 /**
- * What the Redis half needs of its Channel (the members the two share):
- *
- * @typedef {object} ChannelCore
- * @property {object} native the channel's NativeChannel
- * @property {() => number} size its number of live subscribers
- * @property {(endpoint: object) => boolean} has whether an endpoint is one
- * @property {(endpoint: object, at: JoinPoint) => void} join makes an endpoint
- *   a live subscriber (throws if its composite id would grow too long)
- * @property {(slots: Iterable<number>) => void} cutOff cuts subscribers off as slow consumers
- * @property {(id: string) => void} sent notes the id of the last event sent
- * @property {(endpoint: object, lastEventId: string, result: object) => void} tellIncomplete
- * @property {() => void} left a resume ended (joined or not): see Channel's `empty` event
- */
-
-/**
  * Where an endpoint joins the live subscribers:
  *
  * @typedef {object} JoinPoint
@@ -76,6 +60,9 @@ function notAppended(reason) {
 
 /** Stands in for the set of resuming endpoints until there is one. */
 const NONE_RESUMING = new Set();
+/** The NativeChannel that checks the broadcasts of a channel with no
+ * subscriber here (made with the first subscriber otherwise). */
+let unsubscribedNative = null;
 /** Not ready yet, and nobody asked. */
 const PENDING = Symbol('pending');
 
@@ -95,8 +82,10 @@ class RedisStream {
   /** The Channel until its ChannelCore is made (on first use), then that
    * core; and what makes it from the Channel, until then. */
   #core;
-  /** @type {((channel: object) => ChannelCore) | null} */
+  /** @type {((channel: object) => object) | null} */
   #coreOf;
+  /** Its NativeChannel, made with its first subscriber here. */
+  #native = null;
   /** The shared link; null once closed. */
   #link;
   /** The stream's key (the link routes pages by it). */
@@ -129,7 +118,7 @@ class RedisStream {
 
   /**
    * @param {object} owner the Channel
-   * @param {(channel: object) => ChannelCore} coreOf makes its core, on first use
+   * @param {(channel: object) => object} coreOf makes its ChannelCore (./index.js), on first use
    * @param {{ url: string, stream: string, maxLen: number, ttl: number, tls?: object }} redis checked options
    */
   constructor(owner, coreOf, redis) {
@@ -206,6 +195,48 @@ class RedisStream {
   /** How many endpoints are being replayed the stream now. */
   get resuming() {
     return this.#resuming.size;
+  }
+
+  /** Its ids are the stream's, shared with every process. */
+  get shared() {
+    return true;
+  }
+
+  /** The NativeChannel: the one made with the first subscriber, or, until
+   * then, the one every such channel shares to check broadcasts. */
+  get native() {
+    if (this.#native !== null) return this.#native;
+    unsubscribedNative ??= new native.NativeChannel(0, 0);
+    return unsubscribedNative;
+  }
+
+  /** Makes `endpoint` a live subscriber of the stream, from `floor` (it
+   * has the entries up to it) at `at`. Throws if its composite id would
+   * grow too long. */
+  #join(endpoint, { floor, at, replayedId, composite }) {
+    if (endpoint[kSlot] < 0) return;
+    this.#native ??= new native.NativeChannel(0, 0);
+    try {
+      this.#native.subscribeAfter(endpoint[kSlot], this.topic, floor, at, composite);
+    } catch (err) {
+      throw tooManyChannels(err);
+    }
+    this.#channel.add(endpoint, replayedId ?? undefined, true);
+  }
+
+  /** An endpoint left. */
+  drop(slot) {
+    this.#native?.unsubscribe(slot);
+  }
+
+  /** One item of broadcastAll(), awaited before the next. */
+  broadcastOne(data, event, id) {
+    return this.broadcast(data, { event, id });
+  }
+
+  /** broadcastAll() takes no `id`: the ids are the stream's. */
+  checkAll(checked) {
+    if (checked.id !== undefined) throw redisIdGiven();
   }
 
   /** The clients that wait on the stream here: subscribers, and endpoints
@@ -295,7 +326,7 @@ class RedisStream {
     if (id !== undefined && id !== null) throw redisIdGiven();
     if (this.#link === null) throw notAppended('The channel is closed');
     try {
-      return this.#link.publish(this.#channel.native, this.stream, this.#maxLen, this.#ttl, data, event);
+      return this.#link.publish(this.native, this.stream, this.#maxLen, this.#ttl, data, event);
     } catch (err) {
       throw broadcastError(err, data, event, undefined);
     }
@@ -323,13 +354,13 @@ class RedisStream {
       // Deleted on purpose (deleteHistory(), here or in another process):
       // the next stream of this name is delivered from its start. Entries
       // not read yet went with it: live clients are told.
-      channel.native.forgetFloors();
+      this.native.forgetFloors();
       if (page.lostTrack) channel.tellLiveIncomplete(page.rewoundFrom ?? '');
     } else if (page.rewoundFrom != null) {
       // The stream went back: ids delivered live are no guide any more.
       if (page.diverged) warnings.divergedStream(this.#where, page.rewoundFrom, page.last, page.lostTrack);
       else warnings.rewoundStream(this.#where, page.rewoundFrom, page.last);
-      channel.native.forgetFloors();
+      this.native.forgetFloors();
       if (page.lostTrack) channel.tellLiveIncomplete(page.rewoundFrom);
     }
     if (!keep) this.#reportSkipped(page);
@@ -337,7 +368,7 @@ class RedisStream {
     // An empty page (the first) says where live delivery starts: the
     // cursors of those who joined before that was known start there.
     if (channel.size() > 0 && (page.read > 0 || page.last != null)) {
-      const delivery = channel.native.deliver(page, this.topic, keep);
+      const delivery = this.native.deliver(page, this.topic, keep);
       if (delivery.overflowed != null) channel.cutOff(delivery.overflowed);
       if (delivery.tooLarge != null) for (const id of delivery.tooLarge) warnings.oversizedEntry(this.#where, id);
       outbox.schedule();
@@ -378,7 +409,7 @@ class RedisStream {
       this.#startFollowing();
       result.complete = complete;
       try {
-        channel.join(endpoint, { floor: null, at: this.position, replayedId: undefined, composite });
+        this.#join(endpoint, { floor: null, at: this.position, replayedId: undefined, composite });
       } catch (err) {
         channel.left();
         throw err;
@@ -474,7 +505,7 @@ class RedisStream {
       }
       if (page.read > 0) entryBytes = Math.max(entryBytes, page.bytes / page.read);
       this.#reportSkipped(page);
-      const replay = this.#channel.native.replay(endpoint[kSlot], page, this.topic);
+      const replay = this.native.replay(endpoint[kSlot], page, this.topic);
       result.replayed += replay.frames;
       if (replay.frames > 0) {
         outbox.schedule();
@@ -502,7 +533,7 @@ class RedisStream {
       // is gone from the stream (Redis lost its data).
       result.complete = false;
     }
-    this.#channel.join(endpoint, { floor: cursor, at: cursor ?? this.position, replayedId: replayedTo, composite });
+    this.#join(endpoint, { floor: cursor, at: cursor ?? this.position, replayedId: replayedTo, composite });
   }
 }
 
