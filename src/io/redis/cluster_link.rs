@@ -31,10 +31,11 @@
 //! A broadcast whose reply was lost, and whose fate the master's link could
 //! not learn within its wait ([`Cause::Lost`], with its producer tag), is
 //! looked for again once the map names another master for its slot (a
-//! replica promoted): found there, it was appended; missing, it is not in
-//! the stream the cluster serves from now on, and it is reported so. If the
-//! slot stays with the same master for [`LOST_WAIT`], its fate stays
-//! unknown.
+//! replica promoted): found there, it was appended; missing, while nothing
+//! listens where the old master was (it cannot run what it held), it was
+//! not appended, and it is reported so. An old master that still answers,
+//! or a slot that stays with the same master for [`LOST_WAIT`], leaves its
+//! fate unknown.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -67,6 +68,8 @@ pub const MAX_REDIRECTS: u32 = 3;
 /// How long a broadcast whose fate is unknown waits for the map to name
 /// another master for its slot, before it is reported unknown.
 pub const LOST_WAIT: Duration = Duration::from_secs(30);
+/// How long the master a failover left behind is given to answer.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The link to a cluster, as JavaScript's thread holds it.
 pub struct ClusterLink {
@@ -1069,9 +1072,10 @@ impl Router {
                         tag: lost.tag.clone(),
                     };
                     let since_ms = lost.since_ms;
+                    let old = lost.master.clone();
                     let inbox = self.inbox.clone();
                     (self.spawn)(Box::pin(async move {
-                        let found = search(&url, sent, since_ms).await;
+                        let found = search(&url, &old, sent, since_ms).await;
                         let _ = inbox.send(Ask::Found(number, found, url));
                     }));
                 }
@@ -1163,9 +1167,13 @@ fn reason_of(outcome: &Outcome) -> &str {
     }
 }
 
-/// Looks for a lost broadcast on the master at `url`: `Some(id)` found,
-/// `Some("")` missing from a window read whole, `None` not known.
-async fn search(url: &str, sent: Sent, since_ms: u64) -> Option<String> {
+/// Looks for a lost broadcast on the master at `url`, which took over its
+/// slot from the one at `old`: `Some(id)` found, `Some("")` missing from a
+/// window read whole while the old master can no longer append it (nothing
+/// listens where it was), `None` not known. An old master that still
+/// answers, or does not answer in time (paused), may yet run what it held:
+/// its fate stays unknown.
+async fn search(url: &str, old: &str, sent: Sent, since_ms: u64) -> Option<String> {
     let connector = Connector::new(&Deployment::Server(url.to_string()), None).ok()?;
     let mut connection = connector.connect(REPLY_TIMEOUT).await.ok()?;
     let found = find_tags(&mut connection, std::slice::from_ref(&sent), since_ms)
@@ -1173,7 +1181,19 @@ async fn search(url: &str, sent: Sent, since_ms: u64) -> Option<String> {
         .ok()?;
     match found.into_iter().next()? {
         Found::At(id) => Some(id),
-        Found::Missing => Some(String::new()),
-        Found::Unsure => None,
+        Found::Missing if gone(old).await => Some(String::new()),
+        Found::Missing | Found::Unsure => None,
     }
+}
+
+/// Whether nothing listens where the server at `url` was: its process is
+/// gone, and what it held with it.
+async fn gone(url: &str) -> bool {
+    let Ok(connector) = Connector::new(&Deployment::Server(url.to_string()), None) else {
+        return false;
+    };
+    matches!(
+        tokio::time::timeout(PROBE_TIMEOUT, connector.connect(REPLY_TIMEOUT)).await,
+        Ok(Err(err)) if err.is_connection_refusal()
+    )
 }
