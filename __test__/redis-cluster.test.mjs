@@ -8,6 +8,20 @@ import { RedisCluster, freeClusterPort, redisSuite, signal, startRooms } from '.
 import { until, tick, tallyEvents, compareStreamIds, serve } from './helpers.mjs';
 import { Channel, EventEndpoint } from 'native-sse';
 
+/** Resolves once `master`'s replica has everything it has. */
+function replicaCaughtUp(master) {
+  return until(
+    async () => {
+      const [info] = await master.commands([['INFO', 'replication']]);
+      const text = String(info);
+      const offset = /master_repl_offset:(\d+)/.exec(text)?.[1];
+      return offset !== undefined && new RegExp(`slave0:.*offset=${offset},`).test(text);
+    },
+    20_000,
+    'the replica to catch up',
+  );
+}
+
 function registerTests() {
   test('Cluster: channels on all three masters deliver from two processes; one master killed stops only its channels; a slot moved under a channel is followed', async (t) => {
     const cluster = await RedisCluster.start();
@@ -275,16 +289,7 @@ function registerTests() {
     };
     await send();
     // The replica must have what the master had before it is killed.
-    await until(
-      async () => {
-        const [info] = await dead.commands([['INFO', 'replication']]);
-        const text = String(info);
-        const offset = /master_repl_offset:(\d+)/.exec(text)?.[1];
-        return offset !== undefined && new RegExp(`slave0:.*offset=${offset},`).test(text);
-      },
-      20_000,
-      'the replica to catch up',
-    );
+    await replicaCaughtUp(dead);
     const killedAt = performance.now();
     await dead.kill();
     let promotedAt = 0;
@@ -382,16 +387,7 @@ function registerTests() {
     };
     await send();
     // A replica promotes itself only once it has synced with its master.
-    await until(
-      async () => {
-        const [info] = await dead.commands([['INFO', 'replication']]);
-        const text = String(info);
-        const offset = /master_repl_offset:(\d+)/.exec(text)?.[1];
-        return offset !== undefined && new RegExp(`slave0:.*offset=${offset},`).test(text);
-      },
-      20_000,
-      'the replica to catch up',
-    );
+    await replicaCaughtUp(dead);
     let going = true;
     const loop = (async () => {
       while (going) {

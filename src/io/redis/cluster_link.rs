@@ -50,9 +50,10 @@ use super::deployment::{Cluster, Deployment};
 use super::health::{Health, LinkHealth};
 use super::link::Sinks;
 use super::lost::{find_tags, Found, Sent};
+use super::publisher::{MarkFor, Request};
 use super::{
-    Cause, Connector, Outcome, OutcomeSink, PageSink, PublishBatch, Retention, ServerLink,
-    StreamPage, MAX_PENDING_PUBLISH_BYTES, REPLY_TIMEOUT,
+    reserve, Cause, Connector, Outcome, OutcomeSink, PageSink, PublishBatch, Retention, ServerLink,
+    StreamPage, REPLY_TIMEOUT,
 };
 use crate::core::codes::Code;
 use crate::core::stream_entry::StreamId;
@@ -111,66 +112,38 @@ struct Master {
     link: ServerLink,
 }
 
-/// A request, as the router holds it until its fate is known.
-enum Held {
-    Publish {
-        number: u64,
-        stream: Arc<str>,
-        retention: Retention,
-        data: String,
-        event: Option<String>,
-        tries: u32,
-    },
-    Mark {
-        number: u64,
-        stream: Arc<str>,
-        tries: u32,
-    },
-    Delete {
-        number: u64,
-        stream: Arc<str>,
-        tries: u32,
-    },
+/// A request that reports, as the router holds it until its fate is known:
+/// the publisher's request (sent again as it is after a redirect), and how
+/// many times it was sent elsewhere.
+struct Held {
+    request: Request,
+    tries: u32,
 }
 
 impl Held {
+    fn new(request: Request) -> Self {
+        Held { request, tries: 0 }
+    }
+
     fn stream(&self) -> &Arc<str> {
-        match self {
-            Held::Publish { stream, .. }
-            | Held::Mark { stream, .. }
-            | Held::Delete { stream, .. } => stream,
-        }
+        self.request.stream()
     }
 
+    /// Its number: every request the router holds reports.
     fn number(&self) -> u64 {
-        match self {
-            Held::Publish { number, .. }
-            | Held::Mark { number, .. }
-            | Held::Delete { number, .. } => *number,
-        }
+        self.request.number().unwrap_or_default()
     }
 
-    fn tries(&mut self) -> &mut u32 {
-        match self {
-            Held::Publish { tries, .. } | Held::Mark { tries, .. } | Held::Delete { tries, .. } => {
-                tries
-            }
-        }
-    }
-
-    /// The bytes it holds against [`MAX_PENDING_PUBLISH_BYTES`].
-    fn size(&self) -> usize {
-        match self {
-            Held::Publish { data, event, .. } => data.len() + event.as_ref().map_or(0, String::len),
-            Held::Mark { .. } | Held::Delete { .. } => 0,
-        }
+    fn is_broadcast(&self) -> bool {
+        matches!(self.request, Request::Publish { .. })
     }
 
     /// Its outcome when it cannot be sent: `reason` says why.
     fn failed(&self, cause: Cause, reason: String) -> Outcome {
-        let code = match self {
-            Held::Publish { .. } => Code::RedisNotAppended,
-            Held::Mark { .. } | Held::Delete { .. } => Code::RedisUnavailable,
+        let code = if self.is_broadcast() {
+            Code::RedisNotAppended
+        } else {
+            Code::RedisUnavailable
         };
         Outcome::Failed {
             code,
@@ -308,19 +281,14 @@ impl ClusterLink {
     }
 
     pub fn mark(&self, number: u64, stream: Arc<str>) -> bool {
-        self.ask(Ask::Request(Held::Mark {
-            number,
+        self.ask(Ask::Request(Held::new(Request::Mark {
             stream,
-            tries: 0,
-        }))
+            reply: MarkFor::Report(number),
+        })))
     }
 
     pub fn delete(&self, number: u64, stream: Arc<str>) -> bool {
-        self.ask(Ask::Request(Held::Delete {
-            number,
-            stream,
-            tries: 0,
-        }))
+        self.ask(Ask::Request(Held::new(Request::Delete { number, stream })))
     }
 
     pub fn enqueue(
@@ -331,22 +299,15 @@ impl ClusterLink {
         data: String,
         event: Option<String>,
     ) -> Result<(), String> {
-        let held = Held::Publish {
+        let held = Held::new(Request::Publish {
             number,
             stream,
             retention,
             data,
             event,
-            tries: 0,
-        };
-        let size = held.size();
-        if self.pending.load(Ordering::Relaxed) + size > MAX_PENDING_PUBLISH_BYTES {
-            return Err(format!(
-                "More than {} MiB of broadcasts are waiting for Redis",
-                MAX_PENDING_PUBLISH_BYTES >> 20
-            ));
-        }
-        self.pending.fetch_add(size, Ordering::Relaxed);
+        });
+        let size = held.request.size();
+        reserve(&self.pending, size)?;
         if self.ask(Ask::Request(held)) {
             Ok(())
         } else {
@@ -597,7 +558,8 @@ impl Router {
 
     /// A request's fate is known: what it held is let go.
     fn settled(&self, held: &Held) {
-        self.pending.fetch_sub(held.size(), Ordering::Relaxed);
+        self.pending
+            .fetch_sub(held.request.size(), Ordering::Relaxed);
     }
 
     fn route(&mut self, held: Held) {
@@ -635,32 +597,7 @@ impl Router {
             self.report(vec![(held.number(), outcome)]);
             return;
         };
-        let taken = match &held {
-            Held::Publish {
-                number,
-                stream,
-                retention,
-                data,
-                event,
-                ..
-            } => master.link.enqueue(
-                *number,
-                stream.clone(),
-                *retention,
-                data.clone(),
-                event.clone(),
-            ),
-            Held::Mark { number, stream, .. } => master
-                .link
-                .mark(*number, stream.clone())
-                .then_some(())
-                .ok_or_else(|| "The channel is closed".to_string()),
-            Held::Delete { number, stream, .. } => master
-                .link
-                .delete(*number, stream.clone())
-                .then_some(())
-                .ok_or_else(|| "The channel is closed".to_string()),
-        };
+        let taken = master.link.take(held.request.clone());
         match taken {
             Ok(()) => {
                 self.streams
@@ -736,8 +673,8 @@ impl Router {
                 Outcome::Failed {
                     cause: Cause::Redirected,
                     ..
-                } if *held.tries() < MAX_REDIRECTS && !self.closed => {
-                    *held.tries() += 1;
+                } if held.tries < MAX_REDIRECTS && !self.closed => {
+                    held.tries += 1;
                     let reading = self.next_reading();
                     let state = self.streams.entry(stream).or_default();
                     let moving = state.moving.get_or_insert_with(|| Moving {
@@ -762,7 +699,7 @@ impl Router {
                             since_ms,
                         },
                     ..
-                } if matches!(held, Held::Publish { .. }) && !self.closed => {
+                } if held.is_broadcast() && !self.closed => {
                     self.lost.insert(
                         number,
                         Lost {

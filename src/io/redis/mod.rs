@@ -32,6 +32,7 @@
 //! The link is plain Rust: the bindings give it the callbacks that reach
 //! JavaScript ([`PageSink`], [`OutcomeSink`]) and spawn its tasks.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -241,6 +242,19 @@ impl StreamPage {
             ..StreamPage::default()
         }
     }
+}
+
+/// Takes `size` bytes of broadcasts into `pending`, or says why not: no
+/// more than [`MAX_PENDING_PUBLISH_BYTES`] wait for Redis on one link.
+fn reserve(pending: &AtomicUsize, size: usize) -> Result<(), String> {
+    if pending.load(Ordering::Relaxed) + size > MAX_PENDING_PUBLISH_BYTES {
+        return Err(format!(
+            "More than {} MiB of broadcasts are waiting for Redis",
+            MAX_PENDING_PUBLISH_BYTES >> 20
+        ));
+    }
+    pending.fetch_add(size, Ordering::Relaxed);
+    Ok(())
 }
 
 /// Milliseconds since the epoch, by this host's clock (`0` if it is set

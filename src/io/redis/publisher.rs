@@ -87,6 +87,7 @@ pub struct Retention {
 }
 
 /// What the publisher is asked to do, in order.
+#[derive(Clone)]
 pub enum Request {
     Publish {
         number: u64,
@@ -104,6 +105,7 @@ pub enum Request {
 }
 
 /// Who a mark is for.
+#[derive(Clone)]
 pub enum MarkFor {
     /// The caller (`ready`): it is reported with the fates, under this
     /// number (the id, or the failure with its code).
@@ -145,6 +147,27 @@ impl MarkFor {
 }
 
 impl Request {
+    /// The stream it is about.
+    pub fn stream(&self) -> &Arc<str> {
+        match self {
+            Request::Publish { stream, .. }
+            | Request::Mark { stream, .. }
+            | Request::Delete { stream, .. } => stream,
+        }
+    }
+
+    /// Its number, if it reports (see [`super::PublishBatch`]).
+    pub fn number(&self) -> Option<u64> {
+        match self {
+            Request::Publish { number, .. } | Request::Delete { number, .. } => Some(*number),
+            Request::Mark {
+                reply: MarkFor::Report(number),
+                ..
+            } => Some(*number),
+            Request::Mark { .. } => None,
+        }
+    }
+
     /// The bytes it holds while it waits.
     pub fn size(&self) -> usize {
         match self {

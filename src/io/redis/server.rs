@@ -13,7 +13,7 @@ use super::follower::{Control, Follower};
 use super::health::{Health, HealthSink, LinkHealth};
 use super::pages::Pages;
 use super::publisher::{MarkFor, Publisher, Request, Retention};
-use super::{Connector, OutcomeSink, PageSink, StreamPage, MAX_PENDING_PUBLISH_BYTES};
+use super::{reserve, Connector, OutcomeSink, PageSink, StreamPage};
 use crate::core::stream_entry::{Page, StreamId};
 
 /// The link: the publisher's queue, the follower's, and the pages pool.
@@ -97,7 +97,7 @@ impl ServerLink {
     /// `number` with the outcomes, or why it could not be read. Returns
     /// false once the link is closed.
     pub fn mark(&self, number: u64, stream: Arc<str>) -> bool {
-        self.send(Request::Mark {
+        self.take(Request::Mark {
             stream,
             reply: MarkFor::Report(number),
         })
@@ -109,13 +109,13 @@ impl ServerLink {
     /// deleted, `"0"` there was no stream). Returns false once the link is
     /// closed.
     pub fn delete(&self, number: u64, stream: Arc<str>) -> bool {
-        self.send(Request::Delete { number, stream }).is_ok()
+        self.take(Request::Delete { number, stream }).is_ok()
     }
 
     /// Queues an event for `stream`, behind every earlier one; its fate
-    /// comes back under `number` in a [`super::PublishBatch`]. Fails with why it
-    /// was refused at once (not appended). The caller has checked the
-    /// event.
+    /// comes back under `number` in a [`super::PublishBatch`]. Fails with
+    /// why it was refused at once (not appended). The caller has checked
+    /// the event.
     pub fn enqueue(
         &self,
         number: u64,
@@ -124,21 +124,20 @@ impl ServerLink {
         data: String,
         event: Option<String>,
     ) -> Result<(), String> {
-        let request = Request::Publish {
+        self.take(Request::Publish {
             number,
             stream,
             retention,
             data,
             event,
-        };
+        })
+    }
+
+    /// Queues a request that reports (a cluster link re-sends one as it
+    /// is); fails with why it was refused at once.
+    pub fn take(&self, request: Request) -> Result<(), String> {
         let size = request.size();
-        if self.pending.load(Ordering::Relaxed) + size > MAX_PENDING_PUBLISH_BYTES {
-            return Err(format!(
-                "More than {} MiB of broadcasts are waiting for Redis",
-                MAX_PENDING_PUBLISH_BYTES >> 20
-            ));
-        }
-        self.pending.fetch_add(size, Ordering::Relaxed);
+        reserve(&self.pending, size)?;
         self.send(request).map_err(|()| {
             self.pending.fetch_sub(size, Ordering::Relaxed);
             "The channel is closed".to_string()
