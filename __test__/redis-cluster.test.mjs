@@ -22,6 +22,28 @@ function replicaCaughtUp(master) {
   );
 }
 
+/** The entries of `key` on `node`, as `{ id, data }`. */
+async function finalStream(node, key) {
+  const [entries] = await node.commands([['XRANGE', key, '-', '+']]);
+  return entries.map(([id, fields]) => ({
+    id: String(id),
+    data: String(fields[fields.map(String).indexOf('d') + 1]),
+  }));
+}
+
+/** Not appended means not in the stream; appended means that entry. */
+function outcomesAgree(outcomes, stream) {
+  for (const o of outcomes) {
+    const entry = stream.find((e) => e.data === o.data);
+    if (o.id) {
+      if (entry !== undefined) assert.equal(entry.id, o.id, o.data);
+    } else {
+      assert.equal(o.code, 'ERR_SSE_REDIS_NOT_APPENDED', JSON.stringify(o));
+      assert.equal(entry, undefined, `${o.data} was reported not appended, and is in the stream`);
+    }
+  }
+}
+
 function registerTests() {
   test('Cluster: channels on all three masters deliver from two processes; one master killed stops only its channels; a slot moved under a channel is followed', async (t) => {
     const cluster = await RedisCluster.start();
@@ -325,21 +347,8 @@ function registerTests() {
     await loop;
     await send();
     const promoted = await cluster.nodeOf(`ha:${room}`);
-    const [entries] = await promoted.commands([['XRANGE', `ha:${room}`, '-', '+']]);
-    const stream = entries.map(([id, fields]) => ({
-      id: String(id),
-      data: String(fields[fields.map(String).indexOf('d') + 1]),
-    }));
-    // Not appended means not in the stream; appended means that entry.
-    for (const o of outcomes) {
-      const entry = stream.find((e) => e.data === o.data);
-      if (o.id) {
-        if (entry !== undefined) assert.equal(entry.id, o.id, o.data);
-      } else {
-        assert.equal(o.code, 'ERR_SSE_REDIS_NOT_APPENDED', JSON.stringify(o));
-        assert.equal(entry, undefined, `${o.data} was reported not appended, and is in the stream`);
-      }
-    }
+    const stream = await finalStream(promoted, `ha:${room}`);
+    outcomesAgree(outcomes, stream);
     const lost = outcomes.filter((o) => o.id && !stream.some((e) => e.id === o.id));
     for (const [i, client] of clients.entries()) {
       await until(
@@ -395,7 +404,9 @@ function registerTests() {
         await tick(10);
       }
     })();
-    await tick(200);
+    // Under way: bursts in flight when the master freezes.
+    const started = outcomes.length;
+    await until(() => outcomes.length >= started + 20, 20_000, 'bursts under way');
     // Frozen: what was sent to it waits for a reply that never comes.
     signal(dead.process, 'SIGSTOP');
     await tick(300);
@@ -417,26 +428,19 @@ function registerTests() {
     });
     const promotedAt = performance.now();
     const promoted = await cluster.nodeOf(key);
-    await until(() => outcomes.filter((o) => o.id).length > 20, 30_000, 'broadcasts appended after the promotion');
+    const appendedBefore = outcomes.filter((o) => o.id).length;
+    await until(
+      () => outcomes.filter((o) => o.id).length >= appendedBefore + 20,
+      30_000,
+      'broadcasts appended after the promotion',
+    );
     going = false;
     await loop;
     // Every outcome is in: the loop awaited each burst.
     const unknown = outcomes.filter((o) => o.code === 'ERR_SSE_REDIS_OUTCOME_UNKNOWN');
     assert.deepEqual(unknown, [], 'no outcome unknown once the promoted replica serves the slot');
-    const [entries] = await promoted.commands([['XRANGE', key, '-', '+']]);
-    const stream = entries.map(([id, fields]) => ({
-      id: String(id),
-      data: String(fields[fields.map(String).indexOf('d') + 1]),
-    }));
-    for (const o of outcomes) {
-      const entry = stream.find((e) => e.data === o.data);
-      if (o.id) {
-        if (entry !== undefined) assert.equal(entry.id, o.id, o.data);
-      } else {
-        assert.equal(o.code, 'ERR_SSE_REDIS_NOT_APPENDED', JSON.stringify(o));
-        assert.equal(entry, undefined, `${o.data} was reported not appended, and is in the stream`);
-      }
-    }
+    const stream = await finalStream(promoted, key);
+    outcomesAgree(outcomes, stream);
     for (const [i, client] of clients.entries()) {
       await until(
         () => client.events.some((e) => e.id === stream.at(-1).id),

@@ -50,9 +50,9 @@ use super::deployment::{Cluster, Deployment};
 use super::health::{Health, LinkHealth};
 use super::link::Sinks;
 use super::lost::{find_tags, Found, Sent};
-use super::publisher::{MarkFor, Request};
+use super::publisher::Request;
 use super::{
-    reserve, Cause, Connector, Outcome, OutcomeSink, PageSink, PublishBatch, Retention, ServerLink,
+    reserve, Cause, Connector, Outcome, OutcomeSink, PageSink, PublishBatch, ServerLink,
     StreamPage, REPLY_TIMEOUT,
 };
 use crate::core::codes::Code;
@@ -87,6 +87,20 @@ pub struct ClusterLink {
 struct Shared {
     map: RwLock<Option<Arc<Map>>>,
     health: Health,
+}
+
+impl Shared {
+    /// The map as it stands, if one was read.
+    fn map(&self) -> Option<Arc<Map>> {
+        self.map
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set_map(&self, map: Option<Arc<Map>>) {
+        *self.map.write().unwrap_or_else(PoisonError::into_inner) = map;
+    }
 }
 
 /// The map: a link per master, and each slot's master (an index, or
@@ -259,12 +273,7 @@ impl ClusterLink {
 
     /// Each master of the map, named, with its link's health.
     pub fn masters(&self) -> Vec<(String, LinkHealth)> {
-        match &*self
-            .shared
-            .map
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-        {
+        match self.shared.map() {
             Some(map) => map
                 .masters
                 .iter()
@@ -280,35 +289,12 @@ impl ClusterLink {
             .is_some_and(|inbox| inbox.send(ask).is_ok())
     }
 
-    pub fn mark(&self, number: u64, stream: Arc<str>) -> bool {
-        self.ask(Ask::Request(Held::new(Request::Mark {
-            stream,
-            reply: MarkFor::Report(number),
-        })))
-    }
-
-    pub fn delete(&self, number: u64, stream: Arc<str>) -> bool {
-        self.ask(Ask::Request(Held::new(Request::Delete { number, stream })))
-    }
-
-    pub fn enqueue(
-        &self,
-        number: u64,
-        stream: Arc<str>,
-        retention: Retention,
-        data: String,
-        event: Option<String>,
-    ) -> Result<(), String> {
-        let held = Held::new(Request::Publish {
-            number,
-            stream,
-            retention,
-            data,
-            event,
-        });
-        let size = held.request.size();
+    /// Queues a request that reports, for the master of its stream's slot
+    /// (see [`ServerLink::take`]).
+    pub fn take(&self, request: Request) -> Result<(), String> {
+        let size = request.size();
         reserve(&self.pending, size)?;
-        if self.ask(Ask::Request(held)) {
+        if self.ask(Ask::Request(Held::new(request))) {
             Ok(())
         } else {
             self.pending.fetch_sub(size, Ordering::Relaxed);
@@ -330,23 +316,11 @@ impl ClusterLink {
     pub async fn read_page(&self, stream: Arc<str>, after: &str, count: u32) -> StreamPage {
         let mut tries = 0;
         loop {
-            let map = self
-                .shared
-                .map
-                .read()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clone();
-            let map = match map {
+            let map = match self.shared.map() {
                 Some(map) => map,
                 None => {
                     self.fresh_map().await;
-                    let map = self
-                        .shared
-                        .map
-                        .read()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .clone();
-                    match map {
+                    match self.shared.map() {
                         Some(map) => map,
                         None => {
                             let reason = self.health().reason.unwrap_or_else(|| {
@@ -874,11 +848,7 @@ impl Router {
         if !same {
             let map = Arc::new(Map { masters, slots });
             self.map = Some(map.clone());
-            *self
-                .shared
-                .map
-                .write()
-                .unwrap_or_else(PoisonError::into_inner) = Some(map.clone());
+            self.shared.set_map(Some(map.clone()));
             self.move_follows(&map);
         }
         let waiting: Vec<Held> = self.waiting.drain(..).collect();
@@ -1087,11 +1057,7 @@ impl Router {
         }
         self.redirected.clear();
         self.map = None;
-        *self
-            .shared
-            .map
-            .write()
-            .unwrap_or_else(PoisonError::into_inner) = None;
+        self.shared.set_map(None);
         self.search_lost();
     }
 }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use super::cluster_link::ClusterLink;
 use super::deployment::Deployment;
 use super::health::{HealthSink, LinkHealth};
+use super::publisher::{MarkFor, Request};
 use super::{Connector, OutcomeSink, PageSink, Retention, ServerLink, StreamPage, Tls};
 use crate::io::Spawn;
 
@@ -113,36 +114,39 @@ impl Link {
         }
     }
 
-    /// Takes the next number if `take` takes the request: the number is
-    /// the request's, for its outcome to be settled against.
-    fn numbered(&self, take: impl FnOnce(u64) -> bool) -> Option<u64> {
+    /// Queues the request `make` makes with the next number: that number
+    /// (its outcome comes under it), or why it was refused at once.
+    fn take(&self, make: impl FnOnce(u64) -> Request) -> Result<u64, String> {
         let number = self.next.load(Ordering::Relaxed);
-        take(number).then(|| {
-            self.next.store(number + 1, Ordering::Relaxed);
-            number
-        })
+        let request = make(number);
+        match &self.to {
+            To::Server(link) => link.take(request),
+            To::Cluster(link) => link.take(request),
+        }?;
+        self.next.store(number + 1, Ordering::Relaxed);
+        Ok(number)
     }
 
-    /// Queues a mark of `stream` (see [`ServerLink::mark`]); its number, or
-    /// `None` once the link is closed.
+    /// Queues a mark of `stream`: once connected, its newest id at this
+    /// place in the queue (see [`super::publisher`]); its number, or `None`
+    /// once the link is closed.
     pub fn mark(&self, stream: Arc<str>) -> Option<u64> {
-        self.numbered(|number| match &self.to {
-            To::Server(link) => link.mark(number, stream),
-            To::Cluster(link) => link.mark(number, stream),
+        self.take(|number| Request::Mark {
+            stream,
+            reply: MarkFor::Report(number),
         })
+        .ok()
     }
 
-    /// Queues the deletion of `stream` (see [`ServerLink::delete`]); its
-    /// number, or `None` once the link is closed.
+    /// Queues the deletion of `stream`, behind every broadcast queued before
+    /// (its outcome `"1"` deleted, `"0"` there was none); its number, or
+    /// `None` once the link is closed.
     pub fn delete(&self, stream: Arc<str>) -> Option<u64> {
-        self.numbered(|number| match &self.to {
-            To::Server(link) => link.delete(number, stream),
-            To::Cluster(link) => link.delete(number, stream),
-        })
+        self.take(|number| Request::Delete { number, stream }).ok()
     }
 
-    /// Queues a broadcast (see [`ServerLink::enqueue`]); its number, or why
-    /// it was refused at once (not appended).
+    /// Queues a broadcast, checked by the caller, behind every earlier one;
+    /// its number, or why it was refused at once (not appended).
     pub fn enqueue(
         &self,
         stream: Arc<str>,
@@ -150,16 +154,13 @@ impl Link {
         data: String,
         event: Option<String>,
     ) -> Result<u64, String> {
-        let mut refusal = None;
-        let number = self.numbered(|number| {
-            let taken = match &self.to {
-                To::Server(link) => link.enqueue(number, stream, retention, data, event),
-                To::Cluster(link) => link.enqueue(number, stream, retention, data, event),
-            };
-            refusal = taken.err();
-            refusal.is_none()
-        });
-        number.ok_or_else(|| refusal.unwrap_or_default())
+        self.take(|number| Request::Publish {
+            number,
+            stream,
+            retention,
+            data,
+            event,
+        })
     }
 
     /// Starts following `stream` (see [`ServerLink::follow`]).

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use super::follower::{Control, Follower};
 use super::health::{Health, HealthSink, LinkHealth};
 use super::pages::Pages;
-use super::publisher::{MarkFor, Publisher, Request, Retention};
+use super::publisher::{MarkFor, Publisher, Request};
 use super::{reserve, Connector, OutcomeSink, PageSink, StreamPage};
 use crate::core::stream_entry::{Page, StreamId};
 
@@ -92,49 +92,10 @@ impl ServerLink {
         self.health.now()
     }
 
-    /// Queues a mark of `stream`: once the publisher is connected, the
-    /// stream's newest id at this place in the queue, reported under
-    /// `number` with the outcomes, or why it could not be read. Returns
-    /// false once the link is closed.
-    pub fn mark(&self, number: u64, stream: Arc<str>) -> bool {
-        self.take(Request::Mark {
-            stream,
-            reply: MarkFor::Report(number),
-        })
-        .is_ok()
-    }
-
-    /// Queues the deletion of `stream`, behind every broadcast queued
-    /// before: its outcome comes under `number` with the others (`"1"`
-    /// deleted, `"0"` there was no stream). Returns false once the link is
-    /// closed.
-    pub fn delete(&self, number: u64, stream: Arc<str>) -> bool {
-        self.take(Request::Delete { number, stream }).is_ok()
-    }
-
-    /// Queues an event for `stream`, behind every earlier one; its fate
-    /// comes back under `number` in a [`super::PublishBatch`]. Fails with
-    /// why it was refused at once (not appended). The caller has checked
-    /// the event.
-    pub fn enqueue(
-        &self,
-        number: u64,
-        stream: Arc<str>,
-        retention: Retention,
-        data: String,
-        event: Option<String>,
-    ) -> Result<(), String> {
-        self.take(Request::Publish {
-            number,
-            stream,
-            retention,
-            data,
-            event,
-        })
-    }
-
-    /// Queues a request that reports (a cluster link re-sends one as it
-    /// is); fails with why it was refused at once.
+    /// Queues a request that reports (a mark, a delete, a broadcast the
+    /// caller checked), behind every earlier one; its outcome comes under
+    /// its number in a [`super::PublishBatch`]. Fails with why it was
+    /// refused at once (not appended).
     pub fn take(&self, request: Request) -> Result<(), String> {
         let size = request.size();
         reserve(&self.pending, size)?;
